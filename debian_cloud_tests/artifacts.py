@@ -1,0 +1,78 @@
+"""What a run records: JUnit properties describing it, and the logs collected from its machines."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .lifecycle import Instance
+from .provider import Provider
+from .spec import LaunchSpec
+
+GUEST_LOGS = {
+    "cloud-init.log": "cat /var/log/cloud-init.log",
+    "cloud-init-output.log": "cat /var/log/cloud-init-output.log",
+    "journal.txt": "journalctl -b --no-pager",
+    "cloud-init-status.txt": "cloud-init status --long",
+}
+
+
+def run_properties(provider: Provider, spec: LaunchSpec, run_id: str) -> dict[str, str]:
+    """Properties known before anything boots (recorded even when the launch fails)."""
+    props = {
+        "dct_version": __version__, "run_id": run_id, "provider": provider.name,
+        "image": spec.image, "arch": spec.arch.value,
+        "firmware": spec.firmware.value if spec.firmware else "",
+        "instance_type": spec.instance_type or "",
+    }
+    path = Path(spec.image)
+    if path.is_file():
+        from .imagesum import sha256
+
+        props["image_sha256"] = sha256(path)
+    props.update(provider.properties())
+    return props
+
+
+def instance_properties(inst: Instance, artifacts_dir: Path) -> dict[str, str]:
+    """Properties known once the machine is ready: boot time, accel, the guest's os-release."""
+    props = {f"{k}": v for k, v in inst.machine.properties().items()}
+    props["boot_seconds"] = f"{inst.ready.boot_seconds:.1f}"
+    if inst.ready.cloud_init_seconds is not None:
+        props["cloud_init_wait_seconds"] = f"{inst.ready.cloud_init_seconds:.1f}"
+    props["instance_id"] = inst.machine.facts.instance_id
+    props["console_log"] = str(artifacts_dir / f"{inst.machine.facts.instance_id}.console.log")
+    if inst.host is not None:
+        res = inst.host.run(". /etc/os-release && echo \"$PRETTY_NAME|$VERSION_ID\"")
+        if res.rc == 0:
+            pretty, _, version = res.stdout.strip().partition("|")
+            props["os_release"] = pretty
+            props["os_version_id"] = version
+    return props
+
+
+def collect(inst: Instance, artifacts_dir: Path, with_guest_logs: bool) -> list[Path]:
+    """Copy the console log, and on failure the guest's cloud-init logs and journal."""
+    written: list[Path] = []
+    try:
+        artifacts_dir.mkdir(parents=True, exist_ok=True)
+        prefix = inst.machine.facts.instance_id
+        console = artifacts_dir / f"{prefix}.console.log"
+        console.write_text(inst.machine.console_log())
+        written.append(console)
+        if with_guest_logs and inst.host is not None:
+            for name, cmd in GUEST_LOGS.items():
+                res = inst.host.run(f"sudo -n sh -c {shlex.quote(cmd)}")
+                target = artifacts_dir / f"{prefix}.{name}"
+                target.write_text(res.stdout if res.rc == 0 else f"rc={res.rc}\n{res.stderr}")
+                written.append(target)
+    except (OSError, Exception) as exc:  # a dead guest must not hide the test results
+        print(f"debian-cloud-tests: warning: collecting logs failed: {exc}", file=os.sys.stderr)
+    return written
+
+
+def describe(inst: Instance) -> dict[str, Any]:
+    return {"instance_id": inst.machine.facts.instance_id, "boot_seconds": inst.ready.boot_seconds}

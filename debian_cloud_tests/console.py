@@ -1,0 +1,66 @@
+"""Reading the serial console: host keys cloud-init announces, boot progress, and trouble.
+
+The console is the one channel that exists before the network does; it is how the SSH host key
+is verified (cloud-init prints it between BEGIN/END SSH HOST KEY KEYS markers) and how we tell
+"still booting" from "stuck in firmware".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
+_KEYS_BLOCK = re.compile(
+    r"-----BEGIN SSH HOST KEY KEYS-----(.*?)-----END SSH HOST KEY KEYS-----", re.S)
+_KEY_LINE = re.compile(r"((?:ssh|ecdsa-sha2|sk-ssh)[-\w@.]*) (AAAA[0-9A-Za-z+/=]+)")
+
+
+def clean(text: str) -> str:
+    """Strip terminal escape sequences (firmware and GRUB draw with them) and carriage returns."""
+    return _ANSI.sub("", text)
+
+
+def announced_host_keys(console: str) -> list[str]:
+    """Public host keys ("type base64") from cloud-init's last keys block on the console.
+
+    The last block counts: after a reboot the keys are printed again, and must be the same.
+    """
+    blocks = _KEYS_BLOCK.findall(clean(console))
+    if not blocks:
+        return []
+    return [f"{m.group(1)} {m.group(2)}" for m in _KEY_LINE.finditer(blocks[-1])]
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    pattern: re.Pattern[str]
+
+
+#: Boot stages in order, each recognised by the first console line that proves it began.
+STAGES: tuple[Stage, ...] = (
+    Stage("firmware", re.compile(r"SeaBIOS|UEFI|EDK II|BdsDxe|iPXE|Booting from")),
+    Stage("bootloader", re.compile(r"GRUB|Loading Linux|Welcome to GRUB")),
+    Stage("kernel", re.compile(r"Linux version \d|\[\s*0\.0+\]|EFI stub:")),
+    Stage("userspace", re.compile(r"systemd\[1\]|Welcome to .*Debian|Run /init|init: ")),
+    Stage("cloud-init", re.compile(r"cloud-init\[\d+\]|Cloud-init v\.")),
+    Stage("host keys", re.compile(r"-----END SSH HOST KEY KEYS-----")),
+    Stage("login prompt", re.compile(r"login: ")),
+)
+
+
+def boot_stage(console: str) -> str:
+    """The furthest boot stage the console shows ("" before the firmware prints anything)."""
+    text = clean(console)
+    reached = ""
+    for stage in STAGES:
+        if stage.pattern.search(text):
+            reached = stage.name
+    return reached
+
+
+def tail(console: str, lines: int = 8) -> str:
+    """The last non-empty console lines, for error messages."""
+    kept = [ln for ln in clean(console).splitlines() if ln.strip()]
+    return "\n".join(f"  | {ln[:200]}" for ln in kept[-lines:]) or "  | (the console printed nothing)"

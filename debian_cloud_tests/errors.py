@@ -1,0 +1,109 @@
+"""The typed error hierarchy, and the exit code each error means.
+
+Every error a user can cause, or a cloud can cause, has its own class and its own exit code, so
+that a pipeline can tell "bad input" from "the cloud failed" from "the image is broken" without
+parsing text.  The codes are documented in the README; never renumber one.
+"""
+
+from __future__ import annotations
+
+
+class DCTError(Exception):
+    """Base of every error this project raises on purpose; carries its exit code."""
+
+    exit_code = 20
+    #: A provider problem (the cloud, not the image) is reported as a JUnit *error*.
+    provider_problem = False
+
+    def __init__(self, message: str, *, detail: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        #: Extra lines (e.g. the last console lines) shown after the one-line message.
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.message if not self.detail else f"{self.message}\n{self.detail}"
+
+
+class UsageError(DCTError):
+    """An option is missing, unknown or contradicts another one."""
+
+    exit_code = 20
+
+
+class UnknownProviderError(UsageError):
+    """No provider of that name is registered."""
+
+    exit_code = 21
+
+
+class ImageNotFoundError(UsageError):
+    """The candidate image does not exist or cannot be read."""
+
+    exit_code = 22
+
+
+class ImageFormatError(UsageError):
+    """The file is not a disk image in a format we accept."""
+
+    exit_code = 23
+
+
+class ArchFirmwareError(UsageError):
+    """The requested arch, firmware and image do not fit together."""
+
+    exit_code = 24
+
+
+class MissingDependencyError(DCTError):
+    """A program or package the provider needs is not installed."""
+
+    exit_code = 25
+
+
+class ProviderError(DCTError):
+    """The platform failed: not a defect of the image."""
+
+    exit_code = 30
+    provider_problem = True
+
+
+class NoFreePortError(ProviderError):
+    """No local TCP port could be reserved for SSH forwarding."""
+
+    exit_code = 31
+
+
+class BootError(DCTError):
+    """The machine started but the image never booted (no SSH host keys on the console)."""
+
+    exit_code = 32
+
+
+class SSHNotReadyError(DCTError):
+    """The image booted but sshd never completed a handshake within the boot timeout."""
+
+    exit_code = 33
+
+
+class HostKeyMismatchError(DCTError):
+    """The SSH server presented a key that is not the one the guest announced."""
+
+    exit_code = 34
+
+
+class BuildError(DCTError):
+    """An image build failed."""
+
+    exit_code = 40
+
+
+class CleanupError(DCTError):
+    """One or more resources could not be removed; lists every failure, not the first."""
+
+    exit_code = 35
+
+    def __init__(self, errors: list[BaseException]) -> None:
+        lines = "; ".join(f"{type(e).__name__}: {e}" for e in errors)
+        super().__init__(f"cleanup failed: {lines}")
+        self.errors = errors

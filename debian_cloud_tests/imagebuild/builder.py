@@ -1,0 +1,184 @@
+"""Build (or take from the cache) a Debian cloud image for testing, optionally with planted defects.
+
+The root tree is bootstrapped once per recipe and kept; each variant copies it, plants its
+defects and becomes a disk in about half a minute.  The cache key is a hash of the recipe and of
+the code that builds it, so a change to either rebuilds and nothing stale is ever served.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import BuildError, MissingDependencyError
+from ..paths import cache_dir
+from . import defects as defects_mod
+from . import disk, rootfs
+
+GIB = 1024**3
+REQUIRED_TOOLS = {
+    "mmdebstrap": "mmdebstrap", "sgdisk": "gdisk", "mkfs.ext4": "e2fsprogs",
+    "mkfs.fat": "dosfstools", "mcopy": "mtools", "grub-mkimage": "grub-common",
+    "qemu-img": "qemu-utils",
+}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What an image is made of; its hash names the cached result."""
+
+    release: str = "bookworm"
+    arch: str = "amd64"
+    size_gib: int = 2
+    defects: tuple[str, ...] = field(default_factory=tuple)
+    fmt: str = "qcow2"
+
+    def tree_key(self) -> str:
+        return _digest({"release": self.release, "arch": self.arch,
+                        "packages": rootfs.packages(self.arch)}, [rootfs])
+
+    def image_key(self) -> str:
+        return _digest(asdict(self) | {"tree": self.tree_key()}, [rootfs, disk, defects_mod])
+
+    @property
+    def name(self) -> str:
+        suffix = "-".join(self.defects) or "good"
+        return f"debian-{self.release}-test-{self.arch}-{suffix}"
+
+
+def build_image(recipe: Recipe, log: Iterator[str] | None = None) -> Path:
+    """Return the path of the image for *recipe*, building it if it is not cached.
+
+    Raises:
+        MissingDependencyError: a build tool is not installed (names the package).
+        BuildError: a build step failed, or this is not run as root.
+    """
+    unknown = [d for d in recipe.defects if d not in defects_mod.DEFECTS]
+    if unknown:
+        raise BuildError(f"unknown defect(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(sorted(defects_mod.DEFECTS))}")
+    out = cache_dir() / "images" / f"{recipe.name}-{recipe.image_key()}.{recipe.fmt}"
+    if out.exists():
+        return out
+    check_build_host()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(out.with_suffix(".lock")):
+        if out.exists():
+            return out
+        tree = _base_tree(recipe)
+        with tempfile.TemporaryDirectory(prefix="dct-variant-", dir=out.parent) as tmp:
+            work = Path(tmp)
+            variant = work / "tree"
+            subprocess.run(["cp", "-a", "--reflink=auto", str(tree), str(variant)], check=True)
+            layout = disk.new_layout()
+            rootfs.configure(variant, recipe.release, recipe.arch, layout)
+            for name in recipe.defects:
+                defects_mod.DEFECTS[name](variant, recipe.arch, layout)
+            disk.install_grub_modules(variant, recipe.arch)
+            raw = work / "disk.raw"
+            disk.build_disk(variant, raw, recipe.size_gib * GIB, recipe.arch, layout)
+            shutil.rmtree(variant)
+            if recipe.fmt == "qcow2":
+                disk.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw),
+                          str(work / "disk.qcow2")])
+                raw = work / "disk.qcow2"
+            (out.with_suffix(".json")).write_text(json.dumps(asdict(recipe), indent=1))
+            raw.replace(out)
+    return out
+
+
+def check_build_host() -> None:
+    """Fail early, naming the package to install, rather than half-way through a build."""
+    missing = sorted({pkg for tool, pkg in REQUIRED_TOOLS.items() if not shutil.which(tool)})
+    if missing:
+        raise MissingDependencyError(f"building test images needs: apt-get install {' '.join(missing)}")
+    if os.geteuid() != 0:
+        raise BuildError("building test images needs root (mmdebstrap --mode=root, device nodes)")
+
+
+def _base_tree(recipe: Recipe) -> Path:
+    """The bootstrapped, unconfigured root tree for this release and arch (cached)."""
+    tree = cache_dir() / "trees" / f"{recipe.release}-{recipe.arch}-{recipe.tree_key()}"
+    if tree.is_dir():
+        return tree
+    tree.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(tree.with_suffix(".lock")):
+        if tree.is_dir():
+            return tree
+        if recipe.arch != _host_arch():
+            _enable_binfmt()
+        partial = tree.with_name(tree.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir()
+        try:
+            rootfs.bootstrap(partial, recipe.release, recipe.arch)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        partial.rename(tree)
+    return tree
+
+
+def _host_arch() -> str:
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+
+
+def _enable_binfmt() -> None:
+    """Foreign-arch chroots need binfmt_misc mounted (a fresh machine may not have it)."""
+    if not Path("/proc/sys/fs/binfmt_misc/status").exists():
+        subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", "/proc/sys/fs/binfmt_misc"],
+                       check=False, capture_output=True)
+    if shutil.which("update-binfmts"):
+        subprocess.run(["update-binfmts", "--enable"], check=False, capture_output=True)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Serialise builds of one key across processes (pytest-xdist workers, parallel CI jobs)."""
+    with path.open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _digest(data: object, modules: Sequence[object]) -> str:
+    h = hashlib.sha256(json.dumps(data, sort_keys=True).encode())
+    for mod in modules:
+        h.update(Path(mod.__file__).read_bytes())  # type: ignore[attr-defined]
+    return h.hexdigest()[:12]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m debian_cloud_tests.imagebuild.builder [--arch A] [--defect D]…`: print the path."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--release", default="bookworm")
+    parser.add_argument("--arch", default="amd64", choices=["amd64", "arm64"])
+    parser.add_argument("--format", default="qcow2", choices=["qcow2", "raw"])
+    parser.add_argument("--defect", action="append", default=[])
+    args = parser.parse_args(argv)
+    try:
+        path = build_image(Recipe(release=args.release, arch=args.arch, fmt=args.format,
+                                  defects=tuple(args.defect)))
+    except (BuildError, MissingDependencyError) as exc:
+        print(f"debian-cloud-tests: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Build and configure a Debian root tree the way Debian's official cloud images are configured.
+
+mmdebstrap does the bootstrap; this module only writes the handful of files that make the tree a
+cloud image: apt sources, boot loader configuration, fstab, first-boot state cleared (machine-id,
+SSH host keys), cloud-init defaults.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from .disk import DiskLayout, run
+
+MIRROR = "http://deb.debian.org/debian"
+SECURITY_MIRROR = "http://deb.debian.org/debian-security"
+
+SERIAL_CONSOLE = {"amd64": "ttyS0", "arm64": "ttyAMA0"}
+KERNEL_PACKAGE = {"amd64": "linux-image-cloud-amd64", "arm64": "linux-image-cloud-arm64"}
+GRUB_PACKAGES = {
+    "amd64": ["grub-pc-bin", "grub-efi-amd64-bin", "grub2-common"],
+    "arm64": ["grub-efi-arm64-bin", "grub2-common"],
+}
+BASE_PACKAGES = [
+    "systemd-sysv", "udev", "dbus", "initramfs-tools", "cloud-init", "cloud-guest-utils",
+    "openssh-server", "sudo", "ifupdown", "isc-dhcp-client", "netbase", "iproute2",
+    "ca-certificates", "unattended-upgrades", "systemd-timesyncd", "locales", "procps", "less",
+    "apt-utils", "python3-apt", "e2fsprogs", "util-linux", "openssh-client", "dosfstools",
+]
+
+
+def packages(arch: str) -> list[str]:
+    """Everything the image installs, kernel and boot loader included."""
+    return [*BASE_PACKAGES, KERNEL_PACKAGE[arch], *GRUB_PACKAGES[arch]]
+
+
+def bootstrap(tree: Path, release: str, arch: str) -> None:
+    """Run mmdebstrap into *tree* (an empty directory); needs root."""
+    run(["mmdebstrap", "--mode=root", "--variant=minbase", f"--arch={arch}",
+         f"--include={','.join(packages(arch))}",
+         "--aptopt=Acquire::Languages \"none\"",
+         "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-include=/usr/share/doc/*/copyright",
+         "--dpkgopt=path-exclude=/usr/share/man/*", "--dpkgopt=path-exclude=/usr/share/locale/*",
+         release, str(tree),
+         f"deb {MIRROR} {release} main",
+         f"deb {MIRROR} {release}-updates main",
+         f"deb {SECURITY_MIRROR} {release}-security main"])
+
+
+def kernel_version(tree: Path) -> str:
+    """The version of the one kernel installed in *tree*."""
+    kernels = sorted(p.name.removeprefix("vmlinuz-") for p in (tree / "boot").glob("vmlinuz-*"))
+    if len(kernels) != 1:
+        from ..errors import BuildError
+
+        raise BuildError(f"expected one kernel in {tree}/boot, found {kernels or 'none'}")
+    return kernels[0]
+
+
+def kernel_cmdline(arch: str) -> str:
+    """The command line of Debian's cloud images: serial console last, so it is /dev/console."""
+    tty = SERIAL_CONSOLE[arch]
+    early = f" earlyprintk={tty},115200" if arch == "amd64" else ""
+    return f"console=tty0 console={tty},115200{early}"
+
+
+def configure(tree: Path, release: str, arch: str, layout: DiskLayout) -> None:
+    """Write the files that make a bootstrapped tree a Debian cloud image."""
+    _write(tree / "etc/apt/sources.list.d/debian.sources", _sources(release))
+    (tree / "etc/apt/sources.list").unlink(missing_ok=True)
+    _write(tree / "etc/fstab",
+           f"UUID={layout.root_uuid} / ext4 rw,discard,errors=remount-ro,x-systemd.growfs 0 1\n"
+           f"UUID={layout.esp_serial} /boot/efi vfat defaults 0 0\n")
+    (tree / "boot/efi").mkdir(parents=True, exist_ok=True)
+    _write(tree / "etc/default/grub.d/10_cloud.cfg",
+           f'GRUB_CMDLINE_LINUX_DEFAULT="{kernel_cmdline(arch)}"\n'
+           'GRUB_TIMEOUT=0\nGRUB_TERMINAL="console serial"\n'
+           'GRUB_SERIAL_COMMAND="serial --speed=115200"\nGRUB_DISABLE_OS_PROBER=true\n')
+    write_grub_cfg(tree, arch, layout, kernel_cmdline(arch))
+    _write(tree / "etc/network/interfaces",
+           "# Interfaces are configured by cloud-init in /etc/network/interfaces.d/\n"
+           "source /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n")
+    _write(tree / "etc/hostname", "localhost\n")
+    _write(tree / "etc/hosts", "127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n"
+                               "ff02::1\t\tip6-allnodes\nff02::2\t\tip6-allrouters\n")
+    _write(tree / "etc/default/locale", "LANG=C.UTF-8\n")
+    _write(tree / "etc/apt/apt.conf.d/20auto-upgrades",
+           'APT::Periodic::Update-Package-Lists "1";\nAPT::Periodic::Unattended-Upgrade "1";\n')
+    _write(tree / "etc/cloud/cloud.cfg.d/01_debian_cloud.cfg",
+           "apt:\n  generate_mirrorlists: true\n  preserve_sources_list: true\n"
+           "manage_etc_hosts: true\n")
+    _write(tree / "etc/ssh/sshd_config.d/10-cloud.conf",
+           "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n")
+    reset_first_boot_state(tree)
+
+
+def write_grub_cfg(tree: Path, arch: str, layout: DiskLayout, cmdline: str) -> None:
+    """A grub.cfg equivalent to what update-grub writes for this tree (which needs udev to run)."""
+    version = kernel_version(tree)
+    serial = "serial --unit=0 --speed=115200\n" if arch == "amd64" else ""
+    # Boot commands at top level rather than a menu entry: nothing waits for a key under any
+    # firmware, and a kernel upgrade in the guest regenerates a standard grub.cfg anyway.
+    _write(tree / "boot/grub/grub.cfg",
+           f"{serial}terminal_input console serial\nterminal_output console serial\n"
+           f"search --no-floppy --fs-uuid --set=root {layout.root_uuid}\n"
+           "insmod gzio\ninsmod part_gpt\ninsmod ext2\n"
+           "echo 'Loading Linux ...'\n"
+           f"linux /boot/vmlinuz-{version} root=UUID={layout.root_uuid} ro {cmdline}\n"
+           f"initrd /boot/initrd.img-{version}\nboot\n")
+
+
+def reset_first_boot_state(tree: Path) -> None:
+    """Remove what must be created per instance, and what the build left behind."""
+    _write(tree / "etc/machine-id", "")
+    (tree / "var/lib/dbus/machine-id").unlink(missing_ok=True)
+    for key in (tree / "etc/ssh").glob("ssh_host_*"):
+        key.unlink()
+    for sub in ("var/lib/cloud", "var/cache/apt/archives", "var/lib/apt/lists"):
+        target = tree / sub
+        if target.is_dir():
+            for child in target.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                elif child.name not in ("lock", "partial"):
+                    child.unlink()
+    (tree / "etc/resolv.conf").unlink(missing_ok=True)
+    for log in (tree / "var/log").rglob("*"):
+        if log.is_file():
+            log.write_bytes(b"")
+
+
+def _sources(release: str) -> str:
+    """deb822 sources as the official images have them: the release, -updates and -security."""
+    return (f"Types: deb\nURIs: https://deb.debian.org/debian\n"
+            f"Suites: {release} {release}-updates\nComponents: main\n"
+            "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n"
+            f"Types: deb\nURIs: https://deb.debian.org/debian-security\n"
+            f"Suites: {release}-security\nComponents: main\n"
+            "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n")
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)

@@ -1,0 +1,87 @@
+"""What a provider hands back: a running machine, and what the platform set for it.
+
+Suites see machines only through this module, never through a provider: the metadata suite
+compares :class:`PlatformFacts` with what the guest reports, the BVT suite reads the console.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .spec import Arch, Firmware
+
+
+@dataclass(frozen=True)
+class SSHEndpoint:
+    host: str
+    port: int
+    user: str
+    key_file: Path
+
+
+@dataclass
+class PlatformFacts:
+    """What the platform set for an instance, to compare with the guest's own view."""
+
+    provider: str
+    instance_id: str
+    hostname: str
+    arch: Arch
+    firmware: Firmware | None
+    datasource: str  # cloud-init's datasource name, e.g. "NoCloud", "Ec2"
+    instance_type: str | None = None
+    region: str | None = None
+    zone: str | None = None
+    disk_size: int | None = None  # bytes, as the platform attached it
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class Machine(abc.ABC):
+    """One running instance.  Destroy never raises: it logs and returns what went wrong."""
+
+    facts: PlatformFacts
+    #: seconds from launch to a verified SSH handshake; set by the readiness wait
+    boot_seconds: float | None = None
+    #: cloud-init's "status --wait" outcome as seen during readiness
+    ssh_login_error: str | None = None
+
+    @property
+    @abc.abstractmethod
+    def ssh(self) -> SSHEndpoint:
+        """Where and as whom to connect."""
+
+    @abc.abstractmethod
+    def console_log(self) -> str:
+        """Everything the serial console printed so far ("" where the platform has none yet)."""
+
+    @abc.abstractmethod
+    def host_keys_hint(self) -> list[str] | None:
+        """Public host keys known without the console (injected ones), else None."""
+
+    @abc.abstractmethod
+    def hard_reset(self) -> None:
+        """Reset through the platform, as a power cycle: the guest gets no say."""
+
+    @abc.abstractmethod
+    def destroy(self) -> list[BaseException]:
+        """Remove the instance and everything created for it; returns the failures, never raises."""
+
+    def describe_access(self) -> str:
+        """How a human reaches the machine when it is kept running."""
+        ep = self.ssh
+        return (f"ssh -i {ep.key_file} -p {ep.port} -o StrictHostKeyChecking=accept-new "
+                f"{ep.user}@{ep.host}")
+
+    def properties(self) -> dict[str, str]:
+        """Provider-specific JUnit properties (versions, accel…)."""
+        return {}
+
+    def platform_log(self) -> str:
+        """The platform's own messages about the machine (e.g. QEMU's stderr), for errors."""
+        return ""
+
+    def is_alive(self) -> bool:
+        """False once the instance is known to be gone (crashed, powered off)."""
+        return True

@@ -1,0 +1,103 @@
+"""The plugin's command-line and ini options, and turning them into a validated LaunchSpec."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .errors import UsageError
+from .spec import Accel, Arch, Firmware, HostKeySource, KeepInstance, LaunchSpec
+
+GROUP = "debian-cloud-tests"
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # the long option without dashes
+    help: str
+    default: str | None = None
+    choices: tuple[str, ...] | None = None
+    multiple: bool = False
+
+    @property
+    def dest(self) -> str:
+        return "dct_" + self.name.replace("-", "_")
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("provider", "platform to boot the image on (qemu, or an installed provider)"),
+    Option("image", "candidate image: a qcow2/raw file for qemu, an image id for clouds"),
+    Option("arch", "guest architecture (default: from the image name, else the host's)",
+           choices=tuple(a.value for a in Arch)),
+    Option("firmware", "boot firmware (default: bios on amd64, uefi on arm64)",
+           choices=tuple(f.value for f in Firmware)),
+    Option("instance-type", "instance type; for qemu VCPUSxMEMORY_MIB (default 2x1024)"),
+    Option("ssh-user", "the image's default user", default="debian"),
+    Option("user-data", "extra cloud-init user-data file, merged with the framework's"),
+    Option("boot-timeout", "seconds from launch to SSH ready and cloud-init done", default="600"),
+    Option("keep-instance", "leave the machine running after the run and print how to reach it",
+           default="never", choices=tuple(k.value for k in KeepInstance)),
+    Option("accel", "qemu accelerator: auto probes KVM and falls back to TCG", default="auto",
+           choices=tuple(a.value for a in Accel)),
+    Option("disk-size", "disk size for the instance, absolute (8G) or relative (+1G; default)"),
+    Option("host-key-source", "verify the SSH host key from the console, or inject one",
+           default="console", choices=tuple(h.value for h in HostKeySource)),
+    Option("ca-cert", "PEM CA certificate the guest should trust (cloud-init ca_certs); "
+           "repeatable", multiple=True),
+    Option("artifacts-dir", "where console logs and guest logs are collected",
+           default="artifacts"),
+    Option("qemu-port-range", "qemu: local ports to forward SSH from, LOW-HIGH (default: any)"),
+)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup(GROUP, "debian-cloud-tests: boot an image and run conformance suites")
+    for opt in OPTIONS:
+        group.addoption(f"--{opt.name}", dest=opt.dest, default=None,
+                        action="append" if opt.multiple else "store",
+                        choices=opt.choices, help=opt.help)
+        parser.addini(opt.dest, help=f"default for --{opt.name}",
+                      type="linelist" if opt.multiple else "string", default=None)
+
+
+def value(config: pytest.Config, name: str) -> Any:
+    """Command line, then ini file, then the built-in default."""
+    opt = next(o for o in OPTIONS if o.name == name)
+    given = config.getoption(opt.dest)
+    if given is None:
+        given = config.getini(opt.dest) or None
+        if given is not None and opt.choices and given not in opt.choices:
+            raise UsageError(f"ini option {opt.dest} = {given!r}: choose from {', '.join(opt.choices)}")
+    return given if given is not None else ([] if opt.multiple else opt.default)
+
+
+def build_spec(config: pytest.Config, run_id: str) -> LaunchSpec:
+    """The launch spec from the options (before the provider validates it)."""
+    image = value(config, "image")
+    if not image:
+        raise UsageError("--image is required with --provider (a disk image file for qemu)")
+    arch_value = value(config, "arch")
+    arch = Arch(arch_value) if arch_value else (Arch.from_image_name(Path(image).name) or Arch.host())
+    firmware = value(config, "firmware")
+    try:
+        timeout = float(value(config, "boot-timeout"))
+    except ValueError:
+        raise UsageError(f"--boot-timeout {value(config, 'boot-timeout')!r}: give seconds") from None
+    if timeout <= 0:
+        raise UsageError("--boot-timeout must be positive")
+    user_data = value(config, "user-data")
+    if user_data and not Path(user_data).is_file():
+        raise UsageError(f"--user-data {user_data}: no such file")
+    options = {}
+    if value(config, "qemu-port-range"):
+        options["port_range"] = value(config, "qemu-port-range")
+    return LaunchSpec(
+        image=image, arch=arch, firmware=Firmware(firmware) if firmware else None,
+        instance_type=value(config, "instance-type"), ssh_user=value(config, "ssh-user"),
+        user_data=Path(user_data) if user_data else None, boot_timeout=timeout,
+        accel=Accel(value(config, "accel")), disk_size=value(config, "disk-size"),
+        host_key_source=HostKeySource(value(config, "host-key-source")),
+        ca_certs=[Path(p) for p in value(config, "ca-cert")], run_id=run_id, options=options)

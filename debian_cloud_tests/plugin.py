@@ -1,0 +1,252 @@
+"""The pytest plugin: `pytest --provider=qemu --image=IMAGE` boots the image and runs the suites.
+
+Options are validated before anything is collected or created, so bad input costs one line and
+a distinct exit code.  The machine is launched lazily by the first check that needs it, shared by
+every check of the session, and destroyed at the end, whatever ends the session.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import __version__, artifacts, options
+from .errors import DCTError
+from .lifecycle import Fleet, Instance
+from .machine import Machine
+from .provider import Provider, get_provider
+from .rundir import new_run_id
+from .spec import KeepInstance, LaunchSpec
+
+NO_PROVIDER = ("conformance suites need a machine: pytest --provider=qemu --image=IMAGE "
+               "(see --help, group debian-cloud-tests)")
+
+
+@dataclass
+class RunState:
+    """Everything the plugin knows about this run; lives in config.stash."""
+
+    provider: Provider
+    spec: LaunchSpec
+    run_id: str
+    keep: KeepInstance
+    artifacts_dir: Path
+    fleet: Fleet | None = None
+    error: DCTError | None = None
+    failed: bool = False
+    kept: list[str] = field(default_factory=list)
+    props: dict[str, str] = field(default_factory=dict)
+
+
+STATE = pytest.StashKey[RunState]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    options.add_options(parser)
+
+
+def _say_error(exc: DCTError) -> int:
+    print(f"debian-cloud-tests: error: {exc}", file=sys.stderr)
+    return exc.exit_code
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """Validate options before collection; bad input exits here with its own code."""
+    if config.getoption("help") or config.getoption("version", 0):
+        return None
+    try:
+        provider_name = options.value(config, "provider")
+        if not provider_name:
+            return None
+        run_id = new_run_id()
+        spec = options.build_spec(config, run_id)
+        provider = get_provider(provider_name)
+        spec = provider.validate(spec)
+        keep = KeepInstance(options.value(config, "keep-instance"))
+    except DCTError as exc:
+        return _say_error(exc)
+    # testinfra's own `host` fixture (the local machine by default) must never shadow ours.
+    testinfra_plugin = config.pluginmanager.get_plugin("pytest11.testinfra")
+    if testinfra_plugin is not None:
+        config.pluginmanager.unregister(testinfra_plugin)
+    config.stash[STATE] = RunState(provider, spec, run_id, keep,
+                                   Path(options.value(config, "artifacts-dir")) / run_id)
+    return None
+
+
+def suites_dir() -> Path:
+    return Path(str(resources.files("debian_cloud_tests.suites")))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "applies(provider=, arch=, firmware=): where a check applies")
+    state = config.stash.get(STATE, None)
+    if state is None:
+        return
+    if config.args_source is not pytest.Config.ArgsSource.ARGS:
+        config.args[:] = [str(suites_dir())]
+    # SIGTERM (CI cancelling a job) must clean up like Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = config.stash.get(STATE, None)
+    if state is None:
+        return [f"debian-cloud-tests {__version__}: no --provider, {NO_PROVIDER}"]
+    s = state.spec
+    return [f"debian-cloud-tests {__version__}: {state.provider.name}://{s.image} arch={s.arch.value} "
+            f"firmware={s.firmware.value if s.firmware else '-'} run={state.run_id}"]
+
+
+def _is_suite_item(item: pytest.Item) -> bool:
+    try:
+        item.path.relative_to(suites_dir())
+    except ValueError:
+        return False
+    return True
+
+
+def check_id(item: pytest.Item) -> str:
+    """A stable id for the gate: '<suite>.<check>' whatever the install layout."""
+    suite = item.path.relative_to(suites_dir()).parts[0]
+    name = getattr(item, "originalname", item.name).removeprefix("test_")
+    param = item.name[len(getattr(item, "originalname", item.name)):]
+    return f"{suite}.{name}{param}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    state = config.stash.get(STATE, None)
+    for item in items:
+        if not _is_suite_item(item):
+            continue
+        item.user_properties.append(("check_id", check_id(item)))
+        if state is None:
+            item.add_marker(pytest.mark.skip(reason=NO_PROVIDER))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    state = item.config.stash.get(STATE, None)
+    if state is not None and report.failed:
+        state.failed = True
+    return report
+
+
+def _progress(config: pytest.Config, label: str) -> Callable[[str, float], None]:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capman = config.pluginmanager.get_plugin("capturemanager")
+
+    def show(stage: str, elapsed: float) -> None:
+        if reporter is None or not stage:
+            return
+        line = f"[{label}] {stage:<13} {elapsed:6.1f}s"
+        if capman is not None:
+            with capman.global_and_fixture_disabled():
+                reporter.write_line(line)
+        else:
+            reporter.write_line(line)
+    return show
+
+
+@pytest.fixture(scope="session")
+def dct_run(request: pytest.FixtureRequest, record_testsuite_property: Callable[[str, object], None]
+            ) -> Iterator[RunState]:
+    """The run's state, with its fleet of machines; destroys them all at the end."""
+    state = request.config.stash.get(STATE, None)
+    if state is None:
+        pytest.skip(NO_PROVIDER)
+    state.props.update(artifacts.run_properties(state.provider, state.spec, state.run_id))
+    for key, val in state.props.items():
+        record_testsuite_property(key, val)
+    state.fleet = Fleet(state.provider, state.spec, state.keep)
+    yield state
+    _close(state)
+
+
+def _close(state: RunState) -> None:
+    if state.fleet is None:
+        return
+    fleet, state.fleet = state.fleet, None
+    for inst in fleet.instances:
+        artifacts.collect(inst, state.artifacts_dir, with_guest_logs=state.failed)
+    try:
+        fleet.close(failed=state.failed)
+    except DCTError as exc:
+        state.error = state.error or exc
+    state.kept = fleet.kept
+
+
+@pytest.fixture(scope="session")
+def instance(dct_run: RunState, request: pytest.FixtureRequest,
+             record_testsuite_property: Callable[[str, object], None]) -> Instance:
+    """The machine under test, booted and reachable (launched on first use)."""
+    if dct_run.error is not None:
+        pytest.fail(f"no machine: {dct_run.error.message}", pytrace=False)
+    assert dct_run.fleet is not None
+    try:
+        inst = dct_run.fleet.launch(_progress(request.config, dct_run.provider.name))
+    except DCTError as exc:
+        dct_run.error = exc
+        request.session.shouldstop = f"no machine to test: {exc.message}"
+    if dct_run.error is not None:  # outside the except: no chained traceback in the report
+        pytest.fail(str(dct_run.error), pytrace=False)
+    for key, val in artifacts.instance_properties(inst, dct_run.artifacts_dir).items():
+        record_testsuite_property(key, val)
+    return inst
+
+
+@pytest.fixture(scope="session")
+def machine(instance: Instance) -> Machine:
+    """The machine as the platform describes it: facts, console, reboot."""
+    return instance.machine
+
+
+@pytest.fixture(scope="session")
+def host(instance: Instance) -> Any:
+    """testinfra Host on the machine's one verified SSH connection."""
+    if instance.host is None:
+        pytest.fail(f"cannot log in to the machine: {instance.ready.login_error}", pytrace=False)
+    return instance.host
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = session.config.stash.get(STATE, None)
+    if state is None:
+        return
+    _close(state)
+    if state.error is not None:
+        session.exitstatus = state.error.exit_code
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is None:
+        return
+    tr = terminalreporter
+    for access in state.kept:
+        tr.write_line(f"debian-cloud-tests: machine kept running: {access}", yellow=True)
+    if state.error is not None:
+        tr.write_line(f"debian-cloud-tests: error: {state.error.message}", red=True)
+    xml = config.getoption("xmlpath", None)
+    if xml:
+        tr.write_line(f"debian-cloud-tests: JUnit: {xml}; artefacts: {state.artifacts_dir}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is not None:
+        _close(state)

@@ -1,0 +1,78 @@
+"""The provider seam and its registry.
+
+A provider turns a :class:`LaunchSpec` into a running :class:`Machine` and back into nothing.
+Providers are looked up by name, lazily: built-in ones through a name → dotted path table (so an
+unused cloud SDK is never imported), others through the ``debian_cloud_tests.providers`` entry
+point group, so a vendor adds one with a line in their own ``pyproject.toml``.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from .errors import UnknownProviderError
+from .machine import Machine
+from .spec import LaunchSpec
+
+ENTRY_POINT_GROUP = "debian_cloud_tests.providers"
+
+BUILTIN: dict[str, str] = {
+    "qemu": "debian_cloud_tests.providers.qemu:QemuProvider",
+}
+
+
+class Provider(abc.ABC):
+    """Launches machines for one platform."""
+
+    name: str = ""
+
+    @abc.abstractmethod
+    def validate(self, spec: LaunchSpec) -> LaunchSpec:
+        """Check the spec before anything is created; return it with defaults filled in.
+
+        Raises:
+            UsageError (or a subclass): an option is wrong, naming the fix.
+            MissingDependencyError: a program or SDK is missing, naming the package.
+        """
+
+    @abc.abstractmethod
+    def launch(self, spec: LaunchSpec, run_dir: Path) -> Machine:
+        """Start a machine; the caller waits for readiness and always destroys it.
+
+        Args:
+            spec: a spec returned by :meth:`validate`.
+            run_dir: a private 0700 directory for keys and state, removed by the caller.
+
+        Raises:
+            ProviderError: the platform could not start the machine.
+        """
+
+    def properties(self) -> dict[str, str]:
+        """JUnit properties describing the platform (versions of the tools it drives)."""
+        return {}
+
+
+def available() -> dict[str, str]:
+    """Every provider name known, built-in and from entry points, with where it comes from."""
+    names = dict(BUILTIN)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        names.setdefault(ep.name, ep.value)
+    return names
+
+
+def get_provider(name: str) -> Provider:
+    """Instantiate the provider called *name*.
+
+    Raises:
+        UnknownProviderError: no provider of that name is installed.
+    """
+    known = available()
+    if name not in known:
+        raise UnknownProviderError(
+            f"unknown provider {name!r}; installed: {', '.join(sorted(known))}")
+    module_name, _, attr = known[name].partition(":")
+    cls = getattr(importlib.import_module(module_name), attr)
+    return cls()

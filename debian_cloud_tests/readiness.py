@@ -1,0 +1,107 @@
+"""Waiting until a machine is ready: verified SSH handshake, then cloud-init finished.
+
+An open TCP port means nothing (QEMU's user networking accepts connections while the guest is
+still in its firmware); ready means a completed handshake with a host key the guest announced.
+Each attempt has a short timeout, and the wait reads the console between attempts, both to show
+progress and to fail early, quoting the console, when the machine has died.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import paramiko
+
+from . import console, ssh
+from .errors import BootError, SSHNotReadyError
+from .machine import Machine
+
+POLL = 0.2
+ATTEMPT_TIMEOUT = 3.0
+
+Progress = Callable[[str, float], None]
+
+
+@dataclass
+class Readiness:
+    """What the wait learnt, recorded as JUnit properties and read by checks."""
+
+    client: paramiko.SSHClient | None
+    boot_seconds: float
+    host_keys: list[str]
+    login_error: str | None = None
+    cloud_init_rc: int | None = None
+    cloud_init_seconds: float | None = None
+
+
+def wait_for_ssh(machine: Machine, timeout: float, progress: Progress | None = None,
+                 started: float | None = None) -> Readiness:
+    """Wait for a verified handshake, reporting boot stages read from the console.
+
+    Raises:
+        BootError: the machine died, or never announced host keys (quotes the console).
+        SSHNotReadyError: keys were announced but sshd never completed a handshake.
+        HostKeyMismatchError: something answered with a key the guest did not announce.
+    """
+    started = time.monotonic() if started is None else started
+    deadline = started + timeout
+    last_stage = ""
+    last_error = "no attempt yet"
+    while True:
+        log = machine.console_log()
+        stage = console.boot_stage(log)
+        if stage != last_stage and progress:
+            progress(stage, time.monotonic() - started)
+        last_stage = stage
+        if not machine.is_alive():
+            said = machine.platform_log().splitlines()
+            why = f"; {machine.facts.provider} said: {said[-1][:300]}" if said else ""
+            raise BootError(f"the machine stopped during boot (last stage: {stage or 'none'}){why}",
+                            detail=console.tail(log))
+        keys = machine.host_keys_hint() or console.announced_host_keys(log)
+        if keys:
+            try:
+                client = ssh.connect(machine.ssh, keys, timeout=ATTEMPT_TIMEOUT)
+            except ssh.HandshakeFailed as exc:
+                last_error = str(exc)
+            except ssh.LoginRefused as exc:
+                return Readiness(None, time.monotonic() - started, keys, login_error=str(exc))
+            else:
+                elapsed = time.monotonic() - started
+                if progress:
+                    progress("ssh", elapsed)
+                return Readiness(client, elapsed, keys)
+        if time.monotonic() >= deadline:
+            if keys:
+                raise SSHNotReadyError(
+                    f"sshd never completed a handshake within {timeout:.0f}s "
+                    f"(last error: {last_error})", detail=console.tail(log))
+            raise BootError(
+                f"no SSH host keys on the console within {timeout:.0f}s (last stage: "
+                f"{stage or 'none'}); if the image has no serial console, use "
+                "--host-key-source=injected", detail=console.tail(log))
+        time.sleep(POLL)
+
+
+def wait_for_cloud_init(ready: Readiness, timeout: float) -> None:
+    """Run `cloud-init status --wait` once; its exit code is kept for the cloud-init checks."""
+    if ready.client is None:
+        return
+    begin = time.monotonic()
+    transport = ready.client.get_transport()
+    if transport is None:
+        return
+    chan = transport.open_session(timeout=ATTEMPT_TIMEOUT)
+    chan.settimeout(max(timeout, 1.0))
+    chan.exec_command("cloud-init status --wait >/dev/null 2>&1; echo $?")
+    try:
+        out = b"".join(iter(lambda: chan.recv(4096), b""))
+        rc = int(out.strip() or b"-1")
+    except (TimeoutError, ValueError, OSError):
+        rc = None
+    finally:
+        chan.close()
+    ready.cloud_init_rc = rc
+    ready.cloud_init_seconds = time.monotonic() - begin

@@ -1,0 +1,115 @@
+"""The private directory of one run, and the guard that removes it whatever kills the run.
+
+Keys, overlays, seeds, sockets and console logs live in one 0700 directory.  A guard process,
+started in its own session so Ctrl-C on the terminal does not reach it, holds the read end of a
+pipe whose write end only this process holds: when this process ends, however it ends (even
+SIGKILL), the guard reads EOF, kills the processes registered in the run dir and removes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+PIDS_FILE = "pids"
+PREFIX = "dct-run-"
+
+
+def new_run_id() -> str:
+    """A short id legal in every cloud's names and tags (lowercase, digits, dashes)."""
+    return time.strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+class RunDir:
+    """A 0700 temporary directory with a guard; use as a context manager or call close()."""
+
+    def __init__(self, run_id: str, base: Path | None = None) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{run_id}-", dir=base))
+        os.chmod(self.path, 0o700)
+        self._guard = _start_guard(self.path)
+
+    def register_pid(self, pid: int) -> None:
+        """Record a child process (QEMU) for the guard to kill if we die without cleaning up."""
+        with (self.path / PIDS_FILE).open("a") as fh:
+            fh.write(f"{pid}\n")
+
+    def close(self) -> None:
+        """Kill registered processes, remove the directory, and let the guard go."""
+        reap(self.path)
+        if self._guard is not None and self._guard.stdin is not None:
+            self._guard.stdin.close()
+            try:
+                self._guard.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._guard.kill()
+            self._guard = None
+
+    def detach(self) -> None:
+        """Keep the directory and its processes (``--keep-instance``): the guard leaves them be."""
+        if self._guard is not None and self._guard.stdin is not None:
+            self._guard.stdin.write(b"keep\n")
+            self._guard.stdin.close()
+            self._guard.wait(timeout=5)
+            self._guard = None
+
+    def __enter__(self) -> RunDir:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _start_guard(path: Path) -> subprocess.Popen[bytes] | None:
+    try:
+        return subprocess.Popen([sys.executable, "-m", "debian_cloud_tests.rundir", str(path)],
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError:
+        return None
+
+
+def _is_ours(pid: int, path: Path) -> bool:
+    """Guard against pid reuse: the process must mention our run dir on its command line."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return str(path).encode() in cmdline
+
+
+def reap(path: Path) -> None:
+    """Kill what the run dir registered and remove it; idempotent, never raises."""
+    try:
+        pids = [int(p) for p in (path / PIDS_FILE).read_text().split()]
+    except (OSError, ValueError):
+        pids = []
+    for pid in pids:
+        if _is_ours(pid, path):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while any(_is_ours(p, path) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _guard_main(path: Path) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    received = b""
+    while chunk := sys.stdin.buffer.read(4096):
+        received += chunk
+    if b"keep" not in received:
+        reap(path)
+
+
+if __name__ == "__main__":
+    _guard_main(Path(sys.argv[1]))

@@ -1,0 +1,111 @@
+"""cloud-init input: the user-data we inject (our SSH key, optional CA and host keys) and the
+NoCloud seed ISO that carries it, built in Python with pycdlib (no genisoimage needed).
+
+A user's own ``--user-data`` is kept intact: a ``#cloud-config`` document is merged with ours
+(their keys are kept, ours added), anything else travels beside ours in a MIME multipart.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from pathlib import Path
+
+import yaml
+
+from .errors import UsageError
+
+_SUBTYPES = {
+    "#cloud-config": "cloud-config",
+    "#!": "x-shellscript",
+    "#include": "x-include-url",
+    "#cloud-boothook": "cloud-boothook",
+    "## template: jinja": "jinja2",
+}
+
+
+@dataclass
+class SeedContent:
+    """What the framework needs cloud-init to do on first boot."""
+
+    authorized_key: str
+    ca_certs: list[str] = field(default_factory=list)
+    #: {"ed25519_private": ..., "ed25519_public": ...} when the host key is injected
+    host_keys: dict[str, str] = field(default_factory=dict)
+    user_data_file: Path | None = None
+
+
+def build_user_data(content: SeedContent) -> str:
+    """The user-data document, with the user's own document merged in."""
+    ours: dict[str, object] = {"ssh_authorized_keys": [content.authorized_key]}
+    if content.ca_certs:
+        ours["ca_certs"] = {"trusted": content.ca_certs}
+    if content.host_keys:
+        ours["ssh_keys"] = dict(content.host_keys)
+        ours["ssh_deletekeys"] = True
+    if content.user_data_file is None:
+        return "#cloud-config\n" + yaml.safe_dump(ours, sort_keys=False)
+    try:
+        theirs = content.user_data_file.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--user-data {content.user_data_file}: cannot read it ({exc})") from None
+    if theirs.startswith("#cloud-config"):
+        return "#cloud-config\n" + yaml.safe_dump(_merge(content.user_data_file, theirs, ours),
+                                                  sort_keys=False)
+    return _multipart(theirs, "#cloud-config\n" + yaml.safe_dump(ours, sort_keys=False))
+
+
+def _merge(path: Path, theirs: str, ours: dict[str, object]) -> dict[str, object]:
+    try:
+        doc = yaml.safe_load(theirs) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise UsageError(f"--user-data {path}{where}: not valid YAML") from None
+    if not isinstance(doc, dict):
+        raise UsageError(f"--user-data {path}: a #cloud-config document must be a mapping")
+    merged = dict(doc)
+    keys = list(doc.get("ssh_authorized_keys") or [])
+    merged["ssh_authorized_keys"] = keys + list(ours["ssh_authorized_keys"])  # type: ignore[call-overload]
+    for key, value in ours.items():
+        if key == "ca_certs" and isinstance(doc.get("ca_certs"), dict):
+            trusted = list(doc["ca_certs"].get("trusted") or [])
+            merged["ca_certs"] = {**doc["ca_certs"], "trusted": trusted + value["trusted"]}  # type: ignore[index]
+        elif key != "ssh_authorized_keys":
+            merged[key] = value
+    return merged
+
+
+def _multipart(theirs: str, ours: str) -> str:
+    subtype = next((sub for prefix, sub in _SUBTYPES.items() if theirs.startswith(prefix)), None)
+    if subtype is None:
+        raise UsageError("--user-data: unrecognised format (expected #cloud-config, a #! script, "
+                         "#include, #cloud-boothook or a jinja template)")
+    msg = MIMEMultipart()
+    msg.attach(MIMEText(theirs, subtype))
+    msg.attach(MIMEText(ours, "cloud-config"))
+    return msg.as_string()
+
+
+def build_meta_data(instance_id: str, hostname: str) -> str:
+    return yaml.safe_dump({"instance-id": instance_id, "local-hostname": hostname})
+
+
+def write_seed_iso(path: Path, user_data: str, meta_data: str,
+                   network_config: str | None = None) -> None:
+    """A NoCloud seed: an ISO 9660 volume labelled ``cidata`` with Joliet and Rock Ridge names."""
+    import pycdlib
+
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident="cidata")
+    files = {"user-data": user_data, "meta-data": meta_data}
+    if network_config is not None:
+        files["network-config"] = network_config
+    for name, text in files.items():
+        data = text.encode()
+        iso_name = "/" + name.upper().replace("-", "_") + ".;1"
+        iso.add_fp(io.BytesIO(data), len(data), iso_name, rr_name=name, joliet_path="/" + name)
+    iso.write(str(path))
+    iso.close()

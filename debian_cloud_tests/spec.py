@@ -1,0 +1,73 @@
+"""The axes of a test run (arch, firmware, accel) and the launch spec a provider receives."""
+
+from __future__ import annotations
+
+import enum
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class Arch(enum.StrEnum):
+    """Debian architecture names, as the image and the policy spell them."""
+
+    AMD64 = "amd64"
+    ARM64 = "arm64"
+
+    @classmethod
+    def host(cls) -> Arch:
+        machine = os.uname().machine
+        return cls.ARM64 if machine in ("aarch64", "arm64") else cls.AMD64
+
+    @classmethod
+    def from_image_name(cls, name: str) -> Arch | None:
+        """Debian's image names carry the arch (debian-12-genericcloud-arm64.qcow2)."""
+        lowered = name.lower()
+        if "arm64" in lowered or "aarch64" in lowered:
+            return cls.ARM64
+        if "amd64" in lowered or "x86_64" in lowered:
+            return cls.AMD64
+        return None
+
+
+class Firmware(enum.StrEnum):
+    BIOS = "bios"
+    UEFI = "uefi"
+
+
+class Accel(enum.StrEnum):
+    AUTO = "auto"
+    KVM = "kvm"
+    TCG = "tcg"
+
+
+class KeepInstance(enum.StrEnum):
+    NEVER = "never"
+    ON_FAILURE = "on-failure"
+    ALWAYS = "always"
+
+
+class HostKeySource(enum.StrEnum):
+    """How the SSH host key is learnt: from the guest's console, or by giving the guest one."""
+
+    CONSOLE = "console"
+    INJECTED = "injected"
+
+
+@dataclass
+class LaunchSpec:
+    """Everything a provider needs to start one machine; providers reject what they cannot honour."""
+
+    image: str
+    arch: Arch
+    firmware: Firmware | None = None
+    instance_type: str | None = None
+    ssh_user: str = "debian"
+    user_data: Path | None = None
+    boot_timeout: float = 600.0
+    accel: Accel = Accel.AUTO
+    disk_size: str | None = None
+    host_key_source: HostKeySource = HostKeySource.CONSOLE
+    ca_certs: list[Path] = field(default_factory=list)
+    run_id: str = ""
+    options: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""Providers: one package per platform behind :class:`debian_cloud_tests.provider.Provider`."""

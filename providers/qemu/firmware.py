@@ -1,0 +1,82 @@
+"""QEMU binary, machine type and firmware files for each (arch, firmware) pair."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from debian_cloud_tests.errors import ArchFirmwareError, MissingDependencyError
+from debian_cloud_tests.spec import Accel, Arch, Firmware
+
+
+@dataclass(frozen=True)
+class Platform:
+    binary: str
+    package: str  # the Debian package that ships the binary
+    machine: str
+    cpu_tcg: str
+    serial_tty: str
+
+
+PLATFORMS = {
+    Arch.AMD64: Platform("qemu-system-x86_64", "qemu-system-x86", "q35", "max", "ttyS0"),
+    Arch.ARM64: Platform("qemu-system-aarch64", "qemu-system-arm", "virt", "max", "ttyAMA0"),
+}
+
+# (code, vars template, package) in order of preference
+UEFI_FILES = {
+    Arch.AMD64: [("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd", "ovmf"),
+                 ("/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd", "ovmf")],
+    Arch.ARM64: [("/usr/share/AAVMF/AAVMF_CODE.fd", "/usr/share/AAVMF/AAVMF_VARS.fd", "qemu-efi-aarch64")],
+}
+
+
+def default_firmware(arch: Arch) -> Firmware:
+    """arm64 has only UEFI; amd64 defaults to BIOS like most clouds' default instance types."""
+    return Firmware.UEFI if arch is Arch.ARM64 else Firmware.BIOS
+
+
+def check(arch: Arch, firmware: Firmware) -> Platform:
+    """The platform for the pair, after checking the binary and firmware files are installed.
+
+    Raises:
+        ArchFirmwareError: the pair does not exist (arm64 has no BIOS).
+        MissingDependencyError: QEMU or the firmware is not installed, naming the package.
+    """
+    if arch is Arch.ARM64 and firmware is Firmware.BIOS:
+        raise ArchFirmwareError("arm64 machines have no BIOS firmware: use --firmware uefi "
+                                "(or omit --firmware)")
+    platform = PLATFORMS[arch]
+    if not shutil.which(platform.binary):
+        raise MissingDependencyError(f"{platform.binary} not found: apt-get install "
+                                     f"{platform.package} qemu-utils")
+    if not shutil.which("qemu-img"):
+        raise MissingDependencyError("qemu-img not found: apt-get install qemu-utils")
+    if firmware is Firmware.UEFI:
+        uefi_files(arch)
+    return platform
+
+
+def uefi_files(arch: Arch) -> tuple[Path, Path]:
+    for code, vars_, _ in UEFI_FILES[arch]:
+        if Path(code).exists() and Path(vars_).exists():
+            return Path(code), Path(vars_)
+    package = UEFI_FILES[arch][0][2]
+    raise MissingDependencyError(f"UEFI firmware for {arch.value} not found: apt-get install {package}")
+
+
+def qemu_args(arch: Arch, firmware: Firmware, accel: Accel, run_dir: Path) -> list[str]:
+    """Machine, CPU, accelerator and firmware arguments."""
+    platform = PLATFORMS[arch]
+    machine = platform.machine
+    cpu = "host" if accel is Accel.KVM else platform.cpu_tcg
+    accel_arg = "kvm" if accel is Accel.KVM else "tcg,thread=multi"
+    args = ["-machine", machine, "-accel", accel_arg, "-cpu", cpu]
+    if firmware is Firmware.UEFI:
+        code, vars_template = uefi_files(arch)
+        vars_copy = run_dir / "efivars.fd"
+        shutil.copyfile(vars_template, vars_copy)
+        args += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
+                 "-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}"]
+    return args

@@ -1,0 +1,149 @@
+"""One QEMU process: start it so it dies with us, talk to it over QMP, stop it for good."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from debian_cloud_tests.errors import NoFreePortError, ProviderError
+from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
+
+from .qmp import QMP, QMPError
+
+_PR_SET_PDEATHSIG = 1
+_PORT_ATTEMPTS = 8
+
+
+def _die_with_parent(parent: int) -> None:
+    """preexec_fn: the kernel SIGKILLs QEMU when the process that started it dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def free_port(port_range: tuple[int, int] | None) -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (QEMU binds it a moment later)."""
+    candidates = range(port_range[0], port_range[1] + 1) if port_range else [0] * _PORT_ATTEMPTS
+    for candidate in candidates:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    where = f"in {port_range[0]}-{port_range[1]}" if port_range else "on 127.0.0.1"
+    raise NoFreePortError(f"no free TCP port {where} for SSH forwarding")
+
+
+class QemuMachine(Machine):
+    """A local QEMU guest with user-mode networking and SSH on a forwarded 127.0.0.1 port."""
+
+    def __init__(self, run_dir: Path, facts: PlatformFacts, ssh_user: str, key_file: Path,
+                 injected_host_keys: list[str] | None, properties: dict[str, str]) -> None:
+        self.run_dir = run_dir
+        self.facts = facts
+        self.console_path = run_dir / "console.log"
+        self.qmp = QMP(run_dir / "qmp.sock")
+        self._ssh_user = ssh_user
+        self._key_file = key_file
+        self._injected = injected_host_keys
+        self._properties = properties
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    def start(self, base_args: list[str], port_range: tuple[int, int] | None,
+              register_pid: Callable[[int], None], die_with_parent: bool = True) -> None:
+        """Start QEMU, retrying with another port if the forwarded one was taken meanwhile."""
+        last_error = ""
+        parent = os.getpid()
+        # A kept machine must outlive us; otherwise the kernel kills QEMU with us.
+        preexec = (lambda: _die_with_parent(parent)) if die_with_parent else None
+        for _ in range(_PORT_ATTEMPTS):
+            self.port = free_port(port_range)
+            args = [*base_args,
+                    "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{self.port}-:22",
+                    "-device", "virtio-net-pci,netdev=net0"]
+            log = (self.run_dir / "qemu.log").open("wb")
+            self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                          preexec_fn=preexec, start_new_session=not die_with_parent)
+            log.close()
+            register_pid(self._proc.pid)
+            if self._wait_started():
+                return
+            last_error = (self.run_dir / "qemu.log").read_text(errors="replace").strip()
+            if "hostfwd" not in last_error and "host forwarding" not in last_error:
+                raise ProviderError(f"QEMU exited at start: {last_error.splitlines()[-1:] or '?'}")
+        raise NoFreePortError(f"could not forward a port to SSH: {last_error.splitlines()[-1:]}")
+
+    def _wait_started(self, timeout: float = 30.0) -> bool:
+        """True once the QMP socket exists (QEMU has parsed its arguments and bound the port)."""
+        assert self._proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                return False
+            if self.qmp.path.exists():
+                return True
+            time.sleep(0.02)
+        raise ProviderError(f"QEMU did not open its QMP socket within {timeout:.0f}s")
+
+    @property
+    def ssh(self) -> SSHEndpoint:
+        return SSHEndpoint("127.0.0.1", self.port, self._ssh_user, self._key_file)
+
+    def console_log(self) -> str:
+        try:
+            return self.console_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def host_keys_hint(self) -> list[str] | None:
+        return self._injected
+
+    def hard_reset(self) -> None:
+        try:
+            self.qmp.command("system_reset")
+        except QMPError as exc:
+            raise ProviderError(f"hard reset failed: {exc}") from None
+
+    def is_alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def platform_log(self) -> str:
+        try:
+            return (self.run_dir / "qemu.log").read_text(errors="replace").strip()
+        except OSError:
+            return ""
+
+    def exit_status(self) -> int | None:
+        return None if self._proc is None else self._proc.poll()
+
+    def destroy(self) -> list[BaseException]:
+        errors: list[BaseException] = []
+        if self._proc is None or self._proc.poll() is not None:
+            return errors
+        try:
+            self.qmp.command("quit")
+            self._proc.wait(timeout=5)
+        except (QMPError, OSError, subprocess.TimeoutExpired):
+            self._proc.kill()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired as exc:
+                errors.append(exc)
+        return errors
+
+    def describe_access(self) -> str:
+        pid = self._proc.pid if self._proc else "?"
+        return (f"{super().describe_access()}\n  console: {self.console_path}\n"
+                f"  stop it: kill {pid}; rm -r {self.run_dir}")
+
+    def properties(self) -> dict[str, str]:
+        return dict(self._properties)

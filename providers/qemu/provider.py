@@ -1,0 +1,153 @@
+"""The QEMU provider: overlay on the candidate image, NoCloud seed, one QEMU process per machine."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+from debian_cloud_tests import seed, sshkeys
+from debian_cloud_tests.errors import UsageError
+from debian_cloud_tests.machine import Machine, PlatformFacts
+from debian_cloud_tests.paths import cache_dir
+from debian_cloud_tests.provider import Provider
+from debian_cloud_tests.spec import HostKeySource, LaunchSpec
+
+from . import accel as accel_mod
+from . import firmware as fw
+from . import image as image_mod
+from .machine import QemuMachine
+
+DEFAULT_INSTANCE_TYPE = "2x1024"
+_SIZE = re.compile(r"^(\+)?(\d+)([KMGT])?$", re.I)
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+GROWTH = 1024**3
+
+
+def parse_instance_type(value: str) -> tuple[int, int]:
+    """'<vcpus>x<MiB>', e.g. '2x1024': QEMU has no instance types, so say the shape directly."""
+    m = re.fullmatch(r"(\d+)x(\d+)", value)
+    if not m or int(m.group(1)) < 1 or int(m.group(2)) < 256:
+        raise UsageError(f"--instance-type {value!r}: for qemu write VCPUSxMEMORY_MIB, e.g. 2x1024")
+    return int(m.group(1)), int(m.group(2))
+
+
+def parse_disk_size(value: str | None, virtual: int) -> int:
+    """Absolute ('8G') or relative ('+1G') size; never smaller than the image."""
+    if value is None:
+        return virtual + GROWTH
+    m = _SIZE.match(value.strip())
+    if not m:
+        raise UsageError(f"--disk-size {value!r}: write e.g. 8G or +1G")
+    size = int(m.group(2)) * _UNITS[(m.group(3) or "").upper()]
+    size = virtual + size if m.group(1) else size
+    if size < virtual:
+        raise UsageError(f"--disk-size {value}: smaller than the image ({virtual} bytes)")
+    return size
+
+
+def parse_port_range(value: str | None) -> tuple[int, int] | None:
+    if not value:
+        return None
+    m = re.fullmatch(r"(\d+)-(\d+)", value)
+    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)) <= 65535:
+        raise UsageError(f"qemu port range {value!r}: write LOW-HIGH, e.g. 40000-40100")
+    return int(m.group(1)), int(m.group(2))
+
+
+class QemuProvider(Provider):
+    name = "qemu"
+
+    def validate(self, spec: LaunchSpec) -> LaunchSpec:
+        info = image_mod.inspect(Path(spec.image))
+        firmware = spec.firmware or fw.default_firmware(spec.arch)
+        fw.check(spec.arch, firmware)
+        parse_instance_type(spec.instance_type or DEFAULT_INSTANCE_TYPE)
+        parse_disk_size(spec.disk_size, info.virtual_size)
+        parse_port_range(spec.options.get("port_range"))
+        return replace(spec, firmware=firmware, instance_type=spec.instance_type or DEFAULT_INSTANCE_TYPE)
+
+    def launch(self, spec: LaunchSpec, run_dir: Path) -> Machine:
+        assert spec.firmware is not None
+        info = image_mod.inspect(Path(spec.image))
+        vcpus, mem = parse_instance_type(spec.instance_type or DEFAULT_INSTANCE_TYPE)
+        disk_size = parse_disk_size(spec.disk_size, info.virtual_size)
+        platform = fw.check(spec.arch, spec.firmware)
+        chosen, why = accel_mod.choose(spec.accel, spec.arch, platform.binary, cache_dir())
+
+        short = uuid.uuid4().hex[:8]
+        instance_id = f"i-dct-{spec.run_id or short}-{short}"
+        hostname = f"dct-{short}"
+        client = sshkeys.generate(f"debian-cloud-tests-{spec.run_id}")
+        key_file = sshkeys.write_private(client, run_dir / "id_ed25519")
+        host_keys: dict[str, str] = {}
+        injected: list[str] | None = None
+        if spec.host_key_source is HostKeySource.INJECTED:
+            host = sshkeys.generate(f"root@{hostname}")
+            host_keys = {"ed25519_private": host.private_openssh, "ed25519_public": host.public_openssh}
+            injected = [host.public_openssh]
+        user_data = seed.build_user_data(seed.SeedContent(
+            authorized_key=client.public_openssh, host_keys=host_keys, user_data_file=spec.user_data,
+            ca_certs=[_read_ca(p) for p in spec.ca_certs]))
+        seed_iso = run_dir / "seed.iso"
+        seed.write_seed_iso(seed_iso, user_data, seed.build_meta_data(instance_id, hostname))
+
+        overlay = run_dir / "disk.qcow2"
+        proc = subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", info.fmt, "-b",
+                               str(info.path.resolve()), str(overlay), str(disk_size)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise UsageError(f"cannot create an overlay on {info.path}: {proc.stderr.strip()}")
+
+        args = [platform.binary, "-name", f"dct-{spec.run_id}", "-nodefaults", "-no-user-config",
+                "-display", "none", *fw.qemu_args(spec.arch, spec.firmware, chosen, run_dir),
+                "-smp", str(vcpus), "-m", str(mem),
+                "-chardev", f"file,id=console,path={run_dir / 'console.log'}",
+                "-serial", "chardev:console",
+                "-qmp", f"unix:{run_dir / 'qmp.sock'},server=on,wait=off",
+                "-drive", f"file={overlay},if=virtio,format=qcow2,discard=unmap",
+                "-drive", f"file={seed_iso},if=virtio,format=raw,readonly=on",
+                "-device", "virtio-rng-pci"]
+        facts = PlatformFacts(provider="qemu", instance_id=instance_id, hostname=hostname,
+                              arch=spec.arch, firmware=spec.firmware, datasource="NoCloud",
+                              instance_type=f"{vcpus}x{mem}", disk_size=disk_size,
+                              extra={"vcpus": str(vcpus), "memory_mib": str(mem)})
+        machine = QemuMachine(run_dir, facts, spec.ssh_user, key_file, injected, {
+            "accel": chosen.value, "accel_reason": why, "qemu_version": qemu_version(platform.binary),
+            "firmware": spec.firmware.value, "image_format": info.fmt, "disk_size": str(disk_size),
+        })
+        machine.start(args, parse_port_range(spec.options.get("port_range")),
+                      register_pid=_pid_registrar(run_dir),
+                      die_with_parent=spec.options.get("die_with_parent", "yes") != "no")
+        return machine
+
+    def properties(self) -> dict[str, str]:
+        return {}
+
+
+def _pid_registrar(run_dir: Path):  # type: ignore[no-untyped-def]
+    def register(pid: int) -> None:
+        with (run_dir / "pids").open("a") as fh:
+            fh.write(f"{pid}\n")
+    return register
+
+
+def _read_ca(path: Path) -> str:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"--ca-cert {path}: {exc.strerror}") from None
+    if "BEGIN CERTIFICATE" not in text:
+        raise UsageError(f"--ca-cert {path}: not a PEM certificate")
+    return text
+
+
+def qemu_version(binary: str) -> str:
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    m = re.search(r"version (\S+)", out)
+    return m.group(1) if m else "unknown"

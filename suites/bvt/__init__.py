@@ -1,0 +1,1 @@
+"""Build verification: the image boots and is configured right."""

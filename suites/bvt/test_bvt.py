@@ -1,0 +1,90 @@
+"""BVT core: the image boots to a healthy system that its default user can log in to and run."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from debian_cloud_tests import consolescan
+
+ALLOWLIST = Path(__file__).with_name("console-allowlist.txt")
+SERIAL_TTY = re.compile(r"^(ttyS\d+|ttyAMA\d+|hvc\d+|ttysclp\d+)(,.*)?$")
+# GPT keeps a 33-sector backup at the end; growpart leaves at most alignment slack beyond it.
+GROWN_SLACK = 8 * 1024 * 1024
+
+
+def test_ssh_login_default_user(instance) -> None:
+    """The image's default user logs in over SSH with the key injected through user-data."""
+    assert instance.ready.login_error is None, (
+        f"SSH login as {instance.machine.ssh.user} with the injected key was refused "
+        f"({instance.ready.login_error}); check sshd's AuthorizedKeysFile and that cloud-init's "
+        "default user is created with ssh_authorized_keys")
+    res = instance.host.run("id -un")
+    assert res.rc == 0 and res.stdout.strip() == instance.machine.ssh.user, (
+        f"logged in, but as {res.stdout.strip()!r} instead of {instance.machine.ssh.user!r}")
+
+
+def test_system_running(host) -> None:
+    """systemd reached `running`: every unit started, none failed."""
+    state = host.run("systemctl is-system-running --wait").stdout.strip()
+    if state == "running":
+        return
+    failed = host.run("systemctl --failed --plain --no-legend --no-pager").stdout.strip()
+    assert state == "running", (
+        f"system state is {state!r}, not 'running'; failed units:\n{failed or '(none listed)'}\n"
+        "fix or disable the failing units (journalctl -u UNIT shows why)")
+
+
+def test_sudo_passwordless(host) -> None:
+    """The default user runs sudo without a password (cloud images have no passwords)."""
+    res = host.run("sudo -n true")
+    assert res.rc == 0, (
+        f"`sudo -n true` failed (rc {res.rc}): {res.stderr.strip()}; the default user needs "
+        "NOPASSWD:ALL (cloud-init system_info.default_user.sudo)")
+
+
+def test_sudo_does_not_warn(host) -> None:
+    """sudo prints nothing on stderr: the hostname resolves and sudo's config is sane."""
+    res = host.run("sudo -n true")
+    if res.rc != 0:
+        import pytest
+
+        pytest.skip("sudo does not work at all (see sudo_passwordless)")
+    assert res.stderr.strip() == "", (
+        f"sudo warns: {res.stderr.strip()!r}; usually the hostname does not resolve: let "
+        "cloud-init manage /etc/hosts (manage_etc_hosts: true) or install libnss-myhostname")
+
+
+def test_serial_console_on_cmdline(host) -> None:
+    """The kernel's primary console (the last console=) is a serial port, so cloud consoles work."""
+    cmdline = host.file("/proc/cmdline").content_string.split()
+    consoles = [arg.split("=", 1)[1] for arg in cmdline if arg.startswith("console=")]
+    assert consoles and SERIAL_TTY.match(consoles[-1]), (
+        f"kernel console arguments {consoles or 'none'}: the last console= must be a serial port "
+        "(ttyS0 on amd64, ttyAMA0 on arm64) or cloud consoles show nothing; set it in "
+        "GRUB_CMDLINE_LINUX_DEFAULT")
+
+
+def test_root_filesystem_grown(host) -> None:
+    """The root partition and file system were grown to fill the disk (growpart + resize2fs)."""
+    source = host.run("findmnt -no SOURCE /").stdout.strip()
+    info = host.run(f"lsblk -bndo SIZE,PKNAME {source}").stdout.split()
+    assert len(info) == 2, f"cannot find the disk under the root file system {source!r}"
+    part_size, disk = int(info[0]), info[1]
+    disk_size = int(host.run(f"lsblk -bndo SIZE /dev/{disk}").stdout.strip())
+    start = int(host.file(f"/sys/class/block/{Path(source).name}/start").content_string) * 512
+    unused = disk_size - (start + part_size)
+    assert unused <= GROWN_SLACK, (
+        f"root partition {source} ends {unused // 2**20} MiB before the end of /dev/{disk}: "
+        "growpart did not run; install cloud-guest-utils and keep cloud-init's growpart module")
+    fs = host.run("df -B1 --output=size / | tail -1").stdout.strip()
+    assert int(fs) >= 0.9 * part_size, (
+        f"root file system is {int(fs) // 2**20} MiB on a {part_size // 2**20} MiB partition: it was "
+        "not resized; keep cloud-init's resizefs module (resize_rootfs: true)")
+
+
+def test_console_free_of_kernel_errors(machine) -> None:
+    """No kernel panic, Oops, call trace, segfault, OOM kill or failed unit on the console."""
+    found = consolescan.scan(machine.console_log(), consolescan.load_allowlist(ALLOWLIST))
+    assert not found, "trouble on the serial console:\n" + "\n".join(
+        f"  [{name}] {line}" for name, line in found[:20])
