@@ -7,6 +7,7 @@ TCP_NODELAY set: without it every command pays ~40 ms of Nagle delay.
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from collections.abc import Callable, Sequence
@@ -18,6 +19,10 @@ from testinfra.host import Host
 
 from .errors import HostKeyMismatchError
 from .machine import SSHEndpoint
+
+# Handshakes fail by the dozen while a guest boots; paramiko logs each one with a traceback.
+# The readiness wait reports what matters, in one line.
+logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 
 class HandshakeFailed(Exception):

@@ -96,3 +96,12 @@ def ssh_login_broken(tree: Path, arch: str, layout: DiskLayout) -> None:
     """sshd looks for authorised keys where cloud-init does not put them."""
     (tree / "etc/ssh/sshd_config.d/20-keys.conf").write_text(
         "AuthorizedKeysFile /etc/ssh/authorized_keys/%u\n")
+
+
+@defect("sshd-masked")
+def sshd_masked(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """sshd never starts (masked), although cloud-init still announces host keys."""
+    for name in ("ssh.service", "sshd.service"):
+        link = tree / "etc/systemd/system" / name
+        link.unlink(missing_ok=True)
+        link.symlink_to("/dev/null")

@@ -72,7 +72,8 @@ class QemuMachine(Machine):
                     "-device", "virtio-net-pci,netdev=net0"]
             log = (self.run_dir / "qemu.log").open("wb")
             self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                          preexec_fn=preexec, start_new_session=not die_with_parent)
+                                          preexec_fn=preexec, start_new_session=not die_with_parent,
+                                          cwd=self.run_dir)
             log.close()
             register_pid(self._proc.pid)
             if self._wait_started():

@@ -106,7 +106,7 @@ class QemuProvider(Provider):
                 "-smp", str(vcpus), "-m", str(mem),
                 "-chardev", f"file,id=console,path={run_dir / 'console.log'}",
                 "-serial", "chardev:console",
-                "-qmp", f"unix:{run_dir / 'qmp.sock'},server=on,wait=off",
+                "-qmp", "unix:qmp.sock,server=on,wait=off",  # relative: QEMU runs in run_dir
                 "-drive", f"file={overlay},if=virtio,format=qcow2,discard=unmap",
                 "-drive", f"file={seed_iso},if=virtio,format=raw,readonly=on",
                 "-device", "virtio-rng-pci"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,14 @@ class QMP:
     def command(self, name: str, **arguments: Any) -> Any:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(self.timeout)
+            # Socket paths are limited to 108 bytes; a deep run dir is reached through its fd.
+            dir_fd = os.open(self.path.parent, os.O_PATH)
             try:
-                sock.connect(str(self.path))
+                sock.connect(f"/proc/self/fd/{dir_fd}/{self.path.name}")
             except OSError as exc:
                 raise QMPError(f"QMP socket {self.path}: {exc.strerror}") from None
+            finally:
+                os.close(dir_fd)
             reader = sock.makefile("r")
             json.loads(reader.readline())  # greeting
             for cmd, args in (("qmp_capabilities", {}), (name, arguments)):

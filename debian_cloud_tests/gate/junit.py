@@ -1,0 +1,153 @@
+"""Reading JUnit XML into runs and test cases, refusing anything that is not whole.
+
+A truncated or empty report, or the same report counted twice, could make a broken image look
+tested, so every doubt about an input file is a GateInputError (exit 2), never a verdict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import GateInputError
+
+PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
+
+#: Children that record earlier attempts of a test case (pytest-rerunfailures, Maven Surefire).
+_EARLIER = {"rerunFailure": FAILED, "flakyFailure": FAILED, "rerunError": ERROR, "flakyError": ERROR}
+_REGEN = "re-run the tests or fetch the complete report; a partial report cannot be judged"
+
+
+@dataclass
+class Attempt:
+    """One execution of a check: its outcome and the message explaining it."""
+
+    status: str
+    message: str = ""
+
+
+@dataclass
+class Case:
+    """One <testcase>: its check id, its final attempt and the failed attempts before it."""
+
+    check_id: str
+    final: Attempt
+    earlier: list[Attempt] = field(default_factory=list)
+
+    @property
+    def suite(self) -> str:
+        """The suite is the part of the check id before the first dot."""
+        return self.check_id.split(".", 1)[0]
+
+
+@dataclass
+class Run:
+    """One <testsuite>: the properties describing what was tested, and its test cases."""
+
+    source: str
+    properties: dict[str, str]
+    cases: list[Case]
+    timestamp: str = ""
+
+    def prop(self, name: str) -> str:
+        return self.properties.get(name, "").strip()
+
+
+def _message(elem: ET.Element) -> str:
+    msg = elem.get("message") or (elem.text or "").strip()
+    return " ".join(msg.split("\n", 1)[0].split())
+
+
+def _properties(elem: ET.Element) -> dict[str, str]:
+    props: dict[str, str] = {}
+    for holder in elem.findall("properties"):
+        for prop in holder.findall("property"):
+            name = prop.get("name")
+            if name:
+                props[name] = prop.get("value", prop.text or "")
+    return props
+
+
+def _case(elem: ET.Element) -> Case:
+    props = _properties(elem)
+    classname, name = elem.get("classname", ""), elem.get("name", "")
+    check_id = props.get("check_id") or (f"{classname}.{name}" if classname else name)
+    earlier = [Attempt(status, _message(child)) for child in elem if (status := _EARLIER.get(child.tag))]
+    final = Attempt(PASSED)
+    # A teardown error after a failure leaves both: the failure is the image's verdict.
+    for tag, status in (("failure", FAILED), ("error", ERROR), ("skipped", SKIPPED)):
+        child = elem.find(tag)
+        if child is not None:
+            final = Attempt(status, _message(child))
+            break
+    return Case(check_id, final, earlier)
+
+
+def _collect(elem: ET.Element, inherited: dict[str, str], source: str, runs: list[Run]) -> None:
+    props = {**inherited, **_properties(elem)}
+    nested = elem.findall("testsuite")
+    cases = [_case(tc) for tc in elem.findall("testcase")]
+    if elem.tag == "testsuite" and (cases or not nested):
+        runs.append(Run(source, props, cases, elem.get("timestamp", "")))
+    for child in nested:
+        _collect(child, props, source, runs)
+
+
+def parse(path: Path) -> list[Run]:
+    """The runs in one JUnit file; a root <testsuites> or a bare <testsuite> are both accepted."""
+    source = str(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise GateInputError(source, "no such file", "check the path or the artifacts of the test job") \
+            from None
+    except OSError as exc:
+        raise GateInputError(source, f"cannot read: {exc.strerror}", "pass a readable JUnit XML file") \
+            from None
+    if not data.strip():
+        raise GateInputError(source, "the file is empty", _REGEN)
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as exc:
+        line, _col = exc.position
+        reason = str(exc).split(":", 1)[0]
+        raise GateInputError(source, f"malformed or truncated XML ({reason})", _REGEN, line=line) from None
+    if root.tag not in ("testsuites", "testsuite"):
+        raise GateInputError(source, f"not JUnit XML: the root element is <{root.tag}>",
+                             "pass the file written by pytest --junitxml (root <testsuites> or <testsuite>)")
+    runs: list[Run] = []
+    _collect(root, {}, source, runs)
+    return runs or [Run(source, {}, [])]
+
+
+def load(paths: list[Path]) -> list[Run]:
+    """All runs of all files, refusing a file given twice or two reports of the same run."""
+    if not paths:
+        raise GateInputError("gate", "no JUnit file given", "pass the results-*.xml files of the test jobs")
+    seen_paths: dict[Path, str] = {}
+    seen_digests: dict[str, str] = {}
+    seen_runs: dict[str, str] = {}
+    runs: list[Run] = []
+    for path in paths:
+        real = path.resolve()
+        if real in seen_paths:
+            raise GateInputError(str(path), f"given twice (also as {seen_paths[real]})",
+                                 "pass each JUnit file once")
+        seen_paths[real] = str(path)
+        file_runs = parse(path)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest in seen_digests:
+            raise GateInputError(str(path), f"has the same content as {seen_digests[digest]}",
+                                 "pass each report once; a copy would count the same results twice")
+        seen_digests[digest] = str(path)
+        for run in file_runs:
+            run_id = run.prop("run_id")
+            if run_id and run_id in seen_runs:
+                raise GateInputError(str(path), f"run_id {run_id} is also in {seen_runs[run_id]}",
+                                     "pass each run's report once (a rerun gets its own run_id)")
+            if run_id:
+                seen_runs[run_id] = str(path)
+        runs.extend(file_runs)
+    return runs

@@ -1,0 +1,100 @@
+"""Merging runs into targets and attempts into one outcome per check.
+
+Reruns (in the same report or in a later one) are further attempts of the same check on the same
+target; a failure followed by a pass is flaky, not passed, and is always shown.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+
+from .junit import ERROR, FAILED, PASSED, SKIPPED, Attempt, Run
+from .scope import Target, run_target
+
+FLAKY, EXCUSED, WARNED, MISSING = "flaky", "excused", "warned", "missing"
+#: Worst first: how a check's status across several targets is summed up.
+SEVERITY = (FAILED, ERROR, MISSING, SKIPPED, FLAKY, WARNED, EXCUSED, PASSED)
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one check on one target, with every attempt that led to it."""
+
+    check_id: str
+    status: str
+    message: str
+    attempts: list[Attempt]
+    sources: list[str]
+    retried_error: str = ""
+
+    @property
+    def history(self) -> str:
+        return ", ".join(a.status for a in self.attempts)
+
+
+@dataclass
+class TargetResults:
+    target: Target
+    runs: list[Run] = field(default_factory=list)
+    checks: dict[str, CheckResult] = field(default_factory=dict)
+
+    @property
+    def ran(self) -> int:
+        """Checks that actually executed: skipped ones do not count, so all-skipped is zero tests."""
+        return sum(1 for c in self.checks.values() if c.status != SKIPPED)
+
+
+def _ordered(runs: list[Run]) -> list[Run]:
+    """Runs in time order when every run has a comparable timestamp, else in the order given."""
+    try:
+        stamps = [dt.datetime.fromisoformat(r.timestamp) for r in runs]
+        return [run for _, _, run in sorted(zip(stamps, range(len(runs)), runs, strict=True))]
+    except (ValueError, TypeError):
+        return runs
+
+
+def _classify(attempt: Attempt, patterns: tuple[re.Pattern[str], ...]) -> Attempt:
+    if attempt.status == FAILED and any(p.search(attempt.message) for p in patterns):
+        return Attempt(ERROR, attempt.message)
+    return attempt
+
+
+def _decide(check_id: str, attempts: list[Attempt], sources: list[str]) -> CheckResult:
+    ran = [a for a in attempts if a.status != SKIPPED]
+    if not ran:
+        return CheckResult(check_id, SKIPPED, attempts[-1].message, attempts, sources)
+    final, before = ran[-1], ran[:-1]
+    if final.status != PASSED:
+        return CheckResult(check_id, final.status, final.message, attempts, sources)
+    failed = [a for a in before if a.status == FAILED]
+    if failed:
+        return CheckResult(check_id, FLAKY, failed[-1].message, attempts, sources)
+    errors = [a for a in before if a.status == ERROR]
+    return CheckResult(check_id, PASSED, "", attempts, sources, errors[-1].message if errors else "")
+
+
+def by_target(runs: list[Run], provider_patterns: tuple[re.Pattern[str], ...] = ()) -> list[TargetResults]:
+    """Group runs by what they tested and decide every check of every target."""
+    groups: dict[tuple[str, str, str, str], TargetResults] = {}
+    for run in runs:
+        target = run_target(run)
+        group = groups.setdefault(target.key, TargetResults(target))
+        group.runs.append(run)
+        releases = group.target.releases | target.releases
+        group.target = Target(*target.key, releases=releases)
+    for group in groups.values():
+        attempts: dict[str, list[Attempt]] = {}
+        sources: dict[str, list[str]] = {}
+        for run in _ordered(group.runs):
+            for case in run.cases:
+                tries = [_classify(a, provider_patterns) for a in (*case.earlier, case.final)]
+                attempts.setdefault(case.check_id, []).extend(tries)
+                sources.setdefault(case.check_id, []).append(run.source)
+        group.checks = {cid: _decide(cid, tries, sources[cid]) for cid, tries in attempts.items()}
+    return list(groups.values())
+
+
+def worst(statuses: list[str]) -> str:
+    return min(statuses, key=SEVERITY.index)

@@ -1,0 +1,199 @@
+"""The publication policy: what must pass, what is excused, which facts must hold.
+
+Loaded from TOML and validated completely before any result is looked at, so that a typo in
+the policy is an input error (exit 2) instead of a rule that silently never applies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import GateInputError
+from .scope import GLOB, REGEX, SCOPE_KEYS, Pattern, Scope
+from .tomlcheck import Reader, describe
+
+TOP_KEYS = ("required", "deny", "flaky", "properties", "provider_errors", "regression")
+RULE_KEYS = ("suites", "checks", "match", *SCOPE_KEYS)
+DENY_KEYS = ("id", "match", "tracker", "reason", "expires", "warn", *SCOPE_KEYS)
+PACKAGES_MODES = ("report", "hold-removed")
+SOCKETS_MODES = ("hold-new", "report")
+
+
+@dataclass(frozen=True)
+class RequiredRule:
+    """Suites and check patterns that must run and pass wherever the scope applies."""
+
+    suites: tuple[str, ...] = ()
+    checks: tuple[Pattern, ...] = ()
+    scope: Scope = Scope()
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class DenyEntry:
+    """A known failure: excused (or only warned about) until it expires, with its tracker."""
+
+    pattern: Pattern
+    tracker: str
+    reason: str = ""
+    expires: dt.date | None = None
+    warn: bool = False
+    scope: Scope = Scope()
+    line: int | None = None
+
+    def expired(self, today: dt.date) -> bool:
+        """The entry is valid through its `expires` day and excuses nothing after it."""
+        return self.expires is not None and today > self.expires
+
+
+@dataclass(frozen=True)
+class FlakyPolicy:
+    allowed: bool = False
+    max: int | None = None
+
+
+@dataclass(frozen=True)
+class PropertiesPolicy:
+    """Suite properties every run must carry, and those that must agree between runs."""
+
+    required: tuple[str, ...] = ()
+    must_agree: tuple[str, ...] = ("image_sha256",)
+    agree_within: tuple[str, ...] = ("provider", "arch")
+
+
+@dataclass(frozen=True)
+class RegressionPolicy:
+    """Bounds on growth against the baseline; an unset bound only reports the difference."""
+
+    image_size_pct: float | None = None
+    boot_seconds_pct: float | None = None
+    boot_seconds_abs: float | None = None
+    cloud_init_seconds_pct: float | None = None
+    cloud_init_seconds_abs: float | None = None
+    packages: str = "report"
+    listening_sockets: str = "hold-new"
+
+
+@dataclass(frozen=True)
+class Policy:
+    required: tuple[RequiredRule, ...] = ()
+    deny: tuple[DenyEntry, ...] = ()
+    flaky: FlakyPolicy = FlakyPolicy()
+    properties: PropertiesPolicy = PropertiesPolicy()
+    provider_error_patterns: tuple[re.Pattern[str], ...] = ()
+    regression: RegressionPolicy = RegressionPolicy()
+    source: str = "(built-in defaults)"
+
+
+def _pattern(r: Reader, text: str, kind: str, path: tuple[str | int, ...]) -> Pattern:
+    try:
+        return Pattern(text, kind)
+    except re.error as exc:
+        raise r.error(path, f"{describe(path)}: invalid regular expression {text!r} ({exc})",
+                      "fix the expression, or use match = \"glob\" for shell-style * and ?") from None
+
+
+def _scope(r: Reader, table: dict[str, Any], path: tuple[str | int, ...]) -> Scope:
+    return Scope(**{key: r.strings(table, path, key) for key in SCOPE_KEYS})
+
+
+def _rule(r: Reader, raw: Any, path: tuple[str | int, ...]) -> RequiredRule:
+    table = r.table(raw, path, RULE_KEYS)
+    kind = r.choice(table, path, "match", (GLOB, REGEX))
+    checks = tuple(_pattern(r, text, kind, (*path, "checks")) for text in r.strings(table, path, "checks"))
+    suites = r.strings(table, path, "suites")
+    if not suites and not checks:
+        raise r.error(path, f"{describe(path) if isinstance(path[-1], int) else '[required]'} requires nothing",
+                      'add suites = ["bvt"] or checks = ["bvt.*"]')
+    return RequiredRule(suites, checks, _scope(r, table, path), r.lines.get(path))
+
+
+def _required(r: Reader, raw: Any) -> tuple[RequiredRule, ...]:
+    table = r.table(raw, ("required",), (*RULE_KEYS, "rule"))
+    rules: list[RequiredRule] = []
+    if set(table) - {"rule"}:
+        rules.append(_rule(r, {k: v for k, v in table.items() if k != "rule"}, ("required",)))
+    for index, rule in enumerate(r.tables(table.get("rule", []), ("required", "rule"))):
+        rules.append(_rule(r, rule, ("required", "rule", index)))
+    return tuple(rules)
+
+
+def _deny(r: Reader, raw: Any) -> tuple[DenyEntry, ...]:
+    entries: list[DenyEntry] = []
+    for index, item in enumerate(r.tables(raw, ("deny",))):
+        path = ("deny", index)
+        table = r.table(item, path, DENY_KEYS)
+        kind = r.choice(table, path, "match", (GLOB, REGEX))
+        tracker = r.string(table, path, "tracker")
+        if not tracker.startswith(("https://", "http://")):
+            raise r.error((*path, "tracker"), f"{describe((*path, 'tracker'))} is not a URL: {tracker!r}",
+                          "link the bug report, e.g. https://bugs.debian.org/1234567")
+        entries.append(DenyEntry(
+            _pattern(r, r.string(table, path, "id"), kind, (*path, "id")), tracker,
+            table.get("reason", "") and r.string(table, path, "reason"), r.date(table, path, "expires"),
+            r.boolean(table, path, "warn", False), _scope(r, table, path), r.lines.get(path)))
+    return tuple(entries)
+
+
+def _regression(r: Reader, raw: Any) -> RegressionPolicy:
+    path = ("regression",)
+    table = r.table(raw, path, RegressionPolicy.__dataclass_fields__)
+    numbers = {key: r.number(table, path, key) for key in table if key not in ("packages", "listening_sockets")}
+    return RegressionPolicy(**numbers, packages=r.choice(table, path, "packages", PACKAGES_MODES),
+                            listening_sockets=r.choice(table, path, "listening_sockets", SOCKETS_MODES))
+
+
+def _provider_errors(r: Reader, raw: Any) -> tuple[re.Pattern[str], ...]:
+    path = ("provider_errors",)
+    table = r.table(raw, path, ("patterns",))
+    return tuple(_pattern(r, text, REGEX, (*path, "patterns")).regex
+                 for text in r.strings(table, path, "patterns"))
+
+
+def parse_policy(source: str, where: str) -> Policy:
+    """Validate a policy text completely; every mistake is a GateInputError with its line."""
+    r = Reader(where, source)
+    try:
+        doc = tomllib.loads(source)
+    except tomllib.TOMLDecodeError as exc:
+        found = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        problem = re.sub(r"\s*\(at line.*?\)", "", str(exc)) or "invalid TOML"
+        raise GateInputError(where, f"invalid TOML: {problem}",
+                             "fix the syntax (dates are written 2026-03-31, strings in quotes)",
+                             line=int(found.group(1)) if found else None) from None
+    r.table(doc, (), TOP_KEYS)
+    flaky = r.table(doc.get("flaky", {}), ("flaky",), ("allowed", "max"))
+    props = r.table(doc.get("properties", {}), ("properties",), PropertiesPolicy.__dataclass_fields__)
+    max_flaky = r.number(flaky, ("flaky",), "max", integer=True)
+    defaults = PropertiesPolicy()
+    return Policy(
+        required=_required(r, doc["required"]) if "required" in doc else (),
+        deny=_deny(r, doc.get("deny", [])),
+        flaky=FlakyPolicy(r.boolean(flaky, ("flaky",), "allowed", False),
+                          None if max_flaky is None else int(max_flaky)),
+        properties=PropertiesPolicy(
+            r.strings(props, ("properties",), "required"),
+            r.strings(props, ("properties",), "must_agree") if "must_agree" in props else defaults.must_agree,
+            r.strings(props, ("properties",), "agree_within") if "agree_within" in props
+            else defaults.agree_within),
+        provider_error_patterns=_provider_errors(r, doc.get("provider_errors", {})),
+        regression=_regression(r, doc.get("regression", {})),
+        source=where)
+
+
+def load_policy(path: Path | None) -> Policy:
+    """The policy in `path`, or the built-in defaults when no policy file is given."""
+    if path is None:
+        return Policy()
+    try:
+        source = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise GateInputError(str(path), "no such policy file", "check the --policy path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GateInputError(str(path), f"cannot read the policy ({exc})", "pass a UTF-8 TOML file") from None
+    return parse_policy(source, str(path))

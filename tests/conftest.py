@@ -1,0 +1,102 @@
+"""Fixtures for the framework's own tests: images built in the run, and running the plugin."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from debian_cloud_tests.imagebuild.builder import REQUIRED_TOOLS, Recipe, build_image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _can_build() -> str | None:
+    missing = [t for t in REQUIRED_TOOLS if not shutil.which(t)]
+    if missing:
+        return f"missing tools: {', '.join(missing)}"
+    if os.geteuid() != 0:
+        return "building images needs root"
+    if not shutil.which("qemu-system-x86_64"):
+        return "qemu-system-x86_64 not installed"
+    return None
+
+
+@pytest.fixture(scope="session")
+def image_factory():
+    """Build (or reuse from the cache) a test image with the given defects planted."""
+    why = _can_build()
+    if why:
+        if os.environ.get("DCT_E2E") == "require":
+            pytest.fail(f"end-to-end tests required but impossible here: {why}")
+        pytest.skip(why)
+
+    def build(*defects: str, fmt: str = "qcow2", arch: str = "amd64") -> Path:
+        return build_image(Recipe(defects=tuple(defects), fmt=fmt, arch=arch))
+    return build
+
+
+@pytest.fixture(scope="session")
+def good_image(image_factory) -> Path:
+    return image_factory()
+
+
+@dataclass
+class SuiteRun:
+    """One `pytest --provider=…` run as a user runs it, and what its JUnit file says."""
+
+    rc: int
+    stdout: str
+    stderr: str
+    checks: dict[str, str] = field(default_factory=dict)  # check_id -> passed/failed/error/skipped
+    messages: dict[str, str] = field(default_factory=dict)
+    props: dict[str, str] = field(default_factory=dict)
+
+    def failing(self) -> set[str]:
+        return {c for c, s in self.checks.items() if s == "failed"}
+
+    def explain(self) -> str:
+        return f"rc={self.rc}\n{self.stdout[-3000:]}\n{self.stderr[-2000:]}"
+
+
+def parse_junit(path: Path) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    checks: dict[str, str] = {}
+    messages: dict[str, str] = {}
+    props: dict[str, str] = {}
+    if not path.exists():
+        return checks, messages, props
+    root = ET.parse(path).getroot()
+    for prop in root.iter("property"):
+        props.setdefault(prop.get("name", ""), prop.get("value", ""))
+    for case in root.iter("testcase"):
+        cid = next((p.get("value") for p in case.iter("property") if p.get("name") == "check_id"),
+                   f"{case.get('classname')}.{case.get('name')}")
+        status = "passed"
+        for tag in ("failure", "error", "skipped"):
+            el = case.find(tag)
+            if el is not None:
+                status = {"failure": "failed"}.get(tag, tag)
+                messages[cid] = el.get("message", "")
+                break
+        checks[cid] = status
+    return checks, messages, props
+
+
+def run_suites(tmp_path: Path, *args: str, timeout: float = 900, env: dict[str, str] | None = None,
+               select: str | None = None) -> SuiteRun:
+    """Run the plugin in a subprocess, exactly as a user would, and read its JUnit file."""
+    junit = tmp_path / "results.xml"
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={junit}",
+           f"--artifacts-dir={tmp_path / 'artifacts'}", *args]
+    if select:
+        cmd.append(select)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp_path,
+                          env={**os.environ, **(env or {})})
+    checks, messages, props = parse_junit(junit)
+    return SuiteRun(proc.returncode, proc.stdout, proc.stderr, checks, messages, props)

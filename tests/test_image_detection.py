@@ -1,0 +1,63 @@
+"""Candidate images are recognised by content, never by name."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from debian_cloud_tests.providers.qemu import image
+
+from debian_cloud_tests.errors import ImageFormatError, ImageNotFoundError
+
+
+def _raw_with_mbr(path: Path, size: int = 1024 * 1024) -> Path:
+    with path.open("wb") as fh:
+        fh.truncate(size)
+        fh.seek(510)
+        fh.write(b"\x55\xaa")
+    return path
+
+
+def test_raw_with_partition_table(tmp_path: Path) -> None:
+    info = image.inspect(_raw_with_mbr(tmp_path / "disk.img"))
+    assert (info.fmt, info.virtual_size) == ("raw", 1024 * 1024)
+
+
+def test_qcow2_named_like_raw(tmp_path: Path) -> None:
+    path = tmp_path / "disk.raw"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "3G"], check=True)
+    info = image.inspect(path)
+    assert (info.fmt, info.virtual_size) == ("qcow2", 3 * 1024**3)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ImageNotFoundError, match="not found"):
+        image.inspect(tmp_path / "nope.qcow2")
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"hello, I am a text file\n" * 100, "not a disk image"),
+    (b"", "not a disk image"),
+    (b"KDMV" + b"\0" * 2000, "vmdk"),
+])
+def test_not_a_bootable_image(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "image.qcow2"
+    path.write_bytes(content)
+    with pytest.raises(ImageFormatError, match=message):
+        image.inspect(path)
+
+
+def test_directory_is_not_an_image(tmp_path: Path) -> None:
+    with pytest.raises(ImageFormatError, match="directory"):
+        image.inspect(tmp_path)
+
+
+def test_qcow2_with_missing_backing_file(tmp_path: Path) -> None:
+    base = _raw_with_mbr(tmp_path / "base.raw")
+    top = tmp_path / "top.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(base), str(top)],
+                   check=True)
+    base.unlink()
+    with pytest.raises(ImageNotFoundError, match="backing file"):
+        image.inspect(top)
