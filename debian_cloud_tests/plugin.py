@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
@@ -17,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from . import __version__, artifacts, options
+from . import __version__, applicability, artifacts, options
 from .errors import DCTError
+from .facts import Facts, Probe, gather
 from .lifecycle import Fleet, Instance
 from .machine import Machine
 from .provider import Provider, get_provider
@@ -43,6 +45,11 @@ class RunState:
     failed: bool = False
     kept: list[str] = field(default_factory=list)
     props: dict[str, str] = field(default_factory=dict)
+    ready_at: float | None = None  # monotonic time the first machine became ready
+    checks_done_at: float | None = None
+    checks_run: int = 0
+    boot_seconds: float | None = None
+    probes: dict[str, Probe] = field(default_factory=dict)
 
 
 STATE = pytest.StashKey[RunState]()
@@ -135,14 +142,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.user_properties.append(("check_id", check_id(item)))
         if state is None:
             item.add_marker(pytest.mark.skip(reason=NO_PROVIDER))
+            continue
+        module = getattr(item, "module", None)
+        for probe in getattr(module, "PROBES", ()):
+            state.probes[probe.name] = probe
+        reason = applicability.not_applicable(item, state.provider.name, state.spec)
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=f"not applicable: {reason}"))
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
     state = item.config.stash.get(STATE, None)
-    if state is not None and report.failed:
-        state.failed = True
+    if state is not None:
+        state.failed = state.failed or report.failed
+        if report.when == "teardown" and _is_suite_item(item):
+            state.checks_run += 1
+            state.checks_done_at = time.monotonic()
     return report
 
 
@@ -206,6 +223,8 @@ def instance(dct_run: RunState, request: pytest.FixtureRequest,
         pytest.fail(str(dct_run.error), pytrace=False)
     for key, val in artifacts.instance_properties(inst, dct_run.artifacts_dir).items():
         record_testsuite_property(key, val)
+    dct_run.ready_at = dct_run.ready_at or time.monotonic()
+    dct_run.boot_seconds = dct_run.boot_seconds or inst.ready.boot_seconds
     return inst
 
 
@@ -213,6 +232,14 @@ def instance(dct_run: RunState, request: pytest.FixtureRequest,
 def machine(instance: Instance) -> Machine:
     """The machine as the platform describes it: facts, console, reboot."""
     return instance.machine
+
+
+@pytest.fixture(scope="session")
+def facts(instance: Instance, dct_run: RunState) -> Facts:
+    """Every collected suite's probes, run once in a few round trips."""
+    if instance.host is None:
+        pytest.fail(f"cannot log in to the machine: {instance.ready.login_error}", pytrace=False)
+    return gather(instance.host.backend.client, dct_run.probes.values())
 
 
 @pytest.fixture(scope="session")
@@ -241,6 +268,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.write_line(f"debian-cloud-tests: machine kept running: {access}", yellow=True)
     if state.error is not None:
         tr.write_line(f"debian-cloud-tests: error: {state.error.message}", red=True)
+    if state.ready_at is not None and state.checks_done_at is not None:
+        boot = state.boot_seconds
+        boot_text = f" (boot to ssh {boot:.1f}s)" if boot is not None else ""
+        tr.write_line(f"debian-cloud-tests: {state.checks_run} checks in "
+                      f"{state.checks_done_at - state.ready_at:.2f}s after ready{boot_text}")
     xml = config.getoption("xmlpath", None)
     if xml:
         tr.write_line(f"debian-cloud-tests: JUnit: {xml}; artefacts: {state.artifacts_dir}")

@@ -35,6 +35,11 @@ class SeedContent:
     #: {"ed25519_private": ..., "ed25519_public": ...} when the host key is injected
     host_keys: dict[str, str] = field(default_factory=dict)
     user_data_file: Path | None = None
+    #: written by cloud-init's write_files, so a check can prove the user-data was applied
+    launch_marker: str = ""
+
+
+MARKER_PATH = "/run/debian-cloud-tests/launch-marker"
 
 
 def build_user_data(content: SeedContent) -> str:
@@ -45,6 +50,9 @@ def build_user_data(content: SeedContent) -> str:
     if content.host_keys:
         ours["ssh_keys"] = dict(content.host_keys)
         ours["ssh_deletekeys"] = True
+    if content.launch_marker:
+        ours["write_files"] = [{"path": MARKER_PATH, "content": content.launch_marker + "\n",
+                                "permissions": "0644"}]
     if content.user_data_file is None:
         return "#cloud-config\n" + yaml.safe_dump(ours, sort_keys=False)
     try:
@@ -70,7 +78,9 @@ def _merge(path: Path, theirs: str, ours: dict[str, object]) -> dict[str, object
     keys = list(doc.get("ssh_authorized_keys") or [])
     merged["ssh_authorized_keys"] = keys + list(ours["ssh_authorized_keys"])  # type: ignore[call-overload]
     for key, value in ours.items():
-        if key == "ca_certs" and isinstance(doc.get("ca_certs"), dict):
+        if key == "write_files" and isinstance(doc.get("write_files"), list):
+            merged["write_files"] = [*doc["write_files"], *value]  # type: ignore[misc]
+        elif key == "ca_certs" and isinstance(doc.get("ca_certs"), dict):
             trusted = list(doc["ca_certs"].get("trusted") or [])
             merged["ca_certs"] = {**doc["ca_certs"], "trusted": trusted + value["trusted"]}  # type: ignore[index]
         elif key != "ssh_authorized_keys":

@@ -51,7 +51,8 @@ def tmpdir_env(tmp_path: Path) -> tuple[Path, dict[str, str]]:
 
 
 @pytest.mark.parametrize("args, code, needle", [
-    (["--provider=nope", "--image=x.qcow2"], errors.UnknownProviderError.exit_code, "unknown provider 'nope'"),
+    (["--provider=nope", "--image=x.qcow2"], errors.UnknownProviderError.exit_code,
+     "unknown provider 'nope'"),
     (["--provider=qemu"], errors.UsageError.exit_code, "--image is required"),
     (["--provider=qemu", "--image=/nonexistent/debian.qcow2"], errors.ImageNotFoundError.exit_code,
      "image not found"),
@@ -82,7 +83,7 @@ def test_bad_options_exit_before_anything_starts(tmp_path: Path, tmpdir_env, arg
 
 
 def test_qemu_not_installed_names_the_package(tmp_path: Path, tmpdir_env) -> None:
-    tmpdir, env = tmpdir_env
+    _, env = tmpdir_env
     empty_path = tmp_path / "bin"
     empty_path.mkdir()
     run = run_suites(tmp_path, "--provider=qemu", f"--image={_mbr_disk(tmp_path / 'd.raw')}",
@@ -92,7 +93,7 @@ def test_qemu_not_installed_names_the_package(tmp_path: Path, tmpdir_env) -> Non
 
 
 def test_bad_ini_value(tmp_path: Path, tmpdir_env) -> None:
-    tmpdir, env = tmpdir_env
+    _, env = tmpdir_env
     (tmp_path / "pytest.ini").write_text(
         f"[pytest]\ndct_provider = qemu\ndct_image = {_mbr_disk(tmp_path / 'd.raw')}\ndct_accel = fast\n")
     run = run_suites(tmp_path, env=env, timeout=120)

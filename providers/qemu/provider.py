@@ -90,6 +90,7 @@ class QemuProvider(Provider):
             injected = [host.public_openssh]
         user_data = seed.build_user_data(seed.SeedContent(
             authorized_key=client.public_openssh, host_keys=host_keys, user_data_file=spec.user_data,
+            launch_marker=instance_id,
             ca_certs=[_read_ca(p) for p in spec.ca_certs]))
         seed_iso = run_dir / "seed.iso"
         seed.write_seed_iso(seed_iso, user_data, seed.build_meta_data(instance_id, hostname))

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Print the spine's figures on this machine: time to SSH-ready, the suites' wall time after
+ready, and the per-command overhead of the `host` fixture over a raw paramiko exec on one VM.
+
+Usage: python3 benchmarks/bvt_figures.py [--image IMAGE] [--commands N]
+(builds the bookworm test image first if no image is given; needs root for that).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from debian_cloud_tests.imagebuild.builder import Recipe, build_image
+from debian_cloud_tests.lifecycle import Fleet
+from debian_cloud_tests.provider import get_provider
+from debian_cloud_tests.rundir import new_run_id
+from debian_cloud_tests.spec import Arch, KeepInstance, LaunchSpec
+
+
+def raw_exec(client, command: str) -> int:
+    chan = client.get_transport().open_session()
+    chan.exec_command(command)
+    chan.makefile("rb").read()
+    chan.makefile_stderr("rb").read()
+    return chan.recv_exit_status()
+
+
+def per_command(fleet_instance, n: int) -> tuple[float, float]:
+    """Median seconds per `true`: raw paramiko channel vs the testinfra host, interleaved."""
+    client, host = fleet_instance.ready.client, fleet_instance.host
+    for _ in range(5):  # warm up both paths
+        raw_exec(client, "true")
+        host.run("true")
+    raw, fixture = [], []
+    for _ in range(n):
+        t = time.perf_counter()
+        raw_exec(client, "true")
+        raw.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        host.run("true")
+        fixture.append(time.perf_counter() - t)
+    return statistics.median(raw), statistics.median(fixture)
+
+
+def suites_after_ready(image: Path) -> tuple[str, str]:
+    """Run the suites as a user does; the plugin prints checks and seconds after ready."""
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                               "--provider=qemu", f"--image={image}",
+                               f"--artifacts-dir={tmp}/artifacts"], capture_output=True, text=True,
+                              cwd=tmp)
+    m = re.search(r"(\d+) checks in ([\d.]+)s after ready \(boot to ssh ([\d.]+)s\)", proc.stdout)
+    if not m:
+        return "?", proc.stdout[-500:]
+    return f"{m.group(1)} checks in {m.group(2)} s (rc {proc.returncode})", m.group(3)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image")
+    parser.add_argument("--commands", type=int, default=100)
+    args = parser.parse_args()
+    image = Path(args.image) if args.image else build_image(Recipe())
+    provider = get_provider("qemu")
+    spec = provider.validate(LaunchSpec(image=str(image), arch=Arch.AMD64, run_id=new_run_id()))
+    fleet = Fleet(provider, spec, KeepInstance.NEVER)
+    try:
+        t0 = time.monotonic()
+        inst = fleet.launch()
+        ready = time.monotonic() - t0
+        raw, fixture = per_command(inst, args.commands)
+        accel = inst.machine.properties().get("accel", "?")
+    finally:
+        fleet.close(failed=False)
+    suites, boot2 = suites_after_ready(image)
+    print(f"machine: {os.cpu_count()} cores, accel {accel}, image {image.name}")
+    print(f"time to SSH-ready (verified handshake): {inst.ready.boot_seconds:.1f} s; "
+          f"ready incl. cloud-init wait: {ready:.1f} s; second boot: {boot2} s")
+    print(f"suites after ready: {suites}")
+    print(f"per command (median of {args.commands}): raw paramiko {raw * 1000:.1f} ms, host fixture "
+          f"{fixture * 1000:.1f} ms, ratio {fixture / raw:.2f} (target <= 1.2)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""The `debian-cloud-tests` command: run, gate, checks, providers, test-image, demo.
+
+Each subcommand is a thin layer over a module that does the work; exit codes are those of
+:mod:`debian_cloud_tests.errors` (and pytest's for `run`), documented in the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import DCTError
+
+EPILOG = "exit codes: 0 ok/publish, 1 checks failed/hold, 2 gate input error, 20-40 see README"
+
+
+def _run(args: argparse.Namespace) -> int:
+    """pytest with the plugin and sane defaults: JUnit and artefacts under --output."""
+    import pytest
+
+    from .rundir import new_run_id
+
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    name = args.name or new_run_id()
+    argv = ["-p", "no:cacheprovider", f"--provider={args.provider}", f"--image={args.image}",
+            f"--junitxml={out / (name + '.xml')}", f"--artifacts-dir={out / 'artifacts'}",
+            "-o", "junit_family=xunit2", "-rfE", *args.pytest_args]
+    if args.arch:
+        argv.append(f"--arch={args.arch}")
+    if args.firmware:
+        argv.append(f"--firmware={args.firmware}")
+    rc = int(pytest.main(argv))
+    print(f"debian-cloud-tests: JUnit written to {out / (name + '.xml')}")
+    return rc
+
+
+def _providers(args: argparse.Namespace) -> int:
+    from .provider import available, get_provider
+
+    for name, where in sorted(available().items()):
+        try:
+            get_provider(name)
+            status = "installed"
+        except ImportError as exc:
+            status = f"not installed ({exc.name}): pip install 'debian-cloud-tests[{name}]'"
+        except DCTError as exc:
+            status = f"unavailable: {exc.message}"
+        print(f"{name:<10} {status:<12} {where}")
+    return 0
+
+
+def _test_image(args: argparse.Namespace) -> int:
+    from .imagebuild.builder import Recipe, build_image
+
+    path = build_image(Recipe(release=args.release, arch=args.arch, fmt=args.format,
+                              defects=tuple(args.defect)))
+    print(path)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """Build the test image if needed, boot it under QEMU, run the suites, gate the result."""
+    from .imagebuild.builder import Recipe, build_image
+
+    print("debian-cloud-tests demo: building (or reusing) a bookworm test image …", flush=True)
+    image = build_image(Recipe(arch=args.arch))
+    print(f"debian-cloud-tests demo: image {image}", flush=True)
+    ns = argparse.Namespace(provider="qemu", image=str(image), arch=args.arch, firmware=None,
+                            output=args.output, name="demo", pytest_args=[])
+    rc = _run(ns)
+    junit = Path(args.output) / "demo.xml"
+    policy = Path(__file__).resolve().parent.parent / "examples" / "policy.toml"
+    verdict = rc
+    try:
+        from .gate.cli import main as gate_main
+    except ImportError:
+        gate_main = None
+    if gate_main is not None and policy.exists() and junit.exists():
+        verdict = gate_main([str(junit), "--policy", str(policy)])
+    print(f"debian-cloud-tests demo: checks {'passed' if rc == 0 else 'FAILED'}; "
+          f"verdict: {'PUBLISH' if verdict == 0 else 'HOLD'}; JUnit: {junit}")
+    return verdict
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="debian-cloud-tests", description=__doc__.splitlines()[0],
+                                     epilog=EPILOG)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="boot an image on a provider and run the suites")
+    run.add_argument("--provider", default="qemu")
+    run.add_argument("--image", required=True)
+    run.add_argument("--arch", choices=["amd64", "arm64"])
+    run.add_argument("--firmware", choices=["bios", "uefi"])
+    run.add_argument("--output", default="results", help="directory for JUnit and artefacts")
+    run.add_argument("--name", help="JUnit file name (default: the run id)")
+    run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="further pytest options")
+    run.set_defaults(func=_run)
+
+    providers = sub.add_parser("providers", help="list providers and whether they can be used")
+    providers.set_defaults(func=_providers)
+
+    image = sub.add_parser("test-image", help="build a small Debian cloud image for testing")
+    image.add_argument("--release", default="bookworm")
+    image.add_argument("--arch", default="amd64", choices=["amd64", "arm64"])
+    image.add_argument("--format", default="qcow2", choices=["qcow2", "raw"])
+    image.add_argument("--defect", action="append", default=[], help="plant a defect (repeatable)")
+    image.set_defaults(func=_test_image)
+
+    demo = sub.add_parser("demo", help="build a test image, boot it under QEMU, test and gate it")
+    demo.add_argument("--arch", default="amd64", choices=["amd64", "arm64"])
+    demo.add_argument("--output", default="results")
+    demo.set_defaults(func=_demo)
+
+    for module in ("gate.cli", "catalogue"):
+        try:
+            mod = __import__(f"debian_cloud_tests.{module}", fromlist=["add_parser"])
+        except ImportError:
+            continue
+        mod.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except DCTError as exc:
+        print(f"debian-cloud-tests: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("debian-cloud-tests: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""cloud-init checks, from its own state files read once (each `cloud-init` command costs ~3 s)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from debian_cloud_tests.facts import Probe
+
+PROBES = [
+    Probe("ci_status", "cat /run/cloud-init/status.json"),
+    Probe("ci_result", "cat /run/cloud-init/result.json"),
+    Probe("ci_instance_data", "cat /run/cloud-init/instance-data.json"),
+    Probe("ci_log_problems", "grep -nE 'WARNING|ERROR|CRITICAL|Traceback' /var/log/cloud-init.log; "
+          "test -r /var/log/cloud-init.log", root=True),
+    Probe("ci_schema", "cloud-init schema --system", root=True, slow=True),
+    Probe("ci_instances", "ls -1 /var/lib/cloud/instances", root=True),
+    Probe("ci_instance_link", "readlink /var/lib/cloud/instance", root=True),
+    Probe("host_key_times", "stat -c '%n %Y' /etc/ssh/ssh_host_*_key.pub", root=True),
+    Probe("btime", "awk '/^btime/ {print $2}' /proc/stat"),
+]
+
+
+def _json(facts, name: str, what: str) -> dict:
+    out = facts[name]
+    if not out.ok:
+        pytest.fail(f"cannot read {what}: {out.why()}; is cloud-init installed and did it run?",
+                    pytrace=False)
+    try:
+        return json.loads(out.stdout)
+    except ValueError:
+        pytest.fail(f"{what} is not valid JSON", pytrace=False)
+
+
+def test_status_done_without_errors(facts) -> None:
+    """Every cloud-init stage finished, and none reported an error."""
+    v1 = _json(facts, "ci_status", "/run/cloud-init/status.json").get("v1", {})
+    unfinished = [s for s in ("init-local", "init", "modules-config", "modules-final")
+                  if not (v1.get(s) or {}).get("finished")]
+    assert not unfinished, f"cloud-init stages never finished: {unfinished}"
+    errors = {s: v1[s]["errors"] for s in v1 if isinstance(v1.get(s), dict) and v1[s].get("errors")}
+    result = _json(facts, "ci_result", "/run/cloud-init/result.json").get("v1", {})
+    errors.update({"result": result["errors"]} if result.get("errors") else {})
+    assert not errors, f"cloud-init reported errors: {json.dumps(errors)[:800]}"
+
+
+def test_no_recoverable_errors(facts) -> None:
+    """No stage logged recoverable errors (cloud-init >= 23.4 records them; older: none recorded)."""
+    v1 = _json(facts, "ci_status", "/run/cloud-init/status.json").get("v1", {})
+    recoverable = {s: v1[s]["recoverable_errors"] for s in v1
+                   if isinstance(v1.get(s), dict) and v1[s].get("recoverable_errors")}
+    assert not recoverable, f"cloud-init recoverable errors: {json.dumps(recoverable)[:800]}"
+
+
+def test_log_free_of_warnings(facts) -> None:
+    """/var/log/cloud-init.log has no WARNING, ERROR, CRITICAL or Traceback line."""
+    out = facts["ci_log_problems"]
+    assert out.rc == 1 or (out.rc == 0 and not out.lines()), (
+        "cloud-init.log has problems:\n" + "\n".join(out.lines()[:15]) if out.lines()
+        else f"cannot read /var/log/cloud-init.log: {out.why()}")
+
+
+def test_datasource_expected(facts, machine) -> None:
+    """cloud-init detected the datasource the platform provides."""
+    v1 = _json(facts, "ci_status", "/run/cloud-init/status.json").get("v1", {})
+    found = v1.get("datasource") or ""
+    expected = machine.facts.datasource
+    assert re.search(rf"DataSource{re.escape(expected)}\b", found, re.I), (
+        f"cloud-init used {found or 'no datasource'!r}, expected {expected}: check datasource_list "
+        "and ds-identify in the image")
+
+
+def test_schema_valid(facts) -> None:
+    """`cloud-init schema --system` accepts the image's and the instance's configuration."""
+    out = facts["ci_schema"]
+    assert out.ok, f"cloud-init schema --system failed: {out.why()}"
+
+
+def test_instance_data_present(facts, machine) -> None:
+    """instance-data.json exists and names this instance."""
+    data = _json(facts, "ci_instance_data", "/run/cloud-init/instance-data.json")
+    assert data.get("v1", {}).get("instance_id") == machine.facts.instance_id, (
+        f"instance-data.json names instance {data.get('v1', {}).get('instance_id')!r}, "
+        f"not {machine.facts.instance_id!r}")
+
+
+def test_no_state_from_image_build(facts, machine) -> None:
+    """/var/lib/cloud holds this instance only: the image was cleaned (`cloud-init clean`)."""
+    out = facts["ci_instances"]
+    assert out.ok, f"cannot list /var/lib/cloud/instances: {out.why()}"
+    others = [i for i in out.lines() if i != machine.facts.instance_id]
+    assert not others, (f"state of other instances in /var/lib/cloud/instances: {others}; run "
+                        "`cloud-init clean --logs` before capturing the image")
+
+
+def test_host_keys_generated_at_first_boot(facts) -> None:
+    """SSH host keys were created during this boot, not baked into the image."""
+    times = facts["host_key_times"]
+    assert times.ok and times.lines(), f"no SSH host keys found: {times.why()}"
+    boot = int(facts["btime"].stdout.strip())
+    old = [line.split()[0] for line in times.lines() if int(line.split()[1]) < boot]
+    assert not old, (f"host keys older than this boot (baked into the image, shared by every "
+                     f"instance): {old}; delete /etc/ssh/ssh_host_* before capturing the image")
+
+
+def test_host_key_fingerprints_on_console(machine, instance) -> None:
+    """cloud-init printed the host keys on the console, so users can verify their first login."""
+    from debian_cloud_tests.console import announced_host_keys
+
+    announced = announced_host_keys(machine.console_log())
+    assert announced, ("no SSH HOST KEY KEYS block on the serial console: keep cloud-init's "
+                       "ssh.emit_keys_to_console and a serial console as the kernel's last console=")
+    assert set(instance.ready.host_keys) <= set(announced), (
+        "the keys on the console are not the keys sshd presents")

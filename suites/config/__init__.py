@@ -1,0 +1,1 @@
+"""Debian policy for official cloud images: apt, packages, accounts, SSH, services, hardening."""
