@@ -39,14 +39,14 @@ class Facts:
 
 @dataclass
 class Difference:
-    """One fact that changed; `hold` when the change exceeds the policy's bound."""
+    """One fact that changed; `allowed` is the policy's bound in words, `hold` when it is exceeded."""
 
     target: str
     fact: str
     old: Any
     new: Any
     change: str
-    limit: str = ""
+    allowed: str = ""
     hold: bool = False
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -147,7 +147,8 @@ def _bounded(label: str, old: float, new: float, pct: float | None, absolute: fl
         exceeded.append(grew > absolute)
         limits.append(f"+{absolute:g}{unit}")
     shown = f"{grew:+.1f}{unit}" if unit else f"{grew / 2**20:+.1f} MiB"
-    return Difference("", label, old, new, f"{shown} ({rel:+.0f}%)", " and ".join(limits),
+    allowed = f"at most {' or '.join(limits)}" if limits else ""
+    return Difference("", label, old, new, f"{shown} ({rel:+.0f}%)", allowed,
                       hold=bool(exceeded) and all(exceeded))
 
 
@@ -163,7 +164,7 @@ def _packages(old: dict[str, str], new: dict[str, str], mode: str) -> Difference
                "upgraded": upgraded, "downgraded": downgraded}
     change = ", ".join(f"{len(v)} {k}" for k, v in details.items() if v)
     return Difference("", "packages", len(old), len(new), change,
-                      "no removals" if mode == "hold-removed" else "",
+                      "no removed packages" if mode == "hold-removed" else "",
                       hold=bool(removed) and mode == "hold-removed", details=details)
 
 
@@ -173,7 +174,7 @@ def _sockets(old: list[str], new: list[str], mode: str) -> Difference | None:
         return None
     change = ", ".join(f"{len(v)} {k}" for k, v in (("new", opened), ("gone", closed)) if v)
     return Difference("", "listening_sockets", len(old), len(new), change,
-                      "no new sockets" if mode == "hold-new" else "",
+                      "no new listening sockets" if mode == "hold-new" else "",
                       hold=bool(opened) and mode == "hold-new", details={"new": opened, "gone": closed})
 
 

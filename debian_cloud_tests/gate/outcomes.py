@@ -43,7 +43,7 @@ class TargetResults:
     @property
     def ran(self) -> int:
         """Checks that actually executed: skipped ones do not count, so all-skipped is zero tests."""
-        return sum(1 for c in self.checks.values() if c.status != SKIPPED)
+        return sum(1 for c in self.checks.values() if c.status not in (SKIPPED, MISSING))
 
 
 def _ordered(runs: list[Run]) -> list[Run]:

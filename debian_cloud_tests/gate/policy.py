@@ -21,6 +21,7 @@ TOP_KEYS = ("required", "deny", "flaky", "properties", "provider_errors", "regre
 RULE_KEYS = ("suites", "checks", "match", *SCOPE_KEYS)
 DENY_KEYS = ("id", "match", "tracker", "reason", "expires", "warn", *SCOPE_KEYS)
 PACKAGES_MODES = ("report", "hold-removed")
+EVERYWHERE = Scope()
 SOCKETS_MODES = ("hold-new", "report")
 
 
@@ -30,7 +31,7 @@ class RequiredRule:
 
     suites: tuple[str, ...] = ()
     checks: tuple[Pattern, ...] = ()
-    scope: Scope = Scope()
+    scope: Scope = EVERYWHERE
     line: int | None = None
 
 
@@ -43,7 +44,7 @@ class DenyEntry:
     reason: str = ""
     expires: dt.date | None = None
     warn: bool = False
-    scope: Scope = Scope()
+    scope: Scope = EVERYWHERE
     line: int | None = None
 
     def expired(self, today: dt.date) -> bool:
@@ -108,7 +109,8 @@ def _rule(r: Reader, raw: Any, path: tuple[str | int, ...]) -> RequiredRule:
     checks = tuple(_pattern(r, text, kind, (*path, "checks")) for text in r.strings(table, path, "checks"))
     suites = r.strings(table, path, "suites")
     if not suites and not checks:
-        raise r.error(path, f"{describe(path) if isinstance(path[-1], int) else '[required]'} requires nothing",
+        name = describe(path) if isinstance(path[-1], int) else "[required]"
+        raise r.error(path, f"{name} requires nothing",
                       'add suites = ["bvt"] or checks = ["bvt.*"]')
     return RequiredRule(suites, checks, _scope(r, table, path), r.lines.get(path))
 
@@ -129,12 +131,12 @@ def _deny(r: Reader, raw: Any) -> tuple[DenyEntry, ...]:
         path = ("deny", index)
         table = r.table(item, path, DENY_KEYS)
         kind = r.choice(table, path, "match", (GLOB, REGEX))
-        tracker = r.string(table, path, "tracker")
+        tracker = r.string(table, path, "tracker", "https://bugs.debian.org/1234567")
         if not tracker.startswith(("https://", "http://")):
             raise r.error((*path, "tracker"), f"{describe((*path, 'tracker'))} is not a URL: {tracker!r}",
                           "link the bug report, e.g. https://bugs.debian.org/1234567")
         entries.append(DenyEntry(
-            _pattern(r, r.string(table, path, "id"), kind, (*path, "id")), tracker,
+            _pattern(r, r.string(table, path, "id", "bvt.system_running"), kind, (*path, "id")), tracker,
             table.get("reason", "") and r.string(table, path, "reason"), r.date(table, path, "expires"),
             r.boolean(table, path, "warn", False), _scope(r, table, path), r.lines.get(path)))
     return tuple(entries)
@@ -143,7 +145,8 @@ def _deny(r: Reader, raw: Any) -> tuple[DenyEntry, ...]:
 def _regression(r: Reader, raw: Any) -> RegressionPolicy:
     path = ("regression",)
     table = r.table(raw, path, RegressionPolicy.__dataclass_fields__)
-    numbers = {key: r.number(table, path, key) for key in table if key not in ("packages", "listening_sockets")}
+    numbers = {key: r.number(table, path, key) for key in table
+               if key not in ("packages", "listening_sockets")}
     return RegressionPolicy(**numbers, packages=r.choice(table, path, "packages", PACKAGES_MODES),
                             listening_sockets=r.choice(table, path, "listening_sockets", SOCKETS_MODES))
 
@@ -155,17 +158,29 @@ def _provider_errors(r: Reader, raw: Any) -> tuple[re.Pattern[str], ...]:
                  for text in r.strings(table, path, "patterns"))
 
 
+def _syntax_error(exc: tomllib.TOMLDecodeError, source: str, where: str) -> GateInputError:
+    """tomllib's message, with its line moved to the front and bad dates named as such."""
+    found = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+    line = int(found.group(1)) if found else None
+    problem = "invalid TOML: " + re.sub(r"\s*\(at line.*?\)", "", str(exc))
+    lines = source.splitlines()
+    text = lines[line - 1] if line and line <= len(lines) else ""
+    fix = "fix the syntax (dates are written 2026-03-31, strings in quotes)"
+    for date in re.findall(r"\b\d{4}-\d{2}-\d{2}\b", text):
+        try:
+            dt.date.fromisoformat(date)
+        except ValueError as bad:
+            problem, fix = f"invalid date {date} ({bad})", "write a real calendar date, e.g. 2026-03-31"
+    return GateInputError(where, problem, fix, line=line)
+
+
 def parse_policy(source: str, where: str) -> Policy:
     """Validate a policy text completely; every mistake is a GateInputError with its line."""
     r = Reader(where, source)
     try:
         doc = tomllib.loads(source)
     except tomllib.TOMLDecodeError as exc:
-        found = re.search(r"\(at line (\d+), column \d+\)", str(exc))
-        problem = re.sub(r"\s*\(at line.*?\)", "", str(exc)) or "invalid TOML"
-        raise GateInputError(where, f"invalid TOML: {problem}",
-                             "fix the syntax (dates are written 2026-03-31, strings in quotes)",
-                             line=int(found.group(1)) if found else None) from None
+        raise _syntax_error(exc, source, where) from None
     r.table(doc, (), TOP_KEYS)
     flaky = r.table(doc.get("flaky", {}), ("flaky",), ("allowed", "max"))
     props = r.table(doc.get("properties", {}), ("properties",), PropertiesPolicy.__dataclass_fields__)

@@ -41,7 +41,11 @@ class Reader:
     def table(self, value: Any, path: Path, allowed: Collection[str]) -> dict[str, Any]:
         """The value as a table whose keys are all in `allowed`."""
         if not isinstance(value, dict):
-            raise self.error(path, f"{describe(path)} must be a table", f"write it as [{path[-1]}]")
+            array = bool(path) and isinstance(path[-1], int)
+            dotted = ".".join(str(p) for p in (path[:-1] if array else path))
+            header = f"[[{dotted}]]" if array else f"[{dotted}]"
+            raise self.error(path, f"{_table_name(path)} must be a table, not {value!r}",
+                             f"write it as a {header} block")
         for key in value:
             if key not in allowed:
                 close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
@@ -65,12 +69,12 @@ class Reader:
                              f'write e.g. {key} = ["a", "b"]')
         return tuple(value)
 
-    def string(self, table: dict[str, Any], path: Path, key: str, default: str | None = None) -> str:
-        value = table.get(key, default)
+    def string(self, table: dict[str, Any], path: Path, key: str, example: str = "…") -> str:
+        value = table.get(key)
         if not isinstance(value, str) or not value:
-            needed = "is required and " if key not in table and default is None else ""
+            needed = "is required and " if key not in table else ""
             raise self.error((*path, key), f"{describe((*path, key))} {needed}must be a non-empty string",
-                             f'write e.g. {key} = "…"')
+                             f'write e.g. {key} = "{example}"')
         return value
 
     def boolean(self, table: dict[str, Any], path: Path, key: str, default: bool) -> bool:

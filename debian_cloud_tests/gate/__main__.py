@@ -1,0 +1,9 @@
+"""`python -m debian_cloud_tests.gate`: the gate without the main command."""
+
+from __future__ import annotations
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

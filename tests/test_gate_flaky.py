@@ -1,0 +1,53 @@
+"""Reruns: a failure then a pass is flaky, always reported, allowed or not by the policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.test_gate_support import DENY, case, judge, kinds, write
+
+
+def _flaky(tmp_path: Path, name: str = "r.xml", checks: tuple[str, ...] = ("bvt.a",)) -> Path:
+    return write(tmp_path, name, [case(c, reruns=1) for c in checks] + [case("bvt.z")])
+
+
+def test_flaky_is_forbidden_by_default(tmp_path: Path) -> None:
+    v = judge([_flaky(tmp_path)])
+    assert kinds(v) == ["flaky"] and v.statuses()["bvt.a"] == "flaky"
+    assert v.flaky[0].history == "failed, passed"
+
+
+def test_flaky_allowed_publishes_but_is_reported(tmp_path: Path) -> None:
+    v = judge([_flaky(tmp_path)], "[flaky]\nallowed = true\n")
+    assert v.publish and [f.check for f in v.flaky] == ["bvt.a"]
+
+
+def test_flaky_over_the_maximum_holds(tmp_path: Path) -> None:
+    policy = "[flaky]\nallowed = true\nmax = 1\n"
+    assert judge([_flaky(tmp_path, "a.xml")], policy).publish
+    v = judge([_flaky(tmp_path, "b.xml", ("bvt.a", "bvt.b"))], policy)
+    assert kinds(v) == ["flaky"] and "2 flaky checks" in v.reasons[0].message
+
+
+def test_failure_in_one_file_then_pass_in_a_rerun_file_is_flaky(tmp_path: Path) -> None:
+    first = write(tmp_path, "a.xml", [case("bvt.a", "failed", "race")], timestamp="2026-01-01T10:00:00+00:00")
+    rerun = write(tmp_path, "b.xml", [case("bvt.a")], timestamp="2026-01-01T11:00:00+00:00")
+    v = judge([rerun, first], "[flaky]\nallowed = true\n")  # order of arguments does not matter
+    assert v.publish and v.flaky[0].history == "failed, passed"
+
+
+def test_pass_then_failure_in_a_later_rerun_holds(tmp_path: Path) -> None:
+    first = write(tmp_path, "a.xml", [case("bvt.a")], timestamp="2026-01-01T10:00:00")
+    later = write(tmp_path, "b.xml", [case("bvt.a", "failed", "broke")], timestamp="2026-01-01T11:00:00")
+    assert kinds(judge([first, later], "[flaky]\nallowed = true\n")) == ["failed"]
+
+
+def test_skipped_rerun_does_not_hide_the_first_result(tmp_path: Path) -> None:
+    first = write(tmp_path, "a.xml", [case("bvt.a", "failed", "broken")], timestamp="2026-01-01T10:00:00")
+    later = write(tmp_path, "b.xml", [case("bvt.a", "skipped")], timestamp="2026-01-01T11:00:00")
+    assert kinds(judge([first, later])) == ["failed"]
+
+
+def test_known_flaky_check_is_excused_by_the_deny_list(tmp_path: Path) -> None:
+    v = judge([_flaky(tmp_path)], DENY.format(id="bvt.a"))
+    assert v.publish and v.flaky[0].excused and v.statuses()["bvt.a"] == "excused"

@@ -1,0 +1,117 @@
+"""Reading JUnit: what counts as one run and one check, and which files are refused (exit 2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from debian_cloud_tests.gate import GateInputError, junit
+from tests.test_gate_support import REALISTIC, case, passing, props, write
+
+
+def test_realistic_report(tmp_path: Path) -> None:
+    path = tmp_path / "results-qemu-amd64.xml"
+    path.write_text(REALISTIC)
+    [run] = junit.parse(path)
+    assert run.prop("provider") == "qemu" and run.prop("os_version_id") == "12"
+    assert {c.check_id: c.final.status for c in run.cases} == {
+        "bvt.ssh_login_default_user": "passed", "bvt.system_running": "failed", "bvt.x": "skipped"}
+    failed = run.cases[1]
+    assert failed.final.message == "AssertionError: system state is 'degraded'" and failed.suite == "bvt"
+
+
+def test_bare_testsuite_root_is_accepted(tmp_path: Path) -> None:
+    [run] = junit.parse(write(tmp_path, "r.xml", [case("bvt.a")], bare=True))
+    assert [c.check_id for c in run.cases] == ["bvt.a"]
+
+
+def test_check_id_falls_back_to_classname_and_name(tmp_path: Path) -> None:
+    text = ('<testsuite name="tempest"><testcase classname="tempest.api.compute.test_servers.ServersTest" '
+            'name="test_list[id-1,smoke]"/><testcase classname="" name="orphan"/></testsuite>')
+    path = tmp_path / "tempest.xml"
+    path.write_text(text)
+    [run] = junit.parse(path)
+    assert [c.check_id for c in run.cases] == [
+        "tempest.api.compute.test_servers.ServersTest.test_list[id-1,smoke]", "orphan"]
+    assert run.cases[0].suite == "tempest"
+
+
+def test_rerun_failures_are_earlier_attempts(tmp_path: Path) -> None:
+    [run] = junit.parse(write(tmp_path, "r.xml", [case("bvt.a", reruns=2)]))
+    [c] = run.cases
+    assert c.final.status == "passed" and [a.status for a in c.earlier] == ["failed", "failed"]
+
+
+def test_failure_wins_over_teardown_error(tmp_path: Path) -> None:
+    text = ('<testsuite><testcase classname="bvt.t" name="test_a"><failure message="image"/>'
+            '<error message="teardown"/></testcase></testsuite>')
+    path = tmp_path / "r.xml"
+    path.write_text(text)
+    assert junit.parse(path)[0].cases[0].final.status == "failed"
+
+
+def test_nested_suites_inherit_properties(tmp_path: Path) -> None:
+    text = ('<testsuites><testsuite name="outer"><properties><property name="provider" value="aws"/>'
+            '</properties><testsuite name="inner"><testcase classname="bvt.t" name="test_a"/></testsuite>'
+            '</testsuite></testsuites>')
+    path = tmp_path / "r.xml"
+    path.write_text(text)
+    [run] = junit.parse(path)
+    assert run.prop("provider") == "aws" and len(run.cases) == 1
+
+
+def test_a_report_without_tests_is_a_run_with_zero_cases(tmp_path: Path) -> None:
+    path = tmp_path / "r.xml"
+    path.write_text('<testsuites name="pytest tests"></testsuites>')
+    [run] = junit.parse(path)
+    assert run.cases == []
+
+
+@pytest.mark.parametrize(("content", "problem", "line"), [
+    ("", "the file is empty", None),
+    ("   \n", "the file is empty", None),
+    ('<?xml version="1.0"?>\n<testsuites><testsuite name="p">\n<testcase name="a">', "truncated", 3),
+    ("<testsuites><testsuite></testsuites>", "malformed", 1),
+    ("not xml at all", "malformed", 1),
+    ("<html><body/></html>", "not JUnit XML", None),
+])
+def test_unusable_files_are_input_errors(tmp_path: Path, content: str, problem: str,
+                                         line: int | None) -> None:
+    path = tmp_path / "bad.xml"
+    path.write_text(content)
+    with pytest.raises(GateInputError) as err:
+        junit.parse(path)
+    assert problem in str(err.value) and err.value.line == line
+    assert str(path) in err.value.one_line() and "\n" not in err.value.one_line()
+
+
+def test_missing_file_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(GateInputError, match="no such file"):
+        junit.load([tmp_path / "absent.xml"])
+
+
+def test_same_file_twice_is_refused(tmp_path: Path) -> None:
+    path = passing(tmp_path)
+    with pytest.raises(GateInputError, match="given twice"):
+        junit.load([path, tmp_path / "." / path.name])
+
+
+def test_a_copy_of_a_file_is_refused(tmp_path: Path) -> None:
+    path = passing(tmp_path)
+    copy = tmp_path / "copy.xml"
+    copy.write_bytes(path.read_bytes())
+    with pytest.raises(GateInputError, match="same content"):
+        junit.load([path, copy])
+
+
+def test_two_files_with_the_same_run_id_are_refused(tmp_path: Path) -> None:
+    a = write(tmp_path, "a.xml", [case("bvt.a")], props(run_id="r1"))
+    b = write(tmp_path, "b.xml", [case("bvt.a", "failed")], props(run_id="r1"))
+    with pytest.raises(GateInputError, match="run_id r1 is also in"):
+        junit.load([a, b])
+
+
+def test_distinct_runs_load_in_order(tmp_path: Path) -> None:
+    runs = junit.load([passing(tmp_path, "a.xml"), passing(tmp_path, "b.xml", arch="arm64")])
+    assert [r.prop("arch") for r in runs] == ["amd64", "arm64"]
