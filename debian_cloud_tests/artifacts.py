@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import shlex
 from pathlib import Path
-from typing import Any
 
 from . import __version__
 from .lifecycle import Instance
+from .machine import Machine
 from .provider import Provider
 from .spec import LaunchSpec
 
@@ -74,5 +74,12 @@ def collect(inst: Instance, artifacts_dir: Path, with_guest_logs: bool) -> list[
     return written
 
 
-def describe(inst: Instance) -> dict[str, Any]:
-    return {"instance_id": inst.machine.facts.instance_id, "boot_seconds": inst.ready.boot_seconds}
+def collect_console(machine: Machine, artifacts_dir: Path) -> Path | None:
+    """The console of a machine that never became ready (the only record of why)."""
+    try:
+        artifacts_dir.mkdir(parents=True, exist_ok=True)
+        target = artifacts_dir / f"{machine.facts.instance_id}.console.log"
+        target.write_text(machine.console_log())
+        return target
+    except OSError:
+        return None

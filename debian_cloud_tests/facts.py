@@ -65,6 +65,8 @@ class Facts:
 def _script(probes: Iterable[Probe]) -> str:
     # Output goes to temp files, so the probe's own exit status is what is reported.
     lines = [
+        # Commands like sysctl and sshd live in sbin, which a user's PATH may lack.
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH",
         "dct_probe() {",
         '  _e=$(mktemp); _f=$(mktemp)',
         '  ( eval "$2" ) >"$_f" 2>"$_e"; _rc=$?',

@@ -69,6 +69,10 @@ class Fleet:
         self.instances.append(instance)
         return instance
 
+    def pending_machines(self) -> list[Machine]:
+        """Machines launched but never ready: their console is what explains the failure."""
+        return [m for m, _ in self._pending if m is not None]
+
     def close(self, failed: bool) -> None:
         """Destroy every machine (or keep them, as asked) and remove their run dirs.
 

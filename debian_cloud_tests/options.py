@@ -38,6 +38,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("ssh-user", "the image's default user", default="debian"),
     Option("user-data", "extra cloud-init user-data file, merged with the framework's"),
     Option("boot-timeout", "seconds from launch to SSH ready and cloud-init done", default="600"),
+    Option("boot-budget", "seconds from launch to SSH-ready a healthy image may take (default: "
+           "120 with KVM or on clouds, 300 emulated)"),
     Option("keep-instance", "leave the machine running after the run and print how to reach it",
            default="never", choices=tuple(k.value for k in KeepInstance)),
     Option("accel", "qemu accelerator: auto probes KVM and falls back to TCG", default="auto",
@@ -50,6 +52,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("artifacts-dir", "where console logs and guest logs are collected",
            default="artifacts"),
     Option("qemu-port-range", "qemu: local ports to forward SSH from, LOW-HIGH (default: any)"),
+    Option("region", "cloud region to launch in (default: from the cloud SDK's configuration)"),
+    Option("subnet", "subnet to launch into (default: the region's default network)"),
+    Option("security-group", "existing security group to use instead of creating one for the run "
+           "(it must let this runner reach port 22)"),
 )
 
 
@@ -94,6 +100,9 @@ def build_spec(config: pytest.Config, run_id: str) -> LaunchSpec:
     options = {}
     if value(config, "qemu-port-range"):
         options["port_range"] = value(config, "qemu-port-range")
+    for name in ("region", "subnet", "security-group"):
+        if value(config, name):
+            options[name.replace("-", "_")] = value(config, name)
     return LaunchSpec(
         image=image, arch=arch, firmware=Firmware(firmware) if firmware else None,
         instance_type=value(config, "instance-type"), ssh_user=value(config, "ssh-user"),

@@ -200,6 +200,8 @@ def _close(state: RunState) -> None:
     fleet, state.fleet = state.fleet, None
     for inst in fleet.instances:
         artifacts.collect(inst, state.artifacts_dir, with_guest_logs=state.failed)
+    for pending in fleet.pending_machines():
+        artifacts.collect_console(pending, state.artifacts_dir)
     try:
         fleet.close(failed=state.failed)
     except DCTError as exc:
@@ -240,6 +242,18 @@ def facts(instance: Instance, dct_run: RunState) -> Facts:
     if instance.host is None:
         pytest.fail(f"cannot log in to the machine: {instance.ready.login_error}", pytrace=False)
     return gather(instance.host.backend.client, dct_run.probes.values())
+
+
+@pytest.fixture(scope="session")
+def boot_budget(request: pytest.FixtureRequest, machine: Machine) -> float:
+    """Seconds to SSH-ready the image may take here: --boot-budget, else by acceleration."""
+    given = options.value(request.config, "boot-budget")
+    if given:
+        try:
+            return float(given)
+        except ValueError:
+            pytest.fail(f"--boot-budget {given!r}: give seconds", pytrace=False)
+    return 300.0 if machine.properties().get("accel") == "tcg" else 120.0
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ ENTRY_POINT_GROUP = "debian_cloud_tests.providers"
 
 BUILTIN: dict[str, str] = {
     "qemu": "debian_cloud_tests.providers.qemu:QemuProvider",
+    "aws": "debian_cloud_tests.providers.aws:AwsProvider",
 }
 
 

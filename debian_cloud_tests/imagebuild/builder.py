@@ -52,7 +52,8 @@ class Recipe:
 
     @property
     def name(self) -> str:
-        suffix = "-".join(self.defects) or "good"
+        suffix = "-".join(self.defects) if len(self.defects) <= 2 else f"{len(self.defects)}-defects"
+        suffix = suffix or "good"
         return f"debian-{self.release}-test-{self.arch}-{suffix}"
 
 

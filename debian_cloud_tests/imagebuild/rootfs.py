@@ -88,7 +88,8 @@ def configure(tree: Path, release: str, arch: str, layout: DiskLayout) -> None:
            'APT::Periodic::Update-Package-Lists "1";\nAPT::Periodic::Unattended-Upgrade "1";\n')
     _write(tree / "etc/cloud/cloud.cfg.d/01_debian_cloud.cfg",
            "apt:\n  generate_mirrorlists: true\n  preserve_sources_list: true\n"
-           "manage_etc_hosts: true\n")
+           "manage_etc_hosts: true\n"
+           "ssh_genkeytypes: [rsa, ecdsa, ed25519]\n")
     _write(tree / "etc/ssh/sshd_config.d/10-cloud.conf",
            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n")
     reset_first_boot_state(tree)

@@ -6,6 +6,12 @@ import re
 from pathlib import Path
 
 from debian_cloud_tests import consolescan
+from debian_cloud_tests.facts import Probe
+
+PROBES = [
+    Probe("journal_boot_problems", "journalctl -b --no-pager -o cat | grep -E "
+          "'[Oo]rdering cycle|Failed to mount|Dependency failed for'", root=True),
+]
 
 ALLOWLIST = Path(__file__).with_name("console-allowlist.txt")
 SERIAL_TTY = re.compile(r"^(ttyS\d+|ttyAMA\d+|hvc\d+|ttysclp\d+)(,.*)?$")
@@ -88,3 +94,31 @@ def test_console_free_of_kernel_errors(machine) -> None:
     found = consolescan.scan(machine.console_log(), consolescan.load_allowlist(ALLOWLIST))
     assert not found, "trouble on the serial console:\n" + "\n".join(
         f"  [{name}] {line}" for name, line in found[:20])
+
+
+def test_boot_within_budget(machine, boot_budget) -> None:
+    """The image reached SSH-ready within the boot budget for this platform."""
+    assert machine.boot_seconds is not None and machine.boot_seconds <= boot_budget, (
+        f"SSH ready after {machine.boot_seconds:.1f}s, budget {boot_budget:.0f}s: look for slow units "
+        "with `systemd-analyze blame` and `systemd-analyze critical-chain`")
+
+
+def _journal(facts, pattern: str) -> list[str]:
+    out = facts["journal_boot_problems"]
+    if out.rc not in (0, 1):
+        import pytest
+
+        pytest.fail(f"cannot read the journal: {out.why()}", pytrace=False)
+    return [line for line in out.lines() if re.search(pattern, line)]
+
+
+def test_no_ordering_cycles(facts) -> None:
+    """systemd found no ordering cycle among the units (it breaks them by dropping jobs at random)."""
+    found = _journal(facts, r"[Oo]rdering cycle")
+    assert not found, "ordering cycles in this boot:\n" + "\n".join(found[:10])
+
+
+def test_no_failed_mounts(facts) -> None:
+    """Every mount in fstab succeeded."""
+    found = _journal(facts, r"Failed to mount|Dependency failed for .*\.mount")
+    assert not found, "failed mounts:\n" + "\n".join(found[:10]) + "\nfix or remove the fstab entry"

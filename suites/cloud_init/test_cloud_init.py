@@ -16,6 +16,8 @@ PROBES = [
     Probe("ci_log_problems", "grep -nE 'WARNING|ERROR|CRITICAL|Traceback' /var/log/cloud-init.log; "
           "test -r /var/log/cloud-init.log", root=True),
     Probe("ci_schema", "cloud-init schema --system", root=True, slow=True),
+    # cloud-init validates the merged system configuration at boot and logs what is invalid.
+    Probe("ci_schema_boot", "grep -h 'schema.py\\[WARNING\\]' /var/log/cloud-init.log", root=True),
     Probe("ci_instances", "ls -1 /var/lib/cloud/instances", root=True),
     Probe("ci_instance_link", "readlink /var/lib/cloud/instance", root=True),
     Probe("host_key_times", "stat -c '%n %Y' /etc/ssh/ssh_host_*_key.pub", root=True),
@@ -73,9 +75,11 @@ def test_datasource_expected(facts, machine) -> None:
 
 
 def test_schema_valid(facts) -> None:
-    """`cloud-init schema --system` accepts the image's and the instance's configuration."""
+    """The image's cloud-init configuration and the instance's user-data are schema-valid."""
     out = facts["ci_schema"]
     assert out.ok, f"cloud-init schema --system failed: {out.why()}"
+    boot = facts["ci_schema_boot"].lines()
+    assert not boot, "cloud-init found invalid configuration at boot:\n" + "\n".join(boot[:5])
 
 
 def test_instance_data_present(facts, machine) -> None:

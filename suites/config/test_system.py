@@ -1,0 +1,47 @@
+"""System settings of Debian's cloud images: time sync, locale, timezone, per-instance machine-id."""
+
+from __future__ import annotations
+
+import re
+
+from debian_cloud_tests.facts import Probe
+
+TIME_SERVICES = ("systemd-timesyncd", "chrony", "ntpsec", "ntp", "openntpd")
+
+PROBES = [
+    Probe("time_sync_active", f"for s in {' '.join(TIME_SERVICES)}; do "
+          "[ \"$(systemctl is-active $s.service 2>/dev/null)\" = active ] && echo $s; done; true"),
+    Probe("default_locale", "cat /etc/default/locale"),
+    Probe("timezone", "readlink -f /etc/localtime"),
+    Probe("machine_id", "cat /etc/machine-id; stat -c %Y /etc/machine-id"),
+    Probe("btime", "awk '/^btime/ {print $2}' /proc/stat"),
+]
+
+
+def test_time_sync_active(facts) -> None:
+    """A time synchronisation service is running (clouds' clocks drift without one)."""
+    active = facts["time_sync_active"].lines()
+    assert active, f"none of {', '.join(TIME_SERVICES)} is active; enable systemd-timesyncd or chrony"
+
+
+def test_locale_set(facts) -> None:
+    """A default locale is configured (LANG in /etc/default/locale)."""
+    text = facts["default_locale"].stdout
+    assert re.search(r"^LANG=\S+", text, re.M), "no LANG in /etc/default/locale; set LANG=C.UTF-8"
+
+
+def test_timezone_utc(facts) -> None:
+    """The timezone is UTC, as in every Debian cloud image (users change it per instance)."""
+    zone = facts["timezone"].stdout.strip()
+    assert zone.endswith(("/UTC", "/Etc/UTC", "/Universal", "/Zulu")) or zone == "" or \
+        zone.endswith("/Etc/UCT"), f"/etc/localtime points to {zone}; the image must ship UTC"
+
+
+def test_machine_id_generated_at_first_boot(facts) -> None:
+    """/etc/machine-id was created on this instance's first boot, not copied from the image."""
+    lines = facts["machine_id"].lines()
+    assert len(lines) == 2 and re.fullmatch(r"[0-9a-f]{32}", lines[0]), (
+        f"/etc/machine-id is not a valid id: {lines[:1]}")
+    written, boot = int(lines[1]), int(facts["btime"].stdout.strip())
+    assert written >= boot - 5, ("/etc/machine-id predates this boot: the image ships a machine-id "
+                                 "every instance shares; truncate it to an empty file in the image")

@@ -1,0 +1,93 @@
+"""The guest's view (cloud-init instance data, the kernel) against the provider's PlatformFacts."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from debian_cloud_tests.facts import Probe
+from debian_cloud_tests.seed import MARKER_PATH
+
+PROBES = [
+    Probe("hostname", "hostname"),
+    Probe("ci_instance_data", "cat /run/cloud-init/instance-data.json"),
+    Probe("dpkg_arch", "dpkg --print-architecture"),
+    Probe("nproc", "getconf _NPROCESSORS_ONLN"),
+    Probe("memtotal_kib", "awk '/^MemTotal/ {print $2}' /proc/meminfo"),
+    Probe("launch_marker", f"cat {MARKER_PATH}"),
+]
+
+
+def _instance_data(facts) -> dict:
+    out = facts["ci_instance_data"]
+    if not out.ok:
+        pytest.fail(f"cannot read instance-data.json: {out.why()}", pytrace=False)
+    return json.loads(out.stdout).get("v1", {})
+
+
+def test_hostname_matches(facts, machine) -> None:
+    """The guest's hostname is the one the platform assigned."""
+    actual = facts["hostname"].stdout.strip()
+    expected = machine.facts.hostname.split(".")[0]
+    assert actual == expected, (f"hostname is {actual!r}, the platform set {expected!r}: is "
+                                "preserve_hostname set, or /etc/hostname baked in?")
+
+
+def test_instance_id_matches(facts, machine) -> None:
+    """cloud-init's instance id is the platform's."""
+    assert _instance_data(facts).get("instance_id") == machine.facts.instance_id
+
+
+def test_arch_matches(facts, machine) -> None:
+    """The guest's dpkg architecture is the arch the platform runs."""
+    assert facts["dpkg_arch"].stdout.strip() == machine.facts.arch.value
+
+
+def test_vcpus_match(facts, machine) -> None:
+    """The guest uses every vCPU the instance type provides (no maxcpus/nr_cpus limit)."""
+    expected = machine.facts.extra.get("vcpus")
+    if expected is None:
+        pytest.skip("the platform does not say how many vCPUs it gave")
+    actual = facts["nproc"].stdout.strip()
+    assert actual == expected, f"guest sees {actual} CPUs, the instance has {expected}; check mem=/maxcpus="
+
+
+def test_memory_matches(facts, machine) -> None:
+    """The guest sees (nearly) all the memory the instance type provides (no mem= limit)."""
+    expected = machine.facts.extra.get("memory_mib")
+    if expected is None:
+        pytest.skip("the platform does not say how much memory it gave")
+    actual_mib = int(facts["memtotal_kib"].stdout.strip()) // 1024
+    # The kernel reserves some memory for itself and firmware; 85% is far above any mem= limit.
+    assert actual_mib >= 0.85 * int(expected), (
+        f"guest sees {actual_mib} MiB of {expected} MiB; a mem= on the kernel command line?")
+
+
+def test_user_data_applied(facts, machine) -> None:
+    """The user-data given at launch was applied (its write_files marker is there)."""
+    out = facts["launch_marker"]
+    assert out.ok and out.stdout.strip() == machine.facts.instance_id, (
+        "the launch user-data was not applied: cloud-init's write_files did not run "
+        f"({out.why() if not out.ok else 'wrong content'})")
+
+
+def test_region_and_zone_match(facts, machine) -> None:
+    """Region and availability zone in instance data are the platform's (where it has them)."""
+    if not machine.facts.region and not machine.facts.zone:
+        pytest.skip(f"{machine.facts.provider} has no regions or zones")
+    data = _instance_data(facts)
+    if machine.facts.region:
+        assert data.get("region") == machine.facts.region
+    if machine.facts.zone:
+        assert data.get("availability_zone") == machine.facts.zone
+
+
+def test_instance_type_matches(facts, machine) -> None:
+    """The instance type the guest sees is the one launched (where the platform exposes it)."""
+    data = _instance_data(facts)
+    seen = data.get("instance_type") or (data.get("ds", {}).get("meta_data") or {}).get("instance-type")
+    if machine.facts.provider == "qemu" or not seen:
+        pytest.skip("the platform exposes no instance type to the guest")
+    assert re.sub(r"\s", "", seen) == machine.facts.instance_type

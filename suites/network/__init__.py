@@ -1,0 +1,1 @@
+"""Networking: the instance got its network from the platform, through cloud-init."""

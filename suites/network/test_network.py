@@ -1,0 +1,89 @@
+"""Network checks: route, lease, name resolution, MTU, and configuration rendered by cloud-init."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from debian_cloud_tests.facts import Probe
+
+PROBES = [
+    Probe("route_default", "ip -j route show default"),
+    Probe("ip_links", "ip -j link show"),
+    Probe("dhcp_leases", "for f in /var/lib/dhcp/dhclient*.leases /run/systemd/netif/leases/* "
+          "/var/lib/NetworkManager/*.lease; do [ -s \"$f\" ] && echo \"$f\"; done; true", root=True),
+    Probe("net_config_files", "for f in /etc/network/interfaces /etc/network/interfaces.d/* "
+          "/etc/netplan/*.yaml /etc/systemd/network/*.network /run/systemd/network/*.network; do "
+          "[ -f \"$f\" ] && { echo \"## $f\"; cat \"$f\"; }; done; true", root=True),
+    Probe("resolv_conf", "cat /etc/resolv.conf"),
+    Probe("hostname_resolves", "getent hosts \"$(hostname)\""),
+]
+RENDERED = re.compile(r"^## (/etc/network/interfaces\.d/50-cloud-init|/etc/netplan/50-cloud-init\.yaml|"
+                      r"/run/systemd/network/10-cloud-init-\S+\.network)$", re.M)
+
+
+def _default_iface(facts) -> str | None:
+    try:
+        routes = json.loads(facts["route_default"].stdout or "[]")
+    except ValueError:
+        return None
+    return routes[0].get("dev") if routes else None
+
+
+def test_default_route(facts) -> None:
+    """There is an IPv4 default route."""
+    assert _default_iface(facts), "no default route: the instance cannot reach anything off-link"
+
+
+def test_dhcp_lease(facts) -> None:
+    """The primary interface was configured by DHCP (a lease exists)."""
+    assert facts["dhcp_leases"].lines(), ("no DHCP lease found: the network was not configured by "
+                                          "DHCP (static configuration left in the image?)")
+
+
+def test_nameserver_configured(facts) -> None:
+    """/etc/resolv.conf names at least one nameserver."""
+    assert re.search(r"^nameserver\s+\S+", facts["resolv_conf"].stdout, re.M), (
+        "no nameserver in /etc/resolv.conf")
+
+
+def test_hostname_resolves(facts) -> None:
+    """The hostname resolves locally (/etc/hosts or nss-myhostname), so sudo and others do not stall."""
+    out = facts["hostname_resolves"]
+    assert out.ok and out.lines(), ("the hostname does not resolve: let cloud-init manage /etc/hosts "
+                                    "(manage_etc_hosts: true) or install libnss-myhostname")
+
+
+def test_mtu_matches_platform(facts, machine) -> None:
+    """The primary interface's MTU is the platform's (1500 unless the platform says otherwise)."""
+    iface = _default_iface(facts)
+    if iface is None:
+        pytest.fail("no default route, so no primary interface to check", pytrace=False)
+    links = {link["ifname"]: link for link in json.loads(facts["ip_links"].stdout)}
+    expected = int(machine.facts.extra.get("mtu", "1500"))
+    assert links[iface]["mtu"] == expected, f"{iface} MTU {links[iface]['mtu']}, platform MTU {expected}"
+
+
+def test_network_rendered_by_cloud_init(facts) -> None:
+    """cloud-init rendered the network configuration for this instance."""
+    assert RENDERED.search(facts["net_config_files"].stdout), (
+        "no network configuration rendered by cloud-init (50-cloud-init): the image's own "
+        "configuration is in use; remove it and let cloud-init render the platform's")
+
+
+def test_no_leftover_interface_config(facts) -> None:
+    """Only cloud-init's files configure interfaces other than lo (nothing from the build host)."""
+    leftovers = []
+    for block in facts["net_config_files"].stdout.split("## ")[1:]:
+        path, _, body = block.partition("\n")
+        if RENDERED.match("## " + path):
+            continue
+        if path.startswith("/etc/network/interfaces"):
+            ifaces = [i for i in re.findall(r"^\s*iface\s+(\S+)", body, re.M) if i != "lo"]
+            if ifaces:
+                leftovers.append(f"{path}: {', '.join(ifaces)}")
+        elif body.strip() and not path.startswith("/run/"):
+            leftovers.append(path)
+    assert not leftovers, f"interface configuration not from cloud-init: {leftovers}"
