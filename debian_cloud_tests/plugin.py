@@ -134,7 +134,25 @@ def check_id(item: pytest.Item) -> str:
     return f"{suite}.{name}{param}"
 
 
+#: suites that change the machine run last, after every other suite has read the first boot
+RUN_LAST = ("uniqueness", "reboot")
+
+
+#: checks that look back on the whole run (every machine's console) run after everything else
+RUN_AT_END = ("test_console_clean_at_end",)
+
+
+def _order(item: pytest.Item) -> int:
+    if not _is_suite_item(item):
+        return 0
+    if getattr(item, "originalname", item.name) in RUN_AT_END:
+        return len(RUN_LAST) + 1
+    suite = item.path.relative_to(suites_dir()).parts[0]
+    return RUN_LAST.index(suite) + 1 if suite in RUN_LAST else 0
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=_order)  # stable: order within each group is kept
     state = config.stash.get(STATE, None)
     for item in items:
         if not _is_suite_item(item):
@@ -145,7 +163,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         module = getattr(item, "module", None)
         for probe in getattr(module, "PROBES", ()):
-            state.probes[probe.name] = probe
+            known = state.probes.setdefault(probe.name, probe)
+            if known != probe:  # two suites reading different things under one name
+                raise pytest.UsageError(f"probe {probe.name!r} is declared twice with different "
+                                        f"commands ({item.path.name}): rename one")
         reason = applicability.not_applicable(item, state.provider.name, state.spec)
         if reason:
             item.add_marker(pytest.mark.skip(reason=f"not applicable: {reason}"))

@@ -132,6 +132,12 @@ class SharedConnectionBackend(ParamikoBackend):
     def close(self) -> None:
         self._client.close()
 
+    def replace_client(self, client: paramiko.SSHClient) -> None:
+        """Use a new verified connection (after a reboot) for every later command."""
+        with self._lock:
+            self._client.close()
+            self._client = client
+
 
 def make_host(client: paramiko.SSHClient, reconnect: Callable[[], paramiko.SSHClient],
               endpoint: SSHEndpoint) -> Host:

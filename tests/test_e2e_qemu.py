@@ -42,7 +42,7 @@ VARIANTS = {
         ("failed-unit", "no-growroot", "sudo-password", "console-segfault"), ("--boot-budget=5",),
         "bvt",
         {"bvt.system_running", "bvt.root_filesystem_grown", "bvt.sudo_passwordless",
-         "bvt.console_free_of_kernel_errors", "bvt.boot_within_budget"}),
+         "bvt.console_free_of_kernel_errors", "bvt.console_clean_at_end", "bvt.boot_within_budget"}),
     "no-serial-console": (
         ("no-serial-console", "sudo-warns"), ("--host-key-source=injected",), None,
         {"bvt.serial_console_on_cmdline", "bvt.sudo_does_not_warn", "network.hostname_resolves",
@@ -61,19 +61,36 @@ VARIANTS = {
          "cloud_init.host_keys_generated_at_first_boot",
          # without a locale cloud-init's locale module fails, and with it cloud-config.service
          "cloud_init.status_done_without_errors", "cloud_init.log_free_of_warnings",
-         "bvt.system_running", "bvt.console_free_of_kernel_errors"}),
+         "bvt.system_running", "bvt.console_free_of_kernel_errors", "bvt.console_clean_at_end",
+         # a second instance of this image shares its baked host keys and machine-id
+         "uniqueness.host_keys_unique", "uniqueness.machine_id_unique"}),
     "bad-boot-net": (
         BOOT_NET_DEFECTS, ("--host-key-source=injected",), None,
         {"network.default_route", "network.dhcp_lease", "network.nameserver_configured",
          "network.mtu_matches_platform", "network.network_rendered_by_cloud_init",
          "network.no_leftover_interface_config", "network.hostname_resolves",
          "bvt.no_ordering_cycles", "bvt.no_failed_mounts", "bvt.system_running",
-         "bvt.console_free_of_kernel_errors",  # cloud-init.service fails on the failing bootcmd
+         # cloud-init.service fails on the failing bootcmd
+         "bvt.console_free_of_kernel_errors", "bvt.console_clean_at_end",
          "bvt.sudo_does_not_warn", "cloud_init.status_done_without_errors",
          "cloud_init.log_free_of_warnings", "cloud_init.schema_valid",
          "cloud_init.host_key_fingerprints_on_console", "metadata.hostname_matches",
          "metadata.vcpus_match", "metadata.memory_matches", "metadata.user_data_applied"}),
 }
+REBOOT = {f"reboot.{c}[{k}]" for c in ("comes_back", "host_keys_kept", "hostname_kept",
+                                        "no_failed_units_after_reboot") for k in ("soft", "hard")}
+VARIANTS |= {
+    "changes-on-reboot": (
+        ("hostname-changes-on-reboot", "fails-after-reboot"), (), "reboot",
+        {"reboot.hostname_kept[soft]", "reboot.hostname_kept[hard]",  # renamed at every boot
+         "reboot.no_failed_units_after_reboot[soft]", "reboot.no_failed_units_after_reboot[hard]"}),
+    "reboot-refused-keys-regenerated": (
+        ("reboot-masked", "host-keys-regenerated-on-reboot"), (), "reboot",
+        REBOOT - {"reboot.comes_back[hard]"}),
+}
+#: suites that reboot or launch a second machine: only where a variant needs them
+SLOW_SUITES = ("reboot", "uniqueness")
+
 #: checks that may be skipped on a variant because a planted defect makes them moot
 MOOT = {"broken-system": {"bvt.sudo_does_not_warn"}}
 
@@ -130,6 +147,10 @@ def test_planted_defects_fail_exactly_their_checks(variant: str, image_factory, 
     defects, extra, suite, expected = VARIANTS[variant]
     image = image_factory(*defects, fmt="raw")
     select = str(suites_dir() / suite) if suite else None
+    if not suite and variant != "bad-config":  # bad-config also proves the uniqueness checks
+        extra = (*extra, *(f"--ignore={suites_dir() / s}" for s in SLOW_SUITES))
+    elif not suite:
+        extra = (*extra, f"--ignore={suites_dir() / 'reboot'}")
     run = run_suites(tmp_path, "--provider=qemu", f"--image={image}", *extra, select=select)
     assert run.rc == 1, run.explain()
     assert run.failing() == expected, f"{run.checks}\n{run.messages}"

@@ -84,7 +84,10 @@ def build_image(recipe: Recipe, log: Iterator[str] | None = None) -> Path:
             layout = disk.new_layout()
             rootfs.configure(variant, recipe.release, recipe.arch, layout)
             for name in recipe.defects:
-                defects_mod.DEFECTS[name](variant, recipe.arch, layout)
+                try:
+                    defects_mod.DEFECTS[name](variant, recipe.arch, layout)
+                except (OSError, ValueError, subprocess.CalledProcessError) as exc:
+                    raise BuildError(f"planting defect {name} failed: {exc}") from None
             disk.install_grub_modules(variant, recipe.arch)
             raw = work / "disk.raw"
             disk.build_disk(variant, raw, recipe.size_gib * GIB, recipe.arch, layout)

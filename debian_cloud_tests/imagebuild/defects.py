@@ -26,12 +26,13 @@ def defect(name: str) -> Callable[[Defect], Defect]:
     return register
 
 
-def _unit(tree: Path, name: str, body: str) -> None:
+def _unit(tree: Path, name: str, body: str, target: str = "multi-user.target") -> None:
     """Install and enable a system unit, as `systemctl enable` would."""
     unit = tree / "etc/systemd/system" / name
     unit.write_text(body)
-    wants = tree / "etc/systemd/system/multi-user.target.wants"
+    wants = tree / f"etc/systemd/system/{target}.wants"
     wants.mkdir(parents=True, exist_ok=True)
+    (wants / name).unlink(missing_ok=True)
     (wants / name).symlink_to(f"/etc/systemd/system/{name}")
 
 
@@ -319,3 +320,49 @@ def write_files_dropped(tree: Path, arch: str, layout: DiskLayout) -> None:
 @defect("keys-not-on-console")
 def keys_not_on_console(tree: Path, arch: str, layout: DiskLayout) -> None:
     _cloud_cfg(tree, "99-quiet-keys.cfg", "ssh:\n  emit_keys_to_console: false\nno_ssh_fingerprints: true\n")
+
+
+# --- reboot --------------------------------------------------------------------------------------
+
+_BOOTED_BEFORE = "/var/lib/booted-before"
+
+
+def _after_first_boot(tree: Path, name: str, description: str, exec_start: str, order: str) -> None:
+    """A unit that acts only from the second boot on (a first-boot unit leaves a marker)."""
+    # Pulled in by cloud-init.target, which comes after multi-user.target: ordering these units
+    # after cloud-final from multi-user.target would be a cycle.
+    _unit(tree, "mark-booted.service",
+          f"[Unit]\nDescription=Remember the first boot\nConditionPathExists=!{_BOOTED_BEFORE}\n"
+          "After=cloud-final.service\n\n[Service]\nType=oneshot\n"
+          f"ExecStart=/usr/bin/touch {_BOOTED_BEFORE}\n\n[Install]\nWantedBy=cloud-init.target\n",
+          target="cloud-init.target")
+    wanted_by = "multi-user.target" if "Before=" in order else "cloud-init.target"
+    _unit(tree, f"{name}.service",
+          f"[Unit]\nDescription={description}\nConditionPathExists={_BOOTED_BEFORE}\n{order}\n\n"
+          f"[Service]\nType=oneshot\nExecStart={exec_start}\n\n[Install]\nWantedBy={wanted_by}\n",
+          target=wanted_by)
+
+
+@defect("hostname-changes-on-reboot")
+def hostname_changes_on_reboot(tree: Path, arch: str, layout: DiskLayout) -> None:
+    _after_first_boot(tree, "rename-host", "Give the host a new name at every boot",
+                      "/bin/hostname renamed-at-boot", "After=cloud-final.service")
+
+
+@defect("fails-after-reboot")
+def fails_after_reboot(tree: Path, arch: str, layout: DiskLayout) -> None:
+    _after_first_boot(tree, "second-boot-fails", "A service that fails from the second boot on",
+                      "/bin/false", "After=cloud-final.service")
+
+
+@defect("host-keys-regenerated-on-reboot")
+def host_keys_regenerated_on_reboot(tree: Path, arch: str, layout: DiskLayout) -> None:
+    _after_first_boot(tree, "regenerate-host-keys", "New SSH host keys at every boot",
+                      "/bin/sh -c 'rm -f /etc/ssh/ssh_host_* && ssh-keygen -A'", "Before=ssh.service")
+
+
+@defect("reboot-masked")
+def reboot_masked(tree: Path, arch: str, layout: DiskLayout) -> None:
+    link = tree / "etc/systemd/system/reboot.target"
+    link.unlink(missing_ok=True)
+    link.symlink_to("/dev/null")

@@ -28,17 +28,17 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def free_port(port_range: tuple[int, int] | None) -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now (QEMU binds it a moment later)."""
+def free_port(port_range: tuple[int, int] | None, host: str = "127.0.0.1") -> int:
+    """A TCP port on *host* that nothing listens on now (QEMU binds it a moment later)."""
     candidates = range(port_range[0], port_range[1] + 1) if port_range else [0] * _PORT_ATTEMPTS
     for candidate in candidates:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
-                sock.bind(("127.0.0.1", candidate))
+                sock.bind((host, candidate))
             except OSError:
                 continue
             return sock.getsockname()[1]
-    where = f"in {port_range[0]}-{port_range[1]}" if port_range else "on 127.0.0.1"
+    where = f"in {port_range[0]}-{port_range[1]} on {host}" if port_range else f"on {host}"
     raise NoFreePortError(f"no free TCP port {where} for SSH forwarding")
 
 
@@ -57,19 +57,28 @@ class QemuMachine(Machine):
         self._properties = properties
         self._proc: subprocess.Popen[bytes] | None = None
         self.port = 0
+        self.listen_host = "127.0.0.1"
 
     def start(self, base_args: list[str], port_range: tuple[int, int] | None,
-              register_pid: Callable[[int], None], die_with_parent: bool = True) -> None:
-        """Start QEMU, retrying with another port if the forwarded one was taken meanwhile."""
+              register_pid: Callable[[int], None], die_with_parent: bool = True,
+              listen_host: str = "127.0.0.1", net_extra: str = "", mac: str | None = None) -> None:
+        """Start QEMU, retrying with another port if the forwarded one was taken meanwhile.
+
+        *listen_host* is where SSH is forwarded from, *net_extra* more user-mode network
+        options (e.g. a guestfwd) and *mac* the NIC's address, for a platform being emulated.
+        """
         last_error = ""
         parent = os.getpid()
         # A kept machine must outlive us; otherwise the kernel kills QEMU with us.
         preexec = (lambda: _die_with_parent(parent)) if die_with_parent else None
+        self.listen_host = listen_host
+        netdev = "user,id=net0" + (f",{net_extra}" if net_extra else "")
+        nic = "virtio-net-pci,netdev=net0" + (f",mac={mac}" if mac else "")
         for _ in range(_PORT_ATTEMPTS):
-            self.port = free_port(port_range)
+            self.port = free_port(port_range, listen_host)
             args = [*base_args,
-                    "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{self.port}-:22",
-                    "-device", "virtio-net-pci,netdev=net0"]
+                    "-netdev", f"{netdev},hostfwd=tcp:{listen_host}:{self.port}-:22",
+                    "-device", nic]
             log = (self.run_dir / "qemu.log").open("wb")
             self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                           preexec_fn=preexec, start_new_session=not die_with_parent,
@@ -97,7 +106,7 @@ class QemuMachine(Machine):
 
     @property
     def ssh(self) -> SSHEndpoint:
-        return SSHEndpoint("127.0.0.1", self.port, self._ssh_user, self._key_file)
+        return SSHEndpoint(self.listen_host, self.port, self._ssh_user, self._key_file)
 
     def console_log(self) -> str:
         try:

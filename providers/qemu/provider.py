@@ -94,6 +94,10 @@ class QemuProvider(Provider):
             ca_certs=[_read_ca(p) for p in spec.ca_certs]))
         seed_iso = run_dir / "seed.iso"
         seed.write_seed_iso(seed_iso, user_data, seed.build_meta_data(instance_id, hostname))
+        # seed=none: the guest gets its configuration elsewhere (an emulated metadata service).
+        seed_drive = [] if spec.options.get("seed") == "none" else [
+            "-drive", f"file={seed_iso},if=virtio,format=raw,readonly=on"]
+        smbios = ["-smbios", spec.options["smbios"]] if spec.options.get("smbios") else []
 
         overlay = run_dir / "disk.qcow2"
         proc = subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", info.fmt, "-b",
@@ -109,7 +113,7 @@ class QemuProvider(Provider):
                 "-serial", "chardev:console",
                 "-qmp", "unix:qmp.sock,server=on,wait=off",  # relative: QEMU runs in run_dir
                 "-drive", f"file={overlay},if=virtio,format=qcow2,discard=unmap",
-                "-drive", f"file={seed_iso},if=virtio,format=raw,readonly=on",
+                *seed_drive, *smbios,
                 "-device", "virtio-rng-pci"]
         facts = PlatformFacts(provider="qemu", instance_id=instance_id, hostname=hostname,
                               arch=spec.arch, firmware=spec.firmware, datasource="NoCloud",
@@ -119,9 +123,15 @@ class QemuProvider(Provider):
             "accel": chosen.value, "accel_reason": why, "qemu_version": qemu_version(platform.binary),
             "firmware": spec.firmware.value, "image_format": info.fmt, "disk_size": str(disk_size),
         })
-        machine.start(args, parse_port_range(spec.options.get("port_range")),
-                      register_pid=_pid_registrar(run_dir),
-                      die_with_parent=spec.options.get("die_with_parent", "yes") != "no")
+        # ssh_listen=ADDR:PORT forwards SSH from that address and port only (an emulated cloud's
+        # public address); user_net and mac add to the user network and NIC.
+        listen_host, _, listen_port = spec.options.get("ssh_listen", "127.0.0.1:").rpartition(":")
+        port_range = ((int(listen_port), int(listen_port)) if listen_port
+                      else parse_port_range(spec.options.get("port_range")))
+        machine.start(args, port_range, register_pid=_pid_registrar(run_dir),
+                      die_with_parent=spec.options.get("die_with_parent", "yes") != "no",
+                      listen_host=listen_host, net_extra=spec.options.get("user_net", ""),
+                      mac=spec.options.get("mac"))
         return machine
 
     def properties(self) -> dict[str, str]:

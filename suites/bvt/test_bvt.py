@@ -122,3 +122,13 @@ def test_no_failed_mounts(facts) -> None:
     """Every mount in fstab succeeded."""
     found = _journal(facts, r"Failed to mount|Dependency failed for .*\.mount")
     assert not found, "failed mounts:\n" + "\n".join(found[:10]) + "\nfix or remove the fstab entry"
+
+
+def test_console_clean_at_end(dct_run, machine) -> None:
+    """At the end of the run (reboots and every other check done) no machine's console shows trouble."""
+    allow = consolescan.load_allowlist(ALLOWLIST)
+    machines = [inst.machine for inst in dct_run.fleet.instances] if dct_run.fleet else [machine]
+    found = [(m.facts.instance_id, name, line) for m in machines
+             for name, line in consolescan.scan(m.console_log(), allow)]
+    assert not found, "trouble on the console during the run:\n" + "\n".join(
+        f"  {iid} [{name}] {line}" for iid, name, line in found[:20])

@@ -87,7 +87,9 @@ def test_region_and_zone_match(facts, machine) -> None:
 def test_instance_type_matches(facts, machine) -> None:
     """The instance type the guest sees is the one launched (where the platform exposes it)."""
     data = _instance_data(facts)
-    seen = data.get("instance_type") or (data.get("ds", {}).get("meta_data") or {}).get("instance-type")
+    ds = data.get("ds") or {}
+    meta = ds.get("meta-data") or ds.get("meta_data") or {}
+    seen = data.get("instance_type") or meta.get("instance-type")
     if machine.facts.provider == "qemu" or not seen:
         pytest.skip("the platform exposes no instance type to the guest")
     assert re.sub(r"\s", "", seen) == machine.facts.instance_type

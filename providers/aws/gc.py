@@ -1,0 +1,114 @@
+"""Collect what crashed runs left behind: every instance, security group and key pair whose
+``dct:expires`` tag is in the past.
+
+A run removes its own resources; this is for the runs that could not (a killed runner, a lost
+network).  Only resources carrying our tag are looked at, and only expired ones are touched, so
+it is safe to run from cron while other runs are in flight:
+``python -m debian_cloud_tests.providers.aws.gc --region eu-west-1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from debian_cloud_tests.errors import CleanupError, DCTError
+
+from . import resources, retry, session
+from .resources import EXPIRES_TAG
+
+LIVE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
+_OURS = {"Name": "tag-key", "Values": [EXPIRES_TAG]}
+
+
+def _expired(tags: list[dict[str, str]] | None, now: datetime) -> bool:
+    value = next((t["Value"] for t in tags or [] if t["Key"] == EXPIRES_TAG), None)
+    when = resources.parse_expiry(value) if value else None
+    return when is not None and when < now
+
+
+def _pages(ec2: Any, operation: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every item of a listing, page after page, each page call retried on its own."""
+    call = getattr(ec2, operation)
+    token: str | None = None
+    while True:
+        page = retry.call(call, operation, **kwargs, **({"NextToken": token} if token else {}))
+        if key == "Instances":
+            yield from (i for r in page["Reservations"] for i in r["Instances"])
+        else:
+            yield from page[key]
+        token = page.get("NextToken")
+        if not token:
+            return
+
+
+def collect_garbage(region: str | None, now: datetime) -> list[str]:
+    """Delete expired resources in *region* (None: the configured one); returns their ids.
+
+    Instances go first (a group in use cannot be deleted), then security groups, then key pairs.
+
+    Raises:
+        CleanupError: after trying everything, listing what could not be deleted.
+    """
+    now = now if now.tzinfo else now.replace(tzinfo=UTC)
+    ec2 = session.ec2_client(session.new_session(region))
+    deleted: list[str] = []
+    errors: list[BaseException] = []
+
+    instances = [i["InstanceId"] for i in _pages(
+        ec2, "describe_instances", "Instances",
+        Filters=[_OURS, {"Name": "instance-state-name", "Values": LIVE_STATES}])
+        if _expired(i.get("Tags"), now)]
+    failed = resources.terminate(ec2, instances)
+    errors += failed
+    if not failed:
+        deleted += instances
+    else:  # say which ones are gone despite the failure
+        deleted += [i for i in instances if _gone(ec2, i)]
+
+    for group in _pages(ec2, "describe_security_groups", "SecurityGroups", Filters=[_OURS]):
+        if _expired(group.get("Tags"), now):
+            failed = resources.delete_group(ec2, group["GroupId"])
+            errors += failed
+            deleted += [] if failed else [group["GroupId"]]
+
+    keys = retry.call(ec2.describe_key_pairs, "describe_key_pairs", Filters=[_OURS])["KeyPairs"]
+    for key in keys:
+        if _expired(key.get("Tags"), now):
+            failed = resources.delete_key(ec2, key["KeyName"])
+            errors += failed
+            deleted += [] if failed else [key["KeyPairId"]]
+    if errors:
+        error = CleanupError(errors)
+        error.detail = f"deleted: {', '.join(deleted) or 'nothing'}"
+        raise error
+    return deleted
+
+
+def _gone(ec2: Any, instance_id: str) -> bool:
+    try:
+        desc = resources.instance_state(ec2, instance_id)
+    except DCTError:
+        return False
+    return desc is None or desc["State"]["Name"] == "terminated"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m debian_cloud_tests.providers.aws.gc",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--region", help="AWS region (default: from the SDK's configuration)")
+    args = parser.parse_args(argv)
+    try:
+        for resource_id in collect_garbage(args.region, datetime.now(UTC)):
+            print(f"deleted {resource_id}")
+    except DCTError as exc:
+        print(f"debian-cloud-tests: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""One EC2 instance as a :class:`Machine`: console and reboot through the API, and a destroy
+that removes the instance, then its security group and key pair, collecting every failure.
+
+EC2's console is a window (the last 64 KiB) refreshed by AWS now and then, and reading it is
+rate limited: the machine reads it at most every few seconds and stitches the windows together.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from debian_cloud_tests.errors import DCTError, ProviderError
+from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
+
+from . import resources, retry
+from .errors import AwsError
+
+#: seconds between two reads of the console or the instance state
+POLL_INTERVAL = 3.0
+_OVERLAP = 256
+GONE = frozenset({"shutting-down", "terminated", "stopping", "stopped"})
+
+
+@dataclass
+class Created:
+    """What one launch created, so that destroy (or a failed launch) removes exactly that."""
+
+    region: str
+    run_id: str
+    instance_id: str | None = None
+    group_id: str | None = None  # None when the user gave --security-group: theirs, not ours
+    key_id: str | None = None
+    key_name: str | None = None
+
+    def remove(self, ec2: Any) -> list[BaseException]:
+        """Instance first (it holds the group), then group and key; never raises."""
+        errors: list[BaseException] = []
+        for step in (self._instance, self._group, self._key):
+            try:
+                errors += step(ec2)
+            except Exception as exc:  # one step failing must not stop the others
+                errors.append(exc)
+        return errors
+
+    def _instance(self, ec2: Any) -> list[BaseException]:
+        if not self.instance_id:
+            return []
+        errors = resources.terminate(ec2, [self.instance_id])
+        if not errors:
+            self.instance_id = None
+        return errors
+
+    def _group(self, ec2: Any) -> list[BaseException]:
+        if not self.group_id:
+            return []
+        errors = resources.delete_group(ec2, self.group_id)
+        if not errors:
+            self.group_id = None
+        return errors
+
+    def _key(self, ec2: Any) -> list[BaseException]:
+        if not self.key_name:
+            return []
+        errors = resources.delete_key(ec2, self.key_name)
+        if not errors:
+            self.key_name = self.key_id = None
+        return errors
+
+
+def merge_console(old: str, new: str) -> str:
+    """Join two console windows: *new* usually repeats the end of *old* and goes on from there."""
+    if not new:
+        return old
+    if not old or new.startswith(old):
+        return new
+    head = new[:_OVERLAP]
+    at = old.find(head)
+    while at >= 0:  # the earliest match is the longest overlap
+        if new.startswith(old[at:]):
+            return old[:at] + new
+        at = old.find(head, at + 1)
+    if head in old:  # the window moved but the text is the same stretch: keep the longer
+        return old if len(old) >= len(new) else new
+    return old + ("" if old.endswith("\n") else "\n") + new
+
+
+class AwsMachine(Machine):
+    """A running EC2 instance reached on its public address, port 22."""
+
+    def __init__(self, ec2: Any, created: Created, facts: PlatformFacts, endpoint: SSHEndpoint,
+                 injected_host_keys: list[str] | None, properties: dict[str, str]) -> None:
+        self.ec2 = ec2
+        self.created = created
+        self.facts = facts
+        self._endpoint = endpoint
+        self._injected = injected_host_keys
+        self._properties = properties
+        self._console = ""
+        self._console_at = float("-inf")
+        self._state = "running"
+        self._state_at = time.monotonic()
+        self._reason = ""
+        self._destroyed = False
+
+    @property
+    def instance_id(self) -> str:
+        return self.facts.instance_id
+
+    @property
+    def ssh(self) -> SSHEndpoint:
+        return self._endpoint
+
+    def console_log(self) -> str:
+        """The console so far; a failed read (throttled, not yet available) keeps the last one."""
+        if self._destroyed or time.monotonic() - self._console_at < POLL_INTERVAL:
+            return self._console
+        self._console_at = time.monotonic()
+        try:
+            out = self.ec2.get_console_output(InstanceId=self.instance_id)
+        except Exception as exc:  # the console is best effort; the wait reads it again later
+            self._reason = f"get_console_output: {exc}"
+            return self._console
+        self._console = merge_console(self._console, out.get("Output") or "")
+        return self._console
+
+    def host_keys_hint(self) -> list[str] | None:
+        return self._injected
+
+    def hard_reset(self) -> None:
+        try:
+            retry.call(self.ec2.reboot_instances, "reboot_instances", InstanceIds=[self.instance_id])
+        except AwsError as exc:
+            raise ProviderError(f"aws: reboot of {self.instance_id} failed: {exc.message}") from None
+
+    def is_alive(self) -> bool:
+        if self._destroyed:
+            return False
+        if time.monotonic() - self._state_at >= POLL_INTERVAL:
+            self._state_at = time.monotonic()
+            try:
+                desc = resources.instance_state(self.ec2, self.instance_id)
+            except DCTError as exc:
+                self._reason = exc.message
+                return True
+            if desc is not None:
+                self._state = desc["State"]["Name"]
+                reason = desc.get("StateReason", {}).get("Message", "")
+                self._reason = f"instance {self._state}: {reason}" if reason else self._reason
+        return self._state not in GONE
+
+    def platform_log(self) -> str:
+        return self._reason
+
+    def destroy(self) -> list[BaseException]:
+        if self._destroyed:
+            return []
+        errors = self.created.remove(self.ec2)
+        self._destroyed = not errors
+        return errors
+
+    def describe_access(self) -> str:
+        c = self.created
+        cleanup = f"aws ec2 terminate-instances --region {c.region} --instance-ids {self.instance_id}"
+        if c.group_id:
+            cleanup += f"; then aws ec2 delete-security-group --region {c.region} --group-id {c.group_id}"
+        if c.key_name:
+            cleanup += f"; aws ec2 delete-key-pair --region {c.region} --key-name {c.key_name}"
+        return f"{super().describe_access()}\n  console: aws ec2 get-console-output --region " \
+               f"{c.region} --instance-id {self.instance_id}\n  remove it: {cleanup}"
+
+    def properties(self) -> dict[str, str]:
+        return dict(self._properties)
+

@@ -1,0 +1,262 @@
+"""The AWS provider: ``pytest --provider=aws --image=ami-…`` boots the AMI on EC2.
+
+validate() checks everything it can before a single resource exists (credentials, region, the
+AMI, the instance type, subnet and group); launch() creates a key pair, a security group open to
+this runner only, and one instance with IMDSv2 required, all tagged, and removes whatever it
+created if it cannot hand back a running machine.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from debian_cloud_tests import seed, sshkeys
+from debian_cloud_tests.errors import ArchFirmwareError, DCTError, ImageNotFoundError, UsageError
+from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
+from debian_cloud_tests.provider import Provider
+from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec
+
+from . import resources, retry, session
+from .errors import AwsError
+from .instance import AwsMachine, Created
+
+DEFAULT_INSTANCE_TYPE = {Arch.AMD64: "t3.small", Arch.ARM64: "t4g.small"}
+ARCHES = {"x86_64": Arch.AMD64, "arm64": Arch.ARM64}
+BOOT_MODES = {"legacy-bios": Firmware.BIOS, "uefi": Firmware.UEFI}
+_AMI = re.compile(r"^ami-[0-9a-f]{8,17}$")
+_DISK = re.compile(r"^(\+)?(\d+)G$", re.I)
+#: cloud-init renders this per instance: the id is not known before run_instances answers
+MARKER = "{{ v1.instance_id }}"
+
+
+class AwsProvider(Provider):
+    name = "aws"
+
+    def __init__(self) -> None:
+        self._session: Any = None
+        self._ec2: Any = None
+
+    def _client(self, region: str | None) -> Any:
+        if self._ec2 is None or (region and self._session.region_name != region):
+            self._session = session.new_session(region)
+            self._ec2 = session.ec2_client(self._session)
+        return self._ec2
+
+    def validate(self, spec: LaunchSpec) -> LaunchSpec:
+        if not _AMI.match(spec.image):
+            raise UsageError(f"--image {spec.image!r}: for aws give an AMI id (ami-0123456789abcdef0)")
+        ec2 = self._client(spec.options.get("region"))
+        region = self._session.region_name
+        image = _describe_image(ec2, spec.image, region)
+        arch = ARCHES.get(image.get("Architecture", ""), spec.arch)
+        if image.get("Architecture") and image["Architecture"] not in ARCHES:
+            raise ArchFirmwareError(f"--image {spec.image}: architecture {image['Architecture']} "
+                                    "is not one Debian publishes (x86_64, arm64)")
+        firmware = _firmware(spec, image.get("BootMode", ""), arch)
+        instance_type = spec.instance_type or DEFAULT_INSTANCE_TYPE[arch]
+        shape = _instance_type(ec2, instance_type, image.get("Architecture"))
+        options = {**spec.options, "region": region, **shape}
+        subnet, group = spec.options.get("subnet"), spec.options.get("security_group")
+        vpc = resources.subnet_vpc(ec2, subnet) if subnet else None
+        if group:
+            group_vpc = resources.group_vpc(ec2, group)
+            if vpc and group_vpc and group_vpc != vpc:
+                raise UsageError(f"--security-group {group} is in {group_vpc}, --subnet {subnet} in {vpc}")
+        else:
+            options["vpc_id"] = vpc or resources.default_vpc(ec2, region)
+            options["ssh_source"] = resources.runner_cidr()
+        root = _root_volume(image, spec.disk_size)
+        if root:
+            options["root_device"], options["root_gib"] = root
+        return replace(spec, arch=arch, firmware=firmware, instance_type=instance_type, options=options)
+
+    def launch(self, spec: LaunchSpec, run_dir: Path) -> Machine:
+        ec2 = self._client(spec.options.get("region"))
+        region = self._session.region_name
+        short = uuid.uuid4().hex[:8]
+        name = f"dct-{spec.run_id or short}-{short}"
+        client_key = sshkeys.generate(f"debian-cloud-tests-{spec.run_id}")
+        key_file = sshkeys.write_private(client_key, run_dir / "id_ed25519")
+        host_keys, injected = _host_keys(spec, name)
+        user_data = _user_data(spec, client_key.public_openssh, host_keys)
+        tag_list = resources.tags(spec.run_id or short, name)
+        created = Created(region=region, run_id=spec.run_id)
+        try:
+            created.key_name = name  # deleted by name: even a lost reply leaves nothing behind
+            created.key_id = resources.import_key(ec2, name, client_key.public_openssh, tag_list)
+            group = spec.options.get("security_group")
+            if not group:
+                group = created.group_id = resources.create_group(
+                    ec2, name, spec.options["vpc_id"], spec.options["ssh_source"], tag_list)
+            created.instance_id = _run_instance(ec2, spec, name, group, user_data, tag_list)
+            desc = resources.wait_state(ec2, created.instance_id, {"running"}, spec.boot_timeout,
+                                        bad=frozenset({"shutting-down", "terminated", "stopped"}))
+            if not desc.get("PublicIpAddress"):
+                raise AwsError(f"aws: instance {created.instance_id} has no public address; give a "
+                               "--subnet whose network routes to an internet gateway")
+        except BaseException as exc:
+            _undo(ec2, created, exc)
+            raise
+        facts = _facts(spec, desc, region)
+        endpoint = SSHEndpoint(desc["PublicIpAddress"], 22, spec.ssh_user, key_file)
+        props = {"aws_region": region, "aws_zone": facts.zone or "", "aws_instance_id": facts.instance_id,
+                 "aws_instance_type": facts.instance_type or ""}
+        return AwsMachine(ec2, created, facts, endpoint, injected, props)
+
+    def properties(self) -> dict[str, str]:
+        props = session.sdk_versions()
+        if self._session is not None:
+            props["aws_region"] = self._session.region_name
+        return props
+
+
+def _describe_image(ec2: Any, ami: str, region: str) -> dict[str, Any]:
+    """The AMI, which must exist and be available (run_instances alone would say so too late)."""
+    try:
+        images = retry.call(ec2.describe_images, "describe_images", ImageIds=[ami])["Images"]
+    except AwsError as exc:
+        if not exc.code.startswith("InvalidAMIID"):
+            raise
+        images = []
+    if not images:
+        raise ImageNotFoundError(f"--image {ami}: no such AMI in {region} (or not shared with this "
+                                 "account); AMIs are per region: check --region")
+    if images[0].get("State", "available") != "available":
+        raise ImageNotFoundError(f"--image {ami}: the AMI is {images[0]['State']}, not available")
+    return dict(images[0])
+
+
+def _firmware(spec: LaunchSpec, boot_mode: str, arch: Arch) -> Firmware:
+    """The AMI's boot mode decides (unset: BIOS on x86_64, UEFI on arm64, as EC2 boots them);
+    --firmware may only agree with it."""
+    fixed = BOOT_MODES.get(boot_mode)
+    if fixed is None:
+        fixed = Firmware.UEFI if arch is Arch.ARM64 or boot_mode == "uefi-preferred" else Firmware.BIOS
+    if spec.firmware and spec.firmware is not fixed:
+        raise ArchFirmwareError(f"--firmware {spec.firmware.value}: EC2 boots this AMI with "
+                                f"{fixed.value} (boot mode {boot_mode or 'unset'})")
+    if arch is Arch.ARM64 and fixed is Firmware.BIOS:
+        raise ArchFirmwareError("arm64 instances boot with UEFI only")
+    return fixed
+
+
+def _instance_type(ec2: Any, instance_type: str, ami_arch: str | None) -> dict[str, str]:
+    """vCPUs and memory of the type, after checking it exists and runs the AMI's arch."""
+    try:
+        found = retry.call(ec2.describe_instance_types, "describe_instance_types",
+                           InstanceTypes=[instance_type])["InstanceTypes"]
+    except AwsError as exc:
+        if exc.code.startswith("InvalidInstanceType"):
+            raise UsageError(f"--instance-type {instance_type}: no such EC2 instance type") from None
+        if exc.code == "UnauthorizedOperation":
+            return {}
+        raise
+    if not found:
+        raise UsageError(f"--instance-type {instance_type}: no such EC2 instance type")
+    archs = found[0].get("ProcessorInfo", {}).get("SupportedArchitectures", [])
+    if ami_arch and archs and ami_arch not in archs:
+        raise ArchFirmwareError(f"--instance-type {instance_type} runs {'/'.join(archs)}, "
+                                f"the AMI is {ami_arch}")
+    shape = {}
+    if found[0].get("VCpuInfo", {}).get("DefaultVCpus"):
+        shape["vcpus"] = str(found[0]["VCpuInfo"]["DefaultVCpus"])
+    if found[0].get("MemoryInfo", {}).get("SizeInMiB"):
+        shape["memory_mib"] = str(found[0]["MemoryInfo"]["SizeInMiB"])
+    return shape
+
+
+def _root_volume(image: dict[str, Any], disk_size: str | None) -> tuple[str, str] | None:
+    """--disk-size as EBS wants it: whole GiB, absolute (8G) or over the AMI's (+2G)."""
+    if disk_size is None:
+        return None
+    m = _DISK.match(disk_size.strip())
+    if not m:
+        raise UsageError(f"--disk-size {disk_size!r}: EBS sizes are whole GiB, e.g. 8G or +2G")
+    device = image.get("RootDeviceName", "/dev/xvda")
+    base = next((int(b["Ebs"].get("VolumeSize", 0)) for b in image.get("BlockDeviceMappings", [])
+                 if b.get("DeviceName") == device and "Ebs" in b), 0)
+    size = base + int(m.group(2)) if m.group(1) else int(m.group(2))
+    if size < base:
+        raise UsageError(f"--disk-size {disk_size}: smaller than the AMI's root volume ({base} GiB)")
+    return device, str(size)
+
+
+def _host_keys(spec: LaunchSpec, name: str) -> tuple[dict[str, str], list[str] | None]:
+    if spec.host_key_source is not HostKeySource.INJECTED:
+        return {}, None
+    host = sshkeys.generate(f"root@{name}")
+    return {"ed25519_private": host.private_openssh, "ed25519_public": host.public_openssh}, \
+        [host.public_openssh]
+
+
+def _user_data(spec: LaunchSpec, authorized_key: str, host_keys: dict[str, str]) -> str:
+    """The framework's user-data; a cloud-config one is a jinja template so that the launch
+    marker can hold the instance id, which exists only once EC2 has answered."""
+    content = seed.SeedContent(authorized_key=authorized_key, host_keys=host_keys,
+                               user_data_file=spec.user_data,
+                               ca_certs=[_read_ca(p) for p in spec.ca_certs])
+    templated = seed.build_user_data(replace(content, launch_marker=MARKER))
+    if templated.startswith("#cloud-config") and "{%" not in templated and \
+            templated.count("{{") == 1:
+        return "## template: jinja\n" + templated
+    return seed.build_user_data(content)
+
+
+def _read_ca(path: Path) -> str:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"--ca-cert {path}: {exc.strerror}") from None
+    if "BEGIN CERTIFICATE" not in text:
+        raise UsageError(f"--ca-cert {path}: not a PEM certificate")
+    return text
+
+
+def _run_instance(ec2: Any, spec: LaunchSpec, name: str, group: str, user_data: str,
+                  tag_list: list[dict[str, str]]) -> str:
+    nic: dict[str, Any] = {"DeviceIndex": 0, "AssociatePublicIpAddress": True,
+                           "DeleteOnTermination": True, "Groups": [group]}
+    if spec.options.get("subnet"):
+        nic["SubnetId"] = spec.options["subnet"]
+    kwargs: dict[str, Any] = {}
+    if spec.options.get("root_device"):
+        kwargs["BlockDeviceMappings"] = [{"DeviceName": spec.options["root_device"], "Ebs": {
+            "VolumeSize": int(spec.options["root_gib"]), "VolumeType": "gp3",
+            "DeleteOnTermination": True}}]
+    out = retry.call(
+        ec2.run_instances, "run_instances", capacity=True, ImageId=spec.image,
+        InstanceType=spec.instance_type, MinCount=1, MaxCount=1, KeyName=name, UserData=user_data,
+        MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled"},
+        NetworkInterfaces=[nic], InstanceInitiatedShutdownBehavior="terminate",
+        ClientToken=name,  # a retried call never starts a second instance
+        TagSpecifications=resources.tag_specs(("instance", "volume", "network-interface"), tag_list),
+        **kwargs)
+    return str(out["Instances"][0]["InstanceId"])
+
+
+def _facts(spec: LaunchSpec, desc: dict[str, Any], region: str) -> PlatformFacts:
+    extra = {k: spec.options[k] for k in ("vcpus", "memory_mib") if k in spec.options}
+    extra.update(ami=spec.image, public_ip=desc.get("PublicIpAddress", ""),
+                 public_dns_name=desc.get("PublicDnsName", ""))
+    disk = int(spec.options["root_gib"]) * 1024**3 if spec.options.get("root_gib") else None
+    return PlatformFacts(
+        provider="aws", instance_id=desc["InstanceId"], hostname=desc.get("PrivateDnsName", ""),
+        arch=spec.arch, firmware=spec.firmware, datasource="Ec2",
+        instance_type=desc.get("InstanceType", spec.instance_type), region=region,
+        zone=desc.get("Placement", {}).get("AvailabilityZone"), disk_size=disk, extra=extra)
+
+
+def _undo(ec2: Any, created: Created, exc: BaseException) -> None:
+    """Remove what a failed launch created; say what could not be removed, with the error."""
+    failures = created.remove(ec2)
+    if not failures:
+        return
+    note = "cleanup also failed: " + "; ".join(str(f) for f in failures)
+    if isinstance(exc, DCTError):
+        exc.detail = f"{exc.detail}\n{note}".strip()
+    else:
+        exc.add_note(note)

@@ -1,0 +1,227 @@
+"""What a run creates besides the instance: a key pair and a security group, tagged.
+
+Every resource carries ``dct:run-id`` and ``dct:expires`` from the moment it exists (tags are
+part of the create call, never a second step), so a run that dies half-way leaves nothing that
+:mod:`gc` cannot find.  SSH is opened to this runner's own address only, never to the world.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from debian_cloud_tests.errors import DCTError, ProviderError, UsageError
+
+from . import retry
+from .errors import AwsError
+
+RUN_ID_TAG = "dct:run-id"
+EXPIRES_TAG = "dct:expires"
+#: how long a run's resources may live before gc may delete them
+TTL = timedelta(hours=3)
+CHECKIP_URL = "https://checkip.amazonaws.com"
+NOT_FOUND = ("InvalidGroup.NotFound", "InvalidKeyPair.NotFound", "InvalidInstanceID.NotFound")
+
+
+def code_of(exc: BaseException) -> str:
+    """AWS's error code carried by one of our errors ("" when there is none)."""
+    return str(getattr(exc, "code", ""))
+
+
+def _why(exc: DCTError) -> str:
+    return exc.message.removeprefix("aws: ")
+
+
+def tags(run_id: str, name: str, now: datetime | None = None) -> list[dict[str, str]]:
+    expires = (now or datetime.now(UTC)) + TTL
+    return [{"Key": "Name", "Value": name}, {"Key": RUN_ID_TAG, "Value": run_id},
+            {"Key": EXPIRES_TAG, "Value": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}]
+
+
+def tag_specs(resource_types: tuple[str, ...], tag_list: list[dict[str, str]]) -> list[dict[str, Any]]:
+    return [{"ResourceType": kind, "Tags": tag_list} for kind in resource_types]
+
+
+def parse_expiry(value: str) -> datetime | None:
+    """The ``dct:expires`` tag as an aware datetime; None when it is not one of ours."""
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def runner_cidr() -> str:
+    """This runner's address as AWS sees it, as a /32 (or /128) for the SSH ingress rule.
+
+    ``DCT_AWS_SOURCE_ADDRESS`` names it outright (a runner behind a known NAT); otherwise AWS's
+    own echo service (``DCT_AWS_CHECKIP_URL`` to use another) says where our calls come from.
+    """
+    given = os.environ.get("DCT_AWS_SOURCE_ADDRESS", "").strip()
+    url = os.environ.get("DCT_AWS_CHECKIP_URL", CHECKIP_URL)
+    if not given:
+        if not url.startswith(("https://", "http://")):
+            raise UsageError(f"DCT_AWS_CHECKIP_URL {url!r}: give an http(s) URL")
+        try:
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                given = resp.read(100).decode("ascii", "replace").strip()
+        except OSError as exc:
+            raise ProviderError(f"aws: cannot learn this runner's public address from {url} ({exc}); "
+                                "set DCT_AWS_SOURCE_ADDRESS to it") from None
+    try:
+        addr = ipaddress.ip_address(given)
+    except ValueError:
+        raise UsageError(f"aws: {given[:60]!r} is not an IP address (DCT_AWS_SOURCE_ADDRESS or "
+                         f"the answer of {url})") from None
+    if addr.is_unspecified:
+        raise UsageError("aws: refusing to open SSH to every address; set DCT_AWS_SOURCE_ADDRESS")
+    return f"{addr}/{addr.max_prefixlen}"
+
+
+def default_vpc(ec2: Any, region: str) -> str:
+    found = retry.call(ec2.describe_vpcs, "describe_vpcs",
+                       Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
+    if not found:
+        raise UsageError(f"aws: {region} has no default VPC; give --subnet (and its VPC is used)")
+    return str(found[0]["VpcId"])
+
+
+def subnet_vpc(ec2: Any, subnet: str) -> str:
+    try:
+        found = retry.call(ec2.describe_subnets, "describe_subnets", SubnetIds=[subnet])["Subnets"]
+    except AwsError as exc:
+        if exc.code.startswith("InvalidSubnet"):
+            raise UsageError(f"--subnet {subnet}: no such subnet ({exc.code})") from None
+        raise
+    return str(found[0]["VpcId"])
+
+
+def group_vpc(ec2: Any, group: str) -> str:
+    try:
+        found = retry.call(ec2.describe_security_groups, "describe_security_groups",
+                           GroupIds=[group])["SecurityGroups"]
+    except AwsError as exc:
+        if exc.code.startswith("InvalidGroup"):
+            raise UsageError(f"--security-group {group}: no such security group ({exc.code})") from None
+        raise
+    return str(found[0].get("VpcId", ""))
+
+
+def import_key(ec2: Any, name: str, public_key: str, tag_list: list[dict[str, str]]) -> str:
+    """Import our fresh public key; returns its KeyPairId."""
+    out = retry.call(ec2.import_key_pair, "import_key_pair", KeyName=name,
+                     PublicKeyMaterial=public_key.encode(),
+                     TagSpecifications=tag_specs(("key-pair",), tag_list))
+    return str(out["KeyPairId"])
+
+
+def create_group(ec2: Any, name: str, vpc_id: str, cidr: str, tag_list: list[dict[str, str]]) -> str:
+    """A security group letting *cidr* (and only it) reach port 22; returns its id."""
+    out = retry.call(ec2.create_security_group, "create_security_group", GroupName=name,
+                     Description=f"debian-cloud-tests {name}: SSH from the test runner only",
+                     VpcId=vpc_id, TagSpecifications=tag_specs(("security-group",), tag_list))
+    group_id = str(out["GroupId"])
+    ranges = ({"Ipv6Ranges": [{"CidrIpv6": cidr, "Description": "test runner"}]} if ":" in cidr
+              else {"IpRanges": [{"CidrIp": cidr, "Description": "test runner"}]})
+    try:
+        retry.call(ec2.authorize_security_group_ingress, "authorize_security_group_ingress",
+                   GroupId=group_id,
+                   IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, **ranges}])
+    except BaseException:
+        delete_group(ec2, group_id)
+        raise
+    return group_id
+
+
+def delete_group(ec2: Any, group_id: str, attempts: int = 12) -> list[BaseException]:
+    """Delete a security group, waiting out DependencyViolation (an instance's network interface
+    goes some time after the instance: two minutes of backoff at most); a group already gone is
+    not a failure."""
+    for attempt in range(1, attempts + 1):
+        try:
+            retry.call(ec2.delete_security_group, "delete_security_group", GroupId=group_id)
+            return []
+        except DCTError as exc:
+            if code_of(exc) in NOT_FOUND:
+                return []
+            if code_of(exc) != "DependencyViolation" or attempt == attempts:
+                return [AwsError(f"aws: security group {group_id} not deleted: {_why(exc)}",
+                                 code_of(exc))]
+            retry.sleep(retry.API.delay(attempt))
+    return []
+
+
+def delete_key(ec2: Any, key_name: str) -> list[BaseException]:
+    """Delete a key pair by name (unique in a region, and understood by every EC2 flavour)."""
+    try:
+        retry.call(ec2.delete_key_pair, "delete_key_pair", KeyName=key_name)
+    except DCTError as exc:
+        if code_of(exc) not in NOT_FOUND:
+            return [AwsError(f"aws: key pair {key_name} not deleted: {_why(exc)}", code_of(exc))]
+    return []
+
+
+def instance_state(ec2: Any, instance_id: str) -> dict[str, Any] | None:
+    """The instance's description, None while EC2 does not know it yet (eventual consistency)."""
+    try:
+        out = retry.call(ec2.describe_instances, "describe_instances", InstanceIds=[instance_id])
+    except AwsError as exc:
+        if exc.code == "InvalidInstanceID.NotFound":
+            return None
+        raise
+    found = [i for r in out["Reservations"] for i in r["Instances"]]
+    return found[0] if found else None
+
+
+def terminate(ec2: Any, instance_ids: list[str], timeout: float = 600.0) -> list[BaseException]:
+    """Terminate instances and wait until EC2 says they are gone; returns the failures."""
+    if not instance_ids:
+        return []
+    try:
+        retry.call(ec2.terminate_instances, "terminate_instances", InstanceIds=instance_ids)
+    except DCTError as exc:
+        if code_of(exc) not in NOT_FOUND:
+            return [AwsError(f"aws: instances {', '.join(instance_ids)} not terminated: {_why(exc)}",
+                             code_of(exc))]
+    errors: list[BaseException] = []
+    for instance_id in instance_ids:
+        try:
+            wait_state(ec2, instance_id, {"terminated"}, timeout)
+        except DCTError as exc:
+            errors.append(exc)
+    return errors
+
+
+def wait_state(ec2: Any, instance_id: str, wanted: set[str], timeout: float,
+               bad: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Poll with exponential backoff (1 s doubling to 15 s) until the state is one of *wanted*.
+
+    Raises:
+        ProviderError: the state became one of *bad* (quoting EC2's reason) or time ran out.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 1.0
+    state = "unknown"
+    while True:
+        desc = instance_state(ec2, instance_id)
+        if desc is None and "terminated" in wanted:
+            return {}
+        if desc is not None:
+            state = desc["State"]["Name"]
+            if state in wanted:
+                return desc
+            if state in bad:
+                reason = desc.get("StateReason", {}).get("Message") or desc.get("StateTransitionReason")
+                raise AwsError(f"aws: instance {instance_id} is {state}: {reason or 'no reason given'}",
+                               desc.get("StateReason", {}).get("Code", ""))
+        if time.monotonic() >= deadline:
+            raise ProviderError(f"aws: instance {instance_id} still {state} after {timeout:.0f}s "
+                                f"(waiting for {'/'.join(sorted(wanted))})")
+        retry.sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
+        delay = min(delay * 2, 15.0)
+
+

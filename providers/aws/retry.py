@@ -1,0 +1,67 @@
+"""Calling EC2 with retries: exponential backoff with jitter, for what AWS says is retryable.
+
+Throttling and transient faults are retried quickly; a lack of capacity is retried slowly (it
+comes back in minutes, not seconds) and only where the caller asks for it; everything else fails
+at once with a typed error.  The SDK's own retries are switched off (see :mod:`session`) so that
+this module is the one policy, and its sleeps can be observed.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from .errors import CAPACITY, THROTTLING, TRANSIENT, error_code, translate
+
+T = TypeVar("T")
+
+#: replaced by tests, to record delays instead of waiting
+sleep: Callable[[float], None] = time.sleep
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delay n (from 1) lies in [d/2, d] with d = min(cap, base·2^(n-1)): spread, yet bounded."""
+
+    attempts: int = 6
+    base: float = 1.0
+    cap: float = 20.0
+
+    def delay(self, attempt: int) -> float:
+        ceiling = min(self.cap, self.base * 2 ** (attempt - 1))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+API = Backoff()
+CAPACITY_WAIT = Backoff(attempts=4, base=15.0, cap=60.0)
+
+
+def retryable(exc: BaseException, capacity: bool = False) -> bool:
+    """True when AWS documents the failure as worth retrying (capacity only if asked)."""
+    from botocore import exceptions as bex
+
+    if isinstance(exc, bex.EndpointConnectionError | bex.ConnectTimeoutError | bex.ReadTimeoutError
+                  | bex.ConnectionClosedError):
+        return True
+    code = error_code(exc)
+    return code in THROTTLING or code in TRANSIENT or (capacity and code in CAPACITY)
+
+
+def call(fn: Callable[..., T], action: str, *, capacity: bool = False, **kwargs: Any) -> T:
+    """``fn(**kwargs)``, retried with backoff while retryable; raises a typed DCTError otherwise."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    attempt = 0
+    while True:
+        try:
+            return fn(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            attempt += 1
+            slow = capacity and error_code(exc) in CAPACITY
+            policy = CAPACITY_WAIT if slow else API
+            if not retryable(exc, capacity) or attempt >= policy.attempts:
+                raise translate(exc, action) from None
+            sleep(policy.delay(attempt))

@@ -1,0 +1,48 @@
+"""Soft reboot (the guest's systemctl) and hard reset (the platform's): same hostname, same host
+keys, a new boot, and no failed units afterwards."""
+
+from __future__ import annotations
+
+import pytest
+
+from debian_cloud_tests.reboot import RebootOutcome, reboot
+
+
+@pytest.fixture(scope="module", params=["soft", "hard"])
+def rebooted(request: pytest.FixtureRequest, instance, facts, dct_run) -> RebootOutcome:
+    """Reboot once per kind; `facts` first, so every other suite read the first boot."""
+    return reboot(instance, hard=request.param == "hard", timeout=dct_run.spec.boot_timeout)
+
+
+def _back(outcome: RebootOutcome) -> None:
+    if not outcome.came_back or outcome.keys_changed:
+        pytest.fail(f"{outcome.kind} reboot: cannot check: {outcome.error}", pytrace=False)
+
+
+def test_comes_back(rebooted: RebootOutcome) -> None:
+    """After the reboot the machine answers again, in a new boot."""
+    assert rebooted.came_back, f"{rebooted.kind} reboot: {rebooted.error}"
+
+
+def test_host_keys_kept(rebooted: RebootOutcome) -> None:
+    """The SSH host keys survive the reboot (they belong to the instance, not to the boot)."""
+    assert not rebooted.keys_changed, f"{rebooted.kind} reboot: {rebooted.error}; host keys must be " \
+        "generated once per instance (cloud-init), never at every boot"
+    _back(rebooted)
+
+
+def test_hostname_kept(rebooted: RebootOutcome, machine) -> None:
+    """After the reboot the hostname is still the one the platform assigned."""
+    _back(rebooted)
+    expected = machine.facts.hostname.split(".")[0]
+    assert rebooted.hostname_after == expected, (
+        f"after the {rebooted.kind} reboot the hostname is {rebooted.hostname_after!r}, the platform "
+        f"set {expected!r}")
+
+
+def test_no_failed_units_after_reboot(rebooted: RebootOutcome) -> None:
+    """The system comes back `running`, with no failed units."""
+    _back(rebooted)
+    assert rebooted.system_state == "running" and not rebooted.failed_units, (
+        f"after the {rebooted.kind} reboot the system is {rebooted.system_state!r}; failed: "
+        f"{rebooted.failed_units}")

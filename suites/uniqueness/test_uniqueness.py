@@ -1,0 +1,48 @@
+"""A second instance of the same image is launched; nothing that identifies an instance may be
+shared between the two."""
+
+from __future__ import annotations
+
+import pytest
+
+from debian_cloud_tests.facts import Probe, gather
+
+IDENTITY = [
+    Probe("machine_id", "cat /etc/machine-id"),
+    Probe("host_key_fingerprints", "for f in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -lf \"$f\"; "
+          "done | awk '{print $2}'"),
+    Probe("instance_id", "cat /run/cloud-init/instance-data.json"),
+]
+PROBES = IDENTITY
+
+
+@pytest.fixture(scope="module")
+def twin(dct_run, instance, facts):
+    """A second machine from the same image, launched for this comparison and destroyed with the run."""
+    if dct_run.fleet is None:
+        pytest.fail("no fleet to launch a second machine in", pytrace=False)
+    second = dct_run.fleet.launch()
+    if second.host is None:
+        pytest.fail(f"cannot log in to the second machine: {second.ready.login_error}", pytrace=False)
+    return gather(second.host.backend.client, IDENTITY), second
+
+
+def test_host_keys_unique(facts, twin) -> None:
+    """The two instances have no SSH host key in common (keys are made at first boot)."""
+    twin_facts, _ = twin
+    shared = set(facts["host_key_fingerprints"].lines()) & set(twin_facts["host_key_fingerprints"].lines())
+    assert not shared, f"both instances have host keys {sorted(shared)}: keys are baked into the image"
+
+
+def test_machine_id_unique(facts, twin) -> None:
+    """The two instances have different machine-ids."""
+    twin_facts, _ = twin
+    a, b = facts["machine_id"].stdout.strip(), twin_facts["machine_id"].stdout.strip()
+    assert a and a != b, f"both instances have machine-id {a!r}: ship an empty /etc/machine-id"
+
+
+def test_instance_id_unique(instance, twin) -> None:
+    """The platform and cloud-init give the two instances different instance ids."""
+    _, second = twin
+    first_id, second_id = instance.machine.facts.instance_id, second.machine.facts.instance_id
+    assert first_id != second_id, f"both instances are {first_id!r}"
