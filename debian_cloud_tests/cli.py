@@ -1,4 +1,4 @@
-"""The `debian-cloud-tests` command: run, gate, checks, providers, test-image, demo.
+"""The `debian-cloud-tests` command: run, gate, checks, gc, providers, test-image, demo, build.
 
 Each subcommand is a thin layer over a module that does the work; exit codes are those of
 :mod:`debian_cloud_tests.errors` (and pytest's for `run`), documented in the README.
@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", default="results")
     demo.set_defaults(func=_demo)
 
-    for module in ("gate.cli", "catalogue"):
+    for module in ("gate.cli", "catalogue", "gc", "build.cli", "pipeline.cli"):
         try:
             mod = __import__(f"debian_cloud_tests.{module}", fromlist=["add_parser"])
         except ImportError:

@@ -56,6 +56,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("subnet", "subnet to launch into (default: the region's default network)"),
     Option("security-group", "existing security group to use instead of creating one for the run "
            "(it must let this runner reach port 22)"),
+    Option("zone", "cloud zone to launch in (gce: e.g. europe-west1-b)"),
+    Option("network", "cloud network to attach the instance to (default: the project's default)"),
+    Option("os-cloud", "openstack: the cloud's name in clouds.yaml (default: OS_CLOUD)"),
+    Option("host", "ssh: the already-running host to test, USER@ADDRESS[:PORT]"),
+    Option("ssh-key", "ssh: private key file to log in to --host with"),
+    Option("host-key", "ssh: the host's public key (\"ssh-ed25519 AAAA…\") or a known_hosts file"),
 )
 
 
@@ -100,7 +106,8 @@ def build_spec(config: pytest.Config, run_id: str) -> LaunchSpec:
     options = {}
     if value(config, "qemu-port-range"):
         options["port_range"] = value(config, "qemu-port-range")
-    for name in ("region", "subnet", "security-group"):
+    for name in ("region", "subnet", "security-group", "zone", "network", "os-cloud", "host",
+                 "ssh-key", "host-key"):
         if value(config, name):
             options[name.replace("-", "_")] = value(config, name)
     return LaunchSpec(

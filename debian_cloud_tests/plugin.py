@@ -85,7 +85,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if testinfra_plugin is not None:
         config.pluginmanager.unregister(testinfra_plugin)
     config.stash[STATE] = RunState(provider, spec, run_id, keep,
-                                   Path(options.value(config, "artifacts-dir")) / run_id)
+                                   Path(options.value(config, "artifacts-dir")).resolve() / run_id)
     return None
 
 

@@ -22,6 +22,10 @@ ENTRY_POINT_GROUP = "debian_cloud_tests.providers"
 BUILTIN: dict[str, str] = {
     "qemu": "debian_cloud_tests.providers.qemu:QemuProvider",
     "aws": "debian_cloud_tests.providers.aws:AwsProvider",
+    "gce": "debian_cloud_tests.providers.gce:GceProvider",
+    "azure": "debian_cloud_tests.providers.azure:AzureProvider",
+    "openstack": "debian_cloud_tests.providers.openstack:OpenStackProvider",
+    "ssh": "debian_cloud_tests.providers.ssh:SshProvider",
 }
 
 

@@ -57,6 +57,7 @@ class SuiteRun:
     checks: dict[str, str] = field(default_factory=dict)  # check_id -> passed/failed/error/skipped
     messages: dict[str, str] = field(default_factory=dict)
     props: dict[str, str] = field(default_factory=dict)
+    workdir: Path | None = None  # where the JUnit file and artefacts were written
 
     def failing(self) -> set[str]:
         return {c for c, s in self.checks.items() if s == "failed"}
@@ -99,4 +100,4 @@ def run_suites(tmp_path: Path, *args: str, timeout: float = 900, env: dict[str, 
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp_path,
                           env={**os.environ, **(env or {})})
     checks, messages, props = parse_junit(junit)
-    return SuiteRun(proc.returncode, proc.stdout, proc.stderr, checks, messages, props)
+    return SuiteRun(proc.returncode, proc.stdout, proc.stderr, checks, messages, props, tmp_path)

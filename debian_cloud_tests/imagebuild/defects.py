@@ -186,7 +186,8 @@ def sshd_insecure(tree: Path, arch: str, layout: DiskLayout) -> None:
     """sshd allows passwords, empty passwords and root password logins."""
     (tree / "etc/ssh/sshd_config.d/05-insecure.conf").write_text(
         "PasswordAuthentication yes\nKbdInteractiveAuthentication yes\nPermitEmptyPasswords yes\n"
-        "PermitRootLogin yes\n")
+        "PermitRootLogin yes\nHostbasedAuthentication yes\nIgnoreRhosts no\n"
+        "PermitUserEnvironment yes\nStrictModes no\n")
     # Keys disabled for generic users only: the default user still logs in with its key.
     (tree / "etc/ssh/sshd_config.d/99-match.conf").write_text(
         "Match User nobody\n    PubkeyAuthentication no\n")
@@ -232,7 +233,8 @@ def weak_sysctls(tree: Path, arch: str, layout: DiskLayout) -> None:
     (tree / "etc/sysctl.d/zz-performance.conf").write_text(
         "kernel.randomize_va_space = 0\nfs.protected_hardlinks = 0\nfs.protected_symlinks = 0\n"
         "fs.protected_regular = 0\nfs.protected_fifos = 0\nkernel.dmesg_restrict = 0\n"
-        "net.ipv4.tcp_syncookies = 0\n")
+        "net.ipv4.tcp_syncookies = 0\nkernel.unprivileged_bpf_disabled = 0\nfs.suid_dumpable = 2\n"
+        "net.ipv4.conf.all.accept_source_route = 1\n")
 
 
 @defect("extra-listener")
@@ -366,3 +368,25 @@ def reboot_masked(tree: Path, arch: str, layout: DiskLayout) -> None:
     link = tree / "etc/systemd/system/reboot.target"
     link.unlink(missing_ok=True)
     link.symlink_to("/dev/null")
+
+
+
+@defect("loose-permissions")
+def loose_permissions(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """Credentials readable by all, configuration writable by a group, root's home open."""
+    for rel, mode in (("etc/shadow", 0o644), ("etc/gshadow", 0o644), ("etc/passwd", 0o664),
+                      ("etc/group", 0o664), ("etc/ssh/sshd_config", 0o664), ("root", 0o755)):
+        (tree / rel).chmod(mode)
+
+
+@defect("timers-disabled")
+def timers_disabled(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """Maintenance timers switched off at build time."""
+    for timer in ("apt-daily.timer", "apt-daily-upgrade.timer", "fstrim.timer"):
+        (tree / "etc/systemd/system/timers.target.wants" / timer).unlink(missing_ok=True)
+
+
+@defect("ipv6-disabled")
+def ipv6_disabled(tree: Path, arch: str, layout: DiskLayout) -> None:
+    (tree / "etc/sysctl.d/zz-no-ipv6.conf").write_text(
+        "net.ipv6.conf.all.disable_ipv6 = 1\nnet.ipv6.conf.default.disable_ipv6 = 1\n")

@@ -118,7 +118,9 @@ class QemuProvider(Provider):
         facts = PlatformFacts(provider="qemu", instance_id=instance_id, hostname=hostname,
                               arch=spec.arch, firmware=spec.firmware, datasource="NoCloud",
                               instance_type=f"{vcpus}x{mem}", disk_size=disk_size,
-                              extra={"vcpus": str(vcpus), "memory_mib": str(mem)})
+                              extra={"vcpus": str(vcpus), "memory_mib": str(mem),
+                                     # user-mode networking offers SLAAC unless restricted
+                                     "ipv6": "no" if spec.options.get("user_net") else "yes"})
         machine = QemuMachine(run_dir, facts, spec.ssh_user, key_file, injected, {
             "accel": chosen.value, "accel_reason": why, "qemu_version": qemu_version(platform.binary),
             "firmware": spec.firmware.value, "image_format": info.fmt, "disk_size": str(disk_size),

@@ -19,6 +19,10 @@ POLICY = {
     "permitrootlogin": ({"no", "prohibit-password", "without-password", "forced-commands-only"},
                         "PermitRootLogin prohibit-password"),
     "pubkeyauthentication": ({"yes"}, "PubkeyAuthentication yes"),
+    "hostbasedauthentication": ({"no"}, "HostbasedAuthentication no"),
+    "ignorerhosts": ({"yes"}, "IgnoreRhosts yes"),
+    "permituserenvironment": ({"no"}, "PermitUserEnvironment no"),
+    "strictmodes": ({"yes"}, "StrictModes yes"),
 }
 
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from debian_cloud_tests.facts import Probe
 
 TIME_SERVICES = ("systemd-timesyncd", "chrony", "ntpsec", "ntp", "openntpd")
+#: timers Debian enables so that an instance stays patched and its disk trimmed
+TIMERS = ("apt-daily.timer", "apt-daily-upgrade.timer", "fstrim.timer")
 
 PROBES = [
     Probe("time_sync_active", f"for s in {' '.join(TIME_SERVICES)}; do "
@@ -16,6 +20,8 @@ PROBES = [
     Probe("machine_id", "cat /etc/machine-id"),
     Probe("machine_id_mtime", "stat -L -c %Y /etc/machine-id", root=True),
     Probe("btime", "awk '/^btime/ {print $2}' /proc/stat"),
+    Probe("timers_enabled", f"for t in {' '.join(TIMERS)}; do echo \"$t $(systemctl is-enabled $t "
+          "2>/dev/null || true)\"; done"),
 ]
 
 
@@ -47,3 +53,11 @@ def test_machine_id_generated_at_first_boot(facts) -> None:
     written, boot = int(mtime.stdout.strip()), int(facts["btime"].stdout.strip())
     assert written >= boot - 5, ("/etc/machine-id predates this boot: the image ships a machine-id "
                                  "every instance shares; truncate it to an empty file in the image")
+
+
+@pytest.mark.parametrize("timer", TIMERS)
+def test_timer_enabled(facts, timer: str) -> None:
+    """Debian's maintenance timers are enabled (package lists, upgrades, TRIM)."""
+    states = dict(line.split(" ", 1) for line in facts["timers_enabled"].lines() if " " in line)
+    assert states.get(timer, "").strip() == "enabled", (
+        f"{timer} is {states.get(timer, 'missing').strip() or 'missing'}; `systemctl enable {timer}`")

@@ -19,6 +19,8 @@ PROBES = [
           "[ -f \"$f\" ] && { echo \"## $f\"; cat \"$f\"; }; done; true", root=True),
     Probe("resolv_conf", "cat /etc/resolv.conf"),
     Probe("hostname_resolves", "getent hosts \"$(hostname)\""),
+    Probe("ipv6_global", "ip -6 -o addr show scope global; ip -6 -o addr show scope site; "
+          "ip -6 route show default"),
 ]
 RENDERED = re.compile(r"^## (/etc/network/interfaces\.d/50-cloud-init|/etc/netplan/50-cloud-init\.yaml|"
                       r"/run/systemd/network/10-cloud-init-\S+\.network)$", re.M)
@@ -87,3 +89,12 @@ def test_no_leftover_interface_config(facts) -> None:
         elif body.strip() and not path.startswith("/run/"):
             leftovers.append(path)
     assert not leftovers, f"interface configuration not from cloud-init: {leftovers}"
+
+
+def test_ipv6_when_offered(facts, machine) -> None:
+    """Where the platform offers IPv6, the instance took an address and a default route."""
+    if machine.facts.extra.get("ipv6") != "yes":
+        pytest.skip(f"{machine.facts.provider} offers no IPv6 to this instance")
+    text = facts["ipv6_global"].stdout
+    assert re.search(r"inet6 (?!fe80)", text), "no IPv6 address although the platform offers IPv6"
+    assert "default" in text, "no IPv6 default route although the platform offers IPv6"

@@ -1,0 +1,67 @@
+"""The pipeline: build → boot under QEMU and run every suite → gate → publish only on *publish*.
+
+Each step is the project's own command, so the pipeline proves nothing the steps would not: the
+tests run in a fresh pytest process exactly as `pytest --provider=qemu` runs them, and the gate
+is given the image's sha256 so that only results about these bytes can publish it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..build.driver import build
+from ..build.spec import BuildSpec
+from ..gate.cli import main as gate_main
+from .publishers import publish
+
+POLICY = Path(__file__).resolve().parent.parent.parent / "examples" / "policy.toml"
+
+
+@dataclass(frozen=True)
+class Options:
+    output: Path
+    config_space: Path | None = None
+    policy: Path = POLICY
+    publish_to: str = ""
+    pytest_args: tuple[str, ...] = ()
+
+
+def say(message: str) -> None:
+    print(f"debian-cloud-tests pipeline: {message}", flush=True)
+
+
+def test_image(image: Path, spec: BuildSpec, output: Path, extra: tuple[str, ...] = ()) -> tuple[int, Path]:
+    """Run every suite against *image* under QEMU; return pytest's exit code and the JUnit path."""
+    junit = (output / f"{spec.name}.results.xml").resolve()
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--provider=qemu",
+           f"--image={image.resolve()}", f"--arch={spec.arch}", f"--firmware={spec.firmware}",
+           f"--junitxml={junit}", f"--artifacts-dir={(output / 'artifacts').resolve()}",
+           "-o", "junit_family=xunit2", "-rfE", *extra]
+    return subprocess.run(cmd, cwd=output, check=False).returncode, junit
+
+
+def run(spec: BuildSpec, opts: Options) -> int:
+    """Exit code: the gate's (0 published or publishable, 1 hold), or a step's own error code."""
+    say(f"building {spec.name} ({' '.join(spec.classes())})")
+    built = build(spec, opts.output, opts.config_space)
+    say(f"built {built.image} sha256 {built.sha256}")
+    rc, junit = test_image(built.image, spec, opts.output, opts.pytest_args)
+    say(f"tests exited {rc}; JUnit {junit}")
+    if not junit.exists():
+        say("no JUnit report was written: the tests could not run; not gating, not publishing")
+        return rc or 2
+    verdict = opts.output / f"{spec.name}.gate.json"
+    gate_rc = gate_main([str(junit), "--policy", str(opts.policy), "--image-sha256", built.sha256,
+                         "--json", str(verdict), "--markdown", str(verdict.with_suffix(".md"))])
+    if gate_rc != 0:
+        say(f"gate: {'HOLD' if gate_rc == 1 else 'input error'} ({verdict}); not published")
+        return gate_rc
+    if not opts.publish_to:
+        say(f"gate: PUBLISH ({verdict}); no --publish-to given")
+        return 0
+    for location in publish(built.image, built.manifest, verdict, opts.publish_to):
+        say(f"published {location}")
+    return 0

@@ -1,0 +1,117 @@
+"""The azure provider's errors, how an Azure SDK error becomes one, and the retry policy.
+
+ARM reports failures as an HTTP status and an error ``code``; the code decides: throttling (429)
+and transient faults are retried with exponential backoff, quotas and refused credentials fail at
+once in one line naming what to do.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from debian_cloud_tests.errors import DCTError, ProviderError, UsageError
+
+T = TypeVar("T")
+THROTTLING = frozenset({"TooManyRequests", "RetryableError", "ServerBusy"})
+QUOTA = frozenset({"QuotaExceeded", "OperationNotAllowed", "PublicIPCountLimitReached"})
+CAPACITY = frozenset({"SkuNotAvailable", "AllocationFailed", "ZonalAllocationFailed"})
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+WHAT_TO_SET = ("set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (a service "
+               "principal), or run `az login`")
+ATTEMPTS = 6
+
+#: replaced by tests, to record delays instead of waiting
+sleep: Callable[[float], None] = time.sleep
+
+
+class AzureError(ProviderError):
+    def __init__(self, message: str, code: str = "", *, detail: str = "") -> None:
+        super().__init__(message, detail=detail)
+        self.code = code
+
+
+class QuotaError(AzureError):
+    """A subscription quota (cores, public addresses) is reached."""
+
+
+class ThrottledError(AzureError):
+    """ARM kept throttling after every retry."""
+
+
+class CredentialsError(UsageError):
+    """No credentials, or Azure refused them."""
+
+
+def delay(attempt: int) -> float:
+    ceiling = min(20.0, 2.0 ** (attempt - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def translate(exc: BaseException, action: str) -> DCTError:
+    from azure.core import exceptions as az
+
+    if isinstance(exc, az.ClientAuthenticationError):
+        return CredentialsError(f"azure: no usable credentials ({_short(exc)}); {WHAT_TO_SET}")
+    status = getattr(exc, "status_code", None) or 0
+    error = getattr(exc, "error", None)
+    code = str(getattr(error, "code", "") or "")
+    msg = _short(getattr(error, "message", "") or exc)
+    what = f"{code or status}: {msg}"
+    if code in QUOTA:
+        return QuotaError(f"azure: {action}: a subscription quota is reached ({what}); delete "
+                          "what you no longer need or ask for a higher quota", code)
+    if code in CAPACITY:
+        return AzureError(f"azure: {action}: no capacity ({what}); choose another --instance-type "
+                          "or --region", code)
+    if code in THROTTLING or status == 429:
+        return ThrottledError(f"azure: {action}: still throttled after retrying ({what})", code)
+    if status in (401, 403) or code in ("AuthorizationFailed", "InvalidAuthenticationToken"):
+        return CredentialsError(f"azure: {action} was refused ({what}); {WHAT_TO_SET}, with the "
+                                "Contributor role on the subscription")
+    return AzureError(f"azure: {action} failed ({what})", code)
+
+
+def _short(text: object) -> str:
+    return re.sub(r"\s+", " ", str(text)).strip()[:300]
+
+
+def is_not_found(exc: BaseException) -> bool:
+    return getattr(exc, "status_code", None) == 404
+
+
+def call(fn: Callable[..., T], action: str, *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` with backoff on throttling and transient faults."""
+    from azure.core.exceptions import AzureError as SdkError
+    from azure.core.exceptions import HttpResponseError
+
+    attempt = 0
+    while True:
+        try:
+            return fn(*args, **kwargs)
+        except SdkError as exc:
+            attempt += 1
+            status = getattr(exc, "status_code", None) or 0
+            code = str(getattr(getattr(exc, "error", None), "code", "") or "")
+            retry = isinstance(exc, HttpResponseError) and (status in RETRY_STATUS or code in THROTTLING)
+            if not retry or attempt >= ATTEMPTS:
+                raise translate(exc, action) from None
+            sleep(delay(attempt))
+
+
+def wait(poller: Any, action: str, timeout: float) -> Any:
+    """A long-running operation's result within *timeout*, its failure as a typed error."""
+    from azure.core.exceptions import AzureError as SdkError
+
+    deadline = time.monotonic() + timeout
+    try:
+        while not poller.done():
+            if time.monotonic() >= deadline:
+                raise AzureError(f"azure: {action}: still {poller.status()} after {timeout:.0f}s")
+            poller.wait(min(1.0, max(deadline - time.monotonic(), 0.01)))
+        return poller.result()
+    except SdkError as exc:
+        raise translate(exc, action) from None

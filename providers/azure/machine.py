@@ -1,0 +1,99 @@
+"""One Azure VM as a :class:`Machine`: the boot diagnostics serial log as the console, restart
+through the API, and a destroy that deletes the run's resource group and everything in it."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+
+from debian_cloud_tests.errors import DCTError, ProviderError
+from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
+
+from . import errors
+from .session import Clients
+
+POLL_INTERVAL = 5.0
+
+
+def delete_group(c: Clients, group: str, timeout: float = 1800.0, attempts: int = 3) -> list[BaseException]:
+    """Delete a resource group as a whole (gone already is fine), retrying a failed delete."""
+    for attempt in range(1, attempts + 1):
+        try:
+            poller = errors.call(c.resource.resource_groups.begin_delete, "resource_groups.delete", group)
+            errors.wait(poller, f"deleting resource group {group}", timeout)
+            return []
+        except DCTError as exc:
+            if "ResourceGroupNotFound" in exc.message or "ResourceNotFound" in exc.message:
+                return []
+            if attempt == attempts:
+                return [exc]
+            errors.sleep(errors.delay(attempt))
+    return []
+
+
+class AzureMachine(Machine):
+    def __init__(self, c: Clients, group: str, vm: str, facts: PlatformFacts, endpoint: SSHEndpoint,
+                 injected: list[str] | None, props: dict[str, str]) -> None:
+        self.clients, self.group, self.vm = c, group, vm
+        self.facts = facts
+        self._endpoint = endpoint
+        self._injected = injected
+        self._props = props
+        self._console = ""
+        self._read_at = float("-inf")
+        self._reason = ""
+        self._destroyed = False
+
+    @property
+    def ssh(self) -> SSHEndpoint:
+        return self._endpoint
+
+    def console_log(self) -> str:
+        """The serial log blob of boot diagnostics (absent for the first minutes of a boot)."""
+        if self._destroyed or time.monotonic() - self._read_at < POLL_INTERVAL:
+            return self._console
+        self._read_at = time.monotonic()
+        try:
+            data = self.clients.compute.virtual_machines.retrieve_boot_diagnostics_data(
+                self.group, self.vm, sas_uri_expiration_time_in_minutes=10)
+            uri = data.serial_console_log_blob_uri
+            if uri:
+                with urllib.request.urlopen(uri, timeout=30) as resp:
+                    self._console = resp.read().decode("utf-8", "replace") or self._console
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            self._reason = f"serial log: {exc}"
+        except Exception as exc:  # best effort: the readiness wait reads it again
+            self._reason = f"retrieveBootDiagnosticsData: {exc}"
+        return self._console
+
+    def host_keys_hint(self) -> list[str] | None:
+        return self._injected
+
+    def hard_reset(self) -> None:
+        try:
+            poller = errors.call(self.clients.compute.virtual_machines.begin_restart,
+                                 "virtual_machines.restart", self.group, self.vm)
+            errors.wait(poller, "virtual_machines.restart", 600)
+        except DCTError as exc:
+            raise ProviderError(f"azure: restart of {self.vm} failed: {exc.message}") from None
+
+    def is_alive(self) -> bool:
+        return not self._destroyed
+
+    def platform_log(self) -> str:
+        return self._reason
+
+    def destroy(self) -> list[BaseException]:
+        if self._destroyed:
+            return []
+        failed = delete_group(self.clients, self.group)
+        self._destroyed = not failed
+        return failed
+
+    def describe_access(self) -> str:
+        return (f"{super().describe_access()}\n  console: az vm boot-diagnostics get-boot-log -g "
+                f"{self.group} -n {self.vm}\n  remove it: az group delete -y -n {self.group}")
+
+    def properties(self) -> dict[str, str]:
+        return dict(self._props)

@@ -1,0 +1,204 @@
+"""The azure provider: ``pytest --provider=azure --image=Debian:debian-12:12-gen2:latest
+--region=westeurope`` boots the image on Azure.
+
+Each run gets a resource group of its own, tagged with the run id and an expiry, holding a
+network security group (SSH from this runner only), a virtual network, a public address, a NIC
+and the VM with boot diagnostics on; destroying the machine deletes the group as a whole.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import os
+import re
+import urllib.request
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from debian_cloud_tests import seed, sshkeys
+from debian_cloud_tests.errors import ArchFirmwareError, DCTError, ImageNotFoundError, UsageError
+from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
+from debian_cloud_tests.provider import Provider
+from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec
+
+from . import errors, session
+from .machine import AzureMachine, delete_group
+
+RUN_ID_TAG, EXPIRES_TAG = "dct-run-id", "dct-expires"
+TTL = timedelta(hours=3)
+DEFAULT_SIZE = {Arch.AMD64: "Standard_B2s", Arch.ARM64: "Standard_B2ps_v2"}
+_URN = re.compile(r"^(?P<pub>[^:/\s]+):(?P<offer>[^:/\s]+):(?P<sku>[^:/\s]+):(?P<version>[^:/\s]+)$")
+_ID = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Compute/"
+                 r"(images/[^/]+|galleries/[^/]+/images/[^/]+/versions/[^/]+)$", re.I)
+
+
+def parse_expiry(value: str) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def runner_cidr() -> str:
+    """This runner's public address as a /32: ``DCT_SOURCE_ADDRESS``, else an echo service."""
+    given = os.environ.get("DCT_SOURCE_ADDRESS", "").strip()
+    url = os.environ.get("DCT_CHECKIP_URL", "https://checkip.amazonaws.com")
+    if not given:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                given = resp.read(100).decode("ascii", "replace").strip()
+        except (OSError, ValueError) as exc:
+            raise errors.AzureError(f"azure: cannot learn this runner's address from {url} ({exc}); "
+                                    "set DCT_SOURCE_ADDRESS") from None
+    try:
+        addr = ipaddress.ip_address(given)
+    except ValueError:
+        raise UsageError(f"azure: {given[:60]!r} is not an IP address (DCT_SOURCE_ADDRESS)") from None
+    return f"{addr}/{addr.max_prefixlen}"
+
+
+class AzureProvider(Provider):
+    name = "azure"
+
+    def __init__(self, credential: Any = None, subscription: str | None = None,
+                 **client_kwargs: Any) -> None:
+        self._args = (credential, subscription, client_kwargs)
+        self._clients: session.Clients | None = None
+
+    def clients(self) -> session.Clients:
+        if self._clients is None:
+            credential, subscription, kwargs = self._args
+            self._clients = session.make_clients(credential, subscription, **kwargs)
+        return self._clients
+
+    def validate(self, spec: LaunchSpec) -> LaunchSpec:
+        location = spec.options.get("region")
+        if not location:
+            raise UsageError("azure: give --region, the location (e.g. westeurope)")
+        urn, is_id = _URN.match(spec.image), _ID.match(spec.image)
+        if not urn and not is_id:
+            raise UsageError(f"--image {spec.image!r}: for azure give a URN (Debian:debian-12:12-gen2:"
+                             "latest), a gallery image version id or a managed image id")
+        arch, firmware = spec.arch, spec.firmware or Firmware.UEFI
+        if urn:
+            arch, firmware = self._marketplace(location, urn, spec)
+        if spec.firmware and spec.firmware is not firmware:
+            raise ArchFirmwareError(f"--firmware {spec.firmware.value}: this image boots with "
+                                    f"{firmware.value} on Azure")
+        options = {**spec.options, "ssh_source": runner_cidr()}
+        return replace(spec, arch=arch, firmware=firmware, options=options,
+                       instance_type=spec.instance_type or DEFAULT_SIZE[arch])
+
+    def _marketplace(self, location: str, urn: re.Match[str], spec: LaunchSpec) -> tuple[Arch, Firmware]:
+        images = self.clients().compute.virtual_machine_images
+        pub, offer, sku, version = urn["pub"], urn["offer"], urn["sku"], urn["version"]
+        try:
+            if version == "latest":
+                found = errors.call(images.list, "virtual_machine_images.list", location, pub, offer, sku)
+                if not found:
+                    raise ImageNotFoundError(f"--image {spec.image}: no version in {location}")
+                version = found[-1].name
+            image = errors.call(images.get, "virtual_machine_images.get", location, pub, offer, sku, version)
+        except DCTError as exc:
+            if "NotFound" not in exc.message:
+                raise
+            raise ImageNotFoundError(f"--image {spec.image}: no such image in {location}") from None
+        arch = Arch.ARM64 if _text(image.architecture).lower() == "arm64" else Arch.AMD64
+        return arch, Firmware.UEFI if _text(image.hyper_v_generation) == "V2" else Firmware.BIOS
+
+    def launch(self, spec: LaunchSpec, run_dir: Path) -> Machine:
+        c = self.clients()
+        location = spec.options["region"]
+        short = uuid.uuid4().hex[:8]
+        group = name = f"dct-{spec.run_id or short}-{short}"
+        key = sshkeys.generate(f"debian-cloud-tests-{spec.run_id}")
+        key_file = sshkeys.write_private(key, run_dir / "id_ed25519")
+        host_keys: dict[str, str] = {}
+        injected = None
+        if spec.host_key_source is HostKeySource.INJECTED:
+            host = sshkeys.generate(f"root@{name}")
+            host_keys = {"ed25519_private": host.private_openssh, "ed25519_public": host.public_openssh}
+            injected = [host.public_openssh]
+        expires = (datetime.now(UTC) + TTL).strftime("%Y-%m-%dT%H:%M:%SZ")
+        tags = {RUN_ID_TAG: spec.run_id or short, EXPIRES_TAG: expires}
+        user_data = seed.build_user_data(seed.SeedContent(
+            authorized_key=key.public_openssh, host_keys=host_keys, user_data_file=spec.user_data,
+            ca_certs=[p.read_text() for p in spec.ca_certs]))
+        try:
+            errors.call(c.resource.resource_groups.create_or_update, "resource_groups.create", group,
+                        {"location": location, "tags": tags})
+            vm, ip = _create(c, spec, group, name, tags, key.public_openssh, user_data)
+        except BaseException as exc:
+            failures = delete_group(c, group)
+            if failures and isinstance(exc, DCTError):
+                exc.detail = f"{exc.detail}\ncleanup also failed: {failures[0]}".strip()
+            raise
+        facts = PlatformFacts(provider="azure", instance_id=str(_attr(vm, "vm_id")), hostname=name,
+                              arch=spec.arch,
+                              firmware=spec.firmware, datasource="Azure", instance_type=spec.instance_type,
+                              region=location, extra={"image": spec.image, "public_ip": ip})
+        props = {"azure_location": location, "azure_resource_group": group, "azure_vm_id": facts.instance_id,
+                 "azure_vm_size": spec.instance_type or ""}
+        return AzureMachine(c, group, name, facts, SSHEndpoint(ip, 22, spec.ssh_user, key_file),
+                            injected, props)
+
+
+def _attr(model: Any, name: str) -> Any:
+    """An attribute of an SDK model, flattened (msrest models) or under ``properties``."""
+    if hasattr(model, name) and getattr(model, name) is not None:
+        return getattr(model, name)
+    return getattr(getattr(model, "properties", None), name, None)
+
+
+def _text(value: Any) -> str:
+    """An SDK enum or a plain string, as the string ARM sent."""
+    return str(getattr(value, "value", value) or "")
+
+
+def _create(c: session.Clients, spec: LaunchSpec, group: str, name: str, tags: dict[str, str],
+            public_key: str, user_data: str) -> tuple[Any, str]:
+    """NSG, network, address, NIC and VM, each waited for; returns the VM and its address."""
+    loc, net = spec.options["region"], c.network
+
+    def make(fn: Any, what: str, *args: Any, timeout: float = 600.0) -> Any:
+        return errors.wait(errors.call(fn, what, *args), what, timeout)
+
+    rule = {"name": "ssh-from-runner", "properties": {
+        "protocol": "Tcp", "direction": "Inbound", "access": "Allow", "priority": 100,
+        "sourceAddressPrefix": spec.options["ssh_source"], "sourcePortRange": "*",
+        "destinationAddressPrefix": "*", "destinationPortRange": "22"}}
+    base = {"location": loc, "tags": tags}
+    nsg = make(net.network_security_groups.begin_create_or_update, "network_security_groups.create",
+               group, name, {**base, "properties": {"securityRules": [rule]}})
+    vnet = make(net.virtual_networks.begin_create_or_update, "virtual_networks.create", group, name,
+                {**base, "properties": {"addressSpace": {"addressPrefixes": ["10.80.0.0/16"]}, "subnets": [
+                    {"name": "default", "properties": {"addressPrefix": "10.80.0.0/24",
+                                                       "networkSecurityGroup": {"id": nsg.id}}}]}})
+    pip = make(net.public_ip_addresses.begin_create_or_update, "public_ip_addresses.create", group, name,
+               {**base, "sku": {"name": "Standard"}, "properties": {"publicIPAllocationMethod": "Static"}})
+    nic = make(net.network_interfaces.begin_create_or_update, "network_interfaces.create", group, name,
+               {**base, "properties": {"ipConfigurations": [{"name": "ipconfig", "properties": {
+                   "subnet": {"id": f"{vnet.id}/subnets/default"}, "publicIPAddress": {"id": pip.id}}}]}})
+    urn = _URN.match(spec.image)
+    image = ({"publisher": urn["pub"], "offer": urn["offer"], "sku": urn["sku"], "version": urn["version"]}
+             if urn else {"id": spec.image})
+    ssh_key = {"path": f"/home/{spec.ssh_user}/.ssh/authorized_keys", "keyData": public_key}
+    vm = make(c.compute.virtual_machines.begin_create_or_update, "virtual_machines.create", group, name, {
+        **base, "properties": {
+            "hardwareProfile": {"vmSize": spec.instance_type},
+            "storageProfile": {"imageReference": image, "osDisk": {"createOption": "FromImage",
+                                                                    "deleteOption": "Delete"}},
+            "osProfile": {"computerName": name, "adminUsername": spec.ssh_user,
+                          "customData": base64.b64encode(user_data.encode()).decode(),
+                          "linuxConfiguration": {"disablePasswordAuthentication": True,
+                                                 "ssh": {"publicKeys": [ssh_key]}}},
+            "networkProfile": {"networkInterfaces": [
+                {"id": nic.id, "properties": {"deleteOption": "Delete"}}]},
+            "diagnosticsProfile": {"bootDiagnostics": {"enabled": True}}}}, timeout=spec.boot_timeout)
+    ip = _attr(errors.call(net.public_ip_addresses.get, "public_ip_addresses.get", group, name), "ip_address")
+    return vm, str(ip)

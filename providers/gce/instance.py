@@ -1,0 +1,129 @@
+"""One GCE instance as a :class:`Machine`: serial port 1 as the console, reset through the API,
+and a destroy that removes the instance (its boot disk auto-deletes), then the firewall rule.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from debian_cloud_tests.errors import DCTError, ProviderError
+from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
+
+from . import resources, retry
+from .session import Clients
+
+POLL_INTERVAL = 2.0
+GONE = frozenset({"STOPPING", "STOPPED", "TERMINATED", "SUSPENDED"})
+
+
+@dataclass
+class Created:
+    """What one launch created, so that destroy (or a failed launch) removes exactly that."""
+
+    zone: str
+    instance: str | None = None
+    firewall: str | None = None
+
+    def remove(self, c: Clients) -> list[BaseException]:
+        """Instance first, then the rule; never raises."""
+        errors: list[BaseException] = []
+        if self.instance:
+            failed = resources.delete_instance(c, self.zone, self.instance)
+            errors += failed
+            self.instance = None if not failed else self.instance
+        if self.firewall:
+            failed = resources.delete_firewall(c, self.firewall)
+            errors += failed
+            self.firewall = None if not failed else self.firewall
+        return errors
+
+
+class GceMachine(Machine):
+    """A running instance reached on its external address, port 22."""
+
+    def __init__(self, clients: Clients, created: Created, facts: PlatformFacts,
+                 endpoint: SSHEndpoint, injected: list[str] | None, props: dict[str, str]) -> None:
+        self.clients = clients
+        self.created = created
+        self.facts = facts
+        self.name = str(created.instance)
+        self._endpoint = endpoint
+        self._injected = injected
+        self._props = props
+        self._console = ""
+        self._next = 0
+        self._read_at = float("-inf")
+        self._status = "RUNNING"
+        self._status_at = time.monotonic()
+        self._reason = ""
+        self._destroyed = False
+
+    @property
+    def ssh(self) -> SSHEndpoint:
+        return self._endpoint
+
+    def console_log(self) -> str:
+        """Serial port 1, read incrementally from where the last read stopped."""
+        if self._destroyed or time.monotonic() - self._read_at < POLL_INTERVAL:
+            return self._console
+        self._read_at = time.monotonic()
+        c = self.clients
+        try:
+            from google.cloud import compute_v1
+
+            out = c.instances.get_serial_port_output(request=compute_v1.GetSerialPortOutputInstanceRequest(
+                project=c.project, zone=self.created.zone, instance=self.name, port=1, start=self._next))
+        except Exception as exc:  # best effort: the readiness wait reads it again
+            self._reason = f"getSerialPortOutput: {exc}"
+            return self._console
+        self._console += out.contents or ""
+        self._next = int(out.next_ or self._next)
+        return self._console
+
+    def host_keys_hint(self) -> list[str] | None:
+        return self._injected
+
+    def hard_reset(self) -> None:
+        c = self.clients
+        try:
+            op = retry.call(c.instances.reset_unary, "instances.reset", project=c.project,
+                            zone=self.created.zone, instance=self.name)
+            retry.wait_operation(lambda: c.zone_operations.get(
+                project=c.project, zone=self.created.zone, operation=op.name), "instances.reset")
+        except DCTError as exc:
+            raise ProviderError(f"gce: reset of {self.name} failed: {exc.message}") from None
+
+    def is_alive(self) -> bool:
+        if self._destroyed:
+            return False
+        if time.monotonic() - self._status_at >= POLL_INTERVAL:
+            self._status_at = time.monotonic()
+            try:
+                inst = resources.get_instance(self.clients, self.created.zone, self.name)
+                self._status = str(inst.status)
+                self._reason = f"instance {self._status}: {inst.status_message or ''}".strip(": ")
+            except DCTError as exc:
+                self._reason = exc.message
+        return self._status not in GONE
+
+    def platform_log(self) -> str:
+        return self._reason
+
+    def destroy(self) -> list[BaseException]:
+        if self._destroyed:
+            return []
+        errors = self.created.remove(self.clients)
+        self._destroyed = not errors
+        return errors
+
+    def describe_access(self) -> str:
+        c, z = self.clients, self.created.zone
+        cleanup = f"gcloud compute instances delete {self.name} --zone {z} --project {c.project}"
+        if self.created.firewall:
+            cleanup += f"; gcloud compute firewall-rules delete {self.created.firewall} --project {c.project}"
+        return (f"{super().describe_access()}\n  console: gcloud compute instances "
+                f"get-serial-port-output {self.name} --zone {z}\n  remove it: {cleanup}")
+
+    def properties(self) -> dict[str, str]:
+        return dict(self._props)

@@ -1,0 +1,129 @@
+"""What a run creates on GCE: a firewall rule and an instance, both marked with the run.
+
+Instances (and their boot disks) carry the labels ``dct-run-id`` and ``dct-expires`` from their
+create call; firewall rules have no labels in GCE, so theirs are in the description, which
+:mod:`gc` reads.  SSH is opened to this runner's own address only, and only to the instance's
+network tag.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from debian_cloud_tests.errors import DCTError, ProviderError, UsageError
+
+from . import retry
+from .session import Clients
+
+RUN_ID_LABEL = "dct-run-id"
+EXPIRES_LABEL = "dct-expires"
+TTL = timedelta(hours=3)
+CHECKIP_URL = "https://checkip.amazonaws.com"
+_EXPIRY_FORMAT = "%Y%m%dt%H%M%Sz"  # label values allow [a-z0-9_-] only
+_DESC = re.compile(r"dct-run-id=(?P<run>\S+) dct-expires=(?P<expires>\S+)")
+
+
+def labels(run_id: str, now: datetime | None = None) -> dict[str, str]:
+    expires = (now or datetime.now(UTC)) + TTL
+    value = re.sub(r"[^a-z0-9_-]", "-", run_id.lower())[:63]
+    return {RUN_ID_LABEL: value, EXPIRES_LABEL: expires.strftime(_EXPIRY_FORMAT)}
+
+
+def parse_expiry(value: str) -> datetime | None:
+    try:
+        return datetime.strptime(value, _EXPIRY_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def description_marks(description: str) -> dict[str, str]:
+    """The run id and expiry written into a firewall rule's description ({} if not ours)."""
+    m = _DESC.search(description or "")
+    return {RUN_ID_LABEL: m["run"], EXPIRES_LABEL: m["expires"]} if m else {}
+
+
+def runner_cidr() -> str:
+    """This runner's public address as a /32 (/128): ``DCT_SOURCE_ADDRESS``, else an echo service
+    (``DCT_CHECKIP_URL``)."""
+    given = os.environ.get("DCT_SOURCE_ADDRESS", "").strip()
+    url = os.environ.get("DCT_CHECKIP_URL", CHECKIP_URL)
+    if not given:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                given = resp.read(100).decode("ascii", "replace").strip()
+        except (OSError, ValueError) as exc:
+            raise ProviderError(f"gce: cannot learn this runner's public address from {url} ({exc}); "
+                                "set DCT_SOURCE_ADDRESS to it") from None
+    try:
+        addr = ipaddress.ip_address(given)
+    except ValueError:
+        raise UsageError(f"gce: {given[:60]!r} is not an IP address (DCT_SOURCE_ADDRESS)") from None
+    if addr.is_unspecified:
+        raise UsageError("gce: refusing to open SSH to every address; set DCT_SOURCE_ADDRESS")
+    return f"{addr}/{addr.max_prefixlen}"
+
+
+def create_firewall(c: Clients, name: str, network: str, cidr: str, marks: dict[str, str]) -> None:
+    """Allow tcp:22 from *cidr* to instances tagged *name*, and nothing else."""
+    from google.cloud import compute_v1
+
+    rule = compute_v1.Firewall(
+        name=name, network=network, direction="INGRESS", source_ranges=[cidr], target_tags=[name],
+        allowed=[compute_v1.Allowed(I_p_protocol="tcp", ports=["22"])],
+        description=f"debian-cloud-tests: SSH from the test runner only; "
+                    f"{RUN_ID_LABEL}={marks[RUN_ID_LABEL]} {EXPIRES_LABEL}={marks[EXPIRES_LABEL]}")
+    op = retry.call(c.firewalls.insert_unary, "firewalls.insert", project=c.project,
+                    firewall_resource=rule)
+    retry.wait_operation(lambda: c.global_operations.get(project=c.project, operation=op.name),
+                         "firewalls.insert")
+
+
+def _gone(exc: DCTError) -> bool:
+    return getattr(exc, "reason", "") == "notFound" or "not found" in exc.message.lower()
+
+
+def delete_firewall(c: Clients, name: str, attempts: int = 3) -> list[BaseException]:
+    """Delete a rule (already gone is fine), retrying a failed delete operation."""
+    for attempt in range(1, attempts + 1):
+        try:
+            op = retry.call(c.firewalls.delete_unary, "firewalls.delete", project=c.project,
+                            firewall=name)
+            retry.wait_operation(lambda op=op: c.global_operations.get(project=c.project,
+                                                                       operation=op.name),
+                                 "firewalls.delete")
+            return []
+        except DCTError as exc:
+            if _gone(exc):
+                return []
+            if attempt == attempts:
+                return [exc]
+            retry.sleep(retry.API.delay(attempt))
+    return []
+
+
+def delete_instance(c: Clients, zone: str, name: str, attempts: int = 3,
+                    timeout: float = 600.0) -> list[BaseException]:
+    """Delete an instance (its boot disk goes with it), retrying a failed delete operation."""
+    for attempt in range(1, attempts + 1):
+        try:
+            op = retry.call(c.instances.delete_unary, "instances.delete", project=c.project,
+                            zone=zone, instance=name)
+            retry.wait_operation(lambda op=op: c.zone_operations.get(
+                project=c.project, zone=zone, operation=op.name), "instances.delete", timeout)
+            return []
+        except DCTError as exc:
+            if _gone(exc):
+                return []
+            if attempt == attempts:
+                return [exc]
+            retry.sleep(retry.API.delay(attempt))
+    return []
+
+
+def get_instance(c: Clients, zone: str, name: str) -> Any:
+    return retry.call(c.instances.get, "instances.get", project=c.project, zone=zone, instance=name)

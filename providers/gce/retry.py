@@ -1,0 +1,84 @@
+"""Calling GCE with retries: exponential backoff with jitter for what Google says is transient.
+
+HTTP 429, 5xx and the ``rateLimitExceeded`` reasons are retried; everything else fails at once
+with a typed error.  Operations (GCE's answer to every change) are polled here too, on an
+operations client that talks to the same endpoint as the client that started them.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from debian_cloud_tests.errors import ProviderError
+
+from .errors import RETRY_STATUS, THROTTLING, classify, reason_of, status_of, translate
+
+T = TypeVar("T")
+
+#: replaced by tests, to record delays instead of waiting
+sleep: Callable[[float], None] = time.sleep
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delay n (from 1) lies in [d/2, d] with d = min(cap, base·2^(n-1))."""
+
+    attempts: int = 6
+    base: float = 1.0
+    cap: float = 20.0
+
+    def delay(self, attempt: int) -> float:
+        ceiling = min(self.cap, self.base * 2 ** (attempt - 1))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+API = Backoff()
+
+
+def retryable(exc: BaseException) -> bool:
+    from google.api_core import exceptions as api_exc
+    from google.auth import exceptions as auth_exc
+
+    if isinstance(exc, auth_exc.TransportError | ConnectionError):
+        return True
+    if not isinstance(exc, api_exc.GoogleAPICallError):
+        return False
+    return status_of(exc) in RETRY_STATUS or reason_of(exc) in THROTTLING
+
+
+def call(fn: Callable[..., T], action: str, **kwargs: Any) -> T:
+    """``fn(**kwargs)``, retried with backoff while retryable; raises a typed DCTError otherwise."""
+    from google.api_core.exceptions import GoogleAPICallError
+    from google.auth.exceptions import GoogleAuthError
+
+    attempt = 0
+    while True:
+        try:
+            return fn(**kwargs)
+        except (GoogleAPICallError, GoogleAuthError, ConnectionError) as exc:
+            attempt += 1
+            if not retryable(exc) or attempt >= API.attempts:
+                raise translate(exc, action) from None
+            sleep(API.delay(attempt))
+
+
+def wait_operation(get: Callable[[], Any], action: str, timeout: float = 300.0) -> Any:
+    """Poll an operation (``get`` returns it) until DONE; its error becomes a typed error."""
+    deadline = time.monotonic() + timeout
+    delay = 0.5
+    while True:
+        op = call(get, f"{action} (operation)")
+        if str(op.status).endswith("DONE") or op.status == 2104194:
+            errors = list(op.error.errors) if op.error else []
+            if errors:
+                first = errors[0]
+                raise classify(first.code, op.http_error_status_code, first.message, action)
+            return op
+        if time.monotonic() >= deadline:
+            raise ProviderError(f"gce: {action}: operation {op.name} not done after {timeout:.0f}s")
+        sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
+        delay = min(delay * 2, 10.0)

@@ -1,0 +1,191 @@
+"""A small Azure Resource Manager over plain HTTP on 127.0.0.1, for the azure provider's tests.
+
+Generic where ARM is generic (PUT stores a resource, GET returns it, deleting a resource group
+deletes everything in it) and every change is a long-running operation: 201/202 with an
+``Azure-AsyncOperation`` URL the SDK's pollers follow.  It fails as Azure does when told to: an
+HTTP error with ARM's error code, an operation ending ``Failed``, a VM whose creation never
+finishes, a boot diagnostics log that is empty at first, a group delete that fails once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+LOCATION = "westeurope"
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeAzureHostKey"
+CONSOLE = "-----BEGIN SSH HOST KEY KEYS-----\n" + HOST_KEY + " root@dct\n-----END SSH HOST KEY KEYS-----\n"
+_IMAGE = re.compile(r".*/publishers/(?P<pub>[^/]+)/artifacttypes/vmimage/offers/(?P<offer>[^/]+)/skus/"
+                    r"(?P<sku>[^/]+)/versions(?:/(?P<version>[^/]+))?$", re.I)
+
+
+class Fault(Exception):
+    def __init__(self, status: int, code: str, message: str = "") -> None:
+        super().__init__(message or code)
+        self.status, self.code, self.message = status, code, message or f"{code} (injected)"
+
+
+@dataclass
+class FakeArm:
+    url: str = ""
+    resources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    operations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    faults: dict[str, list[Fault]] = field(default_factory=dict)
+    op_faults: dict[str, list[str]] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+    stuck: bool = False
+    empty_console_reads: int = 0
+    console_reads: int = 0
+    restarts: int = 0
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail(self, kind: str, status: int, code: str, times: int = 1, message: str = "") -> None:
+        """The next *times* requests of *kind* ("PUT virtualMachines") answer *status*/*code*."""
+        self.faults.setdefault(kind, []).extend([Fault(status, code, message)] * times)
+
+    def fail_operation(self, kind: str, code: str, times: int = 1) -> None:
+        """The operation started by the next *times* requests of *kind* ends Failed with *code*."""
+        self.op_faults.setdefault(kind, []).extend([code] * times)
+
+    def leftovers(self) -> dict[str, list[str]]:
+        return {"resources": sorted(self.resources)} if self.resources else {}
+
+    def groups(self) -> list[dict[str, Any]]:
+        group = re.compile(r"/subscriptions/[^/]+/resourcegroups/[^/]+")
+        return [r for p, r in self.resources.items() if group.fullmatch(p)]
+
+    def _kind(self, method: str, path: str) -> str:
+        parts = [p for p in path.split("/") if p]
+        if method == "POST":
+            return f"POST {parts[-1]}"
+        type_ = parts[-2] if len(parts) % 2 == 0 else parts[-1]
+        return f"{method} {type_}"
+
+    def _async(self, kind: str, status: str = "Succeeded") -> dict[str, str]:
+        name = f"op{next(self._ids)}"
+        codes = self.op_faults.get(kind)
+        op: dict[str, Any] = {"status": status, "name": name}
+        if codes:
+            op = {"status": "Failed", "name": name,
+                  "error": {"code": codes.pop(0), "message": f"{kind} failed (injected)"}}
+        self.operations[name] = op
+        return {"Azure-AsyncOperation": f"{self.url}/asyncops/{name}", "Retry-After": "0"}
+
+    def handle(self, method: str, path: str, query: dict[str, str], body: Any
+               ) -> tuple[int, Any, dict[str, str]]:
+        low = path.lower().rstrip("/")
+        if low.startswith("/asyncops/"):
+            op = self.operations[low.rsplit("/", 1)[-1]]
+            return 200, op, {"Retry-After": "1" if op["status"] == "InProgress" else "0"}
+        if low.startswith("/blobs/"):
+            self.console_reads += 1
+            if self.console_reads <= self.empty_console_reads:
+                return 404, {"error": {"code": "BlobNotFound"}}, {}
+            return 200, CONSOLE, {}
+        kind = self._kind(method, low)
+        with self.lock:
+            self.calls.append(kind)
+            pending = self.faults.get(kind)
+            if pending:
+                raise pending.pop(0)
+            return self._route(method, low, path, query, body, kind)
+
+    def _route(self, method: str, low: str, path: str, query: dict[str, str], body: Any,
+               kind: str) -> tuple[int, Any, dict[str, str]]:
+        image = _IMAGE.match(low)
+        if image and method == "GET":
+            if image["offer"] != "debian-12":
+                raise Fault(404, "NotFound", "Artifact: VMImage was not found.")
+            version = {"name": "0.20260101.1", "location": LOCATION, "id": path.split("/versions")[0]
+                       + "/versions/0.20260101.1",
+                       "properties": {"architecture": "Arm64" if "arm64" in image["sku"] else "x64",
+                                      "hyperVGeneration": "V2" if "gen2" in image["sku"] else "V1"}}
+            return 200, (version if image["version"] else [version]), {}
+        if method == "GET" and low.endswith("/resourcegroups"):
+            return 200, {"value": self.groups()}, {}
+        if method == "POST" and low.endswith("/retrievebootdiagnosticsdata"):
+            return 200, {"serialConsoleLogBlobUri": f"{self.url}/blobs/{low.split('/')[-2]}?sig=x"}, {}
+        if method == "POST" and low.endswith("/restart"):
+            self.restarts += 1
+            return 202, None, self._async(kind)
+        if method == "GET":
+            if low not in self.resources:
+                raise Fault(404, "ResourceNotFound", f"The Resource '{path}' was not found.")
+            return 200, self.resources[low], {}
+        if method == "PUT":
+            name = path.rstrip("/").rsplit("/", 1)[-1]
+            stored = {**(body or {}), "id": path, "name": name}
+            stored.setdefault("properties", {})["provisioningState"] = "Succeeded"
+            headers = self._async(kind, "InProgress" if self.stuck and "virtualmachines" in kind else
+                                  "Succeeded")
+            if self.operations[headers["Azure-AsyncOperation"].rsplit("/", 1)[-1]]["status"] != "Failed":
+                self._extra(kind, stored)
+                self.resources[low] = stored
+            return 201, stored, headers
+        if method == "DELETE":
+            if low not in self.resources:
+                return 204, None, {}
+            headers = self._async(kind)
+            if self.operations[headers["Azure-AsyncOperation"].rsplit("/", 1)[-1]]["status"] != "Failed":
+                for key in [k for k in self.resources if k == low or k.startswith(low + "/")]:
+                    del self.resources[key]
+            return 202, None, headers
+        raise Fault(400, "BadRequest", f"no route for {method} {path}")
+
+    def _extra(self, kind: str, stored: dict[str, Any]) -> None:
+        props = stored["properties"]
+        if kind == "PUT publicipaddresses":
+            props["ipAddress"] = "127.0.0.1"
+        if kind == "PUT virtualmachines":
+            props["vmId"] = f"4b3c0a2e-0000-4000-8000-{next(self._ids):012d}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeArm
+
+    def _serve(self) -> None:
+        url = urlparse(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            status, out, headers = self.fake.handle(self.command, url.path,
+                                                    {k: v[0] for k, v in parse_qs(url.query).items()},
+                                                    json.loads(raw) if raw else None)
+        except Fault as f:
+            status, out, headers = f.status, {"error": {"code": f.code, "message": f.message}}, {}
+        data = out.encode() if isinstance(out, str) else json.dumps(out).encode() if out is not None else b""
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Type", "text/plain" if isinstance(out, str) else "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def running_arm() -> Iterator[FakeArm]:
+    fake = FakeArm()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_Handler,), {"fake": fake}))
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()

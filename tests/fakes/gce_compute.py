@@ -1,0 +1,270 @@
+"""A small Compute Engine v1 over plain HTTP on 127.0.0.1, for the gce provider's tests.
+
+It speaks the REST paths and JSON (camelCase) the real ``google-cloud-compute`` client uses, and
+fails as GCE does when told to: an HTTP error with GCE's ``reason`` (``rateLimitExceeded``,
+``quotaExceeded``…), an operation that ends with an error, an instance stuck in ``STAGING``, a
+serial console empty for the first reads, a delete whose operation fails once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+PROJECT = "dct-test"
+ZONE = "europe-west1-b"
+IMAGE_PROJECT = "debian-cloud"
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeGceHostKey"
+CONSOLE = ("Booting Debian\n-----BEGIN SSH HOST KEY KEYS-----\n" + HOST_KEY +
+           " root@dct\n-----END SSH HOST KEY KEYS-----\n")
+
+ROUTES = [
+    ("GET", r"/projects/(?P<project>[^/]+)/global/images/family/(?P<family>[^/]+)", "images.getFromFamily"),
+    ("GET", r"/projects/(?P<project>[^/]+)/global/images/(?P<name>[^/]+)", "images.get"),
+    ("GET", r"/projects/(?P<project>[^/]+)/zones/(?P<zone>[^/]+)/machineTypes/(?P<name>[^/]+)",
+     "machineTypes.get"),
+    ("POST", r"/projects/(?P<project>[^/]+)/global/firewalls", "firewalls.insert"),
+    ("GET", r"/projects/(?P<project>[^/]+)/global/firewalls", "firewalls.list"),
+    ("DELETE", r"/projects/(?P<project>[^/]+)/global/firewalls/(?P<name>[^/]+)", "firewalls.delete"),
+    ("GET", r"/projects/(?P<project>[^/]+)/aggregated/instances", "instances.aggregatedList"),
+    ("POST", r"/projects/(?P<project>[^/]+)/zones/(?P<zone>[^/]+)/instances", "instances.insert"),
+    ("GET", r"/projects/(?P<project>[^/]+)/zones/(?P<zone>[^/]+)/instances/(?P<name>[^/]+)/serialPort",
+     "instances.getSerialPortOutput"),
+    ("POST", r"/projects/(?P<project>[^/]+)/zones/(?P<zone>[^/]+)/instances/(?P<name>[^/]+)/reset",
+     "instances.reset"),
+    ("GET", r"/projects/(?P<project>[^/]+)/zones/(?P<zone>[^/]+)/instances/(?P<name>[^/]+)", "instances.get"),
+    ("DELETE", r"/projects/(?P<project>[^/]+)/zones/(?P<zone>[^/]+)/instances/(?P<name>[^/]+)",
+     "instances.delete"),
+    ("GET", r"/projects/(?P<project>[^/]+)/zones/(?P<zone>[^/]+)/operations/(?P<name>[^/]+)",
+     "zoneOperations.get"),
+    ("GET", r"/projects/(?P<project>[^/]+)/global/operations/(?P<name>[^/]+)", "globalOperations.get"),
+]
+
+
+class HttpFault(Exception):
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.reason, self.message = status, reason, message
+
+
+@dataclass
+class FakeGce:
+    """The state of one project, and the faults to inject."""
+
+    images: dict[str, dict[str, Any]] = field(default_factory=dict)
+    firewalls: dict[str, dict[str, Any]] = field(default_factory=dict)
+    instances: dict[str, dict[str, Any]] = field(default_factory=dict)
+    operations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+    faults: dict[str, list[HttpFault]] = field(default_factory=dict)
+    op_errors: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    stuck: bool = False  # instances never leave STAGING
+    empty_console_reads: int = 0
+    resets: list[str] = field(default_factory=list)
+    console_reads: int = 0
+    url: str = ""
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1000))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.add_image("debian-12-bookworm-v20260101", family="debian-12")
+        self.add_image("debian-12-bookworm-arm64-v20260101", family="debian-12-arm64", arch="ARM64")
+
+    def add_image(self, name: str, family: str = "", arch: str = "X86_64", status: str = "READY") -> None:
+        self.images[name] = {"name": name, "family": family, "architecture": arch, "status": status,
+                             "diskSizeGb": "10", "id": str(next(self._ids)),
+                             "guestOsFeatures": [{"type": "UEFI_COMPATIBLE"}, {"type": "GVNIC"}]}
+
+    def fail(self, action: str, status: int, reason: str, times: int = 1, message: str = "") -> None:
+        """The next *times* calls of *action* answer HTTP *status* with GCE's *reason*."""
+        self.faults.setdefault(action, []).extend(
+            [HttpFault(status, reason, message or f"{reason} (injected)")] * times)
+
+    def fail_operation(self, action: str, code: str, message: str = "", times: int = 1) -> None:
+        """The operation started by the next *times* calls of *action* ends with error *code*."""
+        self.op_errors.setdefault(action, []).extend([(code, message or f"{code} (injected)")] * times)
+
+    def leftovers(self) -> dict[str, list[str]]:
+        found = {"instances": sorted(self.instances), "firewalls": sorted(self.firewalls)}
+        return {k: v for k, v in found.items() if v}
+
+    # -- the API -------------------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, query: dict[str, str], body: dict[str, Any]) -> Any:
+        for verb, pattern, action in ROUTES:
+            m = re.fullmatch("/compute/v1" + pattern, path)
+            if verb == method and m:
+                with self.lock:
+                    self.calls.append(action)
+                    pending = self.faults.get(action)
+                    if pending:
+                        raise pending.pop(0)
+                    return getattr(self, "_" + action.replace(".", "_"))(query, body, **m.groupdict())
+        raise HttpFault(404, "notFound", f"no route for {method} {path}")
+
+    def _operation(self, action: str, target: str, zone: str | None) -> dict[str, Any]:
+        name = f"operation-{next(self._ids)}"
+        op: dict[str, Any] = {"name": name, "id": str(next(self._ids)), "status": "RUNNING",
+                              "operationType": action.split(".")[-1], "targetLink": target, "progress": 0}
+        errors = self.op_errors.get(action)
+        if errors:
+            code, message = errors.pop(0)
+            op["error"] = {"errors": [{"code": code, "message": message}]}
+            op["httpErrorStatusCode"] = 403 if "QUOTA" in code else 400
+        if zone:
+            op["zone"] = f"{self.url}/compute/v1/projects/{PROJECT}/zones/{zone}"
+        self.operations[name] = op
+        return dict(op)
+
+    def _poll(self, name: str) -> dict[str, Any]:
+        op = self.operations.get(name)
+        if op is None:
+            raise HttpFault(404, "notFound", f"operation {name} not found")
+        op["status"], op["progress"] = "DONE", 100
+        return dict(op)
+
+    def _zoneOperations_get(self, q: Any, b: Any, project: str, zone: str, name: str) -> Any:
+        return self._poll(name)
+
+    def _globalOperations_get(self, q: Any, b: Any, project: str, name: str) -> Any:
+        return self._poll(name)
+
+    def _images_get(self, q: Any, b: Any, project: str, name: str) -> Any:
+        if name not in self.images:
+            raise HttpFault(404, "notFound", f"The resource 'projects/{project}/global/images/{name}' "
+                            "was not found")
+        return self.images[name]
+
+    def _images_getFromFamily(self, q: Any, b: Any, project: str, family: str) -> Any:
+        found = [i for i in self.images.values() if i["family"] == family]
+        if not found:
+            raise HttpFault(404, "notFound", f"The resource 'projects/{project}/global/images/family/"
+                            f"{family}' was not found")
+        return found[-1]
+
+    def _machineTypes_get(self, q: Any, b: Any, project: str, zone: str, name: str) -> Any:
+        shapes = {"e2-small": (2, 2048), "e2-medium": (2, 4096), "t2a-standard-1": (1, 4096)}
+        if name not in shapes:
+            raise HttpFault(404, "notFound", f"The resource 'projects/{project}/zones/{zone}/machineTypes/"
+                            f"{name}' was not found")
+        return {"name": name, "guestCpus": shapes[name][0], "memoryMb": shapes[name][1], "zone": zone}
+
+    def _firewalls_insert(self, q: Any, body: dict[str, Any], project: str) -> Any:
+        if body["name"] in self.firewalls:
+            raise HttpFault(409, "alreadyExists", f"firewall {body['name']} already exists")
+        self.firewalls[body["name"]] = {**body, "id": str(next(self._ids))}
+        return self._operation("firewalls.insert", body["name"], None)
+
+    def _firewalls_list(self, q: Any, b: Any, project: str) -> Any:
+        return {"items": list(self.firewalls.values())}
+
+    def _firewalls_delete(self, q: Any, b: Any, project: str, name: str) -> Any:
+        if name not in self.firewalls:
+            raise HttpFault(404, "notFound", f"firewall {name} not found")
+        op = self._operation("firewalls.delete", name, None)
+        if "error" not in op:
+            del self.firewalls[name]
+        return op
+
+    def _instances_insert(self, q: Any, body: dict[str, Any], project: str, zone: str) -> Any:
+        name = body["name"]
+        if name in self.instances:
+            raise HttpFault(409, "alreadyExists", f"instance {name} already exists")
+        op = self._operation("instances.insert", name, zone)
+        if "error" not in op:
+            nat = f"127.0.0.{len(self.instances) + 2}"
+            nics = body.get("networkInterfaces") or [{}]
+            nics[0]["networkIP"] = "10.132.0.2"
+            nics[0]["accessConfigs"] = [{**(nics[0].get("accessConfigs") or [{}])[0], "natIP": nat}]
+            self.instances[name] = {**body, "id": str(next(self._ids)), "status": "STAGING",
+                                    "zone": f"{self.url}/compute/v1/projects/{project}/zones/{zone}",
+                                    "networkInterfaces": nics, "console": ""}
+        return op
+
+    def _instances_get(self, q: Any, b: Any, project: str, zone: str, name: str) -> Any:
+        inst = self.instances.get(name)
+        if inst is None:
+            raise HttpFault(404, "notFound", f"The resource 'projects/{project}/zones/{zone}/instances/"
+                            f"{name}' was not found")
+        if not self.stuck:
+            inst["status"] = "RUNNING"
+        return {k: v for k, v in inst.items() if k != "console"}
+
+    def _instances_aggregatedList(self, q: Any, b: Any, project: str) -> Any:
+        items: dict[str, Any] = {}
+        for inst in self.instances.values():
+            scope = "zones/" + inst["zone"].rsplit("/", 1)[-1]
+            items.setdefault(scope, {"instances": []})["instances"].append(
+                {k: v for k, v in inst.items() if k != "console"})
+        return {"items": items}
+
+    def _instances_delete(self, q: Any, b: Any, project: str, zone: str, name: str) -> Any:
+        if name not in self.instances:
+            raise HttpFault(404, "notFound", f"instance {name} not found")
+        op = self._operation("instances.delete", name, zone)
+        if "error" not in op:
+            del self.instances[name]
+        return op
+
+    def _instances_reset(self, q: Any, b: Any, project: str, zone: str, name: str) -> Any:
+        self._instances_get(q, b, project, zone, name)
+        self.resets.append(name)
+        return self._operation("instances.reset", name, zone)
+
+    def _instances_getSerialPortOutput(self, q: Any, b: Any, project: str, zone: str, name: str) -> Any:
+        self._instances_get(q, b, project, zone, name)
+        self.console_reads += 1
+        text = "" if self.console_reads <= self.empty_console_reads else CONSOLE
+        start = int(q.get("start", "0") or 0)
+        return {"contents": text[start:], "start": str(start), "next": str(len(text))}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeGce
+
+    def _serve(self) -> None:
+        url = urlparse(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        try:
+            status, out = 200, self.fake.handle(self.command, url.path, query,
+                                                json.loads(raw) if raw else {})
+        except HttpFault as f:
+            status, out = f.status, {"error": {"code": f.status, "message": f.message,
+                                               "errors": [{"reason": f.reason, "message": f.message,
+                                                           "domain": "global"}]}}
+        data = json.dumps(out).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_DELETE = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def running_gce() -> Iterator[FakeGce]:
+    fake = FakeGce()
+    handler = type("Handler", (_Handler,), {"fake": fake})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,83 @@
+"""A real OpenSSH server on 127.0.0.1 for the ssh provider's tests: its own host key, config and
+authorized keys in a temporary directory, so nothing of the machine's own sshd is used."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from debian_cloud_tests import sshkeys
+
+SSHD = "/usr/sbin/sshd"
+
+
+@dataclass
+class Sshd:
+    port: int
+    user: str
+    host_key: str  # "ssh-ed25519 AAAA…"
+    client_key: Path
+    log: Path
+
+
+def unavailable() -> str | None:
+    """Why a real sshd cannot run here, or None."""
+    if not Path(SSHD).exists():
+        return f"{SSHD} not installed"
+    if os.geteuid() != 0:
+        return "sshd with its own config needs root here"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running_sshd(tmp: Path) -> Iterator[Sshd]:
+    """Start ``sshd -D`` with a fresh ed25519 host key; the client key is authorised for root."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    host = sshkeys.generate("host")
+    host_key = sshkeys.write_private(host, tmp / "host_ed25519")
+    client = sshkeys.generate("client")
+    client_key = sshkeys.write_private(client, tmp / "client_ed25519")
+    (tmp / "authorized_keys").write_text(client.public_openssh + "\n")
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation directory
+    port = _free_port()
+    config = tmp / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile none\n"
+        f"AuthorizedKeysFile {tmp / 'authorized_keys'}\nStrictModes no\nUsePAM no\n"
+        "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nLogLevel VERBOSE\n")
+    log = tmp / "sshd.log"
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL,
+                            stderr=log.open("w"))
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"sshd did not start: {log.read_text()[-2000:]}") from None
+                time.sleep(0.05)
+        yield Sshd(port, "root", " ".join(host.public_openssh.split()[:2]), client_key, log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)

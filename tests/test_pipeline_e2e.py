@@ -1,0 +1,93 @@
+"""End to end: an image built with FAI from examples/fai passes every suite and is published; a
+config-space class that enables password login makes the pipeline hold and publish nothing.
+
+Two builds and two boots (QEMU, one at a time): minutes under TCG.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from debian_cloud_tests.gate.cli import main as gate_main
+from debian_cloud_tests.pipeline import publishers
+
+from .conftest import run_suites
+from .test_pipeline_publish import BUCKET, moto_s3_server
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY = ROOT / "examples" / "policy.toml"
+pytestmark = pytest.mark.e2e
+
+
+def _why_not() -> str | None:
+    if os.geteuid() != 0:
+        return "building with FAI needs root"
+    for prog in ("fai-diskimage", "qemu-system-x86_64"):
+        if not shutil.which(prog):
+            return f"{prog} not installed"
+    return None
+
+
+@pytest.fixture(scope="module")
+def fai_host() -> None:
+    why = _why_not()
+    if why:
+        if os.environ.get("DCT_E2E") == "require":
+            pytest.fail(f"end-to-end tests required but impossible here: {why}")
+        pytest.skip(why)
+
+
+@pytest.fixture(scope="module")
+def s3(fai_host):
+    yield from moto_s3_server()
+
+
+def _build(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "debian_cloud_tests.build.cli", "--release", "bookworm",
+                           "--vendor", "genericcloud", "--arch", "amd64", "--output", str(out), *extra],
+                          capture_output=True, text=True, timeout=1800, check=False)
+
+
+def test_fai_image_passes_every_suite_and_is_published(tmp_path, s3):
+    out = tmp_path / "images"
+    proc = _build(out)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    image = out / "debian-12-genericcloud-amd64.qcow2"
+    meta = json.loads((out / "debian-12-genericcloud-amd64.json").read_text())
+    assert meta["classes"][-1] == "CLEANUP" and "cloud-init" in meta["packages"]
+    assert (out / meta["build_log"]).stat().st_size > 0
+
+    run = run_suites(tmp_path, "--provider=qemu", f"--image={image}", timeout=1800)
+    assert run.rc == 0, run.explain()
+    assert run.props.get("image_sha256") == meta["sha256"]
+
+    verdict = tmp_path / "gate.json"
+    assert gate_main([str(tmp_path / "results.xml"), "--policy", str(POLICY), "--image-sha256",
+                      meta["sha256"], "--json", str(verdict), "-q"]) == 0
+    written = publishers.publish(image, out / "debian-12-genericcloud-amd64.json", verdict,
+                                 f"s3://{BUCKET}/e2e")
+    head = s3.head_object(Bucket=BUCKET, Key="e2e/debian-12-genericcloud-amd64.qcow2")
+    assert head["Metadata"]["sha256"] == meta["sha256"], written
+
+
+def test_password_login_class_makes_the_pipeline_hold(tmp_path, s3):
+    out = tmp_path / "images"
+    proc = subprocess.run([sys.executable, "-m", "debian_cloud_tests.pipeline.cli", "pipeline",
+                           "--release", "bookworm", "--vendor", "genericcloud", "--arch", "amd64",
+                           "--format", "raw", "--class", "DEFECT_SSH_PASSWORD", "--output", str(out),
+                           "--publish-to", f"s3://{BUCKET}/defect"],
+                          capture_output=True, text=True, timeout=3600, cwd=tmp_path, check=False)
+    assert proc.returncode == 1, proc.stdout[-4000:] + proc.stderr[-2000:]
+    verdict = json.loads((out / "debian-12-genericcloud-amd64-defect-ssh-password.gate.json").read_text())
+    assert verdict["verdict"] == "hold"
+    assert verdict["checks"]["config.sshd_setting[passwordauthentication]"] == "failed", verdict["checks"]
+    assert "not published" in proc.stdout
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="defect/")
+    assert not listed.get("Contents")

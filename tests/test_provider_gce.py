@@ -1,0 +1,194 @@
+"""The gce provider through the real google-cloud-compute client (REST, anonymous credentials)
+against a fake Compute Engine on 127.0.0.1: what launch creates, console, reset, destroy leaving
+nothing, garbage collection, and the cloud's failures."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from debian_cloud_tests.providers.gce import GceProvider, retry
+from debian_cloud_tests.providers.gce.errors import QuotaError, ThrottledError
+from debian_cloud_tests.providers.gce.gc import collect_garbage
+from debian_cloud_tests.providers.gce.resources import EXPIRES_LABEL, RUN_ID_LABEL, parse_expiry
+
+from debian_cloud_tests import console
+from debian_cloud_tests.errors import ImageNotFoundError, ProviderError, UsageError
+from debian_cloud_tests.provider import get_provider
+from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
+
+from .conftest import run_suites
+from .fakes.gce_compute import HOST_KEY, PROJECT, ZONE, FakeGce, running_gce
+
+RUN_ID = "20260101120000-abc123"
+FAMILY = "projects/debian-cloud/global/images/family/debian-12"
+
+
+@pytest.fixture
+def gce(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGce]:
+    monkeypatch.setenv("DCT_SOURCE_ADDRESS", "127.0.0.1")
+    sleeps: list[float] = []
+    monkeypatch.setattr(retry, "sleep", sleeps.append)
+    with running_gce() as fake:
+        fake.sleeps = sleeps  # type: ignore[attr-defined]
+        yield fake
+
+
+def provider(fake: FakeGce) -> GceProvider:
+    from google.auth.credentials import AnonymousCredentials
+
+    return GceProvider(project=PROJECT, credentials=AnonymousCredentials(), endpoint=fake.url)
+
+
+def make_spec(image: str = FAMILY, **options: str) -> LaunchSpec:
+    return LaunchSpec(image=image, arch=Arch.AMD64, run_id=RUN_ID, boot_timeout=60,
+                      options={"zone": ZONE, **options})
+
+
+def launch(fake: FakeGce, tmp_path: Path, spec: LaunchSpec | None = None):  # type: ignore[no-untyped-def]
+    p = provider(fake)
+    spec = p.validate(spec or make_spec())
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(exist_ok=True)
+    return p.launch(spec, run_dir)
+
+
+def test_plugin_and_provider_import_without_the_sdk() -> None:
+    code = ("import sys, debian_cloud_tests.plugin, debian_cloud_tests.providers.gce, "
+            "debian_cloud_tests.providers.gce.gc; "
+            "sys.exit(1 if [m for m in sys.modules if m.startswith('google')] else 0)")
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+def test_registry_finds_gce() -> None:
+    assert isinstance(get_provider("gce"), GceProvider)
+
+
+def test_validate_fills_in_what_the_image_says(gce: FakeGce) -> None:
+    spec = provider(gce).validate(make_spec())
+    assert (spec.arch, spec.firmware, spec.instance_type) == (Arch.AMD64, Firmware.UEFI, "e2-small")
+    assert spec.options["vcpus"] == "2" and spec.options["memory_mib"] == "2048"
+    arm = provider(gce).validate(make_spec("projects/debian-cloud/global/images/family/debian-12-arm64"))
+    assert (arm.arch, arm.instance_type) == (Arch.ARM64, "t2a-standard-1")
+
+
+@pytest.mark.parametrize(("spec", "error", "match"), [
+    (make_spec("ami-0123"), UsageError, "projects/PROJECT/global/images"),
+    (make_spec(zone="nowhere"), UsageError, "--zone"),
+    (make_spec("projects/debian-cloud/global/images/nope"), ImageNotFoundError, "no such image"),
+    (make_spec("projects/debian-cloud/global/images/family/nope"), ImageNotFoundError, "no such"),
+])
+def test_bad_input_is_refused_before_anything_exists(gce: FakeGce, spec: LaunchSpec,
+                                                     error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        provider(gce).validate(spec)
+    assert gce.leftovers() == {}
+
+
+def test_unknown_machine_type(gce: FakeGce) -> None:
+    from dataclasses import replace
+
+    with pytest.raises(UsageError, match="--instance-type n9-huge"):
+        provider(gce).validate(replace(make_spec(), instance_type="n9-huge"))
+
+
+def test_launch_console_reset_destroy_leaves_nothing(gce: FakeGce, tmp_path: Path) -> None:
+    before = datetime.now(UTC)
+    gce.empty_console_reads = 1
+    machine = launch(gce, tmp_path)
+    (inst,) = gce.instances.values()
+    (rule,) = gce.firewalls.values()
+    assert rule["sourceRanges"] == ["127.0.0.1/32"] and rule["targetTags"] == inst["tags"]["items"]
+    assert rule["allowed"] == [{"IPProtocol": "tcp", "ports": ["22"]}]
+    meta = {i["key"]: i["value"] for i in inst["metadata"]["items"]}
+    pub = Path(str(machine.ssh.key_file) + ".pub").read_text().split()[1]
+    assert meta["ssh-keys"].startswith("debian:ssh-ed25519 ") and pub in meta["ssh-keys"]
+    assert meta["user-data"].startswith("## template: jinja\n#cloud-config") and pub in meta["user-data"]
+    for marks in (inst["labels"], inst["disks"][0]["initializeParams"]["labels"]):
+        assert marks[RUN_ID_LABEL] == RUN_ID
+        expires = parse_expiry(marks[EXPIRES_LABEL])
+        assert expires and before + timedelta(hours=2) < expires < before + timedelta(hours=4)
+    assert f"dct-run-id={RUN_ID}" in rule["description"]
+    assert machine.facts.instance_id == inst["id"] and machine.facts.datasource == "GCE"
+    assert machine.ssh.host == inst["networkInterfaces"][0]["accessConfigs"][0]["natIP"]
+    assert (machine.facts.zone, machine.facts.region) == (ZONE, "europe-west1")
+
+    assert machine.console_log() == ""  # empty at first, as on a booting instance
+    machine._read_at = float("-inf")
+    assert console.announced_host_keys(machine.console_log()) == [HOST_KEY]
+    machine.hard_reset()
+    assert gce.resets == [inst["name"]]
+    assert machine.destroy() == [] and gce.leftovers() == {}
+    assert machine.destroy() == []
+
+
+def test_throttling_is_retried_with_backoff(gce: FakeGce, tmp_path: Path) -> None:
+    gce.fail("instances.insert", 429, "rateLimitExceeded", times=2)
+    gce.fail("firewalls.insert", 403, "rateLimitExceeded", times=1)
+    machine = launch(gce, tmp_path)
+    assert gce.calls.count("instances.insert") == 3 and gce.calls.count("firewalls.insert") == 2
+    assert len(gce.sleeps) >= 3  # type: ignore[attr-defined]
+    assert machine.destroy() == [] and gce.leftovers() == {}
+
+
+def test_throttling_gives_up_after_the_last_attempt(gce: FakeGce, tmp_path: Path) -> None:
+    gce.fail("instances.insert", 429, "rateLimitExceeded", times=retry.API.attempts)
+    with pytest.raises(ThrottledError, match=r"gce: instances\.insert: still rate limited"):
+        launch(gce, tmp_path)
+    assert gce.leftovers() == {}
+
+
+@pytest.mark.parametrize("as_operation", [False, True])
+def test_quota_fails_at_once_and_leaves_nothing(gce: FakeGce, tmp_path: Path, as_operation: bool) -> None:
+    if as_operation:
+        gce.fail_operation("instances.insert", "QUOTA_EXCEEDED", "Quota 'CPUS' exceeded")
+    else:
+        gce.fail("instances.insert", 403, "quotaExceeded", message="Quota 'CPUS' exceeded")
+    with pytest.raises(QuotaError, match=r"gce: instances\.insert: a project quota is reached"):
+        launch(gce, tmp_path)
+    assert gce.calls.count("instances.insert") == 1 and gce.leftovers() == {}
+
+
+def test_instance_stuck_pending_times_out_and_leaves_nothing(gce: FakeGce, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    gce.stuck = True
+    with pytest.raises(ProviderError, match="still STAGING after 1s"):
+        launch(gce, tmp_path, replace(make_spec(), boot_timeout=1))
+    assert gce.leftovers() == {}
+
+
+def test_a_delete_that_fails_once_is_retried(gce: FakeGce, tmp_path: Path) -> None:
+    machine = launch(gce, tmp_path)
+    gce.fail_operation("instances.delete", "RESOURCE_NOT_READY", "the resource is not ready")
+    gce.fail("firewalls.delete", 503, "backendError")
+    assert machine.destroy() == [] and gce.leftovers() == {}
+    assert gce.calls.count("instances.delete") == 2
+
+
+def test_gc_deletes_expired_only(gce: FakeGce, tmp_path: Path) -> None:
+    machine = launch(gce, tmp_path)
+    from google.auth.credentials import AnonymousCredentials
+
+    creds = AnonymousCredentials()
+    assert collect_garbage(datetime.now(UTC), PROJECT, creds, gce.url) == []
+    assert len(gce.instances) == 1
+    deleted = collect_garbage(datetime.now(UTC) + timedelta(hours=4), PROJECT, creds, gce.url)
+    assert sorted(deleted) == [machine.created.instance, machine.created.firewall]
+    assert gce.leftovers() == {}
+
+
+def test_missing_credentials_is_one_line(tmp_path: Path) -> None:
+    env = {"GOOGLE_APPLICATION_CREDENTIALS": "", "CLOUDSDK_CONFIG": str(tmp_path / "gcloud"),
+           "GCE_METADATA_HOST": "127.0.0.1:9", "GCE_METADATA_IP": "127.0.0.1:9",
+           "NO_GCE_CHECK": "True", "GOOGLE_CLOUD_PROJECT": PROJECT}
+    run = run_suites(tmp_path, "--provider=gce", f"--image={FAMILY}", f"--zone={ZONE}", env=env,
+                     timeout=120)
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert run.rc == UsageError.exit_code, run.explain()
+    assert len(lines) == 1 and lines[0].startswith("debian-cloud-tests: error: gce: "), run.explain()
+    assert "GOOGLE_APPLICATION_CREDENTIALS" in lines[0]

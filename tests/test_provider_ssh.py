@@ -1,0 +1,154 @@
+"""The ssh provider against a real OpenSSH server on 127.0.0.1: the right key connects, a wrong
+host key is refused (exit 34) in one line, bad options are one-line usage errors, and nothing is
+ever created or destroyed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from debian_cloud_tests.providers.ssh import SshProvider
+from debian_cloud_tests.providers.ssh.gc import collect_garbage
+from debian_cloud_tests.providers.ssh.provider import parse_host
+
+from debian_cloud_tests import readiness, sshkeys
+from debian_cloud_tests.errors import HostKeyMismatchError, UsageError
+from debian_cloud_tests.plugin import suites_dir
+from debian_cloud_tests.provider import get_provider
+from debian_cloud_tests.spec import Arch, LaunchSpec
+
+from .conftest import run_suites
+from .fakes.sshd import Sshd, running_sshd, unavailable
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[Sshd]:
+    why = unavailable()
+    if why:
+        pytest.skip(why)
+    with running_sshd(tmp_path / "sshd") as server:
+        yield server
+
+
+def spec_for(server: Sshd, **options: str) -> LaunchSpec:
+    given = {"host": f"{server.user}@127.0.0.1:{server.port}", "ssh_key": str(server.client_key),
+             "host_key": server.host_key, **options}
+    return LaunchSpec(image="debian-12-genericcloud-amd64", arch=Arch.AMD64, run_id="r1",
+                      boot_timeout=20, options={k: v for k, v in given.items() if v})
+
+
+def wrong_host_key() -> str:
+    return " ".join(sshkeys.generate("other").public_openssh.split()[:2])
+
+
+def test_registry_finds_ssh() -> None:
+    assert isinstance(get_provider("ssh"), SshProvider)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("debian@192.0.2.10", ("debian", "192.0.2.10", 22)),
+    ("192.0.2.10:2222", (None, "192.0.2.10", 2222)),
+    ("admin@[2001:db8::1]:2200", ("admin", "2001:db8::1", 2200)),
+    ("root@host.example", ("root", "host.example", 22)),
+])
+def test_parse_host(value: str, expected: tuple[str | None, str, int]) -> None:
+    assert parse_host(value) == expected
+
+
+@pytest.mark.parametrize("value", ["", "a@b@c", "host:99999", "user@"])
+def test_bad_host_is_a_usage_error(value: str) -> None:
+    with pytest.raises(UsageError, match="--host"):
+        parse_host(value)
+
+
+def test_connects_with_the_right_key_and_creates_nothing(sshd: Sshd, tmp_path: Path) -> None:
+    provider = SshProvider()
+    spec = provider.validate(spec_for(sshd, zone="lab-1"))
+    assert spec.ssh_user == "root"
+    machine = provider.launch(spec, tmp_path)
+    ready = readiness.wait_for_ssh(machine, 15)
+    assert ready.client is not None
+    _, out, _ = ready.client.exec_command("echo hello")
+    assert out.read().decode().strip() == "hello"
+    ready.client.close()
+    assert machine.facts.provider == "ssh" and machine.facts.zone == "lab-1"
+    assert machine.facts.instance_id == "" and machine.facts.datasource == ""
+    assert machine.console_log() == ""
+    assert machine.destroy() == [] and collect_garbage() == []
+    assert "StrictHostKeyChecking" not in machine.describe_access()
+
+
+def test_host_key_from_a_known_hosts_file(sshd: Sshd, tmp_path: Path) -> None:
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{sshd.port} {sshd.host_key}\n")
+    provider = SshProvider()
+    machine = provider.launch(provider.validate(spec_for(sshd, host_key=str(known))), tmp_path)
+    ready = readiness.wait_for_ssh(machine, 15)
+    assert ready.client is not None
+    ready.client.close()
+
+
+def test_known_hosts_without_the_host_is_a_usage_error(sshd: Sshd, tmp_path: Path) -> None:
+    known = tmp_path / "known_hosts"
+    known.write_text(f"192.0.2.1 {sshd.host_key}\n")
+    with pytest.raises(UsageError, match=r"no key for \[127\.0\.0\.1\]:\d+"):
+        SshProvider().validate(spec_for(sshd, host_key=str(known)))
+
+
+def test_wrong_host_key_is_refused(sshd: Sshd, tmp_path: Path) -> None:
+    provider = SshProvider()
+    machine = provider.launch(provider.validate(spec_for(sshd, host_key=wrong_host_key())), tmp_path)
+    with pytest.raises(HostKeyMismatchError, match="host key mismatch"):
+        readiness.wait_for_ssh(machine, 15)
+
+
+@pytest.mark.parametrize(("options", "match"), [
+    ({"ssh_key": "/nonexistent/id_ed25519"}, "--ssh-key /nonexistent/id_ed25519: no such file"),
+    ({"ssh_key": ""}, "--ssh-key PATH"),
+    ({"host": ""}, "--host USER@ADDRESS"),
+    ({"host_key": ""}, "--host-key is required"),
+    ({"host_key": "ssh-ed25519 notbase64!"}, "not a valid ssh-ed25519 public key"),
+    ({"host_key": "/nonexistent/known_hosts"}, "neither a public key"),
+])
+def test_bad_options_are_usage_errors(sshd: Sshd, options: dict[str, str], match: str) -> None:
+    with pytest.raises(UsageError, match=match):
+        SshProvider().validate(spec_for(sshd, **options))
+
+
+def test_not_a_private_key(sshd: Sshd, tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus"
+    bogus.write_text("not a key\n")
+    with pytest.raises(UsageError, match="not a usable private key"):
+        SshProvider().validate(spec_for(sshd, ssh_key=str(bogus)))
+
+
+def _plugin_args(server: Sshd, host_key: str, key: str) -> list[str]:
+    return ["--provider=ssh", "--image=debian-12-genericcloud-amd64",
+            f"--host=root@127.0.0.1:{server.port}", f"--ssh-key={key}", f"--host-key={host_key}",
+            "--boot-timeout=20"]
+
+
+def test_plugin_runs_a_check_on_the_host(sshd: Sshd, tmp_path: Path) -> None:
+    select = f"{suites_dir()}/metadata/test_metadata.py::test_arch_matches"
+    run = run_suites(tmp_path, *_plugin_args(sshd, sshd.host_key, str(sshd.client_key)),
+                     select=select, timeout=120)
+    assert run.rc in (0, 1), run.explain()
+    assert run.checks.get("metadata.arch_matches") in ("passed", "failed"), run.explain()
+
+
+def test_plugin_wrong_host_key_exits_34(sshd: Sshd, tmp_path: Path) -> None:
+    select = f"{suites_dir()}/metadata/test_metadata.py::test_arch_matches"
+    run = run_suites(tmp_path, *_plugin_args(sshd, wrong_host_key(), str(sshd.client_key)),
+                     select=select, timeout=120)
+    assert run.rc == HostKeyMismatchError.exit_code == 34, run.explain()
+    assert "Traceback" not in run.stdout + run.stderr
+    assert "host key mismatch" in run.stdout + run.stderr
+
+
+def test_plugin_missing_key_file_is_one_line(sshd: Sshd, tmp_path: Path) -> None:
+    run = run_suites(tmp_path, *_plugin_args(sshd, sshd.host_key, str(tmp_path / "missing")),
+                     timeout=120)
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert run.rc == UsageError.exit_code, run.explain()
+    assert lines == [f"debian-cloud-tests: error: --ssh-key {tmp_path / 'missing'}: no such file"]
