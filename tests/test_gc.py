@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from debian_cloud_tests import gc
@@ -17,6 +18,10 @@ def test_stale_run_dir_and_its_process_are_reaped(tmp_path: Path) -> None:
     # A process that names the run dir, as QEMU does, registered in the pids file.
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(stale)])
     (stale / PIDS_FILE).write_text(f"{proc.pid}\n")
+    deadline = time.monotonic() + 10  # until exec has replaced the forked child's command line
+    while str(stale).encode() not in Path(f"/proc/{proc.pid}/cmdline").read_bytes():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     assert gc.collect_local(tmp_path) == [str(stale)]
     assert proc.wait(timeout=10) != 0
     assert not stale.exists()
