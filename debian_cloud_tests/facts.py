@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import paramiko
 
+CHANNELS_PER_SHELL = 2
+
 
 @dataclass(frozen=True)
 class Probe:
@@ -108,10 +110,11 @@ def _exec(client: paramiko.SSHClient, command: str, stdin: str, timeout: float) 
 def gather(client: paramiko.SSHClient, probes: Iterable[Probe], timeout: float = 300) -> Facts:
     """Run all *probes*: user batch, root batch, and each slow probe, concurrently."""
     unique = {p.name: p for p in probes}
-    groups: list[tuple[str, list[Probe]]] = [
-        ("sh -s", [p for p in unique.values() if not p.root and not p.slow]),
-        ("sudo -n sh -s", [p for p in unique.values() if p.root and not p.slow]),
-    ]
+    groups: list[tuple[str, list[Probe]]] = []
+    for shell, root in (("sh -s", False), ("sudo -n sh -s", True)):
+        batch = [p for p in unique.values() if p.root == root and not p.slow]
+        # Two channels per shell: the guest has at least two vCPUs, and a batch is CPU-bound.
+        groups += [(shell, batch[i::CHANNELS_PER_SHELL]) for i in range(CHANNELS_PER_SHELL)]
     groups += [("sudo -n sh -s" if p.root else "sh -s", [p]) for p in unique.values() if p.slow]
     outputs: dict[str, Output] = {}
     lock = threading.Lock()

@@ -29,6 +29,8 @@ def _instance_data(facts) -> dict:
 
 def test_hostname_matches(facts, machine) -> None:
     """The guest's hostname is the one the platform assigned."""
+    if not machine.facts.hostname:
+        pytest.skip(f"{machine.facts.provider} does not know the hostname it set")
     actual = facts["hostname"].stdout.strip()
     expected = machine.facts.hostname.split(".")[0]
     assert actual == expected, (f"hostname is {actual!r}, the platform set {expected!r}: is "
@@ -37,6 +39,8 @@ def test_hostname_matches(facts, machine) -> None:
 
 def test_instance_id_matches(facts, machine) -> None:
     """cloud-init's instance id is the platform's."""
+    if not machine.facts.instance_id:
+        pytest.skip(f"{machine.facts.provider} does not know the instance id")
     assert _instance_data(facts).get("instance_id") == machine.facts.instance_id
 
 
@@ -67,6 +71,8 @@ def test_memory_matches(facts, machine) -> None:
 
 def test_user_data_applied(facts, machine) -> None:
     """The user-data given at launch was applied (its write_files marker is there)."""
+    if not machine.facts.instance_id:
+        pytest.skip(f"{machine.facts.provider} launched nothing: no user-data of ours to look for")
     out = facts["launch_marker"]
     assert out.ok and out.stdout.strip() == machine.facts.instance_id, (
         "the launch user-data was not applied: cloud-init's write_files did not run "
