@@ -70,7 +70,7 @@ def test_datasource_expected(facts, machine) -> None:
     found = v1.get("datasource") or ""
     expected = machine.facts.datasource
     if not expected:
-        pytest.skip(f"{machine.facts.provider} does not know which datasource to expect")
+        pytest.skip(f"not applicable: {machine.facts.provider} does not know which datasource to expect")
     # cloud-init names the local stage's variant DataSourceEc2Local, DataSourceOpenStackLocal…
     assert re.search(rf"DataSource{re.escape(expected)}(Local)?\b", found, re.I), (
         f"cloud-init used {found or 'no datasource'!r}, expected {expected}: check datasource_list "

@@ -30,7 +30,7 @@ def _instance_data(facts) -> dict:
 def test_hostname_matches(facts, machine) -> None:
     """The guest's hostname is the one the platform assigned."""
     if not machine.facts.hostname:
-        pytest.skip(f"{machine.facts.provider} does not know the hostname it set")
+        pytest.skip(f"not applicable: {machine.facts.provider} does not know the hostname it set")
     actual = facts["hostname"].stdout.strip()
     expected = machine.facts.hostname.split(".")[0]
     assert actual == expected, (f"hostname is {actual!r}, the platform set {expected!r}: is "
@@ -40,7 +40,7 @@ def test_hostname_matches(facts, machine) -> None:
 def test_instance_id_matches(facts, machine) -> None:
     """cloud-init's instance id is the platform's."""
     if not machine.facts.instance_id:
-        pytest.skip(f"{machine.facts.provider} does not know the instance id")
+        pytest.skip(f"not applicable: {machine.facts.provider} does not know the instance id")
     assert _instance_data(facts).get("instance_id") == machine.facts.instance_id
 
 
@@ -53,7 +53,7 @@ def test_vcpus_match(facts, machine) -> None:
     """The guest uses every vCPU the instance type provides (no maxcpus/nr_cpus limit)."""
     expected = machine.facts.extra.get("vcpus")
     if expected is None:
-        pytest.skip("the platform does not say how many vCPUs it gave")
+        pytest.skip("not applicable: the platform does not say how many vCPUs it gave")
     actual = facts["nproc"].stdout.strip()
     assert actual == expected, f"guest sees {actual} CPUs, the instance has {expected}; check mem=/maxcpus="
 
@@ -62,7 +62,7 @@ def test_memory_matches(facts, machine) -> None:
     """The guest sees (nearly) all the memory the instance type provides (no mem= limit)."""
     expected = machine.facts.extra.get("memory_mib")
     if expected is None:
-        pytest.skip("the platform does not say how much memory it gave")
+        pytest.skip("not applicable: the platform does not say how much memory it gave")
     actual_mib = int(facts["memtotal_kib"].stdout.strip()) // 1024
     # The kernel reserves some memory for itself and firmware; 85% is far above any mem= limit.
     assert actual_mib >= 0.85 * int(expected), (
@@ -72,7 +72,8 @@ def test_memory_matches(facts, machine) -> None:
 def test_user_data_applied(facts, machine) -> None:
     """The user-data given at launch was applied (its write_files marker is there)."""
     if not machine.facts.instance_id:
-        pytest.skip(f"{machine.facts.provider} launched nothing: no user-data of ours to look for")
+        pytest.skip(f"not applicable: {machine.facts.provider} launched nothing, so no user-data "
+                    "of ours to look for")
     out = facts["launch_marker"]
     assert out.ok and out.stdout.strip() == machine.facts.instance_id, (
         "the launch user-data was not applied: cloud-init's write_files did not run "
@@ -82,7 +83,7 @@ def test_user_data_applied(facts, machine) -> None:
 def test_region_and_zone_match(facts, machine) -> None:
     """Region and availability zone in instance data are the platform's (where it has them)."""
     if not machine.facts.region and not machine.facts.zone:
-        pytest.skip(f"{machine.facts.provider} has no regions or zones")
+        pytest.skip(f"not applicable: {machine.facts.provider} has no regions or zones")
     data = _instance_data(facts)
     if machine.facts.region:
         assert data.get("region") == machine.facts.region
@@ -97,5 +98,5 @@ def test_instance_type_matches(facts, machine) -> None:
     meta = ds.get("meta-data") or ds.get("meta_data") or {}
     seen = data.get("instance_type") or meta.get("instance-type")
     if machine.facts.provider == "qemu" or not seen:
-        pytest.skip("the platform exposes no instance type to the guest")
+        pytest.skip("not applicable: the platform exposes no instance type to the guest")
     assert re.sub(r"\s", "", seen) == machine.facts.instance_type

@@ -94,7 +94,7 @@ def test_no_leftover_interface_config(facts) -> None:
 def test_ipv6_when_offered(facts, machine) -> None:
     """Where the platform offers IPv6, the instance took an address and a default route."""
     if machine.facts.extra.get("ipv6") != "yes":
-        pytest.skip(f"{machine.facts.provider} offers no IPv6 to this instance")
+        pytest.skip(f"not applicable: {machine.facts.provider} offers no IPv6 to this instance")
     text = facts["ipv6_global"].stdout
     assert re.search(r"inet6 (?!fe80)", text), "no IPv6 address although the platform offers IPv6"
     assert "default" in text, "no IPv6 default route although the platform offers IPv6"
