@@ -8,7 +8,7 @@ export DEBIAN_FRONTEND=noninteractive
 packages=(
   qemu-system-x86 qemu-system-arm qemu-utils ovmf qemu-efi-aarch64   # machines and firmware
   mmdebstrap gdisk e2fsprogs dosfstools mtools grub-common grub-pc-bin grub-efi-amd64-bin
-  qemu-user-static binfmt-support                                    # arm64 test images
+  qemu-user-static binfmt-support arch-test                          # arm64 test images
   fai-server fai-setup-storage                                       # the FAI build driver
   openssh-client ca-certificates iproute2 util-linux
 )

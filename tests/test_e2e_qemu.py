@@ -192,3 +192,13 @@ def test_refused_login_fails_the_login_check(image_factory, tmp_path: Path) -> N
     host_checks = {c: s for c, s in run.checks.items() if c not in (
         "bvt.ssh_login_default_user", "bvt.console_free_of_kernel_errors")}
     assert host_checks and all(s == "error" for s in host_checks.values()), run.checks
+
+
+@pytest.mark.skipif(not Path("/usr/bin/qemu-system-aarch64").exists(), reason="needs qemu-system-arm")
+def test_arm64_on_aavmf_passes_bvt(image_factory, tmp_path: Path) -> None:
+    """arm64 on the `virt` machine with AAVMF, emulated on amd64 (the arch comes from the name)."""
+    image = image_factory(arch="arm64")
+    run = run_suites(tmp_path, "--provider=qemu", f"--image={image}", select=str(suites_dir() / "bvt"))
+    assert run.rc == 0, run.explain()
+    assert (run.props["arch"], run.props["firmware"]) == ("arm64", "uefi")
+    assert run.checks and all(s == "passed" for s in run.checks.values()), run.checks

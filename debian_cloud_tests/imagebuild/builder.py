@@ -31,6 +31,8 @@ REQUIRED_TOOLS = {
     "mkfs.fat": "dosfstools", "mcopy": "mtools", "grub-mkimage": "grub-common",
     "qemu-img": "qemu-utils",
 }
+#: what a foreign-architecture bootstrap needs in addition
+FOREIGN_TOOLS = {"arch-test": "arch-test", "qemu-aarch64-static": "qemu-user-static"}
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,10 @@ def _base_tree(recipe: Recipe) -> Path:
         if tree.is_dir():
             return tree
         if recipe.arch != _host_arch():
+            missing = sorted({pkg for tool, pkg in FOREIGN_TOOLS.items() if not shutil.which(tool)})
+            if missing:
+                raise MissingDependencyError(f"building {recipe.arch} images on this host needs: "
+                                             f"apt-get install {' '.join(missing)}")
             _enable_binfmt()
         partial = tree.with_name(tree.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
