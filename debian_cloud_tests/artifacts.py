@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 from pathlib import Path
@@ -12,6 +13,7 @@ from .machine import Machine
 from .provider import Provider
 from .spec import LaunchSpec
 
+EPHEMERAL_PORTS = 32768  # Linux's default ip_local_port_range starts here
 GUEST_LOGS = {
     "cloud-init.log": "cat /var/log/cloud-init.log",
     "cloud-init-output.log": "cat /var/log/cloud-init-output.log",
@@ -33,6 +35,7 @@ def run_properties(provider: Provider, spec: LaunchSpec, run_id: str) -> dict[st
         from .imagesum import sha256
 
         props["image_sha256"] = sha256(path)
+        props["image_size"] = str(path.stat().st_size)
     props.update(provider.properties())
     return props
 
@@ -51,7 +54,37 @@ def instance_properties(inst: Instance, artifacts_dir: Path) -> dict[str, str]:
             pretty, _, version = res.stdout.strip().partition("|")
             props["os_release"] = pretty
             props["os_version_id"] = version
+        props.update(comparable_facts(inst))
     return props
+
+
+def comparable_facts(inst: Instance) -> dict[str, str]:
+    """Facts the gate compares with the last published image: packages, listening sockets and
+    cloud-init's stage times (JSON in JUnit properties, so any two runs can be compared)."""
+    facts: dict[str, str] = {}
+    pkgs = inst.host.run("dpkg-query -W -f '${Package} ${Version}\\n'")
+    if pkgs.rc == 0:
+        facts["packages"] = json.dumps(dict(line.split(" ", 1) for line in pkgs.stdout.splitlines()
+                                            if " " in line), sort_keys=True)
+    socks = inst.host.run("ss -Htuln")
+    if socks.rc == 0:
+        # protocol and local port only: addresses and ephemeral ports differ between runs
+        found = set()
+        for fields in (ln.split() for ln in socks.stdout.splitlines()):
+            port = fields[4].rsplit(":", 1)[-1] if len(fields) > 4 else ""
+            if port.isdigit() and int(port) < EPHEMERAL_PORTS:
+                found.add(f"{fields[0]}/{port}")
+        facts["listening_sockets"] = json.dumps(sorted(found))
+    status = inst.host.run("cat /run/cloud-init/status.json")
+    if status.rc == 0:
+        try:
+            v1 = json.loads(status.stdout).get("v1", {})
+            stages = {name: round(st["finished"] - st["start"], 2) for name, st in v1.items()
+                      if isinstance(st, dict) and st.get("start") and st.get("finished")}
+            facts["cloud_init_stage_seconds"] = json.dumps(stages, sort_keys=True)
+        except (ValueError, TypeError, KeyError):
+            pass
+    return facts
 
 
 def collect(inst: Instance, artifacts_dir: Path, with_guest_logs: bool) -> list[Path]:
