@@ -8,11 +8,11 @@ this module is the one policy, and its sleeps can be observed.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from debian_cloud_tests.backoff import Backoff
 
 from .errors import CAPACITY, THROTTLING, TRANSIENT, error_code, translate
 
@@ -20,19 +20,6 @@ T = TypeVar("T")
 
 #: replaced by tests, to record delays instead of waiting
 sleep: Callable[[float], None] = time.sleep
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Delay n (from 1) lies in [d/2, d] with d = min(cap, base·2^(n-1)): spread, yet bounded."""
-
-    attempts: int = 6
-    base: float = 1.0
-    cap: float = 20.0
-
-    def delay(self, attempt: int) -> float:
-        ceiling = min(self.cap, self.base * 2 ** (attempt - 1))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
 API = Backoff()
