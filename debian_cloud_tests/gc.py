@@ -13,10 +13,13 @@ import contextlib
 import importlib
 import os
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from .rundir import PIDS_FILE, PREFIX, reap
+
+MIN_AGE = 60.0  # seconds
 
 
 def _holders(path: Path) -> list[int]:
@@ -41,7 +44,8 @@ def collect_local(base: Path | None = None) -> list[str]:
     base = base or Path(tempfile.gettempdir())
     removed = []
     for path in sorted(base.glob(f"{PREFIX}*")):
-        if path.is_dir() and not _holders(path):
+        # A run that is starting may not have its guard exec'd yet: leave young dirs alone.
+        if path.is_dir() and time.time() - path.stat().st_mtime > MIN_AGE and not _holders(path):
             reap(path)
             removed.append(str(path))
     return removed
