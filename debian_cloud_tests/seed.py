@@ -99,6 +99,17 @@ def _multipart(theirs: str, ours: str) -> str:
     return msg.as_string()
 
 
+def read_ca_cert(path: Path) -> str:
+    """A PEM CA certificate for cloud-init's ca_certs (``--ca-cert``), checked before any launch."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"--ca-cert {path}: {exc.strerror}") from None
+    if "BEGIN CERTIFICATE" not in text:
+        raise UsageError(f"--ca-cert {path}: not a PEM certificate")
+    return text
+
+
 def build_meta_data(instance_id: str, hostname: str) -> str:
     return yaml.safe_dump({"instance-id": instance_id, "local-hostname": hostname})
 

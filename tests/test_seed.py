@@ -69,3 +69,15 @@ def test_seed_iso_has_cidata_label_and_files(tmp_path: Path) -> None:
     iso.get_file_from_iso_fp(out, joliet_path="/user-data")
     assert out.getvalue().startswith(b"#cloud-config")
     iso.close()
+
+
+def test_ca_cert_must_be_a_readable_pem(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--ca-cert .*: No such file"):
+        seed.read_ca_cert(tmp_path / "missing.pem")
+    not_pem = tmp_path / "ca.txt"
+    not_pem.write_text("hello\n")
+    with pytest.raises(UsageError, match="not a PEM certificate"):
+        seed.read_ca_cert(not_pem)
+    pem = tmp_path / "ca.pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    assert seed.read_ca_cert(pem).startswith("-----BEGIN CERTIFICATE-----")

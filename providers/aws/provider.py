@@ -198,22 +198,13 @@ def _user_data(spec: LaunchSpec, authorized_key: str, host_keys: dict[str, str])
     marker can hold the instance id, which exists only once EC2 has answered."""
     content = seed.SeedContent(authorized_key=authorized_key, host_keys=host_keys,
                                user_data_file=spec.user_data,
-                               ca_certs=[_read_ca(p) for p in spec.ca_certs])
+                               ca_certs=[seed.read_ca_cert(p) for p in spec.ca_certs])
     templated = seed.build_user_data(replace(content, launch_marker=MARKER))
     if templated.startswith("#cloud-config") and "{%" not in templated and \
             templated.count("{{") == 1:
         return "## template: jinja\n" + templated
     return seed.build_user_data(content)
 
-
-def _read_ca(path: Path) -> str:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UsageError(f"--ca-cert {path}: {exc.strerror}") from None
-    if "BEGIN CERTIFICATE" not in text:
-        raise UsageError(f"--ca-cert {path}: not a PEM certificate")
-    return text
 
 
 def _run_instance(ec2: Any, spec: LaunchSpec, name: str, group: str, user_data: str,

@@ -91,7 +91,7 @@ class QemuProvider(Provider):
         user_data = seed.build_user_data(seed.SeedContent(
             authorized_key=client.public_openssh, host_keys=host_keys, user_data_file=spec.user_data,
             launch_marker=instance_id,
-            ca_certs=[_read_ca(p) for p in spec.ca_certs]))
+            ca_certs=[seed.read_ca_cert(p) for p in spec.ca_certs]))
         seed_iso = run_dir / "seed.iso"
         seed.write_seed_iso(seed_iso, user_data, seed.build_meta_data(instance_id, hostname))
         # seed=none: the guest gets its configuration elsewhere (an emulated metadata service).
@@ -146,15 +146,6 @@ def _pid_registrar(run_dir: Path):  # type: ignore[no-untyped-def]
             fh.write(f"{pid}\n")
     return register
 
-
-def _read_ca(path: Path) -> str:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UsageError(f"--ca-cert {path}: {exc.strerror}") from None
-    if "BEGIN CERTIFICATE" not in text:
-        raise UsageError(f"--ca-cert {path}: not a PEM certificate")
-    return text
 
 
 def qemu_version(binary: str) -> str:
