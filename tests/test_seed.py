@@ -72,7 +72,7 @@ def test_seed_iso_has_cidata_label_and_files(tmp_path: Path) -> None:
 
 
 def test_ca_cert_must_be_a_readable_pem(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="--ca-cert .*: No such file"):
+    with pytest.raises(UsageError, match=r"--ca-cert .*: No such file"):
         seed.read_ca_cert(tmp_path / "missing.pem")
     not_pem = tmp_path / "ca.txt"
     not_pem.write_text("hello\n")
