@@ -10,7 +10,7 @@ packages=(
   mmdebstrap gdisk e2fsprogs dosfstools mtools grub-common grub-pc-bin grub-efi-amd64-bin
   qemu-user-static binfmt-support arch-test                          # arm64 test images
   fai-server fai-setup-storage                                       # the FAI build driver
-  openssh-client ca-certificates iproute2 util-linux
+  openssh-client openssh-server ca-certificates iproute2 util-linux parted kpartx udev debootstrap
 )
 missing=()
 for p in "${packages[@]}"; do
