@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import DCTError
+from .errors import DCTError, guarded
 
 EPILOG = "exit codes: 0 ok/publish, 1 checks failed/hold, 2 gate input error, 20-40 see README"
 
@@ -126,14 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args))
-    except DCTError as exc:
-        print(f"debian-cloud-tests: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("debian-cloud-tests: interrupted", file=sys.stderr)
-        return 130
+    return guarded(lambda: args.func(args))
 
 
 if __name__ == "__main__":

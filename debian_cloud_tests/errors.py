@@ -7,6 +7,9 @@ parsing text.  The codes are documented in the README; never renumber one.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 
 class DCTError(Exception):
     """Base of every error this project raises on purpose; carries its exit code."""
@@ -107,3 +110,15 @@ class CleanupError(DCTError):
         lines = "; ".join(f"{type(e).__name__}: {e}" for e in errors)
         super().__init__(f"cleanup failed: {lines}")
         self.errors = errors
+
+
+def guarded(command: Callable[[], int]) -> int:
+    """Run a command-line entry point: a DCTError becomes its one line and its exit code."""
+    try:
+        return int(command())
+    except DCTError as exc:
+        print(f"debian-cloud-tests: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("debian-cloud-tests: interrupted", file=sys.stderr)
+        return 130

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import DCTError
+from ..errors import guarded
 from .spec import BuildSpec
 
 EPILOG = ("exit codes: 0 built, 20 bad option, 25 FAI or a tool missing, 40 the build failed, "
@@ -60,14 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      description=__doc__.splitlines()[0])
     configure(parser)
     args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except DCTError as exc:
-        print(f"debian-cloud-tests: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("debian-cloud-tests: interrupted", file=sys.stderr)
-        return 130
+    return guarded(lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -168,27 +167,3 @@ def _digest(data: object, modules: Sequence[object]) -> str:
     for mod in modules:
         h.update(Path(mod.__file__).read_bytes())  # type: ignore[attr-defined]
     return h.hexdigest()[:12]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m debian_cloud_tests.imagebuild.builder [--arch A] [--defect D]…`: print the path."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--release", default="bookworm")
-    parser.add_argument("--arch", default="amd64", choices=["amd64", "arm64"])
-    parser.add_argument("--format", default="qcow2", choices=["qcow2", "raw"])
-    parser.add_argument("--defect", action="append", default=[])
-    args = parser.parse_args(argv)
-    try:
-        path = build_image(Recipe(release=args.release, arch=args.arch, fmt=args.format,
-                                  defects=tuple(args.defect)))
-    except (BuildError, MissingDependencyError) as exc:
-        print(f"debian-cloud-tests: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -52,18 +52,12 @@ def add_parser(sub: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m debian_cloud_tests.pipeline.cli pipeline|publish …`: the subcommands on their own."""
-    import sys
-
-    from ..errors import DCTError
+    from ..errors import guarded
 
     parser = argparse.ArgumentParser(prog="debian-cloud-tests", epilog=EPILOG)
     add_parser(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except DCTError as exc:
-        print(f"debian-cloud-tests: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    return guarded(lambda: args.func(args))
 
 
 if __name__ == "__main__":
