@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
+import sys
 from pathlib import Path
 
 from . import __version__
@@ -47,7 +47,7 @@ def instance_properties(inst: Instance, artifacts_dir: Path) -> dict[str, str]:
     if inst.ready.cloud_init_seconds is not None:
         props["cloud_init_wait_seconds"] = f"{inst.ready.cloud_init_seconds:.1f}"
     props["instance_id"] = inst.machine.facts.instance_id
-    props["console_log"] = str(artifacts_dir / f"{inst.machine.facts.instance_id}.console.log")
+    props["console_log"] = str(console_path(inst.machine, artifacts_dir))
     if inst.host is not None:
         res = inst.host.run(". /etc/os-release && echo \"$PRETTY_NAME|$VERSION_ID\"")
         if res.rc == 0:
@@ -91,27 +91,30 @@ def collect(inst: Instance, artifacts_dir: Path, with_guest_logs: bool) -> list[
     """Copy the console log, and on failure the guest's cloud-init logs and journal."""
     written: list[Path] = []
     try:
-        artifacts_dir.mkdir(parents=True, exist_ok=True)
+        console = collect_console(inst.machine, artifacts_dir)
+        written += [console] if console else []
         prefix = inst.machine.facts.instance_id
-        console = artifacts_dir / f"{prefix}.console.log"
-        console.write_text(inst.machine.console_log())
-        written.append(console)
         if with_guest_logs and inst.host is not None:
             for name, cmd in GUEST_LOGS.items():
                 res = inst.host.run(f"sudo -n sh -c {shlex.quote(cmd)}")
                 target = artifacts_dir / f"{prefix}.{name}"
                 target.write_text(res.stdout if res.rc == 0 else f"rc={res.rc}\n{res.stderr}")
                 written.append(target)
-    except (OSError, Exception) as exc:  # a dead guest must not hide the test results
-        print(f"debian-cloud-tests: warning: collecting logs failed: {exc}", file=os.sys.stderr)
+    except Exception as exc:  # a dead guest must not hide the test results
+        print(f"debian-cloud-tests: warning: collecting logs failed: {exc}", file=sys.stderr)
     return written
 
 
+def console_path(machine: Machine, artifacts_dir: Path) -> Path:
+    """Where a machine's console log is collected (and what the JUnit property names)."""
+    return artifacts_dir / f"{machine.facts.instance_id}.console.log"
+
+
 def collect_console(machine: Machine, artifacts_dir: Path) -> Path | None:
-    """The console of a machine that never became ready (the only record of why)."""
+    """Copy a machine's console log (for one that never became ready, the only record of why)."""
     try:
         artifacts_dir.mkdir(parents=True, exist_ok=True)
-        target = artifacts_dir / f"{machine.facts.instance_id}.console.log"
+        target = console_path(machine, artifacts_dir)
         target.write_text(machine.console_log())
         return target
     except OSError:

@@ -28,9 +28,6 @@ class Instance:
     run_dir: RunDir
     host: Any  # testinfra.host.Host, None when the login was refused
 
-    def reconnect(self) -> Any:
-        return ssh.connect(self.machine.ssh, self.ready.host_keys)
-
 
 class Fleet:
     """The machines of one run; :meth:`close` destroys all of them, collecting every failure."""

@@ -37,9 +37,7 @@ class RunDir:
         self._guard = _start_guard(self.path)
 
     def register_pid(self, pid: int) -> None:
-        """Record a child process (QEMU) for the guard to kill if we die without cleaning up."""
-        with (self.path / PIDS_FILE).open("a") as fh:
-            fh.write(f"{pid}\n")
+        register_pid(self.path, pid)
 
     def close(self) -> None:
         """Kill registered processes, remove the directory, and let the guard go."""
@@ -65,6 +63,12 @@ class RunDir:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def register_pid(path: Path, pid: int) -> None:
+    """Record a child process (QEMU) for the guard to kill if we die without cleaning up."""
+    with (path / PIDS_FILE).open("a") as fh:
+        fh.write(f"{pid}\n")
 
 
 def _start_guard(path: Path) -> subprocess.Popen[bytes] | None:

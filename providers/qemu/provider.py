@@ -6,9 +6,10 @@ import re
 import subprocess
 import uuid
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
-from debian_cloud_tests import seed, sshkeys
+from debian_cloud_tests import rundir, seed, sshkeys
 from debian_cloud_tests.errors import UsageError
 from debian_cloud_tests.machine import Machine, PlatformFacts
 from debian_cloud_tests.paths import cache_dir
@@ -130,7 +131,7 @@ class QemuProvider(Provider):
         listen_host, _, listen_port = spec.options.get("ssh_listen", "127.0.0.1:").rpartition(":")
         port_range = ((int(listen_port), int(listen_port)) if listen_port
                       else parse_port_range(spec.options.get("port_range")))
-        machine.start(args, port_range, register_pid=_pid_registrar(run_dir),
+        machine.start(args, port_range, register_pid=partial(rundir.register_pid, run_dir),
                       die_with_parent=spec.options.get("die_with_parent", "yes") != "no",
                       listen_host=listen_host, net_extra=spec.options.get("user_net", ""),
                       mac=spec.options.get("mac"))
@@ -138,13 +139,6 @@ class QemuProvider(Provider):
 
     def properties(self) -> dict[str, str]:
         return {}
-
-
-def _pid_registrar(run_dir: Path):  # type: ignore[no-untyped-def]
-    def register(pid: int) -> None:
-        with (run_dir / "pids").open("a") as fh:
-            fh.write(f"{pid}\n")
-    return register
 
 
 
