@@ -32,8 +32,18 @@ def _unit(tree: Path, name: str, body: str, target: str = "multi-user.target") -
     unit.write_text(body)
     wants = tree / f"etc/systemd/system/{target}.wants"
     wants.mkdir(parents=True, exist_ok=True)
-    (wants / name).unlink(missing_ok=True)
-    (wants / name).symlink_to(f"/etc/systemd/system/{name}")
+    _relink(wants / name, f"/etc/systemd/system/{name}")
+
+
+def _relink(link: Path, target: str) -> None:
+    """Point *link* at *target*, replacing whatever is there."""
+    link.unlink(missing_ok=True)
+    link.symlink_to(target)
+
+
+def _mask(tree: Path, unit: str) -> None:
+    """`systemctl mask`: the unit can no longer be started."""
+    _relink(tree / "etc/systemd/system" / unit, "/dev/null")
 
 
 def _append_cmdline(tree: Path, extra: str) -> None:
@@ -108,9 +118,7 @@ def ssh_login_broken(tree: Path, arch: str, layout: DiskLayout) -> None:
 def sshd_masked(tree: Path, arch: str, layout: DiskLayout) -> None:
     """sshd never starts (masked), although cloud-init still announces host keys."""
     for name in ("ssh.service", "sshd.service"):
-        link = tree / "etc/systemd/system" / name
-        link.unlink(missing_ok=True)
-        link.symlink_to("/dev/null")
+        _mask(tree, name)
 
 
 def _cloud_cfg(tree: Path, name: str, text: str) -> None:
@@ -146,9 +154,7 @@ def uu_disabled(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 @defect("timesync-masked")
 def timesync_masked(tree: Path, arch: str, layout: DiskLayout) -> None:
-    link = tree / "etc/systemd/system/systemd-timesyncd.service"
-    link.unlink(missing_ok=True)
-    link.symlink_to("/dev/null")
+    _mask(tree, "systemd-timesyncd.service")
 
 
 @defect("no-locale")
@@ -158,9 +164,7 @@ def no_locale(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 @defect("timezone-not-utc")
 def timezone_not_utc(tree: Path, arch: str, layout: DiskLayout) -> None:
-    link = tree / "etc/localtime"
-    link.unlink(missing_ok=True)
-    link.symlink_to("/usr/share/zoneinfo/Europe/Paris")
+    _relink(tree / "etc/localtime", "/usr/share/zoneinfo/Europe/Paris")
 
 
 @defect("root-password")
@@ -365,9 +369,7 @@ def host_keys_regenerated_on_reboot(tree: Path, arch: str, layout: DiskLayout) -
 
 @defect("reboot-masked")
 def reboot_masked(tree: Path, arch: str, layout: DiskLayout) -> None:
-    link = tree / "etc/systemd/system/reboot.target"
-    link.unlink(missing_ok=True)
-    link.symlink_to("/dev/null")
+    _mask(tree, "reboot.target")
 
 
 
