@@ -71,7 +71,7 @@ def _script(probes: Iterable[Probe]) -> str:
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH",
         "dct_probe() {",
         '  _e=$(mktemp); _f=$(mktemp)',
-        '  ( eval "$2" ) >"$_f" 2>"$_e"; _rc=$?',
+        '  ( eval "$2" ) </dev/null >"$_f" 2>"$_e"; _rc=$?',
         '  printf \'DCT %s %s %s %s\\n\' "$1" "$_rc" "$(base64 -w0 <"$_f")" "$(base64 -w0 <"$_e")"',
         '  rm -f "$_e" "$_f"',
         "}",
