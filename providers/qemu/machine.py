@@ -132,9 +132,6 @@ class QemuMachine(Machine):
         except OSError:
             return ""
 
-    def exit_status(self) -> int | None:
-        return None if self._proc is None else self._proc.poll()
-
     def destroy(self) -> list[BaseException]:
         errors: list[BaseException] = []
         if self._proc is None or self._proc.poll() is not None:

@@ -137,9 +137,6 @@ class QemuProvider(Provider):
                       mac=spec.options.get("mac"))
         return machine
 
-    def properties(self) -> dict[str, str]:
-        return {}
-
 
 
 def qemu_version(binary: str) -> str:
