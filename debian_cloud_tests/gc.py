@@ -14,6 +14,7 @@ import importlib
 import os
 import tempfile
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -51,14 +52,20 @@ def collect_local(base: Path | None = None) -> list[str]:
     return removed
 
 
+def print_deleted(deleted: Iterable[str], prefix: str = "") -> int:
+    """Say what a provider's collect_garbage removed, one line each."""
+    for item in deleted:
+        print(f"{prefix}deleted {item}")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     for path in collect_local():
         print(f"removed stale run dir {path}")
     for name in args.provider or []:
         module = importlib.import_module(f"debian_cloud_tests.providers.{name}.gc")
         kwargs = {"region": args.region} if args.region is not None or name == "aws" else {}
-        for item in module.collect_garbage(now=datetime.now(UTC), **kwargs):
-            print(f"{name}: deleted {item}")
+        print_deleted(module.collect_garbage(now=datetime.now(UTC), **kwargs), f"{name}: ")
     return 0
 
 

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from debian_cloud_tests.errors import CleanupError, DCTError
+from debian_cloud_tests.errors import CleanupError, DCTError, guarded
+from debian_cloud_tests.gc import print_deleted
 
 from . import resources, retry, session
 from .resources import EXPIRES_TAG
@@ -101,13 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--region", help="AWS region (default: from the SDK's configuration)")
     args = parser.parse_args(argv)
-    try:
-        for resource_id in collect_garbage(args.region, datetime.now(UTC)):
-            print(f"deleted {resource_id}")
-    except DCTError as exc:
-        print(f"debian-cloud-tests: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    return 0
+    return guarded(lambda: print_deleted(collect_garbage(args.region, datetime.now(UTC))))
 
 
 if __name__ == "__main__":

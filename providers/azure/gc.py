@@ -10,7 +10,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from debian_cloud_tests.errors import CleanupError, DCTError
+from debian_cloud_tests.errors import CleanupError, guarded
+from debian_cloud_tests.gc import print_deleted
 
 from . import errors, session
 from .machine import delete_group
@@ -46,13 +47,7 @@ def collect_garbage(now: datetime, credential: Any = None, subscription: str | N
 
 
 def main() -> int:
-    try:
-        for name in collect_garbage(datetime.now(UTC)):
-            print(f"deleted {name}")
-    except DCTError as exc:
-        print(f"debian-cloud-tests: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    return 0
+    return guarded(lambda: print_deleted(collect_garbage(datetime.now(UTC))))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from debian_cloud_tests.errors import CleanupError, DCTError
+from debian_cloud_tests.errors import CleanupError, guarded
+from debian_cloud_tests.gc import print_deleted
 
 from . import resources, retry, session
 from .resources import EXPIRES_LABEL
@@ -66,13 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--project", help="GCP project (default: from the credentials)")
     args = parser.parse_args(argv)
-    try:
-        for name in collect_garbage(datetime.now(UTC), args.project):
-            print(f"deleted {name}")
-    except DCTError as exc:
-        print(f"debian-cloud-tests: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    return 0
+    return guarded(lambda: print_deleted(collect_garbage(datetime.now(UTC), args.project)))
 
 
 if __name__ == "__main__":
