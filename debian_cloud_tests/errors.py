@@ -112,6 +112,17 @@ class CleanupError(DCTError):
         self.errors = errors
 
 
+def note_cleanup_failures(exc: BaseException, failures: list[BaseException]) -> None:
+    """Attach what a failed launch could not remove to the error that made it fail."""
+    if not failures:
+        return
+    note = "cleanup also failed: " + "; ".join(str(f) for f in failures)
+    if isinstance(exc, DCTError):
+        exc.detail = f"{exc.detail}\n{note}".strip()
+    else:
+        exc.add_note(note)
+
+
 def guarded(command: Callable[[], int]) -> int:
     """Run a command-line entry point: a DCTError becomes its one line and its exit code."""
     try:

@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from debian_cloud_tests import seed, sshkeys
-from debian_cloud_tests.errors import ArchFirmwareError, DCTError, ImageNotFoundError, UsageError
+from debian_cloud_tests.errors import (
+    ArchFirmwareError,
+    ImageNotFoundError,
+    UsageError,
+    note_cleanup_failures,
+)
 from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
 from debian_cloud_tests.provider import Provider
 from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec
@@ -243,11 +248,4 @@ def _facts(spec: LaunchSpec, desc: dict[str, Any], region: str) -> PlatformFacts
 
 def _undo(ec2: Any, created: Created, exc: BaseException) -> None:
     """Remove what a failed launch created; say what could not be removed, with the error."""
-    failures = created.remove(ec2)
-    if not failures:
-        return
-    note = "cleanup also failed: " + "; ".join(str(f) for f in failures)
-    if isinstance(exc, DCTError):
-        exc.detail = f"{exc.detail}\n{note}".strip()
-    else:
-        exc.add_note(note)
+    note_cleanup_failures(exc, created.remove(ec2))

@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from debian_cloud_tests import seed, sshkeys
-from debian_cloud_tests.errors import ArchFirmwareError, DCTError, ImageNotFoundError, UsageError
+from debian_cloud_tests.errors import (
+    ArchFirmwareError,
+    DCTError,
+    ImageNotFoundError,
+    UsageError,
+    note_cleanup_failures,
+)
 from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
 from debian_cloud_tests.provider import Provider
 from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec
@@ -128,15 +134,13 @@ class AzureProvider(Provider):
         tags = {RUN_ID_TAG: spec.run_id or short, EXPIRES_TAG: expires}
         user_data = seed.build_user_data(seed.SeedContent(
             authorized_key=key.public_openssh, host_keys=host_keys, user_data_file=spec.user_data,
-            ca_certs=[p.read_text() for p in spec.ca_certs]))
+            ca_certs=[seed.read_ca_cert(p) for p in spec.ca_certs]))
         try:
             errors.call(c.resource.resource_groups.create_or_update, "resource_groups.create", group,
                         {"location": location, "tags": tags})
             vm, ip = _create(c, spec, group, name, tags, key.public_openssh, user_data)
         except BaseException as exc:
-            failures = delete_group(c, group)
-            if failures and isinstance(exc, DCTError):
-                exc.detail = f"{exc.detail}\ncleanup also failed: {failures[0]}".strip()
+            note_cleanup_failures(exc, delete_group(c, group))
             raise
         facts = PlatformFacts(provider="azure", instance_id=str(_attr(vm, "vm_id")), hostname=name,
                               arch=spec.arch,

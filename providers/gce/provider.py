@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from debian_cloud_tests import seed, sshkeys
-from debian_cloud_tests.errors import ArchFirmwareError, DCTError, ImageNotFoundError, UsageError
+from debian_cloud_tests.errors import (
+    ArchFirmwareError,
+    ImageNotFoundError,
+    UsageError,
+    note_cleanup_failures,
+)
 from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
 from debian_cloud_tests.provider import Provider
 from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec
@@ -215,11 +220,4 @@ def _wait_running(c: session.Clients, zone: str, name: str, timeout: float) -> A
 
 def _undo(c: session.Clients, created: Created, exc: BaseException) -> None:
     """Remove what a failed launch created; say what could not be removed."""
-    failures = created.remove(c)
-    if not failures:
-        return
-    note = "cleanup also failed: " + "; ".join(str(f) for f in failures)
-    if isinstance(exc, DCTError):
-        exc.detail = f"{exc.detail}\n{note}".strip()
-    else:
-        exc.add_note(note)
+    note_cleanup_failures(exc, created.remove(c))
