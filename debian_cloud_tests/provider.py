@@ -24,6 +24,7 @@ BUILTIN: dict[str, str] = {
     "aws": "debian_cloud_tests.providers.aws:AwsProvider",
     "gce": "debian_cloud_tests.providers.gce:GceProvider",
     "azure": "debian_cloud_tests.providers.azure:AzureProvider",
+    "openstack": "debian_cloud_tests.providers.openstack:OpenStackProvider",
     "ssh": "debian_cloud_tests.providers.ssh:SshProvider",
 }
 

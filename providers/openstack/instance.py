@@ -1,0 +1,153 @@
+"""One Nova server as a :class:`Machine`: its console log as the console, reboots through the
+API, and a destroy that removes the server, then its security group, then its key pair.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from debian_cloud_tests.errors import DCTError, ProviderError
+from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
+
+from . import resources, retry
+
+POLL_INTERVAL = 2.0
+GONE = frozenset({"SHUTOFF", "ERROR", "DELETED", "SOFT_DELETED", "SHELVED", "SHELVED_OFFLOADED"})
+
+
+@dataclass
+class Created:
+    """What one launch created, so that destroy (or a failed launch) removes exactly that.
+
+    Each name is recorded before its create call: a reply lost on the way is still cleaned up.
+    """
+
+    keypair: str | None = None
+    group_id: str | None = None
+    server_name: str | None = None
+    server_ids: list[str] = field(default_factory=list)
+
+    def remove(self, conn: Any) -> list[BaseException]:
+        """Server, then security group, then key pair (the reverse of creation); never raises."""
+        errors: list[BaseException] = []
+        if self.server_name and not self.server_ids:
+            try:
+                self.server_ids = resources.servers_named(conn, self.server_name)
+            except DCTError as exc:
+                errors.append(exc)
+        for sid in list(self.server_ids):
+            failed = resources.delete_server(conn, sid)
+            errors += failed
+            if not failed:
+                self.server_ids.remove(sid)
+        if not self.server_ids and not errors:
+            self.server_name = None
+        if self.group_id and not self.server_ids:  # Neutron refuses while a server holds it
+            failed = resources.delete_security_group(conn, self.group_id)
+            errors += failed
+            self.group_id = None if not failed else self.group_id
+        if self.keypair:
+            failed = resources.delete_keypair(conn, self.keypair)
+            errors += failed
+            self.keypair = None if not failed else self.keypair
+        return errors
+
+
+class OpenStackMachine(Machine):
+    """A running server reached on its address, port 22."""
+
+    def __init__(self, conn: Any, created: Created, facts: PlatformFacts, endpoint: SSHEndpoint,
+                 injected: list[str] | None, props: dict[str, str]) -> None:
+        self.conn = conn
+        self.created = created
+        self.facts = facts
+        self.server_id = facts.instance_id
+        self.name = facts.hostname
+        self._endpoint = endpoint
+        self._injected = injected
+        self._props = props
+        self._console = ""
+        self._read_at = float("-inf")
+        self._status = "ACTIVE"
+        self._status_at = time.monotonic()
+        self._reason = ""
+        self._destroyed = False
+
+    @property
+    def ssh(self) -> SSHEndpoint:
+        return self._endpoint
+
+    def console_log(self) -> str:
+        """Nova's console log (the whole of it: Nova has no offsets), at most every POLL_INTERVAL."""
+        if self._destroyed or time.monotonic() - self._read_at < POLL_INTERVAL:
+            return self._console
+        self._read_at = time.monotonic()
+        try:
+            out = self.conn.compute.get_server_console_output(self.server_id)
+        except Exception as exc:  # best effort: the readiness wait reads it again
+            self._reason = f"os-getConsoleOutput: {exc}"
+            return self._console
+        text = str((out or {}).get("output") or "")
+        if len(text) >= len(self._console) or not self._console.endswith(text):
+            self._console = text  # Nova may keep only the tail: never go back to less
+        return self._console
+
+    def host_keys_hint(self) -> list[str] | None:
+        return self._injected
+
+    def _reboot(self, kind: str) -> None:
+        try:
+            retry.call(self.conn.compute.reboot_server, f"{kind.lower()} reboot", self.server_id, kind)
+        except DCTError as exc:
+            raise ProviderError(f"openstack: {kind.lower()} reboot of {self.name} failed: "
+                                f"{exc.message}") from None
+
+    def hard_reset(self) -> None:
+        """Nova's HARD reboot: the hypervisor power-cycles the guest."""
+        self._reboot("HARD")
+
+    def soft_reboot(self) -> None:
+        """Nova's SOFT reboot: ACPI shutdown asked of the guest, then start."""
+        self._reboot("SOFT")
+
+    def is_alive(self) -> bool:
+        if self._destroyed:
+            return False
+        if time.monotonic() - self._status_at >= POLL_INTERVAL:
+            self._status_at = time.monotonic()
+            try:
+                server = retry.call(self.conn.compute.get_server, "get server", self.server_id)
+                self._status = str(server.status)
+                fault = (server.fault or {}).get("message", "") if server.fault else ""
+                self._reason = f"server {self._status}: {fault}".strip(": ")
+            except DCTError as exc:
+                self._reason = exc.message
+                if getattr(exc, "status", 0) == 404:
+                    self._status = "DELETED"
+        return self._status not in GONE
+
+    def platform_log(self) -> str:
+        return self._reason
+
+    def destroy(self) -> list[BaseException]:
+        if self._destroyed:
+            return []
+        errors = self.created.remove(self.conn)
+        self._destroyed = not errors
+        return errors
+
+    def describe_access(self) -> str:
+        cloud = self._props.get("openstack_cloud")
+        os_cloud = f"--os-cloud {cloud} " if cloud else ""
+        cleanup = f"openstack {os_cloud}server delete --wait {self.server_id}"
+        if self.created.group_id:
+            cleanup += f"; openstack {os_cloud}security group delete {self.created.group_id}"
+        if self.created.keypair:
+            cleanup += f"; openstack {os_cloud}keypair delete {self.created.keypair}"
+        return (f"{super().describe_access()}\n  console: openstack {os_cloud}console log show "
+                f"{self.server_id}\n  remove it: {cleanup}")
+
+    def properties(self) -> dict[str, str]:
+        return dict(self._props)

@@ -1,0 +1,211 @@
+"""The openstack provider: ``pytest --provider=openstack --os-cloud=mycloud
+--image=debian-12-genericcloud-amd64`` boots a Glance image on Nova.
+
+validate() checks the image, the flavor and the network before anything exists; launch()
+creates a key pair, a security group open to this runner only and one server whose user-data
+authorises the run's SSH key, all marked with the run, and removes what it created if it cannot
+hand back a machine.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from debian_cloud_tests import seed, sshkeys
+from debian_cloud_tests.errors import (
+    ArchFirmwareError,
+    ImageNotFoundError,
+    UsageError,
+    note_cleanup_failures,
+)
+from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
+from debian_cloud_tests.provider import Provider
+from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec
+
+from . import resources, retry, session
+from .errors import OpenStackError
+from .instance import Created, OpenStackMachine
+from .network import address_of, pick_network
+
+ARCHES = {"x86_64": Arch.AMD64, "amd64": Arch.AMD64, "aarch64": Arch.ARM64, "arm64": Arch.ARM64}
+#: the default flavor is the smallest with at least this much (and the image's own minimums)
+MIN_VCPUS, MIN_RAM_MIB = 1, 1024
+FAILED = frozenset({"ERROR", "DELETED", "SOFT_DELETED", "SHUTOFF"})
+#: cloud-init renders this per instance: the id is not known before Nova answers
+MARKER = "{{ v1.instance_id }}"
+
+
+class OpenStackProvider(Provider):
+    name = "openstack"
+
+    def __init__(self) -> None:
+        self._conn: Any = None
+        self._key: tuple[str | None, str | None] | None = None
+
+    def connection(self, cloud: str | None = None, region: str | None = None) -> Any:
+        if self._conn is None or self._key != (cloud, region):
+            self._conn, self._key = session.connect(cloud, region), (cloud, region)
+        return self._conn
+
+    def validate(self, spec: LaunchSpec) -> LaunchSpec:
+        if spec.disk_size:
+            raise UsageError(f"--disk-size {spec.disk_size}: openstack boots from the flavor's root "
+                             "disk; choose a larger --instance-type instead")
+        conn = self.connection(spec.options.get("os_cloud"), spec.options.get("region"))
+        image = _find_image(conn, spec.image)
+        arch = ARCHES.get(str(image.architecture or "").lower(), spec.arch)
+        props = dict(image.properties or {})
+        uefi = str(props.get("hw_firmware_type", "")).lower() == "uefi" or arch is Arch.ARM64
+        firmware = Firmware.UEFI if uefi else Firmware.BIOS
+        if spec.firmware and spec.firmware is not firmware:
+            raise ArchFirmwareError(f"--firmware {spec.firmware.value}: this image boots with "
+                                    f"{firmware.value} (Glance property hw_firmware_type)")
+        flavor = _flavor(conn, spec.instance_type, int(image.min_disk or 0), int(image.min_ram or 0))
+        network = pick_network(conn, spec.options.get("network"))
+        options = {**spec.options, "cloud": session.cloud_name(conn),
+                   "region": str(conn.config.region_name or ""), "image_id": str(image.id),
+                   "image_name": str(image.name or ""), "flavor_id": str(flavor.id),
+                   "vcpus": str(flavor.vcpus), "memory_mib": str(flavor.ram),
+                   "disk_gb": str(flavor.disk or 0), "network_id": str(network.id),
+                   "network_name": str(network.name or "")}
+        group = spec.options.get("security_group")
+        if group:
+            found = retry.find(conn.network.find_security_group, "find security group", group)
+            if found is None:
+                raise UsageError(f"--security-group {group}: no such security group")
+            options["security_group_id"] = str(found.id)
+        else:
+            options["ssh_source"] = resources.runner_cidr()
+        return replace(spec, arch=arch, firmware=firmware, instance_type=str(flavor.name),
+                       options=options)
+
+    def launch(self, spec: LaunchSpec, run_dir: Path) -> Machine:
+        conn = self.connection(spec.options.get("os_cloud"), spec.options.get("region"))
+        run = resources.marks(spec.run_id or "unnamed")
+        name = resources.run_name(run[resources.EXPIRES_KEY])
+        client_key = sshkeys.generate(f"debian-cloud-tests-{spec.run_id}")
+        key_file = sshkeys.write_private(client_key, run_dir / "id_ed25519")
+        injected, host_keys = None, {}
+        if spec.host_key_source is HostKeySource.INJECTED:
+            host = sshkeys.generate(f"root@{name}")
+            host_keys = {"ed25519_private": host.private_openssh, "ed25519_public": host.public_openssh}
+            injected = [host.public_openssh]
+        user_data = _user_data(spec, client_key.public_openssh, host_keys)
+        created = Created()
+        try:
+            created.keypair = name  # deleted by name: even a lost reply leaves nothing behind
+            resources.create_keypair(conn, name, client_key.public_openssh)
+            group = spec.options.get("security_group_id")
+            if not group:
+                group = created.group_id = resources.create_security_group(
+                    conn, name, spec.options["ssh_source"], run)
+            created.server_name = name
+            server = retry.call(
+                conn.compute.create_server, "create server", name=name,
+                image_id=spec.options["image_id"], flavor_id=spec.options["flavor_id"],
+                networks=[{"uuid": spec.options["network_id"]}], key_name=name,
+                security_groups=[{"name": group}], metadata=run,
+                user_data=base64.b64encode(user_data.encode()).decode(),
+                **({"availability_zone": spec.options["zone"]} if spec.options.get("zone") else {}))
+            created.server_ids = [str(server.id)]
+            server = _wait_active(conn, str(server.id), spec.boot_timeout)
+            host = address_of(server, spec.options["network_name"])
+        except BaseException as exc:
+            note_cleanup_failures(exc, created.remove(conn))
+            raise
+        facts = _facts(spec, server, name)
+        props = {"openstack_cloud": spec.options.get("cloud", ""),
+                 "openstack_region": spec.options.get("region", ""),
+                 "openstack_server_id": facts.instance_id, "openstack_flavor": spec.instance_type or "",
+                 "openstack_image_id": spec.options["image_id"]}
+        return OpenStackMachine(conn, created, facts, SSHEndpoint(host, 22, spec.ssh_user, key_file),
+                                injected, props)
+
+    def properties(self) -> dict[str, str]:
+        props = session.sdk_versions()
+        if self._conn is not None:
+            props["openstack_cloud"] = session.cloud_name(self._conn)
+            props["openstack_region"] = str(self._conn.config.region_name or "")
+        return props
+
+
+def _find_image(conn: Any, given: str) -> Any:
+    image = retry.find(conn.image.find_image, "find image", given)
+    if image is None:
+        raise ImageNotFoundError(f"--image {given}: no such Glance image (name or id) visible to "
+                                 "this project")
+    if image.status != "active":
+        raise ImageNotFoundError(f"--image {given}: the image is {image.status}, not active")
+    return image
+
+
+def _flavor(conn: Any, given: str | None, min_disk: int, min_ram: int) -> Any:
+    """The flavor named (name or id), else the smallest that fits the image and the defaults."""
+    if given:
+        flavor = retry.find(conn.compute.find_flavor, "find flavor", given)
+        if flavor is None:
+            raise UsageError(f"--instance-type {given}: no such flavor (name or id) in this cloud")
+        if flavor.ram < min_ram or (flavor.disk and flavor.disk < min_disk):
+            raise UsageError(f"--instance-type {given}: the image needs {min_ram} MiB RAM and a "
+                             f"{min_disk} GB disk, the flavor has {flavor.ram} MiB and {flavor.disk} GB")
+        return flavor
+    flavors = retry.call(lambda: list(conn.compute.flavors()), "list flavors")
+    fits = [f for f in flavors if f.vcpus >= MIN_VCPUS and f.ram >= max(MIN_RAM_MIB, min_ram)
+            and (not f.disk or f.disk >= min_disk) and not getattr(f, "is_disabled", False)]
+    if not fits:
+        raise UsageError(f"openstack: no flavor has {MIN_VCPUS} vCPU, {max(MIN_RAM_MIB, min_ram)} MiB "
+                         "and the image's disk; give one with --instance-type")
+    return min(fits, key=lambda f: (f.ram, f.vcpus, f.disk or 0, f.name))
+
+
+def _user_data(spec: LaunchSpec, authorized_key: str, host_keys: dict[str, str]) -> str:
+    """A cloud-init jinja template, so that the launch marker holds the instance id (as on EC2)."""
+    content = seed.SeedContent(authorized_key=authorized_key, host_keys=host_keys,
+                               user_data_file=spec.user_data,
+                               ca_certs=[seed.read_ca_cert(p) for p in spec.ca_certs])
+    templated = seed.build_user_data(replace(content, launch_marker=MARKER))
+    if templated.startswith("#cloud-config") and templated.count("{{") == 1 and "{%" not in templated:
+        return "## template: jinja\n" + templated
+    return seed.build_user_data(content)
+
+
+def _wait_active(conn: Any, server_id: str, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    delay = 1.0
+    while True:
+        server = retry.call(conn.compute.get_server, "get server", server_id)
+        if server.status == "ACTIVE":
+            return server
+        if server.status in FAILED:
+            why = (server.fault or {}).get("message") if server.fault else None
+            raise OpenStackError(f"openstack: server {server.name} is {server.status}: "
+                                 f"{why or 'no reason given'}")
+        if time.monotonic() >= deadline:
+            raise OpenStackError(f"openstack: server {server.name} still {server.status} after "
+                                 f"{timeout:.0f}s (waiting for ACTIVE)")
+        retry.sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
+        delay = min(delay * 2, 15.0)
+
+
+def _hostname(name: str) -> str:
+    """What Nova makes of a display name for the guest's hostname."""
+    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63]
+
+
+def _facts(spec: LaunchSpec, server: Any, name: str) -> PlatformFacts:
+    disk_gb = int(spec.options.get("disk_gb") or 0)
+    config_drive = str(server.has_config_drive or "").lower() in ("true", "1")
+    return PlatformFacts(
+        provider="openstack", instance_id=str(server.id),
+        hostname=str(getattr(server, "hostname", None) or _hostname(name)), arch=spec.arch,
+        firmware=spec.firmware, datasource="ConfigDrive" if config_drive else "OpenStack",
+        instance_type=spec.instance_type, region=spec.options.get("region") or None,
+        zone=str(server.availability_zone or "") or None,
+        disk_size=disk_gb * 1024**3 if disk_gb else None,
+        extra={**{k: spec.options[k] for k in ("vcpus", "memory_mib") if k in spec.options},
+               "image": spec.options["image_id"], "network": spec.options["network_name"]})

@@ -1,0 +1,158 @@
+"""What a run creates on OpenStack: a key pair, a security group, a server, all marked with the run.
+
+The server carries the metadata ``dct-run-id`` and ``dct-expires``; a security group has no
+metadata, so both are in its description; a Nova key pair has neither, so the expiry is in its
+name (``dct-YYYYMMDDtHHMMSSz-xxxxxxxx``, the name every resource of the run shares).
+:mod:`gc` reads all three.  SSH is opened to this runner's own address only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from debian_cloud_tests.errors import DCTError, ProviderError, UsageError
+
+from . import retry
+from .errors import OpenStackError, is_gone
+
+RUN_ID_KEY = "dct-run-id"
+EXPIRES_KEY = "dct-expires"
+TTL = timedelta(hours=3)
+CHECKIP_URL = "https://checkip.amazonaws.com"
+_COMPACT = "%Y%m%dt%H%M%Sz"
+_NAME = re.compile(r"^dct-(?P<expires>\d{8}t\d{6}z)-[0-9a-f]{8}$")
+_DESC = re.compile(rf"{RUN_ID_KEY}=(?P<run>\S+) {EXPIRES_KEY}=(?P<expires>\S+)")
+
+
+def marks(run_id: str, now: datetime | None = None) -> dict[str, str]:
+    """The server metadata of a run: its id and its expiry (ISO 8601, UTC)."""
+    expires = (now or datetime.now(UTC)) + TTL
+    return {RUN_ID_KEY: run_id[:255], EXPIRES_KEY: expires.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def run_name(expires: str) -> str:
+    """``dct-<expiry>-<random>``: legal for servers, key pairs and groups, and tells gc the expiry."""
+    when = parse_expiry(expires) or datetime.now(UTC) + TTL
+    return f"dct-{when.strftime(_COMPACT)}-{uuid.uuid4().hex[:8]}"
+
+
+def parse_expiry(value: str) -> datetime | None:
+    """An expiry as written in metadata or descriptions, or the compact one of a name."""
+    for fmt in ("%Y-%m-%dT%H:%M:%SZ", _COMPACT):
+        try:
+            return datetime.strptime(value, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return None
+
+
+def name_expiry(name: str) -> datetime | None:
+    m = _NAME.match(name or "")
+    return parse_expiry(m["expires"]) if m else None
+
+
+def description_marks(description: str | None) -> dict[str, str]:
+    """The run id and expiry written into a security group's description ({} if not ours)."""
+    m = _DESC.search(description or "")
+    return {RUN_ID_KEY: m["run"], EXPIRES_KEY: m["expires"]} if m else {}
+
+
+def runner_cidr() -> str:
+    """This runner's public address as a /32 (/128): ``DCT_SOURCE_ADDRESS``, else an echo service
+    (``DCT_CHECKIP_URL``)."""
+    given = os.environ.get("DCT_SOURCE_ADDRESS", "").strip()
+    url = os.environ.get("DCT_CHECKIP_URL", CHECKIP_URL)
+    if not given:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                given = resp.read(100).decode("ascii", "replace").strip()
+        except (OSError, ValueError) as exc:
+            raise ProviderError(f"openstack: cannot learn this runner's public address from {url} "
+                                f"({exc}); set DCT_SOURCE_ADDRESS to it") from None
+    try:
+        addr = ipaddress.ip_address(given)
+    except ValueError:
+        raise UsageError(f"openstack: {given[:60]!r} is not an IP address (DCT_SOURCE_ADDRESS)") from None
+    if addr.is_unspecified:
+        raise UsageError("openstack: refusing to open SSH to every address; set DCT_SOURCE_ADDRESS")
+    return f"{addr}/{addr.max_prefixlen}"
+
+
+def create_keypair(conn: Any, name: str, public_key: str) -> None:
+    retry.call(conn.compute.create_keypair, "create key pair", name=name, public_key=public_key)
+
+
+def create_security_group(conn: Any, name: str, cidr: str, run: dict[str, str]) -> str:
+    """A group allowing tcp:22 from *cidr* only (Neutron adds its default egress rules)."""
+    group = retry.call(conn.network.create_security_group, "create security group", name=name,
+                       description=f"debian-cloud-tests: SSH from the test runner only; "
+                                   f"{RUN_ID_KEY}={run[RUN_ID_KEY]} {EXPIRES_KEY}={run[EXPIRES_KEY]}")
+    version = ipaddress.ip_network(cidr).version
+    retry.call(conn.network.create_security_group_rule, "create security group rule",
+               security_group_id=group.id, direction="ingress", protocol="tcp", port_range_min=22,
+               port_range_max=22, remote_ip_prefix=cidr, ethertype=f"IPv{version}")
+    return str(group.id)
+
+
+def _with_retries(delete: Any, attempts: int) -> list[BaseException]:
+    """Run *delete* (already gone counts as done), trying again when it fails."""
+    for attempt in range(1, attempts + 1):
+        try:
+            delete()
+            return []
+        except DCTError as exc:
+            if is_gone(exc):
+                return []
+            if attempt == attempts:
+                return [exc]
+            retry.sleep(retry.API.delay(attempt))
+    return []
+
+
+def delete_keypair(conn: Any, name: str, attempts: int = 3) -> list[BaseException]:
+    return _with_retries(lambda: retry.call(conn.compute.delete_keypair, f"delete key pair {name}",
+                                            name, ignore_missing=False), attempts)
+
+
+def delete_security_group(conn: Any, group_id: str, attempts: int = 3) -> list[BaseException]:
+    """Neutron refuses (409) while a deleted server's port still holds the group: tried again."""
+    return _with_retries(lambda: retry.call(conn.network.delete_security_group,
+                                            f"delete security group {group_id}", group_id,
+                                            ignore_missing=False), attempts)
+
+
+def delete_server(conn: Any, server_id: str, attempts: int = 3,
+                  timeout: float = 300.0) -> list[BaseException]:
+    """Delete a server and wait until Nova no longer lists it (its ports go with it)."""
+    def delete() -> None:
+        retry.call(conn.compute.delete_server, f"delete server {server_id}", server_id,
+                   ignore_missing=False)
+        deadline = time.monotonic() + timeout
+        delay = 0.5
+        while True:
+            try:
+                server = retry.call(conn.compute.get_server, f"get server {server_id}", server_id)
+            except DCTError as exc:
+                if is_gone(exc):
+                    return
+                raise
+            if time.monotonic() >= deadline:
+                raise OpenStackError(f"openstack: server {server_id} still {server.status} "
+                                     f"{timeout:.0f}s after its deletion")
+            retry.sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
+            delay = min(delay * 2, 10.0)
+
+    return _with_retries(delete, attempts)
+
+
+def servers_named(conn: Any, name: str) -> list[str]:
+    """Ids of the servers called exactly *name*: a create whose answer was lost still has one."""
+    found = retry.call(lambda: list(conn.compute.servers(name=f"^{re.escape(name)}$")), "list servers")
+    return [str(s.id) for s in found if s.name == name]

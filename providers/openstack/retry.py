@@ -1,0 +1,51 @@
+"""Calling OpenStack with retries: backoff with jitter where the cloud says "later" (429, 503,
+other 5xx, a refused connection), at least as long as its ``Retry-After`` asks; everything else
+fails at once with a typed error.  The SDK's own retries stay off (keystoneauth's default).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from debian_cloud_tests.backoff import Backoff
+
+from .errors import retry_after, retryable, translate
+
+T = TypeVar("T")
+
+#: replaced by tests, to record delays instead of waiting
+sleep: Callable[[float], None] = time.sleep
+
+API = Backoff()
+MAX_RETRY_AFTER = 60.0
+
+
+def call(fn: Callable[..., T], action: str, *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)``, retried while retryable; raises a typed DCTError otherwise."""
+    from keystoneauth1.exceptions import ClientException
+    from openstack.exceptions import SDKException
+
+    attempt = 0
+    while True:
+        try:
+            return fn(*args, **kwargs)
+        except (SDKException, ClientException) as exc:
+            attempt += 1
+            if not retryable(exc) or attempt >= API.attempts:
+                raise translate(exc, action) from None
+            asked = retry_after(exc)
+            sleep(max(API.delay(attempt), min(asked or 0.0, MAX_RETRY_AFTER)))
+
+
+def find(fn: Callable[..., T], action: str, name_or_id: str) -> T | None:
+    """A ``find_*`` proxy call by name or id: the resource, or None where there is none."""
+    from .errors import OpenStackError
+
+    try:
+        return call(fn, action, name_or_id, ignore_missing=False)
+    except OpenStackError as exc:
+        if exc.status == 404:
+            return None
+        raise

@@ -1,0 +1,421 @@
+"""A small OpenStack over plain HTTP on 127.0.0.1, for the openstack provider's tests.
+
+Keystone v3 (a password token whose catalog points back here), Nova (flavors, key pairs, servers,
+reboot, console output), Glance v2 (images) and Neutron v2 (networks, security groups and their
+rules): only what the provider calls, in the JSON the real openstacksdk reads, version discovery
+included.  It fails as clouds do when told to: Nova's quota answers (403, or 413 without
+Retry-After), throttling (429 with Retry-After), a server stuck in BUILD, a console that is empty
+for the first reads, a delete that fails once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import yaml
+
+REGION = "RegionOne"
+ZONE = "nova"
+PROJECT_ID = "0123456789abcdef0123456789abcdef"
+PASSWORD = "s3cret-Pa55word"
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeOpenStackHostKey"
+CONSOLE = ("Booting Debian\n-----BEGIN SSH HOST KEY KEYS-----\n" + HOST_KEY +
+           " root@dct\n-----END SSH HOST KEY KEYS-----\n")
+
+ROUTES = [
+    ("GET", r"/v3/?", "identity.version"),
+    ("POST", r"/v3/auth/tokens", "identity.token"),
+    ("GET", r"/compute/?", "compute.versions"),
+    ("GET", r"/compute/v2\.1/?", "compute.version"),
+    ("GET", r"/compute/v2\.1/flavors/detail", "flavors.list"),
+    ("GET", r"/compute/v2\.1/flavors/(?P<id>[^/]+)", "flavors.get"),
+    ("GET", r"/compute/v2\.1/os-keypairs", "keypairs.list"),
+    ("POST", r"/compute/v2\.1/os-keypairs", "keypairs.create"),
+    ("GET", r"/compute/v2\.1/os-keypairs/(?P<id>[^/]+)", "keypairs.get"),
+    ("DELETE", r"/compute/v2\.1/os-keypairs/(?P<id>[^/]+)", "keypairs.delete"),
+    ("GET", r"/compute/v2\.1/servers/detail", "servers.list"),
+    ("POST", r"/compute/v2\.1/servers", "servers.create"),
+    ("GET", r"/compute/v2\.1/servers/(?P<id>[^/]+)", "servers.get"),
+    ("DELETE", r"/compute/v2\.1/servers/(?P<id>[^/]+)", "servers.delete"),
+    ("POST", r"/compute/v2\.1/servers/(?P<id>[^/]+)/action", "servers.action"),
+    ("GET", r"/image/?", "image.versions"),
+    ("GET", r"/image/v2/images", "images.list"),
+    ("GET", r"/image/v2/images/(?P<id>[^/]+)", "images.get"),
+    ("GET", r"/network/?", "network.versions"),
+    ("GET", r"/network/v2\.0/networks", "networks.list"),
+    ("GET", r"/network/v2\.0/networks/(?P<id>[^/]+)", "networks.get"),
+    ("GET", r"/network/v2\.0/security-groups", "security_groups.list"),
+    ("POST", r"/network/v2\.0/security-groups", "security_groups.create"),
+    ("GET", r"/network/v2\.0/security-groups/(?P<id>[^/]+)", "security_groups.get"),
+    ("DELETE", r"/network/v2\.0/security-groups/(?P<id>[^/]+)", "security_groups.delete"),
+    ("POST", r"/network/v2\.0/security-group-rules", "security_group_rules.create"),
+]
+
+
+class HttpFault(Exception):
+    """An error answer: status, the body's wrapper key (``forbidden``, ``overLimit``…), headers."""
+
+    def __init__(self, status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.kind, self.message = status, kind, message
+        self.headers = headers or {}
+
+
+@dataclass
+class FakeOpenStack:
+    """The state of one project, and the faults to inject."""
+
+    images: dict[str, dict[str, Any]] = field(default_factory=dict)
+    flavors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    networks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    keypairs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    servers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    security_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+    faults: dict[str, list[HttpFault]] = field(default_factory=dict)
+    tokens: list[str] = field(default_factory=list)
+    stuck: bool = False  # servers never leave BUILD
+    config_drive: bool = False  # the cloud forces a config drive
+    empty_console_reads: int = 0
+    console_reads: int = 0
+    reboots: list[tuple[str, str]] = field(default_factory=list)
+    url: str = ""
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.add_image("debian-12-genericcloud-amd64", "x86_64")
+        self.add_image("debian-12-genericcloud-arm64", "aarch64", hw_firmware_type="uefi")
+        for name, vcpus, ram, disk in (("m1.tiny", 1, 512, 1), ("m1.small", 1, 2048, 20),
+                                       ("m1.medium", 2, 4096, 40)):
+            fid = str(next(self._ids))
+            self.flavors[fid] = {"id": fid, "name": name, "vcpus": vcpus, "ram": ram, "disk": disk,
+                                 "OS-FLV-EXT-DATA:ephemeral": 0, "swap": "", "rxtx_factor": 1.0,
+                                 "os-flavor-access:is_public": True, "OS-FLV-DISABLED:disabled": False}
+        self.add_network("public")
+
+    def add_image(self, name: str, arch: str, **props: Any) -> str:
+        iid = str(uuid.uuid4())
+        self.images[iid] = {"id": iid, "name": name, "status": "active", "architecture": arch,
+                            "min_disk": 2, "min_ram": 0, "size": 2 * 1024**3, "disk_format": "qcow2",
+                            "container_format": "bare", "visibility": "public", "tags": [], **props}
+        return iid
+
+    def add_network(self, name: str, external: bool = False) -> str:
+        nid = str(uuid.uuid4())
+        self.networks[nid] = {"id": nid, "name": name, "status": "ACTIVE", "shared": True,
+                              "router:external": external, "subnets": [], "admin_state_up": True,
+                              "tenant_id": PROJECT_ID, "project_id": PROJECT_ID}
+        return nid
+
+    def fail(self, action: str, status: int, message: str = "", times: int = 1,
+             retry_after: str | None = None, kind: str = "") -> None:
+        """The next *times* calls of *action* answer HTTP *status* (with Retry-After if given)."""
+        headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        kind = kind or {403: "forbidden", 413: "overLimit", 429: "overLimit", 409: "conflict"}.get(
+            status, "computeFault")
+        self.faults.setdefault(action, []).extend(
+            [HttpFault(status, kind, message or f"{kind} (injected)", headers)] * times)
+
+    def leftovers(self) -> dict[str, list[str]]:
+        found = {"servers": sorted(s["name"] for s in self.servers.values()),
+                 "keypairs": sorted(self.keypairs),
+                 "security_groups": sorted(g["name"] for g in self.security_groups.values()
+                                           if g["name"] != "default")}
+        return {k: v for k, v in found.items() if v}
+
+    def clouds_yaml(self, path: Path, name: str = "fake") -> Path:
+        """A clouds.yaml naming this fake as cloud *name*."""
+        path.write_text(yaml.safe_dump({"clouds": {name: {
+            "auth": {"auth_url": f"{self.url}/v3", "username": "dct", "password": PASSWORD,
+                     "project_name": "dct", "user_domain_name": "Default",
+                     "project_domain_name": "Default"},
+            "region_name": REGION, "identity_api_version": 3, "interface": "public"}}}))
+        return path
+
+    # -- the API -------------------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, query: dict[str, str], body: dict[str, Any],
+               headers: Any) -> tuple[int, Any, dict[str, str]]:
+        for verb, pattern, action in ROUTES:
+            m = re.fullmatch(pattern, path)
+            if verb == method and m:
+                with self.lock:
+                    self.calls.append(action)
+                    pending = self.faults.get(action)
+                    if pending:
+                        raise pending.pop(0)
+                    if not action.startswith(("identity.", "compute.v", "image.v", "network.v")) and \
+                            headers.get("X-Auth-Token") not in self.tokens:
+                        raise HttpFault(401, "error", "The request you have made requires authentication.")
+                    handler = getattr(self, "_" + action.replace(".", "_"))
+                    return handler(query, body, **m.groupdict())
+        raise HttpFault(404, "itemNotFound", f"no route for {method} {path}")
+
+    def _identity_version(self, q: Any, b: Any) -> Any:
+        return 200, {"version": {"id": "v3.14", "status": "stable", "updated": "2020-04-07T00:00:00Z",
+                                 "links": [{"rel": "self", "href": f"{self.url}/v3/"}],
+                                 "media-types": [{"base": "application/json",
+                                                  "type": "application/vnd.openstack.identity-v3+json"}]}}, {}
+
+    def _identity_token(self, q: Any, body: dict[str, Any]) -> Any:
+        user = body["auth"]["identity"]["password"]["user"]
+        if user.get("password") != PASSWORD:
+            raise HttpFault(401, "error", "The request you have made requires authentication.")
+        token = uuid.uuid4().hex
+        self.tokens.append(token)
+        domain = {"id": "default", "name": "Default"}
+        catalog = [{"type": kind, "name": name, "id": uuid.uuid4().hex, "endpoints": [
+            {"id": uuid.uuid4().hex, "interface": "public", "region": REGION, "region_id": REGION,
+             "url": f"{self.url}{path}"}]}
+            for kind, name, path in (("compute", "nova", "/compute/v2.1"), ("image", "glance", "/image"),
+                                     ("network", "neutron", "/network"),
+                                     ("identity", "keystone", "/v3"))]
+        return 201, {"token": {
+            "methods": ["password"], "expires_at": "2099-01-01T00:00:00.000000Z",
+            "issued_at": "2026-01-01T00:00:00.000000Z", "audit_ids": [uuid.uuid4().hex],
+            "user": {"id": uuid.uuid4().hex, "name": user.get("name", "dct"), "domain": domain,
+                     "password_expires_at": None},
+            "project": {"id": PROJECT_ID, "name": "dct", "domain": domain},
+            "roles": [{"id": uuid.uuid4().hex, "name": "member"}], "catalog": catalog}}, \
+            {"X-Subject-Token": token}
+
+    def _compute_version_doc(self) -> dict[str, Any]:
+        return {"id": "v2.1", "status": "CURRENT", "version": "2.79", "min_version": "2.1",
+                "updated": "2013-07-23T11:33:21Z",
+                "links": [{"rel": "self", "href": f"{self.url}/compute/v2.1/"}]}
+
+    def _compute_versions(self, q: Any, b: Any) -> Any:
+        return 200, {"versions": [self._compute_version_doc()]}, {}
+
+    def _compute_version(self, q: Any, b: Any) -> Any:
+        return 200, {"version": self._compute_version_doc()}, {}
+
+    def _image_versions(self, q: Any, b: Any) -> Any:
+        return 300, {"versions": [{"id": "v2.16", "status": "CURRENT",
+                                   "links": [{"rel": "self", "href": f"{self.url}/image/v2/"}]}]}, {}
+
+    def _network_versions(self, q: Any, b: Any) -> Any:
+        return 200, {"versions": [{"id": "v2.0", "status": "CURRENT",
+                                   "links": [{"rel": "self", "href": f"{self.url}/network/v2.0/"}]}]}, {}
+
+    # Nova ----------------------------------------------------------------------------------------
+
+    def _flavors_list(self, q: Any, b: Any) -> Any:
+        return 200, {"flavors": list(self.flavors.values())}, {}
+
+    def _flavors_get(self, q: Any, b: Any, id: str) -> Any:
+        if id not in self.flavors:
+            raise HttpFault(404, "itemNotFound", f"Flavor {id} could not be found.")
+        return 200, {"flavor": self.flavors[id]}, {}
+
+    def _keypairs_list(self, q: Any, b: Any) -> Any:
+        return 200, {"keypairs": [{"keypair": k} for k in self.keypairs.values()]}, {}
+
+    def _keypairs_get(self, q: Any, b: Any, id: str) -> Any:
+        if id not in self.keypairs:
+            raise HttpFault(404, "itemNotFound", f"Keypair {id} not found for user")
+        return 200, {"keypair": self.keypairs[id]}, {}
+
+    def _keypairs_create(self, q: Any, body: dict[str, Any]) -> Any:
+        kp = body["keypair"]
+        if kp["name"] in self.keypairs:
+            raise HttpFault(409, "conflictingRequest", f"Key pair '{kp['name']}' already exists.")
+        self.keypairs[kp["name"]] = {"name": kp["name"], "public_key": kp.get("public_key", ""),
+                                     "fingerprint": "00:11", "type": kp.get("type", "ssh"),
+                                     "user_id": "dct"}
+        return 200, {"keypair": self.keypairs[kp["name"]]}, {}
+
+    def _keypairs_delete(self, q: Any, b: Any, id: str) -> Any:
+        if id not in self.keypairs:
+            raise HttpFault(404, "itemNotFound", f"Keypair {id} not found for user")
+        del self.keypairs[id]
+        return 202, None, {}
+
+    def _servers_create(self, q: Any, body: dict[str, Any]) -> Any:
+        s = body["server"]
+        if s.get("imageRef") not in self.images:
+            raise HttpFault(400, "badRequest", f"Can not find requested image {s.get('imageRef')}")
+        if s.get("flavorRef") not in self.flavors:
+            raise HttpFault(400, "badRequest", f"Flavor {s.get('flavorRef')} could not be found.")
+        if s.get("key_name") and s["key_name"] not in self.keypairs:
+            raise HttpFault(400, "badRequest", f"Invalid key_name provided: {s['key_name']}")
+        groups = [g["name"] for g in s.get("security_groups") or []]
+        for g in groups:
+            if not any(g in (sg["name"], sg["id"]) for sg in self.security_groups.values()):
+                raise HttpFault(400, "badRequest", f"Security group {g} not found for project")
+        sid = str(uuid.uuid4())
+        nets = s.get("networks") or []
+        net = self.networks.get(nets[0].get("uuid", "")) if isinstance(nets, list) and nets else None
+        address = f"127.0.0.{len(self.servers) + 2}"
+        flavor = self.flavors[s["flavorRef"]]
+        self.servers[sid] = {
+            "id": sid, "name": s["name"], "status": "BUILD", "tenant_id": PROJECT_ID,
+            "user_id": "dct", "metadata": dict(s.get("metadata") or {}), "key_name": s.get("key_name"),
+            "image": {"id": s["imageRef"]}, "user_data": s.get("user_data"),
+            "flavor": {"original_name": flavor["name"], "vcpus": flavor["vcpus"], "ram": flavor["ram"],
+                       "disk": flavor["disk"], "ephemeral": 0, "swap": 0, "extra_specs": {}},
+            "security_groups": [{"name": g} for g in groups],
+            "addresses": {(net or {"name": "public"})["name"]: [
+                {"addr": address, "version": 4, "OS-EXT-IPS:type": "fixed"}]},
+            "accessIPv4": "", "accessIPv6": "", "config_drive": "True" if self.config_drive
+            or s.get("config_drive") else "", "OS-EXT-AZ:availability_zone": s.get("availability_zone")
+            or ZONE, "OS-EXT-STS:task_state": "spawning", "OS-EXT-STS:vm_state": "building",
+            "OS-EXT-STS:power_state": 0, "created": "2026-01-01T12:00:00Z", "links": [],
+            "tags": list(s.get("tags") or []), "networks_requested": nets}
+        return 202, {"server": {"id": sid, "links": [], "adminPass": "unused",
+                                "security_groups": [{"name": g} for g in groups]}}, {}
+
+    def _server(self, sid: str) -> dict[str, Any]:
+        if sid not in self.servers:
+            raise HttpFault(404, "itemNotFound", f"Instance {sid} could not be found.")
+        return self.servers[sid]
+
+    def _servers_get(self, q: Any, b: Any, id: str) -> Any:
+        server = self._server(id)
+        if not self.stuck and server["status"] == "BUILD":
+            server.update({"status": "ACTIVE", "OS-EXT-STS:task_state": None,
+                           "OS-EXT-STS:vm_state": "active", "OS-EXT-STS:power_state": 1})
+        return 200, {"server": {k: v for k, v in server.items() if k != "networks_requested"}}, {}
+
+    def _servers_list(self, q: Any, b: Any) -> Any:
+        return 200, {"servers": [{k: v for k, v in s.items() if k != "networks_requested"}
+                                 for s in self.servers.values()]}, {}
+
+    def _servers_delete(self, q: Any, b: Any, id: str) -> Any:
+        self._server(id)
+        del self.servers[id]
+        return 204, None, {}
+
+    def _servers_action(self, q: Any, body: dict[str, Any], id: str) -> Any:
+        server = self._server(id)
+        if "reboot" in body:
+            self.reboots.append((server["name"], body["reboot"]["type"]))
+            return 202, None, {}
+        if "os-getConsoleOutput" in body:
+            self.console_reads += 1
+            text = "" if self.console_reads <= self.empty_console_reads else CONSOLE
+            length = (body["os-getConsoleOutput"] or {}).get("length")
+            if length is not None and int(length) >= 0:
+                text = "\n".join(text.splitlines()[-int(length):])
+            return 200, {"output": text}, {}
+        raise HttpFault(400, "badRequest", f"unsupported action {sorted(body)}")
+
+    # Glance ---------------------------------------------------------------------------------------
+
+    def _images_list(self, q: dict[str, str], b: Any) -> Any:
+        found = [i for i in self.images.values() if "name" not in q or i["name"] == q["name"]]
+        return 200, {"images": found, "first": "/v2/images", "schema": "/v2/schemas/images"}, {}
+
+    def _images_get(self, q: Any, b: Any, id: str) -> Any:
+        if id not in self.images:
+            raise HttpFault(404, "itemNotFound", f"No image found with ID {id}")
+        return 200, self.images[id], {}
+
+    # Neutron --------------------------------------------------------------------------------------
+
+    def _networks_list(self, q: dict[str, str], b: Any) -> Any:
+        found = [n for n in self.networks.values() if "name" not in q or n["name"] == q["name"]]
+        return 200, {"networks": found}, {}
+
+    def _networks_get(self, q: Any, b: Any, id: str) -> Any:
+        if id not in self.networks:
+            raise HttpFault(404, "NetworkNotFound", f"Network {id} could not be found.")
+        return 200, {"network": self.networks[id]}, {}
+
+    def _security_groups_list(self, q: dict[str, str], b: Any) -> Any:
+        found = [g for g in self.security_groups.values() if "name" not in q or g["name"] == q["name"]]
+        return 200, {"security_groups": found}, {}
+
+    def _security_groups_get(self, q: Any, b: Any, id: str) -> Any:
+        if id not in self.security_groups:
+            raise HttpFault(404, "SecurityGroupNotFound", f"Security group {id} does not exist")
+        return 200, {"security_group": self.security_groups[id]}, {}
+
+    def _security_groups_create(self, q: Any, body: dict[str, Any]) -> Any:
+        sg = body["security_group"]
+        gid = str(uuid.uuid4())
+        egress = [{"id": str(uuid.uuid4()), "direction": "egress", "ethertype": e, "protocol": None,
+                   "port_range_min": None, "port_range_max": None, "remote_ip_prefix": None,
+                   "security_group_id": gid} for e in ("IPv4", "IPv6")]
+        self.security_groups[gid] = {"id": gid, "name": sg["name"], "description": sg.get("description", ""),
+                                     "tenant_id": PROJECT_ID, "project_id": PROJECT_ID, "tags": [],
+                                     "security_group_rules": egress, "stateful": True}
+        return 201, {"security_group": self.security_groups[gid]}, {}
+
+    def _security_groups_delete(self, q: Any, b: Any, id: str) -> Any:
+        group = self.security_groups.get(id)
+        if group is None:
+            raise HttpFault(404, "SecurityGroupNotFound", f"Security group {id} does not exist")
+        if any(group["name"] in [g["name"] for g in s["security_groups"]] for s in self.servers.values()):
+            raise HttpFault(409, "SecurityGroupInUse", f"Security Group {id} in use.")
+        del self.security_groups[id]
+        return 204, None, {}
+
+    def _security_group_rules_create(self, q: Any, body: dict[str, Any]) -> Any:
+        rule = {"id": str(uuid.uuid4()), **body["security_group_rule"]}
+        group = self.security_groups.get(rule["security_group_id"])
+        if group is None:
+            raise HttpFault(404, "SecurityGroupNotFound", "Security group does not exist")
+        group["security_group_rules"].append(rule)
+        return 201, {"security_group_rule": rule}, {}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeOpenStack
+    protocol_version = "HTTP/1.1"
+
+    def _serve(self) -> None:
+        url = urlparse(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        headers: dict[str, str] = {}
+        try:
+            status, out, headers = self.fake.handle(self.command, url.path.rstrip("/") or "/", query,
+                                                    json.loads(raw) if raw else {}, self.headers)
+        except HttpFault as f:
+            status, headers = f.status, f.headers
+            out = ({"NeutronError": {"type": f.kind, "message": f.message, "detail": ""}}
+                   if url.path.startswith("/network") else
+                   {f.kind: {"code": f.status, "message": f.message}})
+        data = json.dumps(out).encode() if out is not None else b""
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_DELETE = do_PUT = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def running_openstack() -> Iterator[FakeOpenStack]:
+    fake = FakeOpenStack()
+    handler = type("Handler", (_Handler,), {"fake": fake})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,267 @@
+"""The openstack provider through the real openstacksdk (a clouds.yaml in tmp_path, Keystone
+token, catalog, version discovery) against a fake cloud on 127.0.0.1: what launch creates,
+console, reboots, destroy leaving nothing, garbage collection, and the cloud's failures."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from debian_cloud_tests.providers.openstack import OpenStackProvider, instance, retry
+from debian_cloud_tests.providers.openstack.errors import (
+    CredentialsError,
+    QuotaError,
+    ThrottledError,
+)
+from debian_cloud_tests.providers.openstack.gc import collect_garbage
+from debian_cloud_tests.providers.openstack.resources import EXPIRES_KEY, RUN_ID_KEY, parse_expiry
+
+from debian_cloud_tests import console
+from debian_cloud_tests.errors import ArchFirmwareError, ImageNotFoundError, ProviderError, UsageError
+from debian_cloud_tests.provider import get_provider
+from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
+
+from .conftest import run_suites
+from .fakes.openstack_cloud import HOST_KEY, PASSWORD, REGION, ZONE, FakeOpenStack, running_openstack
+
+RUN_ID = "20260101120000-abc123"
+IMAGE = "debian-12-genericcloud-amd64"
+
+
+@pytest.fixture
+def ostack(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeOpenStack]:
+    monkeypatch.setenv("DCT_SOURCE_ADDRESS", "127.0.0.1")
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        time.sleep(0.01)
+
+    monkeypatch.setattr(retry, "sleep", sleep)
+    monkeypatch.setattr(instance, "POLL_INTERVAL", 0.0)
+    with running_openstack() as fake:
+        monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(fake.clouds_yaml(tmp_path / "clouds.yaml")))
+        monkeypatch.setenv("OS_CLOUD", "fake")
+        fake.sleeps = sleeps  # type: ignore[attr-defined]
+        yield fake
+
+
+def make_spec(image: str = IMAGE, **options: str) -> LaunchSpec:
+    return LaunchSpec(image=image, arch=Arch.AMD64, run_id=RUN_ID, boot_timeout=60, options=options)
+
+
+def launch(tmp_path: Path, spec: LaunchSpec | None = None):  # type: ignore[no-untyped-def]
+    p = OpenStackProvider()
+    spec = p.validate(spec or make_spec())
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(exist_ok=True)
+    return p.launch(spec, run_dir)
+
+
+def test_plugin_and_provider_import_without_the_sdk() -> None:
+    code = ("import sys, debian_cloud_tests.plugin, debian_cloud_tests.providers.openstack, "
+            "debian_cloud_tests.providers.openstack.gc; "
+            "sys.exit(1 if [m for m in sys.modules if m.startswith(('openstack', 'keystoneauth1'))] "
+            "else 0)")
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+def test_registry_finds_openstack() -> None:
+    assert isinstance(get_provider("openstack"), OpenStackProvider)
+
+
+def test_validate_fills_in_what_the_cloud_says(ostack: FakeOpenStack) -> None:
+    spec = OpenStackProvider().validate(make_spec())
+    assert (spec.arch, spec.firmware, spec.instance_type) == (Arch.AMD64, Firmware.BIOS, "m1.small")
+    assert spec.options["vcpus"] == "1" and spec.options["memory_mib"] == "2048"
+    assert spec.options["network_name"] == "public" and spec.options["region"] == REGION
+    assert spec.options["cloud"] == "fake"
+    arm = OpenStackProvider().validate(make_spec("debian-12-genericcloud-arm64"))
+    assert (arm.arch, arm.firmware) == (Arch.ARM64, Firmware.UEFI)
+    by_id = OpenStackProvider().validate(replace(make_spec(spec.options["image_id"]),
+                                                 instance_type="m1.medium"))
+    assert by_id.options["image_name"] == IMAGE and by_id.instance_type == "m1.medium"
+    assert ostack.leftovers() == {}
+
+
+@pytest.mark.parametrize(("spec", "error", "match"), [
+    (make_spec("debian-99"), ImageNotFoundError, "no such Glance image"),
+    (replace(make_spec(), instance_type="m9.huge"), UsageError, "--instance-type m9.huge: no such flavor"),
+    (replace(make_spec(), instance_type="m1.tiny"), UsageError, "the image needs"),
+    (replace(make_spec(), disk_size="20G"), UsageError, "--disk-size 20G"),
+    (replace(make_spec(), firmware=Firmware.UEFI), ArchFirmwareError, "boots with bios"),
+    (make_spec(network="nowhere"), UsageError, "--network nowhere: no such network"),
+    (make_spec(security_group="nosuch"), UsageError, "--security-group nosuch"),
+])
+def test_bad_input_is_refused_before_anything_exists(ostack: FakeOpenStack, spec: LaunchSpec,
+                                                     error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        OpenStackProvider().validate(spec)
+    assert ostack.leftovers() == {}
+
+
+def test_several_networks_need_a_choice(ostack: FakeOpenStack) -> None:
+    ostack.add_network("private")
+    with pytest.raises(UsageError, match=r"several networks \(private, public\); choose one with --network"):
+        OpenStackProvider().validate(make_spec())
+    assert OpenStackProvider().validate(make_spec(network="private")).options["network_name"] == "private"
+    ostack.add_network("ext-net", external=True)  # an external network is not a candidate
+
+
+def test_launch_console_reboots_destroy_leaves_nothing(ostack: FakeOpenStack, tmp_path: Path) -> None:
+    before = datetime.now(UTC)
+    ostack.empty_console_reads = 1
+    machine = launch(tmp_path)
+    (server,) = ostack.servers.values()
+    (keypair,) = ostack.keypairs.values()
+    (group,) = [g for g in ostack.security_groups.values() if g["name"] != "default"]
+    pub = Path(str(machine.ssh.key_file) + ".pub").read_text().strip()
+    assert keypair["public_key"] == pub and server["key_name"] == keypair["name"] == server["name"]
+    (rule,) = [r for r in group["security_group_rules"] if r["direction"] == "ingress"]
+    assert (rule["protocol"], rule["port_range_min"], rule["port_range_max"]) == ("tcp", 22, 22)
+    assert (rule["remote_ip_prefix"], rule["ethertype"]) == ("127.0.0.1/32", "IPv4")
+    assert server["security_groups"] == [{"name": group["id"]}]
+    user_data = base64.b64decode(server["user_data"]).decode()
+    assert user_data.startswith("## template: jinja\n#cloud-config") and pub.split()[1] in user_data
+    assert server["metadata"][RUN_ID_KEY] == RUN_ID
+    expires = parse_expiry(server["metadata"][EXPIRES_KEY])
+    assert expires and before + timedelta(hours=2) < expires < before + timedelta(hours=4)
+    assert f"{RUN_ID_KEY}={RUN_ID}" in group["description"]
+
+    facts = machine.facts
+    assert (facts.provider, facts.instance_id, facts.hostname) == ("openstack", server["id"], server["name"])
+    assert (facts.datasource, facts.instance_type, facts.region, facts.zone) == (
+        "OpenStack", "m1.small", REGION, ZONE)
+    assert facts.disk_size == 20 * 1024**3 and facts.arch is Arch.AMD64
+    assert machine.ssh.host == server["addresses"]["public"][0]["addr"] and machine.ssh.port == 22
+    assert machine.is_alive()
+
+    assert machine.console_log() == ""  # empty at first, as on a booting server
+    assert console.announced_host_keys(machine.console_log()) == [HOST_KEY]
+    machine.hard_reset()
+    machine.soft_reboot()
+    assert ostack.reboots == [(server["name"], "HARD"), (server["name"], "SOFT")]
+    assert machine.destroy() == [] and ostack.leftovers() == {}
+    order = [c for c in ostack.calls if c.endswith(".delete")]
+    assert order == ["servers.delete", "security_groups.delete", "keypairs.delete"]
+    assert machine.destroy() == [] and not machine.is_alive()
+
+
+def test_a_forced_config_drive_is_the_datasource(ostack: FakeOpenStack, tmp_path: Path) -> None:
+    ostack.config_drive = True
+    machine = launch(tmp_path)
+    assert machine.facts.datasource == "ConfigDrive"
+    assert machine.destroy() == [] and ostack.leftovers() == {}
+
+
+def test_throttling_is_retried_as_long_as_retry_after_asks(ostack: FakeOpenStack, tmp_path: Path) -> None:
+    ostack.fail("servers.create", 429, "Rate limit exceeded", times=2, retry_after="7")
+    ostack.fail("security_groups.create", 503, "Service Unavailable")
+    machine = launch(tmp_path)
+    assert ostack.calls.count("servers.create") == 3 and ostack.calls.count("security_groups.create") == 2
+    assert sum(1 for s in ostack.sleeps if s >= 7) == 2  # type: ignore[attr-defined]
+    assert machine.destroy() == [] and ostack.leftovers() == {}
+
+
+def test_throttling_gives_up_after_the_last_attempt(ostack: FakeOpenStack, tmp_path: Path) -> None:
+    ostack.fail("servers.create", 429, "Rate limit exceeded", times=retry.API.attempts, retry_after="1")
+    with pytest.raises(ThrottledError, match="openstack: create server: still rate limited"):
+        launch(tmp_path)
+    assert ostack.calls.count("servers.create") == retry.API.attempts
+    assert ostack.leftovers() == {}
+
+
+@pytest.mark.parametrize(("action", "status", "kind", "message"), [
+    ("servers.create", 403, "", "Quota exceeded for cores: Requested 1, but already used 20 of 20 cores"),
+    ("servers.create", 413, "", "Quota exceeded for instances: Requested 1, but already used 10 of 10"),
+    ("security_groups.create", 409, "OverQuota", "Quota exceeded for resources: ['security_group']."),
+    ("keypairs.create", 403, "", "Quota exceeded, too many key pairs."),
+])
+def test_quota_fails_at_once_and_leaves_nothing(ostack: FakeOpenStack, tmp_path: Path, action: str,
+                                                status: int, kind: str, message: str) -> None:
+    ostack.fail(action, status, message, kind=kind)
+    with pytest.raises(QuotaError, match="a project quota is reached") as caught:
+        launch(tmp_path)
+    assert ostack.calls.count(action) == 1 and ostack.leftovers() == {}
+    assert "\n" not in caught.value.message
+
+
+def test_server_stuck_in_build_times_out_and_leaves_nothing(ostack: FakeOpenStack, tmp_path: Path) -> None:
+    ostack.stuck = True
+    with pytest.raises(ProviderError, match=r"still BUILD after 1s \(waiting for ACTIVE\)"):
+        launch(tmp_path, replace(make_spec(), boot_timeout=1))
+    assert ostack.leftovers() == {}
+
+
+def test_a_server_in_error_says_why_and_leaves_nothing(ostack: FakeOpenStack, tmp_path: Path) -> None:
+    ostack.stuck = True
+    p = OpenStackProvider()
+    spec = p.validate(make_spec())
+    original = ostack._servers_get
+
+    def broken(q, b, id):  # type: ignore[no-untyped-def]
+        ostack.servers[id].update(status="ERROR", fault={"code": 500, "message": "No valid host was found."})
+        return original(q, b, id)
+
+    ostack._servers_get = broken  # type: ignore[method-assign]
+    (tmp_path / "run").mkdir()
+    with pytest.raises(ProviderError, match="is ERROR: No valid host was found"):
+        p.launch(spec, tmp_path / "run")
+    assert ostack.leftovers() == {}
+
+
+def test_a_delete_that_fails_once_is_retried(ostack: FakeOpenStack, tmp_path: Path) -> None:
+    machine = launch(tmp_path)
+    ostack.fail("servers.delete", 500, "Unexpected API Error.")
+    ostack.fail("security_groups.delete", 409, "Security Group in use.", kind="SecurityGroupInUse")
+    assert machine.destroy() == [] and ostack.leftovers() == {}
+    assert ostack.calls.count("servers.delete") == 2 and ostack.calls.count("security_groups.delete") == 2
+
+
+def test_a_delete_that_keeps_failing_is_reported_and_kept(ostack: FakeOpenStack, tmp_path: Path) -> None:
+    machine = launch(tmp_path)
+    ostack.fail("keypairs.delete", 409, "Conflict", times=3)
+    errors = machine.destroy()
+    assert len(errors) == 1 and "delete key pair" in str(errors[0])
+    assert ostack.leftovers() == {"keypairs": [machine.created.keypair]}
+    assert machine.destroy() == [] and ostack.leftovers() == {}  # a second try removes the rest
+
+
+def test_gc_deletes_expired_only(ostack: FakeOpenStack, tmp_path: Path) -> None:
+    machine = launch(tmp_path)
+    ostack.keypairs["mine"] = {"name": "mine", "public_key": "ssh-ed25519 AAAA", "type": "ssh"}
+    assert collect_garbage(datetime.now(UTC)) == []
+    assert len(ostack.servers) == 1
+    deleted = collect_garbage(datetime.now(UTC) + timedelta(hours=4))
+    name = machine.created.keypair
+    assert deleted == [f"server {name}", f"security group {name}", f"key pair {name}"]
+    assert ostack.leftovers() == {"keypairs": ["mine"]}
+
+
+def test_gc_command_line(ostack: FakeOpenStack, tmp_path: Path) -> None:
+    from debian_cloud_tests.providers.openstack import gc
+
+    launch(tmp_path)
+    assert gc.main(["--os-cloud", "fake"]) == 0  # nothing has expired yet
+    assert len(ostack.servers) == 1
+
+
+def test_refused_credentials_are_one_line_without_the_secret(tmp_path: Path) -> None:
+    with running_openstack() as fake:
+        config = fake.clouds_yaml(tmp_path / "clouds.yaml")
+        config.write_text(config.read_text().replace(PASSWORD, "wrong-password"))
+        env = {"OS_CLIENT_CONFIG_FILE": str(config), "OS_CLOUD": "fake", "DCT_SOURCE_ADDRESS": "127.0.0.1"}
+        run = run_suites(tmp_path, "--provider=openstack", f"--image={IMAGE}", env=env, timeout=120)
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert run.rc == CredentialsError.exit_code, run.explain()
+    assert len(lines) == 1 and lines[0].startswith("debian-cloud-tests: error: openstack: the "
+                                                   "credentials were refused"), run.explain()
+    assert "wrong-password" not in run.stdout + run.stderr and "Traceback" not in run.stdout + run.stderr
+    assert fake.leftovers() == {}
