@@ -82,7 +82,26 @@ def _azure(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
         yield Cloud("azure", provider, spec, fake.leftovers, lambda: fake.restarts)
 
 
-CLOUDS: dict[str, Callable[..., Iterator[Cloud]]] = {"aws": _aws, "gce": _gce, "azure": _azure}
+def _openstack(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
+    from debian_cloud_tests.providers.openstack import OpenStackProvider, instance, retry
+
+    from .fakes.openstack_cloud import running_openstack
+
+    monkeypatch.setenv("DCT_SOURCE_ADDRESS", "127.0.0.1")
+    monkeypatch.setattr(retry, "sleep", lambda s: None)
+    monkeypatch.setattr(instance, "POLL_INTERVAL", 0.0)
+    tmp_path = request.getfixturevalue("tmp_path")
+    with running_openstack() as fake:
+        fake.empty_console_reads = 1
+        monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(fake.clouds_yaml(tmp_path / "clouds.yaml")))
+        spec = LaunchSpec(image="debian-12-genericcloud-amd64", arch=Arch.AMD64, run_id=RUN_ID,
+                          boot_timeout=60, options={"os_cloud": "fake"})
+        yield Cloud("openstack", OpenStackProvider(), spec, fake.leftovers,
+                    lambda: sum(kind == "HARD" for _, kind in fake.reboots))
+
+
+CLOUDS: dict[str, Callable[..., Iterator[Cloud]]] = {"aws": _aws, "gce": _gce, "azure": _azure,
+                                                     "openstack": _openstack}
 
 
 @pytest.fixture(params=sorted(CLOUDS))
