@@ -154,3 +154,19 @@ def test_plugin_is_registered_by_entry_point() -> None:
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("os_cloud, needle", [
+    (None, "openstack: no cloud configured"),
+    ("nowhere", "openstack: Cloud nowhere was not found"),
+])
+def test_openstack_without_cloud_config_is_one_line(tmp_path: Path, tmpdir_env, os_cloud, needle) -> None:
+    _, env = tmpdir_env
+    env = {**env, "HOME": str(tmp_path), "OS_CLIENT_CONFIG_FILE": str(tmp_path / "none.yaml"),
+           "OS_CLOUD": "", "OS_AUTH_URL": "", "DCT_SOURCE_ADDRESS": "127.0.0.1"}
+    args = ["--provider=openstack", "--image=debian-12-genericcloud-amd64"]
+    run = run_suites(tmp_path, *args, *([f"--os-cloud={os_cloud}"] if os_cloud else []), env=env,
+                     timeout=120)
+    _assert_one_line_error(run, errors.UsageError.exit_code, needle)
+    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert "set OS_CLOUD (or --os-cloud)" in run.stderr
