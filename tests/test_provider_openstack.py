@@ -265,3 +265,31 @@ def test_refused_credentials_are_one_line_without_the_secret(tmp_path: Path) -> 
                                                    "credentials were refused"), run.explain()
     assert "wrong-password" not in run.stdout + run.stderr and "Traceback" not in run.stdout + run.stderr
     assert fake.leftovers() == {}
+
+
+def test_cli_gc_removes_what_a_killed_run_left(ostack: FakeOpenStack, tmp_path: Path) -> None:
+    """What a run killed hours ago left: `debian-cloud-tests gc --provider openstack` removes it,
+    and leaves alone what is not ours or not expired."""
+    import os
+
+    machine = launch(tmp_path)  # a live run: not expired
+    old = "dct-20200101t000000z-0badc0de"
+    ostack.keypairs[old] = {"name": old, "public_key": "ssh-ed25519 AAAA", "type": "ssh"}
+    marks = f"{RUN_ID_KEY}=old {EXPIRES_KEY}=2020-01-01T00:00:00Z"
+    _, body, _ = ostack._security_groups_create({}, {"security_group": {"name": old, "description": marks}})
+    group = body["security_group"]
+    image = next(iter(ostack.images))
+    ostack.servers["0ld"] = {"id": "0ld", "name": old, "status": "ACTIVE", "addresses": {},
+                             "metadata": {RUN_ID_KEY: "old", EXPIRES_KEY: "2020-01-01T00:00:00Z"},
+                             "image": {"id": image}, "flavor": {}, "security_groups": [{"name": old}]}
+    ostack.keypairs["mine"] = {"name": "mine", "public_key": "ssh-ed25519 AAAA", "type": "ssh"}
+    out = subprocess.run([sys.executable, "-m", "debian_cloud_tests.cli", "gc", "--provider", "openstack"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                         env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [f"openstack: deleted server {old}",
+                                       f"openstack: deleted security group {old}",
+                                       f"openstack: deleted key pair {old}"]
+    assert group["id"] not in ostack.security_groups
+    assert sorted(ostack.keypairs) == sorted(["mine", machine.created.keypair])
+    assert machine.destroy() == [] and ostack.leftovers() == {"keypairs": ["mine"]}
