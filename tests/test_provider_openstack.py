@@ -108,11 +108,13 @@ def test_bad_input_is_refused_before_anything_exists(ostack: FakeOpenStack, spec
 
 
 def test_several_networks_need_a_choice(ostack: FakeOpenStack) -> None:
+    ostack.add_network("ext-net", external=True)  # an external network is not a candidate
+    assert OpenStackProvider().validate(make_spec()).options["network_name"] == "public"
     ostack.add_network("private")
     with pytest.raises(UsageError, match=r"several networks \(private, public\); choose one with --network"):
         OpenStackProvider().validate(make_spec())
     assert OpenStackProvider().validate(make_spec(network="private")).options["network_name"] == "private"
-    ostack.add_network("ext-net", external=True)  # an external network is not a candidate
+    assert ostack.leftovers() == {}
 
 
 def test_launch_console_reboots_destroy_leaves_nothing(ostack: FakeOpenStack, tmp_path: Path) -> None:
