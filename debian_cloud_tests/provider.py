@@ -26,6 +26,7 @@ BUILTIN: dict[str, str] = {
     "azure": "debian_cloud_tests.providers.azure:AzureProvider",
     "openstack": "debian_cloud_tests.providers.openstack:OpenStackProvider",
     "ssh": "debian_cloud_tests.providers.ssh:SshProvider",
+    "vagrant": "debian_cloud_tests.providers.vagrant:VagrantProvider",
 }
 
 

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,10 +91,13 @@ def parse_junit(path: Path) -> tuple[dict[str, str], dict[str, str], dict[str, s
 
 
 def run_suites(tmp_path: Path, *args: str, timeout: float = 900, env: dict[str, str] | None = None,
-               select: str | None = None) -> SuiteRun:
-    """Run the plugin in a subprocess, exactly as a user would, and read its JUnit file."""
+               select: str | None = None, prefix: Sequence[str] = ()) -> SuiteRun:
+    """Run the plugin in a subprocess, exactly as a user would, and read its JUnit file.
+
+    *prefix* wraps the command (e.g. ``nsenter …`` to run it inside a test's network namespace).
+    """
     junit = tmp_path / "results.xml"
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={junit}",
+    cmd = [*prefix, sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={junit}",
            f"--artifacts-dir={tmp_path / 'artifacts'}", *args]
     if select:
         cmd.append(select)

@@ -27,11 +27,12 @@ _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 GROWTH = 1024**3
 
 
-def parse_instance_type(value: str) -> tuple[int, int]:
+def parse_instance_type(value: str, provider: str = "qemu") -> tuple[int, int]:
     """'<vcpus>x<MiB>', e.g. '2x1024': QEMU has no instance types, so say the shape directly."""
     m = re.fullmatch(r"(\d+)x(\d+)", value)
     if not m or int(m.group(1)) < 1 or int(m.group(2)) < 256:
-        raise UsageError(f"--instance-type {value!r}: for qemu write VCPUSxMEMORY_MIB, e.g. 2x1024")
+        raise UsageError(f"--instance-type {value!r}: for {provider} write VCPUSxMEMORY_MIB, "
+                         "e.g. 2x1024")
     return int(m.group(1)), int(m.group(2))
 
 

@@ -1,0 +1,133 @@
+"""The vagrant provider: ``--provider=vagrant --image=BOX`` boots a Vagrant box on libvirt.
+
+``--image`` is a box already added to Vagrant (``debian/bookworm64``) or a ``.box`` file, added
+for the run only.  The Vagrantfile is generated in the run dir; the machine gets the framework's
+NoCloud seed as a cdrom (key, instance id, hostname, launch marker), its serial console goes to
+a file, and its CPUs, memory and acceleration are chosen as for QEMU.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+from debian_cloud_tests import seed, sshkeys
+from debian_cloud_tests.errors import ArchFirmwareError, ImageNotFoundError, UsageError
+from debian_cloud_tests.machine import Machine, PlatformFacts
+from debian_cloud_tests.paths import cache_dir
+from debian_cloud_tests.provider import Provider
+from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec
+
+from ..qemu import accel as accel_mod
+from ..qemu.provider import parse_instance_type
+from . import box, tools
+from .machine import VagrantMachine
+from .project import Project
+from .vagrantfile import MachineConfig, render
+
+DEFAULT_INSTANCE_TYPE = "2x1024"
+GIB = 1024**3
+
+
+def parse_disk_size(value: str | None) -> int | None:
+    """Whole GiB, absolute ('8G'): what vagrant-libvirt's machine_virtual_size takes."""
+    if value is None:
+        return None
+    m = re.fullmatch(r"(\d+)G", value.strip(), re.I)
+    if not m or int(m.group(1)) < 1:
+        raise UsageError(f"--disk-size {value!r}: for vagrant give whole GiB, e.g. 8G")
+    return int(m.group(1))
+
+
+class VagrantProvider(Provider):
+    name = "vagrant"
+
+    def __init__(self) -> None:
+        self._versions: dict[str, str] = {}
+
+    def validate(self, spec: LaunchSpec) -> LaunchSpec:
+        if spec.arch is not Arch.host():
+            raise ArchFirmwareError(f"vagrant: an {spec.arch.value} box cannot run on this "
+                                    f"{Arch.host().value} host (libvirt runs the host's arch)")
+        if spec.firmware not in (None, Firmware.BIOS):
+            raise ArchFirmwareError("vagrant: only BIOS boxes are supported (no UEFI loader is set)")
+        instance_type = spec.instance_type or DEFAULT_INSTANCE_TYPE
+        parse_instance_type(instance_type, "vagrant")
+        parse_disk_size(spec.disk_size)
+        source = box.resolve(spec.image)
+        tools.require_programs()
+        with tempfile.TemporaryDirectory(prefix="dct-vagrant-") as tmp:
+            project = Project(Path(tmp), None)
+            self._versions["vagrant_libvirt_version"] = project.libvirt_plugin_version()
+            self._versions["libvirt_version"] = tools.check_libvirt()
+            self._versions["vagrant_version"] = project.version()
+            if source.name is not None and source.name not in project.box_names():
+                raise ImageNotFoundError(
+                    f"vagrant: no box named {source.name!r} for libvirt (see `vagrant box list`); "
+                    "add it with `vagrant box add`, or give a .box file")
+        return replace(spec, firmware=Firmware.BIOS, instance_type=instance_type)
+
+    def properties(self) -> dict[str, str]:
+        return dict(self._versions)
+
+    def launch(self, spec: LaunchSpec, run_dir: Path) -> Machine:
+        source = box.resolve(spec.image)
+        vcpus, mem = parse_instance_type(spec.instance_type or DEFAULT_INSTANCE_TYPE, "vagrant")
+        disk_gib = parse_disk_size(spec.disk_size)
+        chosen, why = accel_mod.choose(spec.accel, spec.arch, "qemu-system-x86_64", cache_dir())
+        # libvirt's QEMU runs as its own user: it must reach the seed ISO in the run dir (the
+        # directory stays unlistable; the key in it stays 0600).
+        os.chmod(run_dir, 0o711)
+
+        short = uuid.uuid4().hex[:8]
+        instance_id = f"i-dct-{spec.run_id or short}-{short}"
+        hostname = f"dct-{short}"
+        client = sshkeys.generate(f"debian-cloud-tests-{spec.run_id}")
+        key_file = sshkeys.write_private(client, run_dir / "id_ed25519")
+        host_keys: dict[str, str] = {}
+        injected: list[str] | None = None
+        if spec.host_key_source is HostKeySource.INJECTED:
+            host = sshkeys.generate(f"root@{hostname}")
+            host_keys = {"ed25519_private": host.private_openssh,
+                         "ed25519_public": host.public_openssh}
+            injected = [host.public_openssh]
+        user_data = seed.build_user_data(seed.SeedContent(
+            authorized_key=client.public_openssh, host_keys=host_keys,
+            user_data_file=spec.user_data, launch_marker=instance_id,
+            ca_certs=[seed.read_ca_cert(p) for p in spec.ca_certs]))
+        seed_iso = run_dir / "seed.iso"
+        seed.write_seed_iso(seed_iso, user_data, seed.build_meta_data(instance_id, hostname))
+
+        run_box: str | None = None
+        if source.path is not None:
+            # A box file goes into a VAGRANT_HOME of the run's own, never into ~/.vagrant.d.
+            project = Project(run_dir, run_dir / "vagrant.d")
+            run_box = f"dct-{spec.run_id or 'run'}-{short}"
+            project.box_add(run_box, source.path)
+            box_name = run_box
+        else:
+            project = Project(run_dir, None)
+            box_name = str(source.name)
+        console_path = run_dir / "console.log"
+        (run_dir / "Vagrantfile").write_text(render(MachineConfig(
+            box=box_name, ssh_user=spec.ssh_user, key_file=key_file, seed_iso=seed_iso,
+            console_log=console_path, driver="kvm" if chosen.value == "kvm" else "qemu",
+            vcpus=vcpus, memory_mib=mem, domain_prefix=f"dct-{spec.run_id or 'run'}-{short}-",
+            boot_timeout=int(spec.boot_timeout), disk_gib=disk_gib)))
+
+        gib = disk_gib or source.virtual_gib
+        facts = PlatformFacts(provider="vagrant", instance_id=instance_id, hostname=hostname,
+                              arch=spec.arch, firmware=Firmware.BIOS, datasource="NoCloud",
+                              instance_type=f"{vcpus}x{mem}", disk_size=gib * GIB if gib else None,
+                              # vagrant-libvirt's management network is IPv4 only
+                              extra={"vcpus": str(vcpus), "memory_mib": str(mem), "ipv6": "no"})
+        machine = VagrantMachine(project, facts, spec.ssh_user, key_file, console_path, injected,
+                                 {"accel": chosen.value, "accel_reason": why, "box": box_name,
+                                  "firmware": Firmware.BIOS.value},
+                                 run_box)
+        machine.start()
+        return machine

@@ -1,0 +1,232 @@
+"""The vagrant provider for real: Vagrant, vagrant-libvirt and a libvirtd the test starts in a
+network namespace of its own, booting a box made from the good test image.
+
+The plugin runs inside that namespace exactly as a user runs it; the box's libvirt NAT network
+exists only there.  The good box passes the BVT, metadata and reboot suites (soft and hard
+reboot through libvirt) and leaves no domain, volume, network or process behind; a box with
+planted defects fails the checks of its defects.  Bad input costs one line and its exit code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from debian_cloud_tests.providers.vagrant import VagrantProvider
+from debian_cloud_tests.providers.vagrant.vagrantfile import MachineConfig, render, ruby_string
+
+from debian_cloud_tests import errors
+from debian_cloud_tests.plugin import suites_dir
+from debian_cloud_tests.provider import get_provider
+
+from .conftest import SuiteRun, run_suites
+from .fakes.libvirt_netns import Namespace, running_libvirtd, unavailable
+
+SKIP_OK = ("not applicable",)
+BOX_VAGRANTFILE = 'Vagrant.configure("2") do |config|\nend\n'
+
+
+def _require_tools() -> None:
+    why = unavailable()
+    if why:
+        if os.environ.get("DCT_E2E") == "require":
+            pytest.fail(f"vagrant end-to-end tests required but impossible here: {why}")
+        pytest.skip(why)
+
+
+def make_box(image: Path, out: Path, provider: str = "libvirt") -> Path:
+    """A libvirt box: the qcow2 image as box.img, metadata.json and a Vagrantfile, in a tar."""
+    meta = {"provider": provider, "format": "qcow2",
+            "virtual_size": math.ceil(_virtual_size(image) / 1024**3)}
+    with tarfile.open(out, "w") as tar:
+        for name, data in (("metadata.json", json.dumps(meta).encode()),
+                           ("Vagrantfile", BOX_VAGRANTFILE.encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        tar.add(image, arcname="box.img")
+    return out
+
+
+def _virtual_size(image: Path) -> int:
+    from debian_cloud_tests.providers.qemu import image as image_mod
+
+    return image_mod.inspect(image).virtual_size
+
+
+@pytest.fixture(scope="module")
+def libvirt_ns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Namespace]:
+    _require_tools()
+    with running_libvirtd(tmp_path_factory.mktemp("libvirt")) as ns:
+        yield ns
+
+
+def run_in(ns: Namespace, tmp_path: Path, *args: str, suites: tuple[str, ...] = (),
+           timeout: float = 1500) -> tuple[SuiteRun, Path]:
+    """The plugin inside the namespace; a TMPDIR of its own shows what a run leaves behind."""
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    paths = [str(suites_dir() / s) for s in suites]
+    env = {"TMPDIR": str(tmpdir), "VAGRANT_HOME": str(tmp_path / "vagrant.d")}
+    run = run_suites(tmp_path, *args, *paths, timeout=timeout, env=env, prefix=ns.prefix(tmp_path))
+    return run, tmpdir
+
+
+def _assert_left_nothing(ns: Namespace, before: dict[str, list[str]], tmpdir: Path) -> None:
+    assert ns.inventory() == before, "the run left libvirt objects behind"
+    assert ns.processes() == [], "the run left processes in the namespace"
+    assert list(tmpdir.iterdir()) == [], "the run left files in its TMPDIR"
+
+
+@pytest.fixture(scope="module")
+def good_box(good_image: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_box(good_image, tmp_path_factory.mktemp("box") / "debian-12-test.box")
+
+
+@pytest.mark.e2e
+def test_good_box_passes_and_leaves_nothing(libvirt_ns: Namespace, good_box: Path,
+                                            tmp_path: Path) -> None:
+    before = libvirt_ns.inventory()
+    run, tmpdir = run_in(libvirt_ns, tmp_path, "--provider=vagrant", f"--image={good_box}",
+                         suites=("bvt", "metadata", "reboot"))
+    assert run.rc == 0, run.explain()
+    not_passed = {c: s for c, s in run.checks.items()
+                  if s != "passed" and not run.messages.get(c, "").startswith(SKIP_OK)}
+    assert not not_passed, f"{not_passed}\n{run.explain()}"
+    # What the platform set reached the guest through vagrant-libvirt and the seed cdrom.
+    for check in ("metadata.hostname_matches", "metadata.instance_id_matches",
+                  "metadata.user_data_applied", "metadata.vcpus_match", "metadata.memory_matches",
+                  "bvt.ssh_login_default_user", "reboot.comes_back[soft]",
+                  "reboot.comes_back[hard]", "reboot.host_keys_kept[hard]"):
+        assert run.checks.get(check) == "passed", f"{check}: {run.checks.get(check)}\n{run.explain()}"
+    for prop in ("vagrant_version", "vagrant_libvirt_version", "libvirt_version", "accel",
+                 "boot_seconds", "libvirt_domain", "box"):
+        assert run.props.get(prop), f"JUnit property {prop} missing: {run.props}"
+    assert run.props["provider"] == "vagrant"
+    assert run.props["box"].startswith("dct-")  # added under a run-scoped name
+    _assert_left_nothing(libvirt_ns, before, tmpdir)
+    assert not (tmp_path / "vagrant.d").exists(), "the box file reached the user's VAGRANT_HOME"
+
+
+@pytest.mark.e2e
+def test_defects_fail_their_checks(libvirt_ns: Namespace, image_factory, tmp_path: Path) -> None:
+    """Negative control: the hostname and user-data checks can fail on this provider."""
+    image = image_factory("hostname-preserved", "write-files-dropped")
+    defective = make_box(image, tmp_path / "defective.box")
+    before = libvirt_ns.inventory()
+    run, tmpdir = run_in(libvirt_ns, tmp_path / "run", "--provider=vagrant",
+                         f"--image={defective}", suites=("metadata",))
+    assert run.rc == 1, run.explain()
+    assert run.failing() == {"metadata.hostname_matches", "metadata.user_data_applied"}, \
+        run.explain()
+    _assert_left_nothing(libvirt_ns, before, tmpdir)
+
+
+# Bad input: one line, its own exit code, nothing created.
+
+def _assert_one_line_error(run: SuiteRun, code: int, needle: str) -> None:
+    out = run.stdout + run.stderr
+    assert run.rc == code, run.explain()
+    assert "Traceback" not in out, run.explain()
+    assert needle in out, run.explain()
+    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+
+
+def test_registry_finds_vagrant() -> None:
+    assert isinstance(get_provider("vagrant"), VagrantProvider)
+
+
+@pytest.mark.parametrize(("content", "code", "needle"), [
+    (None, errors.ImageNotFoundError.exit_code, "box file not found"),
+    (b"not a tar archive", errors.ImageFormatError.exit_code, "is not a box"),
+    ("virtualbox", errors.ImageFormatError.exit_code, "a box for virtualbox, not libvirt"),
+])
+def test_bad_box_file(tmp_path: Path, content: bytes | str | None, code: int, needle: str) -> None:
+    path = tmp_path / "bad.box"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif isinstance(content, str):
+        make_box_meta_only(path, content)
+    run = run_suites(tmp_path, "--provider=vagrant", f"--image={path}", timeout=120)
+    _assert_one_line_error(run, code, needle)
+
+
+def make_box_meta_only(out: Path, provider: str) -> None:
+    data = json.dumps({"provider": provider}).encode()
+    with tarfile.open(out, "w") as tar:
+        info = tarfile.TarInfo("metadata.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+
+
+@pytest.mark.parametrize(("args", "code", "needle"), [
+    (["--instance-type=t3.micro"], errors.UsageError.exit_code, "for vagrant write VCPUSxMEMORY_MIB"),
+    (["--disk-size=+1G"], errors.UsageError.exit_code, "for vagrant give whole GiB"),
+    (["--firmware=uefi"], errors.ArchFirmwareError.exit_code, "only BIOS boxes"),
+    (["--arch=arm64"], errors.ArchFirmwareError.exit_code, "cannot run on this amd64 host"),
+])
+def test_bad_options(tmp_path: Path, args: list[str], code: int, needle: str) -> None:
+    run = run_suites(tmp_path, "--provider=vagrant", "--image=debian/bookworm64", *args, timeout=120)
+    _assert_one_line_error(run, code, needle)
+
+
+def test_vagrant_not_installed_names_the_package(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    run = run_suites(tmp_path, "--provider=vagrant", "--image=debian/bookworm64",
+                     env={"PATH": str(bin_dir)}, timeout=120)
+    _assert_one_line_error(run, errors.MissingDependencyError.exit_code,
+                           "apt-get install vagrant vagrant-libvirt")
+
+
+def test_plugin_missing_names_the_package(tmp_path: Path) -> None:
+    """A Vagrant without vagrant-libvirt (a stand-in `vagrant` that lists no plugin)."""
+    _require_tools()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "vagrant"
+    fake.write_text("#!/bin/sh\necho '1700000000,,ui,info,No plugins installed.'\n")
+    fake.chmod(0o755)
+    run = run_suites(tmp_path, "--provider=vagrant", "--image=debian/bookworm64",
+                     env={"PATH": f"{bin_dir}:{os.environ['PATH']}"}, timeout=120)
+    _assert_one_line_error(run, errors.MissingDependencyError.exit_code,
+                           "apt-get install vagrant-libvirt")
+
+
+def test_libvirtd_not_running(tmp_path: Path) -> None:
+    """In a namespace whose /run/libvirt is empty, no libvirtd answers."""
+    _require_tools()
+    with running_libvirtd(tmp_path / "ns", daemon=False) as ns:
+        run = run_suites(tmp_path, "--provider=vagrant", "--image=debian/bookworm64",
+                         timeout=120, prefix=ns.prefix(tmp_path))
+    _assert_one_line_error(run, errors.ProviderError.exit_code,
+                           "cannot reach libvirt at qemu:///system")
+
+
+def test_unknown_box_name(libvirt_ns: Namespace, tmp_path: Path) -> None:
+    run = run_suites(tmp_path, "--provider=vagrant", "--image=nobody/no-such-box",
+                     env={"VAGRANT_HOME": str(tmp_path / "vagrant.d")}, timeout=120,
+                     prefix=libvirt_ns.prefix(tmp_path))
+    _assert_one_line_error(run, errors.ImageNotFoundError.exit_code,
+                           "no box named 'nobody/no-such-box' for libvirt")
+
+
+def test_vagrantfile_has_no_vagrant_magic(tmp_path: Path) -> None:
+    text = render(MachineConfig(
+        box="dct-r1-abc", ssh_user="debian", key_file=tmp_path / "id_ed25519",
+        seed_iso=tmp_path / "seed.iso", console_log=tmp_path / "console.log", driver="qemu",
+        vcpus=2, memory_mib=1024, domain_prefix="dct-r1-abc-", boot_timeout=600, disk_gib=8))
+    for line in ('config.vm.box_check_update = false',
+                 'config.vm.synced_folder ".", "/vagrant", disabled: true',
+                 "config.ssh.insert_key = false", 'libvirt.driver = "qemu"',
+                 "libvirt.machine_virtual_size = 8",
+                 f'libvirt.storage :file, device: :cdrom, path: "{tmp_path}/seed.iso"',
+                 f'libvirt.serial type: "file", source: {{path: "{tmp_path}/console.log"}}'):
+        assert line in text
+    assert ruby_string('a"b#{x}\\') == '"a\\"b\\#{x}\\\\"'
