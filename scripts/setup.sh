@@ -11,6 +11,7 @@ packages=(
   qemu-user-static binfmt-support arch-test                          # arm64 test images
   fai-server fai-setup-storage                                       # the FAI build driver
   openssh-client openssh-server ca-certificates iproute2 util-linux parted kpartx udev debootstrap
+  vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients dnsmasq-base iptables ebtables  # vagrant provider
 )
 missing=()
 for p in "${packages[@]}"; do
