@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from . import ssh
+from . import console, ssh
 from .errors import HostKeyMismatchError
 from .lifecycle import Instance
 
@@ -42,6 +42,7 @@ def reboot(inst: Instance, hard: bool, timeout: float) -> RebootOutcome:
     outcome = RebootOutcome("hard" if hard else "soft")
     outcome.hostname_before = inst.host.run("hostname").stdout.strip()
     old_boot = _boot_id(inst)
+    console_mark = len(_console(inst))
     started = time.monotonic()
     if hard:
         inst.machine.hard_reset()
@@ -76,5 +77,16 @@ def reboot(inst: Instance, hard: bool, timeout: float) -> RebootOutcome:
         outcome.hostname_after = lines[1].strip() if len(lines) > 1 else ""
         outcome.failed_units = [ln.split()[0] for ln in lines[2:] if ln.strip()]
         return outcome
-    outcome.error = f"the machine did not come back within {timeout:.0f}s"
+    now = _console(inst)
+    since = now[console_mark:] if len(now) >= console_mark else now  # some clouds keep a window
+    outcome.error = (f"the machine did not come back within {timeout:.0f}s; the console since the "
+                     f"reboot request ends with:\n{console.tail(since)}")
     return outcome
+
+
+def _console(inst: Instance) -> str:
+    """The console so far, or "" where the platform cannot give it now (it only explains)."""
+    try:
+        return inst.machine.console_log()
+    except Exception:
+        return ""

@@ -18,6 +18,32 @@ from debian_cloud_tests.imagebuild.builder import REQUIRED_TOOLS, Recipe, build_
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def in_private_network(cmd: list[str]) -> list[str]:
+    """*cmd* in a network namespace of its own with only loopback up.
+
+    Guests booted there keep the full user-mode network a platform offers (router, DNS, IPv6),
+    so the network checks are real, yet whatever they send dies at the namespace's edge.
+    """
+    unshare, ip = shutil.which("unshare"), shutil.which("ip")  # absolute: cmd may get no PATH
+    if not (unshare and ip):
+        pytest.fail("unshare (util-linux) and ip (iproute2) are needed to wall guests in")
+    return [unshare, "--net", "/bin/sh", "-c", f'{ip} link set lo up && exec "$@"', "sh", *cmd]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _guests_reach_nothing():
+    """Every guest these tests boot outside a private namespace gets an isolated network: its only
+    traffic is the SSH forwarded in, so no test sends anything beyond this machine (a pytest run
+    spawned by a test, directly or through a command, inherits the option)."""
+    before = os.environ.get("PYTEST_ADDOPTS")
+    os.environ["PYTEST_ADDOPTS"] = f"{before or ''} --qemu-network=isolated".strip()
+    yield
+    if before is None:
+        del os.environ["PYTEST_ADDOPTS"]
+    else:
+        os.environ["PYTEST_ADDOPTS"] = before
+
+
 def _can_build() -> str | None:
     missing = [t for t in REQUIRED_TOOLS if not shutil.which(t)]
     if missing:
@@ -91,16 +117,21 @@ def parse_junit(path: Path) -> tuple[dict[str, str], dict[str, str], dict[str, s
 
 
 def run_suites(tmp_path: Path, *args: str, timeout: float = 900, env: dict[str, str] | None = None,
-               select: str | None = None, prefix: Sequence[str] = ()) -> SuiteRun:
+               select: str | None = None, prefix: Sequence[str] = (),
+               walled: bool = True) -> SuiteRun:
     """Run the plugin in a subprocess, exactly as a user would, and read its JUnit file.
 
     *prefix* wraps the command (e.g. ``nsenter …`` to run it inside a test's network namespace).
+    A qemu run is *walled* in a private network namespace unless it must share this one's
+    ports (its guest then gets the isolated network).
     """
     junit = tmp_path / "results.xml"
     cmd = [*prefix, sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={junit}",
            f"--artifacts-dir={tmp_path / 'artifacts'}", *args]
     if select:
         cmd.append(select)
+    if walled and "--provider=qemu" in args:  # a full guest network, walled in
+        cmd = in_private_network([*cmd, "--qemu-network=user"])
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp_path,
                           env={**os.environ, **(env or {})})
     checks, messages, props = parse_junit(junit)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import in_private_network
 from .test_bad_input import _leftovers
 
 pytestmark = pytest.mark.e2e
@@ -35,8 +36,9 @@ def test_interrupt_during_boot_leaves_nothing(how: str, good_image: Path, tmp_pa
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--provider=qemu",
-         f"--image={good_image}", f"--artifacts-dir={tmp_path / 'artifacts'}"],
+        in_private_network([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                            "--provider=qemu", f"--image={good_image}",
+                            f"--artifacts-dir={tmp_path / 'artifacts'}"]),
         cwd=tmp_path, env={**os.environ, "TMPDIR": str(tmpdir)}, start_new_session=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

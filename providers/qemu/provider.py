@@ -99,6 +99,7 @@ class QemuProvider(Provider):
         # seed=none: the guest gets its configuration elsewhere (an emulated metadata service).
         seed_drive = [] if spec.options.get("seed") == "none" else [
             "-drive", f"file={seed_iso},if=virtio,format=raw,readonly=on"]
+        user_net = spec.options.get("user_net", "")
         smbios = ["-smbios", spec.options["smbios"]] if spec.options.get("smbios") else []
 
         overlay = run_dir / "disk.qcow2"
@@ -121,8 +122,10 @@ class QemuProvider(Provider):
                               arch=spec.arch, firmware=spec.firmware, datasource="NoCloud",
                               instance_type=f"{vcpus}x{mem}", disk_size=disk_size,
                               extra={"vcpus": str(vcpus), "memory_mib": str(mem),
-                                     # user-mode networking offers SLAAC unless restricted
-                                     "ipv6": "no" if spec.options.get("user_net") else "yes"})
+                                     # user-mode networking offers SLAAC unless turned off
+                                     "ipv6": "no" if "ipv6=off" in user_net else "yes",
+                                     # restricted: DHCP hands out no router and no DNS
+                                     "default_route": "no" if "restrict=on" in user_net else "yes"})
         machine = QemuMachine(run_dir, facts, spec.ssh_user, key_file, injected, {
             "accel": chosen.value, "accel_reason": why, "qemu_version": qemu_version(platform.binary),
             "firmware": spec.firmware.value, "image_format": info.fmt, "disk_size": str(disk_size),
@@ -134,7 +137,7 @@ class QemuProvider(Provider):
                       else parse_port_range(spec.options.get("port_range")))
         machine.start(args, port_range, register_pid=partial(rundir.register_pid, run_dir),
                       die_with_parent=spec.options.get("die_with_parent", "yes") != "no",
-                      listen_host=listen_host, net_extra=spec.options.get("user_net", ""),
+                      listen_host=listen_host, net_extra=user_net,
                       mac=spec.options.get("mac"))
         return machine
 
