@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from debian_cloud_tests import seed, sshkeys
+from debian_cloud_tests import runneraddr, seed, sshkeys
 from debian_cloud_tests.errors import (
     ArchFirmwareError,
     ImageNotFoundError,
@@ -73,7 +73,8 @@ class AwsProvider(Provider):
                 raise UsageError(f"--security-group {group} is in {group_vpc}, --subnet {subnet} in {vpc}")
         else:
             options["vpc_id"] = vpc or resources.default_vpc(ec2, region)
-            options["ssh_source"] = resources.runner_cidr()
+            options["ssh_source"] = runneraddr.runner_cidr(
+                "aws", "DCT_AWS_SOURCE_ADDRESS", "DCT_AWS_CHECKIP_URL")
         root = _root_volume(image, spec.disk_size)
         if root:
             options["root_device"], options["root_gib"] = root

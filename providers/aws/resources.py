@@ -7,10 +7,7 @@ part of the create call, never a second step), so a run that dies half-way leave
 
 from __future__ import annotations
 
-import ipaddress
-import os
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,7 +20,6 @@ RUN_ID_TAG = "dct:run-id"
 EXPIRES_TAG = "dct:expires"
 #: how long a run's resources may live before gc may delete them
 TTL = timedelta(hours=3)
-CHECKIP_URL = "https://checkip.amazonaws.com"
 NOT_FOUND = ("InvalidGroup.NotFound", "InvalidKeyPair.NotFound", "InvalidInstanceID.NotFound")
 
 
@@ -53,33 +49,6 @@ def parse_expiry(value: str) -> datetime | None:
     except ValueError:
         return None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-def runner_cidr() -> str:
-    """This runner's address as AWS sees it, as a /32 (or /128) for the SSH ingress rule.
-
-    ``DCT_AWS_SOURCE_ADDRESS`` names it outright (a runner behind a known NAT); otherwise AWS's
-    own echo service (``DCT_AWS_CHECKIP_URL`` to use another) says where our calls come from.
-    """
-    given = os.environ.get("DCT_AWS_SOURCE_ADDRESS", "").strip()
-    url = os.environ.get("DCT_AWS_CHECKIP_URL", CHECKIP_URL)
-    if not given:
-        if not url.startswith(("https://", "http://")):
-            raise UsageError(f"DCT_AWS_CHECKIP_URL {url!r}: give an http(s) URL")
-        try:
-            with urllib.request.urlopen(url, timeout=10) as resp:
-                given = resp.read(100).decode("ascii", "replace").strip()
-        except OSError as exc:
-            raise ProviderError(f"aws: cannot learn this runner's public address from {url} ({exc}); "
-                                "set DCT_AWS_SOURCE_ADDRESS to it") from None
-    try:
-        addr = ipaddress.ip_address(given)
-    except ValueError:
-        raise UsageError(f"aws: {given[:60]!r} is not an IP address (DCT_AWS_SOURCE_ADDRESS or "
-                         f"the answer of {url})") from None
-    if addr.is_unspecified:
-        raise UsageError("aws: refusing to open SSH to every address; set DCT_AWS_SOURCE_ADDRESS")
-    return f"{addr}/{addr.max_prefixlen}"
 
 
 def default_vpc(ec2: Any, region: str) -> str:
@@ -223,5 +192,3 @@ def wait_state(ec2: Any, instance_id: str, wanted: set[str], timeout: float,
                                 f"(waiting for {'/'.join(sorted(wanted))})")
         retry.sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
         delay = min(delay * 2, 15.0)
-
-

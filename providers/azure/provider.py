@@ -9,17 +9,14 @@ and the VM with boot diagnostics on; destroying the machine deletes the group as
 from __future__ import annotations
 
 import base64
-import ipaddress
-import os
 import re
-import urllib.request
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from debian_cloud_tests import seed, sshkeys
+from debian_cloud_tests import runneraddr, seed, sshkeys
 from debian_cloud_tests.errors import (
     ArchFirmwareError,
     DCTError,
@@ -50,24 +47,6 @@ def parse_expiry(value: str) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def runner_cidr() -> str:
-    """This runner's public address as a /32: ``DCT_SOURCE_ADDRESS``, else an echo service."""
-    given = os.environ.get("DCT_SOURCE_ADDRESS", "").strip()
-    url = os.environ.get("DCT_CHECKIP_URL", "https://checkip.amazonaws.com")
-    if not given:
-        try:
-            with urllib.request.urlopen(url, timeout=10) as resp:
-                given = resp.read(100).decode("ascii", "replace").strip()
-        except (OSError, ValueError) as exc:
-            raise errors.AzureError(f"azure: cannot learn this runner's address from {url} ({exc}); "
-                                    "set DCT_SOURCE_ADDRESS") from None
-    try:
-        addr = ipaddress.ip_address(given)
-    except ValueError:
-        raise UsageError(f"azure: {given[:60]!r} is not an IP address (DCT_SOURCE_ADDRESS)") from None
-    return f"{addr}/{addr.max_prefixlen}"
-
-
 class AzureProvider(Provider):
     name = "azure"
 
@@ -96,7 +75,7 @@ class AzureProvider(Provider):
         if spec.firmware and spec.firmware is not firmware:
             raise ArchFirmwareError(f"--firmware {spec.firmware.value}: this image boots with "
                                     f"{firmware.value} on Azure")
-        options = {**spec.options, "ssh_source": runner_cidr()}
+        options = {**spec.options, "ssh_source": runneraddr.runner_cidr("azure", error=errors.AzureError)}
         return replace(spec, arch=arch, firmware=firmware, options=options,
                        instance_type=spec.instance_type or DEFAULT_SIZE[arch])
 

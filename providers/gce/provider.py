@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from debian_cloud_tests import seed, sshkeys
+from debian_cloud_tests import runneraddr, seed, sshkeys
 from debian_cloud_tests.errors import (
     ArchFirmwareError,
     ImageNotFoundError,
@@ -73,7 +73,7 @@ class GceProvider(Provider):
         options = {**spec.options, "project": c.project, "image_link": image.self_link or
                    f"projects/{m['project']}/global/images/{image.name}", **shape,
                    "network": spec.options.get("network") or "default",
-                   "ssh_source": resources.runner_cidr()}
+                   "ssh_source": runneraddr.runner_cidr("gce")}
         if spec.disk_size:
             options["disk_gb"] = _disk_gb(spec.disk_size, int(image.disk_size_gb or 0))
         return replace(spec, arch=arch, firmware=firmware, instance_type=machine_type, options=options)

@@ -8,14 +8,11 @@ network tag.
 
 from __future__ import annotations
 
-import ipaddress
-import os
 import re
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from debian_cloud_tests.errors import DCTError, ProviderError, UsageError
+from debian_cloud_tests.errors import DCTError
 
 from . import retry
 from .session import Clients
@@ -23,7 +20,6 @@ from .session import Clients
 RUN_ID_LABEL = "dct-run-id"
 EXPIRES_LABEL = "dct-expires"
 TTL = timedelta(hours=3)
-CHECKIP_URL = "https://checkip.amazonaws.com"
 _EXPIRY_FORMAT = "%Y%m%dt%H%M%Sz"  # label values allow [a-z0-9_-] only
 _DESC = re.compile(r"dct-run-id=(?P<run>\S+) dct-expires=(?P<expires>\S+)")
 
@@ -45,27 +41,6 @@ def description_marks(description: str) -> dict[str, str]:
     """The run id and expiry written into a firewall rule's description ({} if not ours)."""
     m = _DESC.search(description or "")
     return {RUN_ID_LABEL: m["run"], EXPIRES_LABEL: m["expires"]} if m else {}
-
-
-def runner_cidr() -> str:
-    """This runner's public address as a /32 (/128): ``DCT_SOURCE_ADDRESS``, else an echo service
-    (``DCT_CHECKIP_URL``)."""
-    given = os.environ.get("DCT_SOURCE_ADDRESS", "").strip()
-    url = os.environ.get("DCT_CHECKIP_URL", CHECKIP_URL)
-    if not given:
-        try:
-            with urllib.request.urlopen(url, timeout=10) as resp:
-                given = resp.read(100).decode("ascii", "replace").strip()
-        except (OSError, ValueError) as exc:
-            raise ProviderError(f"gce: cannot learn this runner's public address from {url} ({exc}); "
-                                "set DCT_SOURCE_ADDRESS to it") from None
-    try:
-        addr = ipaddress.ip_address(given)
-    except ValueError:
-        raise UsageError(f"gce: {given[:60]!r} is not an IP address (DCT_SOURCE_ADDRESS)") from None
-    if addr.is_unspecified:
-        raise UsageError("gce: refusing to open SSH to every address; set DCT_SOURCE_ADDRESS")
-    return f"{addr}/{addr.max_prefixlen}"
 
 
 def create_firewall(c: Clients, name: str, network: str, cidr: str, marks: dict[str, str]) -> None:

@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from debian_cloud_tests import seed, sshkeys
+from debian_cloud_tests import runneraddr, seed, sshkeys
 from debian_cloud_tests.errors import (
     ArchFirmwareError,
     ImageNotFoundError,
@@ -80,7 +80,7 @@ class OpenStackProvider(Provider):
                 raise UsageError(f"--security-group {group}: no such security group")
             options["security_group_id"] = str(found.id)
         else:
-            options["ssh_source"] = resources.runner_cidr()
+            options["ssh_source"] = runneraddr.runner_cidr("openstack")
         return replace(spec, arch=arch, firmware=firmware, instance_type=str(flavor.name),
                        options=options)
 

@@ -9,15 +9,13 @@ name (``dct-YYYYMMDDtHHMMSSz-xxxxxxxx``, the name every resource of the run shar
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import time
-import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from debian_cloud_tests.errors import DCTError, ProviderError, UsageError
+from debian_cloud_tests.errors import DCTError
 
 from . import retry
 from .errors import OpenStackError, is_gone
@@ -25,7 +23,6 @@ from .errors import OpenStackError, is_gone
 RUN_ID_KEY = "dct-run-id"
 EXPIRES_KEY = "dct-expires"
 TTL = timedelta(hours=3)
-CHECKIP_URL = "https://checkip.amazonaws.com"
 _COMPACT = "%Y%m%dt%H%M%Sz"
 _NAME = re.compile(r"^dct-(?P<expires>\d{8}t\d{6}z)-[0-9a-f]{8}$")
 _DESC = re.compile(rf"{RUN_ID_KEY}=(?P<run>\S+) {EXPIRES_KEY}=(?P<expires>\S+)")
@@ -62,27 +59,6 @@ def description_marks(description: str | None) -> dict[str, str]:
     """The run id and expiry written into a security group's description ({} if not ours)."""
     m = _DESC.search(description or "")
     return {RUN_ID_KEY: m["run"], EXPIRES_KEY: m["expires"]} if m else {}
-
-
-def runner_cidr() -> str:
-    """This runner's public address as a /32 (/128): ``DCT_SOURCE_ADDRESS``, else an echo service
-    (``DCT_CHECKIP_URL``)."""
-    given = os.environ.get("DCT_SOURCE_ADDRESS", "").strip()
-    url = os.environ.get("DCT_CHECKIP_URL", CHECKIP_URL)
-    if not given:
-        try:
-            with urllib.request.urlopen(url, timeout=10) as resp:
-                given = resp.read(100).decode("ascii", "replace").strip()
-        except (OSError, ValueError) as exc:
-            raise ProviderError(f"openstack: cannot learn this runner's public address from {url} "
-                                f"({exc}); set DCT_SOURCE_ADDRESS to it") from None
-    try:
-        addr = ipaddress.ip_address(given)
-    except ValueError:
-        raise UsageError(f"openstack: {given[:60]!r} is not an IP address (DCT_SOURCE_ADDRESS)") from None
-    if addr.is_unspecified:
-        raise UsageError("openstack: refusing to open SSH to every address; set DCT_SOURCE_ADDRESS")
-    return f"{addr}/{addr.max_prefixlen}"
 
 
 def create_keypair(conn: Any, name: str, public_key: str) -> None:
