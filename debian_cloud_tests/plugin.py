@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from . import __version__, applicability, artifacts, options
+from . import __version__, applicability, artifacts, backoff, options
 from .errors import DCTError
 from .facts import Facts, Probe, gather
 from .lifecycle import Fleet, Instance
@@ -213,6 +213,8 @@ def dct_run(request: pytest.FixtureRequest, record_testsuite_property: Callable[
     state.fleet = Fleet(state.provider, state.spec, state.keep)
     yield state
     _close(state)
+    for key, val in backoff.properties().items():
+        record_testsuite_property(key, val)
 
 
 def _close(state: RunState) -> None:

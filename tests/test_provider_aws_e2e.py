@@ -70,6 +70,7 @@ def test_suites_pass_on_emulated_ec2_and_nothing_is_left(emulated_ec2: AwsWorld,
     (guest,) = machines.guests.values()
     assert run.props["provider"] == "aws" and run.props["instance_id"] == guest.instance_id
     assert run.props["aws_region"] == world.region
+    assert run.props["provider_retries"] == "0"  # recorded even when the cloud needed none
     assert any(r.startswith("PUT /latest/api/token") for r in guest.imds.requests)
     assert "Datasource DataSourceEc2Local" in machines.consoles[guest.instance_id]
 

@@ -16,7 +16,7 @@ from debian_cloud_tests.providers.gce.errors import QuotaError, ThrottledError
 from debian_cloud_tests.providers.gce.gc import collect_garbage
 from debian_cloud_tests.providers.gce.resources import EXPIRES_LABEL, RUN_ID_LABEL, parse_expiry
 
-from debian_cloud_tests import console
+from debian_cloud_tests import backoff, console
 from debian_cloud_tests.errors import ImageNotFoundError, ProviderError, UsageError
 from debian_cloud_tests.provider import get_provider
 from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
@@ -133,6 +133,11 @@ def test_throttling_is_retried_with_backoff(gce: FakeGce, tmp_path: Path) -> Non
     assert gce.calls.count("instances.insert") == 3 and gce.calls.count("firewalls.insert") == 2
     assert len(gce.sleeps) >= 3  # type: ignore[attr-defined]
     assert machine.destroy() == [] and gce.leftovers() == {}
+    retried = [(r.action, r.attempt, r.cause) for r in backoff.RETRIES[-3:]]
+    assert sorted(retried) == [("firewalls.insert", 1, "403 rateLimitExceeded"),
+                               ("instances.insert", 1, "429 rateLimitExceeded"),
+                               ("instances.insert", 2, "429 rateLimitExceeded")], backoff.RETRIES
+    assert backoff.properties()["provider_retries"] == str(len(backoff.RETRIES))
 
 
 def test_throttling_gives_up_after_the_last_attempt(gce: FakeGce, tmp_path: Path) -> None:

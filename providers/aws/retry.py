@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from debian_cloud_tests import backoff
 from debian_cloud_tests.backoff import Backoff
 
 from .errors import CAPACITY, THROTTLING, TRANSIENT, error_code, translate
@@ -51,4 +52,4 @@ def call(fn: Callable[..., T], action: str, *, capacity: bool = False, **kwargs:
             policy = CAPACITY_WAIT if slow else API
             if not retryable(exc, capacity) or attempt >= policy.attempts:
                 raise translate(exc, action) from None
-            sleep(policy.delay(attempt))
+            sleep(backoff.record(action, attempt, error_code(exc), policy.delay(attempt)))

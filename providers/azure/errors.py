@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from debian_cloud_tests import backoff
 from debian_cloud_tests.errors import DCTError, ProviderError, UsageError
 
 T = TypeVar("T")
@@ -99,7 +100,7 @@ def call(fn: Callable[..., T], action: str, *args: Any, **kwargs: Any) -> T:
             retry = isinstance(exc, HttpResponseError) and (status in RETRY_STATUS or code in THROTTLING)
             if not retry or attempt >= ATTEMPTS:
                 raise translate(exc, action) from None
-            sleep(delay(attempt))
+            sleep(backoff.record(action, attempt, f"{status} {code}".strip(), delay(attempt)))
 
 
 def wait(poller: Any, action: str, timeout: float) -> Any:

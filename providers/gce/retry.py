@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from debian_cloud_tests import backoff
 from debian_cloud_tests.backoff import Backoff
 from debian_cloud_tests.errors import ProviderError
 
@@ -49,7 +50,8 @@ def call(fn: Callable[..., T], action: str, **kwargs: Any) -> T:
             attempt += 1
             if not retryable(exc) or attempt >= API.attempts:
                 raise translate(exc, action) from None
-            sleep(API.delay(attempt))
+            sleep(backoff.record(action, attempt, f"{status_of(exc)} {reason_of(exc)}".strip(),
+                                 API.delay(attempt)))
 
 
 def wait_operation(get: Callable[[], Any], action: str, timeout: float = 300.0) -> Any:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from debian_cloud_tests import backoff
 from debian_cloud_tests.backoff import Backoff
 
 from .errors import retry_after, retryable, translate
@@ -36,7 +37,9 @@ def call(fn: Callable[..., T], action: str, *args: Any, **kwargs: Any) -> T:
             if not retryable(exc) or attempt >= API.attempts:
                 raise translate(exc, action) from None
             asked = retry_after(exc)
-            sleep(max(API.delay(attempt), min(asked or 0.0, MAX_RETRY_AFTER)))
+            wait = max(API.delay(attempt), min(asked or 0.0, MAX_RETRY_AFTER))
+            cause = f"{type(exc).__name__} {getattr(exc, 'status_code', '') or ''}".strip()
+            sleep(backoff.record(action, attempt, cause, wait))
 
 
 def find(fn: Callable[..., T], action: str, name_or_id: str) -> T | None:
