@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from . import __version__, applicability, artifacts, backoff, options
+from . import __version__, applicability, artifacts, backoff, options, progress
 from .errors import DCTError
 from .facts import Facts, Probe, gather
 from .lifecycle import Fleet, Instance
@@ -184,22 +184,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-def _progress(config: pytest.Config, label: str) -> Callable[[str, float], None]:
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    capman = config.pluginmanager.get_plugin("capturemanager")
-
-    def show(stage: str, elapsed: float) -> None:
-        if reporter is None or not stage:
-            return
-        line = f"[{label}] {stage:<13} {elapsed:6.1f}s"
-        if capman is not None:
-            with capman.global_and_fixture_disabled():
-                reporter.write_line(line)
-        else:
-            reporter.write_line(line)
-    return show
-
-
 @pytest.fixture(scope="session")
 def dct_run(request: pytest.FixtureRequest, record_testsuite_property: Callable[[str, object], None]
             ) -> Iterator[RunState]:
@@ -240,7 +224,7 @@ def instance(dct_run: RunState, request: pytest.FixtureRequest,
         pytest.fail(f"no machine: {dct_run.error.message}", pytrace=False)
     assert dct_run.fleet is not None
     try:
-        inst = dct_run.fleet.launch(_progress(request.config, dct_run.provider.name))
+        inst = dct_run.fleet.launch(progress.for_pytest(request.config, dct_run.provider.name))
     except DCTError as exc:
         dct_run.error = exc
         request.session.shouldstop = f"no machine to test: {exc.message}"

@@ -47,14 +47,12 @@ def wait_for_ssh(machine: Machine, timeout: float, progress: Progress | None = N
     """
     started = time.monotonic() if started is None else started
     deadline = started + timeout
-    last_stage = ""
     last_error = "no attempt yet"
     while True:
         log = machine.console_log()
         stage = console.boot_stage(log)
-        if stage != last_stage and progress:
+        if progress:  # every poll: a live display ticks, a plain one prints stage changes
             progress(stage, time.monotonic() - started)
-        last_stage = stage
         if not machine.is_alive():
             said = machine.platform_log().splitlines()
             why = f"; {machine.facts.provider} said: {said[-1][:300]}" if said else ""
