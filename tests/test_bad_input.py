@@ -70,6 +70,12 @@ def tmpdir_env(tmp_path: Path) -> tuple[Path, dict[str, str]]:
      "--disk-size"),
     (["--provider=qemu", "--image={disk}", "--disk-size=1M"], errors.UsageError.exit_code,
      "smaller than the image"),
+    (["--provider=vagrant", "--image=/nonexistent/debian.box"], errors.ImageNotFoundError.exit_code,
+     "vagrant: box file not found"),
+    (["--provider=vagrant", "--image={text}"], errors.ImageFormatError.exit_code,
+     "is not a box: not a tar archive"),
+    (["--provider=vagrant", "--image=debian/bookworm64", "--instance-type=t3.micro"],
+     errors.UsageError.exit_code, "for vagrant write VCPUSxMEMORY_MIB"),
 ])
 def test_bad_options_exit_before_anything_starts(tmp_path: Path, tmpdir_env, args, code, needle) -> None:
     text = tmp_path / "notes.qcow2"

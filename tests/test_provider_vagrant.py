@@ -13,6 +13,7 @@ import io
 import json
 import math
 import os
+import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,7 +72,7 @@ def run_in(ns: Namespace, tmp_path: Path, *args: str, suites: tuple[str, ...] = 
            timeout: float = 1500) -> tuple[SuiteRun, Path]:
     """The plugin inside the namespace; a TMPDIR of its own shows what a run leaves behind."""
     tmpdir = tmp_path / "tmp"
-    tmpdir.mkdir()
+    tmpdir.mkdir(parents=True)
     paths = [str(suites_dir() / s) for s in suites]
     env = {"TMPDIR": str(tmpdir), "VAGRANT_HOME": str(tmp_path / "vagrant.d")}
     run = run_suites(tmp_path, *args, *paths, timeout=timeout, env=env, prefix=ns.prefix(tmp_path))
@@ -230,3 +231,40 @@ def test_vagrantfile_has_no_vagrant_magic(tmp_path: Path) -> None:
                  f'libvirt.serial type: "file", source: {{path: "{tmp_path}/console.log"}}'):
         assert line in text
     assert ruby_string('a"b#{x}\\') == '"a\\"b\\#{x}\\\\"'
+
+
+def _define_domain(ns: Namespace, tmp_path: Path, name: str, vagrantfile: Path) -> None:
+    xml = tmp_path / f"{name}.xml"
+    xml.write_text(f"<domain type='qemu'><name>{name}</name><description>Source: {vagrantfile}"
+                   "</description><memory unit='MiB'>64</memory><os><type arch='x86_64'>hvm"
+                   "</type></os></domain>")
+    ns.virsh("define", str(xml))
+
+
+def test_gc_removes_only_what_dead_runs_left(libvirt_ns: Namespace, tmp_path: Path) -> None:
+    """Domains whose Vagrantfile is gone and box volumes of runs without a run dir go; the rest
+    (a live run's domain and volume, anything not ours) stays."""
+    live = tmp_path / "dct-run-20260101000000-aaaaaa-x"
+    live.mkdir()
+    (live / "Vagrantfile").write_text("")
+    before = libvirt_ns.inventory()
+    _define_domain(libvirt_ns, tmp_path, "dct-dead-default", tmp_path / "gone/Vagrantfile")
+    _define_domain(libvirt_ns, tmp_path, "dct-live-default", live / "Vagrantfile")
+    dead_vol = "dct-20260101000000-bbbbbb-12345678_vagrant_box_image_0_1_box.img"
+    live_vol = "dct-20260101000000-aaaaaa-12345678_vagrant_box_image_0_1_box.img"
+    dead_seed = "dct-20260101000000-bbbbbb-12345678-seed.iso"
+    for vol in (dead_vol, dead_seed, live_vol, "someones-box_vagrant_box_image_0_1_box.img"):
+        libvirt_ns.virsh("vol-create-as", "default", vol, "1M")
+    code = ("from pathlib import Path; from debian_cloud_tests.providers.vagrant.gc import "
+            f"collect_garbage; print(collect_garbage(base=Path({str(tmp_path)!r})))")
+    proc = libvirt_ns.run(sys.executable, "-c", code)
+    assert proc.returncode == 0, proc.stderr
+    assert "domain dct-dead-default" in proc.stdout and f"volume {dead_vol}" in proc.stdout
+    after = libvirt_ns.inventory()
+    assert "dct-dead-default" not in after["domains"] and "dct-live-default" in after["domains"]
+    assert f"default/{live_vol}" in after["volumes"]
+    assert not {f"default/{dead_vol}", f"default/{dead_seed}"} & set(after["volumes"])
+    libvirt_ns.virsh("undefine", "dct-live-default")
+    for vol in (live_vol, "someones-box_vagrant_box_image_0_1_box.img"):
+        libvirt_ns.virsh("vol-delete", "--pool", "default", vol)
+    assert libvirt_ns.inventory() == before

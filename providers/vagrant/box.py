@@ -2,8 +2,8 @@
 
 A file is added under a run-scoped name into a VAGRANT_HOME inside the run dir, so nothing
 reaches the user's ~/.vagrant.d; vagrant-libvirt then uploads its disk into the libvirt pool as
-a volume, which outlives ``vagrant destroy`` and is removed here.  A named box is the user's:
-it, and the volume libvirt caches for it, are left alone.
+a volume, which outlives ``vagrant destroy`` and goes with the machine (see :mod:`.pool`).  A
+named box is the user's: it, and the volume libvirt caches for it, are left alone.
 """
 
 from __future__ import annotations
@@ -14,10 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from debian_cloud_tests.errors import ImageFormatError, ImageNotFoundError
-
-from . import tools
-
-POOL = "default"  # vagrant-libvirt's storage_pool_name default
 
 
 @dataclass(frozen=True)
@@ -71,23 +67,3 @@ def _libvirt_metadata(path: Path) -> int | None:
 def volume_prefix(box_name: str) -> str:
     """How vagrant-libvirt names the pool volume it uploads a box's disk into."""
     return box_name.replace("/", "-VAGRANTSLASH-") + "_vagrant_box_image_"
-
-
-def volumes(prefix: str = "") -> list[str]:
-    """Volumes in the pool whose name starts with *prefix* (none when the pool is absent)."""
-    proc = tools.virsh("vol-list", POOL, check=False)
-    if proc.returncode != 0:
-        return []
-    names = [ln.split()[0] for ln in proc.stdout.splitlines() if ln.strip()]
-    return [n for n in names if n.startswith(prefix)]
-
-
-def remove_volumes(box_name: str) -> list[BaseException]:
-    """Delete the pool volumes of a run-scoped box; returns the failures."""
-    errors: list[BaseException] = []
-    for name in volumes(volume_prefix(box_name)):
-        try:
-            tools.virsh("vol-delete", "--pool", POOL, name)
-        except Exception as exc:
-            errors.append(exc)
-    return errors

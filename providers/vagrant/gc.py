@@ -1,5 +1,5 @@
 """Collect what killed vagrant runs left in libvirt: domains whose run dir is gone, and the pool
-volumes of boxes added for runs that no longer exist.
+volumes (box disks, seed ISOs) of runs that no longer exist.
 
 vagrant-libvirt writes the Vagrantfile's path into the domain's description; a domain named
 ``dct-…`` whose Vagrantfile (in a run dir) no longer exists belongs to a run that ended without
@@ -16,10 +16,11 @@ from pathlib import Path
 
 from debian_cloud_tests.rundir import PREFIX
 
-from . import box, tools
+from . import pool, tools
 
 _SOURCE = re.compile(r"Source:\s*(\S+)")
-_RUN_BOX = re.compile(r"^dct-(\d{14}-[0-9a-f]{6})-[0-9a-f]{8}_vagrant_box_image_")
+#: a run's box volume and its seed volume
+_RUN_VOLUME = re.compile(r"^dct-(\d{14}-[0-9a-f]{6})-[0-9a-f]{8}(?:_vagrant_box_image_|-seed\.iso$)")
 
 
 def _orphaned(domain: str) -> bool:
@@ -34,6 +35,7 @@ def _run_alive(run_id: str, base: Path) -> bool:
 def collect_garbage(now: datetime | None = None, base: Path | None = None) -> list[str]:
     """Remove leftovers of dead runs; returns what was removed."""
     base = base or Path(tempfile.gettempdir())
+    tools.check_libvirt()
     removed: list[str] = []
     names = tools.virsh("list", "--all", "--name").stdout.split()
     for domain in (d for d in names if d.startswith("dct-") and _orphaned(d)):
@@ -45,9 +47,9 @@ def collect_garbage(now: datetime | None = None, base: Path | None = None) -> li
             if len(fields) == 4 and fields[1] == "disk" and fields[3].startswith("/"):
                 tools.virsh("vol-delete", fields[3], check=False)
         removed.append(f"domain {domain}")
-    for volume in box.volumes("dct-"):
-        m = _RUN_BOX.match(volume)
+    for volume in pool.volumes("dct-"):
+        m = _RUN_VOLUME.match(volume)
         if m and not _run_alive(m.group(1), base):
-            tools.virsh("vol-delete", "--pool", box.POOL, volume)
+            tools.virsh("vol-delete", "--pool", pool.POOL, volume)
             removed.append(f"volume {volume}")
     return removed

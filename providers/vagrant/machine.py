@@ -18,7 +18,7 @@ from debian_cloud_tests import ssh
 from debian_cloud_tests.errors import ProviderError
 from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
 
-from . import box, tools
+from . import box, pool, tools
 from .project import Project
 
 UP_LOG = "vagrant-up.log"
@@ -31,7 +31,7 @@ class VagrantMachine(Machine):
 
     def __init__(self, project: Project, facts: PlatformFacts, ssh_user: str, key_file: Path,
                  console_path: Path, injected_host_keys: list[str] | None,
-                 properties: dict[str, str], run_box: str | None) -> None:
+                 properties: dict[str, str], run_box: str | None, seed_volume: str) -> None:
         self.project = project
         self.facts = facts
         self.console_path = console_path
@@ -41,6 +41,8 @@ class VagrantMachine(Machine):
         self._properties = properties
         #: a box added for this run only: its pool volume goes with the machine
         self._run_box = run_box
+        #: the NoCloud seed, uploaded into the pool
+        self._seed_volume = seed_volume
         self._up: subprocess.Popen[bytes] | None = None
         self._endpoint: SSHEndpoint | None = None
         self._state: tuple[float, bool] = (0.0, True)
@@ -112,7 +114,9 @@ class VagrantMachine(Machine):
             text = (self.project.root / UP_LOG).read_text(errors="replace")
         except OSError:
             return ""
-        lines = [tools.one_line(ln) for ln in text.splitlines() if ln.strip()]
+        # A Ruby backtrace says what went wrong on its first line, then "from …" frames.
+        lines = [tools.one_line(ln) for ln in text.splitlines()
+                 if ln.strip() and not ln.strip().startswith("from ")]
         return "\n".join(ln for ln in lines if ln != "(no message)")
 
     def _stop_up(self) -> None:
@@ -130,7 +134,8 @@ class VagrantMachine(Machine):
                 return
 
     def destroy(self) -> list[BaseException]:
-        """`vagrant destroy -f`, the run's box volume, then a check that the domain is gone."""
+        """`vagrant destroy -f`, the run's box and seed volumes, then a check that the domain is
+        gone."""
         errors: list[BaseException] = []
         domain = self.domain_id
         self._stop_up()
@@ -139,7 +144,8 @@ class VagrantMachine(Machine):
         except Exception as exc:
             errors.append(exc)
         if self._run_box:
-            errors += box.remove_volumes(self._run_box)
+            errors += pool.remove(box.volume_prefix(self._run_box))
+        errors += pool.remove(self._seed_volume)
         if domain and tools.virsh("dominfo", domain, check=False).returncode == 0:
             errors.append(ProviderError(f"vagrant: libvirt domain {domain} still exists after "
                                         "`vagrant destroy -f`"))

@@ -8,7 +8,6 @@ a file, and its CPUs, memory and acceleration are chosen as for QEMU.
 
 from __future__ import annotations
 
-import os
 import re
 import tempfile
 import uuid
@@ -16,7 +15,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from debian_cloud_tests import seed, sshkeys
-from debian_cloud_tests.errors import ArchFirmwareError, ImageNotFoundError, UsageError
+from debian_cloud_tests.errors import (
+    ArchFirmwareError,
+    ImageNotFoundError,
+    UsageError,
+    note_cleanup_failures,
+)
 from debian_cloud_tests.machine import Machine, PlatformFacts
 from debian_cloud_tests.paths import cache_dir
 from debian_cloud_tests.provider import Provider
@@ -24,7 +28,7 @@ from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec
 
 from ..qemu import accel as accel_mod
 from ..qemu.provider import parse_instance_type
-from . import box, tools
+from . import box, pool, tools
 from .machine import VagrantMachine
 from .project import Project
 from .vagrantfile import MachineConfig, render
@@ -61,7 +65,8 @@ class VagrantProvider(Provider):
         source = box.resolve(spec.image)
         tools.require_programs()
         with tempfile.TemporaryDirectory(prefix="dct-vagrant-") as tmp:
-            project = Project(Path(tmp), None)
+            # Only a named box needs the user's VAGRANT_HOME; a file run touches none of it.
+            project = Project(Path(tmp), None if source.name is not None else Path(tmp) / "home")
             self._versions["vagrant_libvirt_version"] = project.libvirt_plugin_version()
             self._versions["libvirt_version"] = tools.check_libvirt()
             self._versions["vagrant_version"] = project.version()
@@ -79,55 +84,71 @@ class VagrantProvider(Provider):
         vcpus, mem = parse_instance_type(spec.instance_type or DEFAULT_INSTANCE_TYPE, "vagrant")
         disk_gib = parse_disk_size(spec.disk_size)
         chosen, why = accel_mod.choose(spec.accel, spec.arch, "qemu-system-x86_64", cache_dir())
-        # libvirt's QEMU runs as its own user: it must reach the seed ISO in the run dir (the
-        # directory stays unlistable; the key in it stays 0600).
-        os.chmod(run_dir, 0o711)
 
         short = uuid.uuid4().hex[:8]
         instance_id = f"i-dct-{spec.run_id or short}-{short}"
         hostname = f"dct-{short}"
-        client = sshkeys.generate(f"debian-cloud-tests-{spec.run_id}")
-        key_file = sshkeys.write_private(client, run_dir / "id_ed25519")
-        host_keys: dict[str, str] = {}
-        injected: list[str] | None = None
-        if spec.host_key_source is HostKeySource.INJECTED:
-            host = sshkeys.generate(f"root@{hostname}")
-            host_keys = {"ed25519_private": host.private_openssh,
-                         "ed25519_public": host.public_openssh}
-            injected = [host.public_openssh]
-        user_data = seed.build_user_data(seed.SeedContent(
-            authorized_key=client.public_openssh, host_keys=host_keys,
-            user_data_file=spec.user_data, launch_marker=instance_id,
-            ca_certs=[seed.read_ca_cert(p) for p in spec.ca_certs]))
-        seed_iso = run_dir / "seed.iso"
-        seed.write_seed_iso(seed_iso, user_data, seed.build_meta_data(instance_id, hostname))
-
-        run_box: str | None = None
-        if source.path is not None:
-            # A box file goes into a VAGRANT_HOME of the run's own, never into ~/.vagrant.d.
-            project = Project(run_dir, run_dir / "vagrant.d")
-            run_box = f"dct-{spec.run_id or 'run'}-{short}"
-            project.box_add(run_box, source.path)
-            box_name = run_box
-        else:
-            project = Project(run_dir, None)
-            box_name = str(source.name)
-        console_path = run_dir / "console.log"
-        (run_dir / "Vagrantfile").write_text(render(MachineConfig(
-            box=box_name, ssh_user=spec.ssh_user, key_file=key_file, seed_iso=seed_iso,
-            console_log=console_path, driver="kvm" if chosen.value == "kvm" else "qemu",
-            vcpus=vcpus, memory_mib=mem, domain_prefix=f"dct-{spec.run_id or 'run'}-{short}-",
-            boot_timeout=int(spec.boot_timeout), disk_gib=disk_gib)))
-
-        gib = disk_gib or source.virtual_gib
-        facts = PlatformFacts(provider="vagrant", instance_id=instance_id, hostname=hostname,
-                              arch=spec.arch, firmware=Firmware.BIOS, datasource="NoCloud",
-                              instance_type=f"{vcpus}x{mem}", disk_size=gib * GIB if gib else None,
-                              # vagrant-libvirt's management network is IPv4 only
-                              extra={"vcpus": str(vcpus), "memory_mib": str(mem), "ipv6": "no"})
-        machine = VagrantMachine(project, facts, spec.ssh_user, key_file, console_path, injected,
-                                 {"accel": chosen.value, "accel_reason": why, "box": box_name,
-                                  "firmware": Firmware.BIOS.value},
-                                 run_box)
-        machine.start()
+        key_file, injected, seed_iso = _seed(spec, run_dir, instance_id, hostname)
+        name = f"dct-{spec.run_id or 'run'}-{short}"
+        pool.ensure_pool()
+        seed_volume = f"{name}-seed.iso"
+        seed_path = pool.upload(seed_volume, seed_iso)
+        run_box = name if source.path is not None else None
+        try:
+            project = _project(run_dir, source, run_box)
+            box_name = run_box or str(source.name)
+            console_path = run_dir / "console.log"
+            (run_dir / "Vagrantfile").write_text(render(MachineConfig(
+                box=box_name, ssh_user=spec.ssh_user, key_file=key_file, seed_iso=Path(seed_path),
+                console_log=console_path, driver="kvm" if chosen.value == "kvm" else "qemu",
+                vcpus=vcpus, memory_mib=mem, domain_prefix=f"{name}-",
+                boot_timeout=int(spec.boot_timeout), disk_gib=disk_gib)))
+            gib = disk_gib or source.virtual_gib
+            facts = PlatformFacts(
+                provider="vagrant", instance_id=instance_id, hostname=hostname, arch=spec.arch,
+                firmware=Firmware.BIOS, datasource="NoCloud", instance_type=f"{vcpus}x{mem}",
+                disk_size=gib * GIB if gib else None,
+                # vagrant-libvirt's management network is IPv4 only
+                extra={"vcpus": str(vcpus), "memory_mib": str(mem), "ipv6": "no"})
+            machine = VagrantMachine(project, facts, spec.ssh_user, key_file, console_path, injected,
+                                     {"accel": chosen.value, "accel_reason": why, "box": box_name,
+                                      "firmware": Firmware.BIOS.value},
+                                     run_box, seed_volume)
+            machine.start()
+        except BaseException as exc:
+            failures = pool.remove(seed_volume)
+            if run_box:
+                failures += pool.remove(box.volume_prefix(run_box))
+            note_cleanup_failures(exc, failures)
+            raise
         return machine
+
+
+def _project(run_dir: Path, source: box.BoxSource, run_box: str | None) -> Project:
+    """The run dir as a Vagrant project; a box file is added to a VAGRANT_HOME of the run's own,
+    never to ~/.vagrant.d."""
+    if run_box is None:
+        return Project(run_dir, None)
+    assert source.path is not None
+    project = Project(run_dir, run_dir / "vagrant.d")
+    project.box_add(run_box, source.path)
+    return project
+
+
+def _seed(spec: LaunchSpec, run_dir: Path, instance_id: str,
+          hostname: str) -> tuple[Path, list[str] | None, Path]:
+    """The run's client key, injected host keys (if asked for) and the NoCloud seed ISO."""
+    client = sshkeys.generate(f"debian-cloud-tests-{spec.run_id}")
+    key_file = sshkeys.write_private(client, run_dir / "id_ed25519")
+    host_keys: dict[str, str] = {}
+    injected: list[str] | None = None
+    if spec.host_key_source is HostKeySource.INJECTED:
+        host = sshkeys.generate(f"root@{hostname}")
+        host_keys = {"ed25519_private": host.private_openssh, "ed25519_public": host.public_openssh}
+        injected = [host.public_openssh]
+    user_data = seed.build_user_data(seed.SeedContent(
+        authorized_key=client.public_openssh, host_keys=host_keys, user_data_file=spec.user_data,
+        launch_marker=instance_id, ca_certs=[seed.read_ca_cert(p) for p in spec.ca_certs]))
+    seed_iso = run_dir / "seed.iso"
+    seed.write_seed_iso(seed_iso, user_data, seed.build_meta_data(instance_id, hostname))
+    return key_file, injected, seed_iso

@@ -31,6 +31,7 @@ _HOLDER = """set -e
 ip link set lo up
 mkdir -p {mountpoints}
 {binds}
+{hide_kvm}
 echo ready
 exec sleep infinity
 """
@@ -49,6 +50,19 @@ def unavailable() -> str | None:
     except ImportError:
         return "python-vagrant not installed (pip install 'debian-cloud-tests[vagrant]')"
     return None
+
+
+def _kvm_hangs() -> bool:
+    """/dev/kvm exists but the framework's bounded probe found it unusable."""
+    from debian_cloud_tests.providers.qemu import accel
+
+    from debian_cloud_tests.paths import cache_dir
+    from debian_cloud_tests.spec import Accel, Arch
+
+    if not Path("/dev/kvm").exists():
+        return False
+    chosen, _ = accel.choose(Accel.AUTO, Arch.host(), "qemu-system-x86_64", cache_dir())
+    return chosen is Accel.TCG
 
 
 def _die_with_us() -> None:
@@ -108,7 +122,18 @@ def _start_holder(root: Path) -> subprocess.Popen[bytes]:
     for autostart in (root / "etc/qemu/networks/autostart").glob("*.xml"):
         autostart.unlink()
     binds = "\n".join(f"mount --bind {root / name} {target}" for name, target in PRIVATE.items())
-    script = _HOLDER.format(mountpoints=" ".join(PRIVATE.values()), binds=binds)
+    hide_kvm = ""
+    if _kvm_hangs():
+        # libvirtd probes QEMU's capabilities with accel=kvm:tcg, which stalls for minutes where
+        # KVM hangs: inside the namespace /dev/kvm is an empty file, so that probe falls back to
+        # TCG at once (the provider picks TCG by the same probe as the qemu provider).
+        (root / "no-kvm").touch()
+        hide_kvm = f"mount --bind {root / 'no-kvm'} /dev/kvm"
+        # libvirt's per-guest /dev would try to move that bind mount, and fail.
+        with (root / "etc/qemu.conf").open("a") as conf:
+            conf.write("\nnamespaces = []\n")
+    script = _HOLDER.format(mountpoints=" ".join(PRIVATE.values()), binds=binds,
+                            hide_kvm=hide_kvm)
     holder = subprocess.Popen(["unshare", "-n", "-m", "--propagation", "private", "sh", "-c", script],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               stdin=subprocess.DEVNULL, preexec_fn=_die_with_us)
