@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import importlib
+from collections.abc import Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -59,6 +60,21 @@ class Provider(abc.ABC):
     def properties(self) -> dict[str, str]:
         """JUnit properties describing the platform (versions of the tools it drives)."""
         return {}
+
+    def preflight(self, options: Mapping[str, str] | None = None) -> str:
+        """Where this provider would get its credentials and tools, in one line.
+
+        Nothing is created and no cloud is contacted (no token is requested), so it is safe as a
+        CI step before a run; no secret is ever part of the answer.
+
+        Args:
+            options: what a run would give (``region``, ``os_cloud``), as in ``LaunchSpec.options``.
+
+        Raises:
+            MissingDependencyError: the SDK or a program is missing, naming the extra or package.
+            UsageError (or a subclass): no credentials or configuration, naming what to set.
+        """
+        return "nothing needed"
 
 
 def available() -> dict[str, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,9 @@ class AwsProvider(Provider):
         props = {"aws_region": region, "aws_zone": facts.zone or "", "aws_instance_id": facts.instance_id,
                  "aws_instance_type": facts.instance_type or ""}
         return AwsMachine(ec2, created, facts, endpoint, injected, props)
+
+    def preflight(self, options: Mapping[str, str] | None = None) -> str:
+        return session.preflight((options or {}).get("region"))
 
     def properties(self) -> dict[str, str]:
         props = session.sdk_versions()

@@ -33,6 +33,17 @@ def new_session(region: str | None) -> Any:
         CredentialsError: the standard chain found no credentials, or the profile is unknown.
         UsageError: no region anywhere, or a malformed one.
     """
+    session, _ = _session_and_credentials(region)
+    name = session.region_name
+    if not name:
+        raise UsageError("aws: no region: give --region, or set AWS_REGION (or region in ~/.aws/config)")
+    if not _REGION.match(name):
+        raise UsageError(f"--region {name!r}: not an AWS region name (e.g. eu-west-1)")
+    return session
+
+
+def _session_and_credentials(region: str | None) -> tuple[Any, Any]:
+    """The session and what boto3's chain found (not yet resolved into keys where deferred)."""
     boto3 = _boto3()
     from botocore.exceptions import BotoCoreError
 
@@ -43,12 +54,22 @@ def new_session(region: str | None) -> Any:
         raise translate(exc, "loading credentials") from None
     if credentials is None:
         raise CredentialsError(f"aws: no credentials found; {WHAT_TO_SET}")
+    return session, credentials
+
+
+def preflight(region: str | None) -> str:
+    """Where the chain found credentials (its method: env, shared-credentials-file, sso…) and
+    the region, without a call to AWS; no key is read out of the credentials.
+
+    Raises:
+        CredentialsError: the chain found nothing, naming what to set.
+    """
+    session, credentials = _session_and_credentials(region)
     name = session.region_name
-    if not name:
-        raise UsageError("aws: no region: give --region, or set AWS_REGION (or region in ~/.aws/config)")
-    if not _REGION.match(name):
-        raise UsageError(f"--region {name!r}: not an AWS region name (e.g. eu-west-1)")
-    return session
+    where = f"region {name}" if name else "no region (give --region or set AWS_DEFAULT_REGION)"
+    profile = session.profile_name if session.profile_name != "default" else ""
+    method = credentials.method + (f" (profile {profile})" if profile else "")
+    return f"credentials from {method}; {where}"
 
 
 def ec2_client(session: Any) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -60,6 +61,9 @@ class AzureProvider(Provider):
             credential, subscription, kwargs = self._args
             self._clients = session.make_clients(credential, subscription, **kwargs)
         return self._clients
+
+    def preflight(self, options: Mapping[str, str] | None = None) -> str:
+        return session.preflight(self._args[1])
 
     def validate(self, spec: LaunchSpec) -> LaunchSpec:
         location = spec.options.get("region")

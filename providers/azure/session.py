@@ -4,8 +4,12 @@ at another Resource Manager endpoint."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from debian_cloud_tests.errors import MissingDependencyError, UsageError
@@ -13,6 +17,9 @@ from debian_cloud_tests.errors import MissingDependencyError, UsageError
 from .errors import WHAT_TO_SET, CredentialsError
 
 SCOPE = "https://management.azure.com/.default"
+
+
+SDK_MISSING = "azure: the azure provider needs the Azure SDK: pip install 'debian-cloud-tests[azure]'"
 
 
 @dataclass
@@ -38,8 +45,7 @@ def make_clients(credential: Any = None, subscription: str | None = None,
         except ImportError:  # azure-mgmt-resource before 24
             from azure.mgmt.resource import ResourceManagementClient
     except ImportError:
-        raise MissingDependencyError("azure: the azure provider needs the Azure SDK: pip install "
-                                     "'debian-cloud-tests[azure]'") from None
+        raise MissingDependencyError(SDK_MISSING) from None
     subscription = subscription or os.environ.get("AZURE_SUBSCRIPTION_ID")
     if not subscription:
         raise UsageError("azure: no subscription: set AZURE_SUBSCRIPTION_ID")
@@ -58,3 +64,45 @@ def make_clients(credential: Any = None, subscription: str | None = None,
     return Clients(subscription, ResourceManagementClient(credential, subscription, **client_kwargs),
                    NetworkManagementClient(credential, subscription, **client_kwargs),
                    ComputeManagementClient(credential, subscription, **client_kwargs))
+
+
+def credential_source(env: Mapping[str, str]) -> str | None:
+    """The first source DefaultAzureCredential would try that is configured here, read from the
+    environment and the Azure CLI's directory only: no token is requested, no IMDS is asked."""
+    sp = env.get("AZURE_TENANT_ID") and env.get("AZURE_CLIENT_ID")
+    if sp and env.get("AZURE_CLIENT_SECRET"):
+        return "service principal secret from the environment (AZURE_CLIENT_SECRET)"
+    if sp and env.get("AZURE_CLIENT_CERTIFICATE_PATH"):
+        return "service principal certificate from the environment (AZURE_CLIENT_CERTIFICATE_PATH)"
+    if env.get("AZURE_CLIENT_ID") and env.get("AZURE_USERNAME") and env.get("AZURE_PASSWORD"):
+        return "user name and password from the environment (AZURE_USERNAME)"
+    if sp and env.get("AZURE_FEDERATED_TOKEN_FILE"):
+        return "workload identity (AZURE_FEDERATED_TOKEN_FILE)"
+    if env.get("IDENTITY_ENDPOINT") or env.get("MSI_ENDPOINT"):
+        return "managed identity (IDENTITY_ENDPOINT)"
+    cli_dir = Path(env.get("AZURE_CONFIG_DIR") or Path.home() / ".azure")
+    if shutil.which("az") and (cli_dir / "azureProfile.json").is_file():
+        return f"Azure CLI login ({cli_dir})"
+    return None
+
+
+def preflight(subscription: str | None) -> str:
+    """Which configured source DefaultAzureCredential would use, and the subscription.
+
+    Raises:
+        CredentialsError: no source configured, naming what to set.
+        UsageError: no subscription.
+    """
+    try:
+        found = importlib.util.find_spec("azure.mgmt.compute")
+    except ImportError:
+        found = None
+    if found is None:
+        raise MissingDependencyError(SDK_MISSING)
+    source = credential_source(os.environ)
+    if source is None:
+        raise CredentialsError(f"azure: no credentials found; {WHAT_TO_SET}")
+    subscription = subscription or os.environ.get("AZURE_SUBSCRIPTION_ID")
+    if not subscription:
+        raise UsageError("azure: no subscription: set AZURE_SUBSCRIPTION_ID")
+    return f"credentials: {source}; subscription {subscription}"

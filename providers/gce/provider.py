@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,9 @@ class GceProvider(Provider):
                  "gce_instance_id": facts.instance_id, "gce_machine_type": spec.instance_type or ""}
         return GceMachine(c, created, facts, SSHEndpoint(nat, 22, spec.ssh_user, key_file),
                           injected, props)
+
+    def preflight(self, options: Mapping[str, str] | None = None) -> str:
+        return session.preflight(self._args[0])
 
     def properties(self) -> dict[str, str]:
         props = session.sdk_versions()

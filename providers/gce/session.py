@@ -8,6 +8,7 @@ the public endpoint, so operations are polled on clients made here.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -20,13 +21,25 @@ from .errors import WHAT_TO_SET, CredentialsError, translate
 SCOPES = ["https://www.googleapis.com/auth/compute"]
 
 
+SDK_MISSING = "gce: the gce provider needs google-cloud-compute: pip install 'debian-cloud-tests[gce]'"
+
+
 def _compute() -> Any:
     try:
         from google.cloud import compute_v1
     except ImportError:
-        raise MissingDependencyError("gce: the gce provider needs google-cloud-compute: "
-                                     "pip install 'debian-cloud-tests[gce]'") from None
+        raise MissingDependencyError(SDK_MISSING) from None
     return compute_v1
+
+
+def _require_sdk() -> None:
+    """The SDK is installed: found, not imported (importing it takes seconds)."""
+    try:
+        found = importlib.util.find_spec("google.cloud.compute_v1")
+    except ImportError:
+        found = None
+    if found is None:
+        raise MissingDependencyError(SDK_MISSING)
 
 
 @dataclass
@@ -60,6 +73,36 @@ def default_credentials(project: str | None) -> tuple[Any, str]:
         raise UsageError("gce: no project: set GOOGLE_CLOUD_PROJECT (or the project of the "
                          "application default credentials)")
     return credentials, project
+
+
+#: the credential classes google.auth.default() returns, by module, as people call them
+_KINDS = {
+    "google.oauth2.service_account": "service account",
+    "google.oauth2.credentials": "user (gcloud auth application-default login)",
+    "google.auth.compute_engine.credentials": "compute engine metadata server",
+    "google.auth.identity_pool": "workload identity federation",
+    "google.auth.aws": "workload identity federation (aws)",
+    "google.auth.pluggable": "workload identity federation (executable)",
+    "google.auth.impersonated_credentials": "impersonated service account",
+    "google.auth.external_account_authorized_user": "external account user",
+}
+
+
+def preflight(project: str | None) -> str:
+    """Which Application Default Credentials were found, from where, and the project; loading
+    them reads files only (no token is requested).
+
+    Raises:
+        CredentialsError: none found, naming what to set.
+        UsageError: no project.
+    """
+    _require_sdk()
+    credentials, project = default_credentials(project)
+    module = type(credentials).__module__
+    kind = _KINDS.get(module, f"{module}.{type(credentials).__name__}")
+    source = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    where = " from GOOGLE_APPLICATION_CREDENTIALS" if source else ""
+    return f"{kind} credentials{where}; project {project}"
 
 
 def make_clients(project: str | None = None, credentials: Any = None,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,10 @@ class OpenStackProvider(Provider):
         if self._conn is None or self._key != (cloud, region):
             self._conn, self._key = session.connect(cloud, region), (cloud, region)
         return self._conn
+
+    def preflight(self, options: Mapping[str, str] | None = None) -> str:
+        options = options or {}
+        return session.preflight(options.get("os_cloud"), options.get("region"))
 
     def validate(self, spec: LaunchSpec) -> LaunchSpec:
         if spec.disk_size:

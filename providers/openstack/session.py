@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+from urllib.parse import urlsplit
 
 from debian_cloud_tests import __version__
 from debian_cloud_tests.errors import MissingDependencyError
 
-from .errors import translate
+from .errors import WHAT_TO_SET, CredentialsError, translate
 
 
 def _sdk() -> Any:
@@ -46,6 +47,31 @@ def connect(cloud: str | None = None, region: str | None = None) -> Any:
     except (SDKException, ClientException) as exc:
         raise translate(exc, "authenticating") from None
     return conn
+
+
+def preflight(cloud: str | None = None, region: str | None = None) -> str:
+    """The cloud clouds.yaml or the ``OS_*`` variables describe, and where it authenticates;
+    the configuration is read, Keystone is not asked, and no credential is quoted.
+
+    Raises:
+        CredentialsError: no cloud configured, or an unknown cloud name, naming what to set.
+    """
+    _sdk()
+    from keystoneauth1.exceptions import ClientException
+    from openstack.config import OpenStackConfig
+    from openstack.exceptions import SDKException
+
+    name = cloud or os.environ.get("OS_CLOUD") or None
+    try:
+        config = OpenStackConfig(app_name="debian-cloud-tests").get_one(cloud=name, region_name=region)
+    except (SDKException, ClientException) as exc:
+        raise translate(exc, "reading the configuration") from None
+    auth_url = str((config.config.get("auth") or {}).get("auth_url") or "")
+    if not auth_url:
+        raise CredentialsError(f"openstack: no cloud configured (no auth_url); {WHAT_TO_SET}")
+    host = urlsplit(auth_url).netloc.rpartition("@")[2] or auth_url
+    where = f", region {config.region_name}" if config.region_name else ""
+    return f"cloud {config.name} ({config.config.get('auth_type') or 'password'} auth at {host}{where})"
 
 
 def cloud_name(conn: Any) -> str:

@@ -72,6 +72,19 @@ def probe_kvm(guest: Arch, qemu_binary: str, timeout: float = PROBE_TIMEOUT) -> 
         return False, f"KVM probe failed ({proc.returncode}): {err[0][:160] if err else 'no message'}"
 
 
+def cached(guest: Arch, cache_dir: Path) -> str:
+    """What :func:`choose` would pick for *guest* without running a probe: the cached verdict,
+    or why none is needed, or that the first run will probe."""
+    if guest is not Arch.host():
+        return "tcg (emulated)"
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "tcg (/dev/kvm missing or not accessible)"
+    verdict = _cached(cache_dir)
+    if verdict is None:
+        return "kvm not probed yet"
+    return "kvm (cached probe)" if verdict else "tcg (cached probe: KVM does not run guests)"
+
+
 def _boot_id() -> str:
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()

@@ -80,3 +80,17 @@ def qemu_args(arch: Arch, firmware: Firmware, accel: Accel, run_dir: Path) -> li
         args += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
                  "-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}"]
     return args
+
+
+def available(arch: Arch) -> tuple[list[Firmware], str]:
+    """The firmware this host can boot *arch* with, and the apt-get line for what is missing."""
+    platform = PLATFORMS[arch]
+    if not shutil.which(platform.binary):
+        return [], f"apt-get install {platform.package}"
+    found = [Firmware.BIOS] if arch is Arch.AMD64 else []
+    try:
+        uefi_files(arch)
+        found.append(Firmware.UEFI)
+    except MissingDependencyError:
+        return found, f"apt-get install {UEFI_FILES[arch][0][2]}"
+    return found, ""

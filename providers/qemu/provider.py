@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import uuid
+from collections.abc import Mapping
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
 from debian_cloud_tests import rundir, seed, sshkeys
-from debian_cloud_tests.errors import UsageError
+from debian_cloud_tests.errors import MissingDependencyError, UsageError
 from debian_cloud_tests.machine import Machine, PlatformFacts
 from debian_cloud_tests.paths import cache_dir
 from debian_cloud_tests.provider import Provider
-from debian_cloud_tests.spec import HostKeySource, LaunchSpec
+from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec
 
 from . import accel as accel_mod
 from . import firmware as fw
@@ -70,6 +72,18 @@ class QemuProvider(Provider):
         parse_disk_size(spec.disk_size, info.virtual_size)
         parse_port_range(spec.options.get("port_range"))
         return replace(spec, firmware=firmware, instance_type=spec.instance_type or DEFAULT_INSTANCE_TYPE)
+
+    def preflight(self, options: Mapping[str, str] | None = None) -> str:
+        """The QEMU binaries and firmware per arch, and the accelerator (no KVM probe is run)."""
+        if not shutil.which("qemu-img"):
+            raise MissingDependencyError("qemu-img not found: apt-get install qemu-utils")
+        arches = {arch: fw.available(arch) for arch in (Arch.AMD64, Arch.ARM64)}
+        if not any(found for found, _ in arches.values()):
+            platform = fw.PLATFORMS[Arch.host()]
+            raise MissingDependencyError(f"{platform.binary} not found: apt-get install "
+                                         f"{platform.package} qemu-utils")
+        parts = [_arch_line(arch, found, fix) for arch, (found, fix) in arches.items()]
+        return f"{', '.join(parts)}; {accel_mod.cached(Arch.host(), cache_dir())}"
 
     def launch(self, spec: LaunchSpec, run_dir: Path) -> Machine:
         assert spec.firmware is not None
@@ -141,6 +155,14 @@ class QemuProvider(Provider):
                       mac=spec.options.get("mac"))
         return machine
 
+
+
+def _arch_line(arch: Arch, found: list[Firmware], fix: str) -> str:
+    """'amd64 bios+uefi', 'amd64 bios (uefi: apt-get install ovmf)', 'arm64 none (apt-get …)'."""
+    have = "+".join(f.value for f in found) or "none"
+    if not fix:
+        return f"{arch.value} {have}"
+    return f"{arch.value} {have} ({'uefi: ' if found else ''}{fix})"
 
 
 def qemu_version(binary: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -85,6 +86,9 @@ def known_host_keys(value: str, address: str, port: int) -> list[str]:
 
 class SshProvider(Provider):
     name = "ssh"
+
+    def preflight(self, options: Mapping[str, str] | None = None) -> str:
+        return "nothing to find: give --host, --ssh-key, --host-key"
 
     def validate(self, spec: LaunchSpec) -> LaunchSpec:
         host = spec.options.get("host")

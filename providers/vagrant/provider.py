@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import tempfile
 import uuid
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -52,6 +53,13 @@ class VagrantProvider(Provider):
 
     def __init__(self) -> None:
         self._versions: dict[str, str] = {}
+
+    def preflight(self, options: Mapping[str, str] | None = None) -> str:
+        """vagrant, its libvirt plugin and libvirtd, checked as validate() does; no box is read."""
+        tools.require_programs()
+        with tempfile.TemporaryDirectory(prefix="dct-vagrant-") as tmp:
+            plugin = Project(Path(tmp), None).libvirt_plugin_version()
+        return f"vagrant-libvirt {plugin}; libvirt {tools.check_libvirt()} at {tools.LIBVIRT_URI}"
 
     def validate(self, spec: LaunchSpec) -> LaunchSpec:
         if spec.arch is not Arch.host():
