@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import DCTError, guarded
+from .errors import guarded
 
 EPILOG = "exit codes: 0 ok/publish, 1 checks failed/hold, 2 gate input error, 20-40 see README"
 
@@ -38,17 +38,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _providers(args: argparse.Namespace) -> int:
-    from .provider import available, get_provider
+    """One line per provider: installed, and where its credentials and tools come from."""
+    from . import preflight
 
-    for name, where in sorted(available().items()):
-        try:
-            get_provider(name)
-            status = "installed"
-        except ImportError as exc:
-            status = f"not installed ({exc.name}): pip install 'debian-cloud-tests[{name}]'"
-        except DCTError as exc:
-            status = f"unavailable: {exc.message}"
-        print(f"{name:<10} {status:<12} {where}")
+    names = list(dict.fromkeys([*args.names, *args.require]))
+    options = {k: v for k, v in (("region", args.region), ("os_cloud", args.os_cloud)) if v}
+    reports = preflight.check_all(names, options)
+    print(preflight.as_json(reports) if args.json else preflight.as_table(reports))
+    preflight.require(reports, args.require)
     return 0
 
 
@@ -100,7 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="further pytest options")
     run.set_defaults(func=_run)
 
-    providers = sub.add_parser("providers", help="list providers and whether they can be used")
+    providers = sub.add_parser("providers", help="list providers: installed, and whether their "
+                               "credentials are found (nothing is created, no cloud is contacted)")
+    providers.add_argument("names", nargs="*", metavar="NAME",
+                           help="only these (default: all, or the --require ones)")
+    providers.add_argument("--json", action="store_true", help="a JSON list instead of the table")
+    providers.add_argument("--require", action="append", default=[], metavar="NAME",
+                           help="exit with the error code of NAME if it is not ready (repeatable)")
+    providers.add_argument("--region", help="the region a run would give (aws, openstack)")
+    providers.add_argument("--os-cloud", help="openstack: the cloud in clouds.yaml (default: OS_CLOUD)")
     providers.set_defaults(func=_providers)
 
     image = sub.add_parser("test-image", help="build a small Debian cloud image for testing")
