@@ -88,7 +88,7 @@ def translate(exc: BaseException, action: str) -> DCTError:
     if isinstance(exc, bex.ProfileNotFound):
         return CredentialsError(f"aws: {_message(exc)}; {WHAT_TO_SET}")
     if isinstance(exc, bex.NoRegionError):
-        return UsageError("aws: no region configured; give --region or set AWS_REGION")
+        return UsageError("aws: no region configured; give --region or set AWS_DEFAULT_REGION")
     if isinstance(exc, bex.EndpointConnectionError | bex.ConnectTimeoutError | bex.ReadTimeoutError
                   | bex.ConnectionClosedError):
         return AwsError(f"aws: {action}: cannot reach the EC2 endpoint ({_message(exc)})")

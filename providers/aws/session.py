@@ -36,7 +36,8 @@ def new_session(region: str | None) -> Any:
     session, _ = _session_and_credentials(region)
     name = session.region_name
     if not name:
-        raise UsageError("aws: no region: give --region, or set AWS_REGION (or region in ~/.aws/config)")
+        raise UsageError("aws: no region: give --region, or set AWS_DEFAULT_REGION (or region in "
+                         "~/.aws/config)")
     if not _REGION.match(name):
         raise UsageError(f"--region {name!r}: not an AWS region name (e.g. eu-west-1)")
     return session
