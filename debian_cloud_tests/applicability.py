@@ -1,13 +1,13 @@
-"""Where a check applies: `@pytest.mark.applies(provider=…, arch=…, firmware=…)`, decided before
+"""Where a check applies: `@pytest.mark.applies(provider=…, arch=…, firmware=…, image_type=…)`, decided before
 anything boots.  "Not applicable" is a skip with a reason, never a pass."""
 
 from __future__ import annotations
 
 import pytest
 
-from .spec import Arch, Firmware, LaunchSpec
+from .spec import Arch, Firmware, ImageType, LaunchSpec
 
-AXES = {"provider", "arch", "firmware"}
+AXES = {"provider", "arch", "firmware", "image_type"}
 
 
 def _as_set(value: object) -> set[str]:
@@ -21,7 +21,8 @@ def validate(marker: pytest.Mark, where: str) -> None:
     unknown = set(marker.kwargs) - AXES
     if unknown or marker.args:
         raise pytest.UsageError(f"{where}: applies() takes only {sorted(AXES)}, got {sorted(unknown)}")
-    known = {"arch": {a.value for a in Arch}, "firmware": {f.value for f in Firmware}}
+    known = {"arch": {a.value for a in Arch}, "firmware": {f.value for f in Firmware},
+             "image_type": {t.value for t in ImageType}}
     for axis, allowed in known.items():
         bad = _as_set(marker.kwargs.get(axis, ())) - allowed
         if bad:
@@ -31,7 +32,8 @@ def validate(marker: pytest.Mark, where: str) -> None:
 def not_applicable(item: pytest.Item, provider: str, spec: LaunchSpec) -> str | None:
     """The reason *item* does not apply to this run, or None."""
     current = {"provider": provider, "arch": spec.arch.value,
-               "firmware": spec.firmware.value if spec.firmware else ""}
+               "firmware": spec.firmware.value if spec.firmware else "",
+               "image_type": spec.image_type.value if spec.image_type else "unknown"}
     for marker in item.iter_markers("applies"):
         validate(marker, item.nodeid)
         for axis, wanted in marker.kwargs.items():

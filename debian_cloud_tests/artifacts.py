@@ -29,6 +29,7 @@ def run_properties(provider: Provider, spec: LaunchSpec, run_id: str) -> dict[st
         "image": spec.image, "arch": spec.arch.value,
         "firmware": spec.firmware.value if spec.firmware else "",
         "instance_type": spec.instance_type or "",
+        "image_type": spec.image_type.value if spec.image_type else "",
     }
     path = Path(spec.image)
     if path.is_file():

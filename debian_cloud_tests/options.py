@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from .errors import UsageError
-from .spec import Accel, Arch, Firmware, HostKeySource, KeepInstance, LaunchSpec
+from .spec import Accel, Arch, Firmware, HostKeySource, ImageType, KeepInstance, LaunchSpec
 
 GROUP = "debian-cloud-tests"
 
@@ -34,6 +34,8 @@ OPTIONS: tuple[Option, ...] = (
            choices=tuple(a.value for a in Arch)),
     Option("firmware", "boot firmware (default: bios on amd64, uefi on arm64)",
            choices=tuple(f.value for f in Firmware)),
+    Option("image-type", "Debian image type, for checks that depend on it (default: from the "
+           "image name, e.g. debian-12-genericcloud-amd64)", choices=tuple(t.value for t in ImageType)),
     Option("instance-type", "instance type; for qemu VCPUSxMEMORY_MIB (default 2x1024)"),
     Option("ssh-user", "the image's default user", default="debian"),
     Option("user-data", "extra cloud-init user-data file, merged with the framework's"),
@@ -97,6 +99,8 @@ def build_spec(config: pytest.Config, run_id: str) -> LaunchSpec:
     arch_value = value(config, "arch")
     arch = Arch(arch_value) if arch_value else (Arch.from_image_name(Path(image).name) or Arch.host())
     firmware = value(config, "firmware")
+    type_value = value(config, "image-type")
+    image_type = ImageType(type_value) if type_value else ImageType.from_image_name(Path(image).name)
     try:
         timeout = float(value(config, "boot-timeout"))
     except ValueError:
@@ -121,4 +125,5 @@ def build_spec(config: pytest.Config, run_id: str) -> LaunchSpec:
         user_data=Path(user_data) if user_data else None, boot_timeout=timeout,
         accel=Accel(value(config, "accel")), disk_size=value(config, "disk-size"),
         host_key_source=HostKeySource(value(config, "host-key-source")),
-        ca_certs=[Path(p) for p in value(config, "ca-cert")], run_id=run_id, options=options)
+        ca_certs=[Path(p) for p in value(config, "ca-cert")], run_id=run_id, options=options,
+        image_type=image_type)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,23 @@ class Arch(enum.StrEnum):
         if "amd64" in lowered or "x86_64" in lowered:
             return cls.AMD64
         return None
+
+
+class ImageType(enum.StrEnum):
+    """Debian's cloud image types: what the image promises decides some checks (its kernel)."""
+
+    GENERIC = "generic"
+    GENERICCLOUD = "genericcloud"
+    NOCLOUD = "nocloud"
+    EC2 = "ec2"
+    GCE = "gce"
+    AZURE = "azure"
+
+    @classmethod
+    def from_image_name(cls, name: str) -> ImageType | None:
+        """Debian's image names carry the type (debian-12-genericcloud-amd64.qcow2)."""
+        words = set(re.split(r"[-_.]", name.lower()))
+        return next((t for t in cls if t.value in words), None)
 
 
 class Firmware(enum.StrEnum):
@@ -71,3 +89,4 @@ class LaunchSpec:
     ca_certs: list[Path] = field(default_factory=list)
     run_id: str = ""
     options: dict[str, str] = field(default_factory=dict)
+    image_type: ImageType | None = None
