@@ -123,13 +123,14 @@ def gather(client: paramiko.SSHClient, probes: Iterable[Probe], timeout: float =
         if not batch:
             return
         try:
-            rc, out, err = _exec(client, shell, _script(batch), timeout)
+            _, out, err = _exec(client, shell, _script(batch), timeout)
             got = _parse(out)
         except (paramiko.SSHException, OSError, TimeoutError) as exc:
-            rc, err, got = -1, f"SSH failure: {exc}", {}
+            err, got = f"SSH failure: {exc}", {}
         for probe in batch:
+            # -1: the probe never ran (distinct from any status the command itself returns)
             result = got.get(probe.name) or Output(
-                rc if rc else -1, "", f"could not run{' under sudo' if probe.root else ''}: "
+                -1, "", f"could not run{' under sudo' if probe.root else ''}: "
                 f"{err.strip()[:200] or 'no output'}")
             with lock:
                 outputs[probe.name] = result
