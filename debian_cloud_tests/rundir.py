@@ -3,12 +3,15 @@
 Keys, overlays, seeds, sockets and console logs live in one 0700 directory.  A guard process,
 started in its own session so Ctrl-C on the terminal does not reach it, holds the read end of a
 pipe whose write end only this process holds: when this process ends, however it ends (even
-SIGKILL), the guard reads EOF, kills the processes registered in the run dir and removes it.
+SIGKILL), the guard reads EOF, kills the processes registered in the run dir, removes what a
+cloud provider recorded there (:func:`record_cloud`) and removes the directory.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
+import json
 import os
 import shutil
 import signal
@@ -20,6 +23,7 @@ import uuid
 from pathlib import Path
 
 PIDS_FILE = "pids"
+CLOUD_FILE = "cloud.json"
 PREFIX = "dct-run-"
 
 
@@ -40,8 +44,9 @@ class RunDir:
         register_pid(self.path, pid)
 
     def close(self) -> None:
-        """Kill registered processes, remove the directory, and let the guard go."""
-        reap(self.path)
+        """Kill registered processes, remove the directory, and let the guard go (the machine
+        was destroyed already: what its cloud resources could not be, gc removes on expiry)."""
+        reap(self.path, cloud=False)
         if self._guard is not None and self._guard.stdin is not None:
             self._guard.stdin.close()
             try:
@@ -71,6 +76,29 @@ def register_pid(path: Path, pid: int) -> None:
         fh.write(f"{pid}\n")
 
 
+def record_cloud(path: Path, provider: str, **where: str | None) -> None:
+    """Say where this run creates cloud resources, before it creates any, so that a run killed
+    half-way (SIGKILL included) has them removed by its guard or by gc, not hours later on expiry.
+
+    *where* is passed to the provider's ``gc.collect_run`` (e.g. region and run id).
+    """
+    (path / CLOUD_FILE).write_text(json.dumps({"provider": provider, **where}))
+
+
+def _collect_cloud(path: Path) -> None:
+    """Remove the cloud resources recorded in the run dir; never raises (gc's expiry is the
+    fallback)."""
+    try:
+        record = json.loads((path / CLOUD_FILE).read_text())
+    except (OSError, ValueError):
+        return
+    try:
+        name = record.pop("provider")
+        importlib.import_module(f"debian_cloud_tests.providers.{name}.gc").collect_run(**record)
+    except Exception as exc:
+        print(f"debian-cloud-tests: {path.name}: removing cloud resources failed: {exc}", file=sys.stderr)
+
+
 def _start_guard(path: Path) -> subprocess.Popen[bytes] | None:
     try:
         return subprocess.Popen([sys.executable, "-m", "debian_cloud_tests.rundir", str(path)],
@@ -89,8 +117,9 @@ def _is_ours(pid: int, path: Path) -> bool:
     return str(path).encode() in cmdline
 
 
-def reap(path: Path) -> None:
-    """Kill what the run dir registered and remove it; idempotent, never raises."""
+def reap(path: Path, cloud: bool = True) -> None:
+    """Kill what the run dir registered, remove the cloud resources it recorded (*cloud*) and the
+    directory; idempotent, never raises."""
     try:
         pids = [int(p) for p in (path / PIDS_FILE).read_text().split()]
     except (OSError, ValueError):
@@ -102,6 +131,8 @@ def reap(path: Path) -> None:
     deadline = time.monotonic() + 5
     while any(_is_ours(p, path) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
+    if cloud:
+        _collect_cloud(path)
     shutil.rmtree(path, ignore_errors=True)
 
 

@@ -11,6 +11,7 @@ from debian_cloud_tests.providers.aws import AwsProvider, resources
 from debian_cloud_tests.providers.aws.gc import collect_garbage, main
 
 from debian_cloud_tests.errors import CleanupError
+from debian_cloud_tests.rundir import reap
 from debian_cloud_tests.spec import Arch, LaunchSpec
 
 from .fakes.moto_ec2 import leftovers
@@ -79,3 +80,18 @@ def test_naive_now_is_utc_and_failures_are_reported_after_trying_everything(
 def test_command_line(aws: AwsWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--region", aws.region]) == 0
     assert capsys.readouterr().out == ""
+
+
+def test_a_dead_runs_guard_removes_that_run_at_once(aws: AwsWorld, tmp_path: Path) -> None:
+    """SIGKILL leaves the run dir to its guard (or to local gc): reaping it removes that run's
+    resources at once, hours before they expire, and nobody else's."""
+    first = crashed_run(aws, tmp_path, "20260101000000-aaaaaa")
+    second = crashed_run(aws, tmp_path, "20260101000000-bbbbbb")
+    theirs = not_ours(aws)
+
+    reap(tmp_path / "20260101000000-aaaaaa")
+
+    left = {i for ids in leftovers(aws.moto).values() for i in ids}
+    assert not left & set(first.values()), left
+    assert {*second.values(), *theirs.values()} <= left
+    assert not (tmp_path / "20260101000000-aaaaaa").exists()

@@ -4,14 +4,15 @@
 A run removes its own resources; this is for the runs that could not (a killed runner, a lost
 network).  Only resources carrying our tag are looked at, and only expired ones are touched, so
 it is safe to run from cron while other runs are in flight:
-``python -m debian_cloud_tests.providers.aws.gc --region eu-west-1``.
+``python -m debian_cloud_tests.providers.aws.gc --region eu-west-1``.  A killed run's guard (or
+local gc) removes that run's resources at once through :func:`collect_run`.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from debian_cloud_tests.errors import CleanupError, DCTError, guarded
 from debian_cloud_tests.gc import print_deleted
 
 from . import resources, retry, session
-from .resources import EXPIRES_TAG
+from .resources import EXPIRES_TAG, RUN_ID_TAG
 
 LIVE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
 _OURS = {"Name": "tag-key", "Values": [EXPIRES_TAG]}
@@ -55,14 +56,29 @@ def collect_garbage(region: str | None, now: datetime) -> list[str]:
         CleanupError: after trying everything, listing what could not be deleted.
     """
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
+    return _collect(region, _OURS, lambda tags: _expired(tags, now))
+
+
+def collect_run(region: str | None, run_id: str) -> list[str]:
+    """Delete every resource of one run, expired or not: the run is known to be dead (its
+    guard saw it end without cleaning up); returns their ids.
+
+    Raises:
+        CleanupError: after trying everything, listing what could not be deleted.
+    """
+    return _collect(region, {"Name": f"tag:{RUN_ID_TAG}", "Values": [run_id]}, lambda tags: True)
+
+
+def _collect(region: str | None, ours: dict[str, Any],
+             chosen: Callable[[list[dict[str, str]] | None], bool]) -> list[str]:
     ec2 = session.ec2_client(session.new_session(region))
     deleted: list[str] = []
     errors: list[BaseException] = []
 
     instances = [i["InstanceId"] for i in _pages(
         ec2, "describe_instances", "Instances",
-        Filters=[_OURS, {"Name": "instance-state-name", "Values": LIVE_STATES}])
-        if _expired(i.get("Tags"), now)]
+        Filters=[ours, {"Name": "instance-state-name", "Values": LIVE_STATES}])
+        if chosen(i.get("Tags"))]
     failed = resources.terminate(ec2, instances)
     errors += failed
     if not failed:
@@ -70,15 +86,15 @@ def collect_garbage(region: str | None, now: datetime) -> list[str]:
     else:  # say which ones are gone despite the failure
         deleted += [i for i in instances if _gone(ec2, i)]
 
-    for group in _pages(ec2, "describe_security_groups", "SecurityGroups", Filters=[_OURS]):
-        if _expired(group.get("Tags"), now):
+    for group in _pages(ec2, "describe_security_groups", "SecurityGroups", Filters=[ours]):
+        if chosen(group.get("Tags")):
             failed = resources.delete_group(ec2, group["GroupId"])
             errors += failed
             deleted += [] if failed else [group["GroupId"]]
 
-    keys = retry.call(ec2.describe_key_pairs, "describe_key_pairs", Filters=[_OURS])["KeyPairs"]
+    keys = retry.call(ec2.describe_key_pairs, "describe_key_pairs", Filters=[ours])["KeyPairs"]
     for key in keys:
-        if _expired(key.get("Tags"), now):
+        if chosen(key.get("Tags")):
             failed = resources.delete_key(ec2, key["KeyName"])
             errors += failed
             deleted += [] if failed else [key["KeyPairId"]]

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from debian_cloud_tests import runneraddr, seed, sshkeys
+from debian_cloud_tests import rundir, runneraddr, seed, sshkeys
 from debian_cloud_tests.errors import (
     ArchFirmwareError,
     ImageNotFoundError,
@@ -92,6 +92,7 @@ class AwsProvider(Provider):
         user_data = _user_data(spec, client_key.public_openssh, host_keys)
         tag_list = resources.tags(spec.run_id or short, name)
         created = Created(region=region, run_id=spec.run_id)
+        rundir.record_cloud(run_dir, "aws", region=region, run_id=spec.run_id or short)
         try:
             created.key_name = name  # deleted by name: even a lost reply leaves nothing behind
             created.key_id = resources.import_key(ec2, name, client_key.public_openssh, tag_list)
