@@ -125,6 +125,21 @@ def test_interrupted_launch_removes_what_it_created(aws: AwsWorld, tmp_path: Pat
     assert leftovers(aws.moto) == {}
 
 
+def test_launch_interrupted_while_run_instances_is_in_flight_leaves_nothing(
+        aws: AwsWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from debian_cloud_tests.providers.aws import provider as aws_provider
+
+    real = aws_provider._run_instance
+
+    def reply_lost(*args: object, **kwargs: object) -> str:
+        real(*args, **kwargs)  # type: ignore[arg-type]  # EC2 starts it; Ctrl-C before the reply
+        raise KeyboardInterrupt
+    monkeypatch.setattr(aws_provider, "_run_instance", reply_lost)
+    with pytest.raises(KeyboardInterrupt):
+        launch(aws, tmp_path)
+    assert leftovers(aws.moto) == {}
+
+
 def test_group_still_in_use_is_waited_out(aws: AwsWorld, tmp_path: Path) -> None:
     machine = launch(aws, tmp_path)
     aws.hooks.fail("delete_security_group", "DependencyViolation", times=3)

@@ -33,6 +33,7 @@ class Created:
     group_id: str | None = None  # None when the user gave --security-group: theirs, not ours
     key_id: str | None = None
     key_name: str | None = None
+    launching: str | None = None  # the name given to run_instances, whose reply may never come
 
     def remove(self, ec2: Any) -> list[BaseException]:
         """Instance first (it holds the group), then group and key; never raises."""
@@ -45,11 +46,12 @@ class Created:
         return errors
 
     def _instance(self, ec2: Any) -> list[BaseException]:
-        if not self.instance_id:
-            return []
-        errors = resources.terminate(ec2, [self.instance_id])
+        ids = [self.instance_id] if self.instance_id else []
+        if not ids and self.launching:  # interrupted in flight: EC2 may have started it anyway
+            ids = resources.launched_by(ec2, self.launching)
+        errors = resources.terminate(ec2, ids)
         if not errors:
-            self.instance_id = None
+            self.instance_id = self.launching = None
         return errors
 
     def _group(self, ec2: Any) -> list[BaseException]:

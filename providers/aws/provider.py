@@ -100,6 +100,7 @@ class AwsProvider(Provider):
             if not group:
                 group = created.group_id = resources.create_group(
                     ec2, name, spec.options["vpc_id"], spec.options["ssh_source"], tag_list)
+            created.launching = name
             created.instance_id = _run_instance(ec2, spec, name, group, user_data, tag_list)
             desc = resources.wait_state(ec2, created.instance_id, {"running"}, spec.boot_timeout,
                                         bad=frozenset({"shutting-down", "terminated", "stopped"}))

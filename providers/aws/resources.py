@@ -146,6 +146,21 @@ def instance_state(ec2: Any, instance_id: str) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
+def launched_by(ec2: Any, name: str, attempts: int = 3) -> list[str]:
+    """Live instances named *name*: what a run_instances call whose reply never came (Ctrl-C
+    while it was in flight) may have started.  Asked a few times, a second apart: EC2 may list
+    a new instance only a moment after starting it."""
+    for attempt in range(attempts):
+        out = retry.call(ec2.describe_instances, "describe_instances", Filters=[
+            {"Name": "tag:Name", "Values": [name]},
+            {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])
+        found = [str(i["InstanceId"]) for r in out["Reservations"] for i in r["Instances"]]
+        if found or attempt == attempts - 1:
+            return found
+        time.sleep(1.0)
+    return []
+
+
 def terminate(ec2: Any, instance_ids: list[str], timeout: float = 600.0) -> list[BaseException]:
     """Terminate instances and wait until EC2 says they are gone; returns the failures."""
     if not instance_ids:
