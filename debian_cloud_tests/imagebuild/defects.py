@@ -9,6 +9,7 @@ it becomes a disk.
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -238,7 +239,9 @@ def weak_sysctls(tree: Path, arch: str, layout: DiskLayout) -> None:
         "kernel.randomize_va_space = 0\nfs.protected_hardlinks = 0\nfs.protected_symlinks = 0\n"
         "fs.protected_regular = 0\nfs.protected_fifos = 0\nkernel.dmesg_restrict = 0\n"
         "net.ipv4.tcp_syncookies = 0\nkernel.unprivileged_bpf_disabled = 0\nfs.suid_dumpable = 2\n"
-        "net.ipv4.conf.all.accept_source_route = 1\n")
+        "net.ipv4.conf.all.accept_source_route = 1\nkernel.perf_event_paranoid = 1\n"
+        "net.ipv4.icmp_echo_ignore_broadcasts = 0\nnet.ipv6.conf.all.accept_source_route = 1\n"
+        "net.ipv4.icmp_ignore_bogus_error_responses = 0\n")
 
 
 @defect("extra-listener")
@@ -257,6 +260,16 @@ def stale_cloud_init_state(tree: Path, arch: str, layout: DiskLayout) -> None:
     inst = tree / "var/lib/cloud/instances/i-0build0host0000"
     inst.mkdir(parents=True)
     (inst / "datasource").write_text("DataSourceEc2Local: DataSourceEc2Local\n")
+
+
+@defect("baked-nocloud-seed")
+def baked_nocloud_seed(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """A NoCloud seed from the build left in the image: its instance-id outranks the platform's,
+    so every instance of the image gets the same one."""
+    seed = tree / "var/lib/cloud/seed/nocloud"
+    seed.mkdir(parents=True, exist_ok=True)
+    (seed / "meta-data").write_text("instance-id: iid-baked-into-image\n")
+    (seed / "user-data").write_text("#cloud-config\n{}\n")
 
 
 @defect("host-keys-baked")
@@ -328,6 +341,244 @@ def keys_not_on_console(tree: Path, arch: str, layout: DiskLayout) -> None:
     _cloud_cfg(tree, "99-quiet-keys.cfg", "ssh:\n  emit_keys_to_console: false\nno_ssh_fingerprints: true\n")
 
 
+# --- accounts, set-id, packaging (config suite, second variant) -------------------------------
+
+def _append(path: Path, text: str) -> None:
+    with path.open("a") as fh:
+        fh.write(text)
+
+
+def _purge(tree: Path, *packages: str) -> None:
+    """`dpkg --purge` inside the tree, as a careless build's clean-up would."""
+    subprocess.run(["chroot", str(tree), "dpkg", "--purge", "--force-depends", *packages],
+                   check=True, capture_output=True)
+
+
+@defect("second-root")
+def second_root(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """A locked maintenance account with UID 0: root under another name."""
+    _append(tree / "etc/passwd", "toor:x:0:0:maintenance:/root:/bin/sh\n")
+    _append(tree / "etc/shadow", "toor:!:19000:0:99999:7:::\n")
+
+
+@defect("duplicate-uid")
+def duplicate_uid(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """Two service accounts created with the same UID."""
+    _append(tree / "etc/passwd", "svc-a:x:1610:1610::/nonexistent:/usr/sbin/nologin\n"
+                                 "svc-b:x:1610:1610::/nonexistent:/usr/sbin/nologin\n")
+    _append(tree / "etc/shadow", "svc-a:!:19000::::::\nsvc-b:!:19000::::::\n")
+    _append(tree / "etc/group", "svc:x:1610:\n")
+    _append(tree / "etc/gshadow", "svc:!::\n")
+
+
+@defect("passwd-without-shadow")
+def passwd_without_shadow(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """An account added to /etc/passwd by hand, never to /etc/shadow."""
+    _append(tree / "etc/passwd", "ghost:x:1620:1620::/nonexistent:/usr/sbin/nologin\n")
+    _append(tree / "etc/group", "ghost:x:1620:\n")
+    _append(tree / "etc/gshadow", "ghost:!::\n")
+
+
+@defect("group-without-gshadow")
+def group_without_gshadow(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """A group added to /etc/group by hand, never to /etc/gshadow."""
+    _append(tree / "etc/group", "orphans:x:1630:\n")
+
+
+@defect("weak-login-defs")
+def weak_login_defs(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """New files writable by everyone, passwords hashed with MD5 (home directories keep their own
+    mode through HOME_MODE, as sshd would refuse keys in a writable home)."""
+    _edit(tree / "etc/login.defs", r"^UMASK\s+\S+", "UMASK\t\t000\nHOME_MODE\t0755")
+    _edit(tree / "etc/login.defs", r"^#?\s*ENCRYPT_METHOD\s+\S+", "ENCRYPT_METHOD MD5")
+
+
+@defect("hosts-equiv")
+def hosts_equiv(tree: Path, arch: str, layout: DiskLayout) -> None:
+    (tree / "etc/hosts.equiv").write_text("+\n")
+
+
+@defect("sudo-nopasswd-baked")
+def sudo_nopasswd_baked(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """The build's convenience rule: every sudo member without a password."""
+    rule = tree / "etc/sudoers.d/50-build"
+    rule.write_text("%sudo ALL=(ALL:ALL) NOPASSWD: ALL\n")
+    rule.chmod(0o440)
+
+
+@defect("setuid-find")
+def setuid_find(tree: Path, arch: str, layout: DiskLayout) -> None:
+    (tree / "usr/bin/find").chmod(0o4755)
+
+
+@defect("open-dir")
+def open_dir(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """A drop directory anyone may write and delete in."""
+    drop = tree / "srv/dropbox"
+    drop.mkdir(parents=True, exist_ok=True)
+    drop.chmod(0o777)
+
+
+@defect("shm-suid")
+def shm_suid(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """/dev/shm remounted with set-id programs and devices allowed."""
+    _append(tree / "etc/fstab", "tmpfs /dev/shm tmpfs rw,suid,dev 0 0\n")
+
+
+@defect("loose-modes")
+def loose_modes(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """sshd's configuration directory and the boot menu writable by a group."""
+    (tree / "etc/ssh").chmod(0o775)
+    (tree / "boot/grub/grub.cfg").chmod(0o664)
+
+
+@defect("foreign-arch")
+def foreign_arch(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """i386 enabled for one build-time package, never disabled."""
+    arch_file = tree / "var/lib/dpkg/arch"
+    native = arch_file.read_text().split() if arch_file.exists() else [arch]
+    arch_file.write_text("\n".join([*native, "i386"]) + "\n")
+
+
+@defect("held-package")
+def held_package(tree: Path, arch: str, layout: DiskLayout) -> None:
+    _edit(tree / "var/lib/dpkg/status", r"(Package: less\n(?:.+\n)*?Status:) install ok installed",
+          r"\1 hold ok installed")
+
+
+@defect("policy-rc-d")
+def policy_rc_d(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """The build's "do not start services" hook, left behind."""
+    hook = tree / "usr/sbin/policy-rc.d"
+    hook.write_text("#!/bin/sh\nexit 101\n")
+    hook.chmod(0o755)
+
+
+@defect("apt-pin-block")
+def apt_pin_block(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """Kernel updates pinned away during the build."""
+    (tree / "etc/apt/preferences.d/no-kernel-updates").write_text(
+        "Package: linux-image-*\nPin: release *\nPin-Priority: -1\n")
+
+
+@defect("apt-trusted")
+def apt_trusted(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """The archive trusted without signatures (a workaround for a build mirror)."""
+    _edit(tree / "etc/apt/sources.list.d/debian.sources", r"^(Types: deb.*)$", r"\1\nTrusted: yes")
+
+
+@defect("apt-cache-left")
+def apt_cache_left(tree: Path, arch: str, layout: DiskLayout) -> None:
+    archives = tree / "var/cache/apt/archives"
+    archives.mkdir(parents=True, exist_ok=True)
+    (archives / "leftover_1.0-1_all.deb").write_bytes(b"!<arch>\n" + b"\0" * 4096)
+
+
+@defect("packages-purged")
+def packages_purged(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """Packages a size-trimming build removed although the image relies on them."""
+    _purge(tree, "ca-certificates", "debian-archive-keyring", "cloud-guest-utils")
+
+
+@defect("dbus-machine-id-baked")
+def dbus_machine_id_baked(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """D-Bus's machine id copied from the build machine instead of linked to /etc/machine-id."""
+    path = tree / "var/lib/dbus/machine-id"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    path.write_text("0123456789abcdef0123456789abcdef\n")
+
+
+# --- kernel, file systems, journal, cloud-init configuration (second boot variant) ----------------
+
+@defect("kernel-tainted")
+def kernel_tainted(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """Something at boot taints the kernel (here: the warning taint, set outright)."""
+    _unit(tree, "taint-kernel.service", "[Unit]\nDescription=Taint the kernel\n\n[Service]\n"
+          "Type=oneshot\nExecStart=/bin/sh -c 'echo 512 > /proc/sys/kernel/tainted'\n\n"
+          "[Install]\nWantedBy=multi-user.target\n")
+
+
+@defect("reboot-pending")
+def reboot_pending(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """An upgrade at the end of the build asks for a reboot that never happened."""
+    (tree / "etc/tmpfiles.d/reboot-required.conf").write_text(
+        "f /run/reboot-required 0644 root root - *** System restart required ***\n"
+        "f /run/reboot-required.pkgs 0644 root root - linux-base\n")
+
+
+@defect("root-by-device-name")
+def root_by_device_name(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """The root named by its virtio disk name, in fstab and on the kernel command line."""
+    _edit(tree / "etc/fstab", rf"^UUID={layout.root_uuid}(\s+/\s)", r"/dev/vda1\1")
+    _append_cmdline(tree, "root=/dev/vda1")
+
+
+@defect("fstab-stale-entry")
+def fstab_stale_entry(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """A data disk of the build machine, still in fstab (noauto, so the boot does not wait)."""
+    _append(tree / "etc/fstab",
+            "UUID=0badc0de-0000-4000-8000-000000000000 /mnt/data ext4 noauto,nofail 0 2\n")
+    (tree / "mnt/data").mkdir(parents=True, exist_ok=True)
+
+
+@defect("serial-getty-masked")
+def serial_getty_masked(tree: Path, arch: str, layout: DiskLayout) -> None:
+    _mask(tree, "serial-getty@ttyS0.service" if arch == "amd64" else "serial-getty@ttyAMA0.service")
+
+
+@defect("journal-error")
+def journal_error(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """A boot-time helper that logs an error and carries on."""
+    _unit(tree, "log-an-error.service", "[Unit]\nDescription=Log an error\n\n[Service]\n"
+          "Type=oneshot\nExecStart=/usr/bin/logger -p user.err 'image helper: cannot find license server'\n\n"
+          "[Install]\nWantedBy=multi-user.target\n")
+
+
+@defect("cloud-init-lax")
+def cloud_init_lax(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """Root gets the launch key, host keys found at first boot are kept, passwords are allowed."""
+    _cloud_cfg(tree, "99-lax.cfg", "disable_root: false\nssh_deletekeys: false\nssh_pwauth: true\n")
+
+
+#: the modules "cloud-init-modules-trimmed" drops from cloud.cfg's lists
+TRIMMED_MODULES = ("growpart", "resizefs", "set_hostname", "update_hostname", "update_etc_hosts",
+                   "ca_certs", "ca-certs", "write_files", "write-files", "scripts_user", "scripts-user",
+                   "keys_to_console", "keys-to-console")
+
+
+@defect("cloud-init-modules-trimmed")
+def cloud_init_modules_trimmed(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """A size-minded override of cloud-init's module lists that drops modules the image needs."""
+    import yaml
+
+    cfg = yaml.safe_load((tree / "etc/cloud/cloud.cfg").read_text())
+    trimmed = {}
+    for stage in ("cloud_init_modules", "cloud_config_modules", "cloud_final_modules"):
+        entries = cfg.get(stage) or []
+        trimmed[stage] = [e for e in entries
+                          if (e[0] if isinstance(e, list) else e) not in TRIMMED_MODULES]
+    _cloud_cfg(tree, "99-trimmed-modules.cfg", yaml.safe_dump(trimmed))
+
+
+@defect("localhost-unmapped")
+def localhost_unmapped(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """localhost dropped from the hosts file and from cloud-init's template for it."""
+    for rel in ("etc/hosts", "etc/cloud/templates/hosts.debian.tmpl"):
+        path = tree / rel
+        path.write_text("\n".join(ln for ln in path.read_text().splitlines()
+                                  if not re.search(r"\blocalhost\b", ln)) + "\n")
+
+
+@defect("foreign-nic-rule")
+def foreign_nic_rule(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """The build machine's NIC naming rule, left in udev's rules."""
+    rules = tree / "etc/udev/rules.d"
+    rules.mkdir(parents=True, exist_ok=True)
+    (rules / "75-build-persistent-net.rules").write_text(
+        'SUBSYSTEM=="net", ACTION=="add", ATTR{address}=="52:54:00:de:ad:01", NAME="eth9"\n')
+
+
 # --- reboot --------------------------------------------------------------------------------------
 
 _BOOTED_BEFORE = "/var/lib/booted-before"
@@ -365,6 +616,21 @@ def fails_after_reboot(tree: Path, arch: str, layout: DiskLayout) -> None:
 def host_keys_regenerated_on_reboot(tree: Path, arch: str, layout: DiskLayout) -> None:
     _after_first_boot(tree, "regenerate-host-keys", "New SSH host keys at every boot",
                       "/bin/sh -c 'rm -f /etc/ssh/ssh_host_* && ssh-keygen -A'", "Before=ssh.service")
+
+
+@defect("ssh-gone-after-crash")
+def ssh_gone_after_crash(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """After an unclean stop (a power cycle, a hard reset) sshd does not start: a clean shutdown
+    leaves a marker, a boot without one breaks sshd's configuration."""
+    _unit(tree, "mark-clean-shutdown.service",
+          "[Unit]\nDescription=Leave a marker on clean shutdown\nAfter=local-fs.target\n\n"
+          "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n"
+          "ExecStop=/usr/bin/touch /var/lib/clean-shutdown\n\n[Install]\nWantedBy=multi-user.target\n")
+    # before sshd starts, so it never answers on that boot (sshd -t fails without its config)
+    _after_first_boot(tree, "ssh-off-after-crash", "Keep sshd from starting after an unclean stop",
+                      "/bin/sh -c 'if [ -e /var/lib/clean-shutdown ]; then rm /var/lib/clean-shutdown; "
+                      "sync; else mv /etc/ssh/sshd_config /etc/ssh/sshd_config.after-crash; fi'",
+                      "Before=ssh.service")
 
 
 @defect("reboot-masked")

@@ -14,9 +14,13 @@ PROBES = [
     Probe("sudo_true", "sudo -n true"),
     Probe("journal_boot_problems", "journalctl -b --no-pager -o cat | grep -E "
           "'[Oo]rdering cycle|Failed to mount|Dependency failed for'", root=True),
+    Probe("journal_errors", "journalctl -b -p err --no-pager -o 'with-unit' -q", root=True),
+    Probe("serial_gettys", "for a in $(cat /proc/cmdline); do case $a in console=*) t=${a#console=}; "
+          "t=${t%%,*}; echo \"$t $(systemctl is-active serial-getty@$t.service)\";; esac; done"),
 ]
 
 ALLOWLIST = Path(__file__).with_name("console-allowlist.txt")
+JOURNAL_ALLOWLIST = Path(__file__).with_name("journal-allowlist.txt")
 SERIAL_TTY = re.compile(r"^(ttyS\d+|ttyAMA\d+|hvc\d+|ttysclp\d+)(,.*)?$")
 # GPT keeps a 33-sector backup at the end; growpart leaves at most alignment slack beyond it.
 GROWN_SLACK = 8 * 1024 * 1024
@@ -70,6 +74,28 @@ def test_serial_console_on_cmdline(host) -> None:
         f"kernel console arguments {consoles or 'none'}: the last console= must be a serial port "
         "(ttyS0 on amd64, ttyAMA0 on arm64) or cloud consoles show nothing; set it in "
         "GRUB_CMDLINE_LINUX_DEFAULT")
+
+
+def test_serial_getty_active(facts) -> None:
+    """A login prompt runs on the serial console (a cloud's interactive console reaches the guest)."""
+    gettys = dict(line.split() for line in facts["serial_gettys"].lines() if len(line.split()) == 2)
+    serial = {tty: state for tty, state in gettys.items() if SERIAL_TTY.match(tty)}
+    if not serial:
+        pytest.skip("not applicable: no serial console on the kernel command line")
+    inactive = {tty: state for tty, state in serial.items() if state != "active"}
+    assert not inactive, (f"no getty on serial console {', '.join(inactive)} ({inactive}); do not "
+                          "mask serial-getty@.service")
+
+
+def test_journal_free_of_errors(facts) -> None:
+    """The journal of this boot holds no error (priority err or worse) beyond the allowlist."""
+    out = facts["journal_errors"]
+    if not out.ok:
+        pytest.fail(f"cannot read the journal: {out.why()}", pytrace=False)
+    allowed = consolescan.load_allowlist(JOURNAL_ALLOWLIST)
+    errors = [line for line in out.lines()
+              if not any(p.search(line) for p in allowed)]
+    assert not errors, f"{len(errors)} errors in this boot's journal, first: {errors[:5]}"
 
 
 def test_root_filesystem_grown(host) -> None:

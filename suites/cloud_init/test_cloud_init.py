@@ -51,6 +51,10 @@ def test_status_done_without_errors(facts) -> None:
 def test_no_recoverable_errors(facts) -> None:
     """No stage logged recoverable errors (cloud-init >= 23.4 records them; older: none recorded)."""
     v1 = _json(facts, "ci_status", "/run/cloud-init/status.json").get("v1", {})
+    stages = [v for v in v1.values() if isinstance(v, dict) and "errors" in v]
+    if stages and not any("recoverable_errors" in v for v in stages):
+        pytest.skip("not applicable: this cloud-init (before 23.4) records no recoverable errors; "
+                    "its warnings are checked in the log")
     recoverable = {s: v1[s]["recoverable_errors"] for s in v1
                    if isinstance(v1.get(s), dict) and v1[s].get("recoverable_errors")}
     assert not recoverable, f"cloud-init recoverable errors: {json.dumps(recoverable)[:800]}"

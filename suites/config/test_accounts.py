@@ -1,6 +1,10 @@
-"""Accounts and logins: no usable passwords, no keys or history baked into the image."""
+"""Accounts and logins: no usable passwords, no keys or history baked into the image, consistent
+account databases, one root, and sudo without a password for the default user only."""
 
 from __future__ import annotations
+
+import re
+from collections import Counter
 
 import pytest
 
@@ -15,7 +19,20 @@ PROBES = [
           root=True),
     Probe("history_files", "for f in /root/.*history /home/*/.*history; do [ -s \"$f\" ] && "
           "echo \"$f\"; done; true", root=True),
+    Probe("passwd_ids", "getent passwd | cut -d: -f1,3"),
+    Probe("pwck", "pwck -r -q; echo \"pwck=$?\"; grpck -r; echo \"grpck=$?\"", root=True),
+    Probe("login_defs", "grep -E '^[[:space:]]*(UMASK|ENCRYPT_METHOD)[[:space:]]' /etc/login.defs"),
+    Probe("rhosts_files", "for f in /etc/hosts.equiv /etc/shosts.equiv /root/.rhosts /root/.shosts "
+          "/home/*/.rhosts /home/*/.shosts; do [ -e \"$f\" ] && echo \"$f\"; done; true", root=True),
+    # mtime first: a grant written on this instance (cloud-init, a cloud's guest agent) is the
+    # platform's doing; one older than the boot came with the image
+    Probe("sudo_nopasswd", "for f in /etc/sudoers /etc/sudoers.d/*; do grep -sE '^[^#]*NOPASSWD' \"$f\" "
+          "| sed \"s|^|$(stat -c %Y \"$f\") $f: |\"; done; true", root=True),
+    Probe("btime", "awk '/^btime/ {print $2}' /proc/stat"),
 ]
+#: password hashing methods still considered strong (login.defs ENCRYPT_METHOD)
+STRONG_HASHES = {"SHA512", "YESCRYPT", "SHA256"}
+
 
 
 def _kinds(facts) -> dict[str, str]:
@@ -45,8 +62,10 @@ def test_no_usable_passwords(facts) -> None:
 def test_no_authorized_keys_baked(facts, machine) -> None:
     """The only authorised keys are those given at launch (root's are disabled by cloud-init)."""
     launch_user = machine.ssh.user
+    out = facts["authorized_keys"]
+    assert out.ok, f"cannot read the authorized_keys files: {out.why()}"
     foreign = []
-    for line in facts["authorized_keys"].lines():
+    for line in out.lines():
         path, _, entry = line.partition(" ")
         if path == f"/home/{launch_user}/.ssh/authorized_keys":
             continue
@@ -59,5 +78,89 @@ def test_no_authorized_keys_baked(facts, machine) -> None:
 
 def test_no_shell_history(facts) -> None:
     """No shell history from the build is left in any home directory."""
-    found = facts["history_files"].lines()
+    out = facts["history_files"]
+    assert out.ok, f"cannot look for shell history: {out.why()}"
+    found = out.lines()
     assert not found, f"shell history left in the image: {found}"
+
+
+def _pwck(facts) -> dict[str, tuple[int, list[str]]]:
+    """pwck's and grpck's exit status with the complaints each printed before it."""
+    out = facts["pwck"]
+    results: dict[str, tuple[int, list[str]]] = {}
+    said: list[str] = []
+    for line in out.stdout.splitlines():
+        m = re.fullmatch(r"(pwck|grpck)=(\d+)", line.strip())
+        if m:
+            results[m[1]] = (int(m[2]), said)
+            said = []
+        elif line.strip():
+            said.append(line.strip())
+    if len(results) < 2:
+        pytest.fail(f"cannot run pwck/grpck: {out.why()}", pytrace=False)
+    return results
+
+
+def test_only_root_has_uid_0(facts) -> None:
+    """root is the only account with UID 0 (another one is a hidden root login)."""
+    ids = [line.split(":", 1) for line in facts["passwd_ids"].lines()]
+    zero = sorted(name for name, uid in ids if uid == "0")
+    assert zero == ["root"], f"accounts with UID 0: {zero}; remove all but root"
+
+
+def test_no_duplicate_uids(facts) -> None:
+    """No two accounts share a UID (files of one would belong to the other)."""
+    counts = Counter(uid for _, uid in (line.split(":", 1) for line in facts["passwd_ids"].lines()))
+    shared = sorted(uid for uid, n in counts.items() if n > 1)
+    assert not shared, f"UIDs used by several accounts: {shared}; give each account its own"
+
+
+def test_passwd_shadow_consistent(facts) -> None:
+    """/etc/passwd and /etc/shadow agree (`pwck -r` clean): no account without its shadow entry."""
+    rc, said = _pwck(facts)["pwck"]
+    assert rc == 0, f"pwck -r: {'; '.join(said[:5]) or f'exit {rc}'}; fix with pwck/pwconv in the image"
+
+
+def test_group_gshadow_consistent(facts) -> None:
+    """/etc/group and /etc/gshadow agree (`grpck -r` clean)."""
+    rc, said = _pwck(facts)["grpck"]
+    assert rc == 0, f"grpck -r: {'; '.join(said[:5]) or f'exit {rc}'}; fix with grpck/grpconv in the image"
+
+
+def _login_defs(facts) -> dict[str, str]:
+    return {k.upper(): v for k, _, v in (ln.strip().partition(" ") for ln in
+            (re.sub(r"\s+", " ", line) for line in facts["login_defs"].lines()))}
+
+
+def test_login_umask(facts) -> None:
+    """New files are not group- or world-writable by default (login.defs UMASK 022 or stricter)."""
+    umask = _login_defs(facts).get("UMASK", "")
+    assert re.fullmatch(r"0?[0-7]{3}", umask), f"no UMASK in /etc/login.defs ({umask!r}); set UMASK 022"
+    assert int(umask, 8) & 0o022 == 0o022, f"login.defs UMASK {umask} lets others write new files; use 022"
+
+
+def test_password_hashing_strong(facts) -> None:
+    """Passwords set later are hashed with a strong method (login.defs ENCRYPT_METHOD)."""
+    method = _login_defs(facts).get("ENCRYPT_METHOD", "").upper()
+    assert method in STRONG_HASHES, (f"login.defs ENCRYPT_METHOD is {method or 'unset (DES)'}; "
+                                     "set ENCRYPT_METHOD SHA512 or YESCRYPT")
+
+
+def test_no_rhosts_trust(facts) -> None:
+    """No hosts.equiv or .rhosts grants password-less trust to other hosts."""
+    out = facts["rhosts_files"]
+    assert out.ok, f"cannot look for rhosts files: {out.why()}"
+    found = out.lines()
+    assert not found, f"host-based trust files in the image: {found}; remove them"
+
+
+def test_no_passwordless_sudo_baked(facts) -> None:
+    """Password-less sudo is granted only at first boot (cloud-init's rule for the default user, a
+    cloud's guest agent), never by a rule shipped in the image."""
+    out = facts["sudo_nopasswd"]
+    assert out.ok, f"cannot read the sudoers files: {out.why()}"
+    boot = int(facts["btime"].stdout.strip() or 0)
+    baked = [line.split(" ", 1)[1] for line in out.lines()
+             if int(line.split(" ", 1)[0]) < boot - 5]
+    assert not baked, (f"password-less sudo shipped in the image: {baked[:5]}; remove it "
+                       "(cloud-init grants the default user at first boot)")

@@ -8,11 +8,14 @@ import pytest
 
 from debian_cloud_tests.facts import Probe
 
+#: every apt source file, each after a "## PATH" line (one-line and deb822 formats)
+APT_SOURCES = Probe("apt_sources", "for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list "
+                    "/etc/apt/sources.list.d/*.sources /etc/apt/mirrors/*.list; do [ -f \"$f\" ] && "
+                    "{ echo \"## $f\"; cat \"$f\"; }; done; true")
+
 PROBES = [
     Probe("os_release", "cat /etc/os-release"),
-    Probe("apt_sources", "for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list "
-          "/etc/apt/sources.list.d/*.sources /etc/apt/mirrors/*.list; do [ -f \"$f\" ] && "
-          "{ echo \"## $f\"; cat \"$f\"; }; done; true"),
+    APT_SOURCES,
     Probe("apt_proxy", "apt-config dump | grep -iE '::(proxy|http::proxy|https::proxy|ftp::proxy)' "
           "| grep -viE '\"(DIRECT|false)?\";$'"),
     Probe("dpkg_audit", "dpkg --audit"),

@@ -1,4 +1,5 @@
-"""Security baseline: permissions, kernel hardening sysctls, and nothing unexpected listening."""
+"""Security baseline: permissions, set-id programs, mount options, kernel hardening sysctls, and
+nothing unexpected listening."""
 
 from __future__ import annotations
 
@@ -18,6 +19,10 @@ SYSCTLS = {
     "kernel.unprivileged_bpf_disabled": (">=", 1),
     "fs.suid_dumpable": ("==", 0),
     "net.ipv4.conf.all.accept_source_route": ("==", 0),
+    "net.ipv6.conf.all.accept_source_route": ("==", 0),
+    "net.ipv4.icmp_echo_ignore_broadcasts": ("==", 1),  # no smurf amplification
+    "net.ipv4.icmp_ignore_bogus_error_responses": ("==", 1),
+    "kernel.perf_event_paranoid": (">=", 2),  # Debian's kernel defaults to 3
 }
 #: path -> (owner, group, maximal mode): credentials and configuration not readable or writable
 #: beyond what they need
@@ -28,7 +33,23 @@ FILE_MODES = {
     "/etc/group": ("root", "root", 0o644),
     "/etc/ssh/sshd_config": ("root", "root", 0o644),
     "/root": ("root", "root", 0o700),
+    "/etc/ssh": ("root", "root", 0o755),
+    "/boot/grub/grub.cfg": ("root", "root", 0o644),
 }
+#: paths an image may lack (GRUB's menu, on images with another boot loader)
+OPTIONAL_PATHS = {"/boot/grub/grub.cfg"}
+#: set-user-id and set-group-id programs a Debian cloud image may carry (by path)
+SETID_ALLOWED = frozenset(
+    "/usr/bin/" + name for name in (
+        "chage", "chfn", "chsh", "expiry", "gpasswd", "mount", "newgrp", "passwd", "su", "sudo",
+        "umount", "ssh-agent", "crontab", "wall", "write", "bsd-write", "dotlockfile", "at",
+        "fusermount", "fusermount3", "pkexec", "ntfs-3g", "mlocate", "plocate", "sg")
+) | {"/usr/lib/dbus-1.0/dbus-daemon-launch-helper", "/usr/lib/openssh/ssh-keysign",
+     "/usr/sbin/unix_chkpwd", "/usr/sbin/pam_extrausers_chkpwd", "/usr/lib/polkit-1/polkit-agent-helper-1",
+     "/usr/libexec/polkit-agent-helper-1", "/usr/lib/eject/dmcrypt-get-device",
+     "/usr/lib/x86_64-linux-gnu/utempter/utempter", "/usr/lib/aarch64-linux-gnu/utempter/utempter"}
+#: mount point -> options it must carry (systemd's defaults for shared memory)
+MOUNT_OPTIONS = {"/dev/shm": ("nosuid", "nodev")}
 #: processes allowed to listen, by command name, and on which protocols
 LISTEN_ALLOWED = {"sshd": {"tcp"}, "dhclient": {"udp"}, "systemd-network": {"udp"},
                   "chronyd": {"udp"}, "systemd-timesyn": {"udp"}, "systemd-resolve": {"udp", "tcp"}}
@@ -39,6 +60,11 @@ PROBES = [
     Probe("sysctls", "sysctl " + " ".join(SYSCTLS)),
     Probe("file_modes", "stat -c '%n %U %G %a' " + " ".join(FILE_MODES)),
     Probe("listening", "ss -Htulpn", root=True),
+    # /usr/bin and /bin may be one directory seen twice (merged /usr): report real paths once
+    Probe("setid_files", "find / -xdev -type f \\( -perm -4000 -o -perm -2000 \\) -print0 "
+          "| xargs -0 -r realpath | sort -u", root=True, slow=True),
+    Probe("open_dirs", "find / -xdev -type d -perm -0002 ! -perm -1000", root=True, slow=True),
+    Probe("mount_options", "findmnt -rno TARGET,OPTIONS " + " ".join(MOUNT_OPTIONS)),
 ]
 
 
@@ -70,6 +96,8 @@ def test_sysctl_hardening(facts, name: str) -> None:
 def test_file_mode(facts, path: str) -> None:
     """Credential and configuration files have their owner, group and at most their mode."""
     stats = {line.split()[0]: line.split()[1:] for line in facts["file_modes"].lines()}
+    if path in OPTIONAL_PATHS and path not in stats:
+        pytest.skip(f"not applicable: the image has no {path}")
     assert path in stats, f"cannot stat {path}: {facts['file_modes'].why()}"
     owner, group, mode = stats[path]
     want_owner, want_group, max_mode = FILE_MODES[path]
@@ -77,6 +105,30 @@ def test_file_mode(facts, path: str) -> None:
     assert (owner, group) == (want_owner, want_group) and not extra, (
         f"{path} is {owner}:{group} {mode}, expected {want_owner}:{want_group} at most "
         f"{max_mode:o}; chown/chmod it in the image")
+
+
+def test_setid_programs_allowlisted(facts) -> None:
+    """Only the set-id programs Debian ships for logins and mounts are set-id (each is a way up)."""
+    out = facts["setid_files"]
+    assert out.ok, f"cannot search for set-id files: {out.why()}"
+    unexpected = sorted(set(out.lines()) - SETID_ALLOWED)
+    assert not unexpected, f"unexpected set-id programs: {unexpected[:10]}; chmod u-s,g-s them"
+
+
+def test_no_world_writable_dirs_without_sticky(facts) -> None:
+    """Every world-writable directory is sticky (else anyone deletes anyone's files there)."""
+    out = facts["open_dirs"]
+    assert out.ok, f"cannot search for world-writable directories: {out.why()}"
+    assert not out.lines(), f"world-writable, not sticky: {out.lines()[:10]}; chmod +t or o-w"
+
+
+@pytest.mark.parametrize("target", sorted(MOUNT_OPTIONS))
+def test_mount_options(facts, target: str) -> None:
+    """Shared-memory mounts carry nosuid and nodev (no set-id programs or devices there)."""
+    mounted = dict(line.split(" ", 1) for line in facts["mount_options"].lines() if " " in line)
+    assert target in mounted, f"{target} is not mounted"
+    missing = [o for o in MOUNT_OPTIONS[target] if o not in mounted[target].split(",")]
+    assert not missing, f"{target} is mounted without {missing} ({mounted[target]}); fix /etc/fstab"
 
 
 def test_listening_sockets_allowlisted(facts) -> None:

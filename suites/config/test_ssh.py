@@ -23,6 +23,11 @@ POLICY = {
     "ignorerhosts": ({"yes"}, "IgnoreRhosts yes"),
     "permituserenvironment": ({"no"}, "PermitUserEnvironment no"),
     "strictmodes": ({"yes"}, "StrictModes yes"),
+    "usedns": ({"no"}, "UseDNS no"),  # logins must not wait on reverse DNS
+    "permittunnel": ({"no"}, "PermitTunnel no"),
+    "gssapiauthentication": ({"no"}, "GSSAPIAuthentication no"),
+    "maxauthtries": ({str(n) for n in range(1, 7)}, "MaxAuthTries 6"),
+    "logingracetime": ({str(n) for n in range(1, 121)}, "LoginGraceTime 120"),
 }
 
 

@@ -18,6 +18,8 @@ PROBES = [
     Probe("default_locale", "cat /etc/default/locale"),
     Probe("timezone", "readlink -f /etc/localtime"),
     Probe("machine_id", "cat /etc/machine-id"),
+    Probe("dbus_machine_id", "[ -e /var/lib/dbus/machine-id ] && stat -c '%F %Y' "
+          "/var/lib/dbus/machine-id; true"),
     Probe("machine_id_mtime", "stat -L -c %Y /etc/machine-id", root=True),
     Probe("btime", "awk '/^btime/ {print $2}' /proc/stat"),
     Probe("timers_enabled", f"for t in {' '.join(TIMERS)}; do echo \"$t $(systemctl is-enabled $t "
@@ -53,6 +55,19 @@ def test_machine_id_generated_at_first_boot(facts) -> None:
     written, boot = int(mtime.stdout.strip()), int(facts["btime"].stdout.strip())
     assert written >= boot - 5, ("/etc/machine-id predates this boot: the image ships a machine-id "
                                  "every instance shares; truncate it to an empty file in the image")
+
+
+def test_no_dbus_machine_id_baked(facts) -> None:
+    """The image ships no D-Bus machine id of its own: at first boot systemd copies that file into
+    an empty /etc/machine-id, so every instance would share it (a symlink to /etc/machine-id, or
+    a file written on this boot, is fine)."""
+    out = facts["dbus_machine_id"].stdout.split()
+    if not out or out[0] == "symbolic":
+        return
+    written, boot = int(out[-1]), int(facts["btime"].stdout.strip())
+    assert written >= boot - 5, (
+        "/var/lib/dbus/machine-id is a file from the image: systemd made it this instance's "
+        "machine-id, and every instance's; make it a symlink to /etc/machine-id in the image")
 
 
 @pytest.mark.parametrize("timer", TIMERS)

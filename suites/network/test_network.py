@@ -19,6 +19,8 @@ PROBES = [
           "[ -f \"$f\" ] && { echo \"## $f\"; cat \"$f\"; }; done; true", root=True),
     Probe("resolv_conf", "cat /etc/resolv.conf"),
     Probe("hostname_resolves", "getent hosts \"$(hostname)\""),
+    Probe("localhost_resolves", "getent ahosts localhost; true"),
+    Probe("persistent_net_rules", "cat /etc/udev/rules.d/*net*.rules 2>/dev/null; true"),
     Probe("ipv6_global", "ip -6 -o addr show scope global; ip -6 -o addr show scope site; "
           "ip -6 route show default"),
 ]
@@ -108,3 +110,23 @@ def test_ipv6_when_offered(facts, machine) -> None:
     text = facts["ipv6_global"].stdout
     assert re.search(r"inet6 (?!fe80)", text), "no IPv6 address although the platform offers IPv6"
     assert "default" in text, "no IPv6 default route although the platform offers IPv6"
+
+
+def test_localhost_resolves(facts) -> None:
+    """localhost resolves to the loopback address (services binding to it rely on that)."""
+    addresses = {line.split()[0] for line in facts["localhost_resolves"].lines()}
+    assert addresses & {"127.0.0.1", "::1"}, (
+        f"localhost resolves to {sorted(addresses) or 'nothing'}; /etc/hosts (or cloud-init's "
+        "hosts template) must map it to 127.0.0.1 and ::1")
+    assert addresses <= {"127.0.0.1", "::1"}, f"localhost resolves off the loopback: {sorted(addresses)}"
+
+
+def test_no_interface_rules_for_other_machines(facts) -> None:
+    """udev's network rules name only this instance's NICs (rules from the build machine rename
+    or hide the interfaces of every instance)."""
+    links = json.loads(facts["ip_links"].stdout or "[]")
+    own = {str(link.get("address", "")).lower() for link in links}
+    named = re.findall(r'ATTR\{address\}=="([0-9a-fA-F:]{17})"', facts["persistent_net_rules"].stdout)
+    foreign = sorted({mac.lower() for mac in named} - own)
+    assert not foreign, (f"udev rules in /etc/udev/rules.d name NICs this instance lacks: {foreign}; "
+                         "remove them from the image")

@@ -1,0 +1,108 @@
+"""cloud-init's merged configuration (as cloud-init itself merged it at boot): root logins refused,
+host keys from the image deleted, no passwords or DSA keys, the platform's hostname and network
+applied, and the modules a cloud image needs still enabled."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from debian_cloud_tests.facts import Probe
+
+#: module -> why an instance needs it (removing any of these breaks a promise of the image)
+REQUIRED_MODULES = {
+    "growpart": "the root partition grows to the disk",
+    "resizefs": "the root file system grows with it",
+    "set_hostname": "the instance gets the hostname its platform gives",
+    "update_etc_hosts": "the hostname resolves (sudo and others stay quick)",
+    "ca_certs": "users can add CAs through user-data",
+    "write_files": "user-data can write files",
+    "scripts_user": "user-data scripts run",
+    "keys_to_console": "host keys are printed for out-of-band verification",
+}
+STAGES = ("cloud_init_modules", "cloud_config_modules", "cloud_final_modules")
+#: only these keys leave the guest: the merged configuration also holds user-data
+KEYS = ("disable_root", "ssh_deletekeys", "ssh_pwauth", "ssh_genkeytypes", "preserve_hostname",
+        "manage_etc_hosts", "network", *STAGES)
+
+PROBES = [
+    Probe("ci_merged_cfg", "python3 -c 'import json,sys; c=json.load(open(\"/run/cloud-init/"
+          "instance-data-sensitive.json\"))[\"merged_cfg\"]; json.dump({k: c.get(k) for k in "
+          "sys.argv[1:]}, sys.stdout)' " + " ".join(KEYS), root=True),
+]
+
+
+def _merged(facts) -> dict:
+    out = facts["ci_merged_cfg"]
+    if not out.ok:
+        pytest.fail(f"cannot read cloud-init's merged configuration: {out.why()}", pytrace=False)
+    return json.loads(out.stdout)
+
+
+def _enabled_modules(cfg: dict) -> set[str]:
+    names = set()
+    for stage in STAGES:
+        for entry in cfg.get(stage) or []:
+            name = entry[0] if isinstance(entry, list) and entry else entry
+            if isinstance(name, str):
+                names.add(name.removeprefix("cc_").replace("-", "_"))
+    return names
+
+
+def test_root_login_disabled(facts) -> None:
+    """cloud-init keeps root's SSH login disabled (disable_root), keys go to the default user."""
+    value = _merged(facts).get("disable_root")
+    assert value in (True, None), (f"cloud-init disable_root is {value!r}: root accepts the launch "
+                                   "key; set disable_root: true")
+
+
+def test_image_host_keys_deleted(facts) -> None:
+    """cloud-init deletes host keys found at first boot (ssh_deletekeys), so no image key survives."""
+    value = _merged(facts).get("ssh_deletekeys")
+    assert value in (True, None), (f"cloud-init ssh_deletekeys is {value!r}: host keys baked into "
+                                   "the image would be kept; set ssh_deletekeys: true")
+
+
+def test_password_login_not_enabled(facts) -> None:
+    """cloud-init does not turn SSH password logins on (ssh_pwauth)."""
+    value = _merged(facts).get("ssh_pwauth")
+    assert value not in (True, "true", "yes", "1"), (
+        f"cloud-init ssh_pwauth is {value!r}: it enables password logins; remove it")
+
+
+def test_no_dsa_key_generation(facts) -> None:
+    """cloud-init does not generate a DSA host key (ssh_genkeytypes)."""
+    types = _merged(facts).get("ssh_genkeytypes") or []
+    assert "dsa" not in types, f"cloud-init ssh_genkeytypes includes dsa ({types}); drop it"
+
+
+def test_hostname_not_preserved(facts) -> None:
+    """cloud-init sets the hostname the platform gives (preserve_hostname is not true)."""
+    value = _merged(facts).get("preserve_hostname")
+    assert value in (False, None), (f"cloud-init preserve_hostname is {value!r}: every instance keeps "
+                                    "the image's hostname; set it to false")
+
+
+def test_etc_hosts_managed(facts) -> None:
+    """cloud-init writes /etc/hosts for the instance's hostname (manage_etc_hosts), as Debian's
+    images configure it."""
+    value = _merged(facts).get("manage_etc_hosts")
+    assert value in (True, "template", "localhost"), (
+        f"cloud-init manage_etc_hosts is {value!r}: the hostname may not resolve; set it to true")
+
+
+def test_network_config_enabled(facts) -> None:
+    """cloud-init renders the platform's network configuration (network: config: disabled is not
+    set, which would leave the build host's)."""
+    network = _merged(facts).get("network") or {}
+    config = network.get("config") if isinstance(network, dict) else None
+    assert config != "disabled", "cloud-init network configuration is disabled; remove that setting"
+
+
+@pytest.mark.parametrize("module", sorted(REQUIRED_MODULES))
+def test_module_enabled(facts, module: str) -> None:
+    """The cloud-init modules a Debian cloud image relies on are enabled."""
+    enabled = _enabled_modules(_merged(facts))
+    assert module in enabled, (f"cloud-init module {module} is not enabled, so not: "
+                               f"{REQUIRED_MODULES[module]}; keep it in /etc/cloud/cloud.cfg")
