@@ -137,6 +137,23 @@ def test_plugin_runs_a_check_on_the_host(sshd: Sshd, tmp_path: Path) -> None:
     assert run.checks.get("metadata.arch_matches") in ("passed", "failed"), run.explain()
 
 
+@pytest.mark.parametrize("declared", ["amd64", "arm64"])
+def test_arch_check_compares_the_host_with_the_declared_platform(sshd: Sshd, tmp_path: Path,
+                                                                 declared: str) -> None:
+    """Negative control of metadata.arch_matches on a real host: declared as the other arch, the
+    check fails naming both; declared as its own, it passes."""
+    import subprocess
+
+    own = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip()
+    if own not in ("amd64", "arm64"):
+        pytest.skip(f"this host is {own or 'not Debian'}")
+    select = f"{suites_dir()}/metadata/test_metadata.py::test_arch_matches"
+    run = run_suites(tmp_path, *_plugin_args(sshd, sshd.host_key, str(sshd.client_key)),
+                     f"--arch={declared}", select=select, timeout=120)
+    expected = "passed" if declared == own else "failed"
+    assert run.checks.get("metadata.arch_matches") == expected, run.explain()
+
+
 def test_plugin_wrong_host_key_exits_34(sshd: Sshd, tmp_path: Path) -> None:
     select = f"{suites_dir()}/metadata/test_metadata.py::test_arch_matches"
     run = run_suites(tmp_path, *_plugin_args(sshd, wrong_host_key(), str(sshd.client_key)),

@@ -46,7 +46,10 @@ def test_instance_id_matches(facts, machine) -> None:
 
 def test_arch_matches(facts, machine) -> None:
     """The guest's dpkg architecture is the arch the platform runs."""
-    assert facts["dpkg_arch"].stdout.strip() == machine.facts.arch.value
+    guest = facts["dpkg_arch"].stdout.strip()
+    assert guest == machine.facts.arch.value, (
+        f"the guest's dpkg architecture is {guest or 'unknown'}, the platform runs "
+        f"{machine.facts.arch.value}: the image was built for another architecture")
 
 
 def test_vcpus_match(facts, machine) -> None:
