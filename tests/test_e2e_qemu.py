@@ -153,7 +153,7 @@ VARIANTS |= {
         ("--boot-timeout=300",), "reboot",  # the hard reset never comes back: do not wait 600 s
         {"reboot.hostname_kept[soft]", "reboot.hostname_kept[hard]",  # renamed at every boot
          "reboot.no_failed_units_after_reboot[soft]", "reboot.no_failed_units_after_reboot[hard]",
-         "reboot.comes_back[hard]"}),
+         "reboot.comes_back[hard]", "reboot.host_keys_kept[hard]"}),  # sshd gone after the reset
     "reboot-refused-keys-regenerated": (
         ("reboot-masked", "host-keys-regenerated-on-reboot"), (), "reboot",
         REBOOT - {"reboot.comes_back[hard]"}),
