@@ -268,7 +268,8 @@ def test_refused_login_fails_the_login_check(image_factory, tmp_path: Path) -> N
 def test_arm64_on_aavmf_passes_bvt(image_factory, tmp_path: Path) -> None:
     """arm64 on the `virt` machine with AAVMF, emulated on amd64 (the arch comes from the name)."""
     image = image_factory(arch="arm64")
-    run = run_suites(tmp_path, "--provider=qemu", f"--image={image}", select=str(suites_dir() / "bvt"))
+    run = run_suites(tmp_path, "--provider=qemu", f"--image={image}", "--image-type=genericcloud",
+                     select=str(suites_dir() / "bvt"))
     assert run.rc == 0, run.explain()
     assert (run.props["arch"], run.props["firmware"]) == ("arm64", "uefi")
     assert run.checks and all(s == "passed" for s in run.checks.values()), run.checks
