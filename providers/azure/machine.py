@@ -3,12 +3,12 @@ through the API, and a destroy that deletes the run's resource group and everyth
 
 from __future__ import annotations
 
-import time
 import urllib.error
 import urllib.request
 
+from debian_cloud_tests.cloudmachine import CloudMachine
 from debian_cloud_tests.errors import DCTError, ProviderError
-from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
+from debian_cloud_tests.machine import PlatformFacts, SSHEndpoint
 
 from . import errors
 from .session import Clients
@@ -32,43 +32,30 @@ def delete_group(c: Clients, group: str, timeout: float = 1800.0, attempts: int 
     return []
 
 
-class AzureMachine(Machine):
+class AzureMachine(CloudMachine):
+    console_call = "retrieveBootDiagnosticsData"
+
     def __init__(self, c: Clients, group: str, vm: str, facts: PlatformFacts, endpoint: SSHEndpoint,
                  injected: list[str] | None, props: dict[str, str]) -> None:
+        super().__init__(facts, endpoint, injected, props)
         self.clients, self.group, self.vm = c, group, vm
-        self.facts = facts
-        self._endpoint = endpoint
-        self._injected = injected
-        self._props = props
-        self._console = ""
-        self._read_at = float("-inf")
-        self._reason = ""
-        self._destroyed = False
 
-    @property
-    def ssh(self) -> SSHEndpoint:
-        return self._endpoint
+    def _poll_interval(self) -> float:
+        return POLL_INTERVAL
 
-    def console_log(self) -> str:
+    def _read_console(self, known: str) -> str:
         """The serial log blob of boot diagnostics (absent for the first minutes of a boot)."""
-        if self._destroyed or time.monotonic() - self._read_at < POLL_INTERVAL:
-            return self._console
-        self._read_at = time.monotonic()
+        data = self.clients.compute.virtual_machines.retrieve_boot_diagnostics_data(
+            self.group, self.vm, sas_uri_expiration_time_in_minutes=10)
+        uri = data.serial_console_log_blob_uri
+        if not uri:
+            return known
         try:
-            data = self.clients.compute.virtual_machines.retrieve_boot_diagnostics_data(
-                self.group, self.vm, sas_uri_expiration_time_in_minutes=10)
-            uri = data.serial_console_log_blob_uri
-            if uri:
-                with urllib.request.urlopen(uri, timeout=30) as resp:
-                    self._console = resp.read().decode("utf-8", "replace") or self._console
+            with urllib.request.urlopen(uri, timeout=30) as resp:
+                return resp.read().decode("utf-8", "replace") or known
         except (urllib.error.URLError, OSError, ValueError) as exc:
             self._reason = f"serial log: {exc}"
-        except Exception as exc:  # best effort: the readiness wait reads it again
-            self._reason = f"retrieveBootDiagnosticsData: {exc}"
-        return self._console
-
-    def host_keys_hint(self) -> list[str] | None:
-        return self._injected
+            return known
 
     def hard_reset(self) -> None:
         try:
@@ -81,19 +68,9 @@ class AzureMachine(Machine):
     def is_alive(self) -> bool:
         return not self._destroyed
 
-    def platform_log(self) -> str:
-        return self._reason
-
-    def destroy(self) -> list[BaseException]:
-        if self._destroyed:
-            return []
-        failed = delete_group(self.clients, self.group)
-        self._destroyed = not failed
-        return failed
+    def _remove(self) -> list[BaseException]:
+        return delete_group(self.clients, self.group)
 
     def describe_access(self) -> str:
         return (f"{super().describe_access()}\n  console: az vm boot-diagnostics get-boot-log -g "
                 f"{self.group} -n {self.vm}\n  remove it: az group delete -y -n {self.group}")
-
-    def properties(self) -> dict[str, str]:
-        return dict(self._props)

@@ -7,8 +7,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from debian_cloud_tests.cloudmachine import CloudMachine
 from debian_cloud_tests.errors import DCTError, ProviderError
-from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
+from debian_cloud_tests.machine import PlatformFacts, SSHEndpoint
 
 from . import resources, retry
 from .session import Clients
@@ -39,50 +40,33 @@ class Created:
         return errors
 
 
-class GceMachine(Machine):
+class GceMachine(CloudMachine):
     """A running instance reached on its external address, port 22."""
+
+    console_call = "getSerialPortOutput"
 
     def __init__(self, clients: Clients, created: Created, facts: PlatformFacts,
                  endpoint: SSHEndpoint, injected: list[str] | None, props: dict[str, str]) -> None:
+        super().__init__(facts, endpoint, injected, props)
         self.clients = clients
         self.created = created
-        self.facts = facts
         self.name = str(created.instance)
-        self._endpoint = endpoint
-        self._injected = injected
-        self._props = props
-        self._console = ""
         self._next = 0
-        self._read_at = float("-inf")
         self._status = "RUNNING"
         self._status_at = time.monotonic()
-        self._reason = ""
-        self._destroyed = False
 
-    @property
-    def ssh(self) -> SSHEndpoint:
-        return self._endpoint
+    def _poll_interval(self) -> float:
+        return POLL_INTERVAL
 
-    def console_log(self) -> str:
+    def _read_console(self, known: str) -> str:
         """Serial port 1, read incrementally from where the last read stopped."""
-        if self._destroyed or time.monotonic() - self._read_at < POLL_INTERVAL:
-            return self._console
-        self._read_at = time.monotonic()
+        from google.cloud import compute_v1
+
         c = self.clients
-        try:
-            from google.cloud import compute_v1
-
-            out = c.instances.get_serial_port_output(request=compute_v1.GetSerialPortOutputInstanceRequest(
-                project=c.project, zone=self.created.zone, instance=self.name, port=1, start=self._next))
-        except Exception as exc:  # best effort: the readiness wait reads it again
-            self._reason = f"getSerialPortOutput: {exc}"
-            return self._console
-        self._console += out.contents or ""
+        out = c.instances.get_serial_port_output(request=compute_v1.GetSerialPortOutputInstanceRequest(
+            project=c.project, zone=self.created.zone, instance=self.name, port=1, start=self._next))
         self._next = int(out.next_ or self._next)
-        return self._console
-
-    def host_keys_hint(self) -> list[str] | None:
-        return self._injected
+        return known + (out.contents or "")
 
     def hard_reset(self) -> None:
         c = self.clients
@@ -107,15 +91,8 @@ class GceMachine(Machine):
                 self._reason = exc.message
         return self._status not in GONE
 
-    def platform_log(self) -> str:
-        return self._reason
-
-    def destroy(self) -> list[BaseException]:
-        if self._destroyed:
-            return []
-        errors = self.created.remove(self.clients)
-        self._destroyed = not errors
-        return errors
+    def _remove(self) -> list[BaseException]:
+        return self.created.remove(self.clients)
 
     def describe_access(self) -> str:
         c, z = self.clients, self.created.zone
@@ -124,6 +101,3 @@ class GceMachine(Machine):
             cleanup += f"; gcloud compute firewall-rules delete {self.created.firewall} --project {c.project}"
         return (f"{super().describe_access()}\n  console: gcloud compute instances "
                 f"get-serial-port-output {self.name} --zone {z}\n  remove it: {cleanup}")
-
-    def properties(self) -> dict[str, str]:
-        return dict(self._props)

@@ -8,8 +8,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from debian_cloud_tests.cloudmachine import CloudMachine
 from debian_cloud_tests.errors import DCTError, ProviderError
-from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
+from debian_cloud_tests.machine import PlatformFacts, SSHEndpoint
 
 from . import resources, retry
 
@@ -55,47 +56,31 @@ class Created:
         return errors
 
 
-class OpenStackMachine(Machine):
+class OpenStackMachine(CloudMachine):
     """A running server reached on its address, port 22."""
+
+    console_call = "os-getConsoleOutput"
 
     def __init__(self, conn: Any, created: Created, facts: PlatformFacts, endpoint: SSHEndpoint,
                  injected: list[str] | None, props: dict[str, str]) -> None:
+        super().__init__(facts, endpoint, injected, props)
         self.conn = conn
         self.created = created
-        self.facts = facts
         self.server_id = facts.instance_id
         self.name = facts.hostname
-        self._endpoint = endpoint
-        self._injected = injected
-        self._props = props
-        self._console = ""
-        self._read_at = float("-inf")
         self._status = "ACTIVE"
         self._status_at = time.monotonic()
-        self._reason = ""
-        self._destroyed = False
 
-    @property
-    def ssh(self) -> SSHEndpoint:
-        return self._endpoint
+    def _poll_interval(self) -> float:
+        return POLL_INTERVAL
 
-    def console_log(self) -> str:
-        """Nova's console log (the whole of it: Nova has no offsets), at most every POLL_INTERVAL."""
-        if self._destroyed or time.monotonic() - self._read_at < POLL_INTERVAL:
-            return self._console
-        self._read_at = time.monotonic()
-        try:
-            out = self.conn.compute.get_server_console_output(self.server_id)
-        except Exception as exc:  # best effort: the readiness wait reads it again
-            self._reason = f"os-getConsoleOutput: {exc}"
-            return self._console
+    def _read_console(self, known: str) -> str:
+        """Nova's console log (the whole of it: Nova has no offsets)."""
+        out = self.conn.compute.get_server_console_output(self.server_id)
         text = str((out or {}).get("output") or "")
-        if len(text) >= len(self._console) or not self._console.endswith(text):
-            self._console = text  # Nova may keep only the tail: never go back to less
-        return self._console
-
-    def host_keys_hint(self) -> list[str] | None:
-        return self._injected
+        if len(text) >= len(known) or not known.endswith(text):
+            return text  # Nova may keep only the tail: never go back to less
+        return known
 
     def _reboot(self, kind: str) -> None:
         try:
@@ -128,15 +113,8 @@ class OpenStackMachine(Machine):
                     self._status = "DELETED"
         return self._status not in GONE
 
-    def platform_log(self) -> str:
-        return self._reason
-
-    def destroy(self) -> list[BaseException]:
-        if self._destroyed:
-            return []
-        errors = self.created.remove(self.conn)
-        self._destroyed = not errors
-        return errors
+    def _remove(self) -> list[BaseException]:
+        return self.created.remove(self.conn)
 
     def describe_access(self) -> str:
         cloud = self._props.get("openstack_cloud")
@@ -148,6 +126,3 @@ class OpenStackMachine(Machine):
             cleanup += f"; openstack {os_cloud}keypair delete {self.created.keypair}"
         return (f"{super().describe_access()}\n  console: openstack {os_cloud}console log show "
                 f"{self.server_id}\n  remove it: {cleanup}")
-
-    def properties(self) -> dict[str, str]:
-        return dict(self._props)
