@@ -130,7 +130,7 @@ def test_launch_console_reboot_destroy_leaves_nothing(aws: AwsWorld, tmp_path: P
 
     # console: empty at first, as on EC2, then the host keys block
     assert machine.console_log() == ""
-    machine._console_at = float("-inf")
+    machine._read_at = float("-inf")
     assert console.announced_host_keys(machine.console_log()) == [aws.machines.host_key]
     machine.hard_reset()
     assert aws.machines.reboots == [instance_id]

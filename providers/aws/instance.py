@@ -11,8 +11,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from debian_cloud_tests.cloudmachine import CloudMachine
 from debian_cloud_tests.errors import DCTError, ProviderError
-from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
+from debian_cloud_tests.machine import PlatformFacts, SSHEndpoint
 
 from . import resources, retry
 from .errors import AwsError
@@ -88,47 +89,30 @@ def merge_console(old: str, new: str) -> str:
     return old + ("" if old.endswith("\n") else "\n") + new
 
 
-class AwsMachine(Machine):
+class AwsMachine(CloudMachine):
     """A running EC2 instance reached on its public address, port 22."""
+
+    console_call = "get_console_output"
 
     def __init__(self, ec2: Any, created: Created, facts: PlatformFacts, endpoint: SSHEndpoint,
                  injected_host_keys: list[str] | None, properties: dict[str, str]) -> None:
+        super().__init__(facts, endpoint, injected_host_keys, properties)
         self.ec2 = ec2
         self.created = created
-        self.facts = facts
-        self._endpoint = endpoint
-        self._injected = injected_host_keys
-        self._properties = properties
-        self._console = ""
-        self._console_at = float("-inf")
         self._state = "running"
         self._state_at = time.monotonic()
-        self._reason = ""
-        self._destroyed = False
 
     @property
     def instance_id(self) -> str:
         return self.facts.instance_id
 
-    @property
-    def ssh(self) -> SSHEndpoint:
-        return self._endpoint
+    def _poll_interval(self) -> float:
+        return POLL_INTERVAL
 
-    def console_log(self) -> str:
-        """The console so far; a failed read (throttled, not yet available) keeps the last one."""
-        if self._destroyed or time.monotonic() - self._console_at < POLL_INTERVAL:
-            return self._console
-        self._console_at = time.monotonic()
-        try:
-            out = self.ec2.get_console_output(InstanceId=self.instance_id)
-        except Exception as exc:  # the console is best effort; the wait reads it again later
-            self._reason = f"get_console_output: {exc}"
-            return self._console
-        self._console = merge_console(self._console, out.get("Output") or "")
-        return self._console
-
-    def host_keys_hint(self) -> list[str] | None:
-        return self._injected
+    def _read_console(self, known: str) -> str:
+        """EC2 keeps a window of the console: merge it into what is known."""
+        out = self.ec2.get_console_output(InstanceId=self.instance_id)
+        return merge_console(known, out.get("Output") or "")
 
     def hard_reset(self) -> None:
         try:
@@ -152,15 +136,8 @@ class AwsMachine(Machine):
                 self._reason = f"instance {self._state}: {reason}" if reason else self._reason
         return self._state not in GONE
 
-    def platform_log(self) -> str:
-        return self._reason
-
-    def destroy(self) -> list[BaseException]:
-        if self._destroyed:
-            return []
-        errors = self.created.remove(self.ec2)
-        self._destroyed = not errors
-        return errors
+    def _remove(self) -> list[BaseException]:
+        return self.created.remove(self.ec2)
 
     def describe_access(self) -> str:
         c = self.created
@@ -171,7 +148,4 @@ class AwsMachine(Machine):
             cleanup += f"; aws ec2 delete-key-pair --region {c.region} --key-name {c.key_name}"
         return f"{super().describe_access()}\n  console: aws ec2 get-console-output --region " \
                f"{c.region} --instance-id {self.instance_id}\n  remove it: {cleanup}"
-
-    def properties(self) -> dict[str, str]:
-        return dict(self._properties)
 
