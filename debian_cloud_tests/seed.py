@@ -15,7 +15,9 @@ from pathlib import Path
 
 import yaml
 
+from . import sshkeys
 from .errors import UsageError
+from .spec import HostKeySource, LaunchSpec
 
 _SUBTYPES = {
     "#cloud-config": "cloud-config",
@@ -130,3 +132,23 @@ def write_seed_iso(path: Path, user_data: str, meta_data: str,
         iso.add_fp(io.BytesIO(data), len(data), iso_name, rr_name=name, joliet_path="/" + name)
     iso.write(str(path))
     iso.close()
+
+
+def write_nocloud_seed(spec: LaunchSpec, run_dir: Path, instance_id: str,
+                       hostname: str) -> tuple[Path, list[str] | None, Path]:
+    """For a machine booted locally: the run's client key (written 0600 in *run_dir*), the injected
+    host keys if the spec asks for them, and the NoCloud seed ISO carrying both."""
+    client = sshkeys.generate(f"debian-cloud-tests-{spec.run_id}")
+    key_file = sshkeys.write_private(client, run_dir / "id_ed25519")
+    host_keys: dict[str, str] = {}
+    injected: list[str] | None = None
+    if spec.host_key_source is HostKeySource.INJECTED:
+        host = sshkeys.generate(f"root@{hostname}")
+        host_keys = {"ed25519_private": host.private_openssh, "ed25519_public": host.public_openssh}
+        injected = [host.public_openssh]
+    user_data = build_user_data(SeedContent(
+        authorized_key=client.public_openssh, host_keys=host_keys, user_data_file=spec.user_data,
+        launch_marker=instance_id, ca_certs=[read_ca_cert(p) for p in spec.ca_certs]))
+    seed_iso = run_dir / "seed.iso"
+    write_seed_iso(seed_iso, user_data, build_meta_data(instance_id, hostname))
+    return key_file, injected, seed_iso

@@ -11,12 +11,12 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-from debian_cloud_tests import rundir, seed, sshkeys
+from debian_cloud_tests import rundir, seed
 from debian_cloud_tests.errors import MissingDependencyError, UsageError
 from debian_cloud_tests.machine import Machine, PlatformFacts
 from debian_cloud_tests.paths import cache_dir
 from debian_cloud_tests.provider import Provider
-from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec
+from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
 
 from . import accel as accel_mod
 from . import firmware as fw
@@ -96,20 +96,7 @@ class QemuProvider(Provider):
         short = uuid.uuid4().hex[:8]
         instance_id = f"i-dct-{spec.run_id or short}-{short}"
         hostname = f"dct-{short}"
-        client = sshkeys.generate(f"debian-cloud-tests-{spec.run_id}")
-        key_file = sshkeys.write_private(client, run_dir / "id_ed25519")
-        host_keys: dict[str, str] = {}
-        injected: list[str] | None = None
-        if spec.host_key_source is HostKeySource.INJECTED:
-            host = sshkeys.generate(f"root@{hostname}")
-            host_keys = {"ed25519_private": host.private_openssh, "ed25519_public": host.public_openssh}
-            injected = [host.public_openssh]
-        user_data = seed.build_user_data(seed.SeedContent(
-            authorized_key=client.public_openssh, host_keys=host_keys, user_data_file=spec.user_data,
-            launch_marker=instance_id,
-            ca_certs=[seed.read_ca_cert(p) for p in spec.ca_certs]))
-        seed_iso = run_dir / "seed.iso"
-        seed.write_seed_iso(seed_iso, user_data, seed.build_meta_data(instance_id, hostname))
+        key_file, injected, seed_iso = seed.write_nocloud_seed(spec, run_dir, instance_id, hostname)
         # seed=none: the guest gets its configuration elsewhere (an emulated metadata service).
         seed_drive = [] if spec.options.get("seed") == "none" else [
             "-drive", f"file={seed_iso},if=virtio,format=raw,readonly=on"]

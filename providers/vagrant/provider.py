@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from debian_cloud_tests import seed, sshkeys
+from debian_cloud_tests import seed
 from debian_cloud_tests.errors import (
     ArchFirmwareError,
     ImageNotFoundError,
@@ -25,7 +25,7 @@ from debian_cloud_tests.errors import (
 from debian_cloud_tests.machine import Machine, PlatformFacts
 from debian_cloud_tests.paths import cache_dir
 from debian_cloud_tests.provider import Provider
-from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec
+from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
 
 from ..qemu import accel as accel_mod
 from ..qemu.provider import parse_instance_type
@@ -96,7 +96,7 @@ class VagrantProvider(Provider):
         short = uuid.uuid4().hex[:8]
         instance_id = f"i-dct-{spec.run_id or short}-{short}"
         hostname = f"dct-{short}"
-        key_file, injected, seed_iso = _seed(spec, run_dir, instance_id, hostname)
+        key_file, injected, seed_iso = seed.write_nocloud_seed(spec, run_dir, instance_id, hostname)
         name = f"dct-{spec.run_id or 'run'}-{short}"
         pool.ensure_pool()
         seed_volume = f"{name}-seed.iso"
@@ -141,22 +141,3 @@ def _project(run_dir: Path, source: box.BoxSource, run_box: str | None) -> Proje
     project = Project(run_dir, run_dir / "vagrant.d")
     project.box_add(run_box, source.path)
     return project
-
-
-def _seed(spec: LaunchSpec, run_dir: Path, instance_id: str,
-          hostname: str) -> tuple[Path, list[str] | None, Path]:
-    """The run's client key, injected host keys (if asked for) and the NoCloud seed ISO."""
-    client = sshkeys.generate(f"debian-cloud-tests-{spec.run_id}")
-    key_file = sshkeys.write_private(client, run_dir / "id_ed25519")
-    host_keys: dict[str, str] = {}
-    injected: list[str] | None = None
-    if spec.host_key_source is HostKeySource.INJECTED:
-        host = sshkeys.generate(f"root@{hostname}")
-        host_keys = {"ed25519_private": host.private_openssh, "ed25519_public": host.public_openssh}
-        injected = [host.public_openssh]
-    user_data = seed.build_user_data(seed.SeedContent(
-        authorized_key=client.public_openssh, host_keys=host_keys, user_data_file=spec.user_data,
-        launch_marker=instance_id, ca_certs=[seed.read_ca_cert(p) for p in spec.ca_certs]))
-    seed_iso = run_dir / "seed.iso"
-    seed.write_seed_iso(seed_iso, user_data, seed.build_meta_data(instance_id, hostname))
-    return key_file, injected, seed_iso
