@@ -112,6 +112,16 @@ class CleanupError(DCTError):
         self.errors = errors
 
 
+def swept(deleted: list[str], failures: list[BaseException]) -> list[str]:
+    """The end of a garbage collection pass: what it *deleted*, or a CleanupError listing every
+    failure (with what was deleted all the same as its detail)."""
+    if failures:
+        error = CleanupError(failures)
+        error.detail = f"deleted: {', '.join(deleted) or 'nothing'}"
+        raise error
+    return deleted
+
+
 def note_cleanup_failures(exc: BaseException, failures: list[BaseException]) -> None:
     """Attach what a failed launch could not remove to the error that made it fail."""
     if not failures:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from debian_cloud_tests.errors import CleanupError, DCTError, guarded
+from debian_cloud_tests.errors import DCTError, guarded, swept
 from debian_cloud_tests.gc import print_deleted
 
 from . import resources, retry, session
@@ -98,11 +98,7 @@ def _collect(region: str | None, ours: dict[str, Any],
             failed = resources.delete_key(ec2, key["KeyName"])
             errors += failed
             deleted += [] if failed else [key["KeyPairId"]]
-    if errors:
-        error = CleanupError(errors)
-        error.detail = f"deleted: {', '.join(deleted) or 'nothing'}"
-        raise error
-    return deleted
+    return swept(deleted, errors)
 
 
 def _gone(ec2: Any, instance_id: str) -> bool:

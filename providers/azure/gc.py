@@ -10,7 +10,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from debian_cloud_tests.errors import CleanupError, guarded
+from debian_cloud_tests.errors import guarded, swept
 from debian_cloud_tests.gc import print_deleted
 
 from . import errors, session
@@ -39,11 +39,7 @@ def collect_garbage(now: datetime, credential: Any = None, subscription: str | N
             failed = delete_group(c, group.name)
             failures += failed
             deleted += [] if failed else [group.name]
-    if failures:
-        error = CleanupError(failures)
-        error.detail = f"deleted: {', '.join(deleted) or 'nothing'}"
-        raise error
-    return deleted
+    return swept(deleted, failures)
 
 
 def main() -> int:

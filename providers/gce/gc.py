@@ -12,7 +12,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from debian_cloud_tests.errors import CleanupError, guarded
+from debian_cloud_tests.errors import guarded, swept
 from debian_cloud_tests.gc import print_deleted
 
 from . import resources, retry, session
@@ -55,11 +55,7 @@ def collect_garbage(now: datetime, project: str | None = None, credentials: Any 
             failed = resources.delete_firewall(c, rule.name)
             errors += failed
             deleted += [] if failed else [rule.name]
-    if errors:
-        error = CleanupError(errors)
-        error.detail = f"deleted: {', '.join(deleted) or 'nothing'}"
-        raise error
-    return deleted
+    return swept(deleted, errors)
 
 
 def main(argv: list[str] | None = None) -> int:

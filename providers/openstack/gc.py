@@ -13,7 +13,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from debian_cloud_tests.errors import CleanupError, guarded
+from debian_cloud_tests.errors import guarded, swept
 from debian_cloud_tests.gc import print_deleted
 
 from . import resources, retry, session
@@ -51,11 +51,7 @@ def collect_garbage(now: datetime, cloud: str | None = None, region: str | None 
             failed = resources.delete_keypair(conn, str(keypair.name))
             errors += failed
             deleted += [] if failed else [f"key pair {keypair.name}"]
-    if errors:
-        error = CleanupError(errors)
-        error.detail = f"deleted: {', '.join(deleted) or 'nothing'}"
-        raise error
-    return deleted
+    return swept(deleted, errors)
 
 
 def main(argv: list[str] | None = None) -> int:
