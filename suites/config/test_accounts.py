@@ -128,8 +128,9 @@ def test_group_gshadow_consistent(facts) -> None:
 
 
 def _login_defs(facts) -> dict[str, str]:
-    return {k.upper(): v for k, _, v in (ln.strip().partition(" ") for ln in
-            (re.sub(r"\s+", " ", line) for line in facts["login_defs"].lines()))}
+    """login.defs settings as KEY -> value (the probe keeps only KEY VALUE lines)."""
+    pairs = (line.split() for line in facts["login_defs"].lines())
+    return {words[0]: words[1] for words in pairs if len(words) >= 2}
 
 
 def test_login_umask(facts) -> None:
