@@ -66,7 +66,9 @@ def _demo(args: argparse.Namespace) -> int:
     image = build_image(Recipe(arch=args.arch))
     print(f"debian-cloud-tests demo: image {image}", flush=True)
     ns = argparse.Namespace(provider="qemu", image=str(image), arch=args.arch, firmware=None,
-                            output=args.output, name="demo", pytest_args=[])
+                            output=args.output, name="demo",
+                            # The test image is built like Debian's genericcloud (cloud kernel on amd64).
+                            pytest_args=["--image-type=genericcloud"])
     rc = _run(ns)
     junit = Path(args.output) / "demo.xml"
     policy = Path(__file__).resolve().parent.parent / "examples" / "policy.toml"
