@@ -67,6 +67,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("host", "ssh: the already-running host to test, USER@ADDRESS[:PORT]"),
     Option("ssh-key", "ssh: private key file to log in to --host with"),
     Option("host-key", "ssh: the host's public key (\"ssh-ed25519 AAAA…\") or a known_hosts file"),
+    Option("datasource", "ssh: the cloud-init datasource the host's platform provides (Ec2, GCE, "
+           "Azure, OpenStack, NoCloud…), so cloud_init.datasource_expected can compare"),
 )
 
 
@@ -116,7 +118,7 @@ def build_spec(config: pytest.Config, run_id: str) -> LaunchSpec:
     if value(config, "qemu-network") == "isolated":
         options["user_net"] = "restrict=on"
     for name in ("region", "subnet", "security-group", "zone", "network", "os-cloud", "host",
-                 "ssh-key", "host-key"):
+                 "ssh-key", "host-key", "datasource"):
         if value(config, name):
             options[name.replace("-", "_")] = value(config, name)
     return LaunchSpec(

@@ -154,6 +154,36 @@ def test_arch_check_compares_the_host_with_the_declared_platform(sshd: Sshd, tmp
     assert run.checks.get("metadata.arch_matches") == expected, run.explain()
 
 
+STATUS_NOCLOUD = {"v1": {"datasource": "DataSourceNoCloud [seed=/dev/sr0][dsmode=net]",
+                          "init": {"errors": [], "finished": 1.0}}}
+
+
+@pytest.mark.parametrize(("declared", "expected"), [("NoCloud", "passed"), ("Ec2", "failed")])
+def test_datasource_check_compares_the_guest_with_the_platform(tmp_path: Path, declared: str,
+                                                               expected: str) -> None:
+    """Negative control of cloud_init.datasource_expected: a host whose cloud-init state says it
+    came up on NoCloud passes when the platform provides NoCloud, and fails on one that provides
+    Ec2 (the image picked the wrong source, e.g. a datasource_list baked for another cloud)."""
+    import json
+
+    why = unavailable()
+    if why:
+        pytest.skip(why)
+    state = {"cloud-init/status.json": json.dumps(STATUS_NOCLOUD)}
+    with running_sshd(tmp_path / "sshd", run_files=state) as server:
+        select = f"{suites_dir()}/cloud_init/test_cloud_init.py::test_datasource_expected"
+        run = run_suites(tmp_path, *_plugin_args(server, server.host_key, str(server.client_key)),
+                         f"--datasource={declared}", select=select, timeout=120)
+    assert run.checks.get("cloud_init.datasource_expected") == expected, run.explain()
+    if expected == "failed":
+        assert "expected Ec2" in run.messages["cloud_init.datasource_expected"], run.explain()
+
+
+def test_bad_datasource_name_is_a_usage_error(sshd: Sshd) -> None:
+    with pytest.raises(UsageError, match="--datasource"):
+        SshProvider().validate(spec_for(sshd, datasource="ec2; rm"))
+
+
 def test_plugin_wrong_host_key_exits_34(sshd: Sshd, tmp_path: Path) -> None:
     select = f"{suites_dir()}/metadata/test_metadata.py::test_arch_matches"
     run = run_suites(tmp_path, *_plugin_args(sshd, wrong_host_key(), str(sshd.client_key)),

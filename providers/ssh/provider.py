@@ -4,7 +4,8 @@ the suites on a host that is already running (a bare-metal box, a VM someone els
 Nothing is created or destroyed.  The host key must be known beforehand (given literally or
 through a known_hosts file): there is no console to learn it from, and trusting the first key
 presented would defeat the point of verifying it.  The platform facts come from the options
-given; what is unknown (instance id, datasource) is left empty.
+given (``--datasource`` names the cloud-init datasource the platform provides); what is unknown
+(the instance id) is left empty.
 """
 
 from __future__ import annotations
@@ -102,6 +103,10 @@ class SshProvider(Provider):
             raise UsageError("ssh: --host-key is required: the host's public key "
                              "(\"ssh-ed25519 AAAA…\") or a known_hosts file that has it")
         keys = known_host_keys(spec.options["host_key"], address, port)
+        datasource = spec.options.get("datasource", "")
+        if datasource and not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", datasource):
+            raise UsageError(f"--datasource {datasource!r}: give cloud-init's name for it, "
+                             "e.g. Ec2, GCE, Azure, OpenStack, NoCloud")
         options = {**spec.options, "address": address, "port": str(port),
                    "ssh_key": str(key_file), "known_keys": "\n".join(keys)}
         return replace(spec, ssh_user=user or spec.ssh_user, options=options)
@@ -111,7 +116,8 @@ class SshProvider(Provider):
         endpoint = SSHEndpoint(address, port, spec.ssh_user, Path(spec.options["ssh_key"]))
         facts = PlatformFacts(
             provider="ssh", instance_id="", hostname=_hostname(address), arch=spec.arch,
-            firmware=spec.firmware, datasource="", instance_type=spec.instance_type,
+            firmware=spec.firmware, datasource=spec.options.get("datasource", ""),
+            instance_type=spec.instance_type,
             region=spec.options.get("region"), zone=spec.options.get("zone"),
             extra={"address": address})
         return SshMachine(facts, endpoint, spec.options["known_keys"].splitlines())

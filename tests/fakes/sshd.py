@@ -42,9 +42,24 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _with_private_run(run_files: dict[str, str], tmp: Path, command: list[str]) -> list[str]:
+    """*command* in a mount namespace of its own whose /run is a fresh tmpfs holding *run_files*
+    (path under /run → content): the host's own /run is neither read nor changed."""
+    plant = tmp / "run"
+    for name, content in run_files.items():
+        (plant / name).parent.mkdir(parents=True, exist_ok=True)
+        (plant / name).write_text(content)
+    script = (f"mount -t tmpfs -o mode=0755 tmpfs /run && mkdir -p /run/sshd && "
+              f"cp -a {plant}/. /run/ && exec \"$@\"")
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *command]
+
+
 @contextmanager
-def running_sshd(tmp: Path) -> Iterator[Sshd]:
-    """Start ``sshd -D`` with a fresh ed25519 host key; the client key is authorised for root."""
+def running_sshd(tmp: Path, run_files: dict[str, str] | None = None) -> Iterator[Sshd]:
+    """Start ``sshd -D`` with a fresh ed25519 host key; the client key is authorised for root.
+
+    *run_files* are planted under a private /run the sessions see (e.g. cloud-init's state in
+    /run/cloud-init), for checks that read what a guest's boot left there."""
     tmp.mkdir(parents=True, exist_ok=True)
     host = sshkeys.generate("host")
     host_key = sshkeys.write_private(host, tmp / "host_ed25519")
@@ -60,8 +75,10 @@ def running_sshd(tmp: Path) -> Iterator[Sshd]:
         "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\nLogLevel VERBOSE\n")
     log = tmp / "sshd.log"
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL,
-                            stderr=log.open("w"))
+    command = [SSHD, "-D", "-e", "-f", str(config)]
+    if run_files:
+        command = _with_private_run(run_files, tmp, command)
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log.open("w"))
     try:
         deadline = time.monotonic() + 10
         while True:
