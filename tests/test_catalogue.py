@@ -24,3 +24,29 @@ def test_docs_catalogue_is_current() -> None:
     expected = catalogue.render(catalogue.collect(), "markdown") + "\n"
     assert DOC.read_text() == expected, "docs/checks.md is stale: debian-cloud-tests checks " \
         "--format markdown > docs/checks.md"
+
+
+#: Checks whose negative control is not a planted image variant, and the test that is.
+CONTROLS_ELSEWHERE = {
+    "bvt.ssh_login_default_user": "test_e2e_qemu.py::test_refused_login_fails_the_login_check",
+    "metadata.arch_matches":
+        "test_provider_ssh.py::test_arch_check_compares_the_host_with_the_declared_platform",
+}
+
+
+def test_every_check_has_a_negative_control() -> None:
+    """A check is trusted only once seen failing: each is expected to fail in a planted variant
+    of the e2e test, on a planted host of the ssh provider's tests, or in a named test."""
+    from . import test_e2e_qemu, test_provider_ssh
+
+    controlled = set(CONTROLS_ELSEWHERE)
+    for *_, expected_failures in test_e2e_qemu.VARIANTS.values():
+        controlled |= set(expected_failures)
+    controlled |= {check for check, *_, outcome in test_provider_ssh.PLANTED if outcome == "failed"}
+    ids = {c.id for c in catalogue.collect()}
+    assert not ids - controlled, f"checks never shown to fail: {sorted(ids - controlled)}"
+    assert not controlled - ids, f"controls for checks that do not exist: {sorted(controlled - ids)}"
+    here = Path(__file__).resolve().parent
+    for where in CONTROLS_ELSEWHERE.values():
+        module, test = where.split("::")
+        assert f"def {test}(" in (here / module).read_text(), f"{where} does not exist"

@@ -39,7 +39,8 @@ SYSCTLS = ("fs.protected_fifos", "fs.protected_hardlinks", "fs.protected_regular
            "kernel.perf_event_paranoid")
 SSHD = ("kbdinteractiveauthentication", "passwordauthentication", "permitemptypasswords",
         "permitrootlogin", "pubkeyauthentication", "hostbasedauthentication", "ignorerhosts",
-        "permituserenvironment", "strictmodes")
+        "permituserenvironment", "strictmodes", "usedns", "permittunnel", "gssapiauthentication",
+        "maxauthtries", "logingracetime")
 FILE_MODES = ("/etc/shadow", "/etc/gshadow", "/etc/passwd", "/etc/group", "/etc/ssh/sshd_config", "/root")
 POLICY_DEFECTS = (
     "second-root", "duplicate-uid", "passwd-without-shadow", "group-without-gshadow",

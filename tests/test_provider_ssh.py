@@ -154,29 +154,64 @@ def test_arch_check_compares_the_host_with_the_declared_platform(sshd: Sshd, tmp
     assert run.checks.get("metadata.arch_matches") == expected, run.explain()
 
 
-STATUS_NOCLOUD = {"v1": {"datasource": "DataSourceNoCloud [seed=/dev/sr0][dsmode=net]",
-                          "init": {"errors": [], "finished": 1.0}}}
-
-
-@pytest.mark.parametrize(("declared", "expected"), [("NoCloud", "passed"), ("Ec2", "failed")])
-def test_datasource_check_compares_the_guest_with_the_platform(tmp_path: Path, declared: str,
-                                                               expected: str) -> None:
-    """Negative control of cloud_init.datasource_expected: a host whose cloud-init state says it
-    came up on NoCloud passes when the platform provides NoCloud, and fails on one that provides
-    Ec2 (the image picked the wrong source, e.g. a datasource_list baked for another cloud)."""
+def _status(**init: object) -> str:
+    """/run/cloud-init/status.json as cloud-init 24 writes it after a NoCloud boot."""
     import json
 
+    stage = {"errors": [], "finished": 1.0, "start": 0.5, **init}
+    return json.dumps({"v1": {"datasource": "DataSourceNoCloud [seed=/dev/sr0][dsmode=net]",
+                              **{s: stage for s in ("init-local", "init", "modules-config",
+                                                    "modules-final")}}})
+
+
+def _instance_data(**v1: str) -> str:
+    import json
+
+    return json.dumps({"v1": {"cloud_name": "aws", "platform": "ec2", **v1}})
+
+
+EC2_DATA = _instance_data(region="eu-west-1", availability_zone="eu-west-1a", instance_type="t3.micro")
+#: check, planted /run files, options, expected outcome: each check passes on a host whose boot left
+#: state that agrees with the platform, and fails on one whose state says otherwise.
+PLANTED = [
+    ("cloud_init.datasource_expected", {"cloud-init/status.json": _status()},
+     ("--datasource=NoCloud",), "passed"),
+    ("cloud_init.datasource_expected", {"cloud-init/status.json": _status()},
+     ("--datasource=Ec2",), "failed"),  # e.g. a datasource_list baked for another cloud
+    ("cloud_init.no_recoverable_errors",
+     {"cloud-init/status.json": _status(recoverable_errors={})}, (), "passed"),
+    ("cloud_init.no_recoverable_errors",
+     {"cloud-init/status.json": _status(recoverable_errors={
+         "WARNING": ["Failed to set locale C.UTF-8"]})}, (), "failed"),
+    ("metadata.region_and_zone_match", {"cloud-init/instance-data.json": EC2_DATA},
+     ("--region=eu-west-1", "--zone=eu-west-1a"), "passed"),
+    ("metadata.region_and_zone_match", {"cloud-init/instance-data.json": EC2_DATA},
+     ("--region=eu-west-1", "--zone=eu-west-1b"), "failed"),
+    ("metadata.instance_type_matches", {"cloud-init/instance-data.json": EC2_DATA},
+     ("--instance-type=t3.micro",), "passed"),
+    ("metadata.instance_type_matches", {"cloud-init/instance-data.json": EC2_DATA},
+     ("--instance-type=t3.small",), "failed"),
+]
+
+
+@pytest.mark.parametrize(("check", "run_files", "options", "expected"), PLANTED,
+                         ids=[f"{c}-{e}" for c, _, _, e in PLANTED])
+def test_check_compares_the_guest_state_with_the_platform(
+        tmp_path: Path, check: str, run_files: dict[str, str], options: tuple[str, ...],
+        expected: str) -> None:
+    """Negative controls on a real host: sshd runs with a private /run holding the state a
+    cloud-init boot leaves there, and the platform is declared through the options."""
     why = unavailable()
     if why:
         pytest.skip(why)
-    state = {"cloud-init/status.json": json.dumps(STATUS_NOCLOUD)}
-    with running_sshd(tmp_path / "sshd", run_files=state) as server:
-        select = f"{suites_dir()}/cloud_init/test_cloud_init.py::test_datasource_expected"
+    suite, name = check.split(".")
+    with running_sshd(tmp_path / "sshd", run_files=run_files) as server:
+        select = f"{suites_dir()}/{suite}/test_{suite}.py::test_{name}"
         run = run_suites(tmp_path, *_plugin_args(server, server.host_key, str(server.client_key)),
-                         f"--datasource={declared}", select=select, timeout=120)
-    assert run.checks.get("cloud_init.datasource_expected") == expected, run.explain()
-    if expected == "failed":
-        assert "expected Ec2" in run.messages["cloud_init.datasource_expected"], run.explain()
+                         *options, select=select, timeout=120)
+    assert run.checks.get(check) == expected, run.explain()
+    # failed on the comparison, not because the state could not be read
+    assert "cannot" not in run.messages.get(check, ""), run.explain()
 
 
 def test_bad_datasource_name_is_a_usage_error(sshd: Sshd) -> None:

@@ -2,7 +2,8 @@
 
 The root tree is bootstrapped once per recipe and kept; each variant copies it, plants its
 defects and becomes a disk in about half a minute.  The cache key is a hash of the recipe and of
-the code that builds it, so a change to either rebuilds and nothing stale is ever served.
+the code that builds it, so a change to either rebuilds and nothing stale is ever served; of the
+defects module only the parts a recipe uses count, so editing one defect rebuilds only its variants.
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ class Recipe:
                         "packages": rootfs.packages(self.arch)}, [rootfs])
 
     def image_key(self) -> str:
-        return _digest(asdict(self) | {"tree": self.tree_key()}, [rootfs, disk, defects_mod])
+        return _digest(asdict(self) | {"tree": self.tree_key(),
+                                       "defects_code": defects_mod.source_for(self.defects)},
+                       [rootfs, disk])
 
     @property
     def name(self) -> str:

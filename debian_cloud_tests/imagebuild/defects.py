@@ -8,9 +8,10 @@ it becomes a disk.
 
 from __future__ import annotations
 
+import inspect
 import re
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .disk import DiskLayout
@@ -25,6 +26,16 @@ def defect(name: str) -> Callable[[Defect], Defect]:
         DEFECTS[name] = fn
         return fn
     return register
+
+
+def source_for(names: Sequence[str]) -> str:
+    """This module's source without the defects not in *names*: what an image with *names*
+    planted depends on (the helpers and its own defects), for the image cache key."""
+    source = Path(__file__).read_text()
+    for name, fn in DEFECTS.items():
+        if name not in names:
+            source = source.replace(inspect.getsource(fn), "")
+    return source
 
 
 def _unit(tree: Path, name: str, body: str, target: str = "multi-user.target") -> None:
@@ -188,11 +199,13 @@ def empty_password_user(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 @defect("sshd-insecure")
 def sshd_insecure(tree: Path, arch: str, layout: DiskLayout) -> None:
-    """sshd allows passwords, empty passwords and root password logins."""
+    """sshd allows passwords, empty passwords and root password logins, tunnels, GSSAPI, reverse
+    DNS on every login, endless guessing and a long grace time."""
     (tree / "etc/ssh/sshd_config.d/05-insecure.conf").write_text(
         "PasswordAuthentication yes\nKbdInteractiveAuthentication yes\nPermitEmptyPasswords yes\n"
         "PermitRootLogin yes\nHostbasedAuthentication yes\nIgnoreRhosts no\n"
-        "PermitUserEnvironment yes\nStrictModes no\n")
+        "PermitUserEnvironment yes\nStrictModes no\nUseDNS yes\nPermitTunnel yes\n"
+        "GSSAPIAuthentication yes\nMaxAuthTries 50\nLoginGraceTime 600\n")
     # Keys disabled for generic users only: the default user still logs in with its key.
     (tree / "etc/ssh/sshd_config.d/99-match.conf").write_text(
         "Match User nobody\n    PubkeyAuthentication no\n")

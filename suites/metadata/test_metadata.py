@@ -88,10 +88,12 @@ def test_region_and_zone_match(facts, machine) -> None:
     if not machine.facts.region and not machine.facts.zone:
         pytest.skip(f"not applicable: {machine.facts.provider} has no regions or zones")
     data = _instance_data(facts)
-    if machine.facts.region:
-        assert data.get("region") == machine.facts.region
-    if machine.facts.zone:
-        assert data.get("availability_zone") == machine.facts.zone
+    wrong = [f"{what} {data.get(key)!r}, launched in {want!r}"
+             for what, key, want in (("region", "region", machine.facts.region),
+                                     ("zone", "availability_zone", machine.facts.zone))
+             if want and data.get(key) != want]
+    assert not wrong, ("cloud-init's instance data says " + "; ".join(wrong) +
+                       ": the guest reads another platform's metadata, or the datasource is wrong")
 
 
 def test_instance_type_matches(facts, machine) -> None:
@@ -102,4 +104,6 @@ def test_instance_type_matches(facts, machine) -> None:
     seen = data.get("instance_type") or meta.get("instance-type")
     if machine.facts.provider == "qemu" or not seen:
         pytest.skip("not applicable: the platform exposes no instance type to the guest")
-    assert re.sub(r"\s", "", seen) == machine.facts.instance_type
+    assert re.sub(r"\s", "", seen) == machine.facts.instance_type, (
+        f"the guest sees instance type {seen!r}, launched as {machine.facts.instance_type!r}: "
+        "its metadata is not this instance's")
