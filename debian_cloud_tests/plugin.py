@@ -216,6 +216,12 @@ def _close(state: RunState) -> None:
     state.kept = fleet.kept
 
 
+def _spares_wanted(session: pytest.Session) -> int:
+    """A second machine for the uniqueness suite boots alongside the first when that suite
+    will run: overlapping the boots saves one boot's wait (minutes on a cloud)."""
+    return int(any("twin" in getattr(item, "fixturenames", ()) for item in session.items))
+
+
 @pytest.fixture(scope="session")
 def instance(dct_run: RunState, request: pytest.FixtureRequest,
              record_testsuite_property: Callable[[str, object], None]) -> Instance:
@@ -224,7 +230,9 @@ def instance(dct_run: RunState, request: pytest.FixtureRequest,
         pytest.fail(f"no machine: {dct_run.error.message}", pytrace=False)
     assert dct_run.fleet is not None
     try:
-        inst = dct_run.fleet.launch(progress.for_pytest(request.config, dct_run.provider.name))
+        inst = dct_run.fleet.launch_with_spares(
+            _spares_wanted(request.session),
+            progress.for_pytest(request.config, dct_run.provider.name))
     except DCTError as exc:
         dct_run.error = exc
         request.session.shouldstop = f"no machine to test: {exc.message}"
