@@ -45,6 +45,8 @@ def instance_properties(inst: Instance, artifacts_dir: Path) -> dict[str, str]:
     """Properties known once the machine is ready: boot time, accel, the guest's os-release."""
     props = {f"{k}": v for k, v in inst.machine.properties().items()}
     props["boot_seconds"] = f"{inst.ready.boot_seconds:.1f}"
+    if inst.ready.keys_seconds is not None:  # the console announced the host keys at
+        props["host_keys_known_seconds"] = f"{inst.ready.keys_seconds:.1f}"
     if inst.ready.cloud_init_seconds is not None:
         props["cloud_init_wait_seconds"] = f"{inst.ready.cloud_init_seconds:.1f}"
     props["instance_id"] = inst.machine.facts.instance_id

@@ -34,6 +34,7 @@ class Readiness:
     login_error: str | None = None
     cloud_init_rc: int | None = None
     cloud_init_seconds: float | None = None
+    keys_seconds: float | None = None  # when the host keys were first known (console or given)
 
 
 def wait_for_ssh(machine: Machine, timeout: float, progress: Progress | None = None,
@@ -48,6 +49,7 @@ def wait_for_ssh(machine: Machine, timeout: float, progress: Progress | None = N
     started = time.monotonic() if started is None else started
     deadline = started + timeout
     last_error = "no attempt yet"
+    keys_seconds: float | None = None
     while True:
         log = machine.console_log()
         stage = console.boot_stage(log)
@@ -60,17 +62,20 @@ def wait_for_ssh(machine: Machine, timeout: float, progress: Progress | None = N
                             detail=console.tail(log))
         keys = machine.host_keys_hint() or console.announced_host_keys(log)
         if keys:
+            if keys_seconds is None:
+                keys_seconds = time.monotonic() - started
             try:
                 client = ssh.connect(machine.ssh, keys, timeout=ATTEMPT_TIMEOUT)
             except ssh.HandshakeFailed as exc:
                 last_error = str(exc)
             except ssh.LoginRefused as exc:
-                return Readiness(None, time.monotonic() - started, keys, login_error=str(exc))
+                return Readiness(None, time.monotonic() - started, keys, login_error=str(exc),
+                                 keys_seconds=keys_seconds)
             else:
                 elapsed = time.monotonic() - started
                 if progress:
                     progress("ssh", elapsed)
-                return Readiness(client, elapsed, keys)
+                return Readiness(client, elapsed, keys, keys_seconds=keys_seconds)
         if time.monotonic() >= deadline:
             if keys:
                 raise SSHNotReadyError(
