@@ -9,8 +9,9 @@ file unreadable, sudo broken) is data for the check to fail on, never an error o
 
 from __future__ import annotations
 
-import base64
+import io
 import shlex
+import tarfile
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -65,36 +66,47 @@ class Facts:
 
 
 def _script(probes: Iterable[Probe]) -> str:
-    # Output goes to temp files, so the probe's own exit status is what is reported.
+    # Each probe writes its output, errors and status to files in one temp dir, sent back as one
+    # tar stream: a probe costs its own commands and one fork (under TCG every exec is felt).
     lines = [
         # Commands like sysctl and sshd live in sbin, which a user's PATH may lack.
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH",
+        "dct_d=$(mktemp -d 2>/dev/null || mktemp -d -p /dev/shm) || exit 97",
         "dct_probe() {",
-        '  _e=$(mktemp); _f=$(mktemp)',
-        '  ( eval "$2" ) </dev/null >"$_f" 2>"$_e"; _rc=$?',
-        '  printf \'DCT %s %s %s %s\\n\' "$1" "$_rc" "$(base64 -w0 <"$_f")" "$(base64 -w0 <"$_e")"',
-        '  rm -f "$_e" "$_f"',
+        '  ( eval "$2" ) </dev/null >"$dct_d/$1.out" 2>"$dct_d/$1.err"; echo $? >"$dct_d/$1.rc"',
         "}",
     ]
     for probe in probes:
         lines.append(f"dct_probe {shlex.quote(probe.name)} {shlex.quote(probe.command)}")
+    lines.append('tar -C "$dct_d" -cf - .; dct_rc=$?; rm -rf "$dct_d"; exit $dct_rc')
     return "\n".join(lines) + "\n"
 
 
-def _parse(text: str) -> dict[str, Output]:
+def _parse(stream: bytes) -> dict[str, Output]:
+    files: dict[str, bytes] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(stream), mode="r:") as tar:
+            for member in tar.getmembers():
+                data = tar.extractfile(member) if member.isfile() else None
+                if data is not None:
+                    files[member.name.removeprefix("./")] = data.read()
+    except tarfile.TarError:
+        return {}
     outputs = {}
-    for line in text.splitlines():
-        parts = line.split(" ")
-        if len(parts) < 3 or parts[0] != "DCT":
+    for name in files:
+        if not name.endswith(".rc"):
             continue
-        name, rc = parts[1], int(parts[2])
-        out = base64.b64decode(parts[3]).decode(errors="replace") if len(parts) > 3 else ""
-        err = base64.b64decode(parts[4]).decode(errors="replace") if len(parts) > 4 else ""
-        outputs[name] = Output(rc, out, err)
+        probe = name.removesuffix(".rc")
+        try:
+            rc = int(files[name].strip() or b"-1")
+        except ValueError:
+            continue
+        outputs[probe] = Output(rc, files.get(f"{probe}.out", b"").decode(errors="replace"),
+                                files.get(f"{probe}.err", b"").decode(errors="replace"))
     return outputs
 
 
-def _exec(client: paramiko.SSHClient, command: str, stdin: str, timeout: float) -> tuple[int, str, str]:
+def _exec(client: paramiko.SSHClient, command: str, stdin: str, timeout: float) -> tuple[int, bytes, str]:
     transport = client.get_transport()
     assert transport is not None
     chan = transport.open_session(timeout=30)
@@ -102,7 +114,7 @@ def _exec(client: paramiko.SSHClient, command: str, stdin: str, timeout: float) 
     chan.exec_command(command)
     chan.sendall(stdin.encode())
     chan.shutdown_write()
-    out = chan.makefile("rb").read().decode(errors="replace")
+    out = chan.makefile("rb").read()
     err = chan.makefile_stderr("rb").read().decode(errors="replace")
     return chan.recv_exit_status(), out, err
 
@@ -141,3 +153,28 @@ def gather(client: paramiko.SSHClient, probes: Iterable[Probe], timeout: float =
     for t in threads:
         t.join()
     return Facts(outputs)
+
+
+class PendingFacts:
+    """A :func:`gather` started as soon as the machine is ready, so the probes run while the
+    first checks (which use the connection directly) run too; :meth:`result` waits for it."""
+
+    def __init__(self, client: paramiko.SSHClient, probes: Iterable[Probe]) -> None:
+        self._facts: Facts | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(client, list(probes)),
+                                        daemon=True, name="facts")
+        self._thread.start()
+
+    def _run(self, client: paramiko.SSHClient, probes: list[Probe]) -> None:
+        try:
+            self._facts = gather(client, probes)
+        except BaseException as exc:  # handed to the thread that asks for the result
+            self._error = exc
+
+    def result(self) -> Facts:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._facts is not None
+        return self._facts

@@ -20,7 +20,7 @@ import pytest
 
 from . import __version__, applicability, artifacts, backoff, options, progress
 from .errors import DCTError
-from .facts import Facts, Probe, gather
+from .facts import Facts, PendingFacts, Probe, gather
 from .lifecycle import Fleet, Instance
 from .machine import Machine
 from .provider import Provider, get_provider
@@ -50,6 +50,7 @@ class RunState:
     checks_run: int = 0
     boot_seconds: float | None = None
     probes: dict[str, Probe] = field(default_factory=dict)
+    pending_facts: PendingFacts | None = None
 
 
 STATE = pytest.StashKey[RunState]()
@@ -242,6 +243,8 @@ def instance(dct_run: RunState, request: pytest.FixtureRequest,
         record_testsuite_property(key, val)
     dct_run.ready_at = dct_run.ready_at or time.monotonic()
     dct_run.boot_seconds = dct_run.boot_seconds or inst.ready.boot_seconds
+    if inst.host is not None and dct_run.probes:
+        dct_run.pending_facts = PendingFacts(inst.host.backend.client, dct_run.probes.values())
     return inst
 
 
@@ -256,6 +259,8 @@ def facts(instance: Instance, dct_run: RunState) -> Facts:
     """Every collected suite's probes, run once in a few round trips."""
     if instance.host is None:
         pytest.fail(f"cannot log in to the machine: {instance.ready.login_error}", pytrace=False)
+    if dct_run.pending_facts is not None:  # started when the machine became ready
+        return dct_run.pending_facts.result()
     return gather(instance.host.backend.client, dct_run.probes.values())
 
 

@@ -9,7 +9,7 @@ from debian_cloud_tests.facts import Probe, _parse, _script
 
 
 def _run(probes: list[Probe]) -> dict:
-    out = subprocess.run(["sh", "-s"], input=_script(probes), capture_output=True, text=True,
+    out = subprocess.run(["sh", "-s"], input=_script(probes).encode(), capture_output=True,
                          timeout=30).stdout
     return _parse(out)
 
@@ -29,3 +29,10 @@ def test_a_probe_reading_stdin_does_not_swallow_the_rest() -> None:
 def test_missing_command_is_data_not_an_error() -> None:
     got = _run([Probe("missing", "no-such-command-dct")])
     assert got["missing"].rc == 127 and not got["missing"].ok
+
+
+def test_binary_output_and_odd_names_survive() -> None:
+    got = _run([Probe("bin", "printf '\\000\\377DCT x\\n'"), Probe("config.a[b]", "echo x")])
+    assert got["bin"].stdout.encode(errors="replace").startswith(b"\x00")
+    assert got["config.a[b]"].stdout == "x\n"
+
