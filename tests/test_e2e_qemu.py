@@ -46,7 +46,7 @@ POLICY_DEFECTS = (
     "second-root", "duplicate-uid", "passwd-without-shadow", "group-without-gshadow",
     "weak-login-defs", "hosts-equiv", "sudo-nopasswd-baked", "setuid-find", "open-dir", "shm-suid",
     "loose-modes", "foreign-arch", "held-package", "policy-rc-d", "apt-pin-block", "apt-trusted",
-    "apt-cache-left", "packages-purged", "dbus-machine-id-baked")
+    "apt-cache-left", "packages-purged", "dbus-machine-id-baked", "apt-source-malformed")
 BOOT_CONFIG_DEFECTS = (
     "kernel-tainted", "reboot-pending", "root-by-device-name", "fstab-stale-entry",
     "serial-getty-masked", "journal-error", "cloud-init-lax", "cloud-init-modules-trimmed",
@@ -125,7 +125,7 @@ VARIANTS = {
          *(f"config.file_mode[{p}]" for p in ("/etc/ssh", "/boot/grub/grub.cfg")),
          "config.no_foreign_architectures", "config.no_held_packages", "config.no_policy_rc_d",
          "config.no_pin_blocking_updates", "config.apt_sources_authenticated",
-         "config.apt_cache_clean", "config.no_dbus_machine_id_baked",
+         "config.apt_cache_clean", "config.no_dbus_machine_id_baked", "config.apt_update_works",
          *(f"config.package_installed[{p}]" for p in ("ca-certificates", "debian-archive-keyring",
                                                        "cloud-guest-utils")),
          # without cloud-guest-utils there is no growpart: the root is not grown

@@ -480,6 +480,13 @@ def apt_trusted(tree: Path, arch: str, layout: DiskLayout) -> None:
     _edit(tree / "etc/apt/sources.list.d/debian.sources", r"^(Types: deb.*)$", r"\1\nTrusted: yes")
 
 
+@defect("apt-source-malformed")
+def apt_source_malformed(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """A backports line without its component: apt refuses every source list until it is fixed."""
+    (tree / "etc/apt/sources.list.d/backports.list").write_text(
+        "deb http://deb.debian.org/debian bookworm-backports\n")
+
+
 @defect("apt-cache-left")
 def apt_cache_left(tree: Path, arch: str, layout: DiskLayout) -> None:
     archives = tree / "var/cache/apt/archives"
