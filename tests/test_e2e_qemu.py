@@ -7,6 +7,11 @@ check that fails for the wrong reason, or passes despite its defect, is caught.
 from __future__ import annotations
 
 import hashlib
+import re
+import shutil
+import sys
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import pytest
@@ -217,6 +222,52 @@ def test_no_key_material_left_or_written(good_run) -> None:
             text = path.read_bytes()
             assert b"PRIVATE KEY" not in text, f"key material in {path}"
     assert run.props.get("console_log") and Path(run.props["console_log"]).exists()
+
+
+APT_LISTS = Path("/var/lib/apt/lists")
+MIRROR = Path(__file__).with_name("fakes") / "archive_mirror.py"
+
+
+def _debian_release_files(dest: Path) -> None:
+    """This machine's InRelease files from deb.debian.org, as Debian signed them, or skip."""
+    files = {f.name.split("_dists_")[-1].removesuffix("_InRelease"): f
+             for f in APT_LISTS.glob("deb.debian.org_*_InRelease")}
+    if not {"bookworm", "bookworm-updates", "bookworm-security"} <= set(files):
+        pytest.skip("this machine's apt has no bookworm InRelease files from deb.debian.org")
+    for f in files.values():
+        m = re.search(rb"^Valid-Until: (.+)$", f.read_bytes(), re.M)
+        if m and parsedate_to_datetime(m.group(1).decode()) < datetime.now(UTC):
+            pytest.skip(f"{f.name} has expired: run apt-get update on this machine")
+        shutil.copy(f, dest / f.name)
+
+
+def test_apt_update_passes_when_the_mirrors_answer(good_image: Path, tmp_path: Path) -> None:
+    """Positive control of config.apt_update_works (offline it is not applicable): walled in
+    with a mirror that serves Debian's own signed InRelease files over https, its CA given
+    with --ca-cert as behind a TLS-intercepting proxy, the good image's unchanged sources update."""
+    trustme = pytest.importorskip("trustme")
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    _debian_release_files(lists)
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    ca.issue_cert("deb.debian.org").private_key_and_cert_chain_pem.write_to_path(
+        str(tmp_path / "mirror.pem"))
+    (tmp_path / "resolv.conf").write_text("nameserver 127.0.0.1\n")
+    ready, log = tmp_path / "mirror.ready", tmp_path / "mirror.log"
+    ip, unshare = shutil.which("ip"), shutil.which("unshare")
+    script = (f"{ip} link set lo up && mount --bind {tmp_path / 'resolv.conf'} /etc/resolv.conf && "
+              f"{{ {sys.executable} {MIRROR} {lists} {ready} {tmp_path / 'mirror.pem'} "
+              f"{tmp_path / 'mirror.pem'} 2>{log} & mirror=$!; }} && "
+              f"for i in $(seq 100); do [ -e {ready} ] && break; sleep 0.1; done; "
+              '"$@"; rc=$?; kill $mirror; exit $rc')
+    select = f"{suites_dir()}/config/test_apt.py::test_apt_update_works"
+    run = run_suites(tmp_path, "--provider=qemu", f"--image={good_image}", "--qemu-network=user",
+                     f"--ca-cert={tmp_path / 'ca.pem'}", select=select, walled=False,
+                     prefix=[str(unshare), "--net", "--mount", "/bin/sh", "-c", script, "sh"])
+    served = log.read_text() if log.exists() else "no mirror log"
+    assert run.checks.get("config.apt_update_works") == "passed", f"{run.explain()}\n{served}"
+    assert served.count("InRelease HTTP/1.1\" 200") >= 3, served  # the guest really fetched them
 
 
 def test_uefi_boot_passes_every_check(good_image: Path, tmp_path: Path) -> None:
