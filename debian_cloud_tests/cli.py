@@ -58,6 +58,10 @@ def _test_image(args: argparse.Namespace) -> int:
     return 0
 
 
+#: where Debian keeps the CAs an administrator added (update-ca-certificates reads it)
+LOCAL_CA_DIR = Path("/usr/local/share/ca-certificates")
+
+
 def _demo(args: argparse.Namespace) -> int:
     """Build the test image if needed, boot it under QEMU, run the suites, gate the result."""
     from .imagebuild.builder import Recipe, build_image
@@ -65,10 +69,17 @@ def _demo(args: argparse.Namespace) -> int:
     print("debian-cloud-tests demo: building (or reusing) a bookworm test image …", flush=True)
     image = build_image(Recipe(arch=args.arch))
     print(f"debian-cloud-tests demo: image {image}", flush=True)
+    # The guest reaches its https mirrors through this host: behind a TLS-intercepting proxy
+    # it must trust the CAs the host's administrator added, as the host does.
+    local_cas = sorted(LOCAL_CA_DIR.rglob("*.crt")) if LOCAL_CA_DIR.is_dir() else []
+    if local_cas:
+        print(f"debian-cloud-tests demo: the guest also trusts this host's local CAs "
+              f"({', '.join(c.name for c in local_cas)}) through cloud-init ca_certs", flush=True)
     ns = argparse.Namespace(provider="qemu", image=str(image), arch=args.arch, firmware=None,
                             output=args.output, name="demo",
                             # The test image is built like Debian's genericcloud (cloud kernel on amd64).
-                            pytest_args=["--image-type=genericcloud"])
+                            pytest_args=["--image-type=genericcloud",
+                                         *(f"--ca-cert={c}" for c in local_cas)])
     rc = _run(ns)
     junit = Path(args.output) / "demo.xml"
     policy = Path(__file__).resolve().parent.parent / "examples" / "policy.toml"
