@@ -29,13 +29,14 @@ def defect(name: str) -> Callable[[Defect], Defect]:
 
 
 def source_for(names: Sequence[str]) -> str:
-    """This module's source without the defects not in *names*: what an image with *names*
-    planted depends on (the helpers and its own defects), for the image cache key."""
-    source = Path(__file__).read_text()
-    for name, fn in DEFECTS.items():
-        if name not in names:
-            source = source.replace(inspect.getsource(fn), "")
-    return source
+    """What an image with the defects *names* planted depends on in this module: its helpers
+    and those defects' own code, for the image cache key (adding or editing another defect
+    leaves the key alone)."""
+    helpers = Path(__file__).read_text()
+    for fn in DEFECTS.values():
+        helpers = helpers.replace(inspect.getsource(fn), "")
+    helpers = re.sub(r"\n{3,}", "\n\n", helpers)
+    return helpers + "".join(inspect.getsource(DEFECTS[name]) for name in sorted(set(names)))
 
 
 def _unit(tree: Path, name: str, body: str, target: str = "multi-user.target") -> None:
