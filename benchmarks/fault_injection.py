@@ -161,12 +161,14 @@ def _mentioning(needle: Path) -> list[str]:
 
 def _private_keys(base: Path) -> list[str]:
     keys = []
-    for path in base.rglob("*"):
-        try:
-            if path.is_file() and b"PRIVATE KEY" in path.read_bytes()[:64]:
-                keys.append(f"key {path}")
-        except OSError:
-            continue
+    for root, _dirs, files in os.walk(base):  # a run dir may vanish while it is walked
+        for name in files:
+            path = Path(root) / name
+            try:
+                if b"PRIVATE KEY" in path.read_bytes()[:64]:
+                    keys.append(f"key {path}")
+            except OSError:
+                continue
     return keys
 
 
@@ -425,7 +427,8 @@ def main() -> int:
                 kills.append(k)
                 print(f"{len(kills):3d} {provider:<4} {sig.name:<7} aimed {aim.value:<8} "
                       f"{'at ' + k.phase.value if k.killed else 'ended first':<14} {k.seconds:5.1f}s "
-                      f"gc {'yes' if k.before_gc else 'no '} leaks {len(k.after_gc)}", flush=True)
+                      f"gc {'yes' if k.before_gc else 'no '} leaks {len(k.after_gc)}"
+                      + (f" ({'; '.join(k.after_gc[:3])})" if k.after_gc else ""), flush=True)
         finally:
             if emulator:
                 emulator.close()

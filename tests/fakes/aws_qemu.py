@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import random
 import sys
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -59,6 +60,10 @@ class QemuMachines:
         self._launcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qemu-launcher")
         self._prefix = f"127.{random.randint(100, 199)}.{random.randint(0, 255)}"
         self._count = 0
+        # terminated while its guest was still being started (a run killed mid run_instances,
+        # its guard quicker than QEMU): the guest is stopped as soon as it exists
+        self._terminated_early: set[str] = set()
+        self._lock = threading.Lock()
 
     def start(self, backend: Any, instance: Any) -> None:
         image = self.images.get(instance.image_id)
@@ -73,7 +78,11 @@ class QemuMachines:
         except BaseException:
             imds.stop()
             raise
-        self.guests[instance.id] = guest
+        with self._lock:
+            self.guests[instance.id] = guest
+            early = instance.id in self._terminated_early
+        if early:
+            self.stop(instance.id)
 
     def _boot(self, backend: Any, instance: Any, image: Path, address: str, imds: ImdsServer) -> Guest:
         ami = backend.amis.get(instance.image_id)
@@ -108,14 +117,18 @@ class QemuMachines:
             self.guests[instance_id].machine.hard_reset()
 
     def stop(self, instance_id: str) -> None:
-        guest = self.guests.get(instance_id)
-        if guest is None or guest.stopped:
-            return
+        with self._lock:
+            guest = self.guests.get(instance_id)
+            if guest is None:
+                self._terminated_early.add(instance_id)
+                return
+            if guest.stopped:
+                return
+            guest.stopped = True
         self.consoles[instance_id] = guest.machine.console_log()
         errors = guest.machine.destroy()
         guest.run_dir.close()
         guest.imds.stop()
-        guest.stopped = True
         if errors:
             raise RuntimeError(f"stopping {instance_id}: {errors}")
 
@@ -123,7 +136,7 @@ class QemuMachines:
         guest = self.guests.get(instance_id)
         if guest is None:
             return ""
-        return self.consoles[instance_id] if guest.stopped else guest.machine.console_log()
+        return self.consoles.get(instance_id, "") if guest.stopped else guest.machine.console_log()
 
     def close(self) -> None:
         """Stop whatever is still running (a test that failed half-way)."""
