@@ -18,12 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from debian_cloud_tests.cli import LOCAL_CA_DIR
-from debian_cloud_tests.imagebuild.builder import Recipe, build_image
-from debian_cloud_tests.lifecycle import Fleet
-from debian_cloud_tests.provider import get_provider
-from debian_cloud_tests.rundir import new_run_id
-from debian_cloud_tests.spec import Arch, KeepInstance, LaunchSpec
+from qemu_fleet import image_to_measure, qemu_fleet
+
+from debian_cloud_tests.paths import local_ca_certs
 
 
 def raw_exec(client, command: str) -> int:
@@ -58,7 +55,7 @@ def suites_after_ready(image: Path) -> tuple[str, str]:
 
         # reboot and uniqueness boot machines again: their cost is boot time, reported apart
         # as the demo does: the guest's https mirrors are reached through this host (apt check)
-        cas = sorted(LOCAL_CA_DIR.rglob("*.crt")) if LOCAL_CA_DIR.is_dir() else []
+        cas = local_ca_certs()
         proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
                                "--provider=qemu", f"--image={image}",
                                *(f"--ca-cert={c}" for c in cas),
@@ -77,18 +74,13 @@ def main() -> int:
     parser.add_argument("--image")
     parser.add_argument("--commands", type=int, default=100)
     args = parser.parse_args()
-    image = Path(args.image) if args.image else build_image(Recipe())
-    provider = get_provider("qemu")
-    spec = provider.validate(LaunchSpec(image=str(image), arch=Arch.AMD64, run_id=new_run_id()))
-    fleet = Fleet(provider, spec, KeepInstance.NEVER)
-    try:
+    image = image_to_measure(args.image)
+    with qemu_fleet(image) as fleet:
         t0 = time.monotonic()
         inst = fleet.launch()
         ready = time.monotonic() - t0
         raw, fixture = per_command(inst, args.commands)
         accel = inst.machine.properties().get("accel", "?")
-    finally:
-        fleet.close(failed=False)
     suites, boot2 = suites_after_ready(image)
     print(f"machine: {os.cpu_count()} cores, accel {accel}, image {image.name}")
     print(f"time to SSH-ready (verified handshake): {inst.ready.boot_seconds:.1f} s; "

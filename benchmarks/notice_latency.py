@@ -19,11 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from debian_cloud_tests.imagebuild.builder import Recipe, build_image
-from debian_cloud_tests.lifecycle import Fleet
-from debian_cloud_tests.provider import get_provider
-from debian_cloud_tests.rundir import new_run_id
-from debian_cloud_tests.spec import Arch, HostKeySource, KeepInstance, LaunchSpec
+from qemu_fleet import image_to_measure, qemu_fleet
+
+from debian_cloud_tests.spec import HostKeySource
 
 SSHD_ACTIVE = ("systemctl show -p ActiveEnterTimestampMonotonic --value ssh.service ssh.socket; "
                "cat /proc/uptime")
@@ -42,11 +40,7 @@ def sshd_up_on_our_clock(host) -> float:
 
 def one_boot(image: Path, source: HostKeySource) -> tuple[float, float, float, str]:
     """(notice latency, SSH-ready seconds, keys known seconds, accel) for one boot."""
-    provider = get_provider("qemu")
-    spec = provider.validate(LaunchSpec(image=str(image), arch=Arch.AMD64, run_id=new_run_id(),
-                                        host_key_source=source))
-    fleet = Fleet(provider, spec, KeepInstance.NEVER)
-    try:
+    with qemu_fleet(image, host_key_source=source) as fleet:
         began = time.monotonic()
         inst = fleet.launch()
         ready_at = began + inst.ready.boot_seconds
@@ -55,8 +49,6 @@ def one_boot(image: Path, source: HostKeySource) -> tuple[float, float, float, s
         accel = str(inst.machine.properties().get("accel", "?"))
         return (ready_at - max(sshd_at, keys_at), inst.ready.boot_seconds,
                 inst.ready.keys_seconds or 0.0, accel)
-    finally:
-        fleet.close(failed=False)
 
 
 def main() -> int:
@@ -65,7 +57,7 @@ def main() -> int:
     parser.add_argument("--boots", type=int, default=2)
     parser.add_argument("--host-key-source", default="injected", choices=["injected", "console"])
     args = parser.parse_args()
-    image = Path(args.image) if args.image else build_image(Recipe())
+    image = image_to_measure(args.image)
     latencies, accel = [], "?"
     for n in range(args.boots):
         latency, ready, keys, accel = one_boot(image, HostKeySource(args.host_key_source))

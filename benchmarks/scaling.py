@@ -18,29 +18,19 @@ import sys
 import time
 from pathlib import Path
 
-from debian_cloud_tests.imagebuild.builder import Recipe, build_image
-from debian_cloud_tests.lifecycle import Fleet
-from debian_cloud_tests.provider import get_provider
-from debian_cloud_tests.rundir import new_run_id
-from debian_cloud_tests.spec import Arch, KeepInstance, LaunchSpec
+from qemu_fleet import image_to_measure, qemu_fleet
 
 
 def time_launch(image: Path, count: int, instance_type: str | None
                 ) -> tuple[float, list[float], str]:
     """Seconds until *count* machines launched together are all ready, each one's boot, and
     the acceleration used."""
-    provider = get_provider("qemu")
-    spec = provider.validate(LaunchSpec(image=str(image), arch=Arch.AMD64, run_id=new_run_id(),
-                                        instance_type=instance_type))
-    fleet = Fleet(provider, spec, KeepInstance.NEVER)
-    try:
+    with qemu_fleet(image, instance_type=instance_type) as fleet:
         begin = time.monotonic()
         instances = fleet.launch_many(count)
         wall = time.monotonic() - begin
         accel = str(instances[0].machine.properties().get("accel", "?"))
         return wall, [inst.ready.boot_seconds for inst in instances], accel
-    finally:
-        fleet.close(failed=False)
 
 
 def main() -> int:
@@ -50,7 +40,7 @@ def main() -> int:
     parser.add_argument("--instance-type", help="qemu VCPUSxMEMORY_MIB for every instance")
     args = parser.parse_args()
     counts = sorted({int(c) for c in args.counts.split(",")} | {1})
-    image = Path(args.image) if args.image else build_image(Recipe())
+    image = image_to_measure(args.image)
     accel = "?"
     results = {}
     for count in counts:

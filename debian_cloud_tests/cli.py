@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import guarded
+from .paths import local_ca_certs
 
 EPILOG = "exit codes: 0 ok/publish, 1 checks failed/hold, 2 gate input error, 20-40 see README"
 
@@ -58,10 +59,6 @@ def _test_image(args: argparse.Namespace) -> int:
     return 0
 
 
-#: where Debian keeps the CAs an administrator added (update-ca-certificates reads it)
-LOCAL_CA_DIR = Path("/usr/local/share/ca-certificates")
-
-
 def _demo(args: argparse.Namespace) -> int:
     """Build the test image if needed, boot it under QEMU, run the suites, gate the result."""
     from .imagebuild.builder import Recipe, build_image
@@ -71,7 +68,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"debian-cloud-tests demo: image {image}", flush=True)
     # The guest reaches its https mirrors through this host: behind a TLS-intercepting proxy
     # it must trust the CAs the host's administrator added, as the host does.
-    local_cas = sorted(LOCAL_CA_DIR.rglob("*.crt")) if LOCAL_CA_DIR.is_dir() else []
+    local_cas = local_ca_certs()
     if local_cas:
         print(f"debian-cloud-tests demo: the guest also trusts this host's local CAs "
               f"({', '.join(c.name for c in local_cas)}) through cloud-init ca_certs", flush=True)

@@ -7,13 +7,15 @@ import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from debian_cloud_tests.imagebuild.builder import REQUIRED_TOOLS, Recipe, build_image
+
+from .fakes.sshd import Sshd, running_sshd, unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -136,3 +138,13 @@ def run_suites(tmp_path: Path, *args: str, timeout: float = 900, env: dict[str, 
                           env={**os.environ, **(env or {})})
     checks, messages, props = parse_junit(junit)
     return SuiteRun(proc.returncode, proc.stdout, proc.stderr, checks, messages, props, tmp_path)
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[Sshd]:
+    """A real OpenSSH server on 127.0.0.1 with its own host key (skipped where sshd cannot run)."""
+    why = unavailable()
+    if why:
+        pytest.skip(why)
+    with running_sshd(tmp_path / "sshd") as server:
+        yield server

@@ -8,26 +8,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from pathlib import Path
-
-import pytest
 
 from debian_cloud_tests.lifecycle import Fleet
 from debian_cloud_tests.provider import get_provider
 from debian_cloud_tests.spec import Arch, KeepInstance, LaunchSpec
 
-from .fakes.sshd import Sshd, running_sshd, unavailable
+from .fakes.sshd import Sshd
 
 DELAY = 2.0  # seconds each connection waits before sshd sees it: a slow boot, in small
-
-
-@pytest.fixture
-def sshd(tmp_path: Path) -> Iterator[Sshd]:
-    why = unavailable()
-    if why:
-        pytest.skip(why)
-    with running_sshd(tmp_path / "sshd") as server:
-        yield server
 
 
 def _pipe(src: socket.socket, dst: socket.socket) -> None:

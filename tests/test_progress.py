@@ -9,16 +9,13 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from debian_cloud_tests.plugin import suites_dir
 from debian_cloud_tests.progress import SPINNER, BootProgress
 
 from .conftest import run_suites
-from .fakes.sshd import Sshd, running_sshd, unavailable
+from .fakes.sshd import Sshd
 
 POLLS = [("", 0.1), ("firmware", 0.4), ("firmware", 0.6), ("kernel", 2.9), ("kernel", 3.1),
          ("ssh", 33.9)]
@@ -46,15 +43,6 @@ def test_live_line_ticks_then_ends_with_a_summary() -> None:
     assert "kernel" in rewrites[-2] and "3.1s" in rewrites[-2]
     assert rewrites[-1] == "[qemu] ssh ready in 33.9s (firmware 0.4s · kernel 2.9s)"
     assert lines == [""]  # the summary line is closed, so pytest's next output starts afresh
-
-
-@pytest.fixture
-def sshd(tmp_path: Path) -> Iterator[Sshd]:
-    why = unavailable()
-    if why:
-        pytest.skip(why)
-    with running_sshd(tmp_path / "sshd") as server:
-        yield server
 
 
 def _args(server: Sshd) -> list[str]:

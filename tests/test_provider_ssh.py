@@ -4,7 +4,6 @@ ever created or destroyed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,15 +19,6 @@ from debian_cloud_tests.spec import Arch, LaunchSpec
 
 from .conftest import run_suites
 from .fakes.sshd import Sshd, running_sshd, unavailable
-
-
-@pytest.fixture
-def sshd(tmp_path: Path) -> Iterator[Sshd]:
-    why = unavailable()
-    if why:
-        pytest.skip(why)
-    with running_sshd(tmp_path / "sshd") as server:
-        yield server
 
 
 def spec_for(server: Sshd, **options: str) -> LaunchSpec:

@@ -1,0 +1,32 @@
+"""What the benchmarks share: the image to measure (given, or the test image built or taken
+from the cache) and a QEMU fleet for it that destroys its machines however the measurement ends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from debian_cloud_tests.imagebuild.builder import Recipe, build_image
+from debian_cloud_tests.lifecycle import Fleet
+from debian_cloud_tests.provider import get_provider
+from debian_cloud_tests.rundir import new_run_id
+from debian_cloud_tests.spec import Arch, KeepInstance, LaunchSpec
+
+
+def image_to_measure(given: str | None) -> Path:
+    """*given*, else the bookworm test image (built first if not cached; needs root then)."""
+    return Path(given) if given else build_image(Recipe())
+
+
+@contextmanager
+def qemu_fleet(image: Path, **spec: Any) -> Iterator[Fleet]:
+    """A fleet launching *image* under QEMU (amd64; *spec* sets more LaunchSpec fields)."""
+    provider = get_provider("qemu")
+    fleet = Fleet(provider, provider.validate(LaunchSpec(
+        image=str(image), arch=Arch.AMD64, run_id=new_run_id(), **spec)), KeepInstance.NEVER)
+    try:
+        yield fleet
+    finally:
+        fleet.close(failed=False)
