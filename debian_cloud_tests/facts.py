@@ -3,7 +3,8 @@
 Under TCG one SSH command costs ~0.1 s and a `cloud-init …` command ~3 s, so checks do not run
 commands one by one: each suite module declares the probes it needs (``PROBES``), the plugin
 gathers them, and they run as one shell script as the user, one under sudo, and the slow ones in
-parallel channels.  A check then reads ``facts["name"]``.  A probe that fails (command missing,
+parallel channels, started as soon as the machine is ready.  A check then reads ``facts["name"]``,
+waiting only for the batch that runs that probe.  A probe that fails (command missing,
 file unreadable, sudo broken) is data for the check to fail on, never an error of the framework.
 """
 
@@ -50,19 +51,34 @@ class Output:
 
 
 class Facts:
-    """Probe outputs by name; gathered once per machine."""
+    """Probe outputs by name; gathered once per machine.
 
-    def __init__(self, outputs: dict[str, Output]) -> None:
-        self._outputs = outputs
+    The gather runs in threads started when the machine is ready: reading a probe waits only
+    for the batch that runs it, so checks start while slow probes (apt-get update) still run.
+    """
+
+    def __init__(self, outputs: dict[str, Output] | None = None) -> None:
+        self._outputs = dict(outputs or {})
+        self._pending: dict[str, threading.Event] = {}
+        self._threads: list[threading.Thread] = []
 
     def __getitem__(self, name: str) -> Output:
+        event = self._pending.get(name)
+        if event is not None:
+            event.wait()
         try:
             return self._outputs[name]
         except KeyError:
             raise KeyError(f"probe {name!r} was not declared in any collected suite's PROBES") from None
 
     def __contains__(self, name: str) -> bool:
-        return name in self._outputs
+        return name in self._outputs or name in self._pending
+
+    def wait(self) -> Facts:
+        """Every probe done: before anything changes the machine they describe (a reboot)."""
+        for thread in self._threads:
+            thread.join()
+        return self
 
 
 def _script(probes: Iterable[Probe]) -> str:
@@ -108,7 +124,8 @@ def _parse(stream: bytes) -> dict[str, Output]:
 
 def _exec(client: paramiko.SSHClient, command: str, stdin: str, timeout: float) -> tuple[int, bytes, str]:
     transport = client.get_transport()
-    assert transport is not None
+    if transport is None or not transport.is_active():
+        raise paramiko.SSHException("the connection is closed")
     chan = transport.open_session(timeout=30)
     chan.settimeout(timeout)
     chan.exec_command(command)
@@ -119,8 +136,8 @@ def _exec(client: paramiko.SSHClient, command: str, stdin: str, timeout: float) 
     return chan.recv_exit_status(), out, err
 
 
-def gather(client: paramiko.SSHClient, probes: Iterable[Probe], timeout: float = 300) -> Facts:
-    """Run all *probes*: user batch, root batch, and each slow probe, concurrently."""
+def start(client: paramiko.SSHClient, probes: Iterable[Probe], timeout: float = 300) -> Facts:
+    """Start all *probes*: user batch, root batch, and each slow probe, concurrently."""
     unique = {p.name: p for p in probes}
     groups: list[tuple[str, list[Probe]]] = []
     for shell, root in (("sh -s", False), ("sudo -n sh -s", True)):
@@ -128,53 +145,35 @@ def gather(client: paramiko.SSHClient, probes: Iterable[Probe], timeout: float =
         # Two channels per shell: the guest has at least two vCPUs, and a batch is CPU-bound.
         groups += [(shell, batch[i::CHANNELS_PER_SHELL]) for i in range(CHANNELS_PER_SHELL)]
     groups += [("sudo -n sh -s" if p.root else "sh -s", [p]) for p in unique.values() if p.slow]
-    outputs: dict[str, Output] = {}
-    lock = threading.Lock()
+    facts = Facts()
+    facts._pending = {name: threading.Event() for name in unique}
 
     def run(shell: str, batch: list[Probe]) -> None:
-        if not batch:
-            return
+        got: dict[str, Output] = {}
+        err = "no output"
         try:
             _, out, err = _exec(client, shell, _script(batch), timeout)
             got = _parse(out)
         except (paramiko.SSHException, OSError, TimeoutError) as exc:
-            err, got = f"SSH failure: {exc}", {}
-        for probe in batch:
-            # -1: the probe never ran (distinct from any status the command itself returns)
-            result = got.get(probe.name) or Output(
-                -1, "", f"could not run{' under sudo' if probe.root else ''}: "
-                f"{err.strip()[:200] or 'no output'}")
-            with lock:
-                outputs[probe.name] = result
+            err = f"SSH failure: {exc}"
+        except BaseException as exc:  # never leave a check waiting on a probe that cannot come
+            err = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            for probe in batch:
+                # -1: the probe never ran (distinct from any status the command itself returns)
+                facts._outputs[probe.name] = got.get(probe.name) or Output(
+                    -1, "", f"could not run{' under sudo' if probe.root else ''}: "
+                    f"{err.strip()[:200] or 'no output'}")
+                facts._pending[probe.name].set()
 
-    threads = [threading.Thread(target=run, args=group) for group in groups]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return Facts(outputs)
+    facts._threads = [threading.Thread(target=run, args=group, daemon=True, name="facts")
+                      for group in groups if group[1]]
+    for thread in facts._threads:
+        thread.start()
+    return facts
 
 
-class PendingFacts:
-    """A :func:`gather` started as soon as the machine is ready, so the probes run while the
-    first checks (which use the connection directly) run too; :meth:`result` waits for it."""
-
-    def __init__(self, client: paramiko.SSHClient, probes: Iterable[Probe]) -> None:
-        self._facts: Facts | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(client, list(probes)),
-                                        daemon=True, name="facts")
-        self._thread.start()
-
-    def _run(self, client: paramiko.SSHClient, probes: list[Probe]) -> None:
-        try:
-            self._facts = gather(client, probes)
-        except BaseException as exc:  # handed to the thread that asks for the result
-            self._error = exc
-
-    def result(self) -> Facts:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._facts is not None
-        return self._facts
+def gather(client: paramiko.SSHClient, probes: Iterable[Probe], timeout: float = 300) -> Facts:
+    """Run all *probes* and wait for every one."""
+    return start(client, probes, timeout).wait()

@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 
 from . import __version__, applicability, artifacts, backoff, options, progress
+from . import facts as facts_mod
 from .errors import DCTError
-from .facts import Facts, PendingFacts, Probe, gather
+from .facts import Facts, Probe
 from .lifecycle import Fleet, Instance
 from .machine import Machine
 from .provider import Provider, get_provider
@@ -50,7 +51,7 @@ class RunState:
     checks_run: int = 0
     boot_seconds: float | None = None
     probes: dict[str, Probe] = field(default_factory=dict)
-    pending_facts: PendingFacts | None = None
+    facts: Facts | None = None  # started when the first machine became ready
 
 
 STATE = pytest.StashKey[RunState]()
@@ -96,6 +97,7 @@ def suites_dir() -> Path:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "applies(provider=, arch=, firmware=): where a check applies")
+    config.addinivalue_line("markers", "late: reads a slow probe, so runs after the quick checks")
     state = config.stash.get(STATE, None)
     if state is None:
         return
@@ -144,12 +146,16 @@ RUN_AT_END = ("test_console_clean_at_end",)
 
 
 def _order(item: pytest.Item) -> int:
+    """Normal checks, then `late` ones (they wait on a slow probe, which meanwhile runs beside
+    the others), then the suites that change the machine, then the look back on the run."""
     if not _is_suite_item(item):
         return 0
     if getattr(item, "originalname", item.name) in RUN_AT_END:
-        return len(RUN_LAST) + 1
+        return len(RUN_LAST) + 2
     suite = item.path.relative_to(suites_dir()).parts[0]
-    return RUN_LAST.index(suite) + 1 if suite in RUN_LAST else 0
+    if suite in RUN_LAST:
+        return RUN_LAST.index(suite) + 2
+    return 1 if item.get_closest_marker("late") else 0
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -244,7 +250,8 @@ def instance(dct_run: RunState, request: pytest.FixtureRequest,
     dct_run.ready_at = dct_run.ready_at or time.monotonic()
     dct_run.boot_seconds = dct_run.boot_seconds or inst.ready.boot_seconds
     if inst.host is not None and dct_run.probes:
-        dct_run.pending_facts = PendingFacts(inst.host.backend.client, dct_run.probes.values())
+        dct_run.facts = dct_run.facts or facts_mod.start(inst.host.backend.client,
+                                                          dct_run.probes.values())
     return inst
 
 
@@ -259,9 +266,9 @@ def facts(instance: Instance, dct_run: RunState) -> Facts:
     """Every collected suite's probes, run once in a few round trips."""
     if instance.host is None:
         pytest.fail(f"cannot log in to the machine: {instance.ready.login_error}", pytrace=False)
-    if dct_run.pending_facts is not None:  # started when the machine became ready
-        return dct_run.pending_facts.result()
-    return gather(instance.host.backend.client, dct_run.probes.values())
+    if dct_run.facts is None:
+        dct_run.facts = facts_mod.start(instance.host.backend.client, dct_run.probes.values())
+    return dct_run.facts
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,13 @@ the script that follows it by reading stdin."""
 from __future__ import annotations
 
 import subprocess
+import time
 
-from debian_cloud_tests.facts import Probe, _parse, _script
+from debian_cloud_tests import ssh
+from debian_cloud_tests.facts import Probe, _parse, _script, start
+from debian_cloud_tests.machine import SSHEndpoint
+
+from .fakes.sshd import Sshd
 
 
 def _run(probes: list[Probe]) -> dict:
@@ -36,3 +41,29 @@ def test_binary_output_and_odd_names_survive() -> None:
     assert got["bin"].stdout.encode(errors="replace").startswith(b"\x00")
     assert got["config.a[b]"].stdout == "x\n"
 
+
+
+def test_a_quick_probe_does_not_wait_for_a_slow_one(sshd: Sshd) -> None:
+    """Over a real sshd: a check reads its probe as soon as that probe's batch is done, while
+    a slow probe still runs beside it; `wait` then has every probe."""
+    client = ssh.connect(SSHEndpoint("127.0.0.1", sshd.port, sshd.user, sshd.client_key),
+                         [sshd.host_key])
+    try:
+        started = time.monotonic()
+        facts = start(client, [Probe("quick", "echo quick"),
+                               Probe("slow", "sleep 3; echo slow", slow=True)])
+        assert facts["quick"].stdout == "quick\n"
+        assert time.monotonic() - started < 2.5
+        assert "slow" in facts and facts.wait()["slow"].stdout == "slow\n"
+        assert time.monotonic() - started >= 3
+    finally:
+        client.close()
+
+
+def test_a_probe_that_never_ran_is_data_for_the_check(sshd: Sshd) -> None:
+    client = ssh.connect(SSHEndpoint("127.0.0.1", sshd.port, sshd.user, sshd.client_key),
+                         [sshd.host_key])
+    client.close()  # the connection is gone before the gather
+    facts = start(client, [Probe("lost", "echo never")])
+    out = facts["lost"]
+    assert out.rc == -1 and "could not run" in out.stderr

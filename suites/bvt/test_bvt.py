@@ -17,6 +17,15 @@ PROBES = [
     Probe("journal_errors", "journalctl -b -p err --no-pager -o 'with-unit' -q", root=True),
     Probe("serial_gettys", "for a in $(cat /proc/cmdline); do case $a in console=*) t=${a#console=}; "
           "t=${t%%,*}; echo \"$t $(systemctl is-active serial-getty@$t.service)\";; esac; done"),
+    Probe("cmdline", "cat /proc/cmdline"),
+    # the state first (boot is over by ready, so --wait returns at once), then the failed units
+    Probe("system_state", "systemctl is-system-running --wait; "
+          "systemctl --failed --plain --no-legend --no-pager"),
+    # one line each: root source, partition size, disk, disk size, partition start (sectors),
+    # file system size
+    Probe("root_layout", "s=$(findmnt -no SOURCE /) && echo \"$s\" && lsblk -bndo SIZE \"$s\" && "
+          "d=$(lsblk -ndo PKNAME \"$s\") && echo \"$d\" && lsblk -bndo SIZE \"/dev/$d\" && "
+          "cat \"/sys/class/block/${s##*/}/start\" && df -B1 --output=size / | tail -1"),
 ]
 
 ALLOWLIST = Path(__file__).with_name("console-allowlist.txt")
@@ -37,12 +46,11 @@ def test_ssh_login_default_user(instance) -> None:
         f"logged in, but as {res.stdout.strip()!r} instead of {instance.machine.ssh.user!r}")
 
 
-def test_system_running(host) -> None:
+def test_system_running(facts) -> None:
     """systemd reached `running`: every unit started, none failed."""
-    state = host.run("systemctl is-system-running --wait").stdout.strip()
-    if state == "running":
-        return
-    failed = host.run("systemctl --failed --plain --no-legend --no-pager").stdout.strip()
+    lines = facts["system_state"].stdout.splitlines()
+    state = lines[0].strip() if lines else ""
+    failed = "\n".join(ln for ln in lines[1:] if ln.strip())
     assert state == "running", (
         f"system state is {state!r}, not 'running'; failed units:\n{failed or '(none listed)'}\n"
         "fix or disable the failing units (journalctl -u UNIT shows why)")
@@ -66,9 +74,9 @@ def test_sudo_does_not_warn(facts) -> None:
         "cloud-init manage /etc/hosts (manage_etc_hosts: true) or install libnss-myhostname")
 
 
-def test_serial_console_on_cmdline(host) -> None:
+def test_serial_console_on_cmdline(facts) -> None:
     """The kernel's primary console (the last console=) is a serial port, so cloud consoles work."""
-    cmdline = host.file("/proc/cmdline").content_string.split()
+    cmdline = facts["cmdline"].stdout.split()
     consoles = [arg.split("=", 1)[1] for arg in cmdline if arg.startswith("console=")]
     assert consoles and SERIAL_TTY.match(consoles[-1]), (
         f"kernel console arguments {consoles or 'none'}: the last console= must be a serial port "
@@ -98,21 +106,21 @@ def test_journal_free_of_errors(facts) -> None:
     assert not errors, f"{len(errors)} errors in this boot's journal, first: {errors[:5]}"
 
 
-def test_root_filesystem_grown(host) -> None:
+def test_root_filesystem_grown(facts) -> None:
     """The root partition and file system were grown to fill the disk (growpart + resize2fs)."""
-    source = host.run("findmnt -no SOURCE /").stdout.strip()
-    info = host.run(f"lsblk -bndo SIZE,PKNAME {source}").stdout.split()
-    assert len(info) == 2, f"cannot find the disk under the root file system {source!r}"
-    part_size, disk = int(info[0]), info[1]
-    disk_size = int(host.run(f"lsblk -bndo SIZE /dev/{disk}").stdout.strip())
-    start = int(host.file(f"/sys/class/block/{Path(source).name}/start").content_string) * 512
+    out = facts["root_layout"]
+    fields = [ln.strip() for ln in out.stdout.splitlines()]
+    if not out.ok or len(fields) != 6 or not all(f.isdigit() for f in fields[1:2] + fields[3:]):
+        pytest.fail(f"cannot find the partition and disk under the root file system: {out.why()}",
+                    pytrace=False)
+    source, part_size, disk = fields[0], int(fields[1]), fields[2]
+    disk_size, start, fs = int(fields[3]), int(fields[4]) * 512, int(fields[5])
     unused = disk_size - (start + part_size)
     assert unused <= GROWN_SLACK, (
         f"root partition {source} ends {unused // 2**20} MiB before the end of /dev/{disk}: "
         "growpart did not run; install cloud-guest-utils and keep cloud-init's growpart module")
-    fs = host.run("df -B1 --output=size / | tail -1").stdout.strip()
-    assert int(fs) >= 0.9 * part_size, (
-        f"root file system is {int(fs) // 2**20} MiB on a {part_size // 2**20} MiB partition: it was "
+    assert fs >= 0.9 * part_size, (
+        f"root file system is {fs // 2**20} MiB on a {part_size // 2**20} MiB partition: it was "
         "not resized; keep cloud-init's resizefs module (resize_rootfs: true)")
 
 

@@ -81,6 +81,7 @@ def test_datasource_expected(facts, machine) -> None:
         "and ds-identify in the image")
 
 
+@pytest.mark.late
 def test_schema_valid(facts) -> None:
     """The image's cloud-init configuration and the instance's user-data are schema-valid."""
     out = facts["ci_schema"]

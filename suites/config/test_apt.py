@@ -81,6 +81,7 @@ def test_no_build_proxy_left(facts) -> None:
     assert not found, f"apt proxy left from the build: {found}; remove it from /etc/apt/apt.conf.d"
 
 
+@pytest.mark.late
 def test_apt_update_works(facts) -> None:
     """`apt-get update` reaches every source and verifies its signed Release (InRelease) file:
     no mistyped suite or mirror, no missing key, no malformed source."""

@@ -10,7 +10,8 @@ from debian_cloud_tests.reboot import RebootOutcome, reboot
 
 @pytest.fixture(scope="module", params=["soft", "hard"])
 def rebooted(request: pytest.FixtureRequest, instance, facts, dct_run) -> RebootOutcome:
-    """Reboot once per kind; `facts` first, so every other suite read the first boot."""
+    """Reboot once per kind; every probe done first, so every other suite read the first boot."""
+    facts.wait()
     return reboot(instance, hard=request.param == "hard", timeout=dct_run.spec.boot_timeout)
 
 
