@@ -95,9 +95,25 @@ def test_uefi_needs_a_vm(capsys, capable, tmp_path, argv):
     assert rc == 44 and len(err.splitlines()) == 1 and "--in-vm" in err, err
 
 
-def test_in_vm_is_reported_unavailable(capsys, capable, tmp_path):
-    rc, err = _run(capsys, *GOOD, "--in-vm", "--output", str(tmp_path))
-    assert rc == 45 and len(err.splitlines()) == 1 and "--in-vm" in err, err
+def test_in_vm_without_qemu_for_the_arch(capsys, capable, monkeypatch, tmp_path):
+    monkeypatch.setattr(host.shutil, "which",
+                        lambda prog: None if prog == "qemu-system-aarch64" else f"/usr/bin/{prog}")
+    rc, err = _run(capsys, "--release", "bookworm", "--vendor", "generic", "--arch", "arm64",
+                   "--in-vm", "--output", str(tmp_path))
+    assert rc == 45 and len(err.splitlines()) == 1, err
+    assert "--in-vm" in err and "apt-get install qemu-system-arm" in err, err
+    assert not list(tmp_path.iterdir())
+
+
+def test_in_vm_needs_no_root_nor_fai_on_the_host(capsys, capable, monkeypatch, tmp_path):
+    """The VM has FAI; the host needs only QEMU and what reads the finished image."""
+    monkeypatch.setattr(host.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(host.shutil, "which", lambda prog: None if prog.startswith("fai")
+                        or prog in ("debootstrap", "setup-storage") else f"/usr/bin/{prog}")
+    host.check_vm_host(BuildSpec("bookworm", "genericcloud", "amd64"))
+    monkeypatch.setattr(host.shutil, "which", lambda prog: None if prog == "debugfs" else "/x")
+    with pytest.raises(host.MissingDependencyError, match="e2fsprogs"):
+        host.check_vm_host(BuildSpec("bookworm", "genericcloud", "amd64"))
 
 
 def test_classes_and_name():

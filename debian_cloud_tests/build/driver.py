@@ -6,6 +6,7 @@ directory only when the build succeeded; a failed build leaves its log there and
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fcntl
 import subprocess
@@ -15,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import fai, host, manifest
+from . import fai, host, invm, manifest
 from .errors import BuildError
 from .spec import BuildSpec
 
@@ -36,20 +37,25 @@ class BuildResult:
 def build(spec: BuildSpec, output: Path, cspace: Path | None = None, in_vm: bool = False) -> BuildResult:
     """Build *spec* into *output*; raise a typed error (one line, own exit code) on failure."""
     cspace = (cspace or DEFAULT_CSPACE).resolve()
-    host.check_native(spec, in_vm)
-    host.check_root()
-    host.check_programs()
+    if in_vm:
+        host.check_vm_host(spec)
+    else:
+        host.check_native(spec)
+        host.check_root()
+        host.check_programs()
     host.check_config_space(cspace, spec.classes())
     output.mkdir(parents=True, exist_ok=True)
     host.check_space(output, spec)
     started = dt.datetime.now(dt.UTC)
     image = output / f"{spec.name}.{spec.fmt}"
     log = output / f"{spec.name}.build.log"
-    with _locked(), tempfile.TemporaryDirectory(prefix=".dct-build-", dir=output) as tmp:
+    # FAI keeps one stamp per host: native builds take turns; each VM is a host of its own
+    with (contextlib.nullcontext() if in_vm else _locked(),
+          tempfile.TemporaryDirectory(prefix=".dct-build-", dir=output) as tmp):
         work = Path(tmp)
         raw = work / f"{spec.name}.raw"
         try:
-            run = fai.run(spec, cspace, raw, log)
+            run = invm.run(spec, cspace, raw, log) if in_vm else fai.run(spec, cspace, raw, log)
             pkgs = manifest.packages(raw)
             if spec.fmt == "qcow2":
                 # the conversion fai-diskimage makes for a .qcow2 name, after reading the raw disk
@@ -62,7 +68,7 @@ def build(spec: BuildSpec, output: Path, cspace: Path | None = None, in_vm: bool
             fai.release(raw)
     digest = manifest.sha256(image)
     meta = output / f"{spec.name}.json"
-    manifest.write(meta, spec, image, pkgs, digest, cspace, log, run.logdir, started)
+    manifest.write(meta, spec, image, pkgs, digest, cspace, log, run, started)
     return BuildResult(image=image, manifest=meta, log=log, sha256=digest)
 
 

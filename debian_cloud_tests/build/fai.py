@@ -20,7 +20,7 @@ from .errors import BuildError
 from .spec import BuildSpec
 
 #: FAI prints where it keeps this run's logs (error.log, software.log, …) as its last words.
-_LOGDIR = re.compile(r"^Log files are saved in (\S+)", re.M)
+LOGDIR = re.compile(r"^Log files are saved in (\S+)", re.M)
 _TASK_ERROR = re.compile(r"^Exit code task_(\w+): (\d+)", re.M)
 _APT_ERROR = re.compile(r"^E: (.+)$", re.M)
 
@@ -30,6 +30,14 @@ class FaiRun:
     """What the driver needs from a finished fai-diskimage run."""
 
     logdir: str
+    fai_version: str
+
+
+def installed_version() -> str:
+    """The version of FAI on this host, for the manifest of a build run here."""
+    proc = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "fai-client"],
+                          capture_output=True, text=True, check=False)
+    return proc.stdout.strip() or "unknown"
 
 
 def command(spec: BuildSpec, cspace: Path, raw: Path) -> list[str]:
@@ -52,10 +60,10 @@ def run(spec: BuildSpec, cspace: Path, raw: Path, log: Path) -> FaiRun:
         finally:
             release(raw)
     text = log.read_text(errors="replace")
-    found = _LOGDIR.findall(text)
+    found = LOGDIR.findall(text)
     if rc != 0 or not raw.exists():
         raise BuildError(f"fai-diskimage failed (exit {rc}): {first_error(text)}; log: {log}")
-    return FaiRun(logdir=found[-1] if found else "")
+    return FaiRun(logdir=found[-1] if found else "", fai_version=installed_version())
 
 
 def first_error(text: str) -> str:

@@ -10,6 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
+from ..errors import DCTError
 from .errors import (
     ConfigSpaceError,
     InVmUnavailableError,
@@ -26,6 +27,8 @@ REQUIRED_PROGRAMS = {
     "debootstrap": "debootstrap", "qemu-img": "qemu-utils", "losetup": "mount",
     "debugfs": "e2fsprogs", "sfdisk": "fdisk", "parted": "parted",
 }
+#: what the host needs to run a builder VM and read the image it made
+VM_HOST_PROGRAMS = {"qemu-img": "qemu-utils", "debugfs": "e2fsprogs", "sfdisk": "fdisk"}
 #: Room for the file system metadata, FAI's logs and a qcow2 copy beside the raw image.
 SPACE_MARGIN = 512 * 1024**2
 
@@ -51,15 +54,35 @@ def check_space(output: Path, spec: BuildSpec) -> None:
                            f"{spec.size} {spec.fmt} image needs {needed / 1024**3:.1f} GiB")
 
 
-def check_native(spec: BuildSpec, in_vm: bool) -> None:
+def check_native(spec: BuildSpec) -> None:
     """Say up front what this host cannot build, rather than let FAI fail at mkfs.vfat/mount."""
-    if in_vm:
-        raise InVmUnavailableError("--in-vm is not implemented in this version; build natively "
-                                   "(amd64, --firmware bios) on this host")
+    if spec.arch != _host_arch():
+        raise NeedsVmError(f"an {spec.arch} image is built in an {spec.arch} machine: add --in-vm "
+                           f"(this host is {_host_arch()})")
     if spec.firmware == "uefi" and not _kernel_has("vfat"):
         raise NeedsVmError(f"a {spec.arch} UEFI image needs an EFI system partition (vfat), which "
                            "this kernel cannot mount: build it with --in-vm on a host that supports "
                            "it, or use --arch amd64 --firmware bios")
+
+
+def check_vm_host(spec: BuildSpec) -> None:
+    """A builder VM for *spec*'s architecture can run here: QEMU and its firmware, and what
+    reads the finished image (debugfs, sfdisk); FAI itself is in the VM."""
+    from ..providers.qemu import firmware as fw
+    from ..spec import Arch
+
+    missing = sorted({pkg for prog, pkg in VM_HOST_PROGRAMS.items() if not shutil.which(prog)})
+    if missing:
+        raise MissingDependencyError(f"building in a VM needs: apt-get install {' '.join(missing)}")
+    try:
+        fw.check(Arch(spec.arch), fw.default_firmware(Arch(spec.arch)))
+    except DCTError as exc:
+        raise InVmUnavailableError(f"--in-vm cannot start an {spec.arch} builder VM here: "
+                                   f"{exc.message}") from None
+
+
+def _host_arch() -> str:
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
 
 
 def _kernel_has(fs: str) -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BuildError
+from .fai import FaiRun
 from .spec import BuildSpec
 
 SECTOR = 512
@@ -50,12 +51,6 @@ def packages(raw: Path) -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-def fai_version() -> str:
-    proc = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "fai-client"],
-                          capture_output=True, text=True, check=False)
-    return proc.stdout.strip() or "unknown"
-
-
 def sha256(path: Path) -> str:
     """Read in full every time: the digest is what the gate and the publisher compare."""
     h = hashlib.sha256()
@@ -66,14 +61,14 @@ def sha256(path: Path) -> str:
 
 
 def write(path: Path, spec: BuildSpec, image: Path, pkgs: dict[str, str], digest: str,
-          cspace: Path, build_log: Path, fai_logdir: str, started: dt.datetime) -> dict[str, Any]:
+          cspace: Path, build_log: Path, run: FaiRun, started: dt.datetime) -> dict[str, Any]:
     data: dict[str, Any] = {
         "name": spec.name, "release": spec.release, "vendor": spec.vendor, "arch": spec.arch,
         "firmware": spec.firmware, "classes": spec.classes(),
         "build_date": started.isoformat(timespec="seconds"),
-        "fai_version": fai_version(), "config_space": str(cspace.resolve()),
+        "fai_version": run.fai_version, "config_space": str(cspace.resolve()),
         "image": image.name, "format": spec.fmt, "size": spec.size, "bytes": image.stat().st_size,
-        "sha256": digest, "build_log": build_log.name, "fai_logdir": fai_logdir,
+        "sha256": digest, "build_log": build_log.name, "fai_logdir": run.logdir,
         "packages": pkgs,
     }
     path.write_text(json.dumps(data, indent=1) + "\n")

@@ -44,21 +44,27 @@ class Recipe:
     size_gib: int = 2
     defects: tuple[str, ...] = field(default_factory=tuple)
     fmt: str = "qcow2"
+    #: packages beyond a cloud image's, and what the image is for (a builder VM has FAI)
+    extra_packages: tuple[str, ...] = field(default_factory=tuple)
+    purpose: str = "test"
 
     def tree_key(self) -> str:
         return _digest({"release": self.release, "arch": self.arch,
-                        "packages": rootfs.packages(self.arch)}, [rootfs])
+                        "packages": rootfs.packages(self.arch, self.extra_packages)}, [rootfs])
 
     def image_key(self) -> str:
-        return _digest(asdict(self) | {"tree": self.tree_key(),
-                                       "defects_code": defects_mod.source_for(self.defects)},
+        # fields at their defaults stay out, so adding a field leaves existing keys alone
+        fields = {k: v for k, v in asdict(self).items()
+                  if k not in ("extra_packages", "purpose") or v != getattr(Recipe, k, ())}
+        return _digest(fields | {"tree": self.tree_key(),
+                                 "defects_code": defects_mod.source_for(self.defects)},
                        [rootfs, disk])
 
     @property
     def name(self) -> str:
         suffix = "-".join(self.defects) if len(self.defects) <= 2 else f"{len(self.defects)}-defects"
         suffix = suffix or "good"
-        return f"debian-{self.release}-test-{self.arch}-{suffix}"
+        return f"debian-{self.release}-{self.purpose}-{self.arch}-{suffix}"
 
 
 def build_image(recipe: Recipe, log: Iterator[str] | None = None) -> Path:
@@ -133,7 +139,7 @@ def _base_tree(recipe: Recipe) -> Path:
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir()
         try:
-            rootfs.bootstrap(partial, recipe.release, recipe.arch)
+            rootfs.bootstrap(partial, recipe.release, recipe.arch, recipe.extra_packages)
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise

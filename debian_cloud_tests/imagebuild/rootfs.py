@@ -8,6 +8,7 @@ SSH host keys), cloud-init defaults.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from .disk import DiskLayout, run
@@ -29,15 +30,15 @@ BASE_PACKAGES = [
 ]
 
 
-def packages(arch: str) -> list[str]:
-    """Everything the image installs, kernel and boot loader included."""
-    return [*BASE_PACKAGES, KERNEL_PACKAGE[arch], *GRUB_PACKAGES[arch]]
+def packages(arch: str, extra: Sequence[str] = ()) -> list[str]:
+    """Everything the image installs, kernel and boot loader included, and *extra*."""
+    return [*BASE_PACKAGES, KERNEL_PACKAGE[arch], *GRUB_PACKAGES[arch], *extra]
 
 
-def bootstrap(tree: Path, release: str, arch: str) -> None:
+def bootstrap(tree: Path, release: str, arch: str, extra: Sequence[str] = ()) -> None:
     """Run mmdebstrap into *tree* (an empty directory); needs root."""
     run(["mmdebstrap", "--mode=root", "--variant=minbase", f"--arch={arch}",
-         f"--include={','.join(packages(arch))}",
+         f"--include={','.join(packages(arch, extra))}",
          "--aptopt=Acquire::Languages \"none\"",
          "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-include=/usr/share/doc/*/copyright",
          "--dpkgopt=path-exclude=/usr/share/man/*", "--dpkgopt=path-exclude=/usr/share/locale/*",

@@ -16,7 +16,8 @@ def _pipeline(args: argparse.Namespace) -> int:
     from .run import POLICY, Options, run
 
     opts = Options(output=args.output, config_space=args.config_space, policy=args.policy or POLICY,
-                   publish_to=args.publish_to or "", pytest_args=tuple(args.pytest_arg))
+                   publish_to=args.publish_to or "", pytest_args=tuple(args.pytest_arg),
+                   in_vm=args.in_vm)
     return run(build_cli.spec_from(args), opts)
 
 

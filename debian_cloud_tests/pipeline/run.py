@@ -27,6 +27,7 @@ class Options:
     policy: Path = POLICY
     publish_to: str = ""
     pytest_args: tuple[str, ...] = ()
+    in_vm: bool = False
 
 
 def say(message: str) -> None:
@@ -46,7 +47,7 @@ def test_image(image: Path, spec: BuildSpec, output: Path, extra: tuple[str, ...
 def run(spec: BuildSpec, opts: Options) -> int:
     """Exit code: the gate's (0 published or publishable, 1 hold), or a step's own error code."""
     say(f"building {spec.name} ({' '.join(spec.classes())})")
-    built = build(spec, opts.output, opts.config_space)
+    built = build(spec, opts.output, opts.config_space, in_vm=opts.in_vm)
     say(f"built {built.image} sha256 {built.sha256}")
     rc, junit = test_image(built.image, spec, opts.output, opts.pytest_args)
     say(f"tests exited {rc}; JUnit {junit}")

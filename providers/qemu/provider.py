@@ -102,6 +102,10 @@ class QemuProvider(Provider):
             "-drive", f"file={seed_iso},if=virtio,format=raw,readonly=on"]
         user_net = spec.options.get("user_net", "")
         smbios = ["-smbios", spec.options["smbios"]] if spec.options.get("smbios") else []
+        # extra_disk=PATH: a raw disk after the others (not first: BIOS boots the first disk),
+        # e.g. where a build VM writes the image it built
+        extra = spec.options.get("extra_disk", "").replace(",", ",,")  # QEMU's comma escape
+        extra_disk = ["-drive", f"file={extra},if=virtio,format=raw"] if extra else []
 
         overlay = run_dir / "disk.qcow2"
         proc = subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", info.fmt, "-b",
@@ -117,7 +121,7 @@ class QemuProvider(Provider):
                 "-serial", "chardev:console",
                 "-qmp", "unix:qmp.sock,server=on,wait=off",  # relative: QEMU runs in run_dir
                 "-drive", f"file={overlay},if=virtio,format=qcow2,discard=unmap",
-                *seed_drive, *smbios,
+                *seed_drive, *extra_disk, *smbios,
                 "-device", "virtio-rng-pci"]
         facts = PlatformFacts(provider="qemu", instance_id=instance_id, hostname=hostname,
                               arch=spec.arch, firmware=spec.firmware, datasource="NoCloud",
