@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,12 +26,11 @@ pytestmark = pytest.mark.e2e
 NAME = "debian-12-genericcloud-amd64"
 
 
-def _ours(out: Path) -> set[str]:
-    """Run dirs of this project, and QEMU processes writing into *out*, that exist now."""
-    runs = {str(p) for p in Path(tempfile.gettempdir()).glob("dct-run-*")}
+def _leftovers(tmp: Path, out: Path) -> set[str]:
+    """Anything in the build's own temp dir, and QEMU processes writing into *out*."""
     procs = subprocess.run(["pgrep", "-af", "qemu-system"], capture_output=True, text=True,
                            check=False).stdout.splitlines()
-    return runs | {line for line in procs if str(out) in line}
+    return {str(p) for p in tmp.iterdir()} | {line for line in procs if str(out) in line}
 
 
 def test_uefi_image_built_in_a_vm_boots_and_passes(tmp_path: Path) -> None:
@@ -41,14 +39,15 @@ def test_uefi_image_built_in_a_vm_boots_and_passes(tmp_path: Path) -> None:
             pytest.fail("end-to-end tests required but a builder VM cannot be made here "
                         "(needs root, mmdebstrap and qemu-system-x86)")
         pytest.skip("needs root, mmdebstrap and qemu-system-x86")
-    out = tmp_path / "images"
-    before = _ours(out)
+    out, tmp = tmp_path / "images", tmp_path / "tmp"
+    tmp.mkdir()
     proc = subprocess.run([sys.executable, "-m", "debian_cloud_tests.build.cli", "--release",
                            "bookworm", "--vendor", "genericcloud", "--firmware", "uefi", "--in-vm",
                            "--output", str(out)],
-                          capture_output=True, text=True, timeout=3600, check=False)
+                          capture_output=True, text=True, timeout=3600, check=False,
+                          env={**os.environ, "TMPDIR": str(tmp)})  # the builder's run dir
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
-    assert _ours(out) <= before, f"the builder VM left: {_ours(out) - before}"
+    assert not _leftovers(tmp, out), f"the builder VM left: {_leftovers(tmp, out)}"
     assert sorted(p.name for p in out.iterdir()) == [
         f"{NAME}.build.log", f"{NAME}.json", f"{NAME}.qcow2"]
 
