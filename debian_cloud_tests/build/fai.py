@@ -20,7 +20,7 @@ from .errors import BuildError
 from .spec import BuildSpec
 
 #: FAI prints where it keeps this run's logs (error.log, software.log, …) as its last words.
-LOGDIR = re.compile(r"^Log files are saved in (\S+)", re.M)
+_LOGDIR = re.compile(r"^Log files are saved in (\S+)", re.M)
 _TASK_ERROR = re.compile(r"^Exit code task_(\w+): (\d+)", re.M)
 _APT_ERROR = re.compile(r"^E: (.+)$", re.M)
 
@@ -60,10 +60,15 @@ def run(spec: BuildSpec, cspace: Path, raw: Path, log: Path) -> FaiRun:
         finally:
             release(raw)
     text = log.read_text(errors="replace")
-    found = LOGDIR.findall(text)
     if rc != 0 or not raw.exists():
         raise BuildError(f"fai-diskimage failed (exit {rc}): {first_error(text)}; log: {log}")
-    return FaiRun(logdir=found[-1] if found else "", fai_version=installed_version())
+    return FaiRun(logdir=logdir(text), fai_version=installed_version())
+
+
+def logdir(text: str) -> str:
+    """Where FAI kept this run's own logs, from its output ("" if it did not say)."""
+    found = _LOGDIR.findall(text)
+    return found[-1] if found else ""
 
 
 def first_error(text: str) -> str:

@@ -11,6 +11,8 @@ import shutil
 from pathlib import Path
 
 from ..errors import DCTError
+from ..imagebuild.builder import host_arch
+from ..spec import Arch
 from .errors import (
     ConfigSpaceError,
     InVmUnavailableError,
@@ -56,9 +58,10 @@ def check_space(output: Path, spec: BuildSpec) -> None:
 
 def check_native(spec: BuildSpec) -> None:
     """Say up front what this host cannot build, rather than let FAI fail at mkfs.vfat/mount."""
-    if spec.arch != _host_arch():
+    this_arch = host_arch()
+    if spec.arch != this_arch:
         raise NeedsVmError(f"an {spec.arch} image is built in an {spec.arch} machine: add --in-vm "
-                           f"(this host is {_host_arch()})")
+                           f"(this host is {this_arch})")
     if spec.firmware == "uefi" and not _kernel_has("vfat"):
         raise NeedsVmError(f"a {spec.arch} UEFI image needs an EFI system partition (vfat), which "
                            "this kernel cannot mount: build it with --in-vm on a host that supports "
@@ -69,7 +72,6 @@ def check_vm_host(spec: BuildSpec) -> None:
     """A builder VM for *spec*'s architecture can run here: QEMU and its firmware, and what
     reads the finished image (debugfs, sfdisk); FAI itself is in the VM."""
     from ..providers.qemu import firmware as fw
-    from ..spec import Arch
 
     missing = sorted({pkg for prog, pkg in VM_HOST_PROGRAMS.items() if not shutil.which(prog)})
     if missing:
@@ -79,10 +81,6 @@ def check_vm_host(spec: BuildSpec) -> None:
     except DCTError as exc:
         raise InVmUnavailableError(f"--in-vm cannot start an {spec.arch} builder VM here: "
                                    f"{exc.message}") from None
-
-
-def _host_arch() -> str:
-    return {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
 
 
 def _kernel_has(fs: str) -> bool:

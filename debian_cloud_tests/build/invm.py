@@ -89,8 +89,7 @@ def run(spec: BuildSpec, cspace: Path, raw: Path, log: Path) -> fai.FaiRun:
             if rc != 0:
                 raise BuildError(f"cannot write the image out of the builder VM (exit {rc}); log: {log}")
         version = _output(client, "dpkg-query -W -f '${Version}' fai-client") or "unknown"
-        found = fai.LOGDIR.findall(text)
-        return fai.FaiRun(logdir=found[-1] if found else "", fai_version=version)
+        return fai.FaiRun(logdir=fai.logdir(text), fai_version=version)
     finally:
         fleet.close(failed=False)
 

@@ -129,7 +129,7 @@ def _base_tree(recipe: Recipe) -> Path:
     with _locked(tree.with_suffix(".lock")):
         if tree.is_dir():
             return tree
-        if recipe.arch != _host_arch():
+        if recipe.arch != host_arch():
             missing = sorted({pkg for tool, pkg in FOREIGN_TOOLS.items() if not shutil.which(tool)})
             if missing:
                 raise MissingDependencyError(f"building {recipe.arch} images on this host needs: "
@@ -147,7 +147,7 @@ def _base_tree(recipe: Recipe) -> Path:
     return tree
 
 
-def _host_arch() -> str:
+def host_arch() -> str:
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
 
 
