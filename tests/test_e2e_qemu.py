@@ -31,7 +31,7 @@ CONFIG_DEFECTS = (
     "dsa-host-key", "baked-authorized-keys", "shell-history", "baked-machine-id",
     "world-writable-etc", "tmp-not-sticky", "weak-sysctls", "extra-listener",
     "stale-cloud-init-state", "host-keys-baked", "loose-permissions", "timers-disabled",
-    "baked-nocloud-seed")
+    "baked-nocloud-seed", "host-key-readable", "private-key-baked", "swap-file", "core-dumps-left")
 BOOT_NET_DEFECTS = (
     "static-network", "ordering-cycle", "failed-mount", "cloud-init-error", "schema-invalid",
     "hostname-preserved", "cmdline-limits", "write-files-dropped", "keys-not-on-console",
@@ -46,12 +46,14 @@ SSHD = ("kbdinteractiveauthentication", "passwordauthentication", "permitemptypa
         "permitrootlogin", "pubkeyauthentication", "hostbasedauthentication", "ignorerhosts",
         "permituserenvironment", "strictmodes", "usedns", "permittunnel", "gssapiauthentication",
         "maxauthtries", "logingracetime")
+WEAK_ALGORITHMS = ("ciphers", "hostkeyalgorithms", "kexalgorithms", "macs", "pubkeyacceptedalgorithms")
 FILE_MODES = ("/etc/shadow", "/etc/gshadow", "/etc/passwd", "/etc/group", "/etc/ssh/sshd_config", "/root")
 POLICY_DEFECTS = (
     "second-root", "duplicate-uid", "passwd-without-shadow", "group-without-gshadow",
     "weak-login-defs", "hosts-equiv", "sudo-nopasswd-baked", "setuid-find", "open-dir", "shm-suid",
     "loose-modes", "foreign-arch", "held-package", "policy-rc-d", "apt-pin-block", "apt-trusted",
-    "apt-cache-left", "packages-purged", "dbus-machine-id-baked", "apt-source-malformed")
+    "apt-cache-left", "packages-purged", "dbus-machine-id-baked", "apt-source-malformed",
+    "conffiles-set-aside", "files-without-owner")
 BOOT_CONFIG_DEFECTS = (
     "kernel-tainted", "reboot-pending", "root-by-device-name", "fstab-stale-entry",
     "serial-getty-masked", "journal-error", "cloud-init-lax", "cloud-init-modules-trimmed",
@@ -103,7 +105,10 @@ VARIANTS = {
          # the build's host keys are kept on purpose (ssh_deletekeys: false)
          "cloud_init.image_host_keys_deleted",
          # cloud-config.service fails (see above), and systemd logs that as an error
-         "bvt.journal_free_of_errors"}),
+         "bvt.journal_free_of_errors",
+         *(f"config.sshd_no_weak_algorithms[{k}]" for k in WEAK_ALGORITHMS),
+         "config.host_private_keys_private", "config.no_private_keys_baked", "config.no_swap",
+         "config.no_core_dumps_left"}),
     "bad-boot-net": (
         BOOT_NET_DEFECTS, ("--host-key-source=injected",), None,
         {"network.default_route", "network.dhcp_lease", "network.nameserver_configured",
@@ -131,6 +136,7 @@ VARIANTS = {
          "config.no_foreign_architectures", "config.no_held_packages", "config.no_policy_rc_d",
          "config.no_pin_blocking_updates", "config.apt_sources_authenticated",
          "config.apt_cache_clean", "config.no_dbus_machine_id_baked", "config.apt_update_works",
+         "config.no_conffile_leftovers", "config.no_files_without_owner",
          *(f"config.package_installed[{p}]" for p in ("ca-certificates", "debian-archive-keyring",
                                                        "cloud-guest-utils")),
          # without cloud-guest-utils there is no growpart: the root is not grown

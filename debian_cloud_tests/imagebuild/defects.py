@@ -9,6 +9,7 @@ it becomes a disk.
 from __future__ import annotations
 
 import inspect
+import os
 import re
 import subprocess
 from collections.abc import Callable, Sequence
@@ -201,12 +202,15 @@ def empty_password_user(tree: Path, arch: str, layout: DiskLayout) -> None:
 @defect("sshd-insecure")
 def sshd_insecure(tree: Path, arch: str, layout: DiskLayout) -> None:
     """sshd allows passwords, empty passwords and root password logins, tunnels, GSSAPI, reverse
-    DNS on every login, endless guessing and a long grace time."""
+    DNS on every login, endless guessing, a long grace time and broken algorithms."""
     (tree / "etc/ssh/sshd_config.d/05-insecure.conf").write_text(
         "PasswordAuthentication yes\nKbdInteractiveAuthentication yes\nPermitEmptyPasswords yes\n"
         "PermitRootLogin yes\nHostbasedAuthentication yes\nIgnoreRhosts no\n"
         "PermitUserEnvironment yes\nStrictModes no\nUseDNS yes\nPermitTunnel yes\n"
-        "GSSAPIAuthentication yes\nMaxAuthTries 50\nLoginGraceTime 600\n")
+        "GSSAPIAuthentication yes\nMaxAuthTries 50\nLoginGraceTime 600\n"
+        # broken algorithms put back for old clients
+        "Ciphers +aes128-cbc\nMACs +hmac-md5\nKexAlgorithms +diffie-hellman-group1-sha1\n"
+        "HostKeyAlgorithms +ssh-rsa\nPubkeyAcceptedAlgorithms +ssh-rsa\n")
     # Keys disabled for generic users only: the default user still logs in with its key.
     (tree / "etc/ssh/sshd_config.d/99-match.conf").write_text(
         "Match User nobody\n    PubkeyAuthentication no\n")
@@ -295,6 +299,45 @@ def host_keys_baked(tree: Path, arch: str, layout: DiskLayout) -> None:
         subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", "root@build",
                         "-f", str(tree / f"etc/ssh/ssh_host_{kind}_key")], check=True)
     _cloud_cfg(tree, "99-keep-keys.cfg", "ssh_deletekeys: false\n")
+
+
+@defect("host-key-readable")
+def host_key_readable(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """The baked RSA host key readable by every user (plant after host-keys-baked).  sshd skips
+    that key and serves the others, so logins still work."""
+    key = tree / "etc/ssh/ssh_host_rsa_key"
+    if not key.exists():
+        raise ValueError("host-key-readable needs host-keys-baked planted first")
+    key.chmod(0o644)
+
+
+@defect("private-key-baked")
+def private_key_baked(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """The build's deploy key left in root's .ssh, under a name no one would guess."""
+    ssh = tree / "root/.ssh"
+    ssh.mkdir(mode=0o700, exist_ok=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "deploy@build",
+                    "-f", str(ssh / "deploy")], check=True)
+
+
+@defect("swap-file")
+def swap_file(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """A 16 MiB swap file in the image, switched on by fstab at every boot."""
+    swap = tree / "swapfile"
+    with swap.open("wb") as fh:
+        fh.truncate(16 * 2**20)
+    swap.chmod(0o600)
+    subprocess.run(["mkswap", "-q", str(swap)], check=True)
+    _append(tree / "etc/fstab", "/swapfile none swap sw 0 0\n")
+
+
+@defect("core-dumps-left")
+def core_dumps_left(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """A crash report and a systemd core dump from a build step that crashed."""
+    for rel, data in (("var/crash/_usr_bin_build-helper.0.crash", b"ProblemType: Crash\n"),
+                      ("var/lib/systemd/coredump/core.build-helper.0.1.zst", b"\x28\xb5\x2f\xfd")):
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tree / rel).write_bytes(data)
 
 
 # --- boot, network, cloud-init, metadata ---------------------------------------------------------
@@ -452,6 +495,24 @@ def foreign_arch(tree: Path, arch: str, layout: DiskLayout) -> None:
     arch_file = tree / "var/lib/dpkg/arch"
     native = arch_file.read_text().split() if arch_file.exists() else [arch]
     arch_file.write_text("\n".join([*native, "i386"]) + "\n")
+
+
+@defect("conffiles-set-aside")
+def conffiles_set_aside(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """Conffile questions the build never answered: dpkg's and ucf's set-aside copies."""
+    (tree / "etc/adduser.conf.dpkg-dist").write_text("# the package's new adduser.conf\nDSHELL=/bin/bash\n")
+    (tree / "etc/default").mkdir(exist_ok=True)
+    (tree / "etc/default/grub.ucf-dist").write_text("GRUB_TIMEOUT=5\n")
+
+
+@defect("files-without-owner")
+def files_without_owner(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """A build cache owned by the build machine's account, which the image does not have."""
+    cache = tree / "opt/build-cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    (cache / "artifact.tar").write_bytes(b"")
+    for path in (cache, cache / "artifact.tar"):
+        os.chown(path, 4242, 4242)
 
 
 @defect("held-package")

@@ -9,23 +9,27 @@ import pytest
 
 from debian_cloud_tests import consolescan
 from debian_cloud_tests.facts import Probe
+from debian_cloud_tests.systemd import show_blocks
 
 PROBES = [
     Probe("sudo_true", "sudo -n true"),
     Probe("journal_boot_problems", "journalctl -b --no-pager -o cat | grep -E "
           "'[Oo]rdering cycle|Failed to mount|Dependency failed for'", root=True),
     Probe("journal_errors", "journalctl -b -p err --no-pager -o 'with-unit' -q", root=True),
-    Probe("serial_gettys", "for a in $(cat /proc/cmdline); do case $a in console=*) t=${a#console=}; "
-          "t=${t%%,*}; echo \"$t $(systemctl is-active serial-getty@$t.service)\";; esac; done"),
+    # the consoles on the kernel command line, then one systemctl call for their gettys
+    Probe("serial_gettys", "read -r c </proc/cmdline; set --; for a in $c; do case $a in console=*) "
+          "t=${a#console=}; t=${t%%,*}; echo \"$t\"; set -- \"$@\" \"serial-getty@$t.service\";; esac; "
+          "done; echo; [ $# -eq 0 ] || systemctl show -p Id,ActiveState \"$@\""),
     Probe("cmdline", "cat /proc/cmdline"),
     # the state first (boot is over by ready, so --wait returns at once), then the failed units
     Probe("system_state", "systemctl is-system-running --wait; "
           "systemctl --failed --plain --no-legend --no-pager"),
     # one line each: root source, partition size, disk, disk size, partition start (sectors),
     # file system size
-    Probe("root_layout", "s=$(findmnt -no SOURCE /) && echo \"$s\" && lsblk -bndo SIZE \"$s\" && "
-          "d=$(lsblk -ndo PKNAME \"$s\") && echo \"$d\" && lsblk -bndo SIZE \"/dev/$d\" && "
-          "cat \"/sys/class/block/${s##*/}/start\" && df -B1 --output=size / | tail -1"),
+    Probe("root_layout", "s=$(findmnt -no SOURCE /) && d=$(lsblk -ndo PKNAME \"$s\") && "
+          "p=/sys/class/block/${s##*/} && read -r ps <$p/size && read -r ds </sys/class/block/$d/size "
+          "&& read -r st <$p/start && echo \"$s\" && echo $((ps * 512)) && echo \"$d\" && "
+          "echo $((ds * 512)) && echo \"$st\" && df -B1 --output=size / | tail -1"),
 ]
 
 ALLOWLIST = Path(__file__).with_name("console-allowlist.txt")
@@ -86,8 +90,11 @@ def test_serial_console_on_cmdline(facts) -> None:
 
 def test_serial_getty_active(facts) -> None:
     """A login prompt runs on the serial console (a cloud's interactive console reaches the guest)."""
-    gettys = dict(line.split() for line in facts["serial_gettys"].lines() if len(line.split()) == 2)
-    serial = {tty: state for tty, state in gettys.items() if SERIAL_TTY.match(tty)}
+    out = facts["serial_gettys"]
+    consoles, _, shown = out.stdout.partition("\n\n")
+    ttys = consoles.split()
+    states = show_blocks(shown, ttys)
+    serial = {tty: states.get(tty, {}).get("ActiveState", out.why()) for tty in ttys if SERIAL_TTY.match(tty)}
     if not serial:
         pytest.skip("not applicable: no serial console on the kernel command line")
     inactive = {tty: state for tty, state in serial.items() if state != "active"}

@@ -19,6 +19,12 @@ PROBES = [
           root=True),
     Probe("history_files", "for f in /root/.*history /home/*/.*history; do [ -s \"$f\" ] && "
           "echo \"$f\"; done; true", root=True),
+    # private keys by content, whatever their names, in every account's .ssh
+    Probe("private_keys", "grep -rlsE -- '-----BEGIN ([A-Z0-9]+ )?PRIVATE KEY-----' /root/.ssh "
+          "/home/*/.ssh; true", root=True),
+    Probe("core_dumps", "find /var/crash /var/lib/systemd/coredump -type f 2>/dev/null; for f in /core "
+          "/core.[0-9]* /root/core /root/core.[0-9]*; do [ -f \"$f\" ] && echo \"$f\"; done; true",
+          root=True),
     Probe("passwd_ids", "getent passwd | cut -d: -f1,3"),
     Probe("pwck", "pwck -r -q; echo \"pwck=$?\"; grpck -r; echo \"grpck=$?\"", root=True),
     Probe("login_defs", "grep -E '^[[:space:]]*(UMASK|ENCRYPT_METHOD)[[:space:]]' /etc/login.defs"),
@@ -26,8 +32,8 @@ PROBES = [
           "/home/*/.rhosts /home/*/.shosts; do [ -e \"$f\" ] && echo \"$f\"; done; true", root=True),
     # mtime first: a grant written on this instance (cloud-init, a cloud's guest agent) is the
     # platform's doing; one older than the boot came with the image
-    Probe("sudo_nopasswd", "for f in /etc/sudoers /etc/sudoers.d/*; do grep -sE '^[^#]*NOPASSWD' \"$f\" "
-          "| sed \"s|^|$(stat -c %Y \"$f\") $f: |\"; done; true", root=True),
+    Probe("sudo_nopasswd", "stat -c 'mtime %Y %n' /etc/sudoers /etc/sudoers.d/* 2>/dev/null; "
+          "grep -sHE '^[^#]*NOPASSWD' /etc/sudoers /etc/sudoers.d/*; true", root=True),
     Probe("btime", "awk '/^btime/ {print $2}' /proc/stat"),
 ]
 #: password hashing methods still considered strong (login.defs ENCRYPT_METHOD)
@@ -82,6 +88,24 @@ def test_no_shell_history(facts) -> None:
     assert out.ok, f"cannot look for shell history: {out.why()}"
     found = out.lines()
     assert not found, f"shell history left in the image: {found}"
+
+
+def test_no_private_keys_baked(facts) -> None:
+    """No SSH private key is left in any account's .ssh: every instance would carry the build's
+    key and let whoever finds it in one reach wherever that key is trusted."""
+    out = facts["private_keys"]
+    assert out.ok, f"cannot look for private keys: {out.why()}"
+    found = out.lines()
+    assert not found, f"private keys left in the image: {found}; remove them and revoke them"
+
+
+def test_no_core_dumps_left(facts) -> None:
+    """No core dump or crash report from the build: they hold the memory of the build's processes
+    (secrets included) and waste every instance's disk."""
+    out = facts["core_dumps"]
+    assert out.ok, f"cannot look for core dumps: {out.why()}"
+    found = out.lines()
+    assert not found, f"core dumps left in the image: {found[:10]}; remove them"
 
 
 def _pwck(facts) -> dict[str, tuple[int, list[str]]]:
@@ -161,7 +185,13 @@ def test_no_passwordless_sudo_baked(facts) -> None:
     out = facts["sudo_nopasswd"]
     assert out.ok, f"cannot read the sudoers files: {out.why()}"
     boot = int(facts["btime"].stdout.strip() or 0)
-    baked = [line.split(" ", 1)[1] for line in out.lines()
-             if int(line.split(" ", 1)[0]) < boot - 5]
+    mtimes = {f[2]: int(f[1]) for line in out.lines()
+              if len(f := line.split(" ", 2)) == 3 and f[0] == "mtime"}
+    baked = []
+    for line in out.lines():
+        # grep -H: "FILE:RULE"; the longest sudoers file name that heads the line is its file
+        path = max((p for p in mtimes if line.startswith(p + ":")), key=len, default=None)
+        if path is not None and mtimes[path] < boot - 5:
+            baked.append(f"{path}: {line[len(path) + 1:]}")
     assert not baked, (f"password-less sudo shipped in the image: {baked[:5]}; remove it "
                        "(cloud-init grants the default user at first boot)")

@@ -13,16 +13,18 @@ APT_SOURCES = Probe("apt_sources", "for f in /etc/apt/sources.list /etc/apt/sour
                     "/etc/apt/sources.list.d/*.sources /etc/apt/mirrors/*.list; do [ -f \"$f\" ] && "
                     "{ echo \"## $f\"; cat \"$f\"; }; done; true")
 
+#: apt's whole configuration, once: the proxy, periodic, origin and security checks all read it
+APT_CONFIG = Probe("apt_config", "apt-config dump")
+#: every package dpkg knows, with its state and selection: one dpkg-query for all package checks
+DPKG_PACKAGES = Probe("dpkg_packages",
+                      "dpkg-query -W -f '${db:Status-Abbrev} ${db:Status-Want} ${Package}\\n'")
+
 PROBES = [
     Probe("os_release", "cat /etc/os-release"),
     APT_SOURCES,
-    Probe("apt_proxy", "apt-config dump | grep -iE '::(proxy|http::proxy|https::proxy|ftp::proxy)' "
-          "| grep -viE '\"(DIRECT|false)?\";$'"),
+    APT_CONFIG,
     Probe("dpkg_audit", "dpkg --audit"),
-    Probe("uu_status", "dpkg-query -W -f='${Status}' unattended-upgrades"),
-    Probe("apt_periodic", "apt-config dump APT::Periodic"),
-    Probe("uu_origins", "apt-config dump Unattended-Upgrade::Origins-Pattern "
-          "Unattended-Upgrade::Allowed-Origins"),
+    DPKG_PACKAGES,
     # Fetch only the InRelease files, into a scratch lists dir: the sources resolve, answer and
     # are signed by a key the image trusts, without the ~10 MB of indexes or touching apt's state.
     Probe("apt_update", "d=$(mktemp -d) && mkdir -p \"$d/partial\" && chown -R _apt \"$d\" 2>/dev/null; "
@@ -33,6 +35,12 @@ PROBES = [
           "rc=$?; rm -rf \"$d\"; exit $rc", root=True, slow=True),
 ]
 POCKETS = ["release", "updates", "security"]
+#: where unattended-upgrades reads the origins it upgrades from
+UU_ORIGINS = ("Unattended-Upgrade::Origins-Pattern", "Unattended-Upgrade::Allowed-Origins")
+#: a proxy setting (Acquire::http::Proxy, Acquire::https::Proxy "…", per-host ones)…
+PROXY = re.compile(r"::(proxy|http::proxy|https::proxy|ftp::proxy)", re.I)
+#: …that is set to nothing or to "no proxy"
+NO_PROXY = re.compile(r'"(DIRECT|false)?";$', re.I)
 #: apt's words for "could not reach the mirror": the environment, not the image
 UNREACHABLE = re.compile(r"Temporary failure resolving|Could not resolve|Could not connect|"
                          r"Connection timed out|Connection failed|Network is unreachable|"
@@ -75,9 +83,26 @@ def test_apt_source(facts, pocket: str) -> None:
         "/etc/apt/sources.list.d/debian.sources")
 
 
+def apt_config(facts) -> list[str]:
+    """`apt-config dump` as lines; a failed dump fails the check that reads it."""
+    out = facts["apt_config"]
+    if not out.ok:
+        pytest.fail(f"apt-config dump failed: {out.why()}", pytrace=False)
+    return out.lines()
+
+
+def dpkg_packages(facts) -> dict[str, tuple[str, str]]:
+    """Package -> (state abbreviation such as "ii", selection such as "hold"), from dpkg."""
+    out = facts["dpkg_packages"]
+    if not out.ok:
+        pytest.fail(f"dpkg-query failed: {out.why()}", pytrace=False)
+    return {fields[-1]: (fields[0], fields[1]) for line in out.lines()
+            if len(fields := line.split()) == 3}
+
+
 def test_no_build_proxy_left(facts) -> None:
     """No apt proxy from the build host is configured."""
-    found = facts["apt_proxy"].lines()
+    found = [line for line in apt_config(facts) if PROXY.search(line) and not NO_PROXY.search(line)]
     assert not found, f"apt proxy left from the build: {found}; remove it from /etc/apt/apt.conf.d"
 
 
@@ -110,12 +135,15 @@ def test_dpkg_audit_clean(facts) -> None:
 
 def test_unattended_upgrades_enabled(facts) -> None:
     """unattended-upgrades is installed, enabled by APT::Periodic, and takes security updates."""
-    assert facts["uu_status"].stdout.strip() == "install ok installed", (
-        "unattended-upgrades is not installed")
-    periodic = dict(re.findall(r'^APT::Periodic::(\S+) "(\S*)";', facts["apt_periodic"].stdout, re.M))
+    state = dpkg_packages(facts).get("unattended-upgrades", ("not known to dpkg", ""))[0]
+    assert state.startswith("ii"), f"unattended-upgrades is not installed ({state})"
+    config = apt_config(facts)
+    periodic = dict(m.groups() for line in config
+                    if (m := re.match(r'APT::Periodic::(\S+) "(\S*)";$', line)))
     disabled = [k for k in ("Update-Package-Lists", "Unattended-Upgrade")
                 if periodic.get(k, "0") in ("0", "", "false")]
     assert not disabled, (f"APT::Periodic {disabled} not enabled; ship "
                           "/etc/apt/apt.conf.d/20auto-upgrades")
-    origins = facts["uu_origins"].stdout
-    assert re.search(r"security", origins, re.I), "unattended-upgrades has no security origin"
+    origins = [line for line in config if line.startswith(UU_ORIGINS)]
+    assert any(re.search(r"security", line, re.I) for line in origins), (
+        "unattended-upgrades has no security origin; keep Debian's 50unattended-upgrades")

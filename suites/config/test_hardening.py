@@ -48,6 +48,8 @@ SETID_ALLOWED = frozenset(
      "/usr/sbin/unix_chkpwd", "/usr/sbin/pam_extrausers_chkpwd", "/usr/lib/polkit-1/polkit-agent-helper-1",
      "/usr/libexec/polkit-agent-helper-1", "/usr/lib/eject/dmcrypt-get-device",
      "/usr/lib/x86_64-linux-gnu/utempter/utempter", "/usr/lib/aarch64-linux-gnu/utempter/utempter"}
+#: systemd's DynamicUser= range: a service's state keeps these ids between its runs, unnamed
+DYNAMIC_IDS = (61184, 65519)
 #: mount point -> options it must carry (systemd's defaults for shared memory)
 MOUNT_OPTIONS = {"/dev/shm": ("nosuid", "nodev")}
 #: processes allowed to listen, by command name, and on which protocols
@@ -55,15 +57,21 @@ LISTEN_ALLOWED = {"sshd": {"tcp"}, "dhclient": {"udp"}, "systemd-network": {"udp
                   "chronyd": {"udp"}, "systemd-timesyn": {"udp"}, "systemd-resolve": {"udp", "tcp"}}
 
 PROBES = [
-    Probe("world_writable_etc", "find /etc -xdev -perm -0002 ! -type l", root=True),
+    # one walk of /etc: world-writable entries, and conffiles dpkg or ucf set aside at the build
+    Probe("etc_walk", "find /etc -xdev \\( -perm -0002 ! -type l -printf 'writable %p\\n' \\) , "
+          "\\( -name '*.dpkg-old' -o -name '*.dpkg-new' -o -name '*.dpkg-dist' -o -name '*.dpkg-bak' "
+          "-o -name '*.ucf-old' -o -name '*.ucf-new' -o -name '*.ucf-dist' \\) -printf 'conffile %p\\n'",
+          root=True),
     Probe("tmp_modes", "stat -c '%n %a' /tmp /var/tmp"),
     Probe("sysctls", "sysctl " + " ".join(SYSCTLS)),
     Probe("file_modes", "stat -c '%n %U %G %a' " + " ".join(FILE_MODES)),
     Probe("listening", "ss -Htulpn", root=True),
-    # One walk of the root file system for both: world-writable directories without the sticky
-    # bit ("open PATH") and set-id files, as real paths ("/PATH": merged /usr shows one file twice)
-    Probe("fs_walk", "find / -xdev \\( -type d -perm -0002 ! -perm -1000 -printf 'open %p\\n' \\) "
-          "-o \\( -type f \\( -perm -4000 -o -perm -2000 \\) -exec realpath {} + \\) | sort -u",
+    # One walk of the root file system for three checks: files no account owns ("orphan PATH"),
+    # world-writable directories without the sticky bit ("open PATH") and set-id files, as real
+    # paths ("/PATH": merged /usr shows one file twice)
+    Probe("fs_walk", "find / -xdev \\( -nouser -o -nogroup \\) -printf 'orphan %U:%G %p\\n' , "
+          "\\( -type d -perm -0002 ! -perm -1000 -printf 'open %p\\n' \\) , "
+          "\\( -type f \\( -perm -4000 -o -perm -2000 \\) -exec realpath {} + \\) | sort -u",
           root=True, slow=True),
     Probe("mount_options", "findmnt -rno TARGET,OPTIONS " + " ".join(MOUNT_OPTIONS)),
 ]
@@ -71,9 +79,23 @@ PROBES = [
 
 def test_no_world_writable_files_in_etc(facts) -> None:
     """Nothing under /etc is writable by every user."""
-    out = facts["world_writable_etc"]
+    found = _etc_walk(facts, "writable")
+    assert not found, f"world-writable under /etc: {found[:10]}; chmod o-w"
+
+
+def test_no_conffile_leftovers(facts) -> None:
+    """No configuration file that dpkg or ucf set aside at the build (.dpkg-dist, .ucf-old…):
+    each is a conffile question the build never answered, so the image runs a configuration
+    nobody chose."""
+    found = _etc_walk(facts, "conffile")
+    assert not found, (f"conffiles set aside at the build: {found[:10]}; merge or remove them, "
+                       "and keep the configuration the image means to ship")
+
+
+def _etc_walk(facts, kind: str) -> list[str]:
+    out = facts["etc_walk"]
     assert out.ok, f"cannot search /etc: {out.why()}"
-    assert not out.lines(), f"world-writable under /etc: {out.lines()[:10]}; chmod o-w"
+    return [line.split(" ", 1)[1] for line in out.lines() if line.startswith(kind + " ")]
 
 
 def test_tmp_sticky(facts) -> None:
@@ -125,6 +147,18 @@ def test_no_world_writable_dirs_without_sticky(facts) -> None:
     assert out.ok, f"cannot search for world-writable directories: {out.why()}"
     found = [line.removeprefix("open ") for line in out.lines() if line.startswith("open ")]
     assert not found, f"world-writable, not sticky: {found[:10]}; chmod +t or o-w"
+
+
+@pytest.mark.late
+def test_no_files_without_owner(facts) -> None:
+    """Every file belongs to a known user and group: a file left by a build account that does
+    not exist here goes to whoever is next given that id (systemd's dynamic service ids aside)."""
+    out = facts["fs_walk"]
+    assert out.ok, f"cannot search for files without owner: {out.why()}"
+    found = [f"{path} ({ids})" for line in out.lines() if line.startswith("orphan ")
+             for ids, path in [line.removeprefix("orphan ").split(" ", 1)]
+             if not all(DYNAMIC_IDS[0] <= int(i) <= DYNAMIC_IDS[1] for i in ids.split(":"))]
+    assert not found, f"files whose owner or group no account has: {found[:10]}; chown them"
 
 
 @pytest.mark.parametrize("target", sorted(MOUNT_OPTIONS))

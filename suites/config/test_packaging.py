@@ -10,26 +10,25 @@ import pytest
 
 from debian_cloud_tests.facts import Probe
 
-from .test_apt import APT_SOURCES
+from .test_apt import APT_CONFIG, APT_SOURCES, DPKG_PACKAGES, apt_config, dpkg_packages
 
 #: packages whose absence breaks a Debian cloud image quietly: TLS to the archive, the archive's
 #: signatures, growing the root partition
 REQUIRED_PACKAGES = ("ca-certificates", "debian-archive-keyring", "cloud-guest-utils")
+#: apt options that accept unsigned, unsigned-downgraded or weakly signed repositories
+INSECURE = re.compile(r'^(APT::Get::AllowUnauthenticated|Acquire::AllowInsecureRepositories|'
+                      r'Acquire::AllowDowngradeToInsecureRepositories|Acquire::AllowWeakRepositories) '
+                      r'"(1|true|yes)";', re.I)
 
 PROBES = [
     APT_SOURCES,
-    Probe("apt_insecure", "apt-config dump | grep -iE '^(APT::Get::AllowUnauthenticated|"
-          "Acquire::AllowInsecureRepositories|Acquire::AllowDowngradeToInsecureRepositories|"
-          "Acquire::AllowWeakRepositories) \"(1|true|yes)\";'; true"),
+    APT_CONFIG,
     Probe("apt_preferences", "for f in /etc/apt/preferences /etc/apt/preferences.d/*; do "
           "[ -f \"$f\" ] && { echo \"## $f\"; cat \"$f\"; }; done; true"),
-    Probe("held_packages", "dpkg-query -W -f '${db:Status-Want} ${Package}\\n' "
-          "| awk '$1==\"hold\" {print $2}'"),
+    DPKG_PACKAGES,
     Probe("policy_rc_d", "[ -e /usr/sbin/policy-rc.d ] && echo /usr/sbin/policy-rc.d; true"),
     Probe("foreign_arches", "dpkg --print-foreign-architectures"),
     Probe("cached_debs", "find /var/cache/apt/archives -name '*.deb'", root=True),
-    Probe("required_packages", "dpkg-query -W -f '${Package} ${db:Status-Abbrev}\\n' "
-          + " ".join(REQUIRED_PACKAGES) + " 2>/dev/null; true"),
 ]
 
 
@@ -39,7 +38,7 @@ def test_apt_sources_authenticated(facts) -> None:
     text = facts["apt_sources"].stdout
     lax = re.findall(r"(?im)^\s*(?:deb(?:-src)?\s+\[[^\]]*(?:trusted|allow-insecure|allow-weak)=yes[^\]]*\].*"
                      r"|(?:Trusted|Allow-Insecure|Allow-Weak):\s*yes)\s*$", text)
-    lax += facts["apt_insecure"].lines()
+    lax += [line for line in apt_config(facts) if INSECURE.match(line)]
     assert not lax, f"apt accepts unauthenticated packages: {[x.strip() for x in lax][:5]}; remove it"
 
 
@@ -61,7 +60,7 @@ def test_no_pin_blocking_updates(facts) -> None:
 
 def test_no_held_packages(facts) -> None:
     """No package is on hold (a held package never gets its security updates)."""
-    held = facts["held_packages"].lines()
+    held = sorted(name for name, (_, want) in dpkg_packages(facts).items() if want == "hold")
     assert not held, f"packages on hold: {held}; `apt-mark unhold` them in the image"
 
 
@@ -87,6 +86,5 @@ def test_apt_cache_clean(facts) -> None:
 @pytest.mark.parametrize("package", REQUIRED_PACKAGES)
 def test_package_installed(facts, package: str) -> None:
     """The packages a Debian cloud image relies on are installed."""
-    status = dict(line.split() for line in facts["required_packages"].lines() if len(line.split()) == 2)
-    assert status.get(package, "").startswith("ii"), (
-        f"{package} is not installed ({status.get(package, 'unknown to dpkg')}); install it")
+    state = dpkg_packages(facts).get(package, ("not known to dpkg", ""))[0]
+    assert state.startswith("ii"), f"{package} is not installed ({state}); install it"

@@ -8,7 +8,7 @@ from debian_cloud_tests.facts import Probe
 
 PROBES = [
     Probe("sshd_T", "sshd -T -C user=nobody,host=localhost,addr=127.0.0.1", root=True),
-    Probe("ssh_host_key_files", "ls -1 /etc/ssh/ssh_host_*_key", root=True),
+    Probe("ssh_host_key_files", "stat -c '%a %U %n' /etc/ssh/ssh_host_*_key", root=True),
 ]
 
 #: keyword -> (allowed values, fix)
@@ -28,6 +28,23 @@ POLICY = {
     "gssapiauthentication": ({"no"}, "GSSAPIAuthentication no"),
     "maxauthtries": ({str(n) for n in range(1, 7)}, "MaxAuthTries 6"),
     "logingracetime": ({str(n) for n in range(1, 121)}, "LoginGraceTime 120"),
+}
+#: `sshd -T` keyword (and its name before OpenSSH 8.5) -> algorithms broken or too weak to offer:
+#: CBC and RC4 ciphers, MD5 and truncated MACs, SHA-1 key exchange, SHA-1 RSA and DSA signatures
+WEAK_ALGORITHMS = {
+    "ciphers": ((), {"3des-cbc", "aes128-cbc", "aes192-cbc", "aes256-cbc", "blowfish-cbc",
+                     "cast128-cbc", "rijndael-cbc@lysator.liu.se", "arcfour", "arcfour128",
+                     "arcfour256"}),
+    "macs": ((), {"hmac-md5", "hmac-md5-96", "hmac-md5-etm@openssh.com", "hmac-md5-96-etm@openssh.com",
+                  "hmac-sha1-96", "hmac-sha1-96-etm@openssh.com", "hmac-ripemd160",
+                  "hmac-ripemd160-etm@openssh.com", "umac-32@openssh.com"}),
+    "kexalgorithms": ((), {"diffie-hellman-group1-sha1", "diffie-hellman-group14-sha1",
+                           "diffie-hellman-group-exchange-sha1"}),
+    "hostkeyalgorithms": ((), {"ssh-rsa", "ssh-dss", "ssh-rsa-cert-v01@openssh.com",
+                               "ssh-dss-cert-v01@openssh.com"}),
+    "pubkeyacceptedalgorithms": (("pubkeyacceptedkeytypes",),
+                                 {"ssh-rsa", "ssh-dss", "ssh-rsa-cert-v01@openssh.com",
+                                  "ssh-dss-cert-v01@openssh.com"}),
 }
 
 
@@ -55,3 +72,27 @@ def test_no_dsa_host_key(facts) -> None:
     served = [k for k in _sshd(facts).get("hostkey", []) if "dsa" in k and "ecdsa" not in k]
     files = [f for f in facts["ssh_host_key_files"].lines() if "_dsa_" in f]
     assert not served and not files, f"DSA host key present: {served or files}"
+
+
+@pytest.mark.parametrize("keyword", sorted(WEAK_ALGORITHMS))
+def test_sshd_no_weak_algorithms(facts, keyword: str) -> None:
+    """sshd offers no broken cipher, MAC, key exchange or signature algorithm (OpenSSH's own
+    defaults offer none; a build that re-enables one opens every instance to downgrade)."""
+    aliases, weak = WEAK_ALGORITHMS[keyword]
+    config = _sshd(facts)
+    name = next((k for k in (keyword, *aliases) if k in config), None)
+    assert name is not None, f"`sshd -T` reports no {keyword}"
+    offered = sorted(set(config[name][0].split(",")) & weak)
+    assert not offered, (f"sshd offers weak {keyword}: {', '.join(offered)}; drop them from "
+                         f"{keyword} in /etc/ssh/sshd_config.d/")
+
+
+def test_host_private_keys_private(facts) -> None:
+    """The host's private keys are root's alone (mode 600): a key other users can read lets
+    them impersonate the host."""
+    out = facts["ssh_host_key_files"]
+    assert out.ok and out.lines(), f"cannot stat the host keys: {out.why()}"
+    loose = [f"{path} ({owner} {mode})" for mode, owner, path in
+             (line.split(" ", 2) for line in out.lines())
+             if owner != "root" or int(mode, 8) & 0o077]
+    assert not loose, f"host private keys readable beyond root: {loose}; chmod 600, chown root"
