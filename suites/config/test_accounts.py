@@ -186,7 +186,7 @@ def test_no_passwordless_sudo_baked(facts) -> None:
     assert out.ok, f"cannot read the sudoers files: {out.why()}"
     boot = int(facts["btime"].stdout.strip() or 0)
     mtimes = {f[2]: int(f[1]) for line in out.lines()
-              if len(f := line.split(" ", 2)) == 3 and f[0] == "mtime"}
+              if len(f := line.split(" ", 2)) == 3 and f[0] == "mtime" and f[1].isdigit()}
     baked = []
     for line in out.lines():
         # grep -H: "FILE:RULE"; the longest sudoers file name that heads the line is its file

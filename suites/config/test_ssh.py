@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from debian_cloud_tests.facts import Probe
@@ -92,7 +94,8 @@ def test_host_private_keys_private(facts) -> None:
     them impersonate the host."""
     out = facts["ssh_host_key_files"]
     assert out.ok and out.lines(), f"cannot stat the host keys: {out.why()}"
-    loose = [f"{path} ({owner} {mode})" for mode, owner, path in
-             (line.split(" ", 2) for line in out.lines())
+    keys = [f for line in out.lines() if len(f := line.split(" ", 2)) == 3 and re.fullmatch("[0-7]+", f[0])]
+    assert keys, f"cannot read the host keys' modes: {out.stdout.strip()[:200]}"
+    loose = [f"{path} ({owner} {mode})" for mode, owner, path in keys
              if owner != "root" or int(mode, 8) & 0o077]
     assert not loose, f"host private keys readable beyond root: {loose}; chmod 600, chown root"
