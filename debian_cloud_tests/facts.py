@@ -80,6 +80,19 @@ class Facts:
             thread.join()
         return self
 
+    def _expect(self, names: Iterable[str]) -> None:
+        """Probes whose readers must wait until they are delivered."""
+        self._pending.update((name, threading.Event()) for name in names)
+
+    def _deliver(self, name: str, output: Output) -> None:
+        self._outputs[name] = output
+        self._pending[name].set()
+
+    def _run_in_background(self, threads: list[threading.Thread]) -> None:
+        self._threads = threads
+        for thread in threads:
+            thread.start()
+
 
 def _script(probes: Iterable[Probe]) -> str:
     # Each probe writes its output, errors and status to files in one temp dir, sent back as one
@@ -147,7 +160,7 @@ def start(client: paramiko.SSHClient, probes: Iterable[Probe], timeout: float = 
         groups += [(shell, batch[i::CHANNELS_PER_SHELL]) for i in range(CHANNELS_PER_SHELL)]
     groups += [("sudo -n sh -s" if p.root else "sh -s", [p]) for p in unique.values() if p.slow]
     facts = Facts()
-    facts._pending = {name: threading.Event() for name in unique}
+    facts._expect(unique)
 
     def run(shell: str, batch: list[Probe]) -> None:
         got: dict[str, Output] = {}
@@ -163,15 +176,12 @@ def start(client: paramiko.SSHClient, probes: Iterable[Probe], timeout: float = 
         finally:
             for probe in batch:
                 # -1: the probe never ran (distinct from any status the command itself returns)
-                facts._outputs[probe.name] = got.get(probe.name) or Output(
+                facts._deliver(probe.name, got.get(probe.name) or Output(
                     -1, "", f"could not run{' under sudo' if probe.root else ''}: "
-                    f"{err.strip()[:200] or 'no output'}")
-                facts._pending[probe.name].set()
+                    f"{err.strip()[:200] or 'no output'}"))
 
-    facts._threads = [threading.Thread(target=run, args=group, daemon=True, name="facts")
-                      for group in groups if group[1]]
-    for thread in facts._threads:
-        thread.start()
+    facts._run_in_background([threading.Thread(target=run, args=group, daemon=True, name="facts")
+                              for group in groups if group[1]])
     return facts
 
 
