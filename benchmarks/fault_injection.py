@@ -430,7 +430,8 @@ def main() -> int:
                     print("interrupted", flush=True)
                     break
                 kills.append(k)
-                if not k.killed and replays:
+                landed = sum(x.killed for x in kills)
+                if not k.killed and replays and landed + len(todo) < args.kills:
                     replays -= 1
                     todo.append((provider, aim, sig))
                 print(f"{len(kills):3d} {provider:<4} {sig.name:<7} aimed {aim.value:<8} "

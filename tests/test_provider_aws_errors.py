@@ -140,6 +140,21 @@ def test_launch_interrupted_while_run_instances_is_in_flight_leaves_nothing(
     assert leftovers(aws.moto) == {}
 
 
+def test_launch_interrupted_while_create_security_group_is_in_flight_leaves_nothing(
+        aws: AwsWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by fault injection: SIGTERM while EC2 created the group, before its reply came; the
+    run never learnt the group's id, and gc leaves an unexpired group until it expires."""
+    real = resources.create_group
+
+    def reply_lost(*args: object, **kwargs: object) -> str:
+        real(*args, **kwargs)  # type: ignore[arg-type]  # EC2 creates it; SIGTERM before the reply
+        raise KeyboardInterrupt
+    monkeypatch.setattr(resources, "create_group", reply_lost)
+    with pytest.raises(KeyboardInterrupt):
+        launch(aws, tmp_path)
+    assert leftovers(aws.moto) == {}
+
+
 def test_group_still_in_use_is_waited_out(aws: AwsWorld, tmp_path: Path) -> None:
     machine = launch(aws, tmp_path)
     aws.hooks.fail("delete_security_group", "DependencyViolation", times=3)

@@ -35,6 +35,7 @@ class Created:
     key_id: str | None = None
     key_name: str | None = None
     launching: str | None = None  # the name given to run_instances, whose reply may never come
+    group_name: str | None = None  # the name given to create_security_group, likewise
 
     def remove(self, ec2: Any) -> list[BaseException]:
         """Instance first (it holds the group), then group and key; never raises."""
@@ -56,11 +57,12 @@ class Created:
         return errors
 
     def _group(self, ec2: Any) -> list[BaseException]:
-        if not self.group_id:
-            return []
-        errors = resources.delete_group(ec2, self.group_id)
+        ids = [self.group_id] if self.group_id else []
+        if not ids and self.group_name:  # interrupted in flight: EC2 may have created it anyway
+            ids = resources.groups_named(ec2, self.group_name)
+        errors = [e for group_id in ids for e in resources.delete_group(ec2, group_id)]
         if not errors:
-            self.group_id = None
+            self.group_id = self.group_name = None
         return errors
 
     def _key(self, ec2: Any) -> list[BaseException]:

@@ -98,6 +98,7 @@ class AwsProvider(Provider):
             created.key_id = resources.import_key(ec2, name, client_key.public_openssh, tag_list)
             group = spec.options.get("security_group")
             if not group:
+                created.group_name = name  # found by name if the reply is lost, as for the key
                 group = created.group_id = resources.create_group(
                     ec2, name, spec.options["vpc_id"], spec.options["ssh_source"], tag_list)
             created.launching = name

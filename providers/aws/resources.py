@@ -146,6 +146,19 @@ def instance_state(ec2: Any, instance_id: str) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
+def groups_named(ec2: Any, name: str, attempts: int = 3) -> list[str]:
+    """Security groups named *name* and tagged as ours: what a create_security_group call whose
+    reply never came may have created.  Asked a few times, a second apart, as for instances."""
+    for attempt in range(attempts):
+        out = retry.call(ec2.describe_security_groups, "describe_security_groups", Filters=[
+            {"Name": "group-name", "Values": [name]}, {"Name": "tag-key", "Values": [EXPIRES_TAG]}])
+        found = [str(g["GroupId"]) for g in out["SecurityGroups"]]
+        if found or attempt == attempts - 1:
+            return found
+        time.sleep(1.0)
+    return []
+
+
 def launched_by(ec2: Any, name: str, attempts: int = 3) -> list[str]:
     """Live instances named *name*: what a run_instances call whose reply never came (Ctrl-C
     while it was in flight) may have started.  Asked a few times, a second apart: EC2 may list
