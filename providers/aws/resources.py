@@ -8,6 +8,7 @@ part of the create call, never a second step), so a run that dies half-way leave
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -148,26 +149,30 @@ def instance_state(ec2: Any, instance_id: str) -> dict[str, Any] | None:
 
 def groups_named(ec2: Any, name: str, attempts: int = 3) -> list[str]:
     """Security groups named *name* and tagged as ours: what a create_security_group call whose
-    reply never came may have created.  Asked a few times, a second apart, as for instances."""
-    for attempt in range(attempts):
+    reply never came may have created."""
+    def ask() -> list[str]:
         out = retry.call(ec2.describe_security_groups, "describe_security_groups", Filters=[
             {"Name": "group-name", "Values": [name]}, {"Name": "tag-key", "Values": [EXPIRES_TAG]}])
-        found = [str(g["GroupId"]) for g in out["SecurityGroups"]]
-        if found or attempt == attempts - 1:
-            return found
-        time.sleep(1.0)
-    return []
+        return [str(g["GroupId"]) for g in out["SecurityGroups"]]
+    return _listed_soon(ask, attempts)
 
 
 def launched_by(ec2: Any, name: str, attempts: int = 3) -> list[str]:
     """Live instances named *name*: what a run_instances call whose reply never came (Ctrl-C
-    while it was in flight) may have started.  Asked a few times, a second apart: EC2 may list
-    a new instance only a moment after starting it."""
-    for attempt in range(attempts):
+    while it was in flight) may have started."""
+    def ask() -> list[str]:
         out = retry.call(ec2.describe_instances, "describe_instances", Filters=[
             {"Name": "tag:Name", "Values": [name]},
             {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])
-        found = [str(i["InstanceId"]) for r in out["Reservations"] for i in r["Instances"]]
+        return [str(i["InstanceId"]) for r in out["Reservations"] for i in r["Instances"]]
+    return _listed_soon(ask, attempts)
+
+
+def _listed_soon(ask: Callable[[], list[str]], attempts: int) -> list[str]:
+    """What *ask* lists, asked up to *attempts* times a second apart: EC2 may list a resource
+    created in the last moment only a moment later."""
+    for attempt in range(attempts):
+        found = ask()
         if found or attempt == attempts - 1:
             return found
         time.sleep(1.0)
