@@ -81,7 +81,7 @@ PROBES = [
 
 def test_no_world_writable_files_in_etc(facts) -> None:
     """Nothing under /etc is writable by every user."""
-    found = _etc_walk(facts, "writable")
+    found = _walk(facts, "etc_walk", "writable", "cannot search /etc")
     assert not found, f"world-writable under /etc: {found[:10]}; chmod o-w"
 
 
@@ -89,14 +89,15 @@ def test_no_conffile_leftovers(facts) -> None:
     """No configuration file that dpkg or ucf set aside at the build (.dpkg-dist, .ucf-old…):
     each is a conffile question the build never answered, so the image runs a configuration
     nobody chose."""
-    found = _etc_walk(facts, "conffile")
+    found = _walk(facts, "etc_walk", "conffile", "cannot search /etc")
     assert not found, (f"conffiles set aside at the build: {found[:10]}; merge or remove them, "
                        "and keep the configuration the image means to ship")
 
 
-def _etc_walk(facts, kind: str) -> list[str]:
-    out = facts["etc_walk"]
-    assert out.ok, f"cannot search /etc: {out.why()}"
+def _walk(facts, probe: str, kind: str, failed: str) -> list[str]:
+    """The paths a walk probe reported as *kind* ("KIND PATH" lines); a failed walk fails."""
+    out = facts[probe]
+    assert out.ok, f"{failed}: {out.why()}"
     return [line.split(" ", 1)[1] for line in out.lines() if line.startswith(kind + " ")]
 
 
@@ -145,9 +146,7 @@ def test_setid_programs_allowlisted(facts) -> None:
 @pytest.mark.late
 def test_no_world_writable_dirs_without_sticky(facts) -> None:
     """Every world-writable directory is sticky (else anyone deletes anyone's files there)."""
-    out = facts["fs_walk"]
-    assert out.ok, f"cannot search for world-writable directories: {out.why()}"
-    found = [line.removeprefix("open ") for line in out.lines() if line.startswith("open ")]
+    found = _walk(facts, "fs_walk", "open", "cannot search for world-writable directories")
     assert not found, f"world-writable, not sticky: {found[:10]}; chmod +t or o-w"
 
 
@@ -155,10 +154,9 @@ def test_no_world_writable_dirs_without_sticky(facts) -> None:
 def test_no_files_without_owner(facts) -> None:
     """Every file belongs to a known user and group: a file left by a build account that does
     not exist here goes to whoever is next given that id (systemd's dynamic service ids aside)."""
-    out = facts["fs_walk"]
-    assert out.ok, f"cannot search for files without owner: {out.why()}"
-    found = [f"{path} ({ids})" for line in out.lines() if line.startswith("orphan ")
-             for ids, path in [line.removeprefix("orphan ").split(" ", 1)]
+    found = [f"{path} ({ids})" for entry in _walk(facts, "fs_walk", "orphan",
+                                                  "cannot search for files without owner")
+             for ids, path in [entry.split(" ", 1)]
              if not all(DYNAMIC_IDS[0] <= int(i) <= DYNAMIC_IDS[1] for i in ids.split(":"))]
     assert not found, f"files whose owner or group no account has: {found[:10]}; chown them"
 
