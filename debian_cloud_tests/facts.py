@@ -2,10 +2,12 @@
 
 Under TCG one SSH command costs ~0.1 s and a `cloud-init …` command ~3 s, so checks do not run
 commands one by one: each suite module declares the probes it needs (``PROBES``), the plugin
-gathers them, and they run as one shell script as the user, one under sudo, and the slow ones in
-parallel channels, started as soon as the machine is ready.  A check then reads ``facts["name"]``,
-waiting only for the batch that runs that probe.  A probe that fails (command missing,
-file unreadable, sudo broken) is data for the check to fail on, never an error of the framework.
+gathers them, and they run in two shells started as soon as the machine is ready: one as the user,
+one under sudo (one sudo: each costs the guest a PAM stack), each running its slow probes and two
+halves of its quick ones as parallel jobs that send their results back as each finishes.  A check
+then reads ``facts["name"]``, waiting only for the batch that runs that probe.  A probe that fails
+(command missing, file unreadable, sudo broken) is data for the check to fail on, never an error of
+the framework.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import io
 import shlex
 import tarfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import paramiko
 
-CHANNELS_PER_SHELL = 2
+JOBS_PER_SHELL = 2  # quick probes run as this many parallel jobs per shell
 
 
 @dataclass(frozen=True)
@@ -88,55 +91,90 @@ class Facts:
         self._outputs[name] = output
         self._pending[name].set()
 
+    def _delivered(self, name: str) -> bool:
+        return name in self._outputs
+
     def _run_in_background(self, threads: list[threading.Thread]) -> None:
         self._threads = threads
         for thread in threads:
             thread.start()
 
 
-def _script(probes: Iterable[Probe]) -> str:
-    # Each probe writes its output, errors and status to files in one temp dir, sent back as one
-    # tar stream: a probe costs its own commands and one fork (under TCG every exec is felt).
+def _script(batches: list[list[Probe]]) -> str:
+    """One shell for many batches: each runs as a background job, and each is sent back as its
+    own tar archive the moment it is done, so one shell (one sudo, one channel) serves quick
+    and slow probes alike without a quick one waiting for a slow one."""
+    # Each probe writes its output, errors and status to files in its batch's dir: a probe costs
+    # its own commands and one fork (under TCG every exec is felt).  Finished batches announce
+    # themselves on a FIFO, and the shell archives them in the order they finish; the archives
+    # follow each other on stdout (tar's end-of-archive blocks between them).
+    ids = " ".join(f'"$dct_d/{i}"' for i in range(len(batches)))
     lines = [
         # Commands like sysctl and sshd live in sbin, which a user's PATH may lack.
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH",
         # tmpfs first: a probe writes three small files, cheaper in memory than through a journal
         "dct_d=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d) || exit 97",
+        f'mkdir {ids} && mkfifo "$dct_d/done" && exec 3<>"$dct_d/done" || {{ rm -rf "$dct_d"; exit 97; }}',
         "dct_probe() {",
-        '  ( eval "$2" ) </dev/null >"$dct_d/$1.out" 2>"$dct_d/$1.err"; echo $? >"$dct_d/$1.rc"',
+        '  ( eval "$3" ) 3>&- </dev/null >"$dct_d/$1/$2.out" 2>"$dct_d/$1/$2.err"',
+        '  echo $? >"$dct_d/$1/$2.rc"',
         "}",
     ]
-    for probe in probes:
-        lines.append(f"dct_probe {shlex.quote(probe.name)} {shlex.quote(probe.command)}")
-    lines.append('tar -C "$dct_d" -cf - .; dct_rc=$?; rm -rf "$dct_d"; exit $dct_rc')
+    for i, batch in enumerate(batches):
+        runs = "".join(f"dct_probe {i} {shlex.quote(p.name)} {shlex.quote(p.command)}; " for p in batch)
+        lines.append(f"{{ {runs}echo {i} >&3; }} &")
+    lines += [
+        f"dct_n={len(batches)}; dct_rc=0",
+        'while [ "$dct_n" -gt 0 ] && read dct_b <&3; do',
+        '  tar -C "$dct_d/$dct_b" -cf - . || dct_rc=$?; dct_n=$((dct_n - 1))',
+        "done",
+        'rm -rf "$dct_d"; exit $dct_rc',
+    ]
     return "\n".join(lines) + "\n"
 
 
-def _parse(stream: bytes) -> dict[str, Output]:
-    files: dict[str, bytes] = {}
+def _members(stream: BinaryIO) -> Iterator[tuple[str, bytes]]:
+    """(name, content) of each file in a stream of tar archives, as each arrives."""
     try:
-        with tarfile.open(fileobj=io.BytesIO(stream), mode="r:") as tar:
-            for member in tar.getmembers():
+        with tarfile.open(fileobj=stream, mode="r|", ignore_zeros=True) as tar:
+            for member in tar:
                 data = tar.extractfile(member) if member.isfile() else None
                 if data is not None:
-                    files[member.name.removeprefix("./")] = data.read()
-    except tarfile.TarError:
-        return {}
-    outputs = {}
-    for name in files:
-        if not name.endswith(".rc"):
-            continue
-        probe = name.removesuffix(".rc")
+                    yield member.name.removeprefix("./"), data.read()
+    except (tarfile.TarError, EOFError):
+        return
+
+
+class _Assembler:
+    """Probe outputs from their three files (.out, .err, .rc), whole once all three are in."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, dict[str, bytes]] = {}
+
+    def add(self, name: str, data: bytes) -> tuple[str, Output] | None:
+        probe, _, kind = name.rpartition(".")
+        if kind not in ("out", "err", "rc"):
+            return None
+        parts = self._files.setdefault(probe, {})
+        parts[kind] = data
+        if len(parts) < 3:
+            return None
         try:
-            rc = int(files[name].strip() or b"-1")
+            rc = int(parts["rc"].strip() or b"-1")
         except ValueError:
-            continue
-        outputs[probe] = Output(rc, files.get(f"{probe}.out", b"").decode(errors="replace"),
-                                files.get(f"{probe}.err", b"").decode(errors="replace"))
-    return outputs
+            rc = -1
+        return probe, Output(rc, parts["out"].decode(errors="replace"),
+                             parts["err"].decode(errors="replace"))
 
 
-def _exec(client: paramiko.SSHClient, command: str, stdin: str, timeout: float) -> tuple[int, bytes, str]:
+def _parse(stream: bytes) -> dict[str, Output]:
+    """Every probe in a finished stream (one or more archives)."""
+    assembler = _Assembler()
+    done = (assembler.add(name, data) for name, data in _members(io.BytesIO(stream)))
+    return dict(item for item in done if item is not None)
+
+
+def _open(client: paramiko.SSHClient, command: str, stdin: str, timeout: float) -> paramiko.Channel:
     transport = client.get_transport()
     if transport is None or not transport.is_active():
         raise paramiko.SSHException("the connection is closed")
@@ -145,29 +183,37 @@ def _exec(client: paramiko.SSHClient, command: str, stdin: str, timeout: float) 
     chan.exec_command(command)
     chan.sendall(stdin.encode())
     chan.shutdown_write()
-    out = chan.makefile("rb").read()
-    err = chan.makefile_stderr("rb").read().decode(errors="replace")
-    return chan.recv_exit_status(), out, err
+    return chan
 
 
-def start(client: paramiko.SSHClient, probes: Iterable[Probe], timeout: float = 300) -> Facts:
-    """Start all *probes*: user batch, root batch, and each slow probe, concurrently."""
+def _batches(probes: list[Probe]) -> list[list[Probe]]:
+    """Slow probes first, each alone (they start at once); the quick ones in two halves, since
+    the guest has at least two vCPUs and a batch is CPU-bound."""
+    quick = [p for p in probes if not p.slow]
+    return [[p] for p in probes if p.slow] + [
+        half for half in (quick[i::JOBS_PER_SHELL] for i in range(JOBS_PER_SHELL)) if half]
+
+
+def start(client: paramiko.SSHClient, probes: Iterable[Probe], timeout: float = 300,
+          sudo: str = "sudo -n") -> Facts:
+    """Start all *probes*: one shell as the user and one under *sudo*, concurrently."""
     unique = {p.name: p for p in probes}
-    groups: list[tuple[str, list[Probe]]] = []
-    for shell, root in (("sh -s", False), ("sudo -n sh -s", True)):
-        batch = [p for p in unique.values() if p.root == root and not p.slow]
-        # Two channels per shell: the guest has at least two vCPUs, and a batch is CPU-bound.
-        groups += [(shell, batch[i::CHANNELS_PER_SHELL]) for i in range(CHANNELS_PER_SHELL)]
-    groups += [("sudo -n sh -s" if p.root else "sh -s", [p]) for p in unique.values() if p.slow]
     facts = Facts()
     facts._expect(unique)
 
     def run(shell: str, batch: list[Probe]) -> None:
-        got: dict[str, Output] = {}
         err = "no output"
+        assembler = _Assembler()
         try:
-            _, out, err = _exec(client, shell, _script(batch), timeout)
-            got = _parse(out)
+            chan = _open(client, shell, _script(_batches(batch)), timeout)
+            try:
+                for name, data in _members(chan.makefile("rb")):
+                    done = assembler.add(name, data)
+                    if done is not None and done[0] in unique:
+                        facts._deliver(*done)
+                err = chan.makefile_stderr("rb").read().decode(errors="replace")
+            finally:
+                chan.close()
         except (paramiko.SSHException, OSError, TimeoutError) as exc:
             err = f"SSH failure: {exc}"
         except BaseException as exc:  # never leave a check waiting on a probe that cannot come
@@ -175,13 +221,16 @@ def start(client: paramiko.SSHClient, probes: Iterable[Probe], timeout: float = 
             raise
         finally:
             for probe in batch:
-                # -1: the probe never ran (distinct from any status the command itself returns)
-                facts._deliver(probe.name, got.get(probe.name) or Output(
-                    -1, "", f"could not run{' under sudo' if probe.root else ''}: "
-                    f"{err.strip()[:200] or 'no output'}"))
+                if not facts._delivered(probe.name):
+                    # -1: the probe never ran (distinct from any status the command itself returns)
+                    facts._deliver(probe.name, Output(
+                        -1, "", f"could not run{' under sudo' if probe.root else ''}: "
+                        f"{err.strip()[:200] or 'no output'}"))
 
-    facts._run_in_background([threading.Thread(target=run, args=group, daemon=True, name="facts")
-                              for group in groups if group[1]])
+    shells = [(shell, [p for p in unique.values() if p.root == root])
+              for shell, root in (("sh -s", False), (f"{sudo} sh -s", True))]
+    facts._run_in_background([threading.Thread(target=run, args=shell, daemon=True, name="facts")
+                              for shell in shells if shell[1]])
     return facts
 
 

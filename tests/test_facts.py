@@ -13,8 +13,8 @@ from debian_cloud_tests.machine import SSHEndpoint
 from .fakes.sshd import Sshd
 
 
-def _run(probes: list[Probe]) -> dict:
-    out = subprocess.run(["sh", "-s"], input=_script(probes).encode(), capture_output=True,
+def _run(probes: list[Probe], *more: list[Probe]) -> dict:
+    out = subprocess.run(["sh", "-s"], input=_script([probes, *more]).encode(), capture_output=True,
                          timeout=30).stdout
     return _parse(out)
 
@@ -34,6 +34,19 @@ def test_a_probe_reading_stdin_does_not_swallow_the_rest() -> None:
 def test_missing_command_is_data_not_an_error() -> None:
     got = _run([Probe("missing", "no-such-command-dct")])
     assert got["missing"].rc == 127 and not got["missing"].ok
+
+
+def test_every_batch_comes_back_whole() -> None:
+    got = _run([Probe("late", "sleep 1; echo late")], [Probe("early", "echo early")],
+               [Probe("empty", "true")])
+    assert {name: out.stdout for name, out in got.items()} == {
+        "late": "late\n", "early": "early\n", "empty": ""}
+
+
+def test_archives_arrive_in_finishing_order() -> None:
+    out = subprocess.run(["sh", "-s"], capture_output=True, timeout=30, input=_script(
+        [[Probe("late", "sleep 1; echo late")], [Probe("early", "echo early")]]).encode()).stdout
+    assert out.index(b"early.rc") < out.index(b"late.rc")
 
 
 def test_binary_output_and_odd_names_survive() -> None:
@@ -67,3 +80,21 @@ def test_a_probe_that_never_ran_is_data_for_the_check(sshd: Sshd) -> None:
     facts = start(client, [Probe("lost", "echo never")])
     out = facts["lost"]
     assert out.rc == -1 and "could not run" in out.stderr
+
+
+def test_a_root_shell_that_cannot_start_fails_only_its_probes(sshd: Sshd) -> None:
+    """sudo missing or refusing: every root probe is data saying so; the user's probes and the
+    slow ones of the user shell still come back."""
+    client = ssh.connect(SSHEndpoint("127.0.0.1", sshd.port, sshd.user, sshd.client_key),
+                         [sshd.host_key])
+    try:
+        facts = start(client, [Probe("mine", "echo mine"), Probe("slow", "echo slow", slow=True),
+                               Probe("root", "id -u", root=True),
+                               Probe("root_slow", "id -u", root=True, slow=True)],
+                      sudo="dct-no-such-sudo -n").wait()
+        assert (facts["mine"].stdout, facts["slow"].stdout) == ("mine\n", "slow\n")
+        for name in ("root", "root_slow"):
+            assert facts[name].rc == -1 and "could not run under sudo" in facts[name].stderr
+            assert "dct-no-such-sudo" in facts[name].stderr
+    finally:
+        client.close()
