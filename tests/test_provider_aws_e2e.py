@@ -72,7 +72,7 @@ def test_suites_pass_on_emulated_ec2_and_nothing_is_left(emulated_ec2: AwsWorld,
     assert run.props["provider"] == "aws" and run.props["instance_id"] == guest.instance_id
     assert run.props["aws_region"] == world.region
     assert run.props["provider_retries"] == "0"  # recorded even when the cloud needed none
-    assert any(r.startswith("PUT /latest/api/token") for r in guest.imds.requests)
+    assert any(r.startswith("PUT /latest/api/token") for r in guest.metadata.requests)
     assert "Datasource DataSourceEc2Local" in machines.consoles[guest.instance_id]
 
     # nothing left: not in EC2, not on this machine

@@ -139,8 +139,10 @@ def test_launch_console_reboots_destroy_leaves_nothing(ostack: FakeOpenStack, tm
 
     facts = machine.facts
     assert (facts.provider, facts.instance_id, facts.hostname) == ("openstack", server["id"], server["name"])
+    # the zone is in Nova's metadata, the region is not: the guest cannot be asked for it
     assert (facts.datasource, facts.instance_type, facts.region, facts.zone) == (
-        "OpenStack", "m1.small", REGION, ZONE)
+        "OpenStack", "m1.small", None, ZONE)
+    assert machine.properties()["openstack_region"] == REGION
     assert facts.disk_size == 20 * 1024**3 and facts.arch is Arch.AMD64
     assert machine.ssh.host == server["addresses"]["public"][0]["addr"] and machine.ssh.port == 22
     assert machine.is_alive()

@@ -209,7 +209,8 @@ def _facts(spec: LaunchSpec, server: Any, name: str) -> PlatformFacts:
         provider="openstack", instance_id=str(server.id),
         hostname=str(getattr(server, "hostname", None) or _hostname(name)), arch=spec.arch,
         firmware=spec.firmware, datasource="ConfigDrive" if config_drive else "OpenStack",
-        instance_type=spec.instance_type, region=spec.options.get("region") or None,
+        # Nova's metadata has no region (the guest cannot know it): the run's properties carry it
+        instance_type=spec.instance_type, region=None,
         zone=str(server.availability_zone or "") or None,
         disk_size=disk_gb * 1024**3 if disk_gb else None,
         extra={**{k: spec.options[k] for k in ("vcpus", "memory_mib") if k in spec.options},

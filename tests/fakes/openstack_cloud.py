@@ -6,12 +6,19 @@ rules): only what the provider calls, in the JSON the real openstacksdk reads, v
 included.  It fails as clouds do when told to: Nova's quota answers (403, or 413 without
 Retry-After), throttling (429 with Retry-After), a server stuck in BUILD, a console that is empty
 for the first reads, a delete that fails once.
+
+With :attr:`FakeOpenStack.guests` set, a server of an image that maps to a local file is a real QEMU
+guest (see :mod:`.qemu_guests`): its fixed address is the guest's loopback address, its metadata
+service a :class:`NovaMetadataServer`, its SMBIOS "OpenStack Nova" (so cloud-init picks its
+OpenStack datasource), its console the QEMU console, and reboot and delete act on the guest.
 """
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
+import random
 import re
 import threading
 import uuid
@@ -24,6 +31,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import yaml
+
+from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
+
+from .imds import InstanceData
+from .nova_metadata import NovaMetadataServer, NovaServerData
+from .qemu_guests import QemuGuests, guest_options
 
 REGION = "RegionOne"
 ZONE = "nova"
@@ -91,6 +104,7 @@ class FakeOpenStack:
     console_reads: int = 0
     reboots: list[tuple[str, str]] = field(default_factory=list)
     url: str = ""
+    guests: QemuGuests | None = None  # set: servers of local images boot for real
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -258,7 +272,8 @@ class FakeOpenStack:
         sid = str(uuid.uuid4())
         nets = s.get("networks") or []
         net = self.networks.get(nets[0].get("uuid", "")) if isinstance(nets, list) and nets else None
-        address = f"127.0.0.{len(self.servers) + 2}"
+        backed = self.guests is not None and s["imageRef"] in self.guests.images
+        address = self.guests.next_address() if backed and self.guests else f"127.0.0.{len(self.servers) + 2}"
         flavor = self.flavors[s["flavorRef"]]
         self.servers[sid] = {
             "id": sid, "name": s["name"], "status": "BUILD", "tenant_id": PROJECT_ID,
@@ -274,8 +289,62 @@ class FakeOpenStack:
             or ZONE, "OS-EXT-STS:task_state": "spawning", "OS-EXT-STS:vm_state": "building",
             "OS-EXT-STS:power_state": 0, "created": "2026-01-01T12:00:00Z", "links": [],
             "tags": list(s.get("tags") or []), "networks_requested": nets}
+        if backed:
+            self._boot_later(sid, address, net)
         return 202, {"server": {"id": sid, "links": [], "adminPass": "unused",
                                 "security_groups": [{"name": g} for g in groups]}}, {}
+
+    def _boot_later(self, sid: str, address: str, net: dict[str, Any] | None) -> None:
+        """Nova answers a create at once and boots in the background: the server is BUILD until
+        its guest runs (ERROR, with a fault, if it cannot start)."""
+        server = self.servers[sid]
+
+        def boot() -> None:
+            assert self.guests is not None
+            try:
+                self.guests.boot(sid, address, *self._guest(server, address, net))
+                update = {"status": "ACTIVE", "OS-EXT-STS:vm_state": "active", "OS-EXT-STS:power_state": 1}
+            except Exception as exc:
+                update = {"status": "ERROR", "OS-EXT-STS:vm_state": "error",
+                          "fault": {"code": 500, "message": f"boot failed: {exc}"}}
+            with self.lock:
+                server.update({**update, "OS-EXT-STS:task_state": None, "booted": True})
+
+        server["booted"] = False
+        threading.Thread(target=boot, name=f"nova-boot-{sid[:8]}", daemon=True).start()
+
+    def _guest(self, server: dict[str, Any], address: str, net: dict[str, Any] | None
+               ) -> tuple[LaunchSpec, NovaMetadataServer]:
+        assert self.guests is not None
+        image = self.images[server["image"]["id"]]
+        flavor = server["flavor"]
+        mac = "fa:16:3e:" + ":".join(f"{random.randint(0, 255):02x}" for _ in range(3))
+        keys = {server["key_name"]: self.keypairs[server["key_name"]]["public_key"]} \
+            if server.get("key_name") in self.keypairs else {}
+        nova = NovaServerData(
+            uuid=server["id"], name=server["name"], hostname=nova_hostname(server["name"]),
+            availability_zone=server["OS-EXT-AZ:availability_zone"], project_id=PROJECT_ID, mac=mac,
+            network_id=(net or {}).get("id", ""), meta=server["metadata"], public_keys=keys,
+            user_data=base64.b64decode(server["user_data"]) if server.get("user_data") else None)
+        ec2 = InstanceData(
+            instance_id=f"i-{len(self.servers):08x}", image_id=f"ami-{len(self.images):08x}",
+            instance_type=flavor["original_name"], region=REGION, zone=nova.availability_zone,
+            private_ip=address, private_dns=f"{nova.hostname}.novalocal", public_ip="", mac=mac,
+            subnet_id="", vpc_id="",
+            security_groups={g["name"]: g["name"] for g in server["security_groups"]},
+            account_id=PROJECT_ID, reservation_id=f"r-{server['id'][:8]}", architecture="x86_64",
+            tokens_required=False, public_keys=keys)
+        metadata = NovaMetadataServer(nova, ec2).start()
+        uefi = str(image.get("hw_firmware_type", "")).lower() == "uefi"
+        spec = LaunchSpec(
+            image=str(self.guests.images[image["id"]]), arch=Arch.AMD64,
+            firmware=Firmware.UEFI if uefi else Firmware.BIOS,
+            instance_type=f"{flavor['vcpus']}x{flavor['ram']}",
+            disk_size=f"{flavor['disk']}G" if flavor["disk"] else None, run_id=server["id"],
+            options=guest_options(address, mac, metadata.port,
+                                  f"type=1,manufacturer=OpenStack Foundation,product=OpenStack Nova,"
+                                  f"serial={server['id']},uuid={server['id']}"))
+        return spec, metadata
 
     def _server(self, sid: str) -> dict[str, Any]:
         if sid not in self.servers:
@@ -284,28 +353,33 @@ class FakeOpenStack:
 
     def _servers_get(self, q: Any, b: Any, id: str) -> Any:
         server = self._server(id)
-        if not self.stuck and server["status"] == "BUILD":
+        if not self.stuck and server["status"] == "BUILD" and server.get("booted", True):
             server.update({"status": "ACTIVE", "OS-EXT-STS:task_state": None,
                            "OS-EXT-STS:vm_state": "active", "OS-EXT-STS:power_state": 1})
-        return 200, {"server": {k: v for k, v in server.items() if k != "networks_requested"}}, {}
+        return 200, {"server": _shown(server)}, {}
 
     def _servers_list(self, q: Any, b: Any) -> Any:
-        return 200, {"servers": [{k: v for k, v in s.items() if k != "networks_requested"}
-                                 for s in self.servers.values()]}, {}
+        return 200, {"servers": [_shown(s) for s in self.servers.values()]}, {}
 
     def _servers_delete(self, q: Any, b: Any, id: str) -> Any:
         self._server(id)
         del self.servers[id]
+        if self.guests is not None:
+            self.guests.stop(id)
         return 204, None, {}
 
     def _servers_action(self, q: Any, body: dict[str, Any], id: str) -> Any:
         server = self._server(id)
         if "reboot" in body:
             self.reboots.append((server["name"], body["reboot"]["type"]))
+            if self.guests is not None:
+                self.guests.reboot(id)
             return 202, None, {}
         if "os-getConsoleOutput" in body:
             self.console_reads += 1
             text = "" if self.console_reads <= self.empty_console_reads else CONSOLE
+            if self.guests is not None and id in self.guests.guests:
+                text = self.guests.console(id)
             length = (body["os-getConsoleOutput"] or {}).get("length")
             if length is not None and int(length) >= 0:
                 text = "\n".join(text.splitlines()[-int(length):])
@@ -370,6 +444,15 @@ class FakeOpenStack:
             raise HttpFault(404, "SecurityGroupNotFound", "Security group does not exist")
         group["security_group_rules"].append(rule)
         return 201, {"security_group_rule": rule}, {}
+
+
+def nova_hostname(name: str) -> str:
+    """The hostname Nova derives from a server's display name."""
+    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63]
+
+
+def _shown(server: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in server.items() if k not in ("networks_requested", "booted")}
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -1,0 +1,135 @@
+"""Real QEMU guests behind an emulated cloud's instances, shared by the EC2 and Nova emulators.
+
+Each guest is reached as the cloud would publish it: SSH is forwarded from its own loopback
+address (``127.x.y.z:22``), which the emulator hands out as the instance's address, so the provider
+connects as it would to a cloud instance and needs no test-only override.  The guest's user network
+is 169.254.169.0/24 with 169.254.169.254:80 relayed to the emulator's metadata server, and it is
+restricted: the guest reaches nothing but its metadata service.  SMBIOS tells cloud-init which
+cloud it is on; no NoCloud seed is attached.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from debian_cloud_tests.providers.qemu import QemuProvider
+from debian_cloud_tests.providers.qemu.machine import QemuMachine
+
+from debian_cloud_tests.rundir import RunDir
+from debian_cloud_tests.spec import LaunchSpec
+
+RELAY = Path(__file__).with_name("relay.py")
+
+
+class MetadataServer(Protocol):
+    @property
+    def port(self) -> int: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass
+class Guest:
+    instance_id: str
+    address: str
+    machine: QemuMachine
+    run_dir: RunDir
+    metadata: MetadataServer
+    stopped: bool = False
+
+
+def guest_options(address: str, mac: str, metadata_port: int, smbios: str) -> dict[str, str]:
+    """The QEMU provider's options for a guest seen as a cloud instance (see the module doc)."""
+    relay = f"cmd:{sys.executable} {RELAY} 127.0.0.1 {metadata_port}"
+    return {"seed": "none", "ssh_listen": f"{address}:22", "mac": mac, "smbios": smbios,
+            "user_net": f"net=169.254.169.0/24,restrict=on,guestfwd=tcp:169.254.169.254:80-{relay}"}
+
+
+class QemuGuests:
+    """The guests by instance id: boot, reset, console, stop; whatever is left stops at close."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.images: dict[str, Path] = {}  # the cloud's image id -> the local image it boots
+        self.guests: dict[str, Guest] = {}
+        self.consoles: dict[str, str] = {}  # what stopped guests printed
+        # QEMU is started with PR_SET_PDEATHSIG, which fires when the *thread* that forked it
+        # ends: an emulator's request threads are short-lived, this one lives as long as it does.
+        self._launcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{label}-qemu")
+        self._prefix = f"127.{random.randint(100, 199)}.{random.randint(0, 255)}"
+        self._count = 0
+        # stopped while its guest was still being started (a run killed mid-create, its guard
+        # quicker than QEMU): the guest is stopped as soon as it exists
+        self._stopped_early: set[str] = set()
+        self._lock = threading.Lock()
+
+    def next_address(self) -> str:
+        with self._lock:
+            self._count += 1
+            return f"{self._prefix}.{self._count}"
+
+    def boot(self, instance_id: str, address: str, spec: LaunchSpec, metadata: MetadataServer) -> Guest:
+        """Boot *spec* for *instance_id*; *metadata* is stopped with the guest (or now, on failure)."""
+        try:
+            guest = self._launcher.submit(self._boot, instance_id, address, spec, metadata).result()
+        except BaseException:
+            metadata.stop()
+            raise
+        with self._lock:
+            self.guests[instance_id] = guest
+            early = instance_id in self._stopped_early
+        if early:
+            self.stop(instance_id)
+        return guest
+
+    def _boot(self, instance_id: str, address: str, spec: LaunchSpec, metadata: MetadataServer) -> Guest:
+        run_dir = RunDir(f"{self.label}-{instance_id}")
+        try:
+            provider = QemuProvider()
+            machine = provider.launch(provider.validate(spec), run_dir.path)
+        except BaseException:
+            run_dir.close()
+            raise
+        assert isinstance(machine, QemuMachine)
+        return Guest(instance_id, address, machine, run_dir, metadata)
+
+    def reboot(self, instance_id: str) -> None:
+        """A reset of the machine (a cloud's soft reboot asks the guest first; a test that needs
+        that difference reboots from inside the guest)."""
+        guest = self.guests.get(instance_id)
+        if guest is not None and not guest.stopped:
+            guest.machine.hard_reset()
+
+    def stop(self, instance_id: str) -> None:
+        with self._lock:
+            guest = self.guests.get(instance_id)
+            if guest is None:
+                self._stopped_early.add(instance_id)
+                return
+            if guest.stopped:
+                return
+            guest.stopped = True
+        self.consoles[instance_id] = guest.machine.console_log()
+        errors = guest.machine.destroy()
+        guest.run_dir.close()
+        guest.metadata.stop()
+        if errors:
+            raise RuntimeError(f"stopping {instance_id}: {errors}")
+
+    def console(self, instance_id: str) -> str:
+        guest = self.guests.get(instance_id)
+        if guest is None:
+            return ""
+        return self.consoles.get(instance_id, "") if guest.stopped else guest.machine.console_log()
+
+    def close(self) -> None:
+        """Stop whatever is still running (a test that failed half-way)."""
+        for instance_id in list(self.guests):
+            self.stop(instance_id)
+        self._launcher.shutdown()
