@@ -186,6 +186,9 @@ def test_throttling_gives_up_after_the_last_attempt(ostack: FakeOpenStack, tmp_p
     ("servers.create", 403, "", "Quota exceeded for cores: Requested 1, but already used 20 of 20 cores"),
     ("servers.create", 413, "", "Quota exceeded for instances: Requested 1, but already used 10 of 10"),
     ("security_groups.create", 409, "OverQuota", "Quota exceeded for resources: ['security_group']."),
+    # the group exists, its rule cannot be added: the group is found by name and removed
+    ("security_group_rules.create", 409, "OverQuota",
+     "Quota exceeded for resources: ['security_group_rule']."),
     ("keypairs.create", 403, "", "Quota exceeded, too many key pairs."),
 ])
 def test_quota_fails_at_once_and_leaves_nothing(ostack: FakeOpenStack, tmp_path: Path, action: str,
@@ -195,6 +198,22 @@ def test_quota_fails_at_once_and_leaves_nothing(ostack: FakeOpenStack, tmp_path:
         launch(tmp_path)
     assert ostack.calls.count(action) == 1 and ostack.leftovers() == {}
     assert "\n" not in caught.value.message
+
+
+@pytest.mark.parametrize("action", ["security_groups.create", "servers.create", "keypairs.create"])
+def test_a_create_whose_reply_was_lost_leaves_nothing(ostack: FakeOpenStack, tmp_path: Path,
+                                                      action: str) -> None:
+    """The cloud did it, the answer never came, the retry made a second one (or found the name
+    taken): everything the run made is removed, the unrecorded one too."""
+    ostack.lost_replies[action] = 1
+    try:
+        machine = launch(tmp_path)
+    except ProviderError:
+        assert action == "keypairs.create"  # the retry meets its own key pair: 409
+    else:
+        assert ostack.calls.count(action) == 2
+        assert machine.destroy() == []
+    assert ostack.leftovers() == {}
 
 
 def test_server_stuck_in_build_times_out_and_leaves_nothing(ostack: FakeOpenStack, tmp_path: Path) -> None:

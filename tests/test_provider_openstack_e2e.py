@@ -55,7 +55,8 @@ def test_suites_pass_on_emulated_openstack_and_nothing_is_left(emulated_openstac
     bad = {c: s for c, s in ran.items() if s not in ("passed", "skipped")}
     assert not bad, f"{bad}\n{run.explain()}"
     for check in ("cloud_init.datasource_expected", "cloud_init.log_free_of_warnings",
-                  "cloud_init.host_key_fingerprints_on_console", "metadata.instance_id_matches", "metadata.hostname_matches",
+                  "cloud_init.host_key_fingerprints_on_console", "metadata.instance_id_matches",
+                  "metadata.hostname_matches",
                   "metadata.region_and_zone_match", "metadata.user_data_applied",
                   "metadata.vcpus_match", "metadata.memory_matches"):
         assert ran.get(check) == "passed", f"{check}: {ran.get(check)}\n{run.explain()}"

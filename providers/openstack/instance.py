@@ -5,6 +5,7 @@ API, and a destroy that removes the server, then its security group, then its ke
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,18 +27,18 @@ class Created:
     """
 
     keypair: str | None = None
-    group_id: str | None = None
+    group_name: str | None = None
+    group_ids: list[str] = field(default_factory=list)
     server_name: str | None = None
     server_ids: list[str] = field(default_factory=list)
 
     def remove(self, conn: Any) -> list[BaseException]:
         """Server, then security group, then key pair (the reverse of creation); never raises."""
         errors: list[BaseException] = []
-        if self.server_name and not self.server_ids:
-            try:
-                self.server_ids = resources.servers_named(conn, self.server_name)
-            except DCTError as exc:
-                errors.append(exc)
+        # by name too: a create whose answer was lost (and was then retried) left one unrecorded
+        if self.server_name:
+            self.server_ids = _merged(self.server_ids, resources.servers_named, conn,
+                                      self.server_name, errors)
         for sid in list(self.server_ids):
             failed = resources.delete_server(conn, sid)
             errors += failed
@@ -45,15 +46,32 @@ class Created:
                 self.server_ids.remove(sid)
         if not self.server_ids and not errors:
             self.server_name = None
-        if self.group_id and not self.server_ids:  # Neutron refuses while a server holds it
-            failed = resources.delete_security_group(conn, self.group_id)
-            errors += failed
-            self.group_id = None if not failed else self.group_id
+        if self.group_name and not self.server_ids:
+            self.group_ids = _merged(self.group_ids, resources.security_groups_named, conn,
+                                     self.group_name, errors)
+        if not self.server_ids:  # Neutron refuses while a server holds the group
+            for gid in list(self.group_ids):
+                failed = resources.delete_security_group(conn, gid)
+                errors += failed
+                if not failed:
+                    self.group_ids.remove(gid)
+            if not self.group_ids and not errors:
+                self.group_name = None
         if self.keypair:
             failed = resources.delete_keypair(conn, self.keypair)
             errors += failed
             self.keypair = None if not failed else self.keypair
         return errors
+
+
+def _merged(known: list[str], named: Callable[[Any, str], list[str]], conn: Any, name: str,
+            errors: list[BaseException]) -> list[str]:
+    """*known* ids and those the cloud lists under *name* (a failed listing joins *errors*)."""
+    try:
+        return list(dict.fromkeys([*known, *named(conn, name)]))
+    except DCTError as exc:
+        errors.append(exc)
+        return known
 
 
 class OpenStackMachine(CloudMachine):
@@ -120,8 +138,8 @@ class OpenStackMachine(CloudMachine):
         cloud = self._props.get("openstack_cloud")
         os_cloud = f"--os-cloud {cloud} " if cloud else ""
         cleanup = f"openstack {os_cloud}server delete --wait {self.server_id}"
-        if self.created.group_id:
-            cleanup += f"; openstack {os_cloud}security group delete {self.created.group_id}"
+        for group in self.created.group_ids:
+            cleanup += f"; openstack {os_cloud}security group delete {group}"
         if self.created.keypair:
             cleanup += f"; openstack {os_cloud}keypair delete {self.created.keypair}"
         return (f"{super().describe_access()}\n  console: openstack {os_cloud}console log show "

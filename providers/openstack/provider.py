@@ -107,8 +107,9 @@ class OpenStackProvider(Provider):
             resources.create_keypair(conn, name, client_key.public_openssh)
             group = spec.options.get("security_group_id")
             if not group:
-                group = created.group_id = resources.create_security_group(
-                    conn, name, spec.options["ssh_source"], run)
+                created.group_name = name  # found by name if the create's answer is lost
+                group = resources.create_security_group(conn, name, spec.options["ssh_source"], run)
+                created.group_ids = [group]
             created.server_name = name
             server = retry.call(
                 conn.compute.create_server, "create server", name=name,

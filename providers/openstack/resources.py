@@ -132,3 +132,10 @@ def servers_named(conn: Any, name: str) -> list[str]:
     """Ids of the servers called exactly *name*: a create whose answer was lost still has one."""
     found = retry.call(lambda: list(conn.compute.servers(name=f"^{re.escape(name)}$")), "list servers")
     return [str(s.id) for s in found if s.name == name]
+
+
+def security_groups_named(conn: Any, name: str) -> list[str]:
+    """Ids of the security groups called exactly *name*: one whose create answer was lost, or
+    whose rule could not be added, is still found."""
+    found = retry.call(lambda: list(conn.network.security_groups(name=name)), "list security groups")
+    return [str(g.id) for g in found if g.name == name]

@@ -97,6 +97,7 @@ class FakeOpenStack:
     security_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
     faults: dict[str, list[HttpFault]] = field(default_factory=dict)
+    lost_replies: dict[str, int] = field(default_factory=dict)  # done, but answered 503
     tokens: list[str] = field(default_factory=list)
     stuck: bool = False  # servers never leave BUILD
     config_drive: bool = False  # the cloud forces a config drive
@@ -174,7 +175,11 @@ class FakeOpenStack:
                             headers.get("X-Auth-Token") not in self.tokens:
                         raise HttpFault(401, "error", "The request you have made requires authentication.")
                     handler = getattr(self, "_" + action.replace(".", "_"))
-                    return handler(query, body, **m.groupdict())
+                    answer = handler(query, body, **m.groupdict())
+                    if self.lost_replies.get(action):
+                        self.lost_replies[action] -= 1
+                        raise HttpFault(503, "computeFault", "the reply was lost on the way")
+                    return answer
         raise HttpFault(404, "itemNotFound", f"no route for {method} {path}")
 
     def _identity_version(self, q: Any, b: Any) -> Any:
