@@ -65,6 +65,9 @@ def test_suites_pass_on_emulated_ec2_and_nothing_is_left(emulated_ec2: AwsWorld,
     assert all(s == "passed" for s in bvt.values()), f"{bvt}\n{run.explain()}"
     metadata = {c: s for c, s in run.checks.items() if c.startswith("metadata.")}
     assert metadata and all(s in ("passed", "skipped") for s in metadata.values()), metadata
+    for check in ("metadata.instance_id_matches", "metadata.region_and_zone_match",
+                  "metadata.instance_type_matches", "metadata.user_data_applied"):
+        assert metadata.get(check) == "passed", f"{check}: {metadata.get(check)}\n{run.explain()}"
 
     # the run went through EC2 as a user's would
     machines: QemuMachines = world.machines

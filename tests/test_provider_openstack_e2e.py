@@ -58,7 +58,7 @@ def test_suites_pass_on_emulated_openstack_and_nothing_is_left(emulated_openstac
                   "cloud_init.host_key_fingerprints_on_console", "metadata.instance_id_matches",
                   "metadata.hostname_matches",
                   "metadata.region_and_zone_match", "metadata.user_data_applied",
-                  "metadata.vcpus_match", "metadata.memory_matches"):
+                  "metadata.vcpus_match", "metadata.memory_matches", "metadata.instance_type_matches"):
         assert ran.get(check) == "passed", f"{check}: {ran.get(check)}\n{run.explain()}"
 
     # the run went through Nova as a user's would, and the guest read Nova's metadata

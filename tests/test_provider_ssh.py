@@ -4,6 +4,7 @@ ever created or destroyed."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -161,6 +162,9 @@ def _instance_data(**v1: str) -> str:
 
 
 EC2_DATA = _instance_data(region="eu-west-1", availability_zone="eu-west-1a", instance_type="t3.micro")
+#: an OpenStack guest: the flavor only in Nova's EC2-compatible metadata, as cloud-init keeps it
+NOVA_DATA = json.dumps({"v1": {"cloud_name": "openstack", "platform": "openstack"},
+                        "ds": {"meta_data": {"uuid": "x"}, "ec2_metadata": {"instance-type": "m1.small"}}})
 #: check, planted /run files, options, expected outcome: each check passes on a host whose boot left
 #: state that agrees with the platform, and fails on one whose state says otherwise.
 PLANTED = [
@@ -181,6 +185,10 @@ PLANTED = [
      ("--instance-type=t3.micro",), "passed"),
     ("metadata.instance_type_matches", {"cloud-init/instance-data.json": EC2_DATA},
      ("--instance-type=t3.small",), "failed"),
+    ("metadata.instance_type_matches", {"cloud-init/instance-data.json": NOVA_DATA},
+     ("--instance-type=m1.small",), "passed"),
+    ("metadata.instance_type_matches", {"cloud-init/instance-data.json": NOVA_DATA},
+     ("--instance-type=m1.large",), "failed"),
 ]
 
 

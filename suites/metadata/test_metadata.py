@@ -20,11 +20,16 @@ PROBES = [
 ]
 
 
-def _instance_data(facts) -> dict:
+def _instance_document(facts) -> dict:
+    """instance-data.json whole: ``v1`` (cloud-init's standard keys) and ``ds`` (the datasource's)."""
     out = facts["ci_instance_data"]
     if not out.ok:
         pytest.fail(f"cannot read instance-data.json: {out.why()}", pytrace=False)
-    return json.loads(out.stdout).get("v1", {})
+    return json.loads(out.stdout)
+
+
+def _instance_data(facts) -> dict:
+    return _instance_document(facts).get("v1", {})
 
 
 def test_hostname_matches(facts, machine) -> None:
@@ -98,10 +103,12 @@ def test_region_and_zone_match(facts, machine) -> None:
 
 def test_instance_type_matches(facts, machine) -> None:
     """The instance type the guest sees is the one launched (where the platform exposes it)."""
-    data = _instance_data(facts)
-    ds = data.get("ds") or {}
+    document = _instance_document(facts)
+    data, ds = document.get("v1", {}), document.get("ds") or {}
     meta = ds.get("meta-data") or ds.get("meta_data") or {}
-    seen = data.get("instance_type") or meta.get("instance-type")
+    # OpenStack: Nova's EC2-compatible metadata names the flavor
+    seen = data.get("instance_type") or meta.get("instance-type") or \
+        (ds.get("ec2_metadata") or {}).get("instance-type")
     if machine.facts.provider == "qemu" or not seen:
         pytest.skip("not applicable: the platform exposes no instance type to the guest")
     assert re.sub(r"\s", "", seen) == machine.facts.instance_type, (
