@@ -21,7 +21,7 @@ TAINT_FLAGS = {0: "proprietary module", 1: "module force-loaded", 4: "machine ch
 
 PROBES = [
     Probe("kernel_release", "uname -r"),
-    Probe("kernel_cmdline", "cat /proc/cmdline"),
+    Probe("cmdline", "cat /proc/cmdline"),  # shared with the bvt suite: read once
     Probe("kernel_tainted", "cat /proc/sys/kernel/tainted"),
     Probe("reboot_required", "[ -e /run/reboot-required ] && { echo pending; "
           "cat /run/reboot-required.pkgs 2>/dev/null; }; true"),
@@ -45,7 +45,7 @@ def test_kernel_flavour(facts, dct_run) -> None:
 
 def test_kernel_root_by_stable_name(facts) -> None:
     """The kernel finds its root by UUID or label, not by a disk name that differs per platform."""
-    roots = re.findall(r"(?:^|\s)root=(\S+)", facts["kernel_cmdline"].stdout)
+    roots = re.findall(r"(?:^|\s)root=(\S+)", facts["cmdline"].stdout)
     assert roots, "no root= on the kernel command line"
     assert STABLE_ROOT.match(roots[-1]), (f"root={roots[-1]} names a disk by its kernel name; use "
                                           "root=UUID=… (GRUB_DISABLE_LINUX_UUID must not be set)")
