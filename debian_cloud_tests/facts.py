@@ -100,10 +100,14 @@ class Facts:
             thread.start()
 
 
-def _script(batches: list[list[Probe]]) -> str:
+def _script(batches: list[list[Probe]], boost_slow: bool = False) -> str:
     """One shell for many batches: each runs as a background job, and each is sent back as its
     own tar archive the moment it is done, so one shell (one sudo, one channel) serves quick
-    and slow probes alike without a quick one waiting for a slow one."""
+    and slow probes alike without a quick one waiting for a slow one.
+
+    *boost_slow* (a root shell): slow probes run at a higher CPU priority.  They are the run's
+    critical path; the quick ones fill the gaps instead of sharing the vCPUs evenly with them,
+    which under TCG ends the gather about 0.8 s sooner."""
     # Each probe writes its output, errors and status to files in its batch's dir: a probe costs
     # its own commands and one fork (under TCG every exec is felt).  Finished batches announce
     # themselves on a FIFO, and the shell archives them in the order they finish; the archives
@@ -119,9 +123,14 @@ def _script(batches: list[list[Probe]]) -> str:
         '  ( eval "$3" ) 3>&- </dev/null >"$dct_d/$1/$2.out" 2>"$dct_d/$1/$2.err"',
         '  echo $? >"$dct_d/$1/$2.rc"',
         "}",
+        "dct_first() {",
+        '  ( exec nice -n -15 sh -c "$3" ) 3>&- </dev/null >"$dct_d/$1/$2.out" 2>"$dct_d/$1/$2.err"',
+        '  echo $? >"$dct_d/$1/$2.rc"',
+        "}",
     ]
     for i, batch in enumerate(batches):
-        runs = "".join(f"dct_probe {i} {shlex.quote(p.name)} {shlex.quote(p.command)}; " for p in batch)
+        runs = "".join(f"{'dct_first' if boost_slow and p.slow else 'dct_probe'} {i} "
+                       f"{shlex.quote(p.name)} {shlex.quote(p.command)}; " for p in batch)
         lines.append(f"{{ {runs}echo {i} >&3; }} &")
     lines += [
         f"dct_n={len(batches)}; dct_rc=0",
@@ -201,11 +210,11 @@ def start(client: paramiko.SSHClient, probes: Iterable[Probe], timeout: float = 
     facts = Facts()
     facts._expect(unique)
 
-    def run(shell: str, batch: list[Probe]) -> None:
+    def run(shell: str, batch: list[Probe], root: bool) -> None:
         err = "no output"
         assembler = _Assembler()
         try:
-            chan = _open(client, shell, _script(_batches(batch)), timeout)
+            chan = _open(client, shell, _script(_batches(batch), boost_slow=root), timeout)
             try:
                 for name, data in _members(chan.makefile("rb")):
                     done = assembler.add(name, data)
@@ -227,7 +236,7 @@ def start(client: paramiko.SSHClient, probes: Iterable[Probe], timeout: float = 
                         -1, "", f"could not run{' under sudo' if probe.root else ''}: "
                         f"{err.strip()[:200] or 'no output'}"))
 
-    shells = [(shell, [p for p in unique.values() if p.root == root])
+    shells = [(shell, [p for p in unique.values() if p.root == root], root)
               for shell, root in (("sh -s", False), (f"{sudo} sh -s", True))]
     facts._run_in_background([threading.Thread(target=run, args=shell, daemon=True, name="facts")
                               for shell in shells if shell[1]])

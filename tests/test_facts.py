@@ -3,8 +3,11 @@ the script that follows it by reading stdin."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
+
+import pytest
 
 from debian_cloud_tests import ssh
 from debian_cloud_tests.facts import Probe, _parse, _script, start
@@ -47,6 +50,17 @@ def test_archives_arrive_in_finishing_order() -> None:
     out = subprocess.run(["sh", "-s"], capture_output=True, timeout=30, input=_script(
         [[Probe("late", "sleep 1; echo late")], [Probe("early", "echo early")]]).encode()).stdout
     assert out.index(b"early.rc") < out.index(b"late.rc")
+
+
+def test_a_root_shell_runs_its_slow_probes_first() -> None:
+    """Slow probes are the critical path: under sudo they get the CPU before the quick ones."""
+    if os.geteuid() != 0:
+        pytest.skip("raising a priority needs root")
+    script = _script([[Probe("slow", "nice", slow=True)], [Probe("quick", "nice")]], boost_slow=True)
+    got = _parse(subprocess.run(["sh", "-s"], input=script.encode(), capture_output=True,
+                                timeout=30).stdout)
+    base = int(subprocess.run(["nice"], capture_output=True, text=True).stdout)
+    assert (int(got["slow"].stdout), int(got["quick"].stdout)) == (max(base - 15, -20), base)
 
 
 def test_binary_output_and_odd_names_survive() -> None:
