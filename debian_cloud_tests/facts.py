@@ -154,33 +154,27 @@ def _members(stream: BinaryIO) -> Iterator[tuple[str, bytes]]:
         return
 
 
-class _Assembler:
-    """Probe outputs from their three files (.out, .err, .rc), whole once all three are in."""
-
-    def __init__(self) -> None:
-        self._files: dict[str, dict[str, bytes]] = {}
-
-    def add(self, name: str, data: bytes) -> tuple[str, Output] | None:
+def _outputs(stream: BinaryIO) -> Iterator[tuple[str, Output]]:
+    """Each probe's output from its three files (.out, .err, .rc), once all three are in."""
+    files: dict[str, dict[str, bytes]] = {}
+    for name, data in _members(stream):
         probe, _, kind = name.rpartition(".")
         if kind not in ("out", "err", "rc"):
-            return None
-        parts = self._files.setdefault(probe, {})
+            continue
+        parts = files.setdefault(probe, {})
         parts[kind] = data
-        if len(parts) < 3:
-            return None
-        try:
-            rc = int(parts["rc"].strip() or b"-1")
-        except ValueError:
-            rc = -1
-        return probe, Output(rc, parts["out"].decode(errors="replace"),
-                             parts["err"].decode(errors="replace"))
+        if len(parts) == 3:
+            try:
+                rc = int(parts["rc"].strip() or b"-1")
+            except ValueError:
+                rc = -1
+            yield probe, Output(rc, parts["out"].decode(errors="replace"),
+                                parts["err"].decode(errors="replace"))
 
 
 def _parse(stream: bytes) -> dict[str, Output]:
     """Every probe in a finished stream (one or more archives)."""
-    assembler = _Assembler()
-    done = (assembler.add(name, data) for name, data in _members(io.BytesIO(stream)))
-    return dict(item for item in done if item is not None)
+    return dict(_outputs(io.BytesIO(stream)))
 
 
 def _open(client: paramiko.SSHClient, command: str, stdin: str, timeout: float) -> paramiko.Channel:
@@ -212,14 +206,12 @@ def start(client: paramiko.SSHClient, probes: Iterable[Probe], timeout: float = 
 
     def run(shell: str, batch: list[Probe], root: bool) -> None:
         err = "no output"
-        assembler = _Assembler()
         try:
             chan = _open(client, shell, _script(_batches(batch), boost_slow=root), timeout)
             try:
-                for name, data in _members(chan.makefile("rb")):
-                    done = assembler.add(name, data)
-                    if done is not None and done[0] in unique:
-                        facts._deliver(*done)
+                for name, output in _outputs(chan.makefile("rb")):
+                    if name in unique:
+                        facts._deliver(name, output)
                 err = chan.makefile_stderr("rb").read().decode(errors="replace")
             finally:
                 chan.close()
