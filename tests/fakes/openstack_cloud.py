@@ -15,10 +15,8 @@ OpenStack datasource), its console the QEMU console, and reboot and delete act o
 
 from __future__ import annotations
 
-import base64
 import itertools
 import json
-import random
 import re
 import threading
 import uuid
@@ -32,11 +30,8 @@ from urllib.parse import parse_qs, urlparse
 
 import yaml
 
-from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
-
-from .imds import InstanceData
-from .nova_metadata import NovaMetadataServer, NovaServerData
-from .qemu_guests import QemuGuests, guest_options
+from .nova_qemu import nova_guest
+from .qemu_guests import QemuGuests
 
 REGION = "RegionOne"
 ZONE = "nova"
@@ -307,7 +302,12 @@ class FakeOpenStack:
         def boot() -> None:
             assert self.guests is not None
             try:
-                self.guests.boot(sid, address, *self._guest(server, address, net))
+                image = self.images[server["image"]["id"]]
+                keys = {server["key_name"]: self.keypairs[server["key_name"]]["public_key"]} \
+                    if server.get("key_name") in self.keypairs else {}
+                self.guests.boot(sid, address, *nova_guest(
+                    server, self.guests.images[image["id"]], image, keys, (net or {}).get("id", ""),
+                    address, ec2_index=len(self.servers), project_id=PROJECT_ID, region=REGION))
                 update = {"status": "ACTIVE", "OS-EXT-STS:vm_state": "active", "OS-EXT-STS:power_state": 1}
             except Exception as exc:
                 update = {"status": "ERROR", "OS-EXT-STS:vm_state": "error",
@@ -317,39 +317,6 @@ class FakeOpenStack:
 
         server["booted"] = False
         threading.Thread(target=boot, name=f"nova-boot-{sid[:8]}", daemon=True).start()
-
-    def _guest(self, server: dict[str, Any], address: str, net: dict[str, Any] | None
-               ) -> tuple[LaunchSpec, NovaMetadataServer]:
-        assert self.guests is not None
-        image = self.images[server["image"]["id"]]
-        flavor = server["flavor"]
-        mac = "fa:16:3e:" + ":".join(f"{random.randint(0, 255):02x}" for _ in range(3))
-        keys = {server["key_name"]: self.keypairs[server["key_name"]]["public_key"]} \
-            if server.get("key_name") in self.keypairs else {}
-        nova = NovaServerData(
-            uuid=server["id"], name=server["name"], hostname=nova_hostname(server["name"]),
-            availability_zone=server["OS-EXT-AZ:availability_zone"], project_id=PROJECT_ID, mac=mac,
-            network_id=(net or {}).get("id", ""), meta=server["metadata"], public_keys=keys,
-            user_data=base64.b64decode(server["user_data"]) if server.get("user_data") else None)
-        ec2 = InstanceData(
-            instance_id=f"i-{len(self.servers):08x}", image_id=f"ami-{len(self.images):08x}",
-            instance_type=flavor["original_name"], region=REGION, zone=nova.availability_zone,
-            private_ip=address, private_dns=f"{nova.hostname}.novalocal", public_ip="", mac=mac,
-            subnet_id="", vpc_id="",
-            security_groups={g["name"]: g["name"] for g in server["security_groups"]},
-            account_id=PROJECT_ID, reservation_id=f"r-{server['id'][:8]}", architecture="x86_64",
-            tokens_required=False, public_keys=keys)
-        metadata = NovaMetadataServer(nova, ec2).start()
-        uefi = str(image.get("hw_firmware_type", "")).lower() == "uefi"
-        spec = LaunchSpec(
-            image=str(self.guests.images[image["id"]]), arch=Arch.AMD64,
-            firmware=Firmware.UEFI if uefi else Firmware.BIOS,
-            instance_type=f"{flavor['vcpus']}x{flavor['ram']}",
-            disk_size=f"{flavor['disk']}G" if flavor["disk"] else None, run_id=server["id"],
-            options=guest_options(address, mac, metadata.port,
-                                  f"type=1,manufacturer=OpenStack Foundation,product=OpenStack Nova,"
-                                  f"serial={server['id']},uuid={server['id']}"))
-        return spec, metadata
 
     def _server(self, sid: str) -> dict[str, Any]:
         if sid not in self.servers:
@@ -449,11 +416,6 @@ class FakeOpenStack:
             raise HttpFault(404, "SecurityGroupNotFound", "Security group does not exist")
         group["security_group_rules"].append(rule)
         return 201, {"security_group_rule": rule}, {}
-
-
-def nova_hostname(name: str) -> str:
-    """The hostname Nova derives from a server's display name."""
-    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63]
 
 
 def _shown(server: dict[str, Any]) -> dict[str, Any]:
