@@ -123,14 +123,11 @@ def _script(batches: list[list[Probe]], boost_slow: bool = False) -> str:
         '  ( eval "$3" ) 3>&- </dev/null >"$dct_d/$1/$2.out" 2>"$dct_d/$1/$2.err"',
         '  echo $? >"$dct_d/$1/$2.rc"',
         "}",
-        "dct_first() {",
-        '  ( exec nice -n -15 sh -c "$3" ) 3>&- </dev/null >"$dct_d/$1/$2.out" 2>"$dct_d/$1/$2.err"',
-        '  echo $? >"$dct_d/$1/$2.rc"',
-        "}",
     ]
     for i, batch in enumerate(batches):
-        runs = "".join(f"{'dct_first' if boost_slow and p.slow else 'dct_probe'} {i} "
-                       f"{shlex.quote(p.name)} {shlex.quote(p.command)}; " for p in batch)
+        runs = "".join(f"dct_probe {i} {shlex.quote(p.name)} "
+                       f"{shlex.quote(_boosted(p.command) if boost_slow and p.slow else p.command)}; "
+                       for p in batch)
         lines.append(f"{{ {runs}echo {i} >&3; }} &")
     lines += [
         f"dct_n={len(batches)}; dct_rc=0",
@@ -140,6 +137,10 @@ def _script(batches: list[list[Probe]], boost_slow: bool = False) -> str:
         'rm -rf "$dct_d"; exit $dct_rc',
     ]
     return "\n".join(lines) + "\n"
+
+
+def _boosted(command: str) -> str:
+    return f"exec nice -n -15 sh -c {shlex.quote(command)}"
 
 
 def _members(stream: BinaryIO) -> Iterator[tuple[str, bytes]]:
