@@ -39,22 +39,15 @@ class Created:
         if self.server_name:
             self.server_ids = _merged(self.server_ids, resources.servers_named, conn,
                                       self.server_name, errors)
-        for sid in list(self.server_ids):
-            failed = resources.delete_server(conn, sid)
-            errors += failed
-            if not failed:
-                self.server_ids.remove(sid)
+        self.server_ids = _deleted_each(self.server_ids, resources.delete_server, conn, errors)
         if not self.server_ids and not errors:
             self.server_name = None
-        if self.group_name and not self.server_ids:
-            self.group_ids = _merged(self.group_ids, resources.security_groups_named, conn,
-                                     self.group_name, errors)
         if not self.server_ids:  # Neutron refuses while a server holds the group
-            for gid in list(self.group_ids):
-                failed = resources.delete_security_group(conn, gid)
-                errors += failed
-                if not failed:
-                    self.group_ids.remove(gid)
+            if self.group_name:
+                self.group_ids = _merged(self.group_ids, resources.security_groups_named, conn,
+                                         self.group_name, errors)
+            self.group_ids = _deleted_each(self.group_ids, resources.delete_security_group, conn,
+                                           errors)
             if not self.group_ids and not errors:
                 self.group_name = None
         if self.keypair:
@@ -72,6 +65,18 @@ def _merged(known: list[str], named: Callable[[Any, str], list[str]], conn: Any,
     except DCTError as exc:
         errors.append(exc)
         return known
+
+
+def _deleted_each(ids: list[str], delete: Callable[[Any, str], list[BaseException]], conn: Any,
+                  errors: list[BaseException]) -> list[str]:
+    """Delete each of *ids*; returns those that remain (their failures join *errors*)."""
+    left = []
+    for rid in ids:
+        failed = delete(conn, rid)
+        errors += failed
+        if failed:
+            left.append(rid)
+    return left
 
 
 class OpenStackMachine(CloudMachine):
