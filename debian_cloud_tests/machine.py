@@ -46,6 +46,9 @@ class Machine(abc.ABC):
     boot_seconds: float | None = None
     #: cloud-init's "status --wait" outcome as seen during readiness
     ssh_login_error: str | None = None
+    #: the console is read as the guest prints it (a local serial port), not a cloud's delayed
+    #: snapshot: only then does silence on it mean something
+    console_is_live: bool = False
 
     @property
     @abc.abstractmethod

@@ -3,6 +3,10 @@ platform's reset), and telling whether it came back as the same machine.
 
 "Came back" is proven by a new boot id over a connection verified with the host keys announced
 at first boot: a reboot must not change them.  A changed key is recorded, never accepted.
+
+A platform can hang in its own reset after the guest has done its part (OVMF under TCG does, now
+and then, after the kernel's "reboot: machine restart"): where the console is live, that silence is
+told apart from a slow boot, the machine is reset once through the platform, and the outcome says so.
 """
 
 from __future__ import annotations
@@ -18,6 +22,11 @@ POLL = 1.0
 # Wait for the boot to finish first: units that misbehave late must have had their chance.
 AFTER = ("systemctl is-system-running --wait; hostname; "
          "systemctl --failed --plain --no-legend --no-pager")
+#: the kernel's last words before it hands the restart to the platform (x86, arm64)
+RESTART_LINES = ("reboot: machine restart", "reboot: Restarting system")
+#: how long a live console may stay silent after them before the platform counts as hung (a
+#: firmware prints within seconds of a reset; a whole boot to SSH takes about a minute under TCG)
+RESTART_SILENCE = 90.0
 
 
 @dataclass
@@ -31,6 +40,26 @@ class RebootOutcome:
     hostname_after: str | None = None
     system_state: str | None = None
     failed_units: list[str] = field(default_factory=list)
+    #: why the platform had to be reset once for the guest's own restart to complete
+    platform_reset: str | None = None
+
+
+class RestartWatch:
+    """Tells a platform hung in its reset from a guest still booting: the kernel said it
+    restarts the machine, and the console has printed nothing since."""
+
+    def __init__(self, mark: int, silence: float = RESTART_SILENCE) -> None:
+        self.mark = mark  # console length when the reboot was asked for
+        self.silence = silence
+        self._length = -1
+        self._since = 0.0
+
+    def hung(self, text: str, now: float) -> bool:
+        if len(text) != self._length:
+            self._length, self._since = len(text), now
+        lines = console.clean(text[self.mark:]).rstrip().splitlines()
+        restarting = bool(lines) and any(mark in lines[-1] for mark in RESTART_LINES)
+        return restarting and now - self._since >= self.silence
 
 
 def _boot_id(inst: Instance) -> str:
@@ -56,8 +85,19 @@ def reboot(inst: Instance, hard: bool, timeout: float) -> RebootOutcome:
             return outcome
     inst.host.backend.close()
     deadline = started + timeout
+    watch = RestartWatch(console_mark) if not hard and inst.machine.console_is_live else None
     while time.monotonic() < deadline:
         time.sleep(POLL)
+        if watch and outcome.platform_reset is None and watch.hung(_console(inst), time.monotonic()):
+            outcome.platform_reset = (
+                f"the console stayed silent {watch.silence:.0f}s after the kernel's restart: the "
+                "platform hung in its reset and was reset once through the provider")
+            try:
+                inst.machine.hard_reset()
+            except Exception as exc:  # the platform is gone: nothing more to wait for
+                outcome.error = f"{outcome.platform_reset}, which failed: {exc}"
+                return outcome
+            continue
         try:
             client = ssh.connect(inst.machine.ssh, inst.ready.host_keys, timeout=3)
         except HostKeyMismatchError as exc:

@@ -45,6 +45,8 @@ def free_port(port_range: tuple[int, int] | None, host: str = "127.0.0.1") -> in
 class QemuMachine(Machine):
     """A local QEMU guest with user-mode networking and SSH on a forwarded 127.0.0.1 port."""
 
+    console_is_live = True
+
     def __init__(self, run_dir: Path, facts: PlatformFacts, ssh_user: str, key_file: Path,
                  injected_host_keys: list[str] | None, properties: dict[str, str]) -> None:
         self.run_dir = run_dir

@@ -1,0 +1,57 @@
+"""The soft reboot's watch for a platform hung in its reset: only the kernel's restart line
+followed by a silent console counts, never a guest that is merely slow or still printing."""
+
+from __future__ import annotations
+
+from debian_cloud_tests.reboot import RestartWatch
+
+BEFORE = "[   12.0] login: \n"
+SHUTDOWN = ("[   49.84] systemd-shutdown[1]: Rebooting.\r\n"
+            "[   49.85] ACPI: PM: Preparing to enter system sleep state S5\r\n")
+RESTART = "[   49.85] reboot: machine restart\r\n"
+
+
+def watch() -> RestartWatch:
+    return RestartWatch(mark=len(BEFORE), silence=90)
+
+
+def test_silence_after_the_restart_line_is_a_hang() -> None:
+    w, text = watch(), BEFORE + SHUTDOWN + RESTART
+    assert not w.hung(text, 100.0)
+    assert not w.hung(text, 189.0)
+    assert w.hung(text, 190.0)
+
+
+def test_the_arm64_restart_line_counts_too() -> None:
+    w, text = watch(), BEFORE + "[ 60.1] reboot: Restarting system\n"
+    w.hung(text, 0.0)
+    assert w.hung(text, 90.0)
+
+
+def test_output_after_the_restart_is_a_boot_not_a_hang() -> None:
+    w = watch()
+    w.hung(BEFORE + SHUTDOWN + RESTART, 0.0)
+    booting = BEFORE + SHUTDOWN + RESTART + "\x1b[2J\x1b[01;01HBdsDxe: loading Boot0001\r\n"
+    assert not w.hung(booting, 50.0)
+    assert not w.hung(booting, 500.0)  # printed after the restart: a later stall is not a reset hang
+
+
+def test_silence_without_the_restart_line_is_not_a_hang() -> None:
+    w, text = watch(), BEFORE + SHUTDOWN  # still shutting down, or the kernel logs elsewhere
+    w.hung(text, 0.0)
+    assert not w.hung(text, 1000.0)
+
+
+def test_a_restart_line_from_before_the_request_does_not_count() -> None:
+    w = RestartWatch(mark=len(BEFORE + RESTART), silence=90)
+    text = BEFORE + RESTART  # an earlier reboot's last words, nothing since the request
+    w.hung(text, 0.0)
+    assert not w.hung(text, 1000.0)
+
+
+def test_the_silence_counts_from_the_last_output() -> None:
+    w = watch()
+    w.hung(BEFORE + SHUTDOWN, 0.0)
+    w.hung(BEFORE + SHUTDOWN + RESTART, 80.0)
+    assert not w.hung(BEFORE + SHUTDOWN + RESTART, 160.0)
+    assert w.hung(BEFORE + SHUTDOWN + RESTART, 170.0)
