@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .facts import Facts
 from .lifecycle import Instance
 from .machine import Machine
+from .probes import CLOUD_INIT_STATUS, DPKG_PACKAGES, LISTENING, OS_RELEASE
 from .provider import Provider
 from .spec import LaunchSpec
 
@@ -42,7 +44,7 @@ def run_properties(provider: Provider, spec: LaunchSpec, run_id: str) -> dict[st
 
 
 def instance_properties(inst: Instance, artifacts_dir: Path) -> dict[str, str]:
-    """Properties known once the machine is ready: boot time, accel, the guest's os-release."""
+    """Properties known once the machine is ready, without asking the guest: boot time, accel."""
     props = {f"{k}": v for k, v in inst.machine.properties().items()}
     props["boot_seconds"] = f"{inst.ready.boot_seconds:.1f}"
     if inst.ready.keys_seconds is not None:  # the console announced the host keys at
@@ -51,43 +53,56 @@ def instance_properties(inst: Instance, artifacts_dir: Path) -> dict[str, str]:
         props["cloud_init_wait_seconds"] = f"{inst.ready.cloud_init_seconds:.1f}"
     props["instance_id"] = inst.machine.facts.instance_id
     props["console_log"] = str(console_path(inst.machine, artifacts_dir))
-    if inst.host is not None:
-        res = inst.host.run(". /etc/os-release && echo \"$PRETTY_NAME|$VERSION_ID\"")
-        if res.rc == 0:
-            pretty, _, version = res.stdout.strip().partition("|")
-            props["os_release"] = pretty
-            props["os_version_id"] = version
-        props.update(comparable_facts(inst))
     return props
 
 
-def comparable_facts(inst: Instance) -> dict[str, str]:
-    """Facts the gate compares with the last published image: packages, listening sockets and
-    cloud-init's stage times (JSON in JUnit properties, so any two runs can be compared)."""
-    facts: dict[str, str] = {}
-    pkgs = inst.host.run("dpkg-query -W -f '${Package} ${Version}\\n'")
-    if pkgs.rc == 0:
-        facts["packages"] = json.dumps(dict(line.split(" ", 1) for line in pkgs.stdout.splitlines()
-                                            if " " in line), sort_keys=True)
-    socks = inst.host.run("ss -Htuln")
-    if socks.rc == 0:
+def guest_properties(facts: Facts) -> dict[str, str]:
+    """What the guest says of itself, read by the gather the checks share (probes.FOR_PROPERTIES):
+    its os-release, and the facts the gate compares with the last published image (packages,
+    listening sockets, cloud-init's stage times) as JSON, so any two runs can be compared."""
+    props: dict[str, str] = {}
+    release = facts[OS_RELEASE.name]
+    if release.ok:
+        fields = os_release_fields(release.stdout)
+        props["os_release"] = fields.get("PRETTY_NAME", "")
+        props["os_version_id"] = fields.get("VERSION_ID", "")
+    pkgs = facts[DPKG_PACKAGES.name]
+    if pkgs.ok:
+        versions = {f[2]: f[3] for f in (ln.split() for ln in pkgs.lines()) if len(f) == 4}
+        props["packages"] = json.dumps(versions, sort_keys=True)
+    socks = facts[LISTENING.name]
+    if socks.ok:
         # protocol and local port only: addresses and ephemeral ports differ between runs
         found = set()
         for fields in (ln.split() for ln in socks.stdout.splitlines()):
             port = fields[4].rsplit(":", 1)[-1] if len(fields) > 4 else ""
             if port.isdigit() and int(port) < EPHEMERAL_PORTS:
                 found.add(f"{fields[0]}/{port}")
-        facts["listening_sockets"] = json.dumps(sorted(found))
-    status = inst.host.run("cat /run/cloud-init/status.json")
-    if status.rc == 0:
+        props["listening_sockets"] = json.dumps(sorted(found))
+    status = facts[CLOUD_INIT_STATUS.name]
+    if status.ok:
         try:
             v1 = json.loads(status.stdout).get("v1", {})
             stages = {name: round(st["finished"] - st["start"], 2) for name, st in v1.items()
                       if isinstance(st, dict) and st.get("start") and st.get("finished")}
-            facts["cloud_init_stage_seconds"] = json.dumps(stages, sort_keys=True)
-        except (ValueError, TypeError, KeyError):
+            props["cloud_init_stage_seconds"] = json.dumps(stages, sort_keys=True)
+        except (ValueError, TypeError, KeyError, AttributeError):
             pass
-    return facts
+    return props
+
+
+def os_release_fields(text: str) -> dict[str, str]:
+    """os-release(5): KEY=value lines, values shell-quoted."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() and not key.lstrip().startswith("#"):
+            try:
+                words = shlex.split(value)
+            except ValueError:
+                continue
+            fields[key.strip()] = " ".join(words)
+    return fields
 
 
 def collect(inst: Instance, artifacts_dir: Path, with_guest_logs: bool) -> list[Path]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from . import __version__, applicability, artifacts, backoff, options, progress
+from . import __version__, applicability, artifacts, backoff, options, probes, progress
 from . import facts as facts_mod
 from .errors import DCTError
 from .facts import Facts, Probe
@@ -169,7 +169,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=NO_PROVIDER))
             continue
         module = getattr(item, "module", None)
-        for probe in getattr(module, "PROBES", ()):
+        for probe in (*probes.FOR_PROPERTIES, *getattr(module, "PROBES", ())):
             known = state.probes.setdefault(probe.name, probe)
             if known != probe:  # two suites reading different things under one name
                 raise pytest.UsageError(f"probe {probe.name!r} is declared twice with different "
@@ -203,6 +203,9 @@ def dct_run(request: pytest.FixtureRequest, record_testsuite_property: Callable[
         record_testsuite_property(key, val)
     state.fleet = Fleet(state.provider, state.spec, state.keep)
     yield state
+    if state.facts is not None:  # read by the gather the checks shared, done by now
+        for key, val in artifacts.guest_properties(state.facts).items():
+            record_testsuite_property(key, val)
     _close(state)
     for key, val in backoff.properties().items():
         record_testsuite_property(key, val)
@@ -245,13 +248,13 @@ def instance(dct_run: RunState, request: pytest.FixtureRequest,
         request.session.shouldstop = f"no machine to test: {exc.message}"
     if dct_run.error is not None:  # outside the except: no chained traceback in the report
         pytest.fail(str(dct_run.error), pytrace=False)
-    for key, val in artifacts.instance_properties(inst, dct_run.artifacts_dir).items():
-        record_testsuite_property(key, val)
     dct_run.ready_at = dct_run.ready_at or time.monotonic()
     dct_run.boot_seconds = dct_run.boot_seconds or inst.ready.boot_seconds
     if inst.host is not None and dct_run.probes:
         dct_run.facts = dct_run.facts or facts_mod.start(inst.host.backend.client,
                                                           dct_run.probes.values())
+    for key, val in artifacts.instance_properties(inst, dct_run.artifacts_dir).items():
+        record_testsuite_property(key, val)
     return inst
 
 

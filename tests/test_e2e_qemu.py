@@ -7,6 +7,7 @@ check that fails for the wrong reason, or passes despite its defect, is caught.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 import sys
@@ -217,6 +218,10 @@ def test_junit_properties_describe_the_run(good_run) -> None:
         assert run.props.get(key), f"JUnit property {key} missing: {run.props}"
     assert run.props["os_release"].startswith("Debian GNU/Linux 12")
     assert float(run.props["boot_seconds"]) > 1
+    # what the gate compares with the last published image, read by the checks' own gather
+    assert json.loads(run.props["packages"]).get("openssh-server"), run.props["packages"][:300]
+    assert "tcp/22" in json.loads(run.props["listening_sockets"])
+    assert {"init", "modules-final"} <= set(json.loads(run.props["cloud_init_stage_seconds"]))
 
 
 def test_no_key_material_left_or_written(good_run) -> None:

@@ -5,6 +5,7 @@ ever created or destroyed."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from debian_cloud_tests.providers.ssh import SshProvider
 from debian_cloud_tests.providers.ssh.gc import collect_garbage
 from debian_cloud_tests.providers.ssh.provider import parse_host
 
-from debian_cloud_tests import readiness, sshkeys
+from debian_cloud_tests import artifacts, readiness, sshkeys
 from debian_cloud_tests.errors import HostKeyMismatchError, UsageError
 from debian_cloud_tests.plugin import suites_dir
 from debian_cloud_tests.provider import get_provider
@@ -126,6 +127,13 @@ def test_plugin_runs_a_check_on_the_host(sshd: Sshd, tmp_path: Path) -> None:
                      select=select, timeout=120)
     assert run.rc in (0, 1), run.explain()
     assert run.checks.get("metadata.arch_matches") in ("passed", "failed"), run.explain()
+    # the run's own properties come from the same gather, whichever checks were selected
+    release = artifacts.os_release_fields(Path("/etc/os-release").read_text())
+    assert run.props["os_release"] == release["PRETTY_NAME"], run.explain()
+    dpkg = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "dpkg"], capture_output=True,
+                          text=True, check=True).stdout
+    assert json.loads(run.props["packages"])["dpkg"] == dpkg, run.explain()
+    assert "cloud_init_stage_seconds" not in run.props  # this host has no cloud-init state
 
 
 @pytest.mark.parametrize("declared", ["amd64", "arm64"])
@@ -165,6 +173,9 @@ EC2_DATA = _instance_data(region="eu-west-1", availability_zone="eu-west-1a", in
 #: an OpenStack guest: the flavor only in Nova's EC2-compatible metadata, as cloud-init keeps it
 NOVA_DATA = json.dumps({"v1": {"cloud_name": "openstack", "platform": "openstack"},
                         "ds": {"meta_data": {"uuid": "x"}, "ec2_metadata": {"instance-type": "m1.small"}}})
+#: an Azure guest: the VM size only in the IMDS document the datasource keeps
+AZURE_DATA = json.dumps({"v1": {"cloud_name": "azure", "platform": "azure"},
+                         "ds": {"meta_data": {"imds": {"compute": {"vmSize": "Standard_B2s"}}}}})
 #: check, planted /run files, options, expected outcome: each check passes on a host whose boot left
 #: state that agrees with the platform, and fails on one whose state says otherwise.
 PLANTED = [
@@ -189,6 +200,10 @@ PLANTED = [
      ("--instance-type=m1.small",), "passed"),
     ("metadata.instance_type_matches", {"cloud-init/instance-data.json": NOVA_DATA},
      ("--instance-type=m1.large",), "failed"),
+    ("metadata.instance_type_matches", {"cloud-init/instance-data.json": AZURE_DATA},
+     ("--instance-type=Standard_B2s",), "passed"),
+    ("metadata.instance_type_matches", {"cloud-init/instance-data.json": AZURE_DATA},
+     ("--instance-type=Standard_B1s",), "failed"),
 ]
 
 

@@ -8,9 +8,10 @@ import re
 import pytest
 
 from debian_cloud_tests.facts import Probe
+from debian_cloud_tests.probes import CLOUD_INIT_STATUS
 
 PROBES = [
-    Probe("ci_status", "cat /run/cloud-init/status.json"),
+    CLOUD_INIT_STATUS,
     Probe("ci_result", "cat /run/cloud-init/result.json"),
     Probe("ci_instance_data", "cat /run/cloud-init/instance-data.json"),
     Probe("ci_log_problems", "grep -nE 'WARNING|ERROR|CRITICAL|Traceback' /var/log/cloud-init.log; "

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from debian_cloud_tests.facts import Probe
+from debian_cloud_tests.probes import DPKG_PACKAGES, OS_RELEASE
 
 #: every apt source file, each after a "## PATH" line (one-line and deb822 formats)
 APT_SOURCES = Probe("apt_sources", "for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list "
@@ -15,12 +16,9 @@ APT_SOURCES = Probe("apt_sources", "for f in /etc/apt/sources.list /etc/apt/sour
 
 #: apt's whole configuration, once: the proxy, periodic, origin and security checks all read it
 APT_CONFIG = Probe("apt_config", "apt-config dump")
-#: every package dpkg knows, with its state and selection: one dpkg-query for all package checks
-DPKG_PACKAGES = Probe("dpkg_packages",
-                      "dpkg-query -W -f '${db:Status-Abbrev} ${db:Status-Want} ${Package}\\n'")
 
 PROBES = [
-    Probe("os_release", "cat /etc/os-release"),
+    OS_RELEASE,
     APT_SOURCES,
     APT_CONFIG,
     Probe("dpkg_audit", "dpkg --audit"),
@@ -96,8 +94,8 @@ def dpkg_packages(facts) -> dict[str, tuple[str, str]]:
     out = facts["dpkg_packages"]
     if not out.ok:
         pytest.fail(f"dpkg-query failed: {out.why()}", pytrace=False)
-    return {fields[-1]: (fields[0], fields[1]) for line in out.lines()
-            if len(fields := line.split()) == 3}
+    return {fields[2]: (fields[0], fields[1]) for line in out.lines()
+            if len(fields := line.split()) >= 3}
 
 
 def test_no_build_proxy_left(facts) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from debian_cloud_tests.facts import Probe
+from debian_cloud_tests.probes import LISTENING
 
 #: sysctl -> (comparison, value): Debian's defaults for these protections
 SYSCTLS = {
@@ -65,7 +66,7 @@ PROBES = [
     Probe("tmp_modes", "stat -c '%n %a' /tmp /var/tmp"),
     Probe("sysctls", "sysctl " + " ".join(SYSCTLS)),
     Probe("file_modes", "stat -c '%n %U %G %a' " + " ".join(FILE_MODES)),
-    Probe("listening", "ss -Htulpn", root=True),
+    LISTENING,
     # One walk of the root file system for three checks: files no account owns ("orphan PATH"),
     # world-writable directories without the sticky bit ("open PATH") and set-id files, as real
     # paths ("/PATH": merged /usr shows one file twice).  The owner lookup (an NSS call per

@@ -9,8 +9,9 @@ import re
 import pytest
 
 from debian_cloud_tests.facts import Probe
+from debian_cloud_tests.probes import DPKG_PACKAGES
 
-from .test_apt import APT_CONFIG, APT_SOURCES, DPKG_PACKAGES, apt_config, dpkg_packages
+from .test_apt import APT_CONFIG, APT_SOURCES, apt_config, dpkg_packages
 
 #: packages whose absence breaks a Debian cloud image quietly: TLS to the archive, the archive's
 #: signatures, growing the root partition

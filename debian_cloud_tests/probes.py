@@ -1,0 +1,20 @@
+"""Probes read both by the suites and by the run's own JUnit properties.
+
+Declared once, here, so one gather runs each command once for both: the properties cost the
+guest nothing more than the checks already do, and are read after ready like every check.
+"""
+
+from __future__ import annotations
+
+from .facts import Probe
+
+OS_RELEASE = Probe("os_release", "cat /etc/os-release")
+#: every package dpkg knows, with its state, selection and version: one dpkg-query for all
+DPKG_PACKAGES = Probe("dpkg_packages", "dpkg-query -W -f "
+                      "'${db:Status-Abbrev} ${db:Status-Want} ${Package} ${Version}\\n'")
+#: root: the owning process of every socket, which an unprivileged ss cannot see
+LISTENING = Probe("listening", "ss -Htulpn", root=True)
+CLOUD_INIT_STATUS = Probe("ci_status", "cat /run/cloud-init/status.json")
+
+#: what the run's properties read (see artifacts.comparable_properties)
+FOR_PROPERTIES = (OS_RELEASE, DPKG_PACKAGES, LISTENING, CLOUD_INIT_STATUS)
