@@ -2,8 +2,11 @@
 """Print the spine's figures on this machine: time to SSH-ready, the suites' wall time after
 ready, and the per-command overhead of the `host` fixture over a raw paramiko exec on one VM.
 
-Usage: python3 benchmarks/bvt_figures.py [--image IMAGE] [--commands N]
+Usage: python3 benchmarks/bvt_figures.py [--image IMAGE] [--commands N] [--suites-runs N]
 (builds the bookworm test image first if no image is given; needs root for that).
+
+Under TCG one run's figure moves by half a second with the host's load, so the suites are run
+``--suites-runs`` times and the spread is printed: median, range, and how many met the target.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ def per_command(fleet_instance, n: int) -> tuple[float, float]:
     return statistics.median(raw), statistics.median(fixture)
 
 
+TARGET = 8.0  # seconds after ready for all suites under TCG
+
+
 def suites_after_ready(image: Path) -> tuple[str, str]:
     """Run the suites as a user does; the plugin prints checks and seconds after ready."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,10 +75,22 @@ def suites_after_ready(image: Path) -> tuple[str, str]:
     return f"{m.group(1)} checks in {m.group(2)} s (rc {proc.returncode})", m.group(3)
 
 
+def spread(runs: list[tuple[str, str]]) -> str:
+    """Each run's figure, then median, range and the share within the target."""
+    seconds = [float(m.group(1)) for text, _ in runs if (m := re.search(r"in ([\d.]+) s", text))]
+    each = "; ".join(text for text, _ in runs)
+    if not seconds:
+        return each
+    within = sum(s <= TARGET for s in seconds)
+    return (f"median {statistics.median(seconds):.2f} s, {min(seconds):.2f}-{max(seconds):.2f} s, "
+            f"{within} of {len(seconds)} within {TARGET:.0f} s (runs: {each})")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image")
     parser.add_argument("--commands", type=int, default=100)
+    parser.add_argument("--suites-runs", type=int, default=5)
     args = parser.parse_args()
     image = image_to_measure(args.image)
     with qemu_fleet(image) as fleet:
@@ -81,11 +99,12 @@ def main() -> int:
         ready = time.monotonic() - t0
         raw, fixture = per_command(inst, args.commands)
         accel = inst.machine.properties().get("accel", "?")
-    suites, boot2 = suites_after_ready(image)
+    runs = [suites_after_ready(image) for _ in range(max(1, args.suites_runs))]
     print(f"machine: {os.cpu_count()} cores, accel {accel}, image {image.name}")
     print(f"time to SSH-ready (verified handshake): {inst.ready.boot_seconds:.1f} s; "
-          f"ready incl. cloud-init wait: {ready:.1f} s; second boot: {boot2} s")
-    print(f"suites after ready (all but reboot and uniqueness): {suites} (target <= 8 s)")
+          f"ready incl. cloud-init wait: {ready:.1f} s; later boots: "
+          f"{', '.join(boot for _, boot in runs)} s")
+    print(f"suites after ready (all but reboot and uniqueness): {spread(runs)}")
     print(f"per command (median of {args.commands}): raw paramiko {raw * 1000:.1f} ms, host fixture "
           f"{fixture * 1000:.1f} ms, ratio {fixture / raw:.2f} (target <= 1.2)")
     return 0
