@@ -4,6 +4,14 @@ It speaks the REST paths and JSON (camelCase) the real ``google-cloud-compute`` 
 fails as GCE does when told to: an HTTP error with GCE's ``reason`` (``rateLimitExceeded``,
 ``quotaExceeded``…), an operation that ends with an error, an instance stuck in ``STAGING``, a
 serial console empty for the first reads, a delete whose operation fails once.
+
+With :attr:`FakeGce.guests` set, an instance of an image that maps to a local file is a real QEMU
+guest (see :mod:`.gce_qemu`): PROVISIONING, then STAGING until its guest runs, then RUNNING; its
+external address is the guest's loopback address, its metadata server a
+:class:`GceMetadataServer`, its serial port output the QEMU console, and reset and delete act on
+the guest.  ``POST /token`` answers OAuth token requests (a service account whose ``token_uri``
+points here), and with :attr:`FakeGce.require_token` every API call needs a bearer token (one
+of those, or the JWT the client signs itself with the key; the test checks which).
 """
 
 from __future__ import annotations
@@ -16,10 +24,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from .gce_qemu import MACHINE_TYPES, gce_guest
+from .qemu_guests import QemuGuests
+
 PROJECT = "dct-test"
+PROJECT_NUMBER = "123456789012"
 ZONE = "europe-west1-b"
 IMAGE_PROJECT = "debian-cloud"
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeGceHostKey"
@@ -71,6 +84,10 @@ class FakeGce:
     resets: list[str] = field(default_factory=list)
     console_reads: int = 0
     url: str = ""
+    guests: QemuGuests | None = None  # set: instances of local images boot for real
+    require_token: bool = False  # API calls without "Authorization: Bearer …" answer 401
+    tokens: list[str] = field(default_factory=list)  # access tokens handed out
+    bearers: set[str] = field(default_factory=set)  # the bearer tokens API calls carried
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1000))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -98,7 +115,33 @@ class FakeGce:
 
     # -- the API -------------------------------------------------------------------------------
 
-    def handle(self, method: str, path: str, query: dict[str, str], body: dict[str, Any]) -> Any:
+    def service_account(self, path: Path) -> Path:
+        """A service account key file (Application Default Credentials) of this project whose
+        token endpoint is this fake."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+        path.write_text(json.dumps({
+            "type": "service_account", "project_id": PROJECT, "private_key_id": "0123abcd",
+            "private_key": pem, "client_email": f"dct@{PROJECT}.iam.gserviceaccount.com",
+            "client_id": "1234", "token_uri": f"{self.url}/token"}))
+        return path
+
+    def token(self) -> dict[str, Any]:
+        """An OAuth access token, as Google's token endpoint grants one."""
+        with self.lock:
+            self.tokens.append(f"ya29.fake-{next(self._ids)}")
+            return {"access_token": self.tokens[-1], "expires_in": 3599, "token_type": "Bearer"}
+
+    def handle(self, method: str, path: str, query: dict[str, str], body: dict[str, Any],
+               authorization: str = "") -> Any:
+        if authorization.startswith("Bearer "):
+            self.bearers.add(authorization.removeprefix("Bearer "))
+        elif self.require_token:
+            raise HttpFault(401, "required", "Request is missing required authentication credential.")
         for verb, pattern, action in ROUTES:
             m = re.fullmatch("/compute/v1" + pattern, path)
             if verb == method and m:
@@ -151,11 +194,11 @@ class FakeGce:
         return found[-1]
 
     def _machineTypes_get(self, q: Any, b: Any, project: str, zone: str, name: str) -> Any:
-        shapes = {"e2-small": (2, 2048), "e2-medium": (2, 4096), "t2a-standard-1": (1, 4096)}
-        if name not in shapes:
+        if name not in MACHINE_TYPES:
             raise HttpFault(404, "notFound", f"The resource 'projects/{project}/zones/{zone}/machineTypes/"
                             f"{name}' was not found")
-        return {"name": name, "guestCpus": shapes[name][0], "memoryMb": shapes[name][1], "zone": zone}
+        vcpus, memory = MACHINE_TYPES[name]
+        return {"name": name, "guestCpus": vcpus, "memoryMb": memory, "zone": zone}
 
     def _firewalls_insert(self, q: Any, body: dict[str, Any], project: str) -> Any:
         if body["name"] in self.firewalls:
@@ -180,30 +223,58 @@ class FakeGce:
             raise HttpFault(409, "alreadyExists", f"instance {name} already exists")
         op = self._operation("instances.insert", name, zone)
         if "error" not in op:
-            nat = f"127.0.0.{len(self.instances) + 2}"
+            image = body["disks"][0].get("initializeParams", {}).get("sourceImage", "").rsplit("/", 1)[-1]
+            backed = self.guests is not None and image in self.guests.images
+            # a guest's own loopback address, its SSH forwarded from there
+            nat = self.guests.next_address() if self.guests is not None and backed else \
+                f"127.0.0.{len(self.instances) + 2}"
             nics = body.get("networkInterfaces") or [{}]
             nics[0]["networkIP"] = "10.132.0.2"
             nics[0]["accessConfigs"] = [{**(nics[0].get("accessConfigs") or [{}])[0], "natIP": nat}]
             self.instances[name] = {**body, "id": str(next(self._ids)), "status": "STAGING",
                                     "zone": f"{self.url}/compute/v1/projects/{project}/zones/{zone}",
                                     "networkInterfaces": nics, "console": ""}
+            if backed:
+                self._boot_later(name, image)
         return op
+
+    def _boot_later(self, name: str, image: str) -> None:
+        """GCE answers an insert at once and boots in the background: the instance is
+        PROVISIONING, then STAGING until its guest runs (TERMINATED, with a message, if it
+        cannot start)."""
+        inst = self.instances[name]
+        inst.update({"status": "PROVISIONING", "booted": False})
+
+        def boot() -> None:
+            assert self.guests is not None
+            with self.lock:
+                inst["status"] = "STAGING"
+            try:
+                self.guests.boot(inst["id"], inst["networkInterfaces"][0]["accessConfigs"][0]["natIP"],
+                                 *gce_guest(inst, self.guests.images[image], self.images[image],
+                                            PROJECT, PROJECT_NUMBER))
+                update = {"status": "RUNNING"}
+            except Exception as exc:
+                update = {"status": "TERMINATED", "statusMessage": f"boot failed: {exc}"}
+            with self.lock:
+                inst.update({**update, "booted": True})
+
+        threading.Thread(target=boot, name=f"gce-boot-{name}", daemon=True).start()
 
     def _instances_get(self, q: Any, b: Any, project: str, zone: str, name: str) -> Any:
         inst = self.instances.get(name)
         if inst is None:
             raise HttpFault(404, "notFound", f"The resource 'projects/{project}/zones/{zone}/instances/"
                             f"{name}' was not found")
-        if not self.stuck:
+        if not self.stuck and "booted" not in inst:
             inst["status"] = "RUNNING"
-        return {k: v for k, v in inst.items() if k != "console"}
+        return _shown(inst)
 
     def _instances_aggregatedList(self, q: Any, b: Any, project: str) -> Any:
         items: dict[str, Any] = {}
         for inst in self.instances.values():
             scope = "zones/" + inst["zone"].rsplit("/", 1)[-1]
-            items.setdefault(scope, {"instances": []})["instances"].append(
-                {k: v for k, v in inst.items() if k != "console"})
+            items.setdefault(scope, {"instances": []})["instances"].append(_shown(inst))
         return {"items": items}
 
     def _instances_delete(self, q: Any, b: Any, project: str, zone: str, name: str) -> Any:
@@ -211,20 +282,30 @@ class FakeGce:
             raise HttpFault(404, "notFound", f"instance {name} not found")
         op = self._operation("instances.delete", name, zone)
         if "error" not in op:
-            del self.instances[name]
+            gone = self.instances.pop(name)
+            if self.guests is not None:
+                self.guests.stop(gone["id"])
         return op
 
     def _instances_reset(self, q: Any, b: Any, project: str, zone: str, name: str) -> Any:
         self._instances_get(q, b, project, zone, name)
         self.resets.append(name)
+        if self.guests is not None:
+            self.guests.reboot(self.instances[name]["id"])
         return self._operation("instances.reset", name, zone)
 
     def _instances_getSerialPortOutput(self, q: Any, b: Any, project: str, zone: str, name: str) -> Any:
         self._instances_get(q, b, project, zone, name)
         self.console_reads += 1
         text = "" if self.console_reads <= self.empty_console_reads else CONSOLE
+        if self.guests is not None and self.instances[name]["id"] in self.guests.guests:
+            text = self.guests.console(self.instances[name]["id"])
         start = int(q.get("start", "0") or 0)
         return {"contents": text[start:], "start": str(start), "next": str(len(text))}
+
+
+def _shown(inst: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in inst.items() if k not in ("console", "booted")}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -236,8 +317,12 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         try:
-            status, out = 200, self.fake.handle(self.command, url.path, query,
-                                                json.loads(raw) if raw else {})
+            if (self.command, url.path) == ("POST", "/token"):  # a form, not JSON
+                status, out = 200, self.fake.token()
+            else:
+                status, out = 200, self.fake.handle(self.command, url.path, query,
+                                                    json.loads(raw) if raw else {},
+                                                    self.headers.get("Authorization", ""))
         except HttpFault as f:
             status, out = f.status, {"error": {"code": f.status, "message": f.message,
                                                "errors": [{"reason": f.reason, "message": f.message,
@@ -260,6 +345,7 @@ def running_gce() -> Iterator[FakeGce]:
     fake = FakeGce()
     handler = type("Handler", (_Handler,), {"fake": fake})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

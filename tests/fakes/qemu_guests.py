@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,24 +45,31 @@ class Guest:
     stopped: bool = False
 
 
-def guest_options(address: str, mac: str, metadata_port: int, smbios: str) -> dict[str, str]:
-    """The QEMU provider's options for a guest seen as a cloud instance (see the module doc)."""
+def guest_options(address: str, mac: str, metadata_port: int, smbios: str,
+                  restrict: bool = True) -> dict[str, str]:
+    """The QEMU provider's options for a guest seen as a cloud instance (see the module doc).
+
+    *restrict* False keeps the user network's router and DNS, for a guest in a network namespace
+    of the test's own that must resolve its metadata service by name."""
     relay = f"cmd:{sys.executable} {RELAY} 127.0.0.1 {metadata_port}"
+    walled = "restrict=on," if restrict else ""
     return {"seed": "none", "ssh_listen": f"{address}:22", "mac": mac, "smbios": smbios,
-            "user_net": f"net=169.254.169.0/24,restrict=on,guestfwd=tcp:169.254.169.254:80-{relay}"}
+            "user_net": f"net=169.254.169.0/24,{walled}guestfwd=tcp:169.254.169.254:80-{relay}"}
 
 
 class QemuGuests:
     """The guests by instance id: boot, reset, console, stop; whatever is left stops at close."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, enter: Callable[[], None] | None = None) -> None:
+        """*enter* runs first in the thread that starts QEMU (e.g. to join a namespace)."""
         self.label = label
         self.images: dict[str, Path] = {}  # the cloud's image id -> the local image it boots
         self.guests: dict[str, Guest] = {}
         self.consoles: dict[str, str] = {}  # what stopped guests printed
         # QEMU is started with PR_SET_PDEATHSIG, which fires when the *thread* that forked it
         # ends: an emulator's request threads are short-lived, this one lives as long as it does.
-        self._launcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{label}-qemu")
+        self._launcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{label}-qemu",
+                                            initializer=enter)
         self._prefix = f"127.{random.randint(100, 199)}.{random.randint(0, 255)}"
         self._count = 0
         # stopped while its guest was still being started (a run killed mid-create, its guard
