@@ -14,9 +14,11 @@ import json
 import re
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from .loopback_http import LoopbackHttpServer
 
 PREFIX = "/computeMetadata/v1"
 _KEEP_NAMES = ("attributes", "guest-attributes")  # user-chosen keys, never camelCased
@@ -140,27 +142,11 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class GceMetadataServer(ThreadingHTTPServer):
+class GceMetadataServer(LoopbackHttpServer):
     """Serves one instance's metadata on 127.0.0.1 (port chosen by the kernel)."""
 
-    daemon_threads = True
-
     def __init__(self, data: GceInstanceData) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler, "gce-metadata")
         self.data = data
         self.requests: list[str] = []
         self.lock = threading.Lock()
-        self._thread = threading.Thread(target=self.serve_forever, name="gce-metadata", daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
-
-    def start(self) -> GceMetadataServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self.shutdown()
-        self.server_close()

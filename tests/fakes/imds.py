@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from .loopback_http import LoopbackHttpServer
 
 TOKEN_TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
 TOKEN_HEADER = "X-aws-ec2-metadata-token"
@@ -140,26 +141,11 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(200, node)
 
 
-class ImdsServer(ThreadingHTTPServer):
+class ImdsServer(LoopbackHttpServer):
     """Serves one instance's metadata on 127.0.0.1 (port chosen by the kernel)."""
 
-    daemon_threads = True
-
     def __init__(self, data: InstanceData) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler, "imds")
         self.data = data
         self.tokens: set[str] = set()
         self.requests: list[str] = []
-        self._thread = threading.Thread(target=self.serve_forever, name="imds", daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
-
-    def start(self) -> ImdsServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
