@@ -101,11 +101,18 @@ class QemuProvider(Provider):
         seed_drive = [] if spec.options.get("seed") == "none" else [
             "-drive", f"file={seed_iso},if=virtio,format=raw,readonly=on"]
         user_net = spec.options.get("user_net", "")
-        smbios = ["-smbios", spec.options["smbios"]] if spec.options.get("smbios") else []
+        # smbios: one or more -smbios values separated by ";" (e.g. a system and a chassis entry)
+        smbios = [arg for value in spec.options.get("smbios", "").split(";") if value
+                  for arg in ("-smbios", value)]
         # extra_disk=PATH: a raw disk after the others (not first: BIOS boots the first disk),
         # e.g. where a build VM writes the image it built
         extra = spec.options.get("extra_disk", "").replace(",", ",,")  # QEMU's comma escape
         extra_disk = ["-drive", f"file={extra},if=virtio,format=raw"] if extra else []
+        # cdrom=PATH: an ISO on a SCSI CD-ROM (/dev/sr0), as a cloud attaches provisioning media
+        cdrom = spec.options.get("cdrom", "").replace(",", ",,")
+        cd_drive = ["-device", "virtio-scsi-pci,id=cdscsi",
+                    "-drive", f"file={cdrom},if=none,id=cd0,media=cdrom,format=raw,readonly=on",
+                    "-device", "scsi-cd,drive=cd0,bus=cdscsi.0"] if cdrom else []
 
         overlay = run_dir / "disk.qcow2"
         proc = subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", info.fmt, "-b",
@@ -121,7 +128,7 @@ class QemuProvider(Provider):
                 "-serial", "chardev:console",
                 "-qmp", "unix:qmp.sock,server=on,wait=off",  # relative: QEMU runs in run_dir
                 "-drive", f"file={overlay},if=virtio,format=qcow2,discard=unmap",
-                *seed_drive, *extra_disk, *smbios,
+                *seed_drive, *extra_disk, *cd_drive, *smbios,
                 "-device", "virtio-rng-pci"]
         facts = PlatformFacts(provider="qemu", instance_id=instance_id, hostname=hostname,
                               arch=spec.arch, firmware=spec.firmware, datasource="NoCloud",

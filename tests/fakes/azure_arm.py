@@ -5,6 +5,13 @@ deletes everything in it) and every change is a long-running operation: 201/202 
 ``Azure-AsyncOperation`` URL the SDK's pollers follow.  It fails as Azure does when told to: an
 HTTP error with ARM's error code, an operation ending ``Failed``, a VM whose creation never
 finishes, a boot diagnostics log that is empty at first, a group delete that fails once.
+
+With :attr:`FakeArm.guests` set, a VM of an image that maps to a local file is a real QEMU guest
+(see :mod:`.azure_qemu`): its public address is the guest's loopback address, its creation runs
+until the guest reports ready to the wireserver (as Azure's does), boot diagnostics serve the
+guest's console, restart resets it and deleting the VM or its group stops it.  Served over HTTPS
+(:func:`running_arm` with a CA) with a managed-identity token endpoint, it answers a plugin run
+in another process through the SDK's default credential chain.
 """
 
 from __future__ import annotations
@@ -12,13 +19,18 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import ssl
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from .azure_boot import AzureBoots
+from .qemu_guests import QemuGuests
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 LOCATION = "westeurope"
@@ -46,6 +58,8 @@ class FakeArm:
     empty_console_reads: int = 0
     console_reads: int = 0
     restarts: int = 0
+    guests: QemuGuests | None = None  # set: VMs of local images boot for real
+    boots: AzureBoots = field(default_factory=AzureBoots)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -87,7 +101,12 @@ class FakeArm:
         if low.startswith("/asyncops/"):
             op = self.operations[low.rsplit("/", 1)[-1]]
             return 200, op, {"Retry-After": "1" if op["status"] == "InProgress" else "0"}
+        if low.startswith("/msi/token"):
+            return 200, {"access_token": "stub-token", "expires_on": str(int(time.time()) + 3600),
+                         "resource": query.get("resource", ""), "token_type": "Bearer"}, {}
         if low.startswith("/blobs/"):
+            if self.guests is not None and self.boots.vm_id(low.split("/")[2]):
+                return 200, self.guests.console(self.boots.vm_id(low.split("/")[2])), {}
             self.console_reads += 1
             if self.console_reads <= self.empty_console_reads:
                 return 404, {"error": {"code": "BlobNotFound"}}, {}
@@ -117,6 +136,8 @@ class FakeArm:
             return 200, {"serialConsoleLogBlobUri": f"{self.url}/blobs/{low.split('/')[-2]}?sig=x"}, {}
         if method == "POST" and low.endswith("/restart"):
             self.restarts += 1
+            if self.guests is not None and self.boots.vm_id(low.split("/")[-2]):
+                self.guests.reboot(self.boots.vm_id(low.split("/")[-2]))
             return 202, None, self._async(kind)
         if method == "GET":
             if low not in self.resources:
@@ -126,11 +147,16 @@ class FakeArm:
             name = path.rstrip("/").rsplit("/", 1)[-1]
             stored = {**(body or {}), "id": path, "name": name}
             stored.setdefault("properties", {})["provisioningState"] = "Succeeded"
-            headers = self._async(kind, "InProgress" if self.stuck and "virtualmachines" in kind else
-                                  "Succeeded")
-            if self.operations[headers["Azure-AsyncOperation"].rsplit("/", 1)[-1]]["status"] != "Failed":
+            backed = kind == "PUT virtualmachines" and self.boots.backs(self.guests, stored)
+            headers = self._async(kind, "InProgress" if (self.stuck or backed) and "virtualmachines" in kind
+                                  else "Succeeded")
+            op = self.operations[headers["Azure-AsyncOperation"].rsplit("/", 1)[-1]]
+            if op["status"] != "Failed":
                 self._extra(kind, stored)
                 self.resources[low] = stored
+                if backed and self.guests is not None:
+                    stored["properties"]["provisioningState"] = "Creating"
+                    self.boots.start(self, self.guests, low, op)
             return 201, stored, headers
         if method == "DELETE":
             if low not in self.resources:
@@ -138,14 +164,14 @@ class FakeArm:
             headers = self._async(kind)
             if self.operations[headers["Azure-AsyncOperation"].rsplit("/", 1)[-1]]["status"] != "Failed":
                 for key in [k for k in self.resources if k == low or k.startswith(low + "/")]:
-                    del self.resources[key]
+                    self.boots.stop(self.guests, self.resources.pop(key))
             return 202, None, headers
         raise Fault(400, "BadRequest", f"no route for {method} {path}")
 
     def _extra(self, kind: str, stored: dict[str, Any]) -> None:
         props = stored["properties"]
         if kind == "PUT publicipaddresses":
-            props["ipAddress"] = "127.0.0.1"
+            props["ipAddress"] = self.guests.next_address() if self.guests is not None else "127.0.0.1"
         if kind == "PUT virtualmachines":
             props["vmId"] = f"4b3c0a2e-0000-4000-8000-{next(self._ids):012d}"
 
@@ -179,10 +205,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def running_arm() -> Iterator[FakeArm]:
+def running_arm(tls: ssl.SSLContext | None = None) -> Iterator[FakeArm]:
+    """The fake on 127.0.0.1, over HTTPS when given a server context (e.g. from ``trustme``)."""
     fake = FakeArm()
     server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_Handler,), {"fake": fake}))
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    fake.url = f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield fake

@@ -1,0 +1,76 @@
+"""An Azure VM as a real QEMU guest: what the Resource Manager emulator boots for a VM of an image
+that maps to a local file (see :mod:`.qemu_guests` for how it is reached).
+
+The guest sees what an Azure VM sees: SMBIOS "Microsoft Corporation / Virtual Machine" with the
+vmId as system UUID and Azure's chassis asset tag (how cloud-init recognises Azure), the
+provisioning media on its CD-ROM (:mod:`.ovf`), and IMDS and the wireserver
+(:mod:`.azure_metadata`) at their fixed addresses.  Both lie inside 168.0.0.0/7, which is therefore
+the user network; it is restricted, so the guest reaches nothing else.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
+
+from .azure_metadata import IMDS_HOST, WIRESERVER_HOST, AzureMetadataServer, AzureVmData
+from .ovf import OvfEnv, write_ovf_iso
+from .qemu_guests import RELAY, guest_options
+
+CHASSIS_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
+#: slirp's network holding both fixed addresses; the guest's DHCP address is its 15th
+NETWORK, PREFIX, GUEST_IP = "168.0.0.0", "7", "168.0.0.15"
+#: vCPUs x MiB for the sizes tests launch (others get the first)
+SIZES = {"Standard_B2s": "2x2048", "Standard_B1s": "1x1024", "Standard_D2s_v5": "2x2048"}
+
+
+def user_net(metadata_port: int) -> str:
+    relay = f"cmd:{sys.executable} {RELAY} 127.0.0.1 {metadata_port}"
+    return (f"net={NETWORK}/{PREFIX},restrict=on,guestfwd=tcp:{IMDS_HOST}:80-{relay},"
+            f"guestfwd=tcp:{WIRESERVER_HOST}:80-{relay}")
+
+
+def vm_data(vm: dict[str, Any], group: str, subscription: str, mac: str, address: str) -> AzureVmData:
+    """IMDS's view of the VM resource *vm* (as the emulator stored it)."""
+    props = vm["properties"]
+    os_profile = props["osProfile"]
+    keys = os_profile.get("linuxConfiguration", {}).get("ssh", {}).get("publicKeys", [])
+    return AzureVmData(
+        vm_id=props["vmId"], name=vm["name"], location=vm["location"],
+        vm_size=props["hardwareProfile"]["vmSize"], resource_group=group, subscription=subscription,
+        admin_username=os_profile["adminUsername"], computer_name=os_profile["computerName"],
+        public_keys=[{"path": k.get("path", ""), "keyData": k.get("keyData", "")} for k in keys],
+        image=props["storageProfile"]["imageReference"], mac=mac, private_ip=GUEST_IP,
+        subnet=(NETWORK, PREFIX), public_ip=address, tags=vm.get("tags") or {})
+
+
+def azure_guest(vm: dict[str, Any], local_image: Path, data: AzureVmData, address: str,
+                firmware: Firmware) -> tuple[LaunchSpec, AzureMetadataServer]:
+    """The QEMU launch of *vm* and its endpoints (started; stopped, media and all, with the guest)."""
+    os_profile = vm["properties"]["osProfile"]
+    media_dir = Path(tempfile.mkdtemp(prefix="dct-azure-ovf-"))
+    try:
+        iso = write_ovf_iso(media_dir / "ovf-env.iso", OvfEnv(
+            hostname=data.computer_name, username=data.admin_username, public_keys=data.public_keys,
+            custom_data=os_profile.get("customData", ""),
+            disable_password=bool(os_profile.get("linuxConfiguration", {})
+                                  .get("disablePasswordAuthentication", True))))
+        server = AzureMetadataServer(data)
+    except BaseException:
+        shutil.rmtree(media_dir, ignore_errors=True)
+        raise
+    server.on_stop.append(lambda: shutil.rmtree(media_dir, ignore_errors=True))
+    server.start()
+    smbios = (f"type=1,manufacturer=Microsoft Corporation,product=Virtual Machine,version=7.0,"
+              f"serial=0000-0000-0000-0000-0000-0000-00,uuid={data.vm_id};"
+              f"type=3,manufacturer=Microsoft Corporation,asset={CHASSIS_ASSET_TAG}")
+    options = {**guest_options(address, data.mac, server.port, smbios),
+               "user_net": user_net(server.port), "cdrom": str(iso)}
+    spec = LaunchSpec(image=str(local_image), arch=Arch.AMD64, firmware=firmware,
+                      instance_type=SIZES.get(data.vm_size, "2x2048"), run_id=data.vm_id, options=options)
+    return spec, server

@@ -1,0 +1,95 @@
+"""End to end on an emulated Azure: the plugin runs the suites with ``--provider=azure`` through the
+real Azure SDK clients against the fake Resource Manager, whose VM is a real QEMU guest booted
+from the test image (see tests/fakes/azure_arm.py and azure_qemu.py).
+
+The plugin runs in another process, as a user's would: it finds its credential through the SDK's
+default chain (a managed-identity endpoint of the fake) and talks HTTPS to the fake (a local CA).
+The guest is provisioned by cloud-init's Azure datasource from the OVF media, IMDS and the
+wireserver; the provider reaches it on its public address port 22 with the host key read from
+boot diagnostics, and afterwards nothing is left in the cloud or on this machine.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+
+from debian_cloud_tests.plugin import suites_dir
+
+from .conftest import run_suites
+from .fakes.azure_arm import LOCATION, SUBSCRIPTION, FakeArm, running_arm
+from .fakes.qemu_guests import QemuGuests
+
+pytestmark = pytest.mark.e2e
+URN = "Debian:debian-12:12-gen2:latest"
+
+
+@pytest.fixture
+def emulated_azure(good_image: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeArm]:
+    ca = trustme.CA()
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(tls)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    guests = QemuGuests("azure")
+    guests.images["debian:debian-12:12-gen2"] = good_image
+    try:
+        with running_arm(tls) as fake:
+            fake.guests = guests
+            for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "MSI_ENDPOINT",
+                         "AZURE_FEDERATED_TOKEN_FILE", "AZURE_USERNAME"):
+                monkeypatch.delenv(name, raising=False)
+            monkeypatch.setenv("DCT_SOURCE_ADDRESS", "127.0.0.1")
+            monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", SUBSCRIPTION)
+            monkeypatch.setenv("DCT_AZURE_ARM_ENDPOINT", fake.url)
+            monkeypatch.setenv("IDENTITY_ENDPOINT", f"{fake.url}/msi/token")
+            monkeypatch.setenv("IDENTITY_HEADER", "stub")
+            monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca_file))  # the SDK (requests)
+            monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))  # the boot diagnostics blob (urllib)
+            yield fake
+    finally:
+        guests.close()
+
+
+def test_suites_pass_on_emulated_azure_and_nothing_is_left(emulated_azure: FakeArm, tmp_path: Path) -> None:
+    fake = emulated_azure
+    assert fake.guests is not None
+    # BVT, cloud-init (the expected datasource) and metadata (the guest's view against
+    # PlatformFacts). The network suite is left out: the emulated guest network is closed.
+    suites = [str(suites_dir() / name) for name in ("bvt", "cloud_init", "metadata")]
+    run = run_suites(tmp_path, "--provider=azure", f"--image={URN}", f"--region={LOCATION}", *suites,
+                     timeout=900)
+    ran = {c: s for c, s in run.checks.items() if c.startswith(("bvt.", "cloud_init.", "metadata."))}
+    assert {c.split(".")[0] for c in ran} == {"bvt", "cloud_init", "metadata"}, run.explain()
+    bad = {c: s for c, s in ran.items() if s not in ("passed", "skipped")}
+    assert not bad, f"{bad}\n{run.explain()}"
+    for check in ("cloud_init.datasource_expected", "cloud_init.log_free_of_warnings",
+                  "cloud_init.host_key_fingerprints_on_console", "metadata.instance_id_matches",
+                  "metadata.hostname_matches", "metadata.region_and_zone_match",
+                  "metadata.user_data_applied", "metadata.instance_type_matches"):
+        assert ran.get(check) == "passed", f"{check}: {ran.get(check)}\n{run.explain()}"
+
+    # the run went through ARM as a user's would, and the guest was provisioned as on Azure:
+    # IMDS read, the OVF media's custom data applied, ready reported to the wireserver
+    (guest,) = fake.guests.guests.values()
+    assert run.props["provider"] == "azure" and run.props["instance_id"] == guest.instance_id
+    assert run.props["azure_location"] == LOCATION
+    server = guest.metadata
+    requests = server.requests  # type: ignore[attr-defined]
+    assert any(r.startswith("169.254.169.254 GET /metadata/instance?") for r in requests), requests
+    assert any(r.startswith("168.63.129.16 GET /machine/?comp=goalstate") for r in requests), requests
+    assert server.health == ["Ready"]  # type: ignore[attr-defined]
+    assert "DataSourceAzure" in fake.guests.consoles[guest.instance_id]
+
+    # nothing left: not in the cloud, not on this machine
+    assert fake.leftovers() == {}
+    assert guest.stopped and not guest.machine.is_alive()
+    assert not guest.run_dir.path.exists()
+    run_id = run.props["run_id"]
+    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"dct-run-{run_id}-*"))
+    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("dct-azure-ovf-*"))
