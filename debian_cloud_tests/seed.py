@@ -8,7 +8,7 @@ A user's own ``--user-data`` is kept intact: a ``#cloud-config`` document is mer
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from pathlib import Path
@@ -42,6 +42,9 @@ class SeedContent:
 
 
 MARKER_PATH = "/run/debian-cloud-tests/launch-marker"
+#: the launch marker as cloud-init renders it in the guest, on clouds that assign the instance id
+#: only once they answer the launch request
+INSTANCE_ID_TEMPLATE = "{{ v1.instance_id }}"
 
 
 def build_user_data(content: SeedContent) -> str:
@@ -152,3 +155,16 @@ def write_nocloud_seed(spec: LaunchSpec, run_dir: Path, instance_id: str,
     seed_iso = run_dir / "seed.iso"
     write_seed_iso(seed_iso, user_data, build_meta_data(instance_id, hostname))
     return key_file, injected, seed_iso
+
+
+def cloud_user_data(spec: LaunchSpec, authorized_key: str, host_keys: dict[str, str]) -> str:
+    """The framework's user-data for a cloud instance.  A cloud-config document goes as a jinja
+    template, so the launch marker holds the instance id the cloud assigns at creation; a user
+    document that cannot be templated (its own jinja, or not cloud-config) goes without it."""
+    content = SeedContent(authorized_key=authorized_key, host_keys=host_keys,
+                          user_data_file=spec.user_data,
+                          ca_certs=[read_ca_cert(p) for p in spec.ca_certs])
+    templated = build_user_data(replace(content, launch_marker=INSTANCE_ID_TEMPLATE))
+    if templated.startswith("#cloud-config") and templated.count("{{") == 1 and "{%" not in templated:
+        return "## template: jinja\n" + templated
+    return build_user_data(content)

@@ -4,6 +4,7 @@ own pollers): one resource group per run, tagged, deleted as a whole, and the cl
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from debian_cloud_tests.providers.azure import AzureProvider, errors, machine
 from debian_cloud_tests.providers.azure.errors import QuotaError, ThrottledError
 from debian_cloud_tests.providers.azure.gc import collect_garbage
@@ -21,6 +23,7 @@ from debian_cloud_tests.providers.azure.provider import EXPIRES_TAG, RUN_ID_TAG,
 from debian_cloud_tests import console
 from debian_cloud_tests.errors import ImageNotFoundError, ProviderError, UsageError
 from debian_cloud_tests.provider import get_provider
+from debian_cloud_tests.seed import INSTANCE_ID_TEMPLATE, MARKER_PATH
 from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
 
 from .conftest import run_suites
@@ -111,6 +114,17 @@ def test_launch_console_restart_destroy_leaves_nothing(arm: FakeArm, tmp_path: P
     assert arm.restarts == 1
     assert m.destroy() == [] and arm.leftovers() == {}
     assert group["name"].startswith("dct-")
+
+
+def test_user_data_marks_the_launch_with_the_vm_id(arm: FakeArm, tmp_path: Path) -> None:
+    """Azure assigns the vmId at creation: the marker is a template cloud-init renders in the guest."""
+    m = launch(arm, tmp_path)
+    vm = next(r for r in arm.resources.values() if "virtualmachines" in r["id"].lower())
+    user_data = base64.b64decode(vm["properties"]["osProfile"]["customData"]).decode()
+    assert user_data.startswith("## template: jinja\n#cloud-config\n")
+    (marker,) = yaml.safe_load(user_data.split("\n", 1)[1])["write_files"]
+    assert (marker["path"], marker["content"]) == (MARKER_PATH, INSTANCE_ID_TEMPLATE + "\n")
+    assert m.destroy() == []
 
 
 def test_throttling_is_retried(arm: FakeArm, tmp_path: Path) -> None:

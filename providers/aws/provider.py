@@ -35,8 +35,6 @@ ARCHES = {"x86_64": Arch.AMD64, "arm64": Arch.ARM64}
 BOOT_MODES = {"legacy-bios": Firmware.BIOS, "uefi": Firmware.UEFI}
 _AMI = re.compile(r"^ami-[0-9a-f]{8,17}$")
 _DISK = re.compile(r"^(\+)?(\d+)G$", re.I)
-#: cloud-init renders this per instance: the id is not known before run_instances answers
-MARKER = "{{ v1.instance_id }}"
 
 
 class AwsProvider(Provider):
@@ -89,7 +87,7 @@ class AwsProvider(Provider):
         client_key = sshkeys.generate(f"debian-cloud-tests-{spec.run_id}")
         key_file = sshkeys.write_private(client_key, run_dir / "id_ed25519")
         host_keys, injected = _host_keys(spec, name)
-        user_data = _user_data(spec, client_key.public_openssh, host_keys)
+        user_data = seed.cloud_user_data(spec, client_key.public_openssh, host_keys)
         tag_list = resources.tags(spec.run_id or short, name)
         created = Created(region=region, run_id=spec.run_id)
         rundir.record_cloud(run_dir, "aws", region=region, run_id=spec.run_id or short)
@@ -204,20 +202,6 @@ def _host_keys(spec: LaunchSpec, name: str) -> tuple[dict[str, str], list[str] |
     host = sshkeys.generate(f"root@{name}")
     return {"ed25519_private": host.private_openssh, "ed25519_public": host.public_openssh}, \
         [host.public_openssh]
-
-
-def _user_data(spec: LaunchSpec, authorized_key: str, host_keys: dict[str, str]) -> str:
-    """The framework's user-data; a cloud-config one is a jinja template so that the launch
-    marker can hold the instance id, which exists only once EC2 has answered."""
-    content = seed.SeedContent(authorized_key=authorized_key, host_keys=host_keys,
-                               user_data_file=spec.user_data,
-                               ca_certs=[seed.read_ca_cert(p) for p in spec.ca_certs])
-    templated = seed.build_user_data(replace(content, launch_marker=MARKER))
-    if templated.startswith("#cloud-config") and "{%" not in templated and \
-            templated.count("{{") == 1:
-        return "## template: jinja\n" + templated
-    return seed.build_user_data(content)
-
 
 
 def _run_instance(ec2: Any, spec: LaunchSpec, name: str, group: str, user_data: str,

@@ -115,9 +115,7 @@ class AzureProvider(Provider):
             injected = [host.public_openssh]
         expires = (datetime.now(UTC) + TTL).strftime("%Y-%m-%dT%H:%M:%SZ")
         tags = {RUN_ID_TAG: spec.run_id or short, EXPIRES_TAG: expires}
-        user_data = seed.build_user_data(seed.SeedContent(
-            authorized_key=key.public_openssh, host_keys=host_keys, user_data_file=spec.user_data,
-            ca_certs=[seed.read_ca_cert(p) for p in spec.ca_certs]))
+        user_data = seed.cloud_user_data(spec, key.public_openssh, host_keys)
         try:
             errors.call(c.resource.resource_groups.create_or_update, "resource_groups.create", group,
                         {"location": location, "tags": tags})

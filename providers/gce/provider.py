@@ -37,7 +37,6 @@ _IMAGE = re.compile(r"^(?:https://[^/]+/compute/v1/)?projects/(?P<project>[a-z][
                     r"images/(?:family/(?P<family>[a-z][-a-z0-9]*)|(?P<name>[a-z][-a-z0-9]*))$")
 _ZONE = re.compile(r"^[a-z]+-[a-z]+\d+-[a-z]$")
 _DISK = re.compile(r"^(\+)?(\d+)G$", re.I)
-MARKER = "{{ v1.instance_id }}"
 
 
 class GceProvider(Provider):
@@ -101,7 +100,7 @@ class GceProvider(Provider):
             created.instance = name
             body = _instance_body(spec, name, network_link, marks,
                                   f"{spec.ssh_user}:{client_key.public_openssh}",
-                                  _user_data(spec, client_key.public_openssh, host_keys))
+                                  seed.cloud_user_data(spec, client_key.public_openssh, host_keys))
             op = retry.call(c.instances.insert_unary, "instances.insert", project=c.project,
                             zone=zone, instance_resource=body)
             retry.wait_operation(lambda: c.zone_operations.get(project=c.project, zone=zone,
@@ -172,18 +171,6 @@ def _disk_gb(disk_size: str, base: int) -> str:
     if size < base:
         raise UsageError(f"--disk-size {disk_size}: smaller than the image ({base} GB)")
     return str(size)
-
-
-def _user_data(spec: LaunchSpec, authorized_key: str, host_keys: dict[str, str]) -> str:
-    """A cloud-init jinja template so that the launch marker holds the instance id, known only
-    once GCE has answered (as on EC2)."""
-    content = seed.SeedContent(authorized_key=authorized_key, host_keys=host_keys,
-                               user_data_file=spec.user_data,
-                               ca_certs=[p.read_text() for p in spec.ca_certs])
-    templated = seed.build_user_data(replace(content, launch_marker=MARKER))
-    if templated.startswith("#cloud-config") and templated.count("{{") == 1 and "{%" not in templated:
-        return "## template: jinja\n" + templated
-    return seed.build_user_data(content)
 
 
 def _instance_body(spec: LaunchSpec, name: str, network: str, marks: dict[str, str],

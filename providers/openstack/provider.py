@@ -37,8 +37,6 @@ ARCHES = {"x86_64": Arch.AMD64, "amd64": Arch.AMD64, "aarch64": Arch.ARM64, "arm
 #: the default flavor is the smallest with at least this much (and the image's own minimums)
 MIN_VCPUS, MIN_RAM_MIB = 1, 1024
 FAILED = frozenset({"ERROR", "DELETED", "SOFT_DELETED", "SHUTOFF"})
-#: cloud-init renders this per instance: the id is not known before Nova answers
-MARKER = "{{ v1.instance_id }}"
 
 
 class OpenStackProvider(Provider):
@@ -100,7 +98,7 @@ class OpenStackProvider(Provider):
             host = sshkeys.generate(f"root@{name}")
             host_keys = {"ed25519_private": host.private_openssh, "ed25519_public": host.public_openssh}
             injected = [host.public_openssh]
-        user_data = _user_data(spec, client_key.public_openssh, host_keys)
+        user_data = seed.cloud_user_data(spec, client_key.public_openssh, host_keys)
         created = Created()
         try:
             created.keypair = name  # deleted by name: even a lost reply leaves nothing behind
@@ -167,17 +165,6 @@ def _flavor(conn: Any, given: str | None, min_disk: int, min_ram: int) -> Any:
         raise UsageError(f"openstack: no flavor has {MIN_VCPUS} vCPU, {max(MIN_RAM_MIB, min_ram)} MiB "
                          "and the image's disk; give one with --instance-type")
     return min(fits, key=lambda f: (f.ram, f.vcpus, f.disk or 0, f.name))
-
-
-def _user_data(spec: LaunchSpec, authorized_key: str, host_keys: dict[str, str]) -> str:
-    """A cloud-init jinja template, so that the launch marker holds the instance id (as on EC2)."""
-    content = seed.SeedContent(authorized_key=authorized_key, host_keys=host_keys,
-                               user_data_file=spec.user_data,
-                               ca_certs=[seed.read_ca_cert(p) for p in spec.ca_certs])
-    templated = seed.build_user_data(replace(content, launch_marker=MARKER))
-    if templated.startswith("#cloud-config") and templated.count("{{") == 1 and "{%" not in templated:
-        return "## template: jinja\n" + templated
-    return seed.build_user_data(content)
 
 
 def _wait_active(conn: Any, server_id: str, timeout: float) -> Any:
