@@ -69,6 +69,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("host-key", "ssh: the host's public key (\"ssh-ed25519 AAAA…\") or a known_hosts file"),
     Option("datasource", "ssh: the cloud-init datasource the host's platform provides (Ec2, GCE, "
            "Azure, OpenStack, NoCloud…), so cloud_init.datasource_expected can compare"),
+    Option("instance-id", "ssh: the id the host's platform gave the instance, so "
+           "metadata.instance_id_matches can compare"),
 )
 
 
@@ -118,7 +120,7 @@ def build_spec(config: pytest.Config, run_id: str) -> LaunchSpec:
     if value(config, "qemu-network") == "isolated":
         options["user_net"] = "restrict=on"
     for name in ("region", "subnet", "security-group", "zone", "network", "os-cloud", "host",
-                 "ssh-key", "host-key", "datasource"):
+                 "ssh-key", "host-key", "datasource", "instance-id"):
         if value(config, name):
             options[name.replace("-", "_")] = value(config, name)
     return LaunchSpec(

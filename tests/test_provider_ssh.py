@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -176,6 +177,15 @@ NOVA_DATA = json.dumps({"v1": {"cloud_name": "openstack", "platform": "openstack
 #: an Azure guest: the VM size only in the IMDS document the datasource keeps
 AZURE_DATA = json.dumps({"v1": {"cloud_name": "azure", "platform": "azure"},
                          "ds": {"meta_data": {"imds": {"compute": {"vmSize": "Standard_B2s"}}}}})
+VM_ID = "6f2d3a6e-8b1c-4d5e-9f00-1a2b3c4d5e6f"
+#: the same id as the kernel shows an SMBIOS UUID in the other byte order (its first three fields)
+VM_ID_SWAPPED = str(uuid.UUID(bytes=uuid.UUID(VM_ID).bytes_le))
+
+
+def _iid(instance_id: str) -> str:
+    return json.dumps({"v1": {"instance_id": instance_id, "cloud_name": "azure"}})
+
+
 #: check, planted /run files, options, expected outcome: each check passes on a host whose boot left
 #: state that agrees with the platform, and fails on one whose state says otherwise.
 PLANTED = [
@@ -204,6 +214,14 @@ PLANTED = [
      ("--instance-type=Standard_B2s",), "passed"),
     ("metadata.instance_type_matches", {"cloud-init/instance-data.json": AZURE_DATA},
      ("--instance-type=Standard_B1s",), "failed"),
+    ("metadata.instance_id_matches", {"cloud-init/instance-data.json": _iid(VM_ID)},
+     (f"--instance-id={VM_ID.upper()}",), "passed"),
+    ("metadata.instance_id_matches", {"cloud-init/instance-data.json": _iid(VM_ID_SWAPPED)},
+     (f"--instance-id={VM_ID}",), "passed"),
+    ("metadata.instance_id_matches", {"cloud-init/instance-data.json": _iid(str(uuid.uuid4()))},
+     (f"--instance-id={VM_ID}",), "failed"),
+    ("metadata.instance_id_matches", {"cloud-init/instance-data.json": _iid("i-0123456789abcdef0")},
+     ("--instance-id=i-0123456789abcdef1",), "failed"),
 ]
 
 

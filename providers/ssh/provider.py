@@ -115,7 +115,8 @@ class SshProvider(Provider):
         address, port = spec.options["address"], int(spec.options["port"])
         endpoint = SSHEndpoint(address, port, spec.ssh_user, Path(spec.options["ssh_key"]))
         facts = PlatformFacts(
-            provider="ssh", instance_id="", hostname=_hostname(address), arch=spec.arch,
+            provider="ssh", instance_id=spec.options.get("instance_id", ""),
+            hostname=_hostname(address), arch=spec.arch,
             firmware=spec.firmware, datasource=spec.options.get("datasource", ""),
             instance_type=spec.instance_type,
             region=spec.options.get("region"), zone=spec.options.get("zone"),
