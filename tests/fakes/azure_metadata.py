@@ -17,9 +17,11 @@ import threading
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from .loopback_http import LoopbackHttpServer
 
 IMDS_HOST, WIRESERVER_HOST = "169.254.169.254", "168.63.129.16"
 API_VERSIONS = ("2019-06-01", "2020-09-01", "2021-03-01", "2021-08-01", "2021-12-13")
@@ -160,13 +162,11 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(404)
 
 
-class AzureMetadataServer(ThreadingHTTPServer):
+class AzureMetadataServer(LoopbackHttpServer):
     """IMDS and the wireserver of one VM (port chosen by the kernel)."""
 
-    daemon_threads = True
-
     def __init__(self, vm: AzureVmData) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler, "azure-metadata")
         self.vm = vm
         self.container_id = str(uuid.uuid4())
         self.incarnation = 1
@@ -174,11 +174,6 @@ class AzureMetadataServer(ThreadingHTTPServer):
         self.health: list[str] = []  # the states the guest reported
         self.ready = threading.Event()
         self.on_stop: list[Any] = []  # callables run at stop (e.g. removing the media)
-        self._thread = threading.Thread(target=self.serve_forever, name="azure-metadata", daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
 
     @property
     def role_instance(self) -> str:
@@ -203,12 +198,7 @@ class AzureMetadataServer(ThreadingHTTPServer):
             self.ready.set()
         return True
 
-    def start(self) -> AzureMetadataServer:
-        self._thread.start()
-        return self
-
     def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
+        super().stop()
         for action in self.on_stop:
             action()
