@@ -214,11 +214,10 @@ def test_suites_pass_on_emulated_gce_and_nothing_is_left(emulated_gce: EmulatedG
     for check in ("bvt.kernel_flavour", "cloud_init.datasource_expected",
                   "cloud_init.host_key_fingerprints_on_console", "metadata.instance_id_matches",
                   "metadata.hostname_matches", "metadata.region_and_zone_match",
-                  "metadata.user_data_applied", "metadata.vcpus_match", "metadata.memory_matches"):
+                  "metadata.user_data_applied", "metadata.vcpus_match", "metadata.memory_matches",
+                  # read from the metadata server: cloud-init's GCE datasource does not keep it
+                  "metadata.instance_type_matches"):
         assert ran.get(check) == "passed", f"{check}: {ran.get(check)}\n{run.explain()}"
-    # cloud-init's GCE datasource does not read instance/machine-type (the metadata server has
-    # it), so instance-data.json names no instance type for the check to compare
-    assert ran.get("metadata.instance_type_matches") == "skipped"
 
     # the run went through Compute Engine as a user's would, with a token from the credentials
     fake = world.fake
@@ -245,3 +244,18 @@ def test_suites_pass_on_emulated_gce_and_nothing_is_left(emulated_gce: EmulatedG
     assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"dct-run-{run_id}-*"))
     with pytest.raises(OSError):  # and nothing listens any more on the guest's address
         socket.create_connection((guest.address, 22), timeout=2).close()
+
+
+@pytest.mark.e2e
+def test_instance_type_check_fails_when_the_metadata_names_another_machine_type(
+        emulated_gce: EmulatedGce, tmp_path: Path) -> None:
+    """The negative control of the machine type the guest reads from GCE's metadata server."""
+    emulated_gce.fake.metadata_machine_type = "e2-medium"  # launched as e2-small
+    select = f"{suites_dir()}/metadata/test_metadata.py::test_instance_type_matches"
+    run = run_suites(tmp_path, "--provider=gce", f"--image={FAMILY}", f"--zone={ZONE}",
+                     "--instance-type=e2-small", select=select, timeout=900,
+                     prefix=emulated_gce.namespace.prefix())
+    assert run.checks.get("metadata.instance_type_matches") == "failed", run.explain()
+    message = run.messages["metadata.instance_type_matches"]
+    assert "e2-medium" in message and "e2-small" in message, run.explain()
+    assert emulated_gce.fake.leftovers() == {}

@@ -18,6 +18,16 @@ PROBES = [
     Probe("nproc", "getconf _NPROCESSORS_ONLN"),
     Probe("memtotal_kib", "awk '/^MemTotal/ {print $2}' /proc/meminfo"),
     Probe("launch_marker", f"cat {MARKER_PATH}"),
+    # GCE's metadata server names the machine type, which cloud-init's GCE datasource does not
+    # keep.  Asked only where both SMBIOS and cloud-init say the platform is GCE, by name as
+    # cloud-init does (the metadata server answers nothing else that is private).
+    Probe("gce_machine_type",
+          "read -r p 2>/dev/null </sys/class/dmi/id/product_name; case $p in "
+          "'Google Compute Engine'|Google) ;; *) exit 0 ;; esac; "
+          "grep -qs '\"cloud_name\": \"gce\"' /run/cloud-init/instance-data.json || exit 0; "
+          "exec python3 -c 'import urllib.request as u; print(u.urlopen(u.Request("
+          "\"http://metadata.google.internal/computeMetadata/v1/instance/machine-type\", "
+          "headers={\"Metadata-Flavor\": \"Google\"}), timeout=10).read().decode())'"),
 ]
 
 
@@ -119,6 +129,15 @@ def test_region_and_zone_match(facts, machine) -> None:
                        ": the guest reads another platform's metadata, or the datasource is wrong")
 
 
+def _gce_machine_type(facts) -> str:
+    """The machine type GCE's metadata server names ("projects/N/machineTypes/T"), or ""."""
+    out = facts["gce_machine_type"]
+    if not out.ok:
+        pytest.fail(f"cannot read the machine type from GCE's metadata server: {out.why()}",
+                    pytrace=False)
+    return out.stdout.strip().rsplit("/", 1)[-1]
+
+
 def test_instance_type_matches(facts, machine) -> None:
     """The instance type the guest sees is the one launched (where the platform exposes it)."""
     document = _instance_document(facts)
@@ -127,7 +146,8 @@ def test_instance_type_matches(facts, machine) -> None:
     # OpenStack: Nova's EC2-compatible metadata names the flavor
     seen = data.get("instance_type") or meta.get("instance-type") or \
         (ds.get("ec2_metadata") or {}).get("instance-type") or \
-        ((meta.get("imds") or {}).get("compute") or {}).get("vmSize")  # Azure: IMDS's VM size
+        ((meta.get("imds") or {}).get("compute") or {}).get("vmSize") or \
+        _gce_machine_type(facts)  # Azure: IMDS's VM size; GCE: its metadata server's
     if machine.facts.provider == "qemu" or not seen:
         pytest.skip("not applicable: the platform exposes no instance type to the guest")
     assert re.sub(r"\s", "", seen) == machine.facts.instance_type, (

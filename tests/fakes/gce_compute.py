@@ -85,6 +85,8 @@ class FakeGce:
     console_reads: int = 0
     url: str = ""
     guests: QemuGuests | None = None  # set: instances of local images boot for real
+    #: planted: the metadata servers name this machine type, not the one the instance runs
+    metadata_machine_type: str = ""
     require_token: bool = False  # API calls without "Authorization: Bearer …" answer 401
     tokens: list[str] = field(default_factory=list)  # access tokens handed out
     bearers: set[str] = field(default_factory=set)  # the bearer tokens API calls carried
@@ -252,7 +254,7 @@ class FakeGce:
             try:
                 self.guests.boot(inst["id"], inst["networkInterfaces"][0]["accessConfigs"][0]["natIP"],
                                  *gce_guest(inst, self.guests.images[image], self.images[image],
-                                            PROJECT, PROJECT_NUMBER))
+                                            PROJECT, PROJECT_NUMBER, self.metadata_machine_type))
                 update = {"status": "RUNNING"}
             except Exception as exc:
                 update = {"status": "TERMINATED", "statusMessage": f"boot failed: {exc}"}

@@ -29,9 +29,9 @@ def gce_mac(network_ip: str) -> str:
 
 
 def gce_guest(instance: dict[str, Any], local_image: Path, image: dict[str, Any], project: str,
-              project_number: str) -> tuple[LaunchSpec, GceMetadataServer]:
+              project_number: str, shown_machine_type: str = "") -> tuple[LaunchSpec, GceMetadataServer]:
     """The QEMU launch of *instance* (its REST body, as the fake keeps it) and its metadata
-    server (started; stopped with the guest)."""
+    server (started; stopped with the guest), which names *shown_machine_type* if given."""
     zone = instance["zone"].rsplit("/", 1)[-1]
     machine_type = instance["machineType"].rsplit("/", 1)[-1]
     vcpus, memory = MACHINE_TYPES[machine_type]
@@ -40,7 +40,7 @@ def gce_guest(instance: dict[str, Any], local_image: Path, image: dict[str, Any]
     attributes = {i["key"]: i.get("value", "") for i in (instance.get("metadata") or {}).get("items", [])}
     data = GceInstanceData(
         instance_id=instance["id"], name=instance["name"], zone=zone, project=project,
-        project_number=project_number, machine_type=machine_type,
+        project_number=project_number, machine_type=shown_machine_type or machine_type,
         image=instance["disks"][0]["initializeParams"]["sourceImage"],
         network_ip=nic["networkIP"], external_ip=nic["accessConfigs"][0]["natIP"], mac=mac,
         attributes=attributes, tags=list((instance.get("tags") or {}).get("items", [])))
