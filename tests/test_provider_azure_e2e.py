@@ -23,7 +23,7 @@ from debian_cloud_tests.plugin import suites_dir
 
 from .conftest import run_suites
 from .fakes.azure_arm import LOCATION, SUBSCRIPTION, FakeArm, running_arm
-from .fakes.qemu_guests import QemuGuests
+from .fakes.qemu_guests import QemuGuests, assert_gone
 
 pytestmark = pytest.mark.e2e
 URN = "Debian:debian-12:12-gen2:latest"
@@ -88,8 +88,5 @@ def test_suites_pass_on_emulated_azure_and_nothing_is_left(emulated_azure: FakeA
 
     # nothing left: not in the cloud, not on this machine
     assert fake.leftovers() == {}
-    assert guest.stopped and not guest.machine.is_alive()
-    assert not guest.run_dir.path.exists()
-    run_id = run.props["run_id"]
-    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"dct-run-{run_id}-*"))
+    assert_gone(guest, run.props["run_id"])
     assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("dct-azure-ovf-*"))

@@ -18,7 +18,6 @@ has the init-local warnings of a GCE guest that cannot resolve metadata.google.i
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import struct
@@ -39,7 +38,7 @@ from .fakes.dns import AAAA, NXDOMAIN, DnsServer, answer
 from .fakes.gce_compute import PROJECT, PROJECT_NUMBER, ZONE, FakeGce, running_gce
 from .fakes.gce_metadata import GceInstanceData, GceMetadataServer
 from .fakes.netns import PrivateNamespace, private_namespace, unavailable
-from .fakes.qemu_guests import QemuGuests
+from .fakes.qemu_guests import QemuGuests, assert_gone
 
 FAMILY = "projects/debian-cloud/global/images/family/debian-12"
 IMAGE = "debian-12-bookworm-v20260101"  # what the family resolves to in the fake
@@ -237,11 +236,8 @@ def test_suites_pass_on_emulated_gce_and_nothing_is_left(emulated_gce: EmulatedG
 
     # nothing left: not in the cloud, not on this machine
     assert fake.leftovers() == {}
-    assert guest.stopped and not guest.machine.is_alive()
-    assert not guest.run_dir.path.exists()
     assert not _qemu_processes(world.namespace.processes())
-    run_id = run.props["run_id"]
-    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"dct-run-{run_id}-*"))
+    assert_gone(guest, run.props["run_id"])
     with pytest.raises(OSError):  # and nothing listens any more on the guest's address
         socket.create_connection((guest.address, 22), timeout=2).close()
 

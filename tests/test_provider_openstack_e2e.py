@@ -9,7 +9,6 @@ from the console log, and afterwards nothing is left in the cloud or on this mac
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from debian_cloud_tests.plugin import suites_dir
 
 from .conftest import run_suites
 from .fakes.openstack_cloud import FakeOpenStack, running_openstack
-from .fakes.qemu_guests import QemuGuests
+from .fakes.qemu_guests import QemuGuests, assert_gone
 
 pytestmark = pytest.mark.e2e
 IMAGE = "debian-12-genericcloud-amd64"
@@ -71,7 +70,4 @@ def test_suites_pass_on_emulated_openstack_and_nothing_is_left(emulated_openstac
 
     # nothing left: not in the cloud, not on this machine
     assert fake.leftovers() == {}
-    assert guest.stopped and not guest.machine.is_alive()
-    assert not guest.run_dir.path.exists()
-    run_id = run.props["run_id"]
-    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"dct-run-{run_id}-*"))
+    assert_gone(guest, run.props["run_id"])

@@ -10,6 +10,7 @@ cloud it is on; no NoCloud seed is attached.
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import threading
@@ -43,6 +44,13 @@ class Guest:
     run_dir: RunDir
     metadata: MetadataServer
     stopped: bool = False
+
+
+def assert_gone(guest: Guest, run_id: str) -> None:
+    """Nothing of *guest* or of the plugin run *run_id* is left on this machine."""
+    assert guest.stopped and not guest.machine.is_alive()
+    assert not guest.run_dir.path.exists()
+    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"dct-run-{run_id}-*"))
 
 
 def guest_options(address: str, mac: str, metadata_port: int, smbios: str,
