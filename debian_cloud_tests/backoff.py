@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+#: the longest a cloud's ``Retry-After`` may make us wait before one retry
+MAX_RETRY_AFTER = 60.0
 
 
 @dataclass(frozen=True)
@@ -17,6 +22,29 @@ class Backoff:
     def delay(self, attempt: int) -> float:
         ceiling = min(self.cap, self.base * 2 ** (attempt - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """The seconds a ``Retry-After`` header asks for, in seconds or as an HTTP date (None
+    without one or when it cannot be read)."""
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
+
+
+def honouring(delay: float, asked: float | None, cap: float = MAX_RETRY_AFTER) -> float:
+    """*delay*, or longer when the cloud asked for longer: never more than *cap* for the ask, so a
+    bogus header cannot stall a run."""
+    return max(delay, min(asked or 0.0, cap))
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,19 @@ from typing import Any
 
 import pytest
 
+from . import seed
 from .errors import UsageError
-from .spec import Accel, Arch, Firmware, HostKeySource, ImageType, KeepInstance, LaunchSpec
+from .spec import (
+    RELEASES,
+    Accel,
+    Arch,
+    Firmware,
+    HostKeySource,
+    ImageType,
+    KeepInstance,
+    LaunchSpec,
+    release_from_image_name,
+)
 
 GROUP = "debian-cloud-tests"
 
@@ -36,7 +47,12 @@ OPTIONS: tuple[Option, ...] = (
            choices=tuple(f.value for f in Firmware)),
     Option("image-type", "Debian image type, for checks that depend on it (default: from the "
            "image name, e.g. debian-12-genericcloud-amd64)", choices=tuple(t.value for t in ImageType)),
+    Option("release", "Debian release the image holds, for checks that depend on it (default: "
+           "from the image name, e.g. debian-13-…, else read from the guest's os-release)",
+           choices=RELEASES),
     Option("instance-type", "instance type; for qemu VCPUSxMEMORY_MIB (default 2x1024)"),
+    Option("machine-type", "gce: the machine type, GCE's name for --instance-type"),
+    Option("flavor", "openstack: the flavor name or id, OpenStack's name for --instance-type"),
     Option("ssh-user", "the image's default user", default="debian"),
     Option("user-data", "extra cloud-init user-data file, merged with the framework's"),
     Option("boot-timeout", "seconds from launch to SSH ready and cloud-init done", default="600"),
@@ -95,6 +111,26 @@ def value(config: pytest.Config, name: str) -> Any:
     return given if given is not None else ([] if opt.multiple else opt.default)
 
 
+#: a cloud's own name for --instance-type, and the provider it belongs to
+INSTANCE_TYPE_SPELLINGS = {"machine-type": "gce", "flavor": "openstack"}
+
+
+def instance_type(config: pytest.Config) -> str | None:
+    """--instance-type, or the cloud's own spelling of it, so a GCE user's --machine-type and an
+    OpenStack user's --flavor mean what they expect; spellings that disagree are refused."""
+    given = {name: value(config, name) for name in ("instance-type", *INSTANCE_TYPE_SPELLINGS)}
+    given = {name: v for name, v in given.items() if v}
+    provider = value(config, "provider")
+    for name, owner in INSTANCE_TYPE_SPELLINGS.items():
+        if name in given and provider and provider != owner:
+            raise UsageError(f"--{name} is {owner}'s name for the instance type; with "
+                             f"--provider={provider} give --instance-type")
+    if len(set(given.values())) > 1:
+        raise UsageError("conflicting instance types: " + ", ".join(
+            f"--{name} {v}" for name, v in given.items()) + "; give one")
+    return next(iter(given.values()), None)
+
+
 def build_spec(config: pytest.Config, run_id: str) -> LaunchSpec:
     """The launch spec from the options (before the provider validates it)."""
     image = value(config, "image")
@@ -123,11 +159,15 @@ def build_spec(config: pytest.Config, run_id: str) -> LaunchSpec:
                  "ssh-key", "host-key", "datasource", "instance-id"):
         if value(config, name):
             options[name.replace("-", "_")] = value(config, name)
+    # read now, as a launch would: a bad file is a usage error before anything is created
+    seed.check_user_input(Path(user_data) if user_data else None,
+                          [Path(p) for p in value(config, "ca-cert")])
     return LaunchSpec(
         image=image, arch=arch, firmware=Firmware(firmware) if firmware else None,
-        instance_type=value(config, "instance-type"), ssh_user=value(config, "ssh-user"),
+        instance_type=instance_type(config), ssh_user=value(config, "ssh-user"),
         user_data=Path(user_data) if user_data else None, boot_timeout=timeout,
         accel=Accel(value(config, "accel")), disk_size=value(config, "disk-size"),
         host_key_source=HostKeySource(value(config, "host-key-source")),
         ca_certs=[Path(p) for p in value(config, "ca-cert")], run_id=run_id, options=options,
-        image_type=image_type)
+        image_type=image_type,
+        release=value(config, "release") or release_from_image_name(Path(image).name))

@@ -8,7 +8,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from debian_cloud_tests import gc
+from debian_cloud_tests.errors import UnknownProviderError, UsageError
+from debian_cloud_tests.provider import available
 from debian_cloud_tests.rundir import PIDS_FILE, RunDir
 
 
@@ -52,3 +56,42 @@ def test_cli_gc_runs(tmp_path: Path) -> None:
                          text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "removed stale run dir" in out.stdout and not (tmp_path / "dct-run-old").exists()
+
+
+@pytest.mark.parametrize(("args", "code", "says"), [
+    (["--provider", "nosuch"], UnknownProviderError.exit_code,
+     f"gc: unknown provider 'nosuch'; installed: {', '.join(sorted(available()))}"),
+    (["--provider", "qemu"], UnknownProviderError.exit_code,
+     "gc: provider 'qemu' has no garbage collection (plain `debian-cloud-tests gc` reaps local run "
+     f"dirs); with gc: {', '.join(n for n in sorted(available()) if n != 'qemu')}"),
+    (["--provider", "vagrant", "--region", "x"], UsageError.exit_code,
+     "gc: --region applies to no provider given (vagrant); drop it"),
+    (["--provider", "ssh", "--project", "p"], UsageError.exit_code,
+     "gc: --project applies to no provider given (ssh); drop it"),
+])
+def test_cli_gc_bad_provider_is_one_line_and_touches_nothing(tmp_path: Path, args: list[str], code: int,
+                                                             says: str) -> None:
+    """Checked before anything is removed: a stale run dir outlives the refused command."""
+    stale = tmp_path / "dct-run-old"
+    stale.mkdir()
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    out = subprocess.run([sys.executable, "-m", "debian_cloud_tests.cli", "gc", *args],
+                         capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert out.returncode == code, out.stderr
+    assert out.stderr.splitlines() == [f"debian-cloud-tests: error: {says}"] and out.stdout == ""
+    assert stale.exists()
+
+
+def test_each_provider_gets_only_the_scope_it_takes() -> None:
+    """The options reach each collect_garbage by the name it takes them by; a required region
+    (aws) is passed even when not given; what a provider does not take is never passed."""
+    given = {"region": "r1", "project": "p1", "os_cloud": "c1", "subscription": "s1"}
+    taken = {name: gc.scoped_kwargs(gc._collector(name), given)
+             for name in ("aws", "gce", "azure", "openstack", "ssh", "vagrant")}
+    assert taken == {"aws": {"region": "r1"}, "gce": {"region": "r1", "project": "p1"},
+                     "azure": {"region": "r1", "subscription": "s1"},
+                     "openstack": {"region": "r1", "cloud": "c1"}, "ssh": {"region": "r1"},
+                     "vagrant": {}}
+    assert gc.scoped_kwargs(gc._collector("aws"), {}) == {"region": None}
+    assert gc.scoped_kwargs(gc._collector("openstack"), {}) == {}

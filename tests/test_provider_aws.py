@@ -187,6 +187,33 @@ def test_runner_address_must_be_known(aws: AwsWorld, monkeypatch: pytest.MonkeyP
     assert AwsProvider().validate(make_spec(aws)).options["ssh_source"] == "2001:db8::5/128"
 
 
+def test_console_asks_for_the_latest_output(aws: AwsWorld, tmp_path: Path) -> None:
+    """Without Latest=True a Nitro instance answers with a snapshot from around its start, which
+    never shows the host keys printed later; moto takes the parameter (and ignores it)."""
+    _, _, machine = launch(aws, tmp_path)
+    machine.console_log()
+    machine._read_at = float("-inf")
+    assert console.announced_host_keys(machine.console_log()) == [aws.machines.host_key]
+    assert aws.hooks.console_latest == [True, True]
+    raw = aws.moto.client().get_console_output(InstanceId=machine.instance_id, Latest=True)
+    assert raw["InstanceId"] == machine.instance_id
+    assert machine.destroy() == [] and leftovers(aws.moto) == {}
+
+
+def test_console_falls_back_where_latest_is_refused(aws: AwsWorld, tmp_path: Path) -> None:
+    """A Xen instance type (or an EC2-compatible API) refuses Latest: the plain window is read,
+    then and from then on."""
+    _, _, machine = launch(aws, tmp_path)
+    aws.hooks.fail("get_console_output", "UnsupportedOperation",
+                   message="The latest console output is only available on Nitro instances")
+    assert machine.console_log() == "" and machine.platform_log() == ""
+    machine._read_at = float("-inf")
+    assert console.announced_host_keys(machine.console_log()) == [aws.machines.host_key]
+    assert aws.hooks.calls.count("get_console_output") == 3
+    assert aws.hooks.console_latest == [None, None]
+    assert machine.destroy() == [] and leftovers(aws.moto) == {}
+
+
 @pytest.mark.parametrize(("old", "new", "merged"), [
     ("", "", ""),
     ("boot\n", "", "boot\n"),

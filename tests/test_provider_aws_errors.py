@@ -110,6 +110,24 @@ def test_instance_that_dies_at_launch_is_reported_and_removed(aws: AwsWorld, tmp
     assert leftovers(aws.moto) == {}
 
 
+def test_instance_stuck_pending_times_out_and_leaves_nothing(aws: AwsWorld, tmp_path: Path) -> None:
+    """moto starts every instance running: the hook keeps this one pending, as a stuck launch."""
+    from dataclasses import replace
+
+    aws.hooks.hold_pending()
+    provider = AwsProvider()
+    spec = replace(provider.validate(make_spec(aws)), boot_timeout=1)
+    (tmp_path / "run").mkdir()
+    with pytest.raises(ProviderError, match=r"^aws: instance i-[0-9a-f]+ still pending after 1s "
+                       r"\(waiting for running\)$") as info:
+        provider.launch(spec, tmp_path / "run")
+    assert info.value.detail == "" and "\n" not in str(info.value), "one line, nothing left to report"
+    (instance,) = [i for r in aws.ec2.describe_instances()["Reservations"] for i in r["Instances"]]
+    assert instance["State"]["Name"] == "terminated"
+    assert leftovers(aws.moto) == {}, "the key pair and security group go with the instance"
+    assert "terminate_instances" in aws.hooks.calls and "delete_key_pair" in aws.hooks.calls
+
+
 def test_interrupted_launch_removes_what_it_created(aws: AwsWorld, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     real, calls = resources.wait_state, []

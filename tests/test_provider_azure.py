@@ -21,7 +21,7 @@ from debian_cloud_tests.providers.azure.gc import collect_garbage
 from debian_cloud_tests.providers.azure.provider import EXPIRES_TAG, RUN_ID_TAG, parse_expiry
 
 from debian_cloud_tests import console
-from debian_cloud_tests.errors import ImageNotFoundError, ProviderError, UsageError
+from debian_cloud_tests.errors import ArchFirmwareError, ImageNotFoundError, ProviderError, UsageError
 from debian_cloud_tests.provider import get_provider
 from debian_cloud_tests.seed import INSTANCE_ID_TEMPLATE, MARKER_PATH
 from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
@@ -186,3 +186,161 @@ def test_missing_credentials_is_one_line(tmp_path: Path) -> None:
     assert run.rc == UsageError.exit_code, run.explain()
     assert len(lines) == 1 and lines[0].startswith("debian-cloud-tests: error: azure: "), run.explain()
     assert "AZURE_CLIENT_ID" in lines[0]
+
+
+def test_validate_reads_a_gallery_image_version_and_its_definition(arm: FakeArm) -> None:
+    """The version must exist and be replicated to the region; its definition says the
+    architecture (an arm64 size follows) and the Hyper-V generation (the firmware)."""
+    version = arm.add_gallery_image("debian-12-arm64", arch="Arm64", generation="V2")
+    spec = provider(arm).validate(make_spec(version))
+    assert (spec.arch, spec.firmware, spec.instance_type) == (Arch.ARM64, Firmware.UEFI,
+                                                              "Standard_B2ps_v2")
+    gen1 = provider(arm).validate(make_spec(arm.add_gallery_image("debian-12-gen1", generation="V1")))
+    assert (gen1.arch, gen1.firmware, gen1.instance_type) == (Arch.AMD64, Firmware.BIOS, "Standard_B2s")
+    assert arm.calls.count("GET versions") == 2 and arm.calls.count("GET images") == 2
+    assert arm.leftovers() == {}
+
+
+def test_validate_reads_a_managed_image(arm: FakeArm) -> None:
+    image = arm.add_managed_image(generation="V1")
+    spec = provider(arm).validate(make_spec(image))
+    assert (spec.arch, spec.firmware, spec.instance_type) == (Arch.AMD64, Firmware.BIOS, "Standard_B2s")
+    uefi = provider(arm).validate(make_spec(arm.add_managed_image("gen2", generation="V2")))
+    assert uefi.firmware is Firmware.UEFI
+    with pytest.raises(ArchFirmwareError, match="boots with bios"):
+        provider(arm).validate(replace(make_spec(image), firmware=Firmware.UEFI))
+    assert arm.leftovers() == {}
+
+
+def test_a_gallery_image_boots_from_its_id(arm: FakeArm, tmp_path: Path) -> None:
+    version = arm.add_gallery_image()
+    m = launch(arm, tmp_path, make_spec(version))
+    vm = next(r for r in arm.resources.values() if "virtualmachines" in r["id"].lower())
+    assert vm["properties"]["storageProfile"]["imageReference"] == {"id": version}
+    assert m.destroy() == [] and arm.leftovers() == {}
+
+
+@pytest.mark.parametrize(("kind", "change", "match"), [
+    ("gallery", lambda i: i.replace("/versions/1.0.0", "/versions/9.9.9"), "no such gallery image version"),
+    ("gallery", lambda i: i.replace("/galleries/debian/", "/galleries/nope/"), "no such gallery image"),
+    ("gallery", lambda i: i.replace("/resourceGroups/images/", "/resourceGroups/nope/"), "no such gallery"),
+    ("managed", lambda i: i + "-nope", "no such managed image"),
+    ("managed", lambda i: i.replace(SUBSCRIPTION, "11111111-1111-1111-1111-111111111111"),
+     "no such managed image"),
+])
+def test_an_image_id_that_does_not_exist_is_one_line(arm: FakeArm, kind: str, change: Any,
+                                                     match: str) -> None:
+    image = arm.add_gallery_image() if kind == "gallery" else arm.add_managed_image()
+    with pytest.raises(ImageNotFoundError, match=match) as info:
+        provider(arm).validate(make_spec(change(image)))
+    assert "\n" not in str(info.value) and arm.leftovers() == {}
+
+
+def test_an_image_elsewhere_is_refused_before_anything_exists(arm: FakeArm) -> None:
+    east = arm.add_gallery_image("debian-12-east", regions=("East US",))
+    with pytest.raises(ImageNotFoundError, match=r"not replicated to westeurope \(only eastus\)"):
+        provider(arm).validate(make_spec(east))
+    managed = arm.add_managed_image("east", location="eastus")
+    with pytest.raises(ImageNotFoundError, match="the managed image is in eastus, not --region westeurope"):
+        provider(arm).validate(make_spec(managed))
+    assert arm.leftovers() == {}
+
+
+def test_retry_after_is_honoured_within_bounds(arm: FakeArm, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 429 with Retry-After: waiting less only earns another 429; an absurd ask is capped."""
+    from debian_cloud_tests import backoff
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(errors, "sleep", sleeps.append)
+    arm.fail("PUT virtualmachines", 429, "TooManyRequests", times=2, retry_after="7")
+    arm.fail("PUT networksecuritygroups", 429, "TooManyRequests", retry_after="86400")
+    m = launch(arm, tmp_path)
+    assert arm.calls.count("PUT virtualmachines") == 3
+    assert sorted(sleeps) == [7.0, 7.0, backoff.MAX_RETRY_AFTER]
+    assert m.destroy() == [] and arm.leftovers() == {}
+
+
+@pytest.fixture
+def https_arm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeArm, dict[str, str]]]:
+    """The fake over HTTPS (bearer tokens are sent over TLS only) with a managed-identity
+    endpoint, and a process environment that finds both through DefaultAzureCredential, as a
+    user's run would: no service principal, no CLI login, every metadata endpoint closed."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(tls)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "MSI_ENDPOINT",
+                 "AZURE_FEDERATED_TOKEN_FILE", "AZURE_USERNAME"):  # unset: set but empty means another thing
+        monkeypatch.delenv(name, raising=False)
+    with running_arm(tls) as fake:
+        env = dict(AZURE_SUBSCRIPTION_ID=SUBSCRIPTION, DCT_AZURE_ARM_ENDPOINT=fake.url,
+                   IDENTITY_ENDPOINT=f"{fake.url}/msi/token", IDENTITY_HEADER=MI_SECRET,
+                   REQUESTS_CA_BUNDLE=str(ca_file), SSL_CERT_FILE=str(ca_file), HOME=str(tmp_path),
+                   AZURE_CONFIG_DIR=str(tmp_path / "az"), IMDS_ENDPOINT="http://127.0.0.1:9",
+                   AZURE_POD_IDENTITY_AUTHORITY_HOST="http://127.0.0.1:9", DCT_SOURCE_ADDRESS="127.0.0.1")
+        yield fake, env
+
+
+MI_SECRET = "managed-identity-header-do-not-print"
+
+
+@pytest.mark.parametrize(("where", "status"), [("token", 401), ("token", 400), ("arm", 401)])
+def test_refused_credentials_are_one_line_without_the_secret(https_arm: tuple[FakeArm, dict[str, str]],
+                                                             tmp_path: Path, where: str,
+                                                             status: int) -> None:
+    fake, env = https_arm
+    if where == "token":
+        fake.token_refusal = (status, "invalid_client")
+    else:
+        fake.fail("GET versions", status, "InvalidAuthenticationToken", times=10,
+                  message="The access token is invalid.")
+    run = run_suites(tmp_path, "--provider=azure", f"--image={URN}", f"--region={LOCATION}", env=env,
+                     timeout=180)
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert run.rc == UsageError.exit_code, run.explain()
+    assert len(lines) == 1 and lines[0].startswith("debian-cloud-tests: error: azure: "), run.explain()
+    assert "AZURE_CLIENT_ID" in lines[0] and "az login" in lines[0], run.explain()
+    said = ("the credentials were refused (managed identity (IDENTITY_ENDPOINT))" if where == "token"
+            else "virtual_machine_images.list was refused (InvalidAuthenticationToken")
+    assert said in lines[0], run.explain()
+    junit = tmp_path / "results.xml"
+    seen = run.stdout + run.stderr + (junit.read_text() if junit.exists() else "")
+    assert "Traceback" not in seen and MI_SECRET not in seen and "stub-token" not in seen
+    assert fake.leftovers() == {}
+
+
+def test_cli_gc_removes_what_a_killed_run_left(https_arm: tuple[FakeArm, dict[str, str]],
+                                               tmp_path: Path) -> None:
+    """`debian-cloud-tests gc --provider azure --subscription S`: the expired group of a run
+    killed hours ago goes with everything in it; a live run's group and others' stay."""
+    import os
+
+    fake, env = https_arm
+    base = f"/subscriptions/{SUBSCRIPTION}/resourceGroups"
+
+    def group(name: str, tags: dict[str, str], location: str = LOCATION) -> str:
+        path = f"{base}/{name}"
+        fake.resources[path.lower()] = {"id": path, "name": name, "location": location, "tags": tags}
+        return path
+
+    old = group("dct-old-0badc0de", {RUN_ID_TAG: "old", EXPIRES_TAG: "2020-01-01T00:00:00Z"})
+    vm = f"{old}/providers/Microsoft.Compute/virtualMachines/dct-old-0badc0de"
+    fake.resources[vm.lower()] = {"id": vm, "name": "dct-old-0badc0de", "properties": {}}
+    live = group("dct-live-00000000", {RUN_ID_TAG: "live",
+                                       EXPIRES_TAG: (datetime.now(UTC) + timedelta(hours=3)).strftime(
+                                           "%Y-%m-%dT%H:%M:%SZ")})
+    theirs = group("web", {"owner": "someone"})
+    env = {**os.environ, **env, "AZURE_SUBSCRIPTION_ID": "", "TMPDIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "debian_cloud_tests.cli", "gc", "--provider", "azure",
+                          "--subscription", SUBSCRIPTION], capture_output=True, text=True, timeout=180,
+                         cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["azure: deleted dct-old-0badc0de"]
+    assert sorted(fake.resources) == sorted([live.lower(), theirs.lower()])
+    assert MI_SECRET not in out.stdout + out.stderr

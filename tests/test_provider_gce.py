@@ -4,6 +4,8 @@ nothing, garbage collection, and the cloud's failures."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from debian_cloud_tests.providers.gce import GceProvider, retry
-from debian_cloud_tests.providers.gce.errors import QuotaError, ThrottledError
+from debian_cloud_tests.providers.gce.errors import CredentialsError, QuotaError, ThrottledError
 from debian_cloud_tests.providers.gce.gc import collect_garbage
 from debian_cloud_tests.providers.gce.resources import EXPIRES_LABEL, RUN_ID_LABEL, parse_expiry
 
@@ -21,7 +23,7 @@ from debian_cloud_tests.errors import ImageNotFoundError, ProviderError, UsageEr
 from debian_cloud_tests.provider import get_provider
 from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
 
-from .conftest import run_suites
+from .conftest import OptionsOnly, run_suites
 from .fakes.gce_compute import HOST_KEY, PROJECT, ZONE, FakeGce, running_gce
 
 RUN_ID = "20260101120000-abc123"
@@ -197,3 +199,113 @@ def test_missing_credentials_is_one_line(tmp_path: Path) -> None:
     assert run.rc == UsageError.exit_code, run.explain()
     assert len(lines) == 1 and lines[0].startswith("debian-cloud-tests: error: gce: "), run.explain()
     assert "GOOGLE_APPLICATION_CREDENTIALS" in lines[0]
+
+
+def gce_env(fake: FakeGce, tmp_path: Path) -> dict[str, str]:
+    """A process's way to the fake: a service-account key whose token_uri is the fake, its API
+    endpoint, and no metadata server or gcloud configuration to look at."""
+    return {"GOOGLE_APPLICATION_CREDENTIALS": str(fake.service_account(tmp_path / "sa.json")),
+            "DCT_GCE_API_ENDPOINT": fake.url, "GOOGLE_CLOUD_PROJECT": PROJECT,
+            "CLOUDSDK_CONFIG": str(tmp_path / "gcloud"), "NO_GCE_CHECK": "True",
+            "GCE_METADATA_HOST": "127.0.0.1:9", "GCE_METADATA_IP": "127.0.0.1:9",
+            "DCT_SOURCE_ADDRESS": "127.0.0.1"}
+
+
+def test_machine_type_is_gces_name_for_the_instance_type(gce: FakeGce) -> None:
+    from debian_cloud_tests import options
+
+    config = OptionsOnly(provider="gce", image=FAMILY, zone=ZONE, machine_type="e2-medium")
+    spec = options.build_spec(config, RUN_ID)  # type: ignore[arg-type]
+    assert spec.instance_type == "e2-medium"
+    spec = provider(gce).validate(spec)
+    assert (spec.instance_type, spec.options["memory_mib"]) == ("e2-medium", "4096")
+    same = OptionsOnly(provider="gce", image=FAMILY, zone=ZONE, machine_type="e2-medium",
+                       instance_type="e2-medium")
+    assert options.build_spec(same, RUN_ID).instance_type == "e2-medium"  # type: ignore[arg-type]
+    elsewhere = OptionsOnly(provider="aws", image="ami-0123456789abcdef0", machine_type="t3.small")
+    with pytest.raises(UsageError, match=r"^--machine-type is gce's name for the instance type; "
+                       r"with --provider=aws give --instance-type$"):
+        options.build_spec(elsewhere, RUN_ID)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (("--machine-type=n9-huge",), "--instance-type n9-huge: no such machine type in europe-west1-b "
+     "(or no such zone)"),
+    (("--machine-type=e2-small", "--instance-type=e2-medium"),
+     "conflicting instance types: --instance-type e2-medium, --machine-type e2-small; give one"),
+])
+def test_machine_type_through_the_plugin(gce: FakeGce, tmp_path: Path, args: tuple[str, ...],
+                                         says: str) -> None:
+    run = run_suites(tmp_path, "--provider=gce", f"--image={FAMILY}", f"--zone={ZONE}", *args,
+                     env=gce_env(gce, tmp_path), timeout=120)
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert run.rc == UsageError.exit_code, run.explain()
+    assert lines == [f"debian-cloud-tests: error: {says}"], run.explain()
+    assert gce.leftovers() == {}
+
+
+def test_retry_after_is_honoured_within_bounds(gce: FakeGce, tmp_path: Path) -> None:
+    """A 429 with Retry-After: waiting less only earns another 429; an absurd ask is capped."""
+    gce.fail("instances.insert", 429, "rateLimitExceeded", times=2, retry_after="7")
+    gce.fail("firewalls.insert", 429, "rateLimitExceeded", times=1, retry_after="86400")
+    machine = launch(gce, tmp_path)
+    assert gce.calls.count("instances.insert") == 3 and gce.calls.count("firewalls.insert") == 2
+    assert sorted(gce.sleeps)[-3:] == [7.0, 7.0, backoff.MAX_RETRY_AFTER]  # type: ignore[attr-defined]
+    assert machine.destroy() == [] and gce.leftovers() == {}
+
+
+@pytest.mark.parametrize(("where", "status", "error"), [
+    ("token", 400, "invalid_grant"), ("token", 401, "invalid_client"), ("api", 401, "")])
+def test_refused_credentials_are_one_line_without_the_secret(gce: FakeGce, tmp_path: Path, where: str,
+                                                             status: int, error: str) -> None:
+    """Federated credentials whose token exchange is refused (a revoked subject token, a wrong
+    client secret), or a token the API refuses: one line naming what to set, the usage exit
+    code, and never a secret."""
+    env = gce_env(gce, tmp_path)
+    secrets = ["subject-token-do-not-print", "client-secret-do-not-print"]
+    if where == "token":
+        env["GOOGLE_APPLICATION_CREDENTIALS"] = str(gce.external_account(tmp_path / "wif.json", *secrets))
+        gce.token_refusal = (status, error)
+    else:  # a service account key: the client signs its own token, which the API refuses
+        key = json.loads(Path(env["GOOGLE_APPLICATION_CREDENTIALS"]).read_text())["private_key"]
+        secrets = [line for line in key.splitlines() if "PRIVATE KEY" not in line and len(line) > 20]
+        gce.fail("images.getFromFamily", status, "authError", times=10, message="Invalid Credentials")
+    gce.require_token = True
+    run = run_suites(tmp_path, "--provider=gce", f"--image={FAMILY}", f"--zone={ZONE}", env=env,
+                     timeout=120)
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert run.rc == CredentialsError.exit_code == UsageError.exit_code, run.explain()
+    assert len(lines) == 1 and lines[0].startswith("debian-cloud-tests: error: gce: the credentials "
+                                                   "were refused"), run.explain()
+    assert "GOOGLE_APPLICATION_CREDENTIALS" in lines[0] and (error or "authError") in lines[0]
+    junit = tmp_path / "results.xml"
+    seen = run.stdout + run.stderr + (junit.read_text() if junit.exists() else "")
+    assert "Traceback" not in seen and "PRIVATE KEY" not in seen
+    assert secrets and not [s for s in secrets if s in seen]
+    assert not [t for t in {*gce.tokens, *gce.bearers} if t in seen]
+    assert gce.leftovers() == {} and "instances.insert" not in gce.calls
+
+
+def test_cli_gc_removes_what_a_killed_run_left(gce: FakeGce, tmp_path: Path) -> None:
+    """`debian-cloud-tests gc --provider gce --project P`, credentials from the environment as a
+    user's: what a run killed hours ago left goes, a live run's and others' stay."""
+    machine = launch(gce, tmp_path)  # a live run: not expired
+    old = "dct-0badc0de0000"
+    marks = {RUN_ID_LABEL: "old", EXPIRES_LABEL: "20200101t000000z"}
+    gce.instances[old] = {"name": old, "id": "7", "status": "RUNNING", "labels": marks,
+                          "zone": f"{gce.url}/compute/v1/projects/{PROJECT}/zones/{ZONE}"}
+    gce.firewalls[old] = {"name": old, "id": "8", "description": "debian-cloud-tests: SSH; "
+                          "dct-run-id=old dct-expires=20200101t000000z"}
+    gce.firewalls["theirs"] = {"name": "theirs", "id": "9", "description": "allow http"}
+    gce.require_token = True
+    env = {**os.environ, **gce_env(gce, tmp_path), "GOOGLE_CLOUD_PROJECT": "", "TMPDIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "debian_cloud_tests.cli", "gc", "--provider", "gce",
+                          "--project", PROJECT], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr
+    assert sorted(out.stdout.splitlines()) == [f"gce: deleted {old}", f"gce: deleted {old}"]
+    assert gce.bearers, "the API saw the service account's credentials"
+    assert sorted(gce.instances) == [machine.created.instance]
+    assert sorted(gce.firewalls) == sorted([machine.created.firewall, "theirs"])
+    gce.require_token = False
+    assert machine.destroy() == [] and gce.leftovers() == {"firewalls": ["theirs"]}

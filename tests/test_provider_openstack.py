@@ -28,7 +28,7 @@ from debian_cloud_tests.errors import ArchFirmwareError, ImageNotFoundError, Pro
 from debian_cloud_tests.provider import get_provider
 from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
 
-from .conftest import run_suites
+from .conftest import OptionsOnly, run_suites
 from .fakes.openstack_cloud import HOST_KEY, PASSWORD, REGION, ZONE, FakeOpenStack, running_openstack
 
 RUN_ID = "20260101120000-abc123"
@@ -316,3 +316,30 @@ def test_cli_gc_removes_what_a_killed_run_left(ostack: FakeOpenStack, tmp_path: 
     assert group["id"] not in ostack.security_groups
     assert sorted(ostack.keypairs) == sorted(["mine", machine.created.keypair])
     assert machine.destroy() == [] and ostack.leftovers() == {"keypairs": ["mine"]}
+
+
+def test_flavor_is_openstacks_name_for_the_instance_type(ostack: FakeOpenStack) -> None:
+    from debian_cloud_tests import options
+
+    spec = options.build_spec(OptionsOnly(provider="openstack", image=IMAGE, flavor="m1.medium"),  # type: ignore[arg-type]
+                              RUN_ID)
+    assert spec.instance_type == "m1.medium"
+    assert OpenStackProvider().validate(spec).instance_type == "m1.medium"
+    with pytest.raises(UsageError, match=r"^--flavor is openstack's name for the instance type; "
+                       r"with --provider=gce give --instance-type$"):
+        options.build_spec(OptionsOnly(provider="gce", image=IMAGE, flavor="m1.medium"), RUN_ID)  # type: ignore[arg-type]
+    assert ostack.leftovers() == {}
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (("--flavor=m9.huge",), "--instance-type m9.huge: no such flavor"),
+    (("--flavor=m1.small", "--instance-type=m1.medium"),
+     "conflicting instance types: --instance-type m1.medium, --flavor m1.small; give one"),
+])
+def test_flavor_through_the_plugin(ostack: FakeOpenStack, tmp_path: Path, args: tuple[str, ...],
+                                   says: str) -> None:
+    run = run_suites(tmp_path, "--provider=openstack", f"--image={IMAGE}", *args, timeout=120)
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert run.rc == UsageError.exit_code, run.explain()
+    assert len(lines) == 1 and lines[0].startswith(f"debian-cloud-tests: error: {says}"), run.explain()
+    assert ostack.leftovers() == {}

@@ -3,6 +3,8 @@ that removes the instance, then its security group and key pair, collecting ever
 
 EC2's console is a window (the last 64 KiB) refreshed by AWS now and then, and reading it is
 rate limited: the machine reads it at most every few seconds and stitches the windows together.
+It asks for the latest output (``Latest=True``): without it a Nitro instance answers with a
+snapshot taken around its start, which never shows the host keys printed later.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from .errors import AwsError
 POLL_INTERVAL = 3.0
 _OVERLAP = 256
 GONE = frozenset({"shutting-down", "terminated", "stopping", "stopped"})
+#: what EC2 (or an EC2-compatible API) answers when it cannot give the latest output
+NO_LATEST = frozenset({"UnsupportedOperation", "InvalidParameterValue", "InvalidParameterCombination",
+                       "InvalidParameter", "UnknownParameter"})
 
 
 @dataclass
@@ -103,6 +108,7 @@ class AwsMachine(CloudMachine):
         self.created = created
         self._state = "running"
         self._state_at = time.monotonic()
+        self._latest = True  # until EC2 says this instance cannot give the latest output
 
     @property
     def instance_id(self) -> str:
@@ -112,8 +118,20 @@ class AwsMachine(CloudMachine):
         return POLL_INTERVAL
 
     def _read_console(self, known: str) -> str:
-        """EC2 keeps a window of the console: merge it into what is known."""
-        out = self.ec2.get_console_output(InstanceId=self.instance_id)
+        """EC2 keeps a window of the console: merge the latest one into what is known."""
+        from botocore.exceptions import ClientError
+
+        if self._latest:
+            try:
+                out = self.ec2.get_console_output(InstanceId=self.instance_id, Latest=True)
+                return merge_console(known, out.get("Output") or "")
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in NO_LATEST:
+                    raise
+            out = self.ec2.get_console_output(InstanceId=self.instance_id)
+            self._latest = False  # e.g. a Xen instance type: its window is all there is
+        else:
+            out = self.ec2.get_console_output(InstanceId=self.instance_id)
         return merge_console(known, out.get("Output") or "")
 
     def hard_reset(self) -> None:

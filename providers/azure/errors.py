@@ -55,7 +55,8 @@ def delay(attempt: int) -> float:
 def translate(exc: BaseException, action: str) -> DCTError:
     from azure.core import exceptions as az
 
-    if isinstance(exc, az.ClientAuthenticationError):
+    if isinstance(exc, az.ClientAuthenticationError) and not getattr(exc, "status_code", None):
+        # no token at all; ARM refusing one (401 with a status) is told below, naming the call
         return CredentialsError(f"azure: no usable credentials ({_short(exc)}); {WHAT_TO_SET}")
     status = getattr(exc, "status_code", None) or 0
     error = getattr(exc, "error", None)
@@ -84,8 +85,19 @@ def is_not_found(exc: BaseException) -> bool:
     return getattr(exc, "status_code", None) == 404
 
 
+def retry_after(exc: BaseException) -> float | None:
+    """The seconds ARM's ``Retry-After`` (or ``retry-after-ms``) asks for, None without one."""
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    for name, scale in (("retry-after-ms", 1000.0), ("x-ms-retry-after-ms", 1000.0)):
+        asked = backoff.retry_after(headers.get(name))
+        if asked is not None:
+            return asked / scale
+    return backoff.retry_after(headers.get("Retry-After"))
+
+
 def call(fn: Callable[..., T], action: str, *args: Any, **kwargs: Any) -> T:
-    """``fn(*args, **kwargs)`` with backoff on throttling and transient faults."""
+    """``fn(*args, **kwargs)`` with backoff on throttling and transient faults, never shorter
+    than ARM's ``Retry-After`` (bounded): retrying sooner only earns another 429."""
     from azure.core.exceptions import AzureError as SdkError
     from azure.core.exceptions import HttpResponseError
 
@@ -100,7 +112,8 @@ def call(fn: Callable[..., T], action: str, *args: Any, **kwargs: Any) -> T:
             retry = isinstance(exc, HttpResponseError) and (status in RETRY_STATUS or code in THROTTLING)
             if not retry or attempt >= ATTEMPTS:
                 raise translate(exc, action) from None
-            sleep(backoff.record(action, attempt, f"{status} {code}".strip(), delay(attempt)))
+            wait_for = backoff.honouring(delay(attempt), retry_after(exc))
+            sleep(backoff.record(action, attempt, f"{status} {code}".strip(), wait_for))
 
 
 def wait(poller: Any, action: str, timeout: float) -> Any:

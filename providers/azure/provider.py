@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,8 +36,9 @@ RUN_ID_TAG, EXPIRES_TAG = "dct-run-id", "dct-expires"
 TTL = timedelta(hours=3)
 DEFAULT_SIZE = {Arch.AMD64: "Standard_B2s", Arch.ARM64: "Standard_B2ps_v2"}
 _URN = re.compile(r"^(?P<pub>[^:/\s]+):(?P<offer>[^:/\s]+):(?P<sku>[^:/\s]+):(?P<version>[^:/\s]+)$")
-_ID = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Compute/"
-                 r"(images/[^/]+|galleries/[^/]+/images/[^/]+/versions/[^/]+)$", re.I)
+_ID = re.compile(r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<group>[^/]+)/providers/"
+                 r"Microsoft\.Compute/(?:images/(?P<image>[^/]+)|galleries/(?P<gallery>[^/]+)/images/"
+                 r"(?P<definition>[^/]+)/versions/(?P<version>[^/]+))$", re.I)
 
 
 def parse_expiry(value: str) -> datetime | None:
@@ -73,9 +74,13 @@ class AzureProvider(Provider):
         if not urn and not is_id:
             raise UsageError(f"--image {spec.image!r}: for azure give a URN (Debian:debian-12:12-gen2:"
                              "latest), a gallery image version id or a managed image id")
-        arch, firmware = spec.arch, spec.firmware or Firmware.UEFI
         if urn:
             arch, firmware = self._marketplace(location, urn, spec)
+        elif is_id and is_id["gallery"]:
+            arch, firmware = self._gallery(location, is_id, spec)
+        else:
+            assert is_id is not None
+            arch, firmware = self._managed(location, is_id, spec)
         if spec.firmware and spec.firmware is not firmware:
             raise ArchFirmwareError(f"--firmware {spec.firmware.value}: this image boots with "
                                     f"{firmware.value} on Azure")
@@ -99,6 +104,37 @@ class AzureProvider(Provider):
             raise ImageNotFoundError(f"--image {spec.image}: no such image in {location}") from None
         arch = Arch.ARM64 if _text(image.architecture).lower() == "arm64" else Arch.AMD64
         return arch, Firmware.UEFI if _text(image.hyper_v_generation) == "V2" else Firmware.BIOS
+
+    def _gallery(self, location: str, m: re.Match[str], spec: LaunchSpec) -> tuple[Arch, Firmware]:
+        """A gallery image version: it must exist and be replicated to *location*; its image
+        definition says the architecture and the Hyper-V generation (V2: UEFI)."""
+        compute = self.clients().compute_in(m["sub"])
+        where = (m["group"], m["gallery"], m["definition"])
+        version = _found(lambda: errors.call(compute.gallery_image_versions.get,
+                                             "gallery_image_versions.get", *where, m["version"]),
+                         f"--image {spec.image}: no such gallery image version (or not readable by "
+                         "these credentials)")
+        regions = _attr(_attr(version, "publishing_profile"), "target_regions") or []
+        names = {_region(_attr(r, "name")) for r in regions}
+        if names and _region(location) not in names:
+            raise ImageNotFoundError(f"--image {spec.image}: this version is not replicated to "
+                                     f"{location} (only {', '.join(sorted(names))})")
+        definition = _found(lambda: errors.call(compute.gallery_images.get, "gallery_images.get", *where),
+                            f"--image {spec.image}: no such gallery image definition {m['definition']}")
+        arch = Arch.ARM64 if _text(_attr(definition, "architecture")).lower() == "arm64" else Arch.AMD64
+        return arch, _generation(_attr(definition, "hyper_v_generation"))
+
+    def _managed(self, location: str, m: re.Match[str], spec: LaunchSpec) -> tuple[Arch, Firmware]:
+        """A managed image: it must exist in *location* (managed images are regional); it says
+        its Hyper-V generation, not its architecture (--arch, else the image name, decides)."""
+        compute = self.clients().compute_in(m["sub"])
+        image = _found(lambda: errors.call(compute.images.get, "images.get", m["group"], m["image"]),
+                       f"--image {spec.image}: no such managed image (or not readable by these "
+                       "credentials)")
+        if image.location and _region(image.location) != _region(location):
+            raise ImageNotFoundError(f"--image {spec.image}: the managed image is in {image.location}, "
+                                     f"not --region {location}; copy it or run there")
+        return spec.arch, _generation(_attr(image, "hyper_v_generation"))
 
     def launch(self, spec: LaunchSpec, run_dir: Path) -> Machine:
         c = self.clients()
@@ -131,6 +167,26 @@ class AzureProvider(Provider):
                  "azure_vm_size": spec.instance_type or ""}
         return AzureMachine(c, group, name, facts, SSHEndpoint(ip, 22, spec.ssh_user, key_file),
                             injected, props)
+
+
+def _found(get: Callable[[], Any], missing: str) -> Any:
+    """What *get* returns; ARM's "not found" (any ``*NotFound`` code) becomes *missing*, one line."""
+    try:
+        return get()
+    except errors.AzureError as exc:
+        if "NotFound" not in exc.code:
+            raise
+        raise ImageNotFoundError(missing) from None
+
+
+def _region(name: object) -> str:
+    """A location as ARM compares them: "West Europe" is westeurope."""
+    return str(name or "").replace(" ", "").lower()
+
+
+def _generation(value: Any) -> Firmware:
+    """Hyper-V generation V2 boots with UEFI, V1 (Azure's default when unset) with BIOS."""
+    return Firmware.UEFI if _text(value).upper() == "V2" else Firmware.BIOS
 
 
 def _attr(model: Any, name: str) -> Any:

@@ -4,11 +4,13 @@ at another Resource Manager endpoint."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import logging
 import os
 import shutil
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,17 @@ class Clients:
     resource: Any
     network: Any
     compute: Any
+    #: what made the clients, for a compute client on another subscription (a shared gallery)
+    credential: Any = None
+    client_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def compute_in(self, subscription: str) -> Any:
+        """A compute client on *subscription*: this one's, or a new one with the same credential."""
+        if subscription.lower() == self.subscription.lower():
+            return self.compute
+        from azure.mgmt.compute import ComputeManagementClient
+
+        return ComputeManagementClient(self.credential, subscription, **self.client_kwargs)
 
 
 def make_clients(credential: Any = None, subscription: str | None = None,
@@ -54,16 +67,34 @@ def make_clients(credential: Any = None, subscription: str | None = None,
         from azure.identity import DefaultAzureCredential
 
         try:
-            credential = DefaultAzureCredential()
-            credential.get_token(SCOPE)
+            with _quiet("azure.identity"):  # it logs every source it tried, many lines each
+                credential = DefaultAzureCredential()
+                credential.get_token(SCOPE)
         except (ClientAuthenticationError, ValueError):  # ValueError: malformed AZURE_* settings
+            source = credential_source(os.environ)
+            if source:
+                raise CredentialsError(f"azure: the credentials were refused ({source}); "
+                                       f"{WHAT_TO_SET}") from None
             raise CredentialsError(f"azure: no usable credentials found; {WHAT_TO_SET}") from None
     endpoint = os.environ.get("DCT_AZURE_ARM_ENDPOINT")
     if endpoint:
         client_kwargs.setdefault("base_url", endpoint)
     return Clients(subscription, ResourceManagementClient(credential, subscription, **client_kwargs),
                    NetworkManagementClient(credential, subscription, **client_kwargs),
-                   ComputeManagementClient(credential, subscription, **client_kwargs))
+                   ComputeManagementClient(credential, subscription, **client_kwargs),
+                   credential, dict(client_kwargs))
+
+
+@contextlib.contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """Keep *logger*'s warnings off stderr: the error we raise instead is one line."""
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.ERROR + 1)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def credential_source(env: Mapping[str, str]) -> str | None:

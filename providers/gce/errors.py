@@ -58,7 +58,15 @@ def reason_of(exc: BaseException) -> str:
     return str(getattr(exc, "reason", "") or "")
 
 
-def _message(exc: BaseException) -> str:
+def retry_after(exc: BaseException) -> float | None:
+    """The seconds the response's ``Retry-After`` asks for (None without one)."""
+    from debian_cloud_tests.backoff import retry_after as parse
+
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    return parse(headers.get("Retry-After"))
+
+
+def _message(exc: object) -> str:
     text = str(getattr(exc, "message", "") or exc)
     return re.sub(r"\s+", " ", text).strip().rstrip(".")[:300]
 
@@ -90,8 +98,10 @@ def translate(exc: BaseException, action: str) -> DCTError:
 
     if isinstance(exc, auth_exc.DefaultCredentialsError):
         return CredentialsError(f"gce: no usable credentials found; {WHAT_TO_SET}")
-    if isinstance(exc, auth_exc.RefreshError):
-        return CredentialsError(f"gce: the credentials were refused ({_message(exc)}); {WHAT_TO_SET}")
+    if isinstance(exc, auth_exc.RefreshError | auth_exc.OAuthError):  # OAuthError: from an STS exchange
+        # the first argument is the endpoint's error; the second its whole response body
+        said = exc.args[0] if exc.args and isinstance(exc.args[0], str) else exc
+        return CredentialsError(f"gce: the credentials were refused ({_message(said)}); {WHAT_TO_SET}")
     if isinstance(exc, auth_exc.TransportError | ConnectionError | OSError):
         return GceError(f"gce: {action}: cannot reach the Compute Engine API ({_message(exc)})")
     return classify(reason_of(exc), status_of(exc), _message(exc), action)

@@ -1,8 +1,9 @@
 """Calling GCE with retries: exponential backoff with jitter for what Google says is transient.
 
-HTTP 429, 5xx and the ``rateLimitExceeded`` reasons are retried; everything else fails at once
-with a typed error.  Operations (GCE's answer to every change) are polled here too, on an
-operations client that talks to the same endpoint as the client that started them.
+HTTP 429, 5xx and the ``rateLimitExceeded`` reasons are retried, never sooner than the
+response's ``Retry-After`` asks (up to a bound); everything else fails at once with a typed
+error.  Operations (GCE's answer to every change) are polled here too, on an operations client
+that talks to the same endpoint as the client that started them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from debian_cloud_tests import backoff
 from debian_cloud_tests.backoff import Backoff
 from debian_cloud_tests.errors import ProviderError
 
-from .errors import RETRY_STATUS, THROTTLING, classify, reason_of, status_of, translate
+from .errors import RETRY_STATUS, THROTTLING, classify, reason_of, retry_after, status_of, translate
 
 T = TypeVar("T")
 
@@ -50,8 +51,9 @@ def call(fn: Callable[..., T], action: str, **kwargs: Any) -> T:
             attempt += 1
             if not retryable(exc) or attempt >= API.attempts:
                 raise translate(exc, action) from None
+            wait_for = backoff.honouring(API.delay(attempt), retry_after(exc))
             sleep(backoff.record(action, attempt, f"{status_of(exc)} {reason_of(exc)}".strip(),
-                                 API.delay(attempt)))
+                                 wait_for))
 
 
 def wait_operation(get: Callable[[], Any], action: str, timeout: float = 300.0) -> Any:

@@ -3,8 +3,12 @@
 Generic where ARM is generic (PUT stores a resource, GET returns it, deleting a resource group
 deletes everything in it) and every change is a long-running operation: 201/202 with an
 ``Azure-AsyncOperation`` URL the SDK's pollers follow.  It fails as Azure does when told to: an
-HTTP error with ARM's error code, an operation ending ``Failed``, a VM whose creation never
-finishes, a boot diagnostics log that is empty at first, a group delete that fails once.
+HTTP error with ARM's error code (``Retry-After`` too, if given), an operation ending
+``Failed``, a VM whose creation never finishes, a boot diagnostics log that is empty at first, a
+group delete that fails once.  Images besides the marketplace's are read-only resources of
+someone else's (never leftovers): gallery image versions with their image definitions
+(:meth:`FakeArm.add_gallery_image`) and managed images (:meth:`FakeArm.add_managed_image`),
+answered as Compute answers a missing one (404 ``NotFound``).
 
 With :attr:`FakeArm.guests` set, a VM of an image that maps to a local file is a real QEMU guest
 (see :mod:`.azure_qemu`): its public address is the guest's loopback address, its creation runs
@@ -40,10 +44,16 @@ _IMAGE = re.compile(r".*/publishers/(?P<pub>[^/]+)/artifacttypes/vmimage/offers/
                     r"(?P<sku>[^/]+)/versions(?:/(?P<version>[^/]+))?$", re.I)
 
 
+_COMPUTE_IMAGE = re.compile(r"/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.compute/"
+                            r"(?:images/[^/]+|galleries/[^/]+/images/[^/]+(?:/versions/[^/]+)?)")
+
+
 class Fault(Exception):
-    def __init__(self, status: int, code: str, message: str = "") -> None:
+    def __init__(self, status: int, code: str, message: str = "",
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message or code)
         self.status, self.code, self.message = status, code, message or f"{code} (injected)"
+        self.headers = headers or {}
 
 
 @dataclass
@@ -54,6 +64,10 @@ class FakeArm:
     faults: dict[str, list[Fault]] = field(default_factory=dict)
     op_faults: dict[str, list[str]] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
+    #: images of someone else's (galleries, managed images) by lower-case id: read, never created
+    images: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: set: the managed-identity token endpoint refuses every request with this status and error
+    token_refusal: tuple[int, str] | None = None
     stuck: bool = False
     empty_console_reads: int = 0
     console_reads: int = 0
@@ -63,9 +77,48 @@ class FakeArm:
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def fail(self, kind: str, status: int, code: str, times: int = 1, message: str = "") -> None:
-        """The next *times* requests of *kind* ("PUT virtualMachines") answer *status*/*code*."""
-        self.faults.setdefault(kind, []).extend([Fault(status, code, message)] * times)
+    def fail(self, kind: str, status: int, code: str, times: int = 1, message: str = "",
+             retry_after: str | None = None) -> None:
+        """The next *times* requests of *kind* ("PUT virtualMachines") answer *status*/*code*
+        (with a ``Retry-After`` header when given)."""
+        headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        self.faults.setdefault(kind, []).extend([Fault(status, code, message, headers)] * times)
+
+    def add_gallery_image(self, definition: str = "debian-12", version: str = "1.0.0",
+                          arch: str = "x64", generation: str = "V2",
+                          regions: tuple[str, ...] = ("West Europe",), group: str = "images",
+                          gallery: str = "debian", subscription: str = SUBSCRIPTION) -> str:
+        """A gallery image definition (architecture, Hyper-V generation) with one version
+        replicated to *regions*; returns the version's id."""
+        base = (f"/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.Compute/"
+                f"galleries/{gallery}/images/{definition}")
+        self.images[base.lower()] = {
+            "id": base, "name": definition, "location": LOCATION,
+            "type": "Microsoft.Compute/galleries/images",
+            "properties": {"osType": "Linux", "osState": "Generalized", "architecture": arch,
+                           "hyperVGeneration": generation, "provisioningState": "Succeeded",
+                           "identifier": {"publisher": "Debian", "offer": "debian-12", "sku": definition}}}
+        vid = f"{base}/versions/{version}"
+        self.images[vid.lower()] = {
+            "id": vid, "name": version, "location": LOCATION,
+            "type": "Microsoft.Compute/galleries/images/versions",
+            "properties": {"provisioningState": "Succeeded", "publishingProfile": {
+                "targetRegions": [{"name": r, "regionalReplicaCount": 1} for r in regions]},
+                "storageProfile": {"osDiskImage": {"sizeInGB": 30}}}}
+        return vid
+
+    def add_managed_image(self, name: str = "debian-12-custom", generation: str | None = "V2",
+                          location: str = LOCATION, group: str = "images") -> str:
+        """A managed image in *location* (a Hyper-V generation, no architecture); returns its id."""
+        iid = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.Compute/"
+               f"images/{name}")
+        props: dict[str, Any] = {"provisioningState": "Succeeded", "storageProfile": {
+            "osDisk": {"osType": "Linux", "osState": "Generalized"}}}
+        if generation:
+            props["hyperVGeneration"] = generation
+        self.images[iid.lower()] = {"id": iid, "name": name, "location": location,
+                                    "type": "Microsoft.Compute/images", "properties": props}
+        return iid
 
     def fail_operation(self, kind: str, code: str, times: int = 1) -> None:
         """The operation started by the next *times* requests of *kind* ends Failed with *code*."""
@@ -102,6 +155,9 @@ class FakeArm:
             op = self.operations[low.rsplit("/", 1)[-1]]
             return 200, op, {"Retry-After": "1" if op["status"] == "InProgress" else "0"}
         if low.startswith("/msi/token"):
+            if self.token_refusal is not None:
+                status, error = self.token_refusal
+                return status, {"error": error, "error_description": f"{error} (injected)"}, {}
             return 200, {"access_token": "stub-token", "expires_on": str(int(time.time()) + 3600),
                          "resource": query.get("resource", ""), "token_type": "Bearer"}, {}
         if low.startswith("/blobs/"):
@@ -130,6 +186,10 @@ class FakeArm:
                        "properties": {"architecture": "Arm64" if "arm64" in image["sku"] else "x64",
                                       "hyperVGeneration": "V2" if "gen2" in image["sku"] else "V1"}}
             return 200, (version if image["version"] else [version]), {}
+        if method == "GET" and _COMPUTE_IMAGE.fullmatch(low):
+            if low not in self.images:
+                raise Fault(404, "NotFound", "The entity was not found in this Azure location.")
+            return 200, self.images[low], {}
         if method == "GET" and low.endswith("/resourcegroups"):
             return 200, {"value": self.groups()}, {}
         if method == "POST" and low.endswith("/retrievebootdiagnosticsdata"):
@@ -188,7 +248,7 @@ class _Handler(BaseHTTPRequestHandler):
                                                     {k: v[0] for k, v in parse_qs(url.query).items()},
                                                     json.loads(raw) if raw else None)
         except Fault as f:
-            status, out, headers = f.status, {"error": {"code": f.code, "message": f.message}}, {}
+            status, out, headers = f.status, {"error": {"code": f.code, "message": f.message}}, f.headers
         data = out.encode() if isinstance(out, str) else json.dumps(out).encode() if out is not None else b""
         self.send_response(status)
         for key, value in headers.items():

@@ -10,8 +10,10 @@ guest (see :mod:`.gce_qemu`): PROVISIONING, then STAGING until its guest runs, t
 external address is the guest's loopback address, its metadata server a
 :class:`GceMetadataServer`, its serial port output the QEMU console, and reset and delete act on
 the guest.  ``POST /token`` answers OAuth token requests (a service account whose ``token_uri``
-points here), and with :attr:`FakeGce.require_token` every API call needs a bearer token (one
-of those, or the JWT the client signs itself with the key; the test checks which).
+points here, or an external account whose STS ``token_url`` does), refusing them with
+:attr:`FakeGce.token_refusal` set; with :attr:`FakeGce.require_token` every API call needs a
+bearer token (one of those, or the JWT the client signs itself with the key; the test checks
+which).
 """
 
 from __future__ import annotations
@@ -63,9 +65,11 @@ ROUTES = [
 
 
 class HttpFault(Exception):
-    def __init__(self, status: int, reason: str, message: str) -> None:
+    def __init__(self, status: int, reason: str, message: str,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.reason, self.message = status, reason, message
+        self.headers = headers or {}
 
 
 @dataclass
@@ -89,6 +93,8 @@ class FakeGce:
     metadata_machine_type: str = ""
     require_token: bool = False  # API calls without "Authorization: Bearer …" answer 401
     tokens: list[str] = field(default_factory=list)  # access tokens handed out
+    #: set: the token endpoint refuses every request with this HTTP status and OAuth error
+    token_refusal: tuple[int, str] | None = None
     bearers: set[str] = field(default_factory=set)  # the bearer tokens API calls carried
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1000))
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -102,10 +108,13 @@ class FakeGce:
                              "diskSizeGb": "10", "id": str(next(self._ids)),
                              "guestOsFeatures": [{"type": "UEFI_COMPATIBLE"}, {"type": "GVNIC"}]}
 
-    def fail(self, action: str, status: int, reason: str, times: int = 1, message: str = "") -> None:
-        """The next *times* calls of *action* answer HTTP *status* with GCE's *reason*."""
+    def fail(self, action: str, status: int, reason: str, times: int = 1, message: str = "",
+             retry_after: str | None = None) -> None:
+        """The next *times* calls of *action* answer HTTP *status* with GCE's *reason* (and a
+        ``Retry-After`` header when given)."""
+        headers = {"Retry-After": retry_after} if retry_after is not None else {}
         self.faults.setdefault(action, []).extend(
-            [HttpFault(status, reason, message or f"{reason} (injected)")] * times)
+            [HttpFault(status, reason, message or f"{reason} (injected)", headers)] * times)
 
     def fail_operation(self, action: str, code: str, message: str = "", times: int = 1) -> None:
         """The operation started by the next *times* calls of *action* ends with error *code*."""
@@ -132,11 +141,30 @@ class FakeGce:
             "client_id": "1234", "token_uri": f"{self.url}/token"}))
         return path
 
-    def token(self) -> dict[str, Any]:
-        """An OAuth access token, as Google's token endpoint grants one."""
+    def external_account(self, path: Path, subject_token: str, client_secret: str) -> Path:
+        """Workload identity federation credentials (Application Default Credentials of type
+        ``external_account``) whose STS token endpoint is this fake: the subject token in a file
+        beside *path*, exchanged with a client id and *client_secret*.  The audience names no
+        project number, so google-auth never asks Resource Manager for the project."""
+        token_file = path.with_name(path.name + ".subject-token")
+        token_file.write_text(subject_token)
+        path.write_text(json.dumps({
+            "type": "external_account",
+            "audience": "//iam.googleapis.com/locations/global/workloadIdentityPools/dct/providers/fake",
+            "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+            "token_url": f"{self.url}/token", "client_id": "dct-client",
+            "client_secret": client_secret, "credential_source": {"file": str(token_file)}}))
+        return path
+
+    def token(self) -> tuple[int, dict[str, Any]]:
+        """An OAuth access token, as Google's token endpoint grants one (or refuses it, as for
+        a deleted or disabled service account key)."""
+        if self.token_refusal is not None:
+            status, error = self.token_refusal
+            return status, {"error": error, "error_description": "Invalid JWT Signature."}
         with self.lock:
             self.tokens.append(f"ya29.fake-{next(self._ids)}")
-            return {"access_token": self.tokens[-1], "expires_in": 3599, "token_type": "Bearer"}
+            return 200, {"access_token": self.tokens[-1], "expires_in": 3599, "token_type": "Bearer"}
 
     def handle(self, method: str, path: str, query: dict[str, str], body: dict[str, Any],
                authorization: str = "") -> Any:
@@ -318,9 +346,10 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        headers: dict[str, str] = {}
         try:
             if (self.command, url.path) == ("POST", "/token"):  # a form, not JSON
-                status, out = 200, self.fake.token()
+                status, out = self.fake.token()
             else:
                 status, out = 200, self.fake.handle(self.command, url.path, query,
                                                     json.loads(raw) if raw else {},
@@ -329,8 +358,11 @@ class _Handler(BaseHTTPRequestHandler):
             status, out = f.status, {"error": {"code": f.status, "message": f.message,
                                                "errors": [{"reason": f.reason, "message": f.message,
                                                            "domain": "global"}]}}
+            headers = f.headers
         data = json.dumps(out).encode()
         self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()

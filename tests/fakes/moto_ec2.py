@@ -3,8 +3,9 @@ where the provider's correctness depends on it.
 
 The server runs in a thread of the test process (``ThreadedMotoServer``), so its backend can be
 hooked in-process: faults injected into any API action, a security group that cannot be deleted
-while an instance uses it, and instances backed by :class:`Machines` (scripted consoles here,
-real QEMU guests in :mod:`aws_qemu`).  Anything in another process (the plugin run by
+while an instance uses it, instances that stay ``pending`` (moto starts every one ``running``),
+and instances backed by :class:`Machines` (scripted consoles here, real QEMU guests in
+:mod:`aws_qemu`).  Anything in another process (the plugin run by
 ``run_suites``) reaches it over HTTP through ``AWS_ENDPOINT_URL``, as it would reach AWS.
 
 moto and boto3 are imported when first used, never when this module is: collecting the tests
@@ -129,6 +130,10 @@ class Hooks:
         self.machines = machines
         self.faults: dict[str, list[tuple[str, str]]] = {}
         self.calls: list[str] = []
+        #: instances started from now on stay pending until terminated, as on a stuck launch
+        self.stuck_pending = False
+        #: the ``Latest`` parameter of every get_console_output call (None: not given)
+        self.console_latest: list[object] = []
         self._lock = threading.Lock()
         self._patch_instances(monkeypatch)
         self._patch_actions(monkeypatch)
@@ -137,9 +142,16 @@ class Hooks:
         """The next *times* calls of *action* (e.g. 'run_instances') fail with AWS error *code*."""
         self.faults.setdefault(action, []).extend([(code, message)] * times)
 
+    def hold_pending(self) -> None:
+        """Instances started from now on never leave ``pending`` (terminating them still works)."""
+        self.stuck_pending = True
+
     def _patch_instances(self, mp: pytest.MonkeyPatch) -> None:
         from moto.ec2.exceptions import EC2ClientError
         from moto.ec2.models import EC2Backend
+        from moto.ec2.models.instances import InstanceState
+
+        hooks = self
 
         machines = self.machines
         run, terminate, reboot = (EC2Backend.run_instances, EC2Backend.terminate_instances,
@@ -149,6 +161,9 @@ class Hooks:
         def run_instances(backend: Any, *args: Any, **kwargs: Any) -> Any:
             reservation = run(backend, *args, **kwargs)
             for instance in reservation.instances:
+                if hooks.stuck_pending:
+                    instance._state = InstanceState("pending", 0)
+                    continue
                 machines.start(backend, instance)
             return reservation
 
@@ -211,6 +226,8 @@ class Hooks:
         from moto.ec2.utils import Base64EncodedString
 
         instance = response.ec2_backend.get_instance(response._get_param("InstanceId"))
+        with self._lock:
+            self.console_latest.append(response._get_param("Latest"))
         text = self.machines.console(instance.id)[-64 * 1024:]  # EC2 keeps the last 64 KiB
         result: dict[str, Any] = {"InstanceId": instance.id, "Timestamp": utcnow()}
         if text:
