@@ -19,6 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from qemu_fleet import machine_facts
+
 from debian_cloud_tests.build import fai
 from debian_cloud_tests.build.driver import DEFAULT_CSPACE, build
 from debian_cloud_tests.build.spec import BuildSpec
@@ -63,6 +65,9 @@ def main() -> int:
                 (plain_times if fn is plain else driver_times).append(t)
                 print(f"run {i + 1}: {fn.__name__:<6} {t:7.1f} s", flush=True)
     p, d = sum(plain_times) / len(plain_times), sum(driver_times) / len(driver_times)
+    # FAI runs on this host, not in a guest: the accel is what a run here would get, for context
+    print(f"machine: {machine_facts()}; {args.release} {args.vendor} amd64 raw, {args.runs} run(s) each, "
+          "FAI native (no VM)")
     print(f"plain fai-diskimage: {p:.1f} s")
     print(f"driver (build):      {d:.1f} s")
     print(f"ratio driver/plain:  {d / p:.3f} (overhead {100 * (d / p - 1):+.1f} %, target <= 5 %)")

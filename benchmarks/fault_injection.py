@@ -342,16 +342,6 @@ class Injector:
             self.emulator.clean()
 
 
-def machine_facts() -> str:
-    from debian_cloud_tests.providers.qemu.accel import choose
-
-    from debian_cloud_tests.paths import cache_dir
-    from debian_cloud_tests.spec import Accel, Arch
-
-    accel, why = choose(Accel.AUTO, Arch.AMD64, "qemu-system-x86_64", cache_dir())
-    return f"{os.cpu_count()} cores, accel {accel.value} ({why}), load {os.getloadavg()[0]:.1f}"
-
-
 def report(kills: list[Kill], planned: int, wall: float, facts: str, image: Path) -> int:
     print(f"machine: {facts}; image {image.name}")
     print(f"{'provider':<8} {'signal':<7} {'phase':<9} {'kills':>5} {'missed':>6} {'gc-needed':>9} "
@@ -406,6 +396,8 @@ def main() -> int:
 
     rng = random.Random(args.seed)
     image = Path(args.image).resolve()
+    from qemu_fleet import machine_facts
+
     facts = machine_facts()
     print(f"seed {args.seed}, {args.kills} kills on {', '.join(providers)}, image {image}", flush=True)
     started = time.monotonic()

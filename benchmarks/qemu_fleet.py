@@ -1,8 +1,10 @@
 """What the benchmarks share: the image to measure (given, or the test image built or taken
-from the cache) and a QEMU fleet for it that destroys its machines however the measurement ends."""
+from the cache), a QEMU fleet for it that destroys its machines however the measurement ends,
+and the machine facts every script prints with its figures (cores, accel, load)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +14,7 @@ from debian_cloud_tests.imagebuild.builder import Recipe, build_image
 from debian_cloud_tests.lifecycle import Fleet
 from debian_cloud_tests.provider import get_provider
 from debian_cloud_tests.rundir import new_run_id
-from debian_cloud_tests.spec import Arch, KeepInstance, LaunchSpec
+from debian_cloud_tests.spec import Accel, Arch, KeepInstance, LaunchSpec
 
 
 def image_to_measure(given: str | None) -> Path:
@@ -30,3 +32,14 @@ def qemu_fleet(image: Path, **spec: Any) -> Iterator[Fleet]:
         yield fleet
     finally:
         fleet.close(failed=False)
+
+
+def machine_facts() -> str:
+    """Cores, the accelerator QEMU gets here (and why) and the load: a figure means little
+    without them, so every script prints them the same way."""
+    from debian_cloud_tests.providers.qemu.accel import choose
+
+    from debian_cloud_tests.paths import cache_dir
+
+    accel, why = choose(Accel.AUTO, Arch.AMD64, "qemu-system-x86_64", cache_dir())
+    return f"{os.cpu_count()} cores, accel {accel.value} ({why}), load {os.getloadavg()[0]:.1f}"

@@ -8,6 +8,7 @@ A user's own ``--user-data`` is kept intact: a ``#cloud-config`` document is mer
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -67,7 +68,8 @@ def build_user_data(content: SeedContent) -> str:
     if theirs.startswith("#cloud-config"):
         return "#cloud-config\n" + yaml.safe_dump(_merge(content.user_data_file, theirs, ours),
                                                   sort_keys=False)
-    return _multipart(theirs, "#cloud-config\n" + yaml.safe_dump(ours, sort_keys=False))
+    return _multipart(content.user_data_file, theirs,
+                      "#cloud-config\n" + yaml.safe_dump(ours, sort_keys=False))
 
 
 def _merge(path: Path, theirs: str, ours: dict[str, object]) -> dict[str, object]:
@@ -93,10 +95,10 @@ def _merge(path: Path, theirs: str, ours: dict[str, object]) -> dict[str, object
     return merged
 
 
-def _multipart(theirs: str, ours: str) -> str:
+def _multipart(path: Path, theirs: str, ours: str) -> str:
     subtype = next((sub for prefix, sub in _SUBTYPES.items() if theirs.startswith(prefix)), None)
     if subtype is None:
-        raise UsageError("--user-data: unrecognised format (expected #cloud-config, a #! script, "
+        raise UsageError(f"--user-data {path}: unrecognised format (expected #cloud-config, a #! script, "
                          "#include, #cloud-boothook or a jinja template)")
     msg = MIMEMultipart()
     msg.attach(MIMEText(theirs, subtype))
@@ -113,6 +115,23 @@ def read_ca_cert(path: Path) -> str:
     if "BEGIN CERTIFICATE" not in text:
         raise UsageError(f"--ca-cert {path}: not a PEM certificate")
     return text
+
+
+#: stands in for the run's key when user input is checked before the key exists
+_CHECK_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIcheck debian-cloud-tests"
+
+
+def check_user_input(user_data: Path | None, ca_certs: Sequence[Path]) -> None:
+    """Read ``--user-data`` and every ``--ca-cert`` as a launch would, before anything exists.
+
+    A bad file is then one usage error at option time, not an error of the first check after a
+    machine was created (which printed nothing on stderr).
+
+    Raises:
+        UsageError: a file is missing, unreadable, not PEM, not YAML or of an unknown format.
+    """
+    certs = [read_ca_cert(path) for path in ca_certs]
+    build_user_data(SeedContent(authorized_key=_CHECK_KEY, ca_certs=certs, user_data_file=user_data))
 
 
 def build_meta_data(instance_id: str, hostname: str) -> str:

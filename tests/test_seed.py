@@ -81,3 +81,18 @@ def test_ca_cert_must_be_a_readable_pem(tmp_path: Path) -> None:
     pem = tmp_path / "ca.pem"
     pem.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
     assert seed.read_ca_cert(pem).startswith("-----BEGIN CERTIFICATE-----")
+
+
+def test_user_input_is_checked_as_a_launch_reads_it(tmp_path: Path) -> None:
+    """Options are checked with this before anything is created: what a launch would refuse."""
+    pem = tmp_path / "ca.pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    user = tmp_path / "ud.yaml"
+    user.write_text("#cloud-config\npackages: [htop]\n")
+    seed.check_user_input(user, [pem])
+    seed.check_user_input(None, [])
+    with pytest.raises(UsageError, match=r"--ca-cert .*missing\.pem: No such file"):
+        seed.check_user_input(user, [pem, tmp_path / "missing.pem"])
+    user.write_text("plain text\n")
+    with pytest.raises(UsageError, match=rf"--user-data {user}: unrecognised format"):
+        seed.check_user_input(user, [pem])
