@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 
 import pytest
 
+from . import applicability
+
 
 @dataclass(frozen=True)
 class CheckInfo:
@@ -35,7 +37,7 @@ class _Collector:
             if not _is_suite_item(item):
                 continue
             cid = check_id(item)
-            where = "; ".join(f"{k}={','.join(v) if not isinstance(v, str) else v}"
+            where = "; ".join(applicability.describe(k, v)
                               for m in item.iter_markers("applies") for k, v in m.kwargs.items())
             doc = (getattr(item, "function", None).__doc__ or "").strip().splitlines()  # type: ignore[union-attr]
             self.checks.append(CheckInfo(cid, cid.split(".")[0], where or "everywhere",
@@ -64,8 +66,9 @@ def render(checks: list[CheckInfo], fmt: str) -> str:
         lines += [f"| `{c.id}` | {c.applies} | {c.verifies.replace('|', '/')} |" for c in checks]
         return "\n".join(lines)
     width = max((len(c.id) for c in checks), default=10)
-    rows = [f"{'ID':<{width}}  {'APPLIES':<12}  VERIFIES"]
-    rows += [f"{c.id:<{width}}  {c.applies:<12}  {c.verifies}" for c in checks]
+    where = max((len(c.applies) for c in checks), default=10)
+    rows = [f"{'ID':<{width}}  {'APPLIES':<{where}}  VERIFIES"]
+    rows += [f"{c.id:<{width}}  {c.applies:<{where}}  {c.verifies}" for c in checks]
     rows.append(f"{len(checks)} checks")
     return "\n".join(rows)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
+import traceback
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
@@ -26,7 +27,7 @@ from .lifecycle import Fleet, Instance
 from .machine import Machine
 from .provider import Provider, get_provider
 from .rundir import new_run_id
-from .spec import KeepInstance, LaunchSpec
+from .spec import KeepInstance, LaunchSpec, release_from_os_release
 
 NO_PROVIDER = ("conformance suites need a machine: pytest --provider=qemu --image=IMAGE "
                "(see --help, group debian-cloud-tests)")
@@ -96,7 +97,8 @@ def suites_dir() -> Path:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "applies(provider=, arch=, firmware=): where a check applies")
+    config.addinivalue_line("markers", "applies(provider=, arch=, firmware=, image_type=, release=): "
+                            "where a check applies (see debian_cloud_tests.applicability)")
     config.addinivalue_line("markers", "late: reads a slow probe, so runs after the quick checks")
     state = config.stash.get(STATE, None)
     if state is None:
@@ -158,7 +160,26 @@ def _order(item: pytest.Item) -> int:
     return 1 if item.get_closest_marker("late") else 0
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+#: the console scan at the end of a run: where it lives
+ADDED_FOR_THE_END = pytest.StashKey[bool]()
+END_SCAN = ("bvt/test_bvt.py", "test_console_clean_at_end")
+
+
+def _end_scan(session: pytest.Session) -> list[pytest.Item]:
+    """The console scan of every machine, for a run whose selection left it out: a panic or a
+    failed unit during any check is reported whatever suites ran."""
+    module = pytest.Module.from_parent(session, path=suites_dir() / END_SCAN[0])
+    found = [item for item in module.collect() if item.name == END_SCAN[1]]
+    for item in found:
+        item.stash[ADDED_FOR_THE_END] = True  # reads the console only: its module's probes stay out
+    return found  # type: ignore[return-value]
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    suite_items = [item for item in items if _is_suite_item(item)]
+    if suite_items and not any(getattr(i, "originalname", i.name) in RUN_AT_END for i in suite_items):
+        items.extend(_end_scan(session))
     items.sort(key=_order)  # stable: order within each group is kept
     state = config.stash.get(STATE, None)
     for item in items:
@@ -168,7 +189,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if state is None:
             item.add_marker(pytest.mark.skip(reason=NO_PROVIDER))
             continue
-        module = getattr(item, "module", None)
+        module = None if item.stash.get(ADDED_FOR_THE_END, False) else getattr(item, "module", None)
         for probe in (*probes.FOR_PROPERTIES, *getattr(module, "PROBES", ())):
             known = state.probes.setdefault(probe.name, probe)
             if known != probe:  # two suites reading different things under one name
@@ -177,6 +198,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         reason = applicability.not_applicable(item, state.provider.name, state.spec)
         if reason:
             item.add_marker(pytest.mark.skip(reason=f"not applicable: {reason}"))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Decide what only the guest can tell (its release) once it is up, before the check runs."""
+    state = item.config.stash.get(STATE, None)
+    if state is None or not _is_suite_item(item):
+        return
+    if not applicability.pending_axes(item, state.provider.name, state.spec):
+        return
+    facts = state.facts or item._request.getfixturevalue("facts")  # type: ignore[attr-defined]
+    os_release = facts[probes.OS_RELEASE.name]
+    state.spec.release = release_from_os_release(artifacts.os_release_fields(os_release.stdout))
+    if state.spec.release is None:
+        pytest.skip("not applicable: the guest's Debian release is unknown (its os-release names "
+                    "none); give --release")
+    reason = applicability.not_applicable(item, state.provider.name, state.spec)
+    if reason:
+        pytest.skip(f"not applicable: {reason}")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -264,26 +304,72 @@ def machine(instance: Instance) -> Machine:
     return instance.machine
 
 
+#: a shell's exit status when it could not run the command at all (missing, not executable)
+CANNOT_RUN = (126, 127)
+
+
+class CheckedFacts:
+    """The gathered facts as checks read them: a probe whose command the guest lacks fails the
+    check that reads it, saying so, instead of reading as "nothing found"."""
+
+    def __init__(self, facts: Facts) -> None:
+        self._facts = facts
+
+    def __getitem__(self, name: str) -> facts_mod.Output:
+        out = self._facts[name]
+        if out.rc in CANNOT_RUN:
+            pytest.fail(f"the guest cannot run what this check reads ({out.why()}): a command "
+                        "the image is expected to have is missing or not executable", pytrace=False)
+        return out
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._facts
+
+    def wait(self) -> CheckedFacts:
+        self._facts.wait()
+        return self
+
+
 @pytest.fixture(scope="session")
-def facts(instance: Instance, dct_run: RunState) -> Facts:
+def facts(instance: Instance, dct_run: RunState) -> CheckedFacts:
     """Every collected suite's probes, run once in a few round trips."""
     if instance.host is None:
         pytest.fail(f"cannot log in to the machine: {instance.ready.login_error}", pytrace=False)
     if dct_run.facts is None:
         dct_run.facts = facts_mod.start(instance.host.backend.client, dct_run.probes.values())
-    return dct_run.facts
+    return CheckedFacts(dct_run.facts)
+
+
+#: what a check raises when the guest answered something it could not parse
+UNREADABLE = (ValueError, KeyError, IndexError, TypeError, AttributeError)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, Any]:
+    """A guest in a bad state (a file empty or garbled, a command printing something else) fails
+    the check with one line naming what could not be read, never a traceback into our code."""
+    if not _is_suite_item(pyfuncitem):
+        return (yield)
+    try:
+        return (yield)
+    except UNREADABLE as exc:
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        pytest.fail(f"the guest's answer could not be read ({type(exc).__name__}: {str(exc)[:200]}, "
+                    f"in {Path(frame.filename).name}:{frame.lineno}): the guest is not in a state "
+                    "this check understands; look at the probe's output in the guest", pytrace=False)
 
 
 @pytest.fixture(scope="session")
-def boot_budget(request: pytest.FixtureRequest, machine: Machine) -> float:
-    """Seconds to SSH-ready the image may take here: --boot-budget, else by acceleration."""
+def boot_budget(request: pytest.FixtureRequest, machine: Machine, dct_run: RunState) -> float:
+    """Seconds to SSH-ready the image may take here: --boot-budget, else the platform's (by
+    provider, and by acceleration where the machine is emulated)."""
     given = options.value(request.config, "boot-budget")
     if given:
         try:
             return float(given)
         except ValueError:
             pytest.fail(f"--boot-budget {given!r}: give seconds", pytrace=False)
-    return 300.0 if machine.properties().get("accel") == "tcg" else 120.0
+    return dct_run.provider.boot_budget(machine)
 
 
 @pytest.fixture(scope="session")
@@ -311,7 +397,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for access in state.kept:
         tr.write_line(f"debian-cloud-tests: machine kept running: {access}", yellow=True)
     if state.error is not None:
-        tr.write_line(f"debian-cloud-tests: error: {state.error.message}", red=True)
+        # the one line a script or CI log looks for, on stderr beside the exit code
+        print(f"debian-cloud-tests: error: {state.error.message}", file=sys.stderr)
     if state.ready_at is not None and state.checks_done_at is not None:
         boot = state.boot_seconds
         boot_text = f" (boot to ssh {boot:.1f}s)" if boot is not None else ""

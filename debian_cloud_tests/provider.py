@@ -31,6 +31,10 @@ BUILTIN: dict[str, str] = {
 }
 
 
+#: an emulated CPU (QEMU's TCG) boots several times slower than a virtualised one
+EMULATED_BOOT_BUDGET = 300.0
+
+
 class Provider(abc.ABC):
     """Launches machines for one platform."""
 
@@ -56,6 +60,16 @@ class Provider(abc.ABC):
         Raises:
             ProviderError: the platform could not start the machine.
         """
+
+    #: seconds from launch to SSH-ready a healthy image takes at most on this platform, with
+    #: hardware virtualisation; emulated (TCG) machines get EMULATED_BOOT_BUDGET
+    boot_budget_seconds: float = 120.0
+
+    def boot_budget(self, machine: Machine) -> float:
+        """The boot budget for *machine*: the platform's, or the emulated one under TCG."""
+        if machine.properties().get("accel") == "tcg":
+            return EMULATED_BOOT_BUDGET
+        return self.boot_budget_seconds
 
     def properties(self) -> dict[str, str]:
         """JUnit properties describing the platform (versions of the tools it drives)."""

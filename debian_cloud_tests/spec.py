@@ -48,6 +48,30 @@ class ImageType(enum.StrEnum):
         return next((t for t in cls if t.value in words), None)
 
 
+#: Debian releases in order, oldest first; sid (unstable) is always the newest
+RELEASES = ("bullseye", "bookworm", "trixie", "forky", "duke", "sid")
+RELEASE_NUMBERS = {"11": "bullseye", "12": "bookworm", "13": "trixie", "14": "forky", "15": "duke"}
+
+
+def release_from_image_name(name: str) -> str | None:
+    """Debian's image names carry the release (debian-13-genericcloud-amd64, or a codename)."""
+    lowered = name.lower()
+    number = re.search(r"debian-(\d+)(?!\d)", lowered)
+    if number and number.group(1) in RELEASE_NUMBERS:
+        return RELEASE_NUMBERS[number.group(1)]
+    words = set(re.split(r"[-_.]", lowered))
+    return next((r for r in RELEASES if r in words), None)
+
+
+def release_from_os_release(fields: dict[str, str]) -> str | None:
+    """The guest's release from its os-release (VERSION_CODENAME; sid and testing have no
+    VERSION_ID and name the next release, which is what a check about it means)."""
+    codename = fields.get("VERSION_CODENAME", "")
+    if codename in RELEASES:
+        return codename
+    return RELEASE_NUMBERS.get(fields.get("VERSION_ID", ""))
+
+
 class Firmware(enum.StrEnum):
     BIOS = "bios"
     UEFI = "uefi"
@@ -90,3 +114,5 @@ class LaunchSpec:
     run_id: str = ""
     options: dict[str, str] = field(default_factory=dict)
     image_type: ImageType | None = None
+    #: the Debian release the image holds (a codename); None: read from the guest once it is up
+    release: str | None = None

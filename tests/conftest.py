@@ -20,16 +20,28 @@ from .fakes.sshd import Sshd, running_sshd, unavailable
 ROOT = Path(__file__).resolve().parent.parent
 
 
+DNS = Path(__file__).with_name("fakes") / "dns.py"
+
+
 def in_private_network(cmd: list[str]) -> list[str]:
-    """*cmd* in a network namespace of its own with only loopback up.
+    """*cmd* in a network namespace of its own with only loopback up, and a resolver there.
 
     Guests booted there keep the full user-mode network a platform offers (router, DNS, IPv6),
-    so the network checks are real, yet whatever they send dies at the namespace's edge.
+    so the network checks are real, yet whatever they send dies at the namespace's edge.  The
+    namespace's resolv.conf names a DNS server of ours on 127.0.0.1, which QEMU's user network
+    forwards the guest's queries to: it answers every name NXDOMAIN, as a resolver that works
+    answers a name it does not know, and asks no other server.
     """
-    unshare, ip = shutil.which("unshare"), shutil.which("ip")  # absolute: cmd may get no PATH
-    if not (unshare and ip):
-        pytest.fail("unshare (util-linux) and ip (iproute2) are needed to wall guests in")
-    return [unshare, "--net", "/bin/sh", "-c", f'{ip} link set lo up && exec "$@"', "sh", *cmd]
+    tools = {name: shutil.which(name) for name in ("unshare", "ip", "mount", "mktemp", "rm")}
+    if not all(tools.values()):  # absolute: cmd may get no PATH
+        pytest.fail("unshare, mount (util-linux), ip (iproute2), mktemp and rm (coreutils) are "
+                    "needed to wall guests in")
+    unshare, ip, mount, mktemp, rm = tools.values()
+    script = (f"{ip} link set lo up && resolv=$({mktemp}) && echo 'nameserver 127.0.0.1' >\"$resolv\" "
+              f"&& {mount} --bind \"$resolv\" /etc/resolv.conf && {rm} -f \"$resolv\" && "
+              f"{{ {sys.executable} {DNS} & }} && exec \"$@\"")
+    return [unshare, "--net", "--mount", "--propagation", "private", "/bin/sh", "-c", script,
+            "sh", *cmd]
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -66,8 +78,8 @@ def image_factory():
             pytest.fail(f"end-to-end tests required but impossible here: {why}")
         pytest.skip(why)
 
-    def build(*defects: str, fmt: str = "qcow2", arch: str = "amd64") -> Path:
-        return build_image(Recipe(defects=tuple(defects), fmt=fmt, arch=arch))
+    def build(*defects: str, fmt: str = "qcow2", arch: str = "amd64", release: str = "bookworm") -> Path:
+        return build_image(Recipe(defects=tuple(defects), fmt=fmt, arch=arch, release=release))
     return build
 
 
@@ -116,6 +128,20 @@ def parse_junit(path: Path) -> tuple[dict[str, str], dict[str, str], dict[str, s
                 break
         checks[cid] = status
     return checks, messages, props
+
+
+class OptionsOnly:
+    """A pytest config holding command-line options only (no ini file), for options.build_spec:
+    ``OptionsOnly(provider="gce", machine_type="e2-small")``."""
+
+    def __init__(self, **given: str) -> None:
+        self.given = {"dct_" + name: value for name, value in given.items()}
+
+    def getoption(self, dest: str) -> str | None:
+        return self.given.get(dest)
+
+    def getini(self, dest: str) -> None:
+        return None
 
 
 def run_suites(tmp_path: Path, *args: str, timeout: float = 900, env: dict[str, str] | None = None,

@@ -31,6 +31,9 @@ CONTROLS_ELSEWHERE = {
     "bvt.ssh_login_default_user": "test_e2e_qemu.py::test_refused_login_fails_the_login_check",
     "metadata.arch_matches":
         "test_provider_ssh.py::test_arch_check_compares_the_host_with_the_declared_platform",
+    "bvt.booted_in_uefi_mode": "test_provider_ssh.py::test_uefi_checks_fail_on_a_host_without_efi",
+    "bvt.esp_mounted": "test_provider_ssh.py::test_uefi_checks_fail_on_a_host_without_efi",
+    "config.apt_sources_deb822": "test_e2e_qemu.py::test_trixie_passes_every_check_but_its_defect",
 }
 
 

@@ -245,6 +245,66 @@ def test_check_compares_the_guest_state_with_the_platform(
     assert "cannot" not in run.messages.get(check, ""), run.explain()
 
 
+@pytest.mark.parametrize("check", ["bvt.booted_in_uefi_mode", "bvt.esp_mounted"])
+def test_uefi_checks_fail_on_a_host_without_efi(tmp_path: Path, check: str) -> None:
+    """Negative controls of the UEFI checks on a real host declared as started by UEFI
+    firmware: its EFI runtime (/sys/firmware) and its ESP (/boot/efi) are planted away."""
+    why = unavailable()
+    if why:
+        pytest.skip(why)
+    suite, name = check.split(".")
+    with running_sshd(tmp_path / "sshd", hide=("/sys/firmware", "/boot/efi")) as server:
+        select = f"{suites_dir()}/{suite}/test_firmware.py::test_{name}"
+        run = run_suites(tmp_path, *_plugin_args(server, server.host_key, str(server.client_key)),
+                         "--firmware=uefi", select=select, timeout=120)
+        (tmp_path / "bios").mkdir()
+        bios = run_suites(tmp_path / "bios", *_plugin_args(server, server.host_key,
+                                                           str(server.client_key)),
+                          "--firmware=bios", select=select, timeout=120)
+    assert run.checks.get(check) == "failed", run.explain()
+    assert "/sys/firmware/efi" in run.messages[check] or "/boot/efi" in run.messages[check]
+    # a BIOS platform does not ask for either
+    assert bios.checks.get(check) == "skipped", bios.explain()
+    assert bios.messages[check].startswith("not applicable: firmware bios"), bios.messages
+
+
+#: what a host in a bad state lacks, and checks that must fail on it (not pass, not error)
+BAD_STATE_HIDDEN = ("/var/lib/dpkg", "/etc/ssh", "/var/log")
+BAD_STATE_FAILS = {
+    # dpkg's database unreadable
+    "config.dpkg_audit_clean", "config.package_installed[ca-certificates]",
+    "config.unattended_upgrades_enabled", "config.no_held_packages",
+    # sshd's configuration gone: `sshd -T` answers nothing
+    "config.sshd_setting[passwordauthentication]", "config.sshd_setting[permitrootlogin]",
+    # cloud-init never ran here: no state in /run, no log
+    "cloud_init.status_done_without_errors", "cloud_init.log_free_of_warnings",
+    "cloud_init.instance_data_present",
+}
+
+
+def test_bad_guest_states_fail_their_checks_clearly(tmp_path: Path) -> None:
+    """A host in a bad state (dpkg's database, sshd's configuration and the logs unreadable;
+    cloud-init never ran) fails the checks that read those, each with a one-line reason: no check
+    errors, none passes on what it could not read, and no traceback reaches the report.  The
+    host runs in a network namespace of its own, so what the checks send reaches nothing."""
+    why = unavailable()
+    if why:
+        pytest.skip(why)
+    with running_sshd(tmp_path / "sshd", hide=BAD_STATE_HIDDEN, own_network=True) as server:
+        assert server.netns is not None
+        run = run_suites(tmp_path, *_plugin_args(server, server.host_key, str(server.client_key)),
+                         *(f"--ignore={suites_dir() / s}" for s in ("reboot", "uniqueness")),
+                         prefix=["nsenter", f"--net={server.netns}"], timeout=600)
+    assert run.rc == 1, run.explain()
+    assert run.checks, run.explain()
+    errors = {c for c, s in run.checks.items() if s == "error"}
+    assert not errors, f"checks in error: {sorted(errors)}\n{run.explain()}"
+    not_failed = {c: run.checks.get(c) for c in BAD_STATE_FAILS if run.checks.get(c) != "failed"}
+    assert not not_failed, f"{not_failed}\n{run.messages}"
+    tracebacks = {c: m for c, m in run.messages.items() if "Traceback" in m or "Error: " in m[:1]}
+    assert not tracebacks, tracebacks
+
+
 def test_bad_datasource_name_is_a_usage_error(sshd: Sshd) -> None:
     with pytest.raises(UsageError, match="--datasource"):
         SshProvider().validate(spec_for(sshd, datasource="ec2; rm"))

@@ -50,7 +50,7 @@ class Recipe:
 
     def tree_key(self) -> str:
         return _digest({"release": self.release, "arch": self.arch,
-                        "packages": rootfs.packages(self.arch, self.extra_packages)}, [rootfs])
+                        "packages": rootfs.packages(self.arch, self.extra_packages, self.release)}, [rootfs])
 
     def image_key(self) -> str:
         # fields at their defaults stay out, so adding a field leaves existing keys alone

@@ -147,6 +147,26 @@ def no_apt_sources(tree: Path, arch: str, layout: DiskLayout) -> None:
     (tree / "etc/apt/sources.list.d/debian.sources").unlink()
 
 
+@defect("one-line-sources")
+def one_line_sources(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """The same apt sources, in the one-line format apt 3 (trixie) deprecates."""
+    fields = dict(line.split("=", 1) for line in (tree / "etc/os-release").read_text().splitlines()
+                  if "=" in line)
+    release = fields.get("VERSION_CODENAME", "").strip('"')
+    (tree / "etc/apt/sources.list.d/debian.sources").unlink()
+    (tree / "etc/apt/sources.list").write_text(
+        f"deb https://deb.debian.org/debian {release} main\n"
+        f"deb https://deb.debian.org/debian {release}-updates main\n"
+        f"deb https://deb.debian.org/debian-security {release}-security main\n")
+
+
+@defect("apt-build-mirror")
+def apt_build_mirror(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """The build host's package cache is left as a source (apt-cacher-ng on its localhost)."""
+    (tree / "etc/apt/sources.list.d/build-cache.list").write_text(
+        "deb http://localhost:3142/deb.debian.org/debian bookworm main\n")
+
+
 @defect("apt-build-proxy")
 def apt_build_proxy(tree: Path, arch: str, layout: DiskLayout) -> None:
     """The build host's apt proxy is left configured."""
@@ -661,6 +681,14 @@ def foreign_nic_rule(tree: Path, arch: str, layout: DiskLayout) -> None:
         'SUBSYSTEM=="net", ACTION=="add", ATTR{address}=="52:54:00:de:ad:01", NAME="eth9"\n')
 
 
+@defect("mtu-pinned")
+def mtu_pinned(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """An MTU the build host needed, pinned for every NIC (udev applies .link files at boot)."""
+    links = tree / "etc/systemd/network"
+    links.mkdir(parents=True, exist_ok=True)
+    (links / "10-build-mtu.link").write_text("[Match]\nType=ether\n\n[Link]\nMTUBytes=1400\n")
+
+
 # --- reboot --------------------------------------------------------------------------------------
 
 _BOOTED_BEFORE = "/var/lib/booted-before"
@@ -692,6 +720,14 @@ def hostname_changes_on_reboot(tree: Path, arch: str, layout: DiskLayout) -> Non
 def fails_after_reboot(tree: Path, arch: str, layout: DiskLayout) -> None:
     _after_first_boot(tree, "second-boot-fails", "A service that fails from the second boot on",
                       "/bin/false", "After=cloud-final.service")
+
+
+@defect("oops-after-reboot")
+def oops_after_reboot(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """A kernel oops on the console, from the second boot on: trouble that starts during a run."""
+    _after_first_boot(tree, "late-oops", "A kernel oops from the second boot on",
+                      "/bin/sh -c 'echo \"BUG: kernel NULL pointer dereference, address: "
+                      "0000000000000000 (planted)\" >/dev/kmsg'", "After=cloud-final.service")
 
 
 @defect("host-keys-regenerated-on-reboot")

@@ -24,21 +24,41 @@ GRUB_PACKAGES = {
 }
 BASE_PACKAGES = [
     "systemd-sysv", "udev", "dbus", "initramfs-tools", "cloud-init", "cloud-guest-utils",
-    "openssh-server", "sudo", "ifupdown", "isc-dhcp-client", "netbase", "iproute2",
+    "openssh-server", "sudo", "netbase", "iproute2",
     "ca-certificates", "unattended-upgrades", "systemd-timesyncd", "locales", "procps", "less",
     "apt-utils", "python3-apt", "e2fsprogs", "util-linux", "openssh-client", "dosfstools",
 ]
 
 
-def packages(arch: str, extra: Sequence[str] = ()) -> list[str]:
+#: How each network stack's packages are named: Debian's bookworm images configure the network
+#: with ifupdown and dhclient, trixie's (and later) with netplan rendering for systemd-networkd,
+#: names resolved by systemd-resolved.
+NETWORK_PACKAGES = {
+    "ifupdown": ["ifupdown", "isc-dhcp-client"],
+    "netplan": ["netplan.io", "systemd-resolved"],
+}
+IFUPDOWN_RELEASES = {"bullseye", "bookworm"}
+#: From trixie on, the kernel hardening sysctls Debian sets (protected fifos and regular files
+#: among them) ship in their own package; before, procps carried them.
+SYSCTL_PACKAGE = "linux-sysctl-defaults"
+
+
+def network_stack(release: str) -> str:
+    """The network stack Debian's cloud images of *release* use."""
+    return "ifupdown" if release in IFUPDOWN_RELEASES else "netplan"
+
+
+def packages(arch: str, extra: Sequence[str] = (), release: str = "bookworm") -> list[str]:
     """Everything the image installs, kernel and boot loader included, and *extra*."""
-    return [*BASE_PACKAGES, KERNEL_PACKAGE[arch], *GRUB_PACKAGES[arch], *extra]
+    sysctls = [] if release in IFUPDOWN_RELEASES else [SYSCTL_PACKAGE]
+    return [*BASE_PACKAGES, *NETWORK_PACKAGES[network_stack(release)], *sysctls,
+            KERNEL_PACKAGE[arch], *GRUB_PACKAGES[arch], *extra]
 
 
 def bootstrap(tree: Path, release: str, arch: str, extra: Sequence[str] = ()) -> None:
     """Run mmdebstrap into *tree* (an empty directory); needs root."""
     run(["mmdebstrap", "--mode=root", "--variant=minbase", f"--arch={arch}",
-         f"--include={','.join(packages(arch, extra))}",
+         f"--include={','.join(packages(arch, extra, release))}",
          "--aptopt=Acquire::Languages \"none\"",
          "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-include=/usr/share/doc/*/copyright",
          "--dpkgopt=path-exclude=/usr/share/man/*", "--dpkgopt=path-exclude=/usr/share/locale/*",
@@ -78,9 +98,10 @@ def configure(tree: Path, release: str, arch: str, layout: DiskLayout) -> None:
            'GRUB_TIMEOUT=0\nGRUB_TERMINAL="console serial"\n'
            'GRUB_SERIAL_COMMAND="serial --speed=115200"\nGRUB_DISABLE_OS_PROBER=true\n')
     write_grub_cfg(tree, arch, layout, kernel_cmdline(arch))
-    _write(tree / "etc/network/interfaces",
-           "# Interfaces are configured by cloud-init in /etc/network/interfaces.d/\n"
-           "source /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n")
+    if network_stack(release) == "ifupdown":
+        _write(tree / "etc/network/interfaces",
+               "# Interfaces are configured by cloud-init in /etc/network/interfaces.d/\n"
+               "source /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n")
     _write(tree / "etc/hostname", "localhost\n")
     _write(tree / "etc/hosts", "127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n"
                                "ff02::1\t\tip6-allnodes\nff02::2\t\tip6-allrouters\n")
@@ -125,7 +146,9 @@ def reset_first_boot_state(tree: Path) -> None:
                     shutil.rmtree(child)
                 elif child.name not in ("lock", "partial"):
                     child.unlink()
-    (tree / "etc/resolv.conf").unlink(missing_ok=True)
+    resolv = tree / "etc/resolv.conf"
+    if not resolv.is_symlink():  # the build host's copy; a link to resolved's stub is the image's
+        resolv.unlink(missing_ok=True)
     for log in (tree / "var/log").rglob("*"):
         if log.is_file():
             log.write_bytes(b"")

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from debian_cloud_tests.facts import Probe
+from debian_cloud_tests.spec import ImageType
 
 #: image types whose Debian images run the cloud kernel (linux-image-cloud-*)
 CLOUD_KERNEL_TYPES = {"genericcloud", "ec2", "gce", "azure"}
@@ -28,19 +29,20 @@ PROBES = [
 ]
 
 
+@pytest.mark.applies(image_type=list(ImageType))  # an image of unknown type promises no flavour
 def test_kernel_flavour(facts, dct_run) -> None:
     """The kernel flavour matches the image type: the cloud kernel on cloud images (smaller, faster
     to boot), the generic one where any hardware may be met."""
     image_type = dct_run.spec.image_type
-    if image_type is None:
-        pytest.skip("not applicable: image type unknown (name it in the image file or give --image-type)")
     release = facts["kernel_release"].stdout.strip()
     cloud = "-cloud-" in release
     if image_type.value in CLOUD_KERNEL_TYPES:
         assert cloud, (f"{image_type} images run the cloud kernel, this one runs {release}; "
                        "install linux-image-cloud-*")
     else:
-        assert not cloud, f"{image_type} images run the generic kernel, this one runs {release}"
+        assert not cloud, (f"{image_type} images run the generic kernel, this one runs {release}; "
+                           "install linux-image-amd64/-arm64 (the cloud kernel lacks drivers for "
+                           "hardware these images meet)")
 
 
 def test_kernel_root_by_stable_name(facts) -> None:
@@ -63,4 +65,6 @@ def test_kernel_not_tainted(facts) -> None:
 def test_no_reboot_pending(facts) -> None:
     """A fresh instance does not already need a reboot (the image was built and not finished)."""
     lines = facts["reboot_required"].lines()
-    assert not lines, f"/run/reboot-required exists on first boot (for {lines[1:] or 'unknown packages'})"
+    assert not lines, (f"/run/reboot-required exists on first boot (for {lines[1:] or 'unknown packages'}): "
+                       "the image was upgraded after its kernel or libc was set up; reboot the "
+                       "build (or rebuild from updated packages) before publishing")

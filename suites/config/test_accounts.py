@@ -28,6 +28,8 @@ PROBES = [
     Probe("passwd_ids", "getent passwd | cut -d: -f1,3"),
     Probe("pwck", "pwck -r -q; echo \"pwck=$?\"; grpck -r; echo \"grpck=$?\"", root=True),
     Probe("login_defs", "grep -E '^[[:space:]]*(UMASK|ENCRYPT_METHOD)[[:space:]]' /etc/login.defs"),
+    # the umask of an SSH session: what PAM (pam_umask) and sshd leave to a user's login
+    Probe("session_umask", "umask; id -un; id -gn"),
     Probe("rhosts_files", "for f in /etc/hosts.equiv /etc/shosts.equiv /root/.rhosts /root/.shosts "
           "/home/*/.rhosts /home/*/.shosts; do [ -e \"$f\" ] && echo \"$f\"; done; true", root=True),
     # mtime first: a grant written on this instance (cloud-init, a cloud's guest agent) is the
@@ -87,7 +89,8 @@ def test_no_shell_history(facts) -> None:
     out = facts["history_files"]
     assert out.ok, f"cannot look for shell history: {out.why()}"
     found = out.lines()
-    assert not found, f"shell history left in the image: {found}"
+    assert not found, (f"shell history left in the image: {found}; delete it at the end of the "
+                       "build (it shows how the image was made, secrets included)")
 
 
 def test_no_private_keys_baked(facts) -> None:
@@ -158,10 +161,23 @@ def _login_defs(facts) -> dict[str, str]:
 
 
 def test_login_umask(facts) -> None:
-    """New files are not group- or world-writable by default (login.defs UMASK 022 or stricter)."""
-    umask = _login_defs(facts).get("UMASK", "")
-    assert re.fullmatch(r"0?[0-7]{3}", umask), f"no UMASK in /etc/login.defs ({umask!r}); set UMASK 022"
-    assert int(umask, 8) & 0o022 == 0o022, f"login.defs UMASK {umask} lets others write new files; use 022"
+    """New files are not writable by other users: login.defs UMASK, where set, is 022 or
+    stricter, and a login session's umask masks group write unless the group is the user's own
+    (Debian's user private groups, where pam_umask gives 002)."""
+    umask = _login_defs(facts).get("UMASK")
+    if umask is not None:
+        assert re.fullmatch(r"0?[0-7]{3}", umask), f"login.defs UMASK {umask!r} is not a mode; set UMASK 022"
+        assert int(umask, 8) & 0o022 == 0o022, (
+            f"login.defs UMASK {umask} lets others write new files; use 022")
+    session, user, group = ([*facts["session_umask"].lines(), "", "", ""])[:3]
+    assert re.fullmatch(r"0?[0-7]{3,4}", session), (
+        f"could not read a login session's umask ({session!r}); `umask` in a shell must print it")
+    private_group = user != "" and group == user
+    masked = 0o002 if private_group else 0o022
+    assert int(session, 8) & masked == masked, (
+        f"a login session's umask is {session} (user {user}, group {group}): new files are writable "
+        "by other users; set UMASK 022 in /etc/login.defs (pam_umask) and remove the override "
+        "that lowers it")
 
 
 def test_password_hashing_strong(facts) -> None:

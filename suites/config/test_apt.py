@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -21,7 +23,9 @@ PROBES = [
     OS_RELEASE,
     APT_SOURCES,
     APT_CONFIG,
-    Probe("dpkg_audit", "dpkg --audit"),
+    # an empty or missing database audits clean: say so instead
+    Probe("dpkg_audit", "test -s /var/lib/dpkg/status || { echo 'the dpkg database "
+          "(/var/lib/dpkg/status) is missing or empty' >&2; exit 2; }; dpkg --audit"),
     DPKG_PACKAGES,
     # Fetch only the InRelease files, into a scratch lists dir: the sources resolve, answer and
     # are signed by a key the image trusts, without the ~10 MB of indexes or touching apt's state
@@ -83,6 +87,20 @@ def test_apt_source(facts, pocket: str) -> None:
         "/etc/apt/sources.list.d/debian.sources")
 
 
+@pytest.mark.applies(release="trixie+")
+def test_apt_sources_deb822(facts) -> None:
+    """apt's sources are in the deb822 format (*.sources): apt 3 deprecates one-line entries."""
+    one_line = []
+    for block in facts["apt_sources"].stdout.split("## ")[1:]:
+        path, _, body = block.partition("\n")
+        listed = path.endswith(".list") and not path.startswith("/etc/apt/mirrors/")
+        if listed and re.search(r"^\s*deb(-src)?\s", body, re.M):
+            one_line.append(path)
+    assert not one_line, (f"one-line apt sources in {', '.join(one_line)}: Debian's images keep them "
+                          "in /etc/apt/sources.list.d/debian.sources; convert with "
+                          "`apt modernize-sources`")
+
+
 def apt_config(facts) -> list[str]:
     """`apt-config dump` as lines; a failed dump fails the check that reads it."""
     out = facts["apt_config"]
@@ -96,14 +114,55 @@ def dpkg_packages(facts) -> dict[str, tuple[str, str]]:
     out = facts["dpkg_packages"]
     if not out.ok:
         pytest.fail(f"dpkg-query failed: {out.why()}", pytrace=False)
-    return {fields[2]: (fields[0], fields[1]) for line in out.lines()
-            if len(fields := line.split()) >= 3}
+    packages = {fields[2]: (fields[0], fields[1]) for line in out.lines()
+                if len(fields := line.split()) >= 3}
+    if not packages:
+        pytest.fail("dpkg knows no package at all: its database (/var/lib/dpkg) is missing or "
+                    "unreadable", pytrace=False)
+    return packages
 
 
 def test_no_build_proxy_left(facts) -> None:
     """No apt proxy from the build host is configured."""
     found = [line for line in apt_config(facts) if PROXY.search(line) and not NO_PROXY.search(line)]
     assert not found, f"apt proxy left from the build: {found}; remove it from /etc/apt/apt.conf.d"
+
+
+def _source_uris(facts) -> list[str]:
+    """Every URI apt fetches from: the sources', and those of the mirror lists they name."""
+    uris = [uri for uri, _ in _suites(facts)]
+    for block in facts["apt_sources"].stdout.split("## ")[1:]:
+        path, _, body = block.partition("\n")
+        if path.startswith("/etc/apt/mirrors/"):
+            uris += [line.split()[0] for line in body.splitlines()
+                     if line.strip() and not line.lstrip().startswith("#")]
+    return uris
+
+
+def _build_only(uri: str) -> str | None:
+    """Why *uri* can only work where the image was built, or None for a public mirror."""
+    scheme = uri.split(":", 1)[0].lower()
+    if scheme.startswith("mirror"):
+        return None  # its list's entries are judged one by one
+    if scheme in ("file", "copy", "cdrom"):
+        return "a path on the build machine"
+    host = (urlsplit(uri).hostname or "").lower()
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if host == "localhost" or host.endswith(".localhost"):
+            return "the instance itself (a cache that ran on the build host?)"
+        return None if "." in host else "a name only the build network knows"
+    if address.is_loopback or address.is_private or address.is_link_local:
+        return "an address of the build network"
+    return None
+
+
+def test_no_build_mirror_left(facts) -> None:
+    """apt's sources name public mirrors: no cache, path or private address of the build host."""
+    found = [f"{uri} ({why})" for uri in _source_uris(facts) if (why := _build_only(uri))]
+    assert not found, (f"apt sources that only work at the build: {', '.join(found)}; point them "
+                       "at deb.debian.org (or the cloud's public Debian mirror)")
 
 
 @pytest.mark.late
@@ -130,7 +189,9 @@ def test_apt_update_works(facts) -> None:
 def test_dpkg_audit_clean(facts) -> None:
     """`dpkg --audit` finds no half-installed or unconfigured package."""
     out = facts["dpkg_audit"]
-    assert out.ok and not out.stdout.strip(), f"dpkg --audit:\n{(out.stdout or out.why())[:800]}"
+    assert out.ok and not out.stdout.strip(), (
+        f"dpkg --audit:\n{(out.stdout or out.why())[:800]}\nfinish the build's package operations "
+        "(dpkg --configure -a, or reinstall the packages named) before the image is made")
 
 
 def test_unattended_upgrades_enabled(facts) -> None:

@@ -3,6 +3,8 @@ nothing unexpected listening."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from debian_cloud_tests.facts import Probe
@@ -115,8 +117,12 @@ def test_sysctl_hardening(facts, name: str) -> None:
     values = dict(line.replace(" ", "").split("=", 1) for line in facts["sysctls"].lines() if "=" in line)
     assert name in values, f"sysctl {name} is not readable"
     op, wanted = SYSCTLS[name]
+    if not re.fullmatch(r"-?\d+", values[name]):
+        pytest.fail(f"sysctl {name} reads {values[name]!r}, not a number", pytrace=False)
     ok = int(values[name]) >= wanted if op == ">=" else int(values[name]) == wanted
-    assert ok, f"{name} = {values[name]}, expected {op} {wanted}; remove the override in /etc/sysctl.d"
+    assert ok, (f"{name} = {values[name]}, expected {op} {wanted}: remove the override in "
+                "/etc/sysctl.d, and keep the package that sets Debian's default installed "
+                "(procps before trixie, linux-sysctl-defaults from trixie on)")
 
 
 @pytest.mark.parametrize("path", sorted(FILE_MODES))

@@ -73,7 +73,9 @@ def test_no_dsa_host_key(facts) -> None:
     """No DSA host key exists or is served (DSA is broken and removed from OpenSSH)."""
     served = [k for k in _sshd(facts).get("hostkey", []) if "dsa" in k and "ecdsa" not in k]
     files = [f for f in facts["ssh_host_key_files"].lines() if "_dsa_" in f]
-    assert not served and not files, f"DSA host key present: {served or files}"
+    assert not served and not files, (f"DSA host key present: {served or files}; delete "
+                                      "/etc/ssh/ssh_host_dsa_key* and drop dsa from cloud-init's "
+                                      "ssh_genkeytypes")
 
 
 @pytest.mark.parametrize("keyword", sorted(WEAK_ALGORITHMS))

@@ -9,15 +9,32 @@ import pytest
 
 from debian_cloud_tests.facts import Probe
 
+#: the name the DNS check looks up: the archive every Debian instance updates from
+LOOKUP = "deb.debian.org"
+
 PROBES = [
     Probe("route_default", "ip -j route show default"),
     Probe("ip_links", "ip -j link show"),
-    Probe("dhcp_leases", "for f in /var/lib/dhcp/dhclient*.leases /run/systemd/netif/leases/* "
-          "/var/lib/NetworkManager/*.lease; do [ -s \"$f\" ] && echo \"$f\"; done; true", root=True),
+    # a DHCP client gives its address a lifetime: the kernel marks it dynamic, a static one not
+    Probe("ipv4_addrs", "ip -j -4 addr show"),
+    # the MTU the platform's DHCP server offered (option 26), as dhclient and networkd keep it
+    Probe("dhcp_mtu", "cat /var/lib/dhcp/dhclient*.leases /run/systemd/netif/leases/* "
+          "2>/dev/null | sed -n 's/^ *option interface-mtu \\([0-9]*\\);/\\1/p; s/^MTU=\\([0-9]*\\)$/\\1/p'",
+          root=True),
     Probe("net_config_files", "for f in /etc/network/interfaces /etc/network/interfaces.d/* "
           "/etc/netplan/*.yaml /etc/systemd/network/*.network /run/systemd/network/*.network; do "
           "[ -f \"$f\" ] && { echo \"## $f\"; cat \"$f\"; }; done; true", root=True),
     Probe("resolv_conf", "cat /etc/resolv.conf"),
+    # through the guest's own resolver stack (nsswitch, resolv.conf or resolved): any answer, a
+    # name that does not exist there included, shows a nameserver was reached
+    Probe("dns_lookup", "timeout -k 2 20 python3 -c '\n"
+          "import socket\n"
+          "try:\n"
+          f"    socket.getaddrinfo(\"{LOOKUP}\", 443)\n"
+          "    print(\"answered: the name resolves\")\n"
+          "except socket.gaierror as e:\n"
+          "    answered = e.errno in (socket.EAI_NONAME, -5)  # NXDOMAIN, or no address of that kind\n"
+          "    print((\"answered: \" if answered else \"no answer: \") + str(e))\n'"),
     Probe("hostname_resolves", "getent hosts \"$(hostname)\""),
     Probe("localhost_resolves", "getent ahosts localhost; true"),
     Probe("persistent_net_rules", "cat /etc/udev/rules.d/*net*.rules 2>/dev/null; true"),
@@ -46,20 +63,43 @@ def _skip_without_route(machine) -> None:
 def test_default_route(facts, machine) -> None:
     """There is an IPv4 default route."""
     _skip_without_route(machine)
-    assert _default_iface(facts), "no default route: the instance cannot reach anything off-link"
+    assert _default_iface(facts), ("no default route: the instance cannot reach anything off-link; "
+                                   "let cloud-init render the platform's network (DHCP) instead of "
+                                   "a static configuration in the image")
 
 
 def test_dhcp_lease(facts) -> None:
-    """The primary interface was configured by DHCP (a lease exists)."""
-    assert facts["dhcp_leases"].lines(), ("no DHCP lease found: the network was not configured by "
-                                          "DHCP (static configuration left in the image?)")
+    """The primary interface's address comes from a DHCP lease (it has a lifetime), not a static
+    configuration."""
+    iface = _default_iface(facts)
+    if iface is None:
+        pytest.fail("no default route, so no primary interface: the network was not configured "
+                    "(a static configuration in the image?)", pytrace=False)
+    links = json.loads(facts["ipv4_addrs"].stdout or "[]")
+    addrs = [a for link in links if link.get("ifname") == iface for a in link.get("addr_info", [])]
+    assert addrs, f"{iface} has no IPv4 address"
+    assert any(a.get("dynamic") for a in addrs), (
+        f"{iface}'s address {addrs[0].get('local')}/{addrs[0].get('prefixlen')} is static (no lease "
+        "lifetime): the image configures it itself; let cloud-init render DHCP for the platform")
 
 
 def test_nameserver_configured(facts, machine) -> None:
     """/etc/resolv.conf names at least one nameserver."""
     _skip_without_route(machine)
     assert re.search(r"^nameserver\s+\S+", facts["resolv_conf"].stdout, re.M), (
-        "no nameserver in /etc/resolv.conf")
+        "no nameserver in /etc/resolv.conf: names cannot be resolved; let DHCP (dhclient or "
+        "systemd-resolved) write it, and do not ship a static resolv.conf in the image")
+
+
+def test_dns_resolves(facts, machine) -> None:
+    """A DNS lookup through the instance's resolver gets an answer from the platform's nameserver."""
+    _skip_without_route(machine)
+    out = facts["dns_lookup"]
+    said = out.stdout.strip() or out.why()
+    assert said.startswith("answered"), (
+        f"looking up {LOOKUP} got no answer ({said}): no nameserver is reachable; let DHCP set "
+        "the platform's nameserver (resolv.conf or systemd-resolved) and keep `dns` in "
+        "/etc/nsswitch.conf's hosts line")
 
 
 def test_hostname_resolves(facts) -> None:
@@ -70,14 +110,19 @@ def test_hostname_resolves(facts) -> None:
 
 
 def test_mtu_matches_platform(facts, machine) -> None:
-    """The primary interface's MTU is the platform's (1500 unless the platform says otherwise)."""
+    """The primary interface's MTU is the platform's (as it declares it or its DHCP offers it,
+    else 1500)."""
     _skip_without_route(machine)
     iface = _default_iface(facts)
     if iface is None:
         pytest.fail("no default route, so no primary interface to check", pytrace=False)
     links = {link["ifname"]: link for link in json.loads(facts["ip_links"].stdout)}
-    expected = int(machine.facts.extra.get("mtu", "1500"))
-    assert links[iface]["mtu"] == expected, f"{iface} MTU {links[iface]['mtu']}, platform MTU {expected}"
+    offered = facts["dhcp_mtu"].lines()
+    # what the platform says, else what its DHCP server offered, else Ethernet's default
+    expected = int(machine.facts.extra.get("mtu") or (offered[-1] if offered else 1500))
+    assert links[iface]["mtu"] == expected, (
+        f"{iface} MTU {links[iface]['mtu']}, platform MTU {expected}: take the MTU from DHCP (the "
+        "platform's option 26) and set none in the image's network configuration")
 
 
 def test_network_rendered_by_cloud_init(facts) -> None:
@@ -100,7 +145,8 @@ def test_no_leftover_interface_config(facts) -> None:
                 leftovers.append(f"{path}: {', '.join(ifaces)}")
         elif body.strip() and not path.startswith("/run/"):
             leftovers.append(path)
-    assert not leftovers, f"interface configuration not from cloud-init: {leftovers}"
+    assert not leftovers, (f"interface configuration not from cloud-init: {leftovers}; remove it "
+                           "from the image so cloud-init's rendering is the only one")
 
 
 def test_ipv6_when_offered(facts, machine) -> None:
@@ -108,8 +154,11 @@ def test_ipv6_when_offered(facts, machine) -> None:
     if machine.facts.extra.get("ipv6") != "yes":
         pytest.skip(f"not applicable: {machine.facts.provider} offers no IPv6 to this instance")
     text = facts["ipv6_global"].stdout
-    assert re.search(r"inet6 (?!fe80)", text), "no IPv6 address although the platform offers IPv6"
-    assert "default" in text, "no IPv6 default route although the platform offers IPv6"
+    assert re.search(r"inet6 (?!fe80)", text), ("no IPv6 address although the platform offers "
+                                                "IPv6: IPv6 is disabled (sysctl or kernel command "
+                                                "line) or router advertisements are ignored")
+    assert "default" in text, ("no IPv6 default route although the platform offers IPv6: router "
+                               "advertisements are ignored (net.ipv6.conf.*.accept_ra)")
 
 
 def test_localhost_resolves(facts) -> None:

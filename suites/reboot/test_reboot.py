@@ -27,7 +27,8 @@ def test_comes_back(rebooted: RebootOutcome, record_property) -> None:
     the check passes, and the JUnit file records that the platform needed a reset."""
     if rebooted.platform_reset:
         record_property("platform_reset", rebooted.platform_reset)
-    assert rebooted.came_back, f"{rebooted.kind} reboot: {rebooted.error}"
+    assert rebooted.came_back, (f"{rebooted.kind} reboot: {rebooted.error}; the console log in the "
+                                "artefacts shows where the boot stopped")
 
 
 def test_host_keys_kept(rebooted: RebootOutcome) -> None:
@@ -43,7 +44,8 @@ def test_hostname_kept(rebooted: RebootOutcome, machine) -> None:
     expected = machine.facts.hostname.split(".")[0]
     assert rebooted.hostname_after == expected, (
         f"after the {rebooted.kind} reboot the hostname is {rebooted.hostname_after!r}, the platform "
-        f"set {expected!r}")
+        f"set {expected!r}: something in the image renames the host at boot (a unit, a hook, or "
+        "cloud-init's preserve_hostname/hostname settings); remove it")
 
 
 def test_no_failed_units_after_reboot(rebooted: RebootOutcome) -> None:
@@ -51,4 +53,5 @@ def test_no_failed_units_after_reboot(rebooted: RebootOutcome) -> None:
     _back(rebooted)
     assert rebooted.system_state == "running" and not rebooted.failed_units, (
         f"after the {rebooted.kind} reboot the system is {rebooted.system_state!r}; failed: "
-        f"{rebooted.failed_units}")
+        f"{rebooted.failed_units}; fix units that work only on the first boot (journalctl -u UNIT "
+        "-b on an instance shows why)")

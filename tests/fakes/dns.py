@@ -102,3 +102,24 @@ class DnsServer:
         if self._thread.is_alive():
             self._thread.join(timeout=5)
         self.sock.close()
+
+
+def _serve_until_parent_dies(names: Mapping[str, str]) -> None:
+    """Serve in the foreground; exit with the process that started us (PR_SET_PDEATHSIG), so a
+    namespace's resolver never outlives the run it serves."""
+    import ctypes
+    import os
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the parent is already gone
+        return
+    server = DnsServer(names)
+    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    server._serve()
+
+
+if __name__ == "__main__":
+    import sys
+
+    _serve_until_parent_dies(dict(arg.split("=", 1) for arg in sys.argv[1:]))

@@ -25,6 +25,8 @@ class Sshd:
     host_key: str  # "ssh-ed25519 AAAA…"
     client_key: Path
     log: Path
+    #: the network namespace sshd listens in, when it has one of its own (enter it to connect)
+    netns: str | None = None
 
 
 def unavailable() -> str | None:
@@ -42,24 +44,45 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _with_private_run(run_files: dict[str, str], tmp: Path, command: list[str]) -> list[str]:
+def _with_private_run(run_files: dict[str, str], tmp: Path, command: list[str],
+                      hide: tuple[str, ...] = (), own_network: bool = False) -> list[str]:
     """*command* in a mount namespace of its own whose /run is a fresh tmpfs holding *run_files*
-    (path under /run → content): the host's own /run is neither read nor changed."""
+    (path under /run → content): the host's own /run is neither read nor changed.  Each directory
+    in *hide* that exists is covered with an empty tmpfs there (the host's stays as it is).  With
+    *own_network*, also in a network namespace with only loopback: what its sessions send (apt,
+    DNS) reaches nothing."""
     plant = tmp / "run"
+    plant.mkdir(parents=True, exist_ok=True)
     for name, content in run_files.items():
         (plant / name).parent.mkdir(parents=True, exist_ok=True)
         (plant / name).write_text(content)
-    script = (f"mount -t tmpfs -o mode=0755 tmpfs /run && mkdir -p /run/sshd && "
-              f"cp -a {plant}/. /run/ && exec \"$@\"")
-    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *command]
+    covers = "".join(f"if [ -d {path} ]; then mount -t tmpfs tmpfs {path}; fi && " for path in hide)
+    lo_up = f"{shutil.which('ip')} link set lo up && " if own_network else ""
+    script = (f"{lo_up}mount -t tmpfs -o mode=0755 tmpfs /run && mkdir -p /run/sshd && "
+              f"cp -a {plant}/. /run/ && {covers}exec \"$@\"")
+    net = ["--net"] if own_network else []
+    return ["unshare", "--mount", *net, "--propagation", "private", "sh", "-c", script, "sh", *command]
+
+
+def _listening(port: int, log: Path, own_network: bool) -> bool:
+    """Whether sshd answers yet (in its own namespace: whether it says it listens)."""
+    if own_network:
+        return f"Server listening on 127.0.0.1 port {port}" in log.read_text()
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 @contextmanager
-def running_sshd(tmp: Path, run_files: dict[str, str] | None = None) -> Iterator[Sshd]:
+def running_sshd(tmp: Path, run_files: dict[str, str] | None = None,
+                 hide: tuple[str, ...] = (), own_network: bool = False) -> Iterator[Sshd]:
     """Start ``sshd -D`` with a fresh ed25519 host key; the client key is authorised for root.
 
     *run_files* are planted under a private /run the sessions see (e.g. cloud-init's state in
-    /run/cloud-init), for checks that read what a guest's boot left there."""
+    /run/cloud-init), for checks that read what a guest's boot left there; the directories in
+    *hide* look empty to the sessions (a platform feature the host has, planted away)."""
     tmp.mkdir(parents=True, exist_ok=True)
     host = sshkeys.generate("host")
     host_key = sshkeys.write_private(host, tmp / "host_ed25519")
@@ -76,20 +99,17 @@ def running_sshd(tmp: Path, run_files: dict[str, str] | None = None) -> Iterator
         "KbdInteractiveAuthentication no\nLogLevel VERBOSE\n")
     log = tmp / "sshd.log"
     command = [SSHD, "-D", "-e", "-f", str(config)]
-    if run_files:
-        command = _with_private_run(run_files, tmp, command)
+    if run_files or hide or own_network:
+        command = _with_private_run(run_files or {}, tmp, command, hide, own_network)
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log.open("w"))
     try:
         deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"sshd did not start: {log.read_text()[-2000:]}") from None
-                time.sleep(0.05)
-        yield Sshd(port, "root", " ".join(host.public_openssh.split()[:2]), client_key, log)
+        while not _listening(port, log, own_network):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"sshd did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.05)
+        yield Sshd(port, "root", " ".join(host.public_openssh.split()[:2]), client_key, log,
+                   f"/proc/{proc.pid}/ns/net" if own_network else None)
     finally:
         proc.terminate()
         try:
