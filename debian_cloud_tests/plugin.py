@@ -330,11 +330,37 @@ class CheckedFacts:
         return self
 
 
+class NoLogin:
+    """Stands for the guest when the login was refused: every check that reads the guest fails,
+    saying why, instead of erroring in its setup (the machine is up; the image refuses us)."""
+
+    def __init__(self, why: str) -> None:
+        self._why = why
+
+    def _refuse(self) -> None:
+        pytest.fail(f"cannot log in to the machine, so this cannot be checked: {self._why} "
+                    "(see bvt.ssh_login_default_user)", pytrace=False)
+
+    def __getitem__(self, name: str) -> Any:
+        self._refuse()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        self._refuse()
+
+    def __contains__(self, name: str) -> bool:
+        return True
+
+    def wait(self) -> NoLogin:
+        return self
+
+
 @pytest.fixture(scope="session")
-def facts(instance: Instance, dct_run: RunState) -> CheckedFacts:
+def facts(instance: Instance, dct_run: RunState) -> CheckedFacts | NoLogin:
     """Every collected suite's probes, run once in a few round trips."""
     if instance.host is None:
-        pytest.fail(f"cannot log in to the machine: {instance.ready.login_error}", pytrace=False)
+        return NoLogin(str(instance.ready.login_error))
     if dct_run.facts is None:
         dct_run.facts = facts_mod.start(instance.host.backend.client, dct_run.probes.values())
     return CheckedFacts(dct_run.facts)
@@ -376,7 +402,7 @@ def boot_budget(request: pytest.FixtureRequest, machine: Machine, dct_run: RunSt
 def host(instance: Instance) -> Any:
     """testinfra Host on the machine's one verified SSH connection."""
     if instance.host is None:
-        pytest.fail(f"cannot log in to the machine: {instance.ready.login_error}", pytrace=False)
+        return NoLogin(str(instance.ready.login_error))
     return instance.host
 
 

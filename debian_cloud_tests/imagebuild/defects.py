@@ -726,7 +726,9 @@ def fails_after_reboot(tree: Path, arch: str, layout: DiskLayout) -> None:
 def oops_after_reboot(tree: Path, arch: str, layout: DiskLayout) -> None:
     """A kernel oops on the console, from the second boot on: trouble that starts during a run."""
     _after_first_boot(tree, "late-oops", "A kernel oops from the second boot on",
-                      "/bin/sh -c 'echo \"BUG: kernel NULL pointer dereference, address: "
+                      # at alert level, as the kernel logs an oops: the console shows it
+                      # whatever kernel.printk lets through
+                      "/bin/sh -c 'echo \"<1>BUG: kernel NULL pointer dereference, address: "
                       "0000000000000000 (planted)\" >/dev/kmsg'", "After=cloud-final.service")
 
 

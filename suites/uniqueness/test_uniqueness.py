@@ -8,6 +8,7 @@ import json
 import pytest
 
 from debian_cloud_tests.facts import Probe, gather
+from debian_cloud_tests.plugin import NoLogin
 
 IDENTITY = [
     Probe("machine_id", "cat /etc/machine-id"),
@@ -24,6 +25,8 @@ def twin(dct_run, instance, facts):
     when the plugin saw this suite coming) and destroyed with the run."""
     if dct_run.fleet is None:
         pytest.fail("no fleet to launch a second machine in", pytrace=False)
+    if instance.host is None:  # the image refuses logins: the first machine cannot be compared
+        return NoLogin(str(instance.ready.login_error)), None
     # a machine that did not come up raises: an error of the run, not a failed check
     second = dct_run.fleet.take_spare() or dct_run.fleet.launch()
     if second.host is None:
