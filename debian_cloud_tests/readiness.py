@@ -8,6 +8,7 @@ progress and to fail early, quoting the console, when the machine has died.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +38,12 @@ class Readiness:
     keys_seconds: float | None = None  # when the host keys were first known (console or given)
 
 
+#: the line a Linux kernel prints first at every boot, on every console
+KERNEL_BANNER = re.compile(r"\bLinux version \d+\.\d+")
+#: kernel starts seen before ready that make a reboot loop (an image may restart once to finish)
+LOOP_BOOTS = 3
+
+
 def wait_for_ssh(machine: Machine, timeout: float, progress: Progress | None = None,
                  started: float | None = None) -> Readiness:
     """Wait for a verified handshake, reporting boot stages read from the console.
@@ -60,6 +67,11 @@ def wait_for_ssh(machine: Machine, timeout: float, progress: Progress | None = N
             why = f"; {machine.facts.provider} said: {said[-1][:300]}" if said else ""
             raise BootError(f"the machine stopped during boot (last stage: {stage or 'none'}){why}",
                             detail=console.tail(log))
+        boots = len(KERNEL_BANNER.findall(log))
+        if boots >= LOOP_BOOTS:
+            raise BootError(f"the machine restarted {boots - 1} times while booting and never "
+                            f"became ready (last stage: {stage or 'none'}): a reboot loop; the "
+                            "console log shows what restarts it", detail=console.tail(log))
         keys = machine.host_keys_hint() or console.announced_host_keys(log)
         if keys:
             if keys_seconds is None:

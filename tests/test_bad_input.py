@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -474,6 +475,32 @@ def test_sshd_never_answering(image_factory, tmp_path: Path, tmpdir_env) -> None
     assert not _leftovers(tmpdir)
 
 
+@pytest.mark.e2e
+def test_reboot_loop_is_named(image_factory, tmp_path: Path, tmpdir_env) -> None:
+    """A guest that restarts at every boot is told apart from a slow one: the third kernel
+    start ends the wait, long before the boot timeout."""
+    tmpdir, env = tmpdir_env
+    started = time.monotonic()
+    run = run_suites(tmp_path, "--provider=qemu", f"--image={image_factory('reboot-loop')}",
+                     "--boot-timeout=500", env=env, timeout=700)
+    _assert_one_line_error(run, errors.BootError.exit_code, "times while booting and never became "
+                           "ready", "a reboot loop", one_line=False)
+    assert time.monotonic() - started < 400, "the loop was only noticed at the boot timeout"
+    assert not _leftovers(tmpdir)
+
+
+@pytest.mark.e2e
+def test_silent_console_names_the_way_out(image_factory, tmp_path: Path, tmpdir_env) -> None:
+    """A guest whose console prints nothing once the kernel starts (no serial console on its
+    command line) cannot announce host keys: the run says so, and how to test it anyway."""
+    tmpdir, env = tmpdir_env
+    run = run_suites(tmp_path, "--provider=qemu", f"--image={image_factory('no-serial-console')}",
+                     "--boot-timeout=90", env=env, timeout=300)
+    _assert_one_line_error(run, errors.BootError.exit_code, "no SSH host keys on the console within 90s",
+                           "use --host-key-source=injected", one_line=False)
+    assert not _leftovers(tmpdir)
+
+
 # --- README.md's table and this module agree ------------------------------------------------------
 
 def _row(id: str) -> str:
@@ -505,6 +532,11 @@ README_ROWS: dict[str, tuple[str, ...]] = {
     "no free port in `--qemu-port-range`": ("test_bad_input.py::test_no_free_port",),
     "an image that never boots (VM)": ("test_bad_input.py::test_image_that_never_boots_quotes_the_console",),
     "sshd that never starts (VM)": ("test_bad_input.py::test_sshd_never_answering",),
+    "a guest that restarts at every boot (VM)": ("test_bad_input.py::test_reboot_loop_is_named",),
+    "a console that prints nothing once the kernel starts (VM)":
+        ("test_bad_input.py::test_silent_console_names_the_way_out",),
+    "a host key that changes between connections (VM)":
+        ("test_e2e_qemu.py::test_planted_defects_fail_exactly_their_checks",),
     "ssh provider: a host key other than `--host-key`": ("test_bad_input.py::test_ssh_host_key_mismatch",),
     "ssh provider: missing key file": (_row("ssh-missing-key"),),
     "ssh provider: bad `--host`": (_row("ssh-bad-host"),),

@@ -334,7 +334,21 @@ def test_planted_defects_fail_exactly_their_checks(variant: str, image_factory, 
     unreadable = {c: run.messages.get(c, "") for c in expected
                   if any(w in run.messages.get(c, "") for w in UNREADABLE)}
     assert not unreadable, unreadable
+    wrong = {c: run.messages.get(c, "") for c, says in MESSAGES.get(variant, {}).items()
+             if says not in run.messages.get(c, "")}
+    assert not wrong, wrong
 
+
+#: what some failures must say: the defect by name, not just a failed assertion
+MESSAGES = {
+    "reboot-refused-keys-regenerated": {
+        "reboot.host_keys_kept[soft]": "host keys must be generated once per instance"},
+    "bad-boot-net": {"network.dns_resolves": "got no answer",
+                     "network.dhcp_lease": "no default route"},
+    "bad-boot-config": {"network.mtu_matches_platform": "platform MTU 1500"},
+    "bad-policy": {"config.no_build_mirror_left": "http://localhost:3142/"},
+    "changes-on-reboot": {"bvt.console_clean_at_end": "BUG: kernel NULL pointer dereference"},
+}
 
 #: how a check says it could not read or understand the guest (not a defect it found)
 UNREADABLE = ("the guest's answer could not be read", "the guest cannot run what this check reads")

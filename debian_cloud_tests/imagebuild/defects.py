@@ -753,6 +753,16 @@ def ssh_gone_after_crash(tree: Path, arch: str, layout: DiskLayout) -> None:
                       "Before=ssh.service")
 
 
+@defect("reboot-loop")
+def reboot_loop(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """The machine restarts itself early in every boot, before it can be reached."""
+    _unit(tree, "restart-at-boot.service",
+          "[Unit]\nDescription=Restart at every boot\nDefaultDependencies=no\n"
+          "After=local-fs.target\n\n[Service]\nType=oneshot\n"
+          "ExecStart=/bin/systemctl reboot --no-block\n\n[Install]\nWantedBy=sysinit.target\n",
+          target="sysinit.target")
+
+
 @defect("reboot-masked")
 def reboot_masked(tree: Path, arch: str, layout: DiskLayout) -> None:
     _mask(tree, "reboot.target")
