@@ -6,11 +6,14 @@ check that fails for the wrong reason, or passes despite its defect, is caught.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
 import shutil
 import sys
+import threading
+import uuid
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -240,6 +243,56 @@ def test_no_key_material_left_or_written(good_run) -> None:
             text = path.read_bytes()
             assert b"PRIVATE KEY" not in text, f"key material in {path}"
     assert run.props.get("console_log") and Path(run.props["console_log"]).exists()
+
+
+def _watch_run_dirs(tmpdir: Path, seen: dict[str, int], stop: threading.Event) -> None:
+    """Record the mode of every run dir and key file that appears under *tmpdir* while a run is
+    going on (it removes them before it ends)."""
+    while not stop.is_set():
+        for path in [*tmpdir.glob("dct-run-*"), *tmpdir.glob("dct-run-*/id_*")]:
+            with contextlib.suppress(OSError):  # gone between the glob and the stat
+                seen[str(path.relative_to(tmpdir))] = path.stat().st_mode & 0o777
+        stop.wait(0.2)
+
+
+def test_failing_run_keeps_keys_private_and_writes_no_secret(good_image: Path,
+                                                             tmp_path: Path) -> None:
+    """A run that fails (so the guest's logs are collected too) over user-data holding a secret:
+    while it runs its dir is 0700 and its private key 0600; afterwards both are gone, and no
+    private key, key of the run, or user-data secret is in the JUnit file, the artefacts or the
+    output."""
+    secret = f"dct-user-secret-{uuid.uuid4().hex}"
+    user_data = tmp_path / "user-data.yaml"
+    user_data.write_text("#cloud-config\nwrite_files:\n  - path: /root/app-token\n"
+                         f"    permissions: '0600'\n    content: {secret}\n")
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    seen: dict[str, int] = {}
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch_run_dirs, args=(tmpdir, seen, stop), daemon=True)
+    watcher.start()
+    try:
+        run = run_suites(tmp_path, "--provider=qemu", f"--image={good_image}",
+                         f"--user-data={user_data}",
+                         "--boot-budget=1",  # fails bvt.boot_within_budget: logs are collected
+                         select=str(suites_dir() / "bvt"), env={"TMPDIR": str(tmpdir)})
+    finally:
+        stop.set()
+        watcher.join()
+    assert run.rc == 1 and run.checks.get("bvt.boot_within_budget") == "failed", run.explain()
+    dirs = {name: mode for name, mode in seen.items() if "/" not in name}
+    keys = {name: mode for name, mode in seen.items() if name.endswith("id_ed25519")}
+    assert dirs and set(dirs.values()) == {0o700}, seen
+    assert keys and set(keys.values()) == {0o600}, seen
+    assert not list(tmpdir.iterdir()), "the run left files in TMPDIR"
+    assert run.workdir is not None
+    written = [p for p in run.workdir.rglob("*") if p.is_file() and p != user_data]
+    assert any("artifacts" in p.parts for p in written), "no artefacts were collected"
+    for path in written:
+        text = path.read_bytes()
+        assert b"PRIVATE KEY" not in text, f"key material in {path}"
+        assert secret.encode() not in text, f"the user-data secret is in {path}"
+    assert secret not in run.stdout + run.stderr
 
 
 APT_LISTS = Path("/var/lib/apt/lists")
