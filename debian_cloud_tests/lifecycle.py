@@ -3,21 +3,34 @@
 Every machine is registered the moment the provider returns it, so an interruption at any point
 (Ctrl-C during boot included) still destroys it; its run dir is guarded by a separate process
 (see :mod:`rundir`) for the cases where this process gets no chance to clean up.
+
+Several machines are launched together.  A provider whose launches may overlap
+(:attr:`Provider.concurrent_launches`: the clouds, whose launch blocks until the instance runs)
+has each launch and its readiness wait run in a thread of its own, so N launches take about one;
+the others (QEMU: a QEMU dies with the thread that started it) start machines one after the other
+from the calling thread and only wait in threads.  A launch still in flight when the fleet is
+closed (Ctrl-C) destroys its machine itself the moment the provider hands it back, and
+:meth:`Fleet.close` waits for it.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from . import readiness, ssh
-from .errors import CleanupError
+from .errors import CleanupError, DCTError, note_cleanup_failures
 from .machine import Machine
 from .provider import Provider
 from .rundir import RunDir
 from .spec import KeepInstance, LaunchSpec
+
+#: seconds close() waits for a launch in flight beyond the boot timeout (the provider's undo)
+LATE_LAUNCH_MARGIN = 120.0
 
 
 @dataclass
@@ -40,6 +53,11 @@ class Fleet:
         self.instances: list[Instance] = []
         self._pending: list[tuple[Machine | None, RunDir]] = []
         self._lock = threading.Lock()
+        #: run dirs whose provider.launch has not returned yet: their thread registers (or, once
+        #: the fleet is closed, destroys) what it hands back, and close() waits for them
+        self._launching: list[RunDir] = []
+        self._landed = threading.Condition(self._lock)
+        self._closed = False
         #: machines launched together with the first for later tests, or why they failed
         self.spares: list[Instance | BaseException] = []
         self.kept: list[str] = []
@@ -90,24 +108,36 @@ class Fleet:
 
     def _launch_together(self, count: int, progress: readiness.Progress | None,
                          overrides: dict[str, Any]) -> list[Instance | BaseException]:
-        # Machines are started from this thread, one after the other: a QEMU dies with the
-        # thread that started it, and starting is the quick part.  Only the waits run in threads.
         spec = replace(self.spec, **overrides) if overrides else self.spec
         if self.keep is not KeepInstance.NEVER:
             spec = replace(spec, options={**spec.options, "die_with_parent": "no"})
+
+        def shown(index: int) -> readiness.Progress | None:
+            return progress if index == 0 else None
+
+        if count > 1 and self.provider.concurrent_launches:
+            # A cloud's launch blocks until its instance runs: each launch waits in its own thread.
+            return self._in_threads(count, lambda i: self._await_ready(*self._start(spec), spec,
+                                                                       shown(i)))
+        # Machines are started from this thread, one after the other: a QEMU dies with the
+        # thread that started it, and starting is the quick part.  Only the waits run in threads.
         started = [self._start(spec) for _ in range(count)]
         if count == 1:
             return [self._await_ready(*started[0], spec, progress)]
-        outcomes: list[Instance | BaseException] = [RuntimeError("the wait never ended")] * count
+        return self._in_threads(count, lambda i: self._await_ready(*started[i], spec, shown(i)))
 
-        def wait(index: int) -> None:
+    @staticmethod
+    def _in_threads(count: int, work: Callable[[int], Instance]) -> list[Instance | BaseException]:
+        """``work(i)`` for every i, each in a thread; what each returned or raised, in order."""
+        outcomes: list[Instance | BaseException] = [RuntimeError("the launch never ended")] * count
+
+        def run(index: int) -> None:
             try:
-                outcomes[index] = self._await_ready(*started[index], spec,
-                                                    progress if index == 0 else None)
+                outcomes[index] = work(index)
             except BaseException as exc:  # handed to the launching thread
                 outcomes[index] = exc
 
-        threads = [threading.Thread(target=wait, args=(i,), daemon=True, name=f"ready-{i}")
+        threads = [threading.Thread(target=run, args=(i,), daemon=True, name=f"launch-{i}")
                    for i in range(count)]
         for thread in threads:
             thread.start()
@@ -116,17 +146,57 @@ class Fleet:
         return outcomes
 
     def _start(self, spec: LaunchSpec) -> tuple[Machine, RunDir, float]:
-        """Have the provider create one machine, registered the moment it exists."""
+        """Have the provider create one machine, registered the moment it exists.
+
+        Raises:
+            DCTError: the fleet was closed before or while the provider launched it (the
+            machine, if any, is destroyed here, by the thread that launched it).
+        """
         run_dir = RunDir(spec.run_id)
-        entry: tuple[Machine | None, RunDir] = (None, run_dir)
         with self._lock:
-            self._pending.append(entry)
+            closed = self._closed
+            if not closed:
+                self._launching.append(run_dir)
+        if closed:
+            run_dir.close()
+            raise DCTError("the run was ending: this machine was not launched")
         started = time.monotonic()
-        machine = self.provider.launch(spec, run_dir.path)
-        with self._lock:
-            self._pending.remove(entry)
-            self._pending.append((machine, run_dir))
+        machine: Machine | None = None
+        try:
+            machine = self.provider.launch(spec, run_dir.path)
+        finally:
+            with self._lock:
+                closed = self._closed
+                if not closed:  # a failed launch's run dir goes with the fleet, as ever
+                    self._pending.append((machine, run_dir))
+                    self._landed_from(run_dir)
+            if closed:
+                try:
+                    self._abandon(machine, run_dir)
+                finally:
+                    with self._lock:
+                        self._landed_from(run_dir)
+        if closed:
+            raise DCTError("the run ended while this machine was launching: it was destroyed")
+        assert machine is not None
         return machine, run_dir, started
+
+    def _landed_from(self, run_dir: RunDir) -> None:
+        """The launch into *run_dir* is over (call with the lock held): close() may go on."""
+        self._launching.remove(run_dir)
+        self._landed.notify_all()
+
+    @staticmethod
+    def _abandon(machine: Machine | None, run_dir: RunDir) -> None:
+        """Destroy what a launch handed back after the fleet was closed.  If that fails, the run
+        dir is left to its guard (it removes what the provider recorded when this process ends)."""
+        errors = machine.destroy() if machine is not None else []
+        if not errors:
+            run_dir.close()
+            return
+        failure = DCTError("a machine launched while the run was ending was not removed")
+        note_cleanup_failures(failure, errors)
+        print(f"debian-cloud-tests: {failure}", file=sys.stderr)
 
     def _await_ready(self, machine: Machine, run_dir: RunDir, started: float, spec: LaunchSpec,
                      progress: readiness.Progress | None) -> Instance:
@@ -142,9 +212,12 @@ class Fleet:
                                  machine.ssh)
         instance = Instance(machine, ready, run_dir, host)
         with self._lock:
-            if (machine, run_dir) in self._pending:  # else the fleet was closed meanwhile
+            registered = (machine, run_dir) in self._pending  # else the fleet was closed meanwhile
+            if registered:
                 self._pending.remove((machine, run_dir))
                 self.instances.append(instance)
+        if not registered and ready.client is not None:  # close() destroyed the machine
+            ready.client.close()
         return instance
 
     def pending_machines(self) -> list[Machine]:
@@ -164,6 +237,7 @@ class Fleet:
             self.instances.clear()
             self._pending.clear()
             self.spares.clear()
+            self._closed = True
         for inst in instances:
             if inst.ready.client is not None:
                 inst.ready.client.close()
@@ -177,5 +251,16 @@ class Fleet:
             if machine is not None:
                 errors += machine.destroy()
             run_dir.close()
+        self._wait_for_launches()
         if errors:
             raise CleanupError(errors)
+
+    def _wait_for_launches(self) -> None:
+        """Wait (after removing everything else) for launches still in flight in other threads
+        (Ctrl-C while several launched): each destroys its machine as soon as the provider hands
+        it back.  A provider's launch gives up within its boot timeout; another Ctrl-C leaves them
+        to their run dirs' guards and to gc."""
+        deadline = time.monotonic() + self.spec.boot_timeout + LATE_LAUNCH_MARGIN
+        with self._landed:
+            while self._launching and time.monotonic() < deadline:
+                self._landed.wait(min(1.0, max(deadline - time.monotonic(), 0.0)))

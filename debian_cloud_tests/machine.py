@@ -7,6 +7,7 @@ compares :class:`PlatformFacts` with what the guest reports, the BVT suite reads
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,10 @@ class Machine(abc.ABC):
     #: the console is read as the guest prints it (a local serial port), not a cloud's delayed
     #: snapshot: only then does silence on it mean something
     console_is_live: bool = False
+    #: the platform steps this machine does not offer ("console": a serial console to read,
+    #: "reset": a power cycle through the platform), each with why, in one line: the contract
+    #: tests assert the reason instead of skipping the step silently
+    not_offered: Mapping[str, str] = {}
 
     @property
     @abc.abstractmethod

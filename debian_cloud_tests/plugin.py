@@ -165,10 +165,22 @@ ADDED_FOR_THE_END = pytest.StashKey[bool]()
 END_SCAN = ("bvt/test_bvt.py", "test_console_clean_at_end")
 
 
-def _end_scan(session: pytest.Session) -> list[pytest.Item]:
+def _end_scan(items: list[pytest.Item]) -> list[pytest.Item]:
     """The console scan of every machine, for a run whose selection left it out: a panic or a
-    failed unit during any check is reported whatever suites ran."""
-    module = pytest.Module.from_parent(session, path=suites_dir() / END_SCAN[0])
+    failed unit during any check is reported whatever suites ran.
+
+    It is collected under the same directory nodes as the suites' own items, so it sees the
+    suites' conftest fixtures (the run's machine) rather than a second set of its own."""
+    chain = [node for item in items for node in item.listchain()]
+    by_path = {getattr(node, "path", None): node for node in chain}
+    bvt = suites_dir() / Path(END_SCAN[0]).parent
+    parent = by_path.get(bvt)
+    if parent is None:
+        anchor = by_path.get(suites_dir())
+        if anchor is None:  # the suites were not collected from their directory: nothing to join
+            return []
+        parent = pytest.Package.from_parent(anchor, path=bvt)
+    module = pytest.Module.from_parent(parent, path=suites_dir() / END_SCAN[0])
     found = [item for item in module.collect() if item.name == END_SCAN[1]]
     for item in found:
         item.stash[ADDED_FOR_THE_END] = True  # reads the console only: its module's probes stay out
@@ -179,7 +191,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                                   items: list[pytest.Item]) -> None:
     suite_items = [item for item in items if _is_suite_item(item)]
     if suite_items and not any(getattr(i, "originalname", i.name) in RUN_AT_END for i in suite_items):
-        items.extend(_end_scan(session))
+        items.extend(_end_scan(suite_items))
     items.sort(key=_order)  # stable: order within each group is kept
     state = config.stash.get(STATE, None)
     for item in items:

@@ -39,6 +39,13 @@ class Provider(abc.ABC):
     """Launches machines for one platform."""
 
     name: str = ""
+    #: launches may run at the same time, each in a thread of its own (see :mod:`lifecycle`):
+    #: True only where launch creates nothing shared with another launch (every resource named
+    #: for its launch; lazily made clients guarded) and its SDK clients are thread-safe.  Such a
+    #: launch blocks until the instance runs (minutes on a cloud), so N of them one after the
+    #: other would take N times as long.  False: launched one after the other from the calling
+    #: thread (a QEMU dies with the thread that started it).
+    concurrent_launches: bool = False
 
     @abc.abstractmethod
     def validate(self, spec: LaunchSpec) -> LaunchSpec:

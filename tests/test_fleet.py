@@ -1,19 +1,32 @@
-"""Launching machines together, with a real provider (ssh) against a real sshd: N launches wait in
-parallel, a spare launched ahead is handed to the test that needs it, and close() leaves nothing."""
+"""Launching machines together.  With a real provider (ssh) against a real sshd: N launches wait
+in parallel, a spare launched ahead is handed to the test that needs it, and close() leaves
+nothing.  With the cloud providers (aws against moto, gce against its fake, through their real
+SDKs) whose instances stay pending a fixed time and whose guest is one real sshd: N launches take
+about one, one launch failing leaves the others destroyed by close() and nothing in the cloud,
+and a fleet closed while its launches are in flight (Ctrl-C) destroys what they hand back."""
 
 from __future__ import annotations
 
 import socket
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
 
+import pytest
+
+from debian_cloud_tests.errors import DCTError
 from debian_cloud_tests.lifecycle import Fleet
-from debian_cloud_tests.provider import get_provider
+from debian_cloud_tests.provider import Provider, get_provider
 from debian_cloud_tests.spec import Arch, KeepInstance, LaunchSpec
 
-from .fakes.sshd import Sshd
+from .fakes.sshd import Sshd, unavailable
+from .fakes.sshd_guest import SshdGuest, running_sshd_guest
+
+pytest_plugins = ["tests.fakes.aws_env"]
 
 DELAY = 2.0  # seconds each connection waits before sshd sees it: a slow boot, in small
 
@@ -102,3 +115,171 @@ def test_spare_boots_with_the_first_and_is_taken_once(sshd: Sshd) -> None:
             fleet.close(failed=False)
     assert wall < 2 * DELAY, f"the spare's wait did not overlap the first's ({wall:.1f}s)"
     assert not fleet.instances and not fleet.spares
+
+
+# -- cloud providers: launches that block until the instance runs ---------------------------------
+
+PENDING = 2.0  # seconds a cloud instance is pending (STAGING on GCE) after its create call
+COUNT = 3
+
+
+@dataclass
+class CloudFleet:
+    """A cloud provider in front of its fake, whose instances all are one real sshd."""
+
+    name: str
+    provider: Provider
+    spec: LaunchSpec
+    leftovers: Callable[[], dict[str, list[str]]]
+    #: the next create call fails at once (one launch out of several)
+    fail_one_launch: Callable[[], None]
+    #: how many create calls the fake has answered so far
+    creates: Callable[[], int]
+
+    def fleet(self) -> Fleet:
+        return Fleet(self.provider, self.provider.validate(self.spec), KeepInstance.NEVER)
+
+
+def _short_sleep(seconds: float) -> None:
+    """The providers' backoff, capped: a poll every 0.2 s instead of 1, 2, 4… s."""
+    time.sleep(min(seconds, 0.2))
+
+
+def _aws(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, guest: SshdGuest,
+         tmp_path: Path) -> Iterator[CloudFleet]:
+    from debian_cloud_tests.providers.aws import AwsProvider, instance, retry
+
+    from .fakes.aws_world import make_world
+    from .fakes.moto_ec2 import CheckIp, leftovers
+    from .fakes.sshd_guest import SshdMachines
+
+    checkip = CheckIp()
+    try:
+        world = make_world(request.getfixturevalue("moto_server"), monkeypatch, tmp_path,
+                           SshdMachines(guest), checkip)
+        world.hooks.pending_seconds = PENDING
+        monkeypatch.setattr(retry, "sleep", _short_sleep)
+        monkeypatch.setattr(instance, "POLL_INTERVAL", 0.2)
+        spec = LaunchSpec(image=world.ami, arch=Arch.AMD64, run_id="fleet-aws", ssh_user="root",
+                          boot_timeout=30, options={"region": world.region})
+        yield CloudFleet(
+            "aws", AwsProvider(), spec, lambda: leftovers(world.moto),
+            lambda: world.hooks.fail("run_instances", "InvalidParameterValue",
+                                     message="injected: this one launch fails"),
+            lambda: world.hooks.calls.count("run_instances"))
+    finally:
+        checkip.shutdown()
+        checkip.server_close()
+
+
+def _gce(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, guest: SshdGuest,
+         tmp_path: Path) -> Iterator[CloudFleet]:
+    from debian_cloud_tests.providers.gce import GceProvider, instance, retry
+    from google.auth.credentials import AnonymousCredentials
+
+    from .fakes.gce_compute import PROJECT, ZONE, running_gce
+
+    monkeypatch.setenv("DCT_SOURCE_ADDRESS", "127.0.0.1")
+    monkeypatch.setattr(retry, "sleep", _short_sleep)
+    monkeypatch.setattr(instance, "POLL_INTERVAL", 0.2)
+    with running_gce() as fake:
+        fake.staging_seconds = PENDING
+        fake.nat_address = guest.address
+        fake.console_text = "Booting Debian\n" + guest.console()
+        fake.on_insert = guest.gce_insert
+        spec = LaunchSpec(image="projects/debian-cloud/global/images/family/debian-12",
+                          arch=Arch.AMD64, run_id="fleet-gce", ssh_user="root", boot_timeout=30,
+                          options={"zone": ZONE})
+        provider = GceProvider(project=PROJECT, credentials=AnonymousCredentials(), endpoint=fake.url)
+        yield CloudFleet("gce", provider, spec, fake.leftovers,
+                         lambda: fake.fail("instances.insert", 403, "quotaExceeded",
+                                           message="injected: this one launch fails"),
+                         lambda: fake.calls.count("instances.insert"))
+
+
+CLOUD_FLEETS = {"aws": _aws, "gce": _gce}
+
+
+@pytest.fixture
+def run_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where the fleet's run dirs are made (checked empty at the end)."""
+    where = tmp_path / "tmp"
+    where.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(where))
+    return where
+
+
+@pytest.fixture(params=sorted(CLOUD_FLEETS))
+def cloud(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+          run_dirs: Path) -> Iterator[CloudFleet]:
+    why = unavailable()
+    if why:
+        pytest.skip(why)
+    with running_sshd_guest(tmp_path / "guest") as guest:
+        yield from CLOUD_FLEETS[request.param](request, monkeypatch, guest, tmp_path)
+
+
+def _timed_launch(cloud: CloudFleet, count: int) -> float:
+    fleet = cloud.fleet()
+    try:
+        begin = time.monotonic()
+        instances = fleet.launch_many(count)
+        wall = time.monotonic() - begin
+        assert [inst.host.run("echo ok").stdout.strip() for inst in instances] == ["ok"] * count
+        assert len({inst.machine.facts.instance_id for inst in instances}) == count
+    finally:
+        fleet.close(failed=False)
+    assert cloud.leftovers() == {}
+    return wall
+
+
+def test_cloud_launches_overlap(cloud: CloudFleet, run_dirs: Path) -> None:
+    assert cloud.provider.concurrent_launches
+    single = _timed_launch(cloud, 1)
+    assert single >= PENDING
+    together = _timed_launch(cloud, COUNT)
+    # one after the other would take COUNT x single at least
+    assert together < 2 * single, f"{COUNT} {cloud.name} launches took {together:.1f}s, " \
+        f"one {single:.1f}s: the launches did not overlap"
+    assert not list(run_dirs.iterdir())
+
+
+def test_one_launch_failing_leaves_the_others_to_close(cloud: CloudFleet, run_dirs: Path) -> None:
+    fleet = cloud.fleet()
+    cloud.fail_one_launch()
+    try:
+        with pytest.raises(DCTError, match="injected: this one launch fails"):
+            fleet.launch_many(COUNT)
+        assert len(fleet.instances) == COUNT - 1  # the others came up, registered for close()
+        assert cloud.leftovers() != {}
+    finally:
+        fleet.close(failed=True)
+    assert cloud.leftovers() == {}, "close() left something in the cloud"
+    assert not fleet.instances and not fleet.pending_machines()
+    assert not list(run_dirs.iterdir())
+
+
+def test_closed_while_launching_destroys_what_lands(cloud: CloudFleet, run_dirs: Path) -> None:
+    """Ctrl-C while the launches are in flight: the plugin closes the fleet at once; each launch
+    destroys its machine the moment the provider hands it back, and close() waits for that."""
+    fleet = cloud.fleet()
+    outcome: list[BaseException | object] = []
+
+    def launch() -> None:
+        try:
+            outcome.append(fleet.launch_many(2))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=launch, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while cloud.creates() < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert cloud.creates() == 2 and cloud.leftovers() != {}  # both instances exist, pending
+    fleet.close(failed=True)
+    assert cloud.leftovers() == {}, "a launch in flight at close() left its machine"
+    thread.join(30)
+    assert len(outcome) == 1 and isinstance(outcome[0], DCTError)
+    assert "while this machine was launching" in str(outcome[0])
+    assert not list(run_dirs.iterdir())

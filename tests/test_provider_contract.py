@@ -1,7 +1,12 @@
-"""The same provider-independent contract for every cloud provider whose fake exists: validate,
-launch, read host keys from the console, reset, destroy, and nothing left in the fake.
+"""The same provider-independent contract for every provider whose fake exists: validate, launch,
+SSH in, read host keys from the console, reset, destroy, and nothing left.
 
-Each provider is driven through its real SDK against its fake on 127.0.0.1; no VM is booted.
+Each cloud provider is driven through its real SDK against its fake on 127.0.0.1; no VM is
+booted, so its machines answer no SSH here: the clouds' SSH step is covered by their QEMU-backed
+end-to-end tests (tests/test_provider_*_e2e.py).  The ssh provider's row runs against a real
+sshd: it logs in and runs a command with the verified host key, and it says why it offers no
+console and no platform reset (Machine.not_offered) instead of skipping them.  The steps each
+row covers are listed in docs/providers.md.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from debian_cloud_tests import console
+from debian_cloud_tests import console, readiness
 from debian_cloud_tests.machine import Machine
 from debian_cloud_tests.provider import Provider
 from debian_cloud_tests.spec import Arch, LaunchSpec
@@ -33,6 +38,11 @@ class Cloud:
     spec: LaunchSpec
     leftovers: Callable[[], dict[str, list[str]]]
     resets: Callable[[], int]
+    #: the provider creates the machine (an instance id, a datasource, a fresh key in the run dir)
+    creates: bool = True
+    #: its machines answer SSH from here (the clouds' fakes have no guest behind the instance)
+    reachable: bool = False
+    port: int = 22
 
 
 def _aws(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
@@ -100,8 +110,31 @@ def _openstack(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
                     lambda: sum(kind == "HARD" for _, kind in fake.reboots))
 
 
+def _ssh(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
+    from debian_cloud_tests.providers.ssh import SshProvider
+    from debian_cloud_tests.providers.ssh.gc import collect_garbage
+
+    server = request.getfixturevalue("sshd")  # a real OpenSSH server on 127.0.0.1 (skips without)
+    assert server.authorized_keys is not None
+    authorised = server.authorized_keys.read_text()
+    spec = LaunchSpec(image="debian-12-genericcloud-amd64", arch=Arch.AMD64, run_id=RUN_ID,
+                      boot_timeout=20, options={"host": f"root@127.0.0.1:{server.port}",
+                                                "ssh_key": str(server.client_key),
+                                                "host_key": server.host_key})
+
+    def leftovers() -> dict[str, list[str]]:
+        """Nothing to find: gc finds nothing and the host's authorised keys are as they were."""
+        assert server.authorized_keys is not None
+        changed = server.authorized_keys.read_text() != authorised
+        found = {"gc": collect_garbage(), "authorized_keys": ["changed"] if changed else []}
+        return {k: v for k, v in found.items() if v}
+
+    yield Cloud("ssh", SshProvider(), spec, leftovers, lambda: 0, creates=False, reachable=True,
+                port=server.port)
+
+
 CLOUDS: dict[str, Callable[..., Iterator[Cloud]]] = {"aws": _aws, "gce": _gce, "azure": _azure,
-                                                     "openstack": _openstack}
+                                                     "openstack": _openstack, "ssh": _ssh}
 
 
 @pytest.fixture(params=sorted(CLOUDS))
@@ -117,28 +150,59 @@ def _wait_for_keys(machine: Machine, tries: int = 20) -> list[str]:
     return []
 
 
-def test_launch_console_reset_destroy_leaves_nothing(cloud: Cloud, tmp_path: Path) -> None:
+def _ssh_step(machine: Machine, spec: LaunchSpec) -> None:
+    """Log in with the verified host key and get a command's output back."""
+    ready = readiness.wait_for_ssh(machine, spec.boot_timeout)
+    assert ready.client is not None, ready.login_error
+    try:
+        assert ready.host_keys == (machine.host_keys_hint() or ready.host_keys)
+        _, out, _ = ready.client.exec_command("echo contract-$((6 * 7))", timeout=10)
+        assert out.read().decode().strip() == "contract-42"
+        assert out.channel.recv_exit_status() == 0
+    finally:
+        ready.client.close()
+
+
+def test_launch_ssh_console_reset_destroy_leaves_nothing(cloud: Cloud, tmp_path: Path) -> None:
     spec = cloud.provider.validate(cloud.spec)
-    assert spec.instance_type and spec.firmware is not None and spec.run_id == RUN_ID
+    assert spec.run_id == RUN_ID
+    if cloud.creates:
+        assert spec.instance_type and spec.firmware is not None
     assert cloud.leftovers() == {}, "validate must create nothing"
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     machine: Any = cloud.provider.launch(spec, run_dir)
     try:
-        assert machine.facts.provider == cloud.name and machine.facts.instance_id
-        assert machine.facts.datasource and machine.facts.arch is spec.arch
-        assert machine.ssh.port == 22 and machine.ssh.user == spec.ssh_user
+        assert machine.facts.provider == cloud.name and machine.facts.arch is spec.arch
+        assert machine.ssh.port == cloud.port and machine.ssh.user == spec.ssh_user
         assert stat.S_IMODE(machine.ssh.key_file.stat().st_mode) == 0o600
-        assert machine.ssh.key_file.parent == run_dir
-        assert machine.host_keys_hint() is None  # console is the source by default
+        if cloud.creates:  # a fresh key of the run's, for a machine of its own
+            assert machine.facts.instance_id and machine.facts.datasource
+            assert machine.ssh.key_file.parent == run_dir
+        else:  # the user's own key, for their host: nothing written
+            assert machine.ssh.key_file == Path(spec.options["ssh_key"])
+            assert list(run_dir.iterdir()) == []
         assert machine.is_alive()
-        assert _wait_for_keys(machine), "the console never showed the host keys"
-        machine.hard_reset()
-        assert cloud.resets() == 1
-        assert cloud.leftovers() != {}
+        if cloud.reachable:
+            _ssh_step(machine, spec)
+        # else: no guest behind the fake's instance; see tests/test_provider_<name>_e2e.py
+        if "console" in machine.not_offered:
+            assert machine.not_offered["console"].startswith(f"{cloud.name}: ")
+            assert machine.console_log() == "" and machine.host_keys_hint()
+        else:
+            assert machine.host_keys_hint() is None  # console is the source by default
+            assert _wait_for_keys(machine), "the console never showed the host keys"
+        if "reset" in machine.not_offered:
+            assert machine.not_offered["reset"].startswith(f"{cloud.name}: ")
+        else:
+            machine.hard_reset()
+            assert cloud.resets() == 1
+        if cloud.creates:
+            assert cloud.leftovers() != {}
     finally:
         errors = machine.destroy()
     assert errors == []
     assert cloud.leftovers() == {}
     assert machine.destroy() == []
-    assert not machine.is_alive()
+    if cloud.creates:
+        assert not machine.is_alive()

@@ -9,6 +9,7 @@ created if it cannot hand back a running machine.
 from __future__ import annotations
 
 import re
+import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
@@ -39,22 +40,27 @@ _DISK = re.compile(r"^(\+)?(\d+)G$", re.I)
 
 class AwsProvider(Provider):
     name = "aws"
+    #: each launch makes its own key pair, group and instance, all named for it; a boto3 client
+    #: is thread-safe, the session that makes it is not (made under the lock)
+    concurrent_launches = True
 
     def __init__(self) -> None:
         self._session: Any = None
         self._ec2: Any = None
+        self._lock = threading.Lock()
 
-    def _client(self, region: str | None) -> Any:
-        if self._ec2 is None or (region and self._session.region_name != region):
-            self._session = session.new_session(region)
-            self._ec2 = session.ec2_client(self._session)
-        return self._ec2
+    def _client(self, region: str | None) -> tuple[Any, str]:
+        """The EC2 client for *region* (else the configured one), and that region's name."""
+        with self._lock:
+            if self._ec2 is None or (region and self._session.region_name != region):
+                self._session = session.new_session(region)
+                self._ec2 = session.ec2_client(self._session)
+            return self._ec2, str(self._session.region_name)
 
     def validate(self, spec: LaunchSpec) -> LaunchSpec:
         if not _AMI.match(spec.image):
             raise UsageError(f"--image {spec.image!r}: for aws give an AMI id (ami-0123456789abcdef0)")
-        ec2 = self._client(spec.options.get("region"))
-        region = self._session.region_name
+        ec2, region = self._client(spec.options.get("region"))
         image = _describe_image(ec2, spec.image, region)
         arch = ARCHES.get(image.get("Architecture", ""), spec.arch)
         if image.get("Architecture") and image["Architecture"] not in ARCHES:
@@ -80,8 +86,7 @@ class AwsProvider(Provider):
         return replace(spec, arch=arch, firmware=firmware, instance_type=instance_type, options=options)
 
     def launch(self, spec: LaunchSpec, run_dir: Path) -> Machine:
-        ec2 = self._client(spec.options.get("region"))
-        region = self._session.region_name
+        ec2, region = self._client(spec.options.get("region"))
         short = uuid.uuid4().hex[:8]
         name = f"dct-{spec.run_id or short}-{short}"
         client_key = sshkeys.generate(f"debian-cloud-tests-{spec.run_id}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import re
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -51,17 +52,22 @@ def parse_expiry(value: str) -> datetime | None:
 
 class AzureProvider(Provider):
     name = "azure"
+    #: each launch makes its own resource group, and everything of its machine inside it; the
+    #: clients are made once, under the lock
+    concurrent_launches = True
 
     def __init__(self, credential: Any = None, subscription: str | None = None,
                  **client_kwargs: Any) -> None:
         self._args = (credential, subscription, client_kwargs)
         self._clients: session.Clients | None = None
+        self._lock = threading.Lock()
 
     def clients(self) -> session.Clients:
-        if self._clients is None:
-            credential, subscription, kwargs = self._args
-            self._clients = session.make_clients(credential, subscription, **kwargs)
-        return self._clients
+        with self._lock:
+            if self._clients is None:
+                credential, subscription, kwargs = self._args
+                self._clients = session.make_clients(credential, subscription, **kwargs)
+            return self._clients
 
     def preflight(self, options: Mapping[str, str] | None = None) -> str:
         return session.preflight(self._args[1])

@@ -9,6 +9,7 @@ the run's SSH key and user-data, and removes what it created if it cannot hand b
 from __future__ import annotations
 
 import re
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -41,16 +42,21 @@ _DISK = re.compile(r"^(\+)?(\d+)G$", re.I)
 
 class GceProvider(Provider):
     name = "gce"
+    #: each launch makes its own firewall rule and instance, both named for it; the clients are
+    #: made once, under the lock
+    concurrent_launches = True
 
     def __init__(self, project: str | None = None, credentials: Any = None,
                  endpoint: str | None = None) -> None:
         self._args = (project, credentials, endpoint)
         self._clients: session.Clients | None = None
+        self._lock = threading.Lock()
 
     def clients(self) -> session.Clients:
-        if self._clients is None:
-            self._clients = session.make_clients(*self._args)
-        return self._clients
+        with self._lock:
+            if self._clients is None:
+                self._clients = session.make_clients(*self._args)
+            return self._clients
 
     def validate(self, spec: LaunchSpec) -> LaunchSpec:
         m = _IMAGE.match(spec.image)

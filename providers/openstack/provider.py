@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import re
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -41,15 +42,20 @@ FAILED = frozenset({"ERROR", "DELETED", "SOFT_DELETED", "SHUTOFF"})
 
 class OpenStackProvider(Provider):
     name = "openstack"
+    #: each launch makes its own key pair, security group and server, all named for it; the
+    #: connection is made once per cloud and region, under the lock
+    concurrent_launches = True
 
     def __init__(self) -> None:
         self._conn: Any = None
         self._key: tuple[str | None, str | None] | None = None
+        self._lock = threading.Lock()
 
     def connection(self, cloud: str | None = None, region: str | None = None) -> Any:
-        if self._conn is None or self._key != (cloud, region):
-            self._conn, self._key = session.connect(cloud, region), (cloud, region)
-        return self._conn
+        with self._lock:
+            if self._conn is None or self._key != (cloud, region):
+                self._conn, self._key = session.connect(cloud, region), (cloud, region)
+            return self._conn
 
     def preflight(self, options: Mapping[str, str] | None = None) -> str:
         options = options or {}

@@ -16,6 +16,13 @@ RESET_COMMAND = "sudo -n systemctl reboot --force --force"
 class SshMachine(Machine):
     """A host the run does not own: it is never created, modified (but reset) nor removed."""
 
+    not_offered = {
+        "console": "ssh: a host reached only over SSH has no console to read; its host key is "
+                   "given (--host-key) instead of announced",
+        "reset": "ssh: no platform can power-cycle a host the run does not own; hard_reset asks "
+                 "the host itself for a forced reboot over SSH (passwordless sudo)",
+    }
+
     def __init__(self, facts: PlatformFacts, endpoint: SSHEndpoint, host_keys: list[str]) -> None:
         self.facts = facts
         self._endpoint = endpoint

@@ -2,8 +2,10 @@
 
 It speaks the REST paths and JSON (camelCase) the real ``google-cloud-compute`` client uses, and
 fails as GCE does when told to: an HTTP error with GCE's ``reason`` (``rateLimitExceeded``,
-``quotaExceeded``…), an operation that ends with an error, an instance stuck in ``STAGING``, a
-serial console empty for the first reads, a delete whose operation fails once.
+``quotaExceeded``…), an operation that ends with an error, an instance stuck in ``STAGING`` (or
+staying there a fixed time, as while GCE boots it), a serial console empty for the first reads, a
+delete whose operation fails once.  :attr:`FakeGce.nat_address`, :attr:`FakeGce.console_text` and
+:attr:`FakeGce.on_insert` let a scripted guest stand behind the instances (see :mod:`.sshd_guest`).
 
 With :attr:`FakeGce.guests` set, an instance of an image that maps to a local file is a real QEMU
 guest (see :mod:`.gce_qemu`): PROVISIONING, then STAGING until its guest runs, then RUNNING; its
@@ -22,7 +24,8 @@ import itertools
 import json
 import re
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -84,6 +87,11 @@ class FakeGce:
     faults: dict[str, list[HttpFault]] = field(default_factory=dict)
     op_errors: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     stuck: bool = False  # instances never leave STAGING
+    staging_seconds: float = 0.0  # instances inserted from now on are STAGING this long
+    nat_address: str = ""  # set: the external address of every instance not backed by QEMU
+    console_text: str = CONSOLE  # what the serial port shows once its empty reads are over
+    #: called with each instance inserted (its body as sent), under the fake's lock
+    on_insert: Callable[[dict[str, Any]], None] | None = None
     empty_console_reads: int = 0
     resets: list[str] = field(default_factory=list)
     console_reads: int = 0
@@ -257,13 +265,16 @@ class FakeGce:
             backed = self.guests is not None and image in self.guests.images
             # a guest's own loopback address, its SSH forwarded from there
             nat = self.guests.next_address() if self.guests is not None and backed else \
-                f"127.0.0.{len(self.instances) + 2}"
+                self.nat_address or f"127.0.0.{len(self.instances) + 2}"
             nics = body.get("networkInterfaces") or [{}]
             nics[0]["networkIP"] = "10.132.0.2"
             nics[0]["accessConfigs"] = [{**(nics[0].get("accessConfigs") or [{}])[0], "natIP": nat}]
             self.instances[name] = {**body, "id": str(next(self._ids)), "status": "STAGING",
                                     "zone": f"{self.url}/compute/v1/projects/{project}/zones/{zone}",
-                                    "networkInterfaces": nics, "console": ""}
+                                    "networkInterfaces": nics, "console": "",
+                                    "running_at": time.monotonic() + self.staging_seconds}
+            if self.on_insert is not None:
+                self.on_insert(body)
             if backed:
                 self._boot_later(name, image)
         return op
@@ -296,7 +307,7 @@ class FakeGce:
         if inst is None:
             raise HttpFault(404, "notFound", f"The resource 'projects/{project}/zones/{zone}/instances/"
                             f"{name}' was not found")
-        if not self.stuck and "booted" not in inst:
+        if not self.stuck and "booted" not in inst and time.monotonic() >= inst.get("running_at", 0.0):
             inst["status"] = "RUNNING"
         return _shown(inst)
 
@@ -327,7 +338,7 @@ class FakeGce:
     def _instances_getSerialPortOutput(self, q: Any, b: Any, project: str, zone: str, name: str) -> Any:
         self._instances_get(q, b, project, zone, name)
         self.console_reads += 1
-        text = "" if self.console_reads <= self.empty_console_reads else CONSOLE
+        text = "" if self.console_reads <= self.empty_console_reads else self.console_text
         if self.guests is not None and self.instances[name]["id"] in self.guests.guests:
             text = self.guests.console(self.instances[name]["id"])
         start = int(q.get("start", "0") or 0)
@@ -335,7 +346,7 @@ class FakeGce:
 
 
 def _shown(inst: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in inst.items() if k not in ("console", "booted")}
+    return {k: v for k, v in inst.items() if k not in ("console", "booted", "running_at")}
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -3,9 +3,10 @@ where the provider's correctness depends on it.
 
 The server runs in a thread of the test process (``ThreadedMotoServer``), so its backend can be
 hooked in-process: faults injected into any API action, a security group that cannot be deleted
-while an instance uses it, instances that stay ``pending`` (moto starts every one ``running``),
-and instances backed by :class:`Machines` (scripted consoles here, real QEMU guests in
-:mod:`aws_qemu`).  Anything in another process (the plugin run by
+while an instance uses it, instances that stay ``pending`` (moto starts every one ``running``)
+for ever or for a fixed time (as EC2's do while they boot), and instances backed by
+:class:`Machines` (scripted consoles here, real QEMU guests in :mod:`aws_qemu`, one real sshd
+in :mod:`sshd_guest`).  Anything in another process (the plugin run by
 ``run_suites``) reaches it over HTTP through ``AWS_ENDPOINT_URL``, as it would reach AWS.
 
 moto and boto3 are imported when first used, never when this module is: collecting the tests
@@ -18,6 +19,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -132,6 +134,10 @@ class Hooks:
         self.calls: list[str] = []
         #: instances started from now on stay pending until terminated, as on a stuck launch
         self.stuck_pending = False
+        #: instances started from now on stay pending this many seconds, then run (and their
+        #: machine starts): EC2's boot time, so that launches overlapping can be measured
+        self.pending_seconds = 0.0
+        self._pending_until: dict[str, tuple[float, Any, Any]] = {}  # id: (deadline, backend, instance)
         #: the ``Latest`` parameter of every get_console_output call (None: not given)
         self.console_latest: list[object] = []
         self._lock = threading.Lock()
@@ -163,6 +169,12 @@ class Hooks:
             for instance in reservation.instances:
                 if hooks.stuck_pending:
                     instance._state = InstanceState("pending", 0)
+                    continue
+                if hooks.pending_seconds > 0:
+                    instance._state = InstanceState("pending", 0)
+                    with hooks._lock:
+                        hooks._pending_until[instance.id] = (
+                            time.monotonic() + hooks.pending_seconds, backend, instance)
                     continue
                 machines.start(backend, instance)
             return reservation
@@ -215,10 +227,25 @@ class Hooks:
                 fault = pending.pop(0) if pending else None
             if fault:
                 raise EC2ClientError(*fault)
+            hooks._run_due()
             if action == "get_console_output":
                 return hooks._console(response)
             return original(response)
         return handler
+
+    def _run_due(self) -> None:
+        """Instances whose pending time is over run now (still pending ones were terminated)."""
+        from moto.ec2.models.instances import InstanceState
+
+        now = time.monotonic()
+        with self._lock:
+            due = [(i, b) for iid, (when, b, i) in self._pending_until.items() if when <= now]
+            for instance, _ in due:
+                del self._pending_until[instance.id]
+        for instance, backend in due:
+            if instance.state == "pending":
+                instance._state = InstanceState("running", 16)
+                self.machines.start(backend, instance)
 
     def _console(self, response: Any) -> Any:
         from moto.core.responses import ActionResult

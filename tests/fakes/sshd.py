@@ -27,6 +27,9 @@ class Sshd:
     log: Path
     #: the network namespace sshd listens in, when it has one of its own (enter it to connect)
     netns: str | None = None
+    address: str = "127.0.0.1"
+    #: the file sshd reads the authorised keys from at every login (a test may add keys to it)
+    authorized_keys: Path | None = None
 
 
 def unavailable() -> str | None:
@@ -64,12 +67,12 @@ def _with_private_run(run_files: dict[str, str], tmp: Path, command: list[str],
     return ["unshare", "--mount", *net, "--propagation", "private", "sh", "-c", script, "sh", *command]
 
 
-def _listening(port: int, log: Path, own_network: bool) -> bool:
+def _listening(address: str, port: int, log: Path, own_network: bool) -> bool:
     """Whether sshd answers yet (in its own namespace: whether it says it listens)."""
     if own_network:
-        return f"Server listening on 127.0.0.1 port {port}" in log.read_text()
+        return f"Server listening on {address} port {port}" in log.read_text()
     try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        socket.create_connection((address, port), timeout=1).close()
         return True
     except OSError:
         return False
@@ -77,12 +80,14 @@ def _listening(port: int, log: Path, own_network: bool) -> bool:
 
 @contextmanager
 def running_sshd(tmp: Path, run_files: dict[str, str] | None = None,
-                 hide: tuple[str, ...] = (), own_network: bool = False) -> Iterator[Sshd]:
+                 hide: tuple[str, ...] = (), own_network: bool = False,
+                 address: str = "127.0.0.1", port: int | None = None) -> Iterator[Sshd]:
     """Start ``sshd -D`` with a fresh ed25519 host key; the client key is authorised for root.
 
     *run_files* are planted under a private /run the sessions see (e.g. cloud-init's state in
     /run/cloud-init), for checks that read what a guest's boot left there; the directories in
-    *hide* look empty to the sessions (a platform feature the host has, planted away)."""
+    *hide* look empty to the sessions (a platform feature the host has, planted away).  It
+    listens on *address* (a loopback address) and *port* (default: a free one)."""
     tmp.mkdir(parents=True, exist_ok=True)
     host = sshkeys.generate("host")
     host_key = sshkeys.write_private(host, tmp / "host_ed25519")
@@ -90,10 +95,10 @@ def running_sshd(tmp: Path, run_files: dict[str, str] | None = None,
     client_key = sshkeys.write_private(client, tmp / "client_ed25519")
     (tmp / "authorized_keys").write_text(client.public_openssh + "\n")
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation directory
-    port = _free_port()
+    port = port or _free_port()
     config = tmp / "sshd_config"
     config.write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile none\n"
+        f"Port {port}\nListenAddress {address}\nHostKey {host_key}\nPidFile none\n"
         f"AuthorizedKeysFile {tmp / 'authorized_keys'}\nStrictModes no\nUsePAM no\n"
         "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\nLogLevel VERBOSE\n")
@@ -104,12 +109,13 @@ def running_sshd(tmp: Path, run_files: dict[str, str] | None = None,
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log.open("w"))
     try:
         deadline = time.monotonic() + 10
-        while not _listening(port, log, own_network):
+        while not _listening(address, port, log, own_network):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"sshd did not start: {log.read_text()[-2000:]}")
             time.sleep(0.05)
         yield Sshd(port, "root", " ".join(host.public_openssh.split()[:2]), client_key, log,
-                   f"/proc/{proc.pid}/ns/net" if own_network else None)
+                   f"/proc/{proc.pid}/ns/net" if own_network else None, address,
+                   tmp / "authorized_keys")
     finally:
         proc.terminate()
         try:
