@@ -27,6 +27,11 @@ RESTART_LINES = ("reboot: machine restart", "reboot: Restarting system")
 #: how long a live console may stay silent after them before the platform counts as hung (a
 #: firmware prints within seconds of a reset; a whole boot to SSH takes about a minute under TCG)
 RESTART_SILENCE = 90.0
+#: how long a live console may stay silent once the new boot's kernel has started: a booting
+#: Debian prints something (a unit, a cloud-init stage) every few seconds even under TCG; an
+#: emulated machine that stops in the middle (seen with OVMF under TCG) is reset once
+STALL_SILENCE = 240.0
+KERNEL_START = "Linux version "
 
 
 @dataclass
@@ -54,12 +59,19 @@ class RestartWatch:
         self._length = -1
         self._since = 0.0
 
-    def hung(self, text: str, now: float) -> bool:
+    def hung(self, text: str, now: float) -> str | None:
+        """Why the platform looks hung (and needs one reset), or None while the guest is busy."""
         if len(text) != self._length:
             self._length, self._since = len(text), now
+        silent = now - self._since
         lines = console.clean(text[self.mark:]).rstrip().splitlines()
         restarting = bool(lines) and any(mark in lines[-1] for mark in RESTART_LINES)
-        return restarting and now - self._since >= self.silence
+        if restarting and silent >= self.silence:
+            return f"the console stayed silent {silent:.0f}s after the kernel's restart"
+        if silent >= STALL_SILENCE and KERNEL_START in text[self.mark:]:
+            # the new boot began and then the emulated machine stopped printing altogether
+            return f"the console stayed silent {silent:.0f}s in the middle of the new boot"
+        return None
 
 
 def _boot_id(inst: Instance) -> str:
@@ -69,8 +81,12 @@ def _boot_id(inst: Instance) -> str:
 def reboot(inst: Instance, hard: bool, timeout: float) -> RebootOutcome:
     """Reboot *inst* and reconnect its host to the new boot (never raises for guest trouble)."""
     outcome = RebootOutcome("hard" if hard else "soft")
-    outcome.hostname_before = inst.host.run("hostname").stdout.strip()
-    old_boot = _boot_id(inst)
+    try:
+        outcome.hostname_before = inst.host.run("hostname").stdout.strip()
+        old_boot = _boot_id(inst)
+    except Exception as exc:  # an earlier reboot left no way in: say so, do not error
+        outcome.error = f"the machine cannot be reached before this reboot: {exc}"
+        return outcome
     console_mark = len(_console(inst))
     started = time.monotonic()
     if hard:
@@ -88,10 +104,9 @@ def reboot(inst: Instance, hard: bool, timeout: float) -> RebootOutcome:
     watch = RestartWatch(console_mark) if not hard and inst.machine.console_is_live else None
     while time.monotonic() < deadline:
         time.sleep(POLL)
-        if watch and outcome.platform_reset is None and watch.hung(_console(inst), time.monotonic()):
-            outcome.platform_reset = (
-                f"the console stayed silent {watch.silence:.0f}s after the kernel's restart: the "
-                "platform hung in its reset and was reset once through the provider")
+        hung = watch.hung(_console(inst), time.monotonic()) if watch else None
+        if hung and outcome.platform_reset is None:
+            outcome.platform_reset = f"{hung}: the platform hung and was reset once through the provider"
             try:
                 inst.machine.hard_reset()
             except Exception as exc:  # the platform is gone: nothing more to wait for

@@ -55,3 +55,13 @@ def test_the_silence_counts_from_the_last_output() -> None:
     w.hung(BEFORE + SHUTDOWN + RESTART, 80.0)
     assert not w.hung(BEFORE + SHUTDOWN + RESTART, 160.0)
     assert w.hung(BEFORE + SHUTDOWN + RESTART, 170.0)
+
+
+def test_a_new_boot_that_stops_printing_is_a_stalled_platform() -> None:
+    """The new boot's kernel started, then the emulated machine printed nothing for minutes."""
+    w = watch()
+    stalled = BEFORE + SHUTDOWN + RESTART + ("[    0.0] Linux version 6.1.0-28-cloud-amd64\r\n"
+                                             "[   26.1] systemd[1]: Starting modprobe@fuse.service\r\n")
+    assert not w.hung(stalled, 0.0)
+    assert not w.hung(stalled, 239.0)
+    assert "middle of the new boot" in (w.hung(stalled, 240.0) or "")
