@@ -3,16 +3,20 @@
 files, emulated EC2 instances, key pairs and security groups, and changes to the image.
 
 Each kill is one `pytest --provider=qemu|aws` run of a small suite selection, killed with SIGINT
-(to its process group, as a terminal does), SIGTERM or SIGKILL at a phase chosen at random
-(overlay, boot, ssh wait, checks, teardown) and recognised from what the run shows (run dir,
-console, progress lines, test verdicts).  Leaks are looked for after a bounded wait, and again
-after one `debian-cloud-tests gc`: SIGKILL leaves cleanup to the guard process and gc by design.
+(to its process group, as a terminal does), SIGTERM or SIGKILL at a phase (overlay, boot, ssh
+wait, checks, teardown) recognised from what the run shows (run dir, console, progress lines,
+test verdicts).  The plan aims at every provider x phase x signal combination once first, then
+fills the rest at random (seeded).  Leaks are looked for after a bounded wait, and again after
+one `debian-cloud-tests gc` where a kill left something; after the last kill gc runs once
+whatever was found, and everything is looked at again.  SIGKILL leaves cleanup to the guard
+process and gc by design.
 
-Expected duration (2 cores, TCG): about 20 s a kill on average, so the default 200 kills take
-about an hour; --max-minutes (default 70) stops earlier and reports what was done.
+Expected duration (2 cores, TCG): about 20 s a kill on average (a kill aimed after the boot costs
+a boot), so 200 kills take about an hour; --max-minutes (default 70) stops earlier and reports
+what was done.
 
-Usage: python3 benchmarks/fault_injection.py [--kills 200] [--providers qemu,aws]
-       [--max-minutes 70] [--seed S] [--image IMAGE]
+Usage: python3 benchmarks/fault_injection.py [--kills 200 | --kills-per-provider 200]
+       [--providers qemu,aws] [--max-minutes 70] [--seed S] [--image IMAGE]
 (needs root: the runs are walled in network namespaces with only loopback up).
 """
 
@@ -55,13 +59,16 @@ class Phase(enum.Enum):
     TEARDOWN = "teardown"
 
 
-#: the share of kills aimed at each phase: the last three need a booted guest (30-110 s each)
+#: the share of the kills beyond the first of each combination aimed at each phase: the last three
+#: need a booted guest (30-110 s each)
 WEIGHTS = {Phase.OVERLAY: 0.40, Phase.BOOT: 0.52, Phase.SSH_WAIT: 0.03, Phase.CHECKS: 0.03,
            Phase.TEARDOWN: 0.02}
 #: the extra delay after a phase's sign, drawn uniformly up to this many seconds (the two small
 #: suites' checks take 1-2 s in all, and a qemu teardown well under a second)
 DELAY = {Phase.OVERLAY: 0.3, Phase.BOOT: 10.0, Phase.SSH_WAIT: 3.0, Phase.CHECKS: 0.5,
          Phase.TEARDOWN: 0.2}
+PHASES = tuple(WEIGHTS)  # the phases aimed at
+MAX_RETRIES = 3  # a combination aimed at again at most this many times when it was not hit
 SUITES = ("config/test_ssh.py", "config/test_system.py")
 STAGE = re.compile(r"^\[(?:qemu|aws)\] (\S+(?: \S+)?)\s+[\d.]+s$", re.M)
 VERDICT = re.compile(r" (PASSED|FAILED|ERROR)\b")
@@ -235,23 +242,43 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def plan(kills: int, providers: list[str], rng: random.Random) -> list[tuple[str, Phase, signal.Signals]]:
-    """Kills spread over the providers, each phase and signal in proportion, in random order."""
-    out = []
-    for i, provider in enumerate(providers):
-        n = kills // len(providers) + (1 if i < kills % len(providers) else 0)
-        least = 1 if n >= len(WEIGHTS) else 0  # every phase once, when there are kills enough
-        phases = [p for p, w in WEIGHTS.items() for _ in range(max(least, round(w * n)))]
-        while len(phases) > n:  # the minimum of one each may overshoot: trim a cheap phase
-            counts = Counter(phases)
-            cheap = [p for p in (Phase.OVERLAY, Phase.BOOT) if counts[p]] or list(counts)
-            phases.remove(max(cheap, key=lambda p: counts[p] - WEIGHTS[p] * n))
-        phases += rng.choices(list(WEIGHTS), list(WEIGHTS.values()), k=n - len(phases))
-        sigs = [SIGNALS[j % 3] for j in range(n)]
+Aim = tuple[str, Phase, signal.Signals]
+
+
+def split(kills: int, providers: list[str]) -> dict[str, int]:
+    """*kills* in all, shared out over *providers* as evenly as they go."""
+    return {p: kills // len(providers) + (1 if i < kills % len(providers) else 0)
+            for i, p in enumerate(providers)}
+
+
+def plan(targets: dict[str, int], rng: random.Random) -> list[Aim]:
+    """The kills to aim, *targets[provider]* on each provider.
+
+    First every phase x signal combination once on each provider (with fewer kills than the 15
+    combinations: distinct ones, as many phases and as even signals as they allow), in random
+    order; then the rest at random: phases in WEIGHTS proportion, signals evenly.
+    """
+    cover: list[Aim] = []
+    fill: list[Aim] = []
+    for provider, n in targets.items():
+        phases, sigs = list(PHASES), list(SIGNALS)
+        rng.shuffle(phases)
         rng.shuffle(sigs)
-        out += [(provider, p, s) for p, s in zip(phases, sigs, strict=True)]
-    rng.shuffle(out)
-    return out
+        # i -> (i mod 5, i mod 3) is one to one over 0..14: the first k differ, with k phases
+        # (up to 5) and signals within one of each other
+        combos = [(provider, phases[i % len(phases)], sigs[i % len(sigs)])
+                  for i in range(len(phases) * len(sigs))]
+        first = min(n, len(combos))
+        cover += combos[:first]
+        rest = n - first
+        more = rng.choices(PHASES, [WEIGHTS[p] for p in PHASES], k=rest)
+        offset = rng.randrange(len(SIGNALS))
+        signals = [SIGNALS[(offset + j) % len(SIGNALS)] for j in range(rest)]
+        rng.shuffle(signals)
+        fill += [(provider, p, s) for p, s in zip(more, signals, strict=True)]
+    rng.shuffle(cover)
+    rng.shuffle(fill)
+    return cover + fill
 
 
 class Injector:
@@ -262,6 +289,7 @@ class Injector:
         self.suites = [str(suites_dir() / s) for s in SUITES]
         self.digest = sha256(image)
         self.count = 0
+        self.spent: Path | None = None  # the last clean kill's dir: kept for the final gc
 
     def command(self, provider: str, tmp: Path) -> list[str]:
         base = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v",
@@ -278,6 +306,9 @@ class Injector:
         return left + (self.emulator.leftovers() if self.emulator else [])
 
     def one(self, provider: str, aim: Phase, sig: signal.Signals) -> Kill:
+        if self.spent:
+            shutil.rmtree(self.spent, ignore_errors=True)
+            self.spent = None
         self.count += 1
         tmp = self.work / f"kill-{self.count:03d}"
         tmpdir = tmp / "tmp"
@@ -309,8 +340,8 @@ class Injector:
         _wait(lambda: not self.leaks(tmpdir), SETTLE, 0.5)
         kill.before_gc += self.leaks(tmpdir)
         if kill.before_gc:
-            self.gc(provider, tmpdir)
-            kill.after_gc = self.leaks(tmpdir)
+            kill.after_gc = self.gc(provider, tmpdir)
+            kill.after_gc += self.leaks(tmpdir)
             if kill.after_gc:
                 self.clean(tmpdir)
         if kill.after_gc or not kill.killed:
@@ -318,18 +349,47 @@ class Injector:
         kill.image_changed = sha256(self.image) != self.digest
         kill.seconds = time.monotonic() - started
         if kill.killed and not kill.after_gc:
-            shutil.rmtree(tmp, ignore_errors=True)
+            self.spent = tmp
         return kill
 
-    def gc(self, provider: str, tmpdir: Path) -> None:
-        """One `debian-cloud-tests gc`, once the run dirs are old enough for it to touch."""
+    def gc(self, provider: str, tmpdir: Path) -> list[str]:
+        """One `debian-cloud-tests gc`, once the run dirs are old enough for it to touch (its
+        failure, if it failed: a gc that fails is one that did not clean)."""
         dirs = list(tmpdir.glob("dct-run-*"))
         youngest = max((p.stat().st_mtime for p in dirs if p.exists()), default=0.0)
         time.sleep(max(0.0, youngest + GC_MIN_AGE - time.time()))
         cmd = [sys.executable, "-m", "debian_cloud_tests.cli", "gc"]
-        if provider == "aws" and self.emulator:
+        if provider == "aws" and self.emulator:  # the cloud side, and the local one as well
             cmd += ["--provider", "aws", "--region", self.emulator.world.region]
-        subprocess.run(cmd, env={**os.environ, "TMPDIR": str(tmpdir)}, capture_output=True, timeout=300)
+        try:
+            done = subprocess.run(cmd, env={**os.environ, "TMPDIR": str(tmpdir)}, capture_output=True,
+                                  text=True, timeout=300)
+        except subprocess.TimeoutExpired:
+            return [f"gc ({provider}) still running after 300 s"]
+        if done.returncode:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            return [f"gc ({provider}) failed, exit {done.returncode}: {last}"]
+        return []
+
+    def final(self, providers: list[str]) -> tuple[list[str], bool]:
+        """After the last kill: one gc for the local and the cloud side whatever the kills left,
+        then everything looked at again (what is left, and whether the image changed)."""
+        tmpdirs = sorted(self.work.glob("kill-*/tmp"))
+        if not tmpdirs:  # no kill ran (stopped at once): gc still runs, on an empty dir
+            tmpdirs = [self.work / "final" / "tmp"]
+            tmpdirs[0].mkdir(parents=True)
+        provider = "aws" if "aws" in providers and self.emulator else "qemu"
+        left: list[str] = []
+        for tmpdir in tmpdirs:
+            left += self.gc(provider, tmpdir)
+        for tmpdir in tmpdirs:
+            left += _mentioning(tmpdir) + [f"run dir {p}" for p in tmpdir.glob("dct-run-*")]
+            left += _private_keys(tmpdir)
+        left += _mentioning(self.work)  # a kill dir removed, a process naming it still alive
+        left += self.emulator.leftovers() if self.emulator else []
+        if self.spent and not left:
+            shutil.rmtree(self.spent, ignore_errors=True)
+        return list(dict.fromkeys(left)), sha256(self.image) != self.digest
 
     def clean(self, tmpdir: Path) -> None:
         from debian_cloud_tests.rundir import reap
@@ -342,42 +402,77 @@ class Injector:
             self.emulator.clean()
 
 
-def report(kills: list[Kill], planned: int, wall: float, facts: str, image: Path) -> int:
+def report(kills: list[Kill], targets: dict[str, int], wall: float, facts: str, image: Path,
+           final_left: list[str], final_changed: bool, stopped: str) -> int:
     print(f"machine: {facts}; image {image.name}")
-    print(f"{'provider':<8} {'signal':<7} {'phase':<9} {'kills':>5} {'missed':>6} {'gc-needed':>9} "
-          f"{'leaks':>5} {'images':>6} {'seconds':>8}")
-    rows: dict[tuple[str, str, str], list[Kill]] = defaultdict(list)
+    print("per provider x phase x signal (kills by the phase the signal went out in, missed runs by "
+          "the phase aimed at):")
+    print(f"{'provider':<8} {'phase':<9} {'signal':<7} {'kills':>5} {'missed':>6} {'found':>5} "
+          f"{'left':>4} {'images':>6} {'seconds':>8}")
+    rows: dict[tuple[str, Phase, str], list[Kill]] = defaultdict(list)
     for k in kills:
-        rows[(k.provider, k.sig, k.phase.value if k.killed else f"({k.aimed.value})")].append(k)
-    for (prov, sig, phase), ks in sorted(rows.items()):
-        done = [k for k in ks if k.killed]
-        print(f"{prov:<8} {sig:<7} {phase:<9} {len(done):>5} {len(ks) - len(done):>6} "
-              f"{sum(bool(k.before_gc) for k in ks):>9} {sum(bool(k.after_gc) for k in ks):>5} "
-              f"{sum(k.image_changed for k in ks):>6} {sum(k.seconds for k in ks):>8.0f}")
+        rows[(k.provider, k.phase if k.killed else k.aimed, k.sig)].append(k)
+    extra = [ph for ph in Phase if ph not in PHASES and any(key[1] is ph for key in rows)]
+    never = []
+    for prov in targets:
+        for phase in [*extra, *PHASES]:
+            for sig in SIGNALS:
+                ks = rows.get((prov, phase, sig.name), [])
+                done = [k for k in ks if k.killed]
+                if not done and phase in PHASES:
+                    never.append(f"{prov} {phase.value} {sig.name}")
+                print(f"{prov:<8} {phase.value:<9} {sig.name:<7} {len(done):>5} {len(ks) - len(done):>6} "
+                      f"{sum(bool(k.before_gc) for k in ks):>5} {sum(bool(k.after_gc) for k in ks):>4} "
+                      f"{sum(k.image_changed for k in ks):>6} {sum(k.seconds for k in ks):>8.0f}")
+    print(f"never killed in: {', '.join(never)}" if never
+          else "every provider x phase x signal combination killed at least once")
     for k in kills:
         for leak in k.after_gc:
             print(f"LEAK {k.provider} {k.sig} {k.phase.value}: {leak}")
-    leaks = sum(bool(k.after_gc) for k in kills)
-    changed = sum(k.image_changed for k in kills)
-    print(f"kills: {sum(k.killed for k in kills)} of {planned} planned ({len(kills)} runs, "
-          f"{sum(not k.killed for k in kills)} ended before their phase); needed gc: "
-          f"{sum(bool(k.before_gc) for k in kills)}; leaks found: {leaks}; images changed: "
-          f"{changed} (target 0 and 0); wall time {wall / 60:.1f} min")
-    return 1 if leaks or changed else 0
+    for leak in final_left:
+        print(f"LEAK after the final gc: {leak}")
+    for prov, target in targets.items():
+        ks = [k for k in kills if k.provider == prov]
+        print(f"{prov}: {sum(k.killed for k in ks)} kills of {target} planned "
+              f"({sum(not k.killed for k in ks)} runs ended before their phase); leaks found after "
+              f"the kill: {sum(bool(k.before_gc) for k in ks)}; left after gc: "
+              f"{sum(bool(k.after_gc) for k in ks)}; images changed: {sum(k.image_changed for k in ks)}")
+    found = sum(bool(k.before_gc) for k in kills)
+    left = sum(bool(k.after_gc) for k in kills)
+    changed = sum(k.image_changed for k in kills) + final_changed
+    print(f"kills: {sum(k.killed for k in kills)} of {sum(targets.values())} planned ({len(kills)} runs, "
+          f"{sum(not k.killed for k in kills)} ended before their phase); leaks found after each kill: "
+          f"{found}; left after gc: {left} (after a kill's gc) + {len(final_left)} (after the final gc, "
+          f"run once after the last kill); images changed: {changed} (target 0, 0 and 0); wall time "
+          f"{wall / 60:.1f} min")
+    if stopped:
+        print(stopped)
+    return 1 if found or left or final_left or changed else 0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     epilog=__doc__.split("\n\n")[2])
-    parser.add_argument("--kills", type=int, default=200, help="total kills (default 200)")
+                                     epilog=__doc__.split("\n\n")[3])
+    count = parser.add_mutually_exclusive_group()
+    count.add_argument("--kills", type=int, help="total kills, shared out over the providers "
+                       "(default 200)")
+    count.add_argument("--kills-per-provider", type=int, help="kills on each provider")
     parser.add_argument("--providers", default="qemu,aws", help="qemu, aws or both (default)")
     parser.add_argument("--max-minutes", type=float, default=70.0, help="stop early (default 70)")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--image", help="default: the good test image, built or taken from the cache")
     args = parser.parse_args()
-    providers = [p for p in args.providers.split(",") if p]
-    if not set(providers) <= {"qemu", "aws"}:
+    providers = list(dict.fromkeys(p for p in args.providers.split(",") if p))
+    if not providers or not set(providers) <= {"qemu", "aws"}:
         parser.error("--providers: qemu, aws")
+    if (args.kills_per_provider or 1) < 1 or (args.kills if args.kills is not None else 1) < 1:
+        parser.error("the number of kills must be at least 1")
+    if args.kills_per_provider:
+        targets = {p: args.kills_per_provider for p in providers}
+        counting = f"--kills-per-provider={args.kills_per_provider}"
+    else:
+        targets = split(args.kills or 200, providers)
+        counting = f"--kills={args.kills or 200}"
     if os.environ.get(WALLED) != "1":
         # the image is built (or found) before the walls go up; then everything runs walled in
         if not args.image:
@@ -385,7 +480,7 @@ def main() -> int:
 
             args.image = str(build_image(Recipe()))
         seed = args.seed if args.seed is not None else random.randrange(1 << 32)
-        cmd = [sys.executable, __file__, f"--kills={args.kills}", f"--providers={','.join(providers)}",
+        cmd = [sys.executable, __file__, counting, f"--providers={','.join(providers)}",
                f"--max-minutes={args.max_minutes}", f"--seed={seed}", f"--image={args.image}"]
         inner = subprocess.Popen(_walled(cmd), env={**os.environ, WALLED: "1"})
         while True:
@@ -399,46 +494,83 @@ def main() -> int:
     from qemu_fleet import machine_facts
 
     facts = machine_facts()
-    print(f"seed {args.seed}, {args.kills} kills on {', '.join(providers)}, image {image}", flush=True)
+    planned = sum(targets.values())
+    print(f"seed {args.seed}, {planned} kills ({', '.join(f'{p} {n}' for p, n in targets.items())}), "
+          f"image {image}", flush=True)
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="dct-faults-"))
     kills: list[Kill] = []
+    stopped = ""
+    final_left: list[str] = []
+    final_changed = False
     try:
         emulator = Emulator(image, work) if "aws" in providers else None
         try:
             injector = Injector(image, work, emulator, rng)
-            todo = collections.deque(plan(args.kills, providers, rng))
-            # a run that ends before the moment aimed at is no kill: it is aimed again, later
-            # (bounded: some phases, a quick teardown, are hard to hit on a fast run)
-            replays = max(5, args.kills // 10)
+            todo = collections.deque(plan(targets, rng))
+            # a run that ends before the moment aimed at is no kill: it is aimed again, later, or
+            # next if its combination was never hit; one that went out in a later phase than
+            # aimed at while its combination was never hit is aimed again in place of a kill
+            # whose combination is hit or planned twice (bounded: some phases, a quick
+            # teardown, are hard to hit on a fast run)
+            replays = max(5, planned // 10)
+            retried: Counter[Aim] = Counter()
+            hit: set[Aim] = set()
             while todo:
-                provider, aim, sig = todo.popleft()
+                landed = sum(x.killed for x in kills)
                 if time.monotonic() - started > args.max_minutes * 60:
-                    print(f"--max-minutes {args.max_minutes:g} reached", flush=True)
+                    stopped = (f"stopped at the time bound (--max-minutes {args.max_minutes:g}) after "
+                               f"{landed} of {planned} planned kills")
+                    print(stopped, flush=True)
                     break
+                aim = todo.popleft()
+                provider, phase, sig = aim
                 try:
-                    k = injector.one(provider, aim, sig)
+                    k = injector.one(provider, phase, sig)
                 except KeyboardInterrupt:  # Ctrl-C: report what was done
-                    print("interrupted", flush=True)
+                    stopped = f"interrupted after {landed} of {planned} planned kills"
+                    print(stopped, flush=True)
                     break
                 kills.append(k)
-                landed = sum(x.killed for x in kills)
-                if not k.killed and replays and landed + len(todo) < args.kills:
-                    replays -= 1
-                    todo.append((provider, aim, sig))
-                print(f"{len(kills):3d} {provider:<4} {sig.name:<7} aimed {aim.value:<8} "
+                if k.killed:
+                    hit.add((provider, k.phase, sig))
+                if replays and retried[aim] < MAX_RETRIES and (not k.killed or aim not in hit):
+                    mine = (sum(x.killed for x in kills if x.provider == provider)
+                            + sum(t[0] == provider for t in todo))
+                    again = False
+                    if not k.killed and mine < targets[provider]:
+                        (todo.append if aim in hit else todo.appendleft)(aim)
+                        again = True
+                    elif aim not in hit and (spare := next(
+                            (t for t in reversed(todo) if t[0] == provider and t != aim
+                             and (t in hit or todo.count(t) > 1)), None)):
+                        todo.remove(spare)
+                        todo.appendleft(aim)
+                        again = True
+                    if again:
+                        replays -= 1
+                        retried[aim] += 1
+                print(f"{len(kills):3d} {provider:<4} {sig.name:<7} aimed {phase.value:<8} "
                       f"{'at ' + k.phase.value if k.killed else 'ended first':<14} {k.seconds:5.1f}s "
-                      f"gc {'yes' if k.before_gc else 'no '} leaks {len(k.after_gc)}"
+                      f"found {len(k.before_gc)} left after gc {len(k.after_gc)}"
                       + (f" ({'; '.join(k.after_gc[:3])})" if k.after_gc else ""), flush=True)
+            # once whatever the kills left: `gc` for the local side and the emulated cloud
+            try:
+                final_left, final_changed = injector.final(providers)
+            except KeyboardInterrupt:
+                final_left = ["the final gc was interrupted"]
+            print(f"final gc after the last kill: {len(final_left)} left, image "
+                  f"{'changed' if final_changed else 'unchanged'}", flush=True)
         finally:
             if emulator:
                 emulator.close()
     finally:
-        if any(k.after_gc or not k.killed for k in kills):  # for a look at what happened
+        if final_left or any(k.after_gc or not k.killed for k in kills):  # for a look at what happened
             print(f"outputs of the leaking or missed runs: {work}/kill-*/output.txt")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    return report(kills, args.kills, time.monotonic() - started, facts, image)
+    return report(kills, targets, time.monotonic() - started, facts, image, final_left, final_changed,
+                  stopped)
 
 
 if __name__ == "__main__":
