@@ -400,6 +400,7 @@ MESSAGES = {
                      "network.dhcp_lease": "no default route"},
     "bad-boot-config": {"network.mtu_matches_platform": "platform MTU 1500"},
     "bad-policy": {"config.no_build_mirror_left": "http://localhost:3142/"},
+    "bad-config": {"config.dpkg_audit_clean": "half configured"},
     "changes-on-reboot": {"bvt.console_clean_at_end": "BUG: kernel NULL pointer dereference"},
 }
 

@@ -1,47 +1,114 @@
-"""End to end on an emulated EC2: the plugin runs the suites with ``--provider=aws`` against moto,
-whose instance is a real QEMU guest booted from the test image (see tests/fakes/aws_qemu.py).
+"""End to end on an emulated EC2: the plugin runs every suite with ``--provider=aws`` against moto,
+whose instances are real QEMU guests booted from the test image (see tests/fakes/aws_qemu.py).
 
-The guest configures itself through cloud-init's Ec2 datasource from an emulated IMDSv2, the
-provider reaches it on its "public IP" (a 127.x.y.z address) port 22 with the host key read
-from get_console_output, and afterwards nothing is left in EC2 or on this machine.
+The guests configure themselves through cloud-init's Ec2 datasource from an emulated IMDSv2, the
+provider reaches each on its "public IP" (a 127.x.y.z address) port 22 with the host key read
+from get_console_output, the reboot suite's hard reboot goes through RebootInstances (which
+resets the guest), the uniqueness suite's second instance is a second guest, and afterwards
+nothing is left in EC2 or on this machine.
+
+The guests get the network a default VPC subnet gives (a DHCP'd default route and a nameserver),
+so all of it runs in a network and mount namespace of the test's own (tests/fakes/netns.py): only
+loopback exists there and its resolv.conf names a DNS server of the test's, which answers every
+name NXDOMAIN.  moto, the metadata services, the DNS server, QEMU and the plugin run live in it;
+nothing can leave it.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import socket
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from debian_cloud_tests.plugin import suites_dir
-
 from .conftest import run_suites
 from .fakes.aws_qemu import QemuMachines
 from .fakes.aws_world import make_world
-from .fakes.moto_ec2 import CheckIp, leftovers
+from .fakes.dns import DnsServer
+from .fakes.imds import ImdsServer
+from .fakes.moto_ec2 import CheckIp, leftovers, running_moto
+from .fakes.netns import PrivateNamespace, private_namespace, unavailable
+from .fakes.qemu_guests import Guest, assert_gone
 
 if TYPE_CHECKING:
     from .fakes.aws_world import AwsWorld
-    from .fakes.moto_ec2 import MotoEc2
 
 pytestmark = pytest.mark.e2e
-pytest_plugins = ["tests.fakes.aws_env"]
+
+SUITES = ("bvt", "cloud_init", "metadata", "config", "network", "reboot", "uniqueness")
+#: The checks that cannot apply on this emulated EC2 (or to this image on any EC2), and why: the
+#: start of their skip message.  Any other skip fails the test.
+NOT_APPLICABLE = {
+    # offline: the namespace's resolver knows no mirror (on EC2 the mirrors answer)
+    "config.apt_update_works": "not applicable: the guest cannot reach its mirrors from here",
+    # a default VPC subnet has no IPv6 range, and the provider asks for no IPv6 address
+    "network.ipv6_when_offered": "not applicable: aws offers no IPv6 to this instance",
+    # the AMI is registered with BootMode legacy-bios, as Debian's amd64 AMIs are
+    "bvt.booted_in_uefi_mode": "not applicable: firmware bios not in ['uefi']",
+    "bvt.esp_mounted": "not applicable: firmware bios not in ['uefi']",
+    # the test image is bookworm
+    "config.apt_sources_deb822": "not applicable: release bookworm not in",
+    # bookworm's cloud-init (22.4) keeps no recoverable errors
+    "cloud_init.no_recoverable_errors": "not applicable: this cloud-init (before 23.4)",
+}
+
+
+@dataclass
+class EmulatedEc2:
+    world: AwsWorld
+    machines: QemuMachines
+    dns: DnsServer
+    namespace: PrivateNamespace
 
 
 @pytest.fixture
-def emulated_ec2(moto_server: MotoEc2, good_image: Path, monkeypatch: pytest.MonkeyPatch,
-                 tmp_path: Path) -> Iterator[AwsWorld]:
-    machines, checkip = QemuMachines(), CheckIp()
+def namespace(tmp_path: Path) -> Iterator[PrivateNamespace]:
+    why = unavailable()
+    if why:
+        if os.environ.get("DCT_E2E") == "require":
+            pytest.fail(f"end-to-end tests required but impossible here: {why}")
+        pytest.skip(why)
+    with private_namespace(tmp_path / "ns") as ns:
+        yield ns
+
+
+@pytest.fixture
+def emulated_ec2(good_image: Path, namespace: PrivateNamespace, monkeypatch: pytest.MonkeyPatch,
+                 tmp_path: Path) -> Iterator[EmulatedEc2]:
+    machines = QemuMachines(namespace)
     try:
-        world = make_world(moto_server, monkeypatch, tmp_path, machines, checkip)
-        machines.images[world.ami] = good_image
-        yield world
+        # this thread binds the servers' sockets and starts their threads in the namespace (and
+        # stays there for the test): moto's request threads, which start the guests and their
+        # metadata services, are in it too
+        with namespace.network(), running_moto() as moto:
+            checkip, dns = CheckIp(), DnsServer({}).start()
+            try:
+                world = make_world(moto, monkeypatch, tmp_path, machines, checkip)
+                machines.images[world.ami] = good_image
+                yield EmulatedEc2(world, machines, dns, namespace)
+            finally:
+                machines.close()
+                dns.stop()
+                checkip.shutdown()
+                checkip.server_close()
     finally:
         machines.close()
-        checkip.shutdown()
-        checkip.server_close()
+
+
+def _qemu_processes(pids: list[int]) -> list[int]:
+    found = []
+    for pid in pids:
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().startswith("qemu"):
+                found.append(pid)
+        except OSError:
+            pass
+    return found
 
 
 def _alive(pid: int) -> bool:
@@ -52,37 +119,70 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def test_suites_pass_on_emulated_ec2_and_nothing_is_left(emulated_ec2: AwsWorld, tmp_path: Path) -> None:
-    world = emulated_ec2
-    # BVT, and metadata (the guest's view against PlatformFacts: it proves the Ec2 datasource).
-    # The network suite is left out: the emulated guest network is deliberately closed.
-    suites = [str(suites_dir() / name) for name in ("bvt", "metadata")]
-    # The AMI is the cloud-kernel test image: Debian's ec2 images run that kernel too.
+def test_every_suite_passes_on_emulated_ec2_and_nothing_is_left(emulated_ec2: EmulatedEc2,
+                                                                tmp_path: Path) -> None:
+    world, machines = emulated_ec2.world, emulated_ec2.machines
+    # Every suite, none selected. The AMI is the cloud-kernel test image: Debian's ec2 images run
+    # that kernel too.
     run = run_suites(tmp_path, "--provider=aws", f"--image={world.ami}", f"--region={world.region}",
-                     "--image-type=ec2", *suites, timeout=900)
-    bvt = {c: s for c, s in run.checks.items() if c.startswith("bvt.")}
-    assert bvt, f"no BVT check ran\n{run.explain()}"
-    assert all(s == "passed" for s in bvt.values()), f"{bvt}\n{run.explain()}"
-    metadata = {c: s for c, s in run.checks.items() if c.startswith("metadata.")}
-    assert metadata and all(s in ("passed", "skipped") for s in metadata.values()), metadata
-    for check in ("metadata.instance_id_matches", "metadata.region_and_zone_match",
-                  "metadata.instance_type_matches", "metadata.user_data_applied"):
-        assert metadata.get(check) == "passed", f"{check}: {metadata.get(check)}\n{run.explain()}"
+                     "--image-type=ec2", timeout=1800, prefix=emulated_ec2.namespace.prefix())
+    assert {c.split(".")[0] for c in run.checks} == set(SUITES), f"{sorted(run.checks)}\n{run.explain()}"
+    bad = {c: s for c, s in run.checks.items() if s not in ("passed", "skipped")}
+    assert not bad, f"{bad}\n{run.messages}\n{run.explain()}"
+    skipped = {c: run.messages.get(c, "") for c, s in run.checks.items() if s == "skipped"}
+    unexplained = {c: m for c, m in skipped.items()
+                   if c not in NOT_APPLICABLE or not m.startswith(NOT_APPLICABLE[c])}
+    assert not unexplained, f"skipped for no reason of the platform's: {unexplained}"
+    assert run.rc == 0, run.explain()
+    for check in ("cloud_init.datasource_expected", "cloud_init.log_free_of_warnings",
+                  "cloud_init.host_key_fingerprints_on_console", "metadata.instance_id_matches",
+                  "metadata.hostname_matches", "metadata.region_and_zone_match",
+                  "metadata.instance_type_matches", "metadata.user_data_applied",
+                  "metadata.vcpus_match", "metadata.memory_matches",
+                  "network.default_route", "network.dhcp_lease", "network.nameserver_configured",
+                  "network.dns_resolves", "network.mtu_matches_platform",
+                  "network.network_rendered_by_cloud_init",
+                  *(f"reboot.{c}[{kind}]" for kind in ("soft", "hard")
+                    for c in ("comes_back", "host_keys_kept", "hostname_kept",
+                              "no_failed_units_after_reboot")),
+                  "uniqueness.host_keys_unique", "uniqueness.machine_id_unique",
+                  "uniqueness.instance_id_unique"):
+        assert run.checks.get(check) == "passed", f"{check}: {run.checks.get(check)}\n{run.explain()}"
 
-    # the run went through EC2 as a user's would
-    machines: QemuMachines = world.machines
-    (guest,) = machines.guests.values()
-    assert run.props["provider"] == "aws" and run.props["instance_id"] == guest.instance_id
-    assert run.props["aws_region"] == world.region
+    # the run went through EC2 as a user's would, on two instances, each a QEMU guest of its own
+    first_id = run.props["instance_id"]
+    assert set(machines.guests) >= {first_id} and len(machines.guests) == 2, machines.guests
+    first = machines.guests[first_id]
+    (twin,) = (g for i, g in machines.guests.items() if i != first_id)
+    assert first.address != twin.address
+    assert all(re.fullmatch(r"127\.\d+\.\d+\.\d+", g.address) for g in (first, twin))
+    assert first.machine._proc is not None and twin.machine._proc is not None
+    assert first.machine._proc.pid != twin.machine._proc.pid
+    assert run.props["provider"] == "aws" and run.props["aws_region"] == world.region
     assert run.props["provider_retries"] == "0"  # recorded even when the cloud needed none
-    assert any(r.startswith("PUT /latest/api/token") for r in guest.metadata.requests)
-    assert "Datasource DataSourceEc2Local" in machines.consoles[guest.instance_id]
+    for guest in (first, twin):  # each configured itself from its own metadata service
+        server = guest.metadata
+        assert isinstance(server, ImdsServer) and server.data.instance_id == guest.instance_id
+        assert any(r.startswith("PUT /latest/api/token") for r in server.requests)
+        assert "Datasource DataSourceEc2Local" in machines.consoles[guest.instance_id]
+    # the hard reboot went provider -> RebootInstances -> moto -> a reset of the first guest, once
+    # (the soft one is the guest's own: no platform reset was needed)
+    assert world.hooks.calls.count("reboot_instances") == 1
+    assert machines.resets == [first_id]
+    assert "platform_reset" not in run.props
+    # the guests' names were looked up through the emulated VPC's nameserver
+    assert ("deb.debian.org", 1) in emulated_ec2.dns.questions
 
     # nothing left: not in EC2, not on this machine
     assert leftovers(world.moto) == {}
-    assert guest.stopped and not guest.machine.is_alive()
-    assert not guest.run_dir.path.exists()
+    assert not _qemu_processes(emulated_ec2.namespace.processes())
+    for guest in (first, twin):
+        _gone(guest, run.props["run_id"])
+
+
+def _gone(guest: Guest, run_id: str) -> None:
+    assert_gone(guest, run_id)
     pid = guest.machine._proc.pid if guest.machine._proc else None
     assert pid is None or not _alive(pid)
-    run_id = run.props["run_id"]
-    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"dct-run-{run_id}-*"))
+    with pytest.raises(OSError):  # and nothing listens any more on the guest's address
+        socket.create_connection((guest.address, 22), timeout=2).close()

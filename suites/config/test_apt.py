@@ -24,8 +24,9 @@ PROBES = [
     APT_SOURCES,
     APT_CONFIG,
     # an empty or missing database audits clean: say so instead
+    # as root: dpkg reads its lock file (0640 once any package operation made it) even to audit
     Probe("dpkg_audit", "test -s /var/lib/dpkg/status || { echo 'the dpkg database "
-          "(/var/lib/dpkg/status) is missing or empty' >&2; exit 2; }; dpkg --audit"),
+          "(/var/lib/dpkg/status) is missing or empty' >&2; exit 2; }; dpkg --audit", root=True),
     DPKG_PACKAGES,
     # Fetch only the InRelease files, into a scratch lists dir: the sources resolve, answer and
     # are signed by a key the image trusts, without the ~10 MB of indexes or touching apt's state

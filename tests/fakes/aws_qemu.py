@@ -10,8 +10,15 @@ When moto runs an instance of a registered AMI, a QEMU guest boots the image (se
 * SMBIOS says "Amazon EC2" with an ``ec2…`` UUID and serial, so cloud-init picks its Ec2
   datasource, and the NIC has the MAC moto gave the ENI.
 
-get_console_output returns the QEMU console, reboot_instances resets the machine, and
-terminate_instances stops QEMU and removes its run dir.
+The guest's network is walled in one of two ways.  Without a namespace it is restricted: DHCP
+gives an address but no router or nameserver.  In a network namespace of the
+test's own (:mod:`.netns`, whose resolver is the test's) it is what a default VPC subnet gives an
+instance: a DHCP lease with a default route and a nameserver at 169.254.169.253 (the Amazon
+DNS server's link-local address), which QEMU forwards to the namespace's resolver, and no IPv6
+(a default subnet has no IPv6 range); whatever else the guest sends dies at the namespace's edge.
+
+get_console_output returns the QEMU console, reboot_instances resets the machine (each reset is
+recorded in ``resets``), and terminate_instances stops QEMU and removes its run dir.
 """
 
 from __future__ import annotations
@@ -23,16 +30,22 @@ from typing import Any
 from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
 
 from .imds import ImdsServer, InstanceData
+from .netns import PrivateNamespace
 from .qemu_guests import QemuGuests, guest_options
 
 SHAPES = {"t3.small": "2x2048", "t4g.small": "2x2048", "t3.micro": "2x1024"}
+#: what a default VPC subnet adds to the user network: the Amazon DNS server's link-local
+#: address, and no IPv6
+VPC_NET = "dns=169.254.169.253,ipv6=off"
 
 
 class QemuMachines(QemuGuests):
-    """Boots one QEMU guest per moto instance whose AMI maps to a local image."""
+    """Boots one QEMU guest per moto instance whose AMI maps to a local image; in *namespace*
+    (when given) the guests get a VPC's network, else a restricted one (see the module doc)."""
 
-    def __init__(self) -> None:
-        super().__init__("ec2")
+    def __init__(self, namespace: PrivateNamespace | None = None) -> None:
+        super().__init__("ec2", enter=namespace.enter_mounts if namespace is not None else None)
+        self.in_namespace = namespace is not None
 
     def start(self, backend: Any, instance: Any) -> None:
         image = self.images.get(instance.image_id)
@@ -41,23 +54,27 @@ class QemuMachines(QemuGuests):
         address = self.next_address()
         instance.nics[0].public_ip = address
         imds = ImdsServer(_instance_data(backend, instance, address)).start()
-        self.boot(instance.id, address, _spec(backend, instance, image, address, imds.port), imds)
+        spec = _spec(backend, instance, image, address, imds.port, vpc_net=self.in_namespace)
+        self.boot(instance.id, address, spec, imds)
 
 
-def _spec(backend: Any, instance: Any, image: Path, address: str, imds_port: int) -> LaunchSpec:
+def _spec(backend: Any, instance: Any, image: Path, address: str, imds_port: int,
+          vpc_net: bool = False) -> LaunchSpec:
     ami = backend.amis.get(instance.image_id)
     firmware = Firmware.BIOS if getattr(ami, "boot_mode", "") == "legacy-bios" else Firmware.UEFI
     root = next(iter(instance.block_device_mapping.values()), None)
     size = backend.get_volume(root.volume_id).size if root is not None else None
     dmi_id = "ec2" + uuid.uuid4().hex[3:]
     dmi_id = f"{dmi_id[:8]}-{dmi_id[8:12]}-{dmi_id[12:16]}-{dmi_id[16:20]}-{dmi_id[20:]}"
+    options = guest_options(address, instance.nics[0].mac_address, imds_port,
+                            f"type=1,manufacturer=Amazon EC2,product={instance.instance_type},"
+                            f"serial={dmi_id},uuid={dmi_id}", restrict=not vpc_net)
+    if vpc_net:  # only ever unrestricted inside the test's namespace
+        options["user_net"] = f"{options['user_net']},{VPC_NET}"
     return LaunchSpec(
         image=str(image), arch=Arch.AMD64, firmware=firmware,
         instance_type=SHAPES.get(instance.instance_type, "2x1024"),
-        disk_size=f"{size}G" if size else None, run_id=instance.id,
-        options=guest_options(address, instance.nics[0].mac_address, imds_port,
-                              f"type=1,manufacturer=Amazon EC2,product={instance.instance_type},"
-                              f"serial={dmi_id},uuid={dmi_id}"))
+        disk_size=f"{size}G" if size else None, run_id=instance.id, options=options)
 
 
 def _instance_data(backend: Any, instance: Any, address: str) -> InstanceData:

@@ -74,6 +74,7 @@ class QemuGuests:
         self.images: dict[str, Path] = {}  # the cloud's image id -> the local image it boots
         self.guests: dict[str, Guest] = {}
         self.consoles: dict[str, str] = {}  # what stopped guests printed
+        self.resets: list[str] = []  # the instance of every reset the cloud asked for, in order
         # QEMU is started with PR_SET_PDEATHSIG, which fires when the *thread* that forked it
         # ends: an emulator's request threads are short-lived, this one lives as long as it does.
         self._launcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{label}-qemu",
@@ -121,6 +122,7 @@ class QemuGuests:
         guest = self.guests.get(instance_id)
         if guest is not None and not guest.stopped:
             guest.machine.hard_reset()
+            self.resets.append(instance_id)
 
     def stop(self, instance_id: str) -> None:
         with self._lock:
