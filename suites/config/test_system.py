@@ -17,7 +17,8 @@ UNITS = tuple(f"{s}.service" for s in TIME_SERVICES) + TIMERS
 PROBES = [
     # one systemctl call for the time services and the timers (each exec is felt under TCG)
     Probe("unit_states", "systemctl show -p Id,ActiveState,UnitFileState " + " ".join(UNITS)),
-    Probe("default_locale", "cat /etc/default/locale"),
+    # Debian's file, and systemd's (localectl writes /etc/locale.conf where it is the one read)
+    Probe("default_locale", "cat /etc/default/locale /etc/locale.conf 2>/dev/null; true"),
     Probe("timezone", "readlink -f /etc/localtime"),
     # swap in use, then swap the image's fstab asks for
     Probe("swap", "awk 'FILENAME == \"/proc/swaps\" && FNR > 1 {print \"active\", $1} "
@@ -47,9 +48,10 @@ def test_time_sync_active(facts) -> None:
 
 
 def test_locale_set(facts) -> None:
-    """A default locale is configured (LANG in /etc/default/locale)."""
+    """A default locale is configured (LANG in /etc/default/locale or /etc/locale.conf)."""
     text = facts["default_locale"].stdout
-    assert re.search(r"^LANG=\S+", text, re.M), "no LANG in /etc/default/locale; set LANG=C.UTF-8"
+    assert re.search(r"^LANG=\S+", text, re.M), (
+        "no LANG in /etc/default/locale or /etc/locale.conf; set LANG=C.UTF-8")
 
 
 def test_timezone_utc(facts) -> None:
