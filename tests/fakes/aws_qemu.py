@@ -11,11 +11,11 @@ When moto runs an instance of a registered AMI, a QEMU guest boots the image (se
   datasource, and the NIC has the MAC moto gave the ENI.
 
 The guest's network is walled in one of two ways.  Without a namespace it is restricted: DHCP
-gives an address but no router or nameserver.  In a network namespace of the
-test's own (:mod:`.netns`, whose resolver is the test's) it is what a default VPC subnet gives an
-instance: a DHCP lease with a default route and a nameserver at 169.254.169.253 (the Amazon
-DNS server's link-local address), which QEMU forwards to the namespace's resolver, and no IPv6
-(a default subnet has no IPv6 range); whatever else the guest sends dies at the namespace's edge.
+gives an address but no router or nameserver.  In a network namespace of the test's own
+(:mod:`.netns`, whose resolver is the test's) it is what a default VPC subnet gives an instance:
+a DHCP lease with a default route and a nameserver at 169.254.169.253 (the Amazon DNS server's
+link-local address), which QEMU forwards to the namespace's resolver, and no IPv6 (a default
+subnet has no IPv6 range); whatever else the guest sends dies at the namespace's edge.
 
 get_console_output returns the QEMU console, reboot_instances resets the machine (each reset is
 recorded in ``resets``), and terminate_instances stops QEMU and removes its run dir.
