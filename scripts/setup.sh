@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 packages=(
   qemu-system-x86 qemu-system-arm qemu-utils ovmf qemu-efi-aarch64   # machines and firmware
-  mmdebstrap gdisk e2fsprogs dosfstools mtools grub-common grub-pc-bin grub-efi-amd64-bin
+  mmdebstrap gdisk fdisk e2fsprogs dosfstools mtools grub-common grub-pc-bin grub-efi-amd64-bin
   qemu-user-static binfmt-support arch-test                          # arm64 test images
   fai-server fai-setup-storage                                       # the FAI build driver
   openssh-client openssh-server ca-certificates iproute2 util-linux parted kpartx udev debootstrap

@@ -26,8 +26,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from debian_cloud_tests.provider import EMULATED_BOOT_BUDGET
-
 from .conftest import run_suites
 from .fakes.aws_qemu import QemuMachines
 from .fakes.aws_world import make_world
@@ -35,7 +33,7 @@ from .fakes.dns import DnsServer
 from .fakes.imds import ImdsServer
 from .fakes.moto_ec2 import CheckIp, leftovers, running_moto
 from .fakes.netns import PrivateNamespace, private_namespace, unavailable
-from .fakes.qemu_guests import Guest, assert_gone
+from .fakes.qemu_guests import Guest, assert_gone, boot_budget_options
 
 if TYPE_CHECKING:
     from .fakes.aws_world import AwsWorld
@@ -128,7 +126,7 @@ def test_every_suite_passes_on_emulated_ec2_and_nothing_is_left(emulated_ec2: Em
     # that kernel too. EC2's boot budget assumes its hardware virtualisation: where the guests
     # are emulated (no working KVM here) they get the budget of an emulated machine, as the qemu
     # provider gives its own, from the command line as a user on slow hardware would.
-    budget = [f"--boot-budget={EMULATED_BOOT_BUDGET:.0f}"] if machines.emulated() else []
+    budget = boot_budget_options()
     run = run_suites(tmp_path, "--provider=aws", f"--image={world.ami}", f"--region={world.region}",
                      "--image-type=ec2", *budget, timeout=1800, prefix=emulated_ec2.namespace.prefix())
     assert {c.split(".")[0] for c in run.checks} == set(SUITES), f"{sorted(run.checks)}\n{run.explain()}"

@@ -23,7 +23,7 @@ from debian_cloud_tests.plugin import suites_dir
 
 from .conftest import run_suites
 from .fakes.azure_arm import LOCATION, SUBSCRIPTION, FakeArm, running_arm
-from .fakes.qemu_guests import QemuGuests, assert_gone
+from .fakes.qemu_guests import QemuGuests, assert_gone, boot_budget_options
 
 pytestmark = pytest.mark.e2e
 URN = "Debian:debian-12:12-gen2:latest"
@@ -63,6 +63,7 @@ def test_suites_pass_on_emulated_azure_and_nothing_is_left(emulated_azure: FakeA
     # PlatformFacts). The network suite is left out: the emulated guest network is closed.
     suites = [str(suites_dir() / name) for name in ("bvt", "cloud_init", "metadata")]
     run = run_suites(tmp_path, "--provider=azure", f"--image={URN}", f"--region={LOCATION}", *suites,
+                     *boot_budget_options(),
                      timeout=900)
     ran = {c: s for c, s in run.checks.items() if c.startswith(("bvt.", "cloud_init.", "metadata."))}
     assert {c.split(".")[0] for c in ran} == {"bvt", "cloud_init", "metadata"}, run.explain()

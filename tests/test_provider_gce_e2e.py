@@ -38,7 +38,7 @@ from .fakes.dns import AAAA, NXDOMAIN, DnsServer, answer
 from .fakes.gce_compute import PROJECT, PROJECT_NUMBER, ZONE, FakeGce, running_gce
 from .fakes.gce_metadata import GceInstanceData, GceMetadataServer
 from .fakes.netns import PrivateNamespace, private_namespace, unavailable
-from .fakes.qemu_guests import QemuGuests, assert_gone
+from .fakes.qemu_guests import QemuGuests, assert_gone, boot_budget_options
 
 FAMILY = "projects/debian-cloud/global/images/family/debian-12"
 IMAGE = "debian-12-bookworm-v20260101"  # what the family resolves to in the fake
@@ -200,7 +200,8 @@ def test_suites_pass_on_emulated_gce_and_nothing_is_left(emulated_gce: EmulatedG
     suites = [str(suites_dir() / name) for name in ("bvt", "cloud_init", "metadata")]
     # The image is the cloud-kernel test image: Debian's gce images run that kernel too.
     run = run_suites(tmp_path, "--provider=gce", f"--image={FAMILY}", f"--zone={ZONE}",
-                     "--image-type=gce", *suites, timeout=900, prefix=world.namespace.prefix())
+                     "--image-type=gce", *suites, *boot_budget_options(), timeout=900,
+                     prefix=world.namespace.prefix())
     ran = {c: s for c, s in run.checks.items() if c.startswith(("bvt.", "cloud_init.", "metadata."))}
     assert {c.split(".")[0] for c in ran} == {"bvt", "cloud_init", "metadata"}, run.explain()
     bad = {c: s for c, s in ran.items() if s not in ("passed", "skipped")}

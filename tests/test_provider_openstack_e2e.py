@@ -18,7 +18,7 @@ from debian_cloud_tests.plugin import suites_dir
 
 from .conftest import run_suites
 from .fakes.openstack_cloud import FakeOpenStack, running_openstack
-from .fakes.qemu_guests import QemuGuests, assert_gone
+from .fakes.qemu_guests import QemuGuests, assert_gone, boot_budget_options
 
 pytestmark = pytest.mark.e2e
 IMAGE = "debian-12-genericcloud-amd64"
@@ -48,7 +48,8 @@ def test_suites_pass_on_emulated_openstack_and_nothing_is_left(emulated_openstac
     # BVT, cloud-init (the expected datasource) and metadata (the guest's view against
     # PlatformFacts). The network suite is left out: the emulated guest network is closed.
     suites = [str(suites_dir() / name) for name in ("bvt", "cloud_init", "metadata")]
-    run = run_suites(tmp_path, "--provider=openstack", f"--image={IMAGE}", *suites, timeout=900)
+    run = run_suites(tmp_path, "--provider=openstack", f"--image={IMAGE}", *suites,
+                     *boot_budget_options(), timeout=900)
     ran = {c: s for c, s in run.checks.items() if c.startswith(("bvt.", "cloud_init.", "metadata."))}
     assert {c.split(".")[0] for c in ran} == {"bvt", "cloud_init", "metadata"}, run.explain()
     bad = {c: s for c, s in ran.items() if s not in ("passed", "skipped")}

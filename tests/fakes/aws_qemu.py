@@ -27,11 +27,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from debian_cloud_tests.providers.qemu import accel
-from debian_cloud_tests.providers.qemu.firmware import PLATFORMS
-
-from debian_cloud_tests.paths import cache_dir
-from debian_cloud_tests.spec import Accel, Arch, Firmware, LaunchSpec
+from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
 
 from .imds import ImdsServer, InstanceData
 from .netns import PrivateNamespace
@@ -50,13 +46,6 @@ class QemuMachines(QemuGuests):
     def __init__(self, namespace: PrivateNamespace | None = None) -> None:
         super().__init__("ec2", enter=namespace.enter_mounts if namespace is not None else None)
         self.in_namespace = namespace is not None
-
-    @staticmethod
-    def emulated() -> bool:
-        """Whether the guests run emulated (TCG: no working KVM here), so boot several times
-        slower than an EC2 instance, whose hardware virtualisation KVM stands in for."""
-        chosen, _ = accel.choose(Accel.AUTO, Arch.AMD64, PLATFORMS[Arch.AMD64].binary, cache_dir())
-        return chosen is Accel.TCG
 
     def start(self, backend: Any, instance: Any) -> None:
         image = self.images.get(instance.image_id)

@@ -20,11 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from debian_cloud_tests.providers.qemu import QemuProvider
+from debian_cloud_tests.providers.qemu import QemuProvider, accel
+from debian_cloud_tests.providers.qemu.firmware import PLATFORMS
 from debian_cloud_tests.providers.qemu.machine import QemuMachine
 
+from debian_cloud_tests.paths import cache_dir
+from debian_cloud_tests.provider import EMULATED_BOOT_BUDGET
 from debian_cloud_tests.rundir import RunDir
-from debian_cloud_tests.spec import LaunchSpec
+from debian_cloud_tests.spec import Accel, Arch, LaunchSpec
 
 RELAY = Path(__file__).with_name("relay.py")
 
@@ -151,3 +154,17 @@ class QemuGuests:
         for instance_id in list(self.guests):
             self.stop(instance_id)
         self._launcher.shutdown()
+
+
+def emulated() -> bool:
+    """Whether the guests run emulated (TCG: no working KVM here), so boot several times slower
+    than a cloud instance, whose hardware virtualisation KVM stands in for."""
+    chosen, _ = accel.choose(Accel.AUTO, Arch.AMD64, PLATFORMS[Arch.AMD64].binary, cache_dir())
+    return chosen is Accel.TCG
+
+
+def boot_budget_options() -> list[str]:
+    """A cloud's boot budget assumes hardware virtualisation: emulated guests get the budget of
+    an emulated machine, as the qemu provider gives its own, from the command line as a user on
+    slow hardware would."""
+    return [f"--boot-budget={EMULATED_BOOT_BUDGET:.0f}"] if emulated() else []
