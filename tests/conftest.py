@@ -15,6 +15,7 @@ import pytest
 
 from debian_cloud_tests.imagebuild.builder import REQUIRED_TOOLS, Recipe, build_image
 
+from .fakes import netns
 from .fakes.sshd import Sshd, running_sshd, unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -174,3 +175,16 @@ def sshd(tmp_path: Path) -> Iterator[Sshd]:
         pytest.skip(why)
     with running_sshd(tmp_path / "sshd") as server:
         yield server
+
+
+@pytest.fixture
+def namespace(tmp_path: Path) -> Iterator[netns.PrivateNamespace]:
+    """A network and mount namespace of the test's own, for an emulated cloud and its guests
+    (skipped where it cannot be made, a failure under DCT_E2E=require)."""
+    why = netns.unavailable()
+    if why:
+        if os.environ.get("DCT_E2E") == "require":
+            pytest.fail(f"end-to-end tests required but impossible here: {why}")
+        pytest.skip(why)
+    with netns.private_namespace(tmp_path / "ns") as ns:
+        yield ns

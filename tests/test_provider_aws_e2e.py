@@ -32,7 +32,7 @@ from .fakes.aws_world import make_world
 from .fakes.dns import DnsServer
 from .fakes.imds import ImdsServer
 from .fakes.moto_ec2 import CheckIp, leftovers, running_moto
-from .fakes.netns import PrivateNamespace, private_namespace, unavailable
+from .fakes.netns import PrivateNamespace
 from .fakes.qemu_guests import Guest, assert_gone, boot_budget_options
 
 if TYPE_CHECKING:
@@ -65,16 +65,6 @@ class EmulatedEc2:
     dns: DnsServer
     namespace: PrivateNamespace
 
-
-@pytest.fixture
-def namespace(tmp_path: Path) -> Iterator[PrivateNamespace]:
-    why = unavailable()
-    if why:
-        if os.environ.get("DCT_E2E") == "require":
-            pytest.fail(f"end-to-end tests required but impossible here: {why}")
-        pytest.skip(why)
-    with private_namespace(tmp_path / "ns") as ns:
-        yield ns
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ from .conftest import run_suites
 from .fakes.dns import AAAA, NXDOMAIN, DnsServer, answer
 from .fakes.gce_compute import PROJECT, PROJECT_NUMBER, ZONE, FakeGce, running_gce
 from .fakes.gce_metadata import GceInstanceData, GceMetadataServer
-from .fakes.netns import PrivateNamespace, private_namespace, unavailable
+from .fakes.netns import PrivateNamespace
 from .fakes.qemu_guests import QemuGuests, assert_gone, boot_budget_options
 
 FAMILY = "projects/debian-cloud/global/images/family/debian-12"
@@ -63,14 +63,6 @@ class EmulatedGce:
     dns: DnsServer
     namespace: PrivateNamespace
 
-
-@pytest.fixture
-def namespace(tmp_path: Path) -> Iterator[PrivateNamespace]:
-    why = unavailable()
-    if why:
-        pytest.skip(why)
-    with private_namespace(tmp_path / "ns") as ns:
-        yield ns
 
 
 @pytest.fixture
