@@ -27,6 +27,7 @@ from debian_cloud_tests.spec import Arch
 
 from .conftest import SuiteRun, run_suites
 from .test_gate_support import passing, write_policy
+from .test_provider_vagrant import make_box_meta_only
 
 if TYPE_CHECKING:
     from .fakes.aws_world import AwsWorld
@@ -307,7 +308,7 @@ def inputs(tmp_path: Path) -> dict[str, str]:
         "key": str(sshkeys.write_private(key, tmp_path / "id_ed25519")),
         # a known_hosts file that knows another host only
         "known_hosts": put("known_hosts", "192.0.2.1 " + " ".join(host.public_openssh.split()[:2]) + "\n"),
-        "virtualbox_box": _box(tmp_path / "vb.box", "virtualbox"),
+        "virtualbox_box": _box_for(tmp_path / "vb.box", "virtualbox"),
         "junit": str(passing(tmp_path / "junit")), "junit_empty": put("empty.xml", ""),
         "junit_truncated": put("truncated.xml", "<testsuites><testsuite>"),
         "junit_html": put("page.xml", "<html/>"),
@@ -335,20 +336,6 @@ def inputs(tmp_path: Path) -> dict[str, str]:
         base.unlink()
         found["backed"] = str(top)
     return found
-
-
-def _box(out: Path, provider: str) -> str:
-    """A tar with only a metadata.json naming *provider*: a box, but not for libvirt."""
-    import io
-    import json
-    import tarfile
-
-    data = json.dumps({"provider": provider}).encode()
-    with tarfile.open(out, "w") as tar:
-        info = tarfile.TarInfo("metadata.json")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    return str(out)
 
 
 def _fill(text: str, inputs: dict[str, str]) -> str:
@@ -672,3 +659,9 @@ def test_plugin_is_registered_by_entry_point() -> None:
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _box_for(out: Path, provider: str) -> str:
+    """A box whose metadata names *provider* (the vagrant tests' maker), as a path string."""
+    make_box_meta_only(out, provider)
+    return str(out)
