@@ -27,7 +27,7 @@ KEYS = ("disable_root", "ssh_deletekeys", "ssh_pwauth", "ssh_genkeytypes", "pres
         "manage_etc_hosts", "network", *STAGES)
 
 PROBES = [
-    Probe("ci_merged_cfg", "python3 -c 'import json,sys; c=json.load(open(\"/run/cloud-init/"
+    Probe("ci_merged_cfg", "python3 -I -S -c 'import json,sys; c=json.load(open(\"/run/cloud-init/"
           "instance-data-sensitive.json\"))[\"merged_cfg\"]; json.dump({k: c.get(k) for k in "
           "sys.argv[1:]}, sys.stdout)' " + " ".join(KEYS), root=True),
 ]

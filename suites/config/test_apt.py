@@ -30,13 +30,15 @@ PROBES = [
     DPKG_PACKAGES,
     # Fetch only the InRelease files, into a scratch lists dir: the sources resolve, answer and
     # are signed by a key the image trusts, without the ~10 MB of indexes or touching apt's state
-    # (no package cache is written: apt would leave /var/cache/apt/*.bin behind).
-    Probe("apt_update", "d=$(mktemp -d) && mkdir -p \"$d/partial\" && chown -R _apt \"$d\" 2>/dev/null; "
-          "set -- $(apt-config dump | sed -n 's/^\\(Acquire::IndexTargets::[^:]*::[^:]*\\)::MetaKey .*/"
-          "-o \\1::DefaultEnabled=false/p'); "
-          "timeout -k 2 30 apt-get update -q -o Dir::State::Lists=\"$d\" -o Debug::NoLocking=1 "
-          "-o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= "
-          "-o Acquire::Retries=0 -o Acquire::http::Timeout=10 -o Acquire::https::Timeout=10 \"$@\" 2>&1; "
+    # (no package cache is written: apt would leave /var/cache/apt/*.bin behind).  The index
+    # targets are cleared by a config file read after the image's own (-c), which keeps every
+    # setting the image has (proxies, keyrings) and costs no `apt-config dump` to list them.
+    Probe("apt_update", "d=$(mktemp -d) && mkdir -p \"$d/lists/partial\" && "
+          "chown -R _apt \"$d\" 2>/dev/null; "
+          "echo '#clear Acquire::IndexTargets;' >\"$d/no-indexes.conf\"; "
+          "timeout -k 2 30 apt-get -c \"$d/no-indexes.conf\" update -q -o Dir::State::Lists=\"$d/lists\" "
+          "-o Debug::NoLocking=1 -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= "
+          "-o Acquire::Retries=0 -o Acquire::http::Timeout=10 -o Acquire::https::Timeout=10 2>&1; "
           "rc=$?; rm -rf \"$d\"; exit $rc", root=True, slow=True),
 ]
 POCKETS = ["release", "updates", "security"]

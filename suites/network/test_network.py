@@ -27,7 +27,7 @@ PROBES = [
     Probe("resolv_conf", "cat /etc/resolv.conf"),
     # through the guest's own resolver stack (nsswitch, resolv.conf or resolved): any answer, a
     # name that does not exist there included, shows a nameserver was reached
-    Probe("dns_lookup", "timeout -k 2 20 python3 -c '\n"
+    Probe("dns_lookup", "timeout -k 2 20 python3 -I -S -c '\n"
           "import socket\n"
           "try:\n"
           f"    socket.getaddrinfo(\"{LOOKUP}\", 443)\n"
