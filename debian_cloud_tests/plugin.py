@@ -187,8 +187,7 @@ def _end_scan(items: list[pytest.Item]) -> list[pytest.Item]:
     return found  # type: ignore[return-value]
 
 
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
-                                  items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     suite_items = [item for item in items if _is_suite_item(item)]
     if suite_items and not any(getattr(i, "originalname", i.name) in RUN_AT_END for i in suite_items):
         items.extend(_end_scan(suite_items))
@@ -212,15 +211,17 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             item.add_marker(pytest.mark.skip(reason=f"not applicable: {reason}"))
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Decide what only the guest can tell (its release) once it is up, before the check runs."""
+@pytest.fixture(autouse=True)
+def _release_from_the_guest(request: pytest.FixtureRequest) -> None:
+    """Decide what only the guest can tell (its release) once it is up, before a check that
+    depends on it runs: a fixture, so the guest's facts are reached the public way."""
+    item = request.node
     state = item.config.stash.get(STATE, None)
     if state is None or not _is_suite_item(item):
         return
     if not applicability.pending_axes(item, state.provider.name, state.spec):
         return
-    facts = state.facts or item._request.getfixturevalue("facts")  # type: ignore[attr-defined]
+    facts = state.facts or request.getfixturevalue("facts")
     os_release = facts[probes.OS_RELEASE.name]
     state.spec.release = release_from_os_release(artifacts.os_release_fields(os_release.stdout))
     if state.spec.release is None:
