@@ -83,6 +83,7 @@ class Kill:
     aimed: Phase
     phase: Phase = Phase.STARTUP  # where the run was when the signal went out
     killed: bool = False  # False: the run ended before the phase's sign
+    unheeded: bool = False  # signalled, yet the run went on and ended as if it had not been
     before_gc: list[str] = field(default_factory=list)
     after_gc: list[str] = field(default_factory=list)
     image_changed: bool = False
@@ -333,6 +334,8 @@ class Injector:
                 run.proc.wait(timeout=EXIT_TIMEOUT)
             except subprocess.TimeoutExpired:
                 kill.before_gc.append(f"run still alive {EXIT_TIMEOUT:.0f} s after {sig.name}")
+            # an interrupted pytest exits 2 (SIGKILL: -9); 0 means the signal changed nothing
+            kill.unheeded = kill.killed and run.proc.returncode == 0
         finally:
             if run.proc.poll() is None:
                 os.killpg(run.proc.pid, signal.SIGKILL)
@@ -440,14 +443,18 @@ def report(kills: list[Kill], targets: dict[str, int], wall: float, facts: str, 
     found = sum(bool(k.before_gc) for k in kills)
     left = sum(bool(k.after_gc) for k in kills)
     changed = sum(k.image_changed for k in kills) + final_changed
+    unheeded = [k for k in kills if k.unheeded]
+    for k in unheeded:
+        print(f"UNHEEDED {k.provider} {k.sig} {k.phase.value}: the run ended normally after the signal")
     print(f"kills: {sum(k.killed for k in kills)} of {sum(targets.values())} planned ({len(kills)} runs, "
           f"{sum(not k.killed for k in kills)} ended before their phase); leaks found after each kill: "
           f"{found}; left after gc: {left} (after a kill's gc) + {len(final_left)} (after the final gc, "
           f"run once after the last kill); images changed: {changed} (target 0, 0 and 0); wall time "
           f"{wall / 60:.1f} min")
+    print(f"signals the run did not heed: {len(unheeded)} (target 0)")
     if stopped:
         print(stopped)
-    return 1 if found or left or final_left or changed else 0
+    return 1 if found or left or final_left or changed or unheeded else 0
 
 
 def main() -> int:
@@ -462,6 +469,11 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--image", help="default: the good test image, built or taken from the cache")
     args = parser.parse_args()
+    # Started in the background (`cmd &`), this script inherits SIGINT ignored, and the runs it
+    # starts would inherit that too: its SIGINT kills would do nothing.  A handler is reset to
+    # the default across exec, so the runs get SIGINT and SIGTERM as a terminal or CI sends them.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     providers = list(dict.fromkeys(p for p in args.providers.split(",") if p))
     if not providers or not set(providers) <= {"qemu", "aws"}:
         parser.error("--providers: qemu, aws")
