@@ -53,9 +53,10 @@ class Fleet:
         self.instances: list[Instance] = []
         self._pending: list[tuple[Machine | None, RunDir]] = []
         self._lock = threading.Lock()
-        #: run dirs whose provider.launch has not returned yet: their thread registers (or, once
-        #: the fleet is closed, destroys) what it hands back, and close() waits for them
-        self._launching: list[RunDir] = []
+        #: run dirs whose provider.launch has not returned yet, with the thread launching into
+        #: each: it registers (or, once the fleet is closed, destroys) what it hands back, and
+        #: close() waits for it while that thread is alive
+        self._launching: list[tuple[RunDir, threading.Thread]] = []
         self._landed = threading.Condition(self._lock)
         self._closed = False
         #: machines launched together with the first for later tests, or why they failed
@@ -156,7 +157,7 @@ class Fleet:
         with self._lock:
             closed = self._closed
             if not closed:
-                self._launching.append(run_dir)
+                self._launching.append((run_dir, threading.current_thread()))
         if closed:
             run_dir.close()
             raise DCTError("the run was ending: this machine was not launched")
@@ -183,7 +184,7 @@ class Fleet:
 
     def _landed_from(self, run_dir: RunDir) -> None:
         """The launch into *run_dir* is over (call with the lock held): close() may go on."""
-        self._launching.remove(run_dir)
+        self._launching[:] = [(d, t) for d, t in self._launching if d is not run_dir]
         self._landed.notify_all()
 
     @staticmethod
@@ -259,8 +260,20 @@ class Fleet:
         """Wait (after removing everything else) for launches still in flight in other threads
         (Ctrl-C while several launched): each destroys its machine as soon as the provider hands
         it back.  A provider's launch gives up within its boot timeout; another Ctrl-C leaves them
-        to their run dirs' guards and to gc."""
+        to their run dirs' guards and to gc.
+
+        A launch whose thread is this one, or is gone, was cut short by an interrupt before it
+        could say so: nothing will land from it, and its run dir (which reaps what the provider
+        recorded in it) is closed here instead of being waited for."""
         deadline = time.monotonic() + self.spec.boot_timeout + LATE_LAUNCH_MARGIN
         with self._landed:
-            while self._launching and time.monotonic() < deadline:
+            while time.monotonic() < deadline and any(self._in_flight(t) for _, t in self._launching):
                 self._landed.wait(min(1.0, max(deadline - time.monotonic(), 0.0)))
+            cut_short = [d for d, t in self._launching if not self._in_flight(t)]
+            self._launching[:] = [(d, t) for d, t in self._launching if self._in_flight(t)]
+        for run_dir in cut_short:
+            run_dir.close()
+
+    @staticmethod
+    def _in_flight(thread: threading.Thread) -> bool:
+        return thread.is_alive() and thread is not threading.current_thread()

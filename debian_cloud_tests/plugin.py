@@ -7,7 +7,6 @@ every check of the session, and destroyed at the end, whatever ends the session.
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
 import traceback
@@ -19,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from . import __version__, applicability, artifacts, backoff, options, probes, progress
+from . import __version__, applicability, artifacts, backoff, interrupts, options, probes, progress
 from . import facts as facts_mod
 from .errors import DCTError
 from .facts import Facts, Probe
@@ -106,12 +105,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.args_source is not pytest.Config.ArgsSource.ARGS:
         config.args[:] = [str(suites_dir())]
     # SIGTERM (CI cancelling a job) must clean up like Ctrl-C does.
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+    interrupts.install()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import paramiko
 
-from . import console, ssh
+from . import console, interrupts, ssh
 from .errors import BootError, SSHNotReadyError
 from .machine import Machine
 
@@ -58,6 +58,7 @@ def wait_for_ssh(machine: Machine, timeout: float, progress: Progress | None = N
     last_error = "no attempt yet"
     keys_seconds: float | None = None
     while True:
+        interrupts.check()
         log = machine.console_log()
         stage = console.boot_stage(log)
         if progress:  # every poll: a live display ticks, a plain one prints stage changes
@@ -109,10 +110,13 @@ def wait_for_cloud_init(ready: Readiness, timeout: float) -> None:
     if transport is None:
         return
     chan = transport.open_session(timeout=ATTEMPT_TIMEOUT)
-    chan.settimeout(max(timeout, 1.0))
+    chan.settimeout(POLL)  # short reads: a stop request is seen while cloud-init works
     chan.exec_command("cloud-init status --wait >/dev/null 2>&1; echo $?")
+    deadline = begin + max(timeout, 1.0)
+    out = b""
     try:
-        out = b"".join(iter(lambda: chan.recv(4096), b""))
+        while chunk := _recv_until(chan, deadline):
+            out += chunk
         rc = int(out.strip() or b"-1")
     except (TimeoutError, ValueError, OSError):
         rc = None
@@ -120,3 +124,18 @@ def wait_for_cloud_init(ready: Readiness, timeout: float) -> None:
         chan.close()
     ready.cloud_init_rc = rc
     ready.cloud_init_seconds = time.monotonic() - begin
+
+
+def _recv_until(chan: paramiko.Channel, deadline: float) -> bytes:
+    """The channel's next bytes (b"" at its end), polling so an interrupt is not waited out.
+
+    Raises:
+        TimeoutError: nothing more came before *deadline*.
+    """
+    while True:
+        interrupts.check()
+        try:
+            return bytes(chan.recv(4096))
+        except TimeoutError:
+            if time.monotonic() >= deadline:
+                raise

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from debian_cloud_tests import lifecycle
 from debian_cloud_tests.errors import DCTError
 from debian_cloud_tests.lifecycle import Fleet
 from debian_cloud_tests.provider import Provider, get_provider
@@ -282,4 +283,37 @@ def test_closed_while_launching_destroys_what_lands(cloud: CloudFleet, run_dirs:
     thread.join(30)
     assert len(outcome) == 1 and isinstance(outcome[0], DCTError)
     assert "while this machine was launching" in str(outcome[0])
+    assert not list(run_dirs.iterdir())
+
+
+class _InterruptOnce:
+    """The time module as lifecycle sees it, whose first monotonic() raises KeyboardInterrupt:
+    a signal landing right after a launch registered itself, before its provider call."""
+
+    def __init__(self) -> None:
+        self.armed = True
+
+    def monotonic(self) -> float:
+        if self.armed:
+            self.armed = False
+            raise KeyboardInterrupt("signal 15")
+        return time.monotonic()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(time, name)
+
+
+def test_launch_cut_short_by_an_interrupt_is_not_waited_for(cloud: CloudFleet, run_dirs: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A launch interrupted before it could record that it ended will never land: close() from
+    that thread returns at once (it used to wait the boot timeout and more) and removes the
+    launch's run dir."""
+    fleet = cloud.fleet()
+    monkeypatch.setattr(lifecycle, "time", _InterruptOnce())
+    with pytest.raises(KeyboardInterrupt):
+        fleet.launch()
+    started = time.monotonic()
+    fleet.close(failed=True)
+    assert time.monotonic() - started < 5, "close() waited for a launch that could never land"
+    assert cloud.leftovers() == {}
     assert not list(run_dirs.iterdir())

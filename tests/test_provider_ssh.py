@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from debian_cloud_tests.providers.ssh import SshProvider
 from debian_cloud_tests.providers.ssh.gc import collect_garbage
 from debian_cloud_tests.providers.ssh.provider import parse_host
 
-from debian_cloud_tests import artifacts, readiness, sshkeys
+from debian_cloud_tests import artifacts, interrupts, readiness, sshkeys
 from debian_cloud_tests.errors import HostKeyMismatchError, UsageError
 from debian_cloud_tests.plugin import suites_dir
 from debian_cloud_tests.provider import get_provider
@@ -80,6 +82,21 @@ def test_host_key_from_a_known_hosts_file(sshd: Sshd, tmp_path: Path) -> None:
     ready = readiness.wait_for_ssh(machine, 15)
     assert ready.client is not None
     ready.client.close()
+
+
+def test_a_recorded_stop_ends_the_wait_for_ssh(sshd: Sshd, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """An interrupt Python dropped (raised inside a destructor) is still recorded: the readiness
+    wait stops at its next poll instead of waiting out the boot timeout."""
+    stopped = threading.Event()
+    stopped.set()
+    monkeypatch.setattr(interrupts, "_requested", stopped)
+    provider = SshProvider()
+    machine = provider.launch(provider.validate(spec_for(sshd, host_key=wrong_host_key())), tmp_path)
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        readiness.wait_for_ssh(machine, 60)
+    assert time.monotonic() - started < 2
 
 
 def test_known_hosts_without_the_host_is_a_usage_error(sshd: Sshd, tmp_path: Path) -> None:
