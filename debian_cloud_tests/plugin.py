@@ -420,6 +420,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     _close(state)
     if state.error is not None:
         session.exitstatus = state.error.exit_code
+    elif interrupts.requested() and session.exitstatus == pytest.ExitCode.OK:
+        # stopped as it was ending (its interrupt landed in the teardown): a cancelled CI job
+        # must not read as a passing run
+        session.exitstatus = pytest.ExitCode.INTERRUPTED
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
