@@ -69,10 +69,12 @@ def suites_after_ready(image: Path) -> tuple[str, str]:
                                f"--ignore={suites_dir() / 'uniqueness'}",
                                f"--artifacts-dir={tmp}/artifacts"], capture_output=True, text=True,
                               cwd=tmp)
-    m = re.search(r"(\d+) checks in ([\d.]+)s after ready \(boot to ssh ([\d.]+)s\)", proc.stdout)
+    m = re.search(r"(\d+) checks in ([\d.]+)s after ready \(boot to ssh ([\d.]+)s; "
+                  r"teardown ([\d.]+)s\)", proc.stdout)
     if not m:
         return "?", proc.stdout[-500:]
-    return f"{m.group(1)} checks in {m.group(2)} s (rc {proc.returncode})", m.group(3)
+    return (f"{m.group(1)} checks in {m.group(2)} s, then teardown {m.group(4)} s "
+            f"(rc {proc.returncode})"), m.group(3)
 
 
 def spread(runs: list[tuple[str, str]]) -> str:

@@ -47,7 +47,8 @@ class RunState:
     kept: list[str] = field(default_factory=list)
     props: dict[str, str] = field(default_factory=dict)
     ready_at: float | None = None  # monotonic time the first machine became ready
-    checks_done_at: float | None = None
+    checks_done_at: float | None = None  # the last check's verdict
+    torn_down_at: float | None = None  # the last check's teardown: the run's machines with it
     checks_run: int = 0
     boot_seconds: float | None = None
     probes: dict[str, Probe] = field(default_factory=dict)
@@ -232,9 +233,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     state = item.config.stash.get(STATE, None)
     if state is not None:
         state.failed = state.failed or report.failed
-        if report.when == "teardown" and _is_suite_item(item):
-            state.checks_run += 1
-            state.checks_done_at = time.monotonic()
+        if _is_suite_item(item):
+            # a check's verdict is its call, or its setup when that skipped or failed it; the
+            # last teardown also destroys the machines, which is the run's cost, not the checks'
+            if report.when == "call" or (report.when == "setup" and not report.passed):
+                state.checks_run += 1
+                state.checks_done_at = time.monotonic()
+            elif report.when == "teardown":
+                state.torn_down_at = time.monotonic()
     return report
 
 
@@ -438,9 +444,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         print(f"debian-cloud-tests: error: {state.error.message}", file=sys.stderr)
     if state.ready_at is not None and state.checks_done_at is not None:
         boot = state.boot_seconds
-        boot_text = f" (boot to ssh {boot:.1f}s)" if boot is not None else ""
+        notes = [f"boot to ssh {boot:.1f}s"] if boot is not None else []
+        if state.torn_down_at is not None:
+            notes.append(f"teardown {max(0.0, state.torn_down_at - state.checks_done_at):.2f}s")
         tr.write_line(f"debian-cloud-tests: {state.checks_run} checks in "
-                      f"{state.checks_done_at - state.ready_at:.2f}s after ready{boot_text}")
+                      f"{state.checks_done_at - state.ready_at:.2f}s after ready"
+                      + (f" ({'; '.join(notes)})" if notes else ""))
     xml = config.getoption("xmlpath", None)
     if xml:
         tr.write_line(f"debian-cloud-tests: JUnit: {xml}; artefacts: {state.artifacts_dir}")

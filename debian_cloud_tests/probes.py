@@ -15,6 +15,8 @@ DPKG_PACKAGES = Probe("dpkg_packages", "dpkg-query -W -f "
 #: root: the owning process of every socket, which an unprivileged ss cannot see
 LISTENING = Probe("listening", "ss -Htulpn", root=True)
 CLOUD_INIT_STATUS = Probe("ci_status", "cat /run/cloud-init/status.json")
+#: what cloud-init knows of the instance: read by the cloud-init, metadata and uniqueness suites
+INSTANCE_DATA = Probe("ci_instance_data", "cat /run/cloud-init/instance-data.json")
 
 #: what the run's properties read (see artifacts.comparable_properties)
 FOR_PROPERTIES = (OS_RELEASE, DPKG_PACKAGES, LISTENING, CLOUD_INIT_STATUS)

@@ -9,12 +9,12 @@ import pytest
 
 from debian_cloud_tests.applicability import STARTS_THE_MACHINE
 from debian_cloud_tests.facts import Probe
-from debian_cloud_tests.probes import CLOUD_INIT_STATUS
+from debian_cloud_tests.probes import CLOUD_INIT_STATUS, INSTANCE_DATA
 
 PROBES = [
     CLOUD_INIT_STATUS,
     Probe("ci_result", "cat /run/cloud-init/result.json"),
-    Probe("ci_instance_data", "cat /run/cloud-init/instance-data.json"),
+    INSTANCE_DATA,
     # grep's own status: 1 is "no problem line", 2 an unreadable or missing log
     Probe("ci_log_problems", "grep -nE 'WARNING|ERROR|CRITICAL|Traceback' /var/log/cloud-init.log",
           root=True),

@@ -9,11 +9,12 @@ import uuid
 import pytest
 
 from debian_cloud_tests.facts import Probe
+from debian_cloud_tests.probes import INSTANCE_DATA
 from debian_cloud_tests.seed import MARKER_PATH
 
 PROBES = [
     Probe("hostname", "hostname"),
-    Probe("ci_instance_data", "cat /run/cloud-init/instance-data.json"),
+    INSTANCE_DATA,
     Probe("dpkg_arch", "dpkg --print-architecture"),
     Probe("nproc", "getconf _NPROCESSORS_ONLN"),
     Probe("memtotal_kib", "awk '/^MemTotal/ {print $2}' /proc/meminfo"),

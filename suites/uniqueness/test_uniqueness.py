@@ -10,17 +10,22 @@ import json
 
 import pytest
 
+from debian_cloud_tests.applicability import STARTS_THE_MACHINE
 from debian_cloud_tests.facts import Probe, gather
 from debian_cloud_tests.plugin import NoLogin
+from debian_cloud_tests.probes import INSTANCE_DATA
 
 IDENTITY = [
     Probe("machine_id", "cat /etc/machine-id"),
     # the public keys themselves: fingerprints are computed here (an ssh-keygen per key costs
     # the guest a tenth of a second under TCG, a cat of all of them a few hundredths)
     Probe("host_public_keys", "cat /etc/ssh/ssh_host_*_key.pub"),
-    Probe("instance_id", "cat /run/cloud-init/instance-data.json"),
+    INSTANCE_DATA,
 ]
 PROBES = IDENTITY
+
+#: a second instance of the image is launched: the ssh provider reaches one host, never two
+pytestmark = pytest.mark.applies(provider=STARTS_THE_MACHINE)
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +82,8 @@ def test_instance_id_unique(facts, twin) -> None:
     """cloud-init sees a different instance id on each instance (the platform's, not one baked
     into the image, which would make every instance look like the same one)."""
     twin_facts, _ = twin
-    a = _cloud_init_instance_id(facts["instance_id"])
-    b = _cloud_init_instance_id(twin_facts["instance_id"])
+    a = _cloud_init_instance_id(facts[INSTANCE_DATA.name])
+    b = _cloud_init_instance_id(twin_facts[INSTANCE_DATA.name])
     assert a, f"cloud-init names no instance id: {facts['instance_id'].why()}"
     assert a != b, (f"both instances are {a!r} to cloud-init: a seed or state from the build "
                     "outranks the platform's metadata; remove /var/lib/cloud/seed from the image")
