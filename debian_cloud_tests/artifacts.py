@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import __version__
+from . import __version__, parallel
 from .facts import Facts
 from .lifecycle import Instance
 from .machine import Machine
@@ -40,6 +40,7 @@ def run_properties(provider: Provider, spec: LaunchSpec, run_id: str) -> dict[st
         props["image_sha256"] = sha256(path)
         props["image_size"] = str(path.stat().st_size)
     props.update(provider.properties())
+    props.update(parallel.properties())
     return props
 
 

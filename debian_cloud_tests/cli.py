@@ -17,24 +17,50 @@ from .paths import local_ca_certs
 EPILOG = "exit codes: 0 ok/publish, 1 checks failed/hold, 2 gate input error, 20-40 see README"
 
 
-def _run(args: argparse.Namespace) -> int:
-    """pytest with the plugin and sane defaults: JUnit and artefacts under --output."""
-    import pytest
-
-    from .rundir import new_run_id
-
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    name = args.name or new_run_id()
-    argv = ["-p", "no:cacheprovider", f"--provider={args.provider}", f"--image={args.image}",
-            f"--junitxml={out / (name + '.xml')}", f"--artifacts-dir={out / 'artifacts'}",
-            "-o", "junit_family=xunit2", "-rfE", *args.pytest_args]
+def _pytest_argv(args: argparse.Namespace, provider: str, image: str, junit: Path, artifacts: Path,
+                 extra: Sequence[str] = ()) -> list[str]:
+    """pytest's arguments for one run: the plugin, its target, JUnit and artefacts."""
+    given = list(args.pytest_args)
+    if given[:1] == ["--"]:  # the separator before pytest's own options is ours, not pytest's
+        given = given[1:]
+    argv = ["-p", "no:cacheprovider", f"--provider={provider}", f"--image={image}",
+            f"--junitxml={junit}", f"--artifacts-dir={artifacts}",
+            "-o", "junit_family=xunit2", "-rfE", *extra, *given]
     if args.arch:
         argv.append(f"--arch={args.arch}")
     if args.firmware:
         argv.append(f"--firmware={args.firmware}")
-    rc = int(pytest.main(argv))
-    print(f"debian-cloud-tests: JUnit written to {out / (name + '.xml')}")
+    return argv
+
+
+def _run(args: argparse.Namespace) -> int:
+    """pytest with the plugin and sane defaults: JUnit and artefacts under --output; several
+    targets or instances run at once, each its own session (see parallel.py)."""
+    from . import parallel
+    from .errors import UsageError
+    from .rundir import new_run_id
+
+    targets = [parallel.parse_target(t) for t in getattr(args, "target", None) or []]
+    if args.image:
+        targets.insert(0, parallel.Target(args.provider, args.image))
+    if not targets:
+        raise UsageError("give --image (with --provider, default qemu), or one or more "
+                         "--target PROVIDER:IMAGE")
+    runs = parallel.expand(targets, getattr(args, "instances", 1))
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    name = args.name or new_run_id()
+    if len(runs) > 1:
+        return parallel.run_all(runs, lambda t: _pytest_argv(
+            args, t.provider, t.image, out / f"{name}-{t.label}.xml", out / "artifacts" / t.label,
+            t.options), out, name)
+    import pytest
+
+    only = runs[0]
+    junit = out / (name + ".xml")
+    rc = int(pytest.main(_pytest_argv(args, only.provider, only.image, junit, out / "artifacts",
+                                      only.options)))
+    print(f"debian-cloud-tests: JUnit written to {junit}")
     return rc
 
 
@@ -99,12 +125,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="boot an image on a provider and run the suites")
     run.add_argument("--provider", default="qemu")
-    run.add_argument("--image", required=True)
+    run.add_argument("--image", help="the image to test on --provider")
+    run.add_argument("--target", action="append", metavar="'PROVIDER:IMAGE [OPTION…]'",
+                     help="a further provider and image, with options for it alone; repeatable, "
+                     "the runs go in parallel, each with its own JUnit NAME-PROVIDER.xml")
+    run.add_argument("--instances", type=int, default=1, metavar="N",
+                     help="launch and test N instances of each image at once (default 1)")
     run.add_argument("--arch", choices=["amd64", "arm64"])
     run.add_argument("--firmware", choices=["bios", "uefi"])
     run.add_argument("--output", default="results", help="directory for JUnit and artefacts")
     run.add_argument("--name", help="JUnit file name (default: the run id)")
-    run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="further pytest options")
+    run.add_argument("pytest_args", nargs=argparse.REMAINDER,
+                     help="further pytest options, after -- (e.g. -- -k metadata)")
     run.set_defaults(func=_run)
 
     providers = sub.add_parser("providers", help="list providers: installed, and whether their "

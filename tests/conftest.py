@@ -9,6 +9,7 @@ import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -129,6 +130,15 @@ def parse_junit(path: Path) -> tuple[dict[str, str], dict[str, str], dict[str, s
                 break
         checks[cid] = status
     return checks, messages, props
+
+
+def junit_span(path: Path) -> tuple[float, float]:
+    """When the run of a JUnit file began and ended (epoch seconds), from its testsuite."""
+    root = ET.parse(path).getroot()
+    suite = root if root.tag == "testsuite" else root.find("testsuite")
+    assert suite is not None, path
+    start = datetime.fromisoformat(suite.get("timestamp", "")).timestamp()
+    return start, start + float(suite.get("time", "0"))
 
 
 class OptionsOnly:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.test_gate_support import DENY, case, judge, kinds, write
+from tests.test_gate_support import DENY, case, judge, kinds, props, write
 
 
 def _flaky(tmp_path: Path, name: str = "r.xml", checks: tuple[str, ...] = ("bvt.a",)) -> Path:
@@ -51,3 +51,30 @@ def test_skipped_rerun_does_not_hide_the_first_result(tmp_path: Path) -> None:
 def test_known_flaky_check_is_excused_by_the_deny_list(tmp_path: Path) -> None:
     v = judge([_flaky(tmp_path)], DENY.format(id="bvt.a"))
     assert v.publish and v.flaky[0].excused and v.statuses()["bvt.a"] == "excused"
+
+
+def _instance(tmp_path: Path, label: str, status: str, stamp: str, group: str = "g1") -> Path:
+    """One of the runs `debian-cloud-tests run --instances N` launched together."""
+    return write(tmp_path, f"{group}-{label}.xml", [case("bvt.a", status, f"broken on {label}"),
+                                                    case("bvt.z")],
+                 {**props(), "parallel_run": group, "parallel_label": label}, timestamp=stamp)
+
+
+def test_instances_tested_together_are_not_retries_of_one_another(tmp_path: Path) -> None:
+    """Two instances launched together: a failure on one is a failure, whichever ended first
+    (read as attempts in time order, a later pass would have made it merely flaky)."""
+    failed = _instance(tmp_path, "qemu-1", "failed", "2026-01-01T10:00:00+00:00")
+    passed = _instance(tmp_path, "qemu-2", "passed", "2026-01-01T10:00:01+00:00")
+    v = judge([failed, passed], "[flaky]\nallowed = true\n")
+    assert kinds(v) == ["failed"] and v.statuses()["bvt.a"] == "failed"
+    assert "qemu-1: broken on qemu-1" in v.reasons[0].message
+    assert v.statuses()["bvt.z"] == "passed"
+
+
+def test_a_later_batch_of_instances_is_a_retry_of_an_earlier_one(tmp_path: Path) -> None:
+    first = [_instance(tmp_path, lab, st, "2026-01-01T10:00:00+00:00", "g1")
+             for lab, st in (("qemu-1", "failed"), ("qemu-2", "passed"))]
+    again = [_instance(tmp_path, lab, "passed", "2026-01-01T11:00:00+00:00", "g2")
+             for lab in ("qemu-1", "qemu-2")]
+    v = judge([*again, *first], "[flaky]\nallowed = true\n")
+    assert v.publish and v.statuses()["bvt.a"] == "flaky"

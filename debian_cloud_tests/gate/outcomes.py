@@ -1,7 +1,9 @@
 """Merging runs into targets and attempts into one outcome per check.
 
 Reruns (in the same report or in a later one) are further attempts of the same check on the same
-target; a failure followed by a pass is flaky, not passed, and is always shown.
+target; a failure followed by a pass is flaky, not passed, and is always shown.  Instances tested
+together (`run --instances N`: the runs share a `parallel_run` property) are not retries of one
+another: their results on a check make one attempt, the worst of them.
 """
 
 from __future__ import annotations
@@ -55,6 +57,15 @@ def _ordered(runs: list[Run]) -> list[Run]:
         return runs
 
 
+def _together(runs: list[Run]) -> list[list[Run]]:
+    """Runs launched together (one `parallel_run`) as one batch, each other run alone; batches
+    in the order of their first run."""
+    batches: dict[str, list[Run]] = {}
+    for i, run in enumerate(runs):
+        batches.setdefault(run.prop("parallel_run") or f"\0{i}", []).append(run)
+    return list(batches.values())
+
+
 def _classify(attempt: Attempt, patterns: tuple[re.Pattern[str], ...]) -> Attempt:
     if attempt.status == FAILED and any(p.search(attempt.message) for p in patterns):
         return Attempt(ERROR, attempt.message)
@@ -87,11 +98,19 @@ def by_target(runs: list[Run], provider_patterns: tuple[re.Pattern[str], ...] = 
     for group in groups.values():
         attempts: dict[str, list[Attempt]] = {}
         sources: dict[str, list[str]] = {}
-        for run in _ordered(group.runs):
-            for case in run.cases:
-                tries = [_classify(a, provider_patterns) for a in (*case.earlier, case.final)]
-                attempts.setdefault(case.check_id, []).extend(tries)
-                sources.setdefault(case.check_id, []).append(run.source)
+        for siblings in _together(_ordered(group.runs)):
+            finals: dict[str, list[Attempt]] = {}
+            for run in siblings:
+                for case in run.cases:
+                    tries = [_classify(a, provider_patterns) for a in (*case.earlier, case.final)]
+                    label = run.prop("parallel_label") if len(siblings) > 1 else ""
+                    final = Attempt(tries[-1].status, f"{label}: {tries[-1].message}"
+                                    if label and tries[-1].message else tries[-1].message)
+                    attempts.setdefault(case.check_id, []).extend(tries[:-1])
+                    finals.setdefault(case.check_id, []).append(final)
+                    sources.setdefault(case.check_id, []).append(run.source)
+            for cid, ends in finals.items():
+                attempts[cid].append(min(ends, key=lambda a: SEVERITY.index(a.status)))
         group.checks = {cid: _decide(cid, tries, sources[cid]) for cid, tries in attempts.items()}
     return list(groups.values())
 
