@@ -36,7 +36,9 @@ def time_run(image: Path, count: int, instance_type: str) -> tuple[float, int, s
         begin = time.monotonic()
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp)
         wall = time.monotonic() - begin
-    summaries = re.findall(r"^debian-cloud-tests: (qemu(?:-\d+)?: .*?) JUnit", proc.stdout, re.M)
+    # one line per run of several; pytest's own summary for a single one
+    summaries = (re.findall(r"^debian-cloud-tests: (qemu-\d+: .*?) JUnit", proc.stdout, re.M)
+                 or re.findall(r"^=+ (.+ in [\d.]+s)", proc.stdout, re.M)[-1:])
     return wall, proc.returncode, "; ".join(summaries) or proc.stdout[-300:]
 
 
