@@ -430,6 +430,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         # stopped as it was ending (its interrupt landed in the teardown): a cancelled CI job
         # must not read as a passing run
         session.exitstatus = pytest.ExitCode.INTERRUPTED
+    interrupts.record_exit_status(session.exitstatus)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
