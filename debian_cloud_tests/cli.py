@@ -51,9 +51,8 @@ def _run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     name = args.name or new_run_id()
     if len(runs) > 1:
-        return parallel.run_all(runs, lambda t: _pytest_argv(
-            args, t.provider, t.image, out / f"{name}-{t.label}.xml", out / "artifacts" / t.label,
-            t.options), out, name)
+        return parallel.run_all(runs, lambda t, junit: _pytest_argv(
+            args, t.provider, t.image, junit, out / "artifacts" / t.label, t.options), out, name)
     import pytest
 
     only = runs[0]

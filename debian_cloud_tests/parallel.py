@@ -100,9 +100,10 @@ def properties() -> dict[str, str]:
     return {"parallel_run": group, "parallel_label": os.environ.get(LABEL_ENV, "")} if group else {}
 
 
-def run_all(targets: Sequence[Target], argv_for: Callable[[Target], list[str]],
+def run_all(targets: Sequence[Target], argv_for: Callable[[Target, Path], list[str]],
             out: Path, name: str, echo: TextIO = sys.stdout) -> int:
-    """Start every target's pytest session at once, echo their output line by line under their
+    """Start every target's pytest session at once (*argv_for* gets the target and the path of
+    its JUnit file), echo their output line by line under their
     labels, wait for all, and print one summary line each.
 
     A stop (Ctrl-C, SIGTERM, SIGHUP) is passed on once to every run, which then cleans up as a
@@ -134,7 +135,7 @@ def run_all(targets: Sequence[Target], argv_for: Callable[[Target], list[str]],
             if stopped:
                 break
             run.started = time.monotonic()
-            run.proc = subprocess.Popen([sys.executable, "-m", "pytest", *argv_for(run.target)],
+            run.proc = subprocess.Popen([sys.executable, "-m", "pytest", *argv_for(run.target, run.junit)],
                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True, errors="replace",
                                         start_new_session=True, env={
