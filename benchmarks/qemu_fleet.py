@@ -43,3 +43,12 @@ def machine_facts() -> str:
 
     accel, why = choose(Accel.AUTO, Arch.AMD64, "qemu-system-x86_64", cache_dir())
     return f"{os.cpu_count()} cores, accel {accel.value} ({why}), load {os.getloadavg()[0]:.1f}"
+
+
+def print_efficiency(walls: dict[int, float], what: str) -> None:
+    """Each N's throughput against one's, measured in the same run (N * T1 / TN), and its share
+    of the ideal N: the efficiency the scaling target (>= 0.8) is about."""
+    for count in sorted(walls)[1:]:
+        speedup = count * walls[1] / walls[count]
+        print(f"{what} N={count}: {speedup:.2f}x one's throughput, efficiency "
+              f"{speedup / count:.2f} (target >= 0.8)")

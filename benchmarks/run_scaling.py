@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from qemu_fleet import image_to_measure, machine_facts
+from qemu_fleet import image_to_measure, machine_facts, print_efficiency
 
 from debian_cloud_tests.paths import local_ca_certs
 from debian_cloud_tests.plugin import suites_dir
@@ -57,10 +57,7 @@ def main() -> int:
         results[count] = wall
         print(f"N={count}: {wall:.1f} s, exit {rc} ({summary})", flush=True)
     print(f"machine: {machine_facts()}, image {image.name}, instance type {args.instance_type}")
-    for count in counts[1:]:
-        speedup = count * results[1] / results[count]
-        print(f"whole runs N={count}: {speedup:.2f}x one run's throughput, efficiency "
-              f"{speedup / count:.2f} (target >= 0.8)")
+    print_efficiency(results, "whole runs")
     return 0
 
 

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from qemu_fleet import image_to_measure, qemu_fleet
+from qemu_fleet import image_to_measure, print_efficiency, qemu_fleet
 
 
 def time_launch(image: Path, count: int, instance_type: str | None
@@ -50,10 +50,7 @@ def main() -> int:
               f"{', '.join(f'{b:.1f}' for b in boots)} s)", flush=True)
     print(f"machine: {os.cpu_count()} cores, accel {accel}, image {image.name}, "
           f"instance type {args.instance_type or 'default'}")
-    for count in counts[1:]:
-        speedup = count * results[1] / results[count]
-        print(f"scaling N={count}: {speedup:.2f}x one instance's throughput, efficiency "
-              f"{speedup / count:.2f} (target >= 0.8)")
+    print_efficiency(results, "scaling")
     return 0
 
 
