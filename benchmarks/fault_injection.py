@@ -63,10 +63,11 @@ class Phase(enum.Enum):
 #: need a booted guest (30-110 s each)
 WEIGHTS = {Phase.OVERLAY: 0.40, Phase.BOOT: 0.52, Phase.SSH_WAIT: 0.03, Phase.CHECKS: 0.03,
            Phase.TEARDOWN: 0.02}
-#: the extra delay after a phase's sign, drawn uniformly up to this many seconds (the checks
-#: phase, from the verified handshake through cloud-init's wait and the probes to the two small
-#: suites' last verdict, lasts 3-5 s; a qemu teardown well under a second)
-DELAY = {Phase.OVERLAY: 0.3, Phase.BOOT: 10.0, Phase.SSH_WAIT: 3.0, Phase.CHECKS: 3.0,
+#: the extra delay after a phase's sign, drawn uniformly up to this many seconds (the SSH wait,
+#: from the announced host keys to a verified handshake, is about a second; the checks phase,
+#: from there through cloud-init's wait and the probes to the two small suites' last verdict,
+#: 3-5 s; a qemu teardown well under a second)
+DELAY = {Phase.OVERLAY: 0.3, Phase.BOOT: 10.0, Phase.SSH_WAIT: 0.5, Phase.CHECKS: 3.0,
          Phase.TEARDOWN: 0.2}
 PHASES = tuple(WEIGHTS)  # the phases aimed at
 MAX_RETRIES = 3  # a combination aimed at again at most this many times when it was not hit
