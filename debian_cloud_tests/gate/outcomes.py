@@ -86,33 +86,54 @@ def _decide(check_id: str, attempts: list[Attempt], sources: list[str]) -> Check
     return CheckResult(check_id, PASSED, "", attempts, sources, errors[-1].message if errors else "")
 
 
-def by_target(runs: list[Run], provider_patterns: tuple[re.Pattern[str], ...] = ()) -> list[TargetResults]:
-    """Group runs by what they tested and decide every check of every target."""
+def _labelled(attempt: Attempt, label: str) -> Attempt:
+    """The attempt's message prefixed with its instance's label, for a batch of several."""
+    if not label or not attempt.message:
+        return attempt
+    return Attempt(attempt.status, f"{label}: {attempt.message}")
+
+
+def _batch(siblings: list[Run], patterns: tuple[re.Pattern[str], ...]
+           ) -> dict[str, tuple[list[Attempt], Attempt, list[str]]]:
+    """Per check of one batch: every run's earlier tries, the worst of the runs' finals (the
+    batch's one attempt), and the reports it came from."""
+    earlier: dict[str, list[Attempt]] = {}
+    finals: dict[str, list[Attempt]] = {}
+    sources: dict[str, list[str]] = {}
+    for run in siblings:
+        label = run.prop("parallel_label") if len(siblings) > 1 else ""
+        for case in run.cases:
+            *before, final = (_classify(a, patterns) for a in (*case.earlier, case.final))
+            earlier.setdefault(case.check_id, []).extend(before)
+            finals.setdefault(case.check_id, []).append(_labelled(final, label))
+            sources.setdefault(case.check_id, []).append(run.source)
+    return {cid: (earlier[cid], min(ends, key=lambda a: SEVERITY.index(a.status)), sources[cid])
+            for cid, ends in finals.items()}
+
+
+def _grouped(runs: list[Run]) -> list[TargetResults]:
+    """Runs by the target they tested, each target with the releases any of its runs named."""
     groups: dict[tuple[str, str, str, str], TargetResults] = {}
     for run in runs:
         target = run_target(run)
         group = groups.setdefault(target.key, TargetResults(target))
         group.runs.append(run)
-        releases = group.target.releases | target.releases
-        group.target = Target(*target.key, releases=releases)
-    for group in groups.values():
+        group.target = Target(*target.key, releases=group.target.releases | target.releases)
+    return list(groups.values())
+
+
+def by_target(runs: list[Run], provider_patterns: tuple[re.Pattern[str], ...] = ()) -> list[TargetResults]:
+    """Group runs by what they tested and decide every check of every target."""
+    groups = _grouped(runs)
+    for group in groups:
         attempts: dict[str, list[Attempt]] = {}
         sources: dict[str, list[str]] = {}
         for siblings in _together(_ordered(group.runs)):
-            finals: dict[str, list[Attempt]] = {}
-            for run in siblings:
-                for case in run.cases:
-                    tries = [_classify(a, provider_patterns) for a in (*case.earlier, case.final)]
-                    label = run.prop("parallel_label") if len(siblings) > 1 else ""
-                    final = Attempt(tries[-1].status, f"{label}: {tries[-1].message}"
-                                    if label and tries[-1].message else tries[-1].message)
-                    attempts.setdefault(case.check_id, []).extend(tries[:-1])
-                    finals.setdefault(case.check_id, []).append(final)
-                    sources.setdefault(case.check_id, []).append(run.source)
-            for cid, ends in finals.items():
-                attempts[cid].append(min(ends, key=lambda a: SEVERITY.index(a.status)))
+            for cid, (before, final, came_from) in _batch(siblings, provider_patterns).items():
+                attempts.setdefault(cid, []).extend([*before, final])
+                sources.setdefault(cid, []).extend(came_from)
         group.checks = {cid: _decide(cid, tries, sources[cid]) for cid, tries in attempts.items()}
-    return list(groups.values())
+    return groups
 
 
 def worst(statuses: list[str]) -> str:
