@@ -9,6 +9,7 @@ network tag.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -62,15 +63,12 @@ def _gone(exc: DCTError) -> bool:
     return getattr(exc, "reason", "") == "notFound" or "not found" in exc.message.lower()
 
 
-def delete_firewall(c: Clients, name: str, attempts: int = 3) -> list[BaseException]:
-    """Delete a rule (already gone is fine), retrying a failed delete operation."""
+def _delete_retrying(delete: Callable[[], None], attempts: int) -> list[BaseException]:
+    """Run *delete* (the call and the wait for its operation) until it succeeds or the resource
+    is gone, at most *attempts* times: the error of the last attempt, if every one failed."""
     for attempt in range(1, attempts + 1):
         try:
-            op = retry.call(c.firewalls.delete_unary, "firewalls.delete", project=c.project,
-                            firewall=name)
-            retry.wait_operation(lambda op=op: c.global_operations.get(project=c.project,
-                                                                       operation=op.name),
-                                 "firewalls.delete")
+            delete()
             return []
         except DCTError as exc:
             if _gone(exc):
@@ -79,25 +77,29 @@ def delete_firewall(c: Clients, name: str, attempts: int = 3) -> list[BaseExcept
                 return [exc]
             retry.sleep(retry.API.delay(attempt))
     return []
+
+
+def delete_firewall(c: Clients, name: str, attempts: int = 3) -> list[BaseException]:
+    """Delete a rule (already gone is fine), retrying a failed delete operation."""
+    def delete() -> None:
+        op = retry.call(c.firewalls.delete_unary, "firewalls.delete", project=c.project,
+                        firewall=name)
+        retry.wait_operation(lambda: c.global_operations.get(project=c.project,
+                                                             operation=op.name),
+                             "firewalls.delete")
+    return _delete_retrying(delete, attempts)
 
 
 def delete_instance(c: Clients, zone: str, name: str, attempts: int = 3,
                     timeout: float = 600.0) -> list[BaseException]:
     """Delete an instance (its boot disk goes with it), retrying a failed delete operation."""
-    for attempt in range(1, attempts + 1):
-        try:
-            op = retry.call(c.instances.delete_unary, "instances.delete", project=c.project,
-                            zone=zone, instance=name)
-            retry.wait_operation(lambda op=op: c.zone_operations.get(
-                project=c.project, zone=zone, operation=op.name), "instances.delete", timeout)
-            return []
-        except DCTError as exc:
-            if _gone(exc):
-                return []
-            if attempt == attempts:
-                return [exc]
-            retry.sleep(retry.API.delay(attempt))
-    return []
+    def delete() -> None:
+        op = retry.call(c.instances.delete_unary, "instances.delete", project=c.project,
+                        zone=zone, instance=name)
+        retry.wait_operation(lambda: c.zone_operations.get(project=c.project, zone=zone,
+                                                           operation=op.name),
+                             "instances.delete", timeout)
+    return _delete_retrying(delete, attempts)
 
 
 def get_instance(c: Clients, zone: str, name: str) -> Any:
