@@ -11,9 +11,9 @@ one `debian-cloud-tests gc` where a kill left something; after the last kill gc 
 whatever was found, and everything is looked at again.  SIGKILL leaves cleanup to the guard
 process and gc by design.
 
-Expected duration (2 cores, TCG): about 20 s a kill on average (a kill aimed after the boot costs
-a boot), so 200 kills take about an hour; --max-minutes (default 70) stops earlier and reports
-what was done.
+Expected duration (2 cores, TCG): 12-16 s a kill on average (a kill aimed after the boot costs
+a boot), so 215 kills take 40-55 min; --max-minutes (default 70) stops earlier and reports what
+was done.
 
 Usage: python3 benchmarks/fault_injection.py [--kills 200 | --kills-per-provider 200]
        [--providers qemu,aws] [--max-minutes 70] [--seed S] [--image IMAGE]
