@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -23,6 +24,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 DNS = Path(__file__).with_name("fakes") / "dns.py"
+
+
+def ctrl_c_at_default() -> None:
+    """For a child's preexec_fn: SIGINT at its default, as in a foreground job at a terminal.
+
+    Tests started in the background (`cmd &`, nohup) hand their children SIGINT ignored, and a
+    run rightly keeps ignoring it then; a test that means Ctrl-C must give it back.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def in_private_network(cmd: list[str]) -> list[str]:

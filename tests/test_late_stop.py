@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+from .conftest import ctrl_c_at_default
+
 PROGRAM = """
 import os, signal, sys
 from debian_cloud_tests import interrupts
@@ -28,7 +30,7 @@ sys.exit({status})
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP", "SIGINT"])
 def test_a_passing_run_stopped_at_its_end_exits_interrupted(sig: str) -> None:
     proc = subprocess.run([sys.executable, "-c", PROGRAM.format(status=0, sig=sig)],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, preexec_fn=ctrl_c_at_default)
     assert proc.returncode == 2, proc.stderr
     assert "summary printed" in proc.stdout and "Traceback" not in proc.stderr
 
