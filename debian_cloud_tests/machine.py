@@ -72,6 +72,11 @@ class Machine(abc.ABC):
     def hard_reset(self) -> None:
         """Reset through the platform, as a power cycle: the guest gets no say."""
 
+    def power_cycle(self) -> None:
+        """Stop the machine and start it again on the same disk, where the platform can (a
+        last resort for a platform that hangs in its own reset)."""
+        raise NotImplementedError
+
     @abc.abstractmethod
     def destroy(self) -> list[BaseException]:
         """Remove the instance and everything created for it; returns the failures, never raises."""

@@ -6,7 +6,8 @@ at first boot: a reboot must not change them.  A changed key is recorded, never 
 
 A platform can hang in its own reset after the guest has done its part (OVMF under TCG does, now
 and then, after the kernel's "reboot: machine restart"): where the console is live, that silence is
-told apart from a slow boot, the machine is reset once through the platform, and the outcome says so.
+told apart from a slow boot, the machine is reset once through the platform and, if it stays
+silent, stopped and started once where the platform can; the outcome says so.
 """
 
 from __future__ import annotations
@@ -73,6 +74,10 @@ class RestartWatch:
             return f"the console stayed silent {silent:.0f}s in the middle of the new boot"
         return None
 
+    def rearm(self, now: float) -> None:
+        """Count the silence afresh from *now* (after the platform was acted on)."""
+        self._since = now
+
 
 def _boot_id(inst: Instance) -> str:
     return inst.host.run("cat /proc/sys/kernel/random/boot_id").stdout.strip()
@@ -101,17 +106,27 @@ def reboot(inst: Instance, hard: bool, timeout: float) -> RebootOutcome:
             return outcome
     inst.host.backend.close()
     deadline = started + timeout
-    watch = RestartWatch(console_mark) if not hard and inst.machine.console_is_live else None
+    watch = (RestartWatch(console_mark, RESTART_SILENCE) if not hard and inst.machine.console_is_live
+             else None)
     while time.monotonic() < deadline:
         time.sleep(POLL)
         hung = watch.hung(_console(inst), time.monotonic()) if watch else None
-        if hung and outcome.platform_reset is None:
-            outcome.platform_reset = f"{hung}: the platform hung and was reset once through the provider"
+        if hung and watch:
+            if outcome.platform_reset is None:
+                outcome.platform_reset = f"{hung}: the platform hung and was reset once through the provider"
+                act = inst.machine.hard_reset
+            else:  # a reset does not always wake it (OVMF under TCG): stop and start it, once
+                outcome.platform_reset += f"; {hung} again: stopped and started through the provider"
+                act, watch = inst.machine.power_cycle, None
             try:
-                inst.machine.hard_reset()
+                act()
+            except NotImplementedError:  # the platform cannot: wait out the timeout
+                watch = None
             except Exception as exc:  # the platform is gone: nothing more to wait for
                 outcome.error = f"{outcome.platform_reset}, which failed: {exc}"
                 return outcome
+            if watch:
+                watch.rearm(time.monotonic())
             continue
         try:
             client = ssh.connect(inst.machine.ssh, inst.ready.host_keys, timeout=3)

@@ -10,6 +10,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from debian_cloud_tests.errors import NoFreePortError, ProviderError
 from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
@@ -58,6 +59,7 @@ class QemuMachine(Machine):
         self._injected = injected_host_keys
         self._properties = properties
         self._proc: subprocess.Popen[bytes] | None = None
+        self._started_with: tuple[Any, ...] | None = None
         self.port = 0
         self.listen_host = "127.0.0.1"
 
@@ -69,6 +71,8 @@ class QemuMachine(Machine):
         *listen_host* is where SSH is forwarded from, *net_extra* more user-mode network
         options (e.g. a guestfwd) and *mac* the NIC's address, for a platform being emulated.
         """
+        self._started_with = (base_args, port_range, register_pid, die_with_parent, listen_host,
+                              net_extra, mac)
         last_error = ""
         parent = os.getpid()
         # A kept machine must outlive us; otherwise the kernel kills QEMU with us.
@@ -124,6 +128,17 @@ class QemuMachine(Machine):
             self.qmp.command("system_reset")
         except QMPError as exc:
             raise ProviderError(f"hard reset failed: {exc}") from None
+
+    def power_cycle(self) -> None:
+        """Stop QEMU and start it again on the same disk, firmware variables and console (QEMU
+        appends to it): a cloud's stop and start, for an emulated machine a reset does not wake."""
+        if self._started_with is None:
+            raise ProviderError("power cycle of a machine that was never started")
+        errors = self.destroy()
+        if errors:
+            raise ProviderError(f"power cycle: QEMU did not stop: {errors[0]}")
+        self.qmp.path.unlink(missing_ok=True)
+        self.start(*self._started_with)
 
     def is_alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None

@@ -124,7 +124,7 @@ class QemuProvider(Provider):
         args = [platform.binary, "-name", f"dct-{spec.run_id}", "-nodefaults", "-no-user-config",
                 "-display", "none", *fw.qemu_args(spec.arch, spec.firmware, chosen, run_dir),
                 "-smp", str(vcpus), "-m", str(mem),
-                "-chardev", f"file,id=console,path={run_dir / 'console.log'}",
+                "-chardev", f"file,id=console,path={run_dir / 'console.log'},append=on",
                 "-serial", "chardev:console",
                 "-qmp", "unix:qmp.sock,server=on,wait=off",  # relative: QEMU runs in run_dir
                 "-drive", f"file={overlay},if=virtio,format=qcow2,discard=unmap",
