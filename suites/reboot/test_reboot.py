@@ -27,7 +27,8 @@ def test_comes_back(rebooted: RebootOutcome, record_property) -> None:
     """After the reboot the machine answers again, in a new boot.
 
     A platform that hung in its own reset after the kernel's restart is not the image's fault:
-    the check passes, and the JUnit file records that the platform needed a reset."""
+    the check passes, and the JUnit file records that the platform needed a reset (and, where a
+    reset did not wake it, a stop and start)."""
     if rebooted.platform_reset:
         record_property("platform_reset", rebooted.platform_reset)
     assert rebooted.came_back, (f"{rebooted.kind} reboot: {rebooted.error}; the console log in the "
