@@ -108,25 +108,30 @@ def reboot(inst: Instance, hard: bool, timeout: float) -> RebootOutcome:
     deadline = started + timeout
     watch = (RestartWatch(console_mark, RESTART_SILENCE) if not hard and inst.machine.console_is_live
              else None)
+    # what a hung platform gets, one at a time: a reset does not always wake it (OVMF under TCG)
+    remedies = [(inst.machine.hard_reset, "the platform hung and was reset once through the provider"),
+                (inst.machine.power_cycle, "again: stopped and started through the provider")]
     while time.monotonic() < deadline:
         time.sleep(POLL)
         hung = watch.hung(_console(inst), time.monotonic()) if watch else None
-        if hung and watch:
-            if outcome.platform_reset is None:
-                outcome.platform_reset = f"{hung}: the platform hung and was reset once through the provider"
-                act = inst.machine.hard_reset
-            else:  # a reset does not always wake it (OVMF under TCG): stop and start it, once
-                outcome.platform_reset += f"; {hung} again: stopped and started through the provider"
-                act, watch = inst.machine.power_cycle, None
+        if watch and hung:
+            remedy, done = remedies.pop(0)
+            said = (f"{hung}: {done}" if outcome.platform_reset is None
+                    else f"{outcome.platform_reset}; {hung} {done}")
             try:
-                act()
-            except NotImplementedError:  # the platform cannot: wait out the timeout
+                remedy()
+            except NotImplementedError:  # the platform cannot: wait out the timeout, claim nothing
                 watch = None
+                continue
             except Exception as exc:  # the platform is gone: nothing more to wait for
-                outcome.error = f"{outcome.platform_reset}, which failed: {exc}"
+                outcome.platform_reset = said
+                outcome.error = f"{said}, which failed: {exc}"
                 return outcome
-            if watch:
+            outcome.platform_reset = said
+            if remedies:
                 watch.rearm(time.monotonic())
+            else:
+                watch = None
             continue
         try:
             client = ssh.connect(inst.machine.ssh, inst.ready.host_keys, timeout=3)
