@@ -150,8 +150,8 @@ def test_every_suite_passes_on_emulated_ec2_and_nothing_is_left(emulated_ec2: Em
     (twin,) = (g for i, g in machines.guests.items() if i != first_id)
     assert first.address != twin.address
     assert all(re.fullmatch(r"127\.\d+\.\d+\.\d+", g.address) for g in (first, twin))
-    assert first.machine._proc is not None and twin.machine._proc is not None
-    assert first.machine._proc.pid != twin.machine._proc.pid
+    assert None not in (first.machine.pid, twin.machine.pid)
+    assert first.machine.pid != twin.machine.pid
     assert run.props["provider"] == "aws" and run.props["aws_region"] == world.region
     assert run.props["provider_retries"] == "0"  # recorded even when the cloud needed none
     for guest in (first, twin):  # each configured itself from its own metadata service
@@ -176,7 +176,7 @@ def test_every_suite_passes_on_emulated_ec2_and_nothing_is_left(emulated_ec2: Em
 
 def _gone(guest: Guest, run_id: str) -> None:
     assert_gone(guest, run_id)
-    pid = guest.machine._proc.pid if guest.machine._proc else None
+    pid = guest.machine.pid
     assert pid is None or not _alive(pid)
     with pytest.raises(OSError):  # and nothing listens any more on the guest's address
         socket.create_connection((guest.address, 22), timeout=2).close()

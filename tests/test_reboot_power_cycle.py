@@ -44,7 +44,7 @@ def test_a_reset_that_does_not_wake_the_machine_is_followed_by_a_power_cycle(
     try:
         inst = fleet.launch()
         first_console = inst.machine.console_log()
-        pid_before = inst.machine._proc.pid
+        pid_before = inst.machine.pid
         pauser = threading.Thread(target=_pause_at_restart,
                                   args=(inst.machine, len(first_console), stop), daemon=True)
         pauser.start()
@@ -54,7 +54,7 @@ def test_a_reset_that_does_not_wake_the_machine_is_followed_by_a_power_cycle(
         assert not outcome.keys_changed
         assert outcome.platform_reset and "reset once" in outcome.platform_reset
         assert "stopped and started" in outcome.platform_reset, outcome.platform_reset
-        assert inst.machine._proc.pid != pid_before  # a new QEMU on the same disk
+        assert inst.machine.pid != pid_before  # a new QEMU on the same disk
         assert inst.machine.console_log().startswith(first_console)  # the console kept its past
         assert outcome.hostname_after == outcome.hostname_before
     finally:

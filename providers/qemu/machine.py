@@ -143,6 +143,11 @@ class QemuMachine(Machine):
     def is_alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """QEMU's process id (a new one after a power cycle); None before the first start."""
+        return self._proc.pid if self._proc else None
+
     def platform_log(self) -> str:
         try:
             return (self.run_dir / "qemu.log").read_text(errors="replace").strip()
@@ -165,7 +170,7 @@ class QemuMachine(Machine):
         return errors
 
     def describe_access(self) -> str:
-        pid = self._proc.pid if self._proc else "?"
+        pid = self.pid or "?"
         return (f"{super().describe_access()}\n  console: {self.console_path}\n"
                 f"  stop it: kill {pid}; rm -r {self.run_dir}")
 
