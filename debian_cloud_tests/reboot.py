@@ -12,6 +12,7 @@ silent, stopped and started once where the platform can; the outcome says so.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -33,6 +34,9 @@ RESTART_SILENCE = 90.0
 #: emulated machine that stops in the middle (seen with OVMF under TCG) is reset once
 STALL_SILENCE = 240.0
 KERNEL_START = "Linux version "
+BOOT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+#: paramiko's "no exit status": the channel closed under the command (the guest went down)
+NO_EXIT_STATUS = -1
 
 
 @dataclass
@@ -79,8 +83,26 @@ class RestartWatch:
         self._since = now
 
 
+class NotAnswered(Exception):
+    """The guest let us in but the command got no answer: it was going down under it."""
+
+
+def _answered(inst: Instance, command: str) -> str:
+    """*command*'s output, or NotAnswered where the connection died under it."""
+    try:
+        out = inst.host.run(command)
+    except ssh.CONNECTION_LOST as exc:
+        raise NotAnswered(str(exc) or type(exc).__name__) from None
+    if out.rc == NO_EXIT_STATUS:
+        raise NotAnswered(f"the connection closed under `{command}`")
+    return out.stdout
+
+
 def _boot_id(inst: Instance) -> str:
-    return inst.host.run("cat /proc/sys/kernel/random/boot_id").stdout.strip()
+    boot = _answered(inst, "cat /proc/sys/kernel/random/boot_id").strip()
+    if not BOOT_ID.fullmatch(boot):
+        raise NotAnswered(f"no boot id, got {boot[:80]!r}")
+    return boot
 
 
 def reboot(inst: Instance, hard: bool, timeout: float) -> RebootOutcome:
@@ -134,20 +156,21 @@ def reboot(inst: Instance, hard: bool, timeout: float) -> RebootOutcome:
                 watch = None
             continue
         try:
-            client = ssh.connect(inst.machine.ssh, inst.ready.host_keys, timeout=3)
+            inst.host.backend.replace_client(
+                ssh.connect(inst.machine.ssh, inst.ready.host_keys, timeout=3))
+            if _boot_id(inst) == old_boot:  # still shutting down
+                continue
+            seconds = time.monotonic() - started
+            lines = _answered(inst, AFTER).splitlines()
         except HostKeyMismatchError as exc:
             outcome.came_back, outcome.keys_changed = True, True
             outcome.error = f"after the reboot sshd presents another host key ({exc.message[:160]})"
             return outcome
-        except (ssh.HandshakeFailed, ssh.LoginRefused):
-            continue
-        inst.host.backend.replace_client(client)
-        if _boot_id(inst) == old_boot:  # still shutting down
-            client.close()
+        except (ssh.HandshakeFailed, ssh.LoginRefused, NotAnswered):
+            # not up yet, or sshd still let us in while the guest went down: ask again
             continue
         outcome.came_back = True
-        outcome.seconds = time.monotonic() - started
-        lines = inst.host.run(AFTER).stdout.splitlines()
+        outcome.seconds = seconds
         outcome.system_state = lines[0].strip() if lines else ""
         outcome.hostname_after = lines[1].strip() if len(lines) > 1 else ""
         outcome.failed_units = [ln.split()[0] for ln in lines[2:] if ln.strip()]

@@ -33,6 +33,11 @@ class LoginRefused(Exception):
     """The handshake completed with the right host key, but the login was refused."""
 
 
+#: what a command ends in, instead of an answer, when the connection dies under it (a guest
+#: going down; testinfra's reconnect, which our backend makes, raising HandshakeFailed)
+CONNECTION_LOST = (paramiko.SSHException, OSError, EOFError, HandshakeFailed, LoginRefused)
+
+
 class _VerifyAnnounced(paramiko.MissingHostKeyPolicy):
     """Accept exactly the keys the guest announced; refuse everything else."""
 

@@ -81,13 +81,15 @@ def _listening(address: str, port: int, log: Path, own_network: bool) -> bool:
 @contextmanager
 def running_sshd(tmp: Path, run_files: dict[str, str] | None = None,
                  hide: tuple[str, ...] = (), own_network: bool = False,
-                 address: str = "127.0.0.1", port: int | None = None) -> Iterator[Sshd]:
+                 address: str = "127.0.0.1", port: int | None = None,
+                 extra_config: str = "") -> Iterator[Sshd]:
     """Start ``sshd -D`` with a fresh ed25519 host key; the client key is authorised for root.
 
     *run_files* are planted under a private /run the sessions see (e.g. cloud-init's state in
     /run/cloud-init), for checks that read what a guest's boot left there; the directories in
     *hide* look empty to the sessions (a platform feature the host has, planted away).  It
-    listens on *address* (a loopback address) and *port* (default: a free one)."""
+    listens on *address* (a loopback address) and *port* (default: a free one); *extra_config*
+    is added to its sshd_config (e.g. a ForceCommand standing in for a guest's commands)."""
     tmp.mkdir(parents=True, exist_ok=True)
     host = sshkeys.generate("host")
     host_key = sshkeys.write_private(host, tmp / "host_ed25519")
@@ -101,7 +103,7 @@ def running_sshd(tmp: Path, run_files: dict[str, str] | None = None,
         f"Port {port}\nListenAddress {address}\nHostKey {host_key}\nPidFile none\n"
         f"AuthorizedKeysFile {tmp / 'authorized_keys'}\nStrictModes no\nUsePAM no\n"
         "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
-        "KbdInteractiveAuthentication no\nLogLevel VERBOSE\n")
+        "KbdInteractiveAuthentication no\nLogLevel VERBOSE\n" + extra_config)
     log = tmp / "sshd.log"
     command = [SSHD, "-D", "-e", "-f", str(config)]
     if run_files or hide or own_network:
