@@ -185,8 +185,18 @@ def test_apt_update_works(facts) -> None:
         pytest.skip(f"not applicable: the guest cannot reach its mirrors from here ({reason}); "
                     "run where it has network to test apt-get update")
     assert out.ok and not reasons, (
-        "apt-get update failed: " + "; ".join((reasons or [out.why()])[:6])[:800] +
-        ": fix the sources (suite, mirror, Signed-By key) in /etc/apt")
+        "apt-get update failed: " + "; ".join(dict.fromkeys(reasons or [out.why()]))[:800] +
+        ": " + apt_failure_remedy(reasons))
+
+
+def apt_failure_remedy(reasons: list[str]) -> str:
+    """What to do about apt-get update's failures: a certificate the guest does not trust is
+    most often a TLS-intercepting proxy between the runner and the mirror, not the sources."""
+    if any("certificate verify failed" in r for r in reasons):
+        return ("the guest does not trust the mirror's certificate: behind a TLS-intercepting "
+                "proxy give it the proxy's CA with --ca-cert; else the image's ca-certificates "
+                "are broken")
+    return "fix the sources (suite, mirror, Signed-By key) in /etc/apt"
 
 
 def test_dpkg_audit_clean(facts) -> None:
