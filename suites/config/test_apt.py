@@ -53,6 +53,9 @@ UNREACHABLE = re.compile(r"Temporary failure resolving|Could not resolve|Could n
                          r"Connection timed out|Connection failed|Network is unreachable|"
                          r"No route to host|Unable to connect|Cannot initiate the connection")
 
+#: apt's words for a certificate it does not trust: OpenSSL's (apt 3, trixie on), GnuTLS's before
+UNTRUSTED_CERTIFICATE = re.compile(r"certificate verify failed|Certificate verification failed")
+
 
 def _codename(facts) -> str:
     m = re.search(r"^VERSION_CODENAME=\"?(\w+)", facts["os_release"].stdout, re.M)
@@ -192,7 +195,7 @@ def test_apt_update_works(facts) -> None:
 def apt_failure_remedy(reasons: list[str]) -> str:
     """What to do about apt-get update's failures: a certificate the guest does not trust is
     most often a TLS-intercepting proxy between the runner and the mirror, not the sources."""
-    if any("certificate verify failed" in r for r in reasons):
+    if any(UNTRUSTED_CERTIFICATE.search(r) for r in reasons):
         return ("the guest does not trust the mirror's certificate: behind a TLS-intercepting "
                 "proxy give it the proxy's CA with --ca-cert; else the image's ca-certificates "
                 "are broken")
