@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,13 @@ TESTS = Path(__file__).resolve().parent
 PREFIX = "debian-cloud-tests: error: "
 GATE_PREFIX = "debian-cloud-tests gate: error: "
 #: post-launch errors reach the terminal summary (stdout), not stderr, until plugin.py prints them there
+
+
+def _tar_xz(disk: Path, path: Path) -> Path:
+    """*disk* as Debian publishes its raw images: disk.raw in a .tar.xz."""
+    with tarfile.open(path, "w:xz") as archive:
+        archive.add(disk, "disk.raw")
+    return path
 
 
 def _mbr_disk(path: Path, size: int = 64 * 1024 * 1024) -> Path:
@@ -156,6 +164,9 @@ CASES: tuple[Case, ...] = (
          " is not a disk image (neither qcow2 nor raw with an MBR/GPT partition table)"),
     case("vmdk", ("--provider=qemu", "--image={vmdk}"), E.ImageFormatError.exit_code,
          " is a vmdk image; convert it: qemu-img convert -O qcow2 ", " out.qcow2"),
+    case("tar-xz", ("--provider=qemu", "--image={tar_xz}"), E.ImageFormatError.exit_code,
+         " is xz-compressed; unpack it and give the disk image: tar -xf ",
+         " for an archive (Debian's .tar.xz holds disk.raw), else unxz -k "),
     case("directory", ("--provider=qemu", "--image={dir}"), E.ImageFormatError.exit_code,
          " is a directory, not a disk image"),
     case("backing-gone", ("--provider=qemu", "--image={backed}"), E.ImageNotFoundError.exit_code,
@@ -312,6 +323,8 @@ def inputs(tmp_path: Path) -> dict[str, str]:
     found: dict[str, str] = {
         "tmp": str(tmp_path), "disk": str(_mbr_disk(tmp_path / "disk.raw")),
         "text": put("notes.qcow2", "not an image\n" * 100), "vmdk": put("disk.vmdk", b"KDMV" + b"\0" * 2000),
+        "tar_xz": str(_tar_xz(_mbr_disk(tmp_path / "tarred-disk.raw", 1024 * 1024),
+                              tmp_path / "debian-13-nocloud-amd64.tar.xz")),
         "ud_yaml": put("ud.yaml", "#cloud-config\n: : bad: [\n"),
         "ud_list": put("ud-list.yaml", "#cloud-config\n- a list\n"),
         "ud_text": put("ud.txt", "just some text\n"), "ca_text": put("ca.txt", "hello\n"),
@@ -511,6 +524,7 @@ README_ROWS: dict[str, tuple[str, ...]] = {
     "image that does not exist": (_row("image-missing"),),
     "a text file as image": (_row("text-image"),),
     "a vmdk image": (_row("vmdk"),),
+    "Debian's `.tar.xz` as image": (_row("tar-xz"),),
     "a directory as image": (_row("directory"),),
     "qcow2 whose backing file is gone": (_row("backing-gone"),),
     "`--arch arm64 --firmware bios`": (_row("arm64-bios"),),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -45,6 +47,28 @@ def test_not_a_bootable_image(tmp_path: Path, content: bytes, message: str) -> N
     path = tmp_path / "image.qcow2"
     path.write_bytes(content)
     with pytest.raises(ImageFormatError, match=message):
+        image.inspect(path)
+
+
+@pytest.mark.parametrize("mode, said", [
+    ("w:xz", "xz-compressed; unpack it and give the disk image: tar -xf "),
+    ("w:gz", "gzip-compressed; unpack it"), ("w:bz2", "bzip2-compressed; unpack it"),
+    ("w", "a tar archive; unpack it first: tar -xf "),
+])
+def test_an_archived_image_is_named_with_the_way_to_unpack_it(tmp_path: Path, mode: str,
+                                                              said: str) -> None:
+    """Debian publishes raw images as disk.raw in a .tar.xz: the run says how to unpack it."""
+    tarball = tmp_path / "debian-13-nocloud-amd64.tar"
+    with tarfile.open(tarball, mode) as archive:
+        archive.add(_raw_with_mbr(tmp_path / "disk.raw"), "disk.raw")
+    with pytest.raises(ImageFormatError, match=re.escape(said)):
+        image.inspect(tarball)
+
+
+def test_a_zstd_compressed_image_names_unzstd(tmp_path: Path) -> None:
+    path = tmp_path / "disk.raw.zst"
+    path.write_bytes(b"\x28\xb5\x2f\xfd" + bytes(2000))  # a zstd frame's magic number
+    with pytest.raises(ImageFormatError, match=r"zstd-compressed.*unzstd -k "):
         image.inspect(path)
 
 

@@ -15,6 +15,11 @@ _OTHER_FORMATS = {
     b"QEVM": "qed",
 }
 
+#: compressions a disk image is published in (Debian's raw images come as disk.raw in a .tar.xz)
+_COMPRESSED = {b"\xfd7zXZ\x00": ("xz", "unxz"), b"\x1f\x8b": ("gzip", "gunzip"),
+               b"\x28\xb5\x2f\xfd": ("zstd", "unzstd"), b"BZh": ("bzip2", "bunzip2")}
+TAR_MAGIC_AT = 257  # "ustar" in a tar header
+
 
 @dataclass(frozen=True)
 class ImageInfo:
@@ -42,6 +47,14 @@ def inspect(path: Path) -> ImageInfo:
         raise ImageNotFoundError(f"cannot read image {path}: {exc.strerror}") from None
     if head.startswith(b"QFI\xfb"):
         return ImageInfo(path, "qcow2", _qcow2_size(path, head))
+    for magic, (compression, tool) in _COMPRESSED.items():
+        if head.startswith(magic):
+            raise ImageFormatError(
+                f"{path} is {compression}-compressed; unpack it and give the disk image: "
+                f"tar -xf {path} for an archive (Debian's .tar.xz holds disk.raw), else {tool} -k {path}")
+    if head[TAR_MAGIC_AT:TAR_MAGIC_AT + 5] == b"ustar":
+        raise ImageFormatError(f"{path} is a tar archive; unpack it first: tar -xf {path}, then "
+                               "give the disk image inside (disk.raw)")
     for magic, name in _OTHER_FORMATS.items():
         if head.startswith(magic) or (magic == b"conectix" and _vhd_footer(path, size)):
             raise ImageFormatError(
