@@ -30,9 +30,11 @@ BASE_PACKAGES = [
 ]
 
 
-#: How each network stack's packages are named: Debian's bookworm images configure the network
-#: with ifupdown and dhclient, trixie's (and later) with netplan rendering for systemd-networkd,
-#: names resolved by systemd-resolved.
+#: How each network stack's packages are named.  Debian's cloud images configure the network
+#: with netplan rendering for systemd-networkd, names resolved by systemd-resolved; bookworm
+#: images built by other means often use ifupdown and dhclient.  The test images keep bookworm on
+#: ifupdown and trixie on netplan, so every network check is proven on both stacks (bookworm on
+#: netplan passes them as well).
 NETWORK_PACKAGES = {
     "ifupdown": ["ifupdown", "isc-dhcp-client"],
     "netplan": ["netplan.io", "systemd-resolved"],
