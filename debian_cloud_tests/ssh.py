@@ -33,9 +33,11 @@ class LoginRefused(Exception):
     """The handshake completed with the right host key, but the login was refused."""
 
 
+#: what paramiko raises when the connection fails or dies (EOFError: the peer closed it)
+TRANSPORT_ERRORS = (paramiko.SSHException, OSError, EOFError)
 #: what a command ends in, instead of an answer, when the connection dies under it (a guest
 #: going down; testinfra's reconnect, which our backend makes, raising HandshakeFailed)
-CONNECTION_LOST = (paramiko.SSHException, OSError, EOFError, HandshakeFailed, LoginRefused)
+CONNECTION_LOST = (*TRANSPORT_ERRORS, HandshakeFailed, LoginRefused)
 
 
 class _VerifyAnnounced(paramiko.MissingHostKeyPolicy):
@@ -82,7 +84,7 @@ def connect(endpoint: SSHEndpoint, host_keys: Sequence[str], timeout: float = 5.
     except paramiko.AuthenticationException as exc:
         client.close()
         raise LoginRefused(f"{endpoint.user}@{endpoint.host}:{endpoint.port}: {exc}") from None
-    except (paramiko.SSHException, OSError, EOFError) as exc:
+    except TRANSPORT_ERRORS as exc:
         client.close()
         raise HandshakeFailed(str(exc) or type(exc).__name__) from None
     transport = client.get_transport()

@@ -20,17 +20,9 @@ from debian_cloud_tests import artifacts, interrupts, readiness, sshkeys
 from debian_cloud_tests.errors import HostKeyMismatchError, UsageError
 from debian_cloud_tests.plugin import suites_dir
 from debian_cloud_tests.provider import get_provider
-from debian_cloud_tests.spec import Arch, LaunchSpec
 
 from .conftest import run_suites
-from .fakes.sshd import Sshd, running_sshd, unavailable
-
-
-def spec_for(server: Sshd, **options: str) -> LaunchSpec:
-    given = {"host": f"{server.user}@127.0.0.1:{server.port}", "ssh_key": str(server.client_key),
-             "host_key": server.host_key, **options}
-    return LaunchSpec(image="debian-12-genericcloud-amd64", arch=Arch.AMD64, run_id="r1",
-                      boot_timeout=20, options={k: v for k, v in given.items() if v})
+from .fakes.sshd import Sshd, running_sshd, spec_for, unavailable
 
 
 def wrong_host_key() -> str:

@@ -17,9 +17,9 @@ from debian_cloud_tests.providers.ssh import SshProvider
 
 from debian_cloud_tests import reboot
 from debian_cloud_tests.lifecycle import Fleet, Instance
-from debian_cloud_tests.spec import Arch, KeepInstance, LaunchSpec
+from debian_cloud_tests.spec import KeepInstance
 
-from .fakes.sshd import running_sshd, unavailable
+from .fakes.sshd import running_sshd, spec_for, unavailable
 
 GUEST = r"""#!/bin/sh
 # A guest as its commands see it: STATE holds its boot id, or "down N ID" while it goes down
@@ -56,11 +56,7 @@ def rebooting_guest(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[
     script.chmod(0o755)
     with running_sshd(tmp_path / "sshd", extra_config=f"ForceCommand {script}\n") as server:
         provider = SshProvider()
-        spec = provider.validate(LaunchSpec(
-            image="debian-12-genericcloud-amd64", arch=Arch.AMD64, run_id="reboot-drop",
-            boot_timeout=20, options={"host": f"{server.user}@127.0.0.1:{server.port}",
-                                      "ssh_key": str(server.client_key),
-                                      "host_key": server.host_key}))
+        spec = provider.validate(spec_for(server))
         fleet = Fleet(provider, spec, KeepInstance.NEVER)
         try:
             yield fleet.launch(), state, new_boot

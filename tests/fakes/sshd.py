@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from debian_cloud_tests import sshkeys
+from debian_cloud_tests.spec import Arch, LaunchSpec
 
 SSHD = "/usr/sbin/sshd"
 
@@ -30,6 +31,14 @@ class Sshd:
     address: str = "127.0.0.1"
     #: the file sshd reads the authorised keys from at every login (a test may add keys to it)
     authorized_keys: Path | None = None
+
+
+def spec_for(server: Sshd, **options: str) -> LaunchSpec:
+    """The ssh provider's launch spec for *server* (an option given empty is left out)."""
+    given = {"host": f"{server.user}@127.0.0.1:{server.port}", "ssh_key": str(server.client_key),
+             "host_key": server.host_key, **options}
+    return LaunchSpec(image="debian-12-genericcloud-amd64", arch=Arch.AMD64, run_id="r1",
+                      boot_timeout=20, options={k: v for k, v in given.items() if v})
 
 
 def unavailable() -> str | None:
