@@ -1,11 +1,35 @@
 #!/bin/bash
-# Install everything debian-cloud-tests needs on Debian 12 (as root): QEMU and firmware, the
-# image-building tools, and the Python package with its test extras.
+# Install everything debian-cloud-tests needs on Debian 12 or 13, as root: QEMU and firmware, the
+# image-building tools from Debian's archive, and the Python package with its test extras in a
+# virtual environment (.venv beside this script's checkout; Debian's python3 is never touched).
+# `debian-cloud-tests` is linked into /usr/local/bin. A second run installs nothing and is quick.
+#
+# Exit codes: 50 not Debian, 51 not root, 52 no apt-get/dpkg, 53 Debian older than 12;
+# otherwise that of the step that failed (apt-get, pip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+checkout=$(pwd -P)
+
+fail() { echo "setup.sh: $2" >&2; exit "$1"; }
+
+# What this script can serve: say so in one line where it cannot.
+[ "$(uname -s)" = Linux ] && [ -r /etc/os-release ] || fail 50 "this is not Debian (needs Debian 12 or 13)"
+os_id=$(. /etc/os-release && echo "${ID:-}")
+os_version=$(. /etc/os-release && echo "${VERSION_ID:-}")
+[ "$os_id" = debian ] || fail 50 "this is ${os_id:-an unknown system}, not Debian (needs Debian 12 or 13)"
+[ "$(id -u)" = 0 ] || fail 51 "run as root: it installs Debian packages and builds images with loop devices"
+for tool in apt-get dpkg-query; do
+  path=$(command -v "$tool" || true)  # bash names a file it cannot execute when it finds no other
+  [ -n "$path" ] && [ -x "$path" ] || fail 52 "$tool not found: Debian's package tools are needed"
+done
+# testing/unstable have no VERSION_ID; they are newer than 12
+if [ -n "$os_version" ] && [ "${os_version%%.*}" -lt 12 ]; then
+  fail 53 "Debian $os_version is too old: needs Debian 12 or later (python3 >= 3.11)"
+fi
 
 export DEBIAN_FRONTEND=noninteractive
 packages=(
+  python3 python3-venv                                               # the Python side, in a venv
   qemu-system-x86 qemu-system-arm qemu-utils ovmf qemu-efi-aarch64   # machines and firmware
   mmdebstrap gdisk fdisk e2fsprogs dosfstools mtools grub-common grub-pc-bin grub-efi-amd64-bin
   qemu-user-static binfmt-support arch-test                          # arm64 test images
@@ -27,4 +51,20 @@ if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then
 fi
 update-binfmts --enable >/dev/null 2>&1 || true
 
-python3 -m pip install -q -e '.[test]'
+# The venv is made by Debian's python3 (not whatever python3 comes first on PATH) and remade
+# when that interpreter changed, e.g. after an upgrade from 12 to 13.
+python=/usr/bin/python3
+venv=$checkout/.venv
+want="$("$python" -c 'import sys; print(sys.version)') $(sha256sum pyproject.toml | cut -d' ' -f1)"
+stamp=$venv/.debian-cloud-tests-installed
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! "$venv/bin/python" -c '' 2>/dev/null; then
+  rm -rf "$venv"
+  "$python" -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$checkout[test]"
+  echo "$want" >"$stamp"
+fi
+link=/usr/local/bin/debian-cloud-tests
+if [ "$(readlink "$link" 2>/dev/null)" != "$venv/bin/debian-cloud-tests" ]; then
+  mkdir -p /usr/local/bin
+  ln -sfn "$venv/bin/debian-cloud-tests" "$link"
+fi
