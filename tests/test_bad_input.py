@@ -475,6 +475,7 @@ def test_image_that_never_boots_quotes_the_console(tmp_path: Path, tmpdir_env) -
     assert not _leftovers(tmpdir)
 
 
+@pytest.mark.cost(260)
 @pytest.mark.e2e
 def test_sshd_never_answering(image_factory, tmp_path: Path, tmpdir_env) -> None:
     tmpdir, env = tmpdir_env
@@ -485,6 +486,7 @@ def test_sshd_never_answering(image_factory, tmp_path: Path, tmpdir_env) -> None
     assert not _leftovers(tmpdir)
 
 
+@pytest.mark.cost(300)
 @pytest.mark.e2e
 def test_reboot_loop_is_named(image_factory, tmp_path: Path, tmpdir_env) -> None:
     """A guest that restarts at every boot is told apart from a slow one: the third kernel
@@ -499,6 +501,7 @@ def test_reboot_loop_is_named(image_factory, tmp_path: Path, tmpdir_env) -> None
     assert not _leftovers(tmpdir)
 
 
+@pytest.mark.cost(160)
 @pytest.mark.e2e
 def test_silent_console_names_the_way_out(image_factory, tmp_path: Path, tmpdir_env) -> None:
     """A guest whose console prints nothing once the kernel starts (no serial console on its

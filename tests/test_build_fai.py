@@ -26,6 +26,7 @@ def _fai_leftovers() -> set[str]:
     return {m for m in mounts if "fai-diskimage" in m or "dct-build" in m} | temp
 
 
+@pytest.mark.cost(90)
 def test_failed_build_leaves_nothing_behind(tmp_path):
     if os.geteuid() != 0 or not shutil.which("fai-diskimage"):
         if os.environ.get("DCT_E2E") == "require":

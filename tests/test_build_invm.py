@@ -33,6 +33,9 @@ def _leftovers(tmp: Path, out: Path) -> set[str]:
     return {str(p) for p in tmp.iterdir()} | {line for line in procs if str(out) in line}
 
 
+# 14 min of FAI under TCG: the UEFI path stays in CI through the UEFI boot of test_e2e_qemu
+@pytest.mark.matrix
+@pytest.mark.cost(850)
 def test_uefi_image_built_in_a_vm_boots_and_passes(tmp_path: Path) -> None:
     if os.geteuid() != 0 or not shutil.which("qemu-system-x86_64") or not shutil.which("mmdebstrap"):
         if os.environ.get("DCT_E2E") == "require":

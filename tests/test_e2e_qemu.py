@@ -14,6 +14,7 @@ import shutil
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -199,6 +200,11 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+#: the tests that read the one good run: on one worker, one after another
+def reads_the_good_run(test: Callable[..., None]) -> Callable[..., None]:
+    return pytest.mark.xdist_group("good-run")(pytest.mark.cost(200)(test))
+
+
 @pytest.fixture(scope="module")
 def good_run(good_image: Path, tmp_path_factory: pytest.TempPathFactory):
     before = _sha256(good_image)
@@ -207,6 +213,7 @@ def good_run(good_image: Path, tmp_path_factory: pytest.TempPathFactory):
     return run, before
 
 
+@reads_the_good_run
 def test_good_image_passes_every_check(good_run) -> None:
     run, _ = good_run
     assert run.rc == 0, run.explain()
@@ -216,11 +223,13 @@ def test_good_image_passes_every_check(good_run) -> None:
     assert not not_passed, f"{not_passed}\n{run.explain()}"
 
 
+@reads_the_good_run
 def test_candidate_image_never_written(good_run, good_image: Path) -> None:
     run, before = good_run
     assert _sha256(good_image) == before == run.props["image_sha256"]
 
 
+@reads_the_good_run
 def test_junit_properties_describe_the_run(good_run) -> None:
     run, _ = good_run
     for key in ("provider", "image", "image_sha256", "arch", "firmware", "accel", "boot_seconds",
@@ -234,6 +243,7 @@ def test_junit_properties_describe_the_run(good_run) -> None:
     assert {"init", "modules-final"} <= set(json.loads(run.props["cloud_init_stage_seconds"]))
 
 
+@reads_the_good_run
 def test_no_key_material_left_or_written(good_run) -> None:
     """No private key in the JUnit file or artefacts, and no run dir left in the temp dir."""
     run, _ = good_run
@@ -255,6 +265,7 @@ def _watch_run_dirs(tmpdir: Path, seen: dict[str, int], stop: threading.Event) -
         stop.wait(0.2)
 
 
+@pytest.mark.cost(120)
 def test_failing_run_keeps_keys_private_and_writes_no_secret(good_image: Path,
                                                              tmp_path: Path) -> None:
     """A run that fails (so the guest's logs are collected too) over user-data holding a secret:
@@ -312,6 +323,7 @@ def _debian_release_files(dest: Path) -> None:
         shutil.copy(f, dest / f.name)
 
 
+@pytest.mark.cost(120)
 def test_apt_update_passes_when_the_mirrors_answer(good_image: Path, tmp_path: Path) -> None:
     """Positive control of config.apt_update_works (offline it is not applicable): walled in
     with a mirror that serves Debian's own signed InRelease files over https, its CA given
@@ -341,6 +353,7 @@ def test_apt_update_passes_when_the_mirrors_answer(good_image: Path, tmp_path: P
     assert served.count("InRelease HTTP/1.1\" 200") >= 3, served  # the guest really fetched them
 
 
+@pytest.mark.cost(250)
 def test_uefi_boot_passes_every_check(good_image: Path, tmp_path: Path) -> None:
     run = run_suites(tmp_path, "--provider=qemu", f"--image={good_image}", "--firmware=uefi",
                      f"--ignore={suites_dir() / 'uniqueness'}")
@@ -350,6 +363,7 @@ def test_uefi_boot_passes_every_check(good_image: Path, tmp_path: Path) -> None:
                for c, s in run.checks.items()), run.checks
 
 
+@pytest.mark.cost(250)
 def test_trixie_passes_every_check_but_its_defect(image_factory, tmp_path: Path) -> None:
     """Debian 13 as its cloud images are made (netplan and systemd-networkd, resolved, deb822
     sources) passes every check, and the trixie-only check fails on one-line apt sources."""
@@ -366,7 +380,12 @@ def test_trixie_passes_every_check_but_its_defect(image_factory, tmp_path: Path)
     assert run.checks["network.dhcp_lease"] == "passed"  # systemd-networkd's lease, not dhclient's
 
 
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
+#: rough seconds each variant takes (a reboot that never comes back waits out its timeout)
+VARIANT_COST = {"changes-on-reboot": 400, "reboot-refused-keys-regenerated": 250, "bad-config": 250}
+
+
+@pytest.mark.parametrize("variant", [pytest.param(v, marks=pytest.mark.cost(VARIANT_COST.get(v, 180)))
+                                     for v in sorted(VARIANTS)])
 def test_planted_defects_fail_exactly_their_checks(variant: str, image_factory, tmp_path: Path) -> None:
     defects, extra, suite, expected = VARIANTS[variant]
     image = image_factory(*defects, fmt="raw")
@@ -412,6 +431,7 @@ NO_LOGIN = {"bvt.console_free_of_kernel_errors", "bvt.boot_within_budget", "bvt.
             "cloud_init.host_key_fingerprints_on_console"}
 
 
+@pytest.mark.cost(120)
 def test_refused_login_fails_the_login_check(image_factory, tmp_path: Path) -> None:
     """With login broken nothing else can be checked: those checks fail saying so (a bad state
     of the guest, not an error of the framework), they do not pass."""
@@ -428,6 +448,7 @@ def test_refused_login_fails_the_login_check(image_factory, tmp_path: Path) -> N
     assert all("cannot log in to the machine" in run.messages[c] for c in host_checks), run.messages
 
 
+@pytest.mark.cost(520)
 @pytest.mark.skipif(not Path("/usr/bin/qemu-system-aarch64").exists(), reason="needs qemu-system-arm")
 def test_arm64_on_aavmf_passes_bvt(image_factory, tmp_path: Path) -> None:
     """arm64 on the `virt` machine with AAVMF, emulated on amd64 (the arch comes from the name)."""

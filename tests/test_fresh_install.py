@@ -62,6 +62,7 @@ def fresh_root(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]
 
 
 @pytest.mark.e2e
+@pytest.mark.cost(500)
 @pytest.mark.parametrize("fresh_root", ["bookworm", "trixie"], indirect=True)
 def test_readme_first_command_on_a_fresh_debian(fresh_root: Path) -> None:
     command = readme_command("The two commands", 0)

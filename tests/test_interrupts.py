@@ -31,6 +31,7 @@ def _booting(tmpdir: Path) -> bool:
     return any(p.stat().st_size > 0 for p in tmpdir.glob("dct-run-*/console.log"))
 
 
+@pytest.mark.cost(60)
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm", "sigkill"])
 def test_interrupt_during_boot_leaves_nothing(how: str, good_image: Path, tmp_path: Path) -> None:
     tmpdir = tmp_path / "tmp"

@@ -55,6 +55,7 @@ def _build(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=1800, check=False)
 
 
+@pytest.mark.cost(330)
 def test_fai_image_passes_every_suite_and_is_published(tmp_path, s3):
     out = tmp_path / "images"
     proc = _build(out)
@@ -77,6 +78,7 @@ def test_fai_image_passes_every_suite_and_is_published(tmp_path, s3):
     assert head["Metadata"]["sha256"] == meta["sha256"], written
 
 
+@pytest.mark.cost(300)
 def test_password_login_class_makes_the_pipeline_hold(tmp_path, s3):
     out = tmp_path / "images"
     proc = subprocess.run([sys.executable, "-m", "debian_cloud_tests.pipeline.cli", "pipeline",

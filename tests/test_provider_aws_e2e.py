@@ -109,6 +109,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@pytest.mark.cost(400)
 def test_every_suite_passes_on_emulated_ec2_and_nothing_is_left(emulated_ec2: EmulatedEc2,
                                                                 tmp_path: Path) -> None:
     world, machines = emulated_ec2.world, emulated_ec2.machines

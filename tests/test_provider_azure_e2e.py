@@ -56,6 +56,7 @@ def emulated_azure(good_image: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: 
         guests.close()
 
 
+@pytest.mark.cost(220)
 def test_suites_pass_on_emulated_azure_and_nothing_is_left(emulated_azure: FakeArm, tmp_path: Path) -> None:
     fake = emulated_azure
     assert fake.guests is not None

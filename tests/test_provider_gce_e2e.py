@@ -185,6 +185,7 @@ def _qemu_processes(pids: list[int]) -> list[int]:
 
 
 @pytest.mark.e2e
+@pytest.mark.cost(220)
 def test_suites_pass_on_emulated_gce_and_nothing_is_left(emulated_gce: EmulatedGce, tmp_path: Path) -> None:
     world = emulated_gce
     # BVT, cloud-init (the expected datasource) and metadata (the guest's view against
@@ -236,6 +237,7 @@ def test_suites_pass_on_emulated_gce_and_nothing_is_left(emulated_gce: EmulatedG
 
 
 @pytest.mark.e2e
+@pytest.mark.cost(160)
 def test_instance_type_check_fails_when_the_metadata_names_another_machine_type(
         emulated_gce: EmulatedGce, tmp_path: Path) -> None:
     """The negative control of the machine type the guest reads from GCE's metadata server."""

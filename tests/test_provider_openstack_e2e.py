@@ -41,6 +41,7 @@ def emulated_openstack(good_image: Path, monkeypatch: pytest.MonkeyPatch,
         guests.close()
 
 
+@pytest.mark.cost(220)
 def test_suites_pass_on_emulated_openstack_and_nothing_is_left(emulated_openstack: FakeOpenStack,
                                                                tmp_path: Path) -> None:
     fake = emulated_openstack

@@ -90,6 +90,8 @@ def good_box(good_image: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     return make_box(good_image, tmp_path_factory.mktemp("box") / "debian-12-test.box")
 
 
+@pytest.mark.xdist_group("vagrant")
+@pytest.mark.cost(300)
 @pytest.mark.e2e
 def test_good_box_passes_and_leaves_nothing(libvirt_ns: Namespace, good_box: Path,
                                             tmp_path: Path) -> None:
@@ -115,6 +117,8 @@ def test_good_box_passes_and_leaves_nothing(libvirt_ns: Namespace, good_box: Pat
     assert not (tmp_path / "vagrant.d").exists(), "the box file reached the user's VAGRANT_HOME"
 
 
+@pytest.mark.xdist_group("vagrant")
+@pytest.mark.cost(300)
 @pytest.mark.e2e
 def test_defects_fail_their_checks(libvirt_ns: Namespace, image_factory, tmp_path: Path) -> None:
     """Negative control: the hostname and user-data checks can fail on this provider."""
@@ -210,6 +214,8 @@ def test_libvirtd_not_running(tmp_path: Path) -> None:
                            "cannot reach libvirt at qemu:///system")
 
 
+@pytest.mark.xdist_group("vagrant")
+@pytest.mark.cost(300)
 def test_unknown_box_name(libvirt_ns: Namespace, tmp_path: Path) -> None:
     run = run_suites(tmp_path, "--provider=vagrant", "--image=nobody/no-such-box",
                      env={"VAGRANT_HOME": str(tmp_path / "vagrant.d")}, timeout=120,
@@ -241,6 +247,8 @@ def _define_domain(ns: Namespace, tmp_path: Path, name: str, vagrantfile: Path) 
     ns.virsh("define", str(xml))
 
 
+@pytest.mark.xdist_group("vagrant")
+@pytest.mark.cost(300)
 def test_gc_removes_only_what_dead_runs_left(libvirt_ns: Namespace, tmp_path: Path) -> None:
     """Domains whose Vagrantfile is gone and box volumes of runs without a run dir go; the rest
     (a live run's domain and volume, anything not ours) stays."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tarfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -55,8 +54,9 @@ def minimal_tarball(release: str) -> Path:
     if out.exists() and time.time() - out.stat().st_mtime < MAX_AGE:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    part = out.with_suffix(".part")
-    subprocess.run(["mmdebstrap", "--quiet", release, str(part)], check=True, timeout=900)
+    part = out.with_name(f"{release}.part.tar")
+    subprocess.run(["mmdebstrap", "--quiet", "--format=tar", release, str(part)], check=True,
+                   timeout=900)
     part.replace(out)
     return out
 
@@ -71,8 +71,9 @@ def tracked_files(checkout: Path) -> list[str]:
 def make_root(dest: Path, release: str, checkout: Path) -> Path:
     """A fresh *release* root in *dest*, with a copy of *checkout* at :data:`CHECKOUT`."""
     dest.mkdir()
-    with tarfile.open(minimal_tarball(release)) as tar:
-        tar.extractall(dest, filter="fully_trusted")
+    # tar(1), not tarfile: device nodes, owners and xattrs as mmdebstrap wrote them
+    subprocess.run(["tar", "-C", str(dest), "--xattrs", "--numeric-owner", "-xf",
+                    str(minimal_tarball(release))], check=True, timeout=600)
     shutil.copy("/etc/resolv.conf", dest / "etc/resolv.conf")
     cas = dest / LOCAL_CAS.relative_to("/")
     cas.mkdir(parents=True, exist_ok=True)
