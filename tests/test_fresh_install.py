@@ -75,7 +75,7 @@ def test_readme_first_command_on_a_fresh_debian(fresh_root: Path) -> None:
     assert re.search(r"verdict: PUBLISH; JUnit: \S+demo\.xml", run.stdout), out
     assert "externally-managed-environment" not in run.stderr
     # nothing went into Debian's python3: no pip there, no site-packages of ours
-    system = fresh_debian.run_in(fresh_root, "python3 -c 'import debian_cloud_tests' 2>&1; "
+    system = fresh_debian.run_in(fresh_root, "cd / && python3 -c 'import debian_cloud_tests' 2>&1; "
                                  "python3 -m pip --version 2>&1; true")
     assert "No module named 'debian_cloud_tests'" in system.stdout, system.stdout
     assert "No module named pip" in system.stdout, system.stdout
