@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from . import subcommands
 from .errors import guarded
 from .gate.errors import EXIT_HOLD, EXIT_INPUT, EXIT_PUBLISH
 from .paths import local_ca_certs
@@ -87,11 +88,12 @@ def _test_image(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     """Build the test image if needed, boot it under QEMU, run the suites, gate the result."""
-    from .gate.cli import main as gate
     from .imagebuild.builder import Recipe, build_image
     from .shipped import policy as shipped_policy
 
-    policy = shipped_policy()  # found before anything is built or booted: a demo must gate
+    # Both found before anything is built or booted: a demo that cannot gate fails at once.
+    policy = shipped_policy()
+    gate = subcommands.load("gate.cli", "demo").main
     print("debian-cloud-tests demo: building (or reusing) a bookworm test image …", flush=True)
     image = build_image(Recipe(arch=args.arch))
     print(f"debian-cloud-tests demo: image {image}", flush=True)
@@ -167,12 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", default="results")
     demo.set_defaults(func=_demo)
 
-    for module in ("gate.cli", "catalogue", "gc", "build.cli", "pipeline.cli"):
-        try:
-            mod = __import__(f"debian_cloud_tests.{module}", fromlist=["add_parser"])
-        except ImportError:
-            continue
-        mod.add_parser(sub)
+    subcommands.add_all(sub)
     return parser
 
 
