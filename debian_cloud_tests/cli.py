@@ -16,7 +16,8 @@ from .errors import guarded
 from .gate.errors import EXIT_HOLD, EXIT_INPUT, EXIT_PUBLISH
 from .paths import local_ca_certs
 
-EPILOG = "exit codes: 0 ok/publish, 1 checks failed/hold, 2 gate input error, 20-40 see README"
+EPILOG = ("exit codes: 0 ok/publish, 1 checks failed/hold, 2 gate input error, 20-45 see README, "
+          "141 output closed early (| head)")
 
 
 def _pytest_argv(args: argparse.Namespace, provider: str, image: str, junit: Path, artifacts: Path,
