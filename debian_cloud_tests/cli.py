@@ -14,6 +14,7 @@ from pathlib import Path
 from . import subcommands
 from .errors import guarded
 from .gate.errors import EXIT_HOLD, EXIT_INPUT, EXIT_PUBLISH
+from .junitform import JUNIT_FAMILY
 from .paths import local_ca_certs
 
 EPILOG = ("exit codes: 0 ok/publish, 1 checks failed/hold, 2 gate input error, 20-45 see README, "
@@ -28,7 +29,7 @@ def _pytest_argv(args: argparse.Namespace, provider: str, image: str, junit: Pat
         given = given[1:]
     argv = ["-p", "no:cacheprovider", f"--provider={provider}", f"--image={image}",
             f"--junitxml={junit}", f"--artifacts-dir={artifacts}",
-            "-o", "junit_family=xunit2", "-rfE", *extra, *given]
+            "-o", f"junit_family={JUNIT_FAMILY}", "-rfE", *extra, *given]
     if args.arch:
         argv.append(f"--arch={args.arch}")
     if args.firmware:

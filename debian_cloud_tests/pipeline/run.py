@@ -15,6 +15,7 @@ from pathlib import Path
 from ..build.driver import build
 from ..build.spec import BuildSpec
 from ..gate.cli import main as gate_main
+from ..junitform import JUNIT_FAMILY
 from ..shipped import policy as shipped_policy
 from .publishers import publish
 
@@ -39,7 +40,7 @@ def test_image(image: Path, spec: BuildSpec, output: Path, extra: tuple[str, ...
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--provider=qemu",
            f"--image={image.resolve()}", f"--arch={spec.arch}", f"--firmware={spec.firmware}",
            f"--junitxml={junit}", f"--artifacts-dir={(output / 'artifacts').resolve()}",
-           "-o", "junit_family=xunit2", "-rfE", *extra]
+           "-o", f"junit_family={JUNIT_FAMILY}", "-rfE", *extra]
     return subprocess.run(cmd, cwd=output, check=False).returncode, junit
 
 
