@@ -22,14 +22,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from qemu_fleet import machine_facts
 
 from debian_cloud_tests.build import fai
-from debian_cloud_tests.build.driver import DEFAULT_CSPACE, build
+from debian_cloud_tests.build.driver import build
 from debian_cloud_tests.build.spec import BuildSpec
+from debian_cloud_tests.shipped import fai_config_space
 
 
 def plain(spec: BuildSpec, work: Path) -> float:
     raw = work / "plain.raw"
     start = time.monotonic()
-    proc = subprocess.run(fai.command(spec, DEFAULT_CSPACE, raw), stdout=subprocess.DEVNULL,
+    proc = subprocess.run(fai.command(spec, fai_config_space(), raw), stdout=subprocess.DEVNULL,
                           stderr=subprocess.STDOUT, check=False)
     elapsed = time.monotonic() - start
     if proc.returncode != 0:

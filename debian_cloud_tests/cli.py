@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from . import subcommands
 from .errors import guarded
+from .gate.errors import EXIT_HOLD, EXIT_INPUT, EXIT_PUBLISH
+from .junitform import JUNIT_FAMILY
 from .paths import local_ca_certs
 
-EPILOG = "exit codes: 0 ok/publish, 1 checks failed/hold, 2 gate input error, 20-40 see README"
+EPILOG = ("exit codes: 0 ok/publish, 1 checks failed/hold, 2 gate input error, 20-45 see README, "
+          "141 output closed early (| head)")
 
 
 def _pytest_argv(args: argparse.Namespace, provider: str, image: str, junit: Path, artifacts: Path,
@@ -25,7 +29,7 @@ def _pytest_argv(args: argparse.Namespace, provider: str, image: str, junit: Pat
         given = given[1:]
     argv = ["-p", "no:cacheprovider", f"--provider={provider}", f"--image={image}",
             f"--junitxml={junit}", f"--artifacts-dir={artifacts}",
-            "-o", "junit_family=xunit2", "-rfE", *extra, *given]
+            "-o", f"junit_family={JUNIT_FAMILY}", "-rfE", *extra, *given]
     if args.arch:
         argv.append(f"--arch={args.arch}")
     if args.firmware:
@@ -87,7 +91,11 @@ def _test_image(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     """Build the test image if needed, boot it under QEMU, run the suites, gate the result."""
     from .imagebuild.builder import Recipe, build_image
+    from .shipped import policy as shipped_policy
 
+    # Both found before anything is built or booted: a demo that cannot gate fails at once.
+    policy = shipped_policy()
+    gate = subcommands.load("gate.cli", "demo").main
     print("debian-cloud-tests demo: building (or reusing) a bookworm test image …", flush=True)
     image = build_image(Recipe(arch=args.arch))
     print(f"debian-cloud-tests demo: image {image}", flush=True)
@@ -103,17 +111,19 @@ def _demo(args: argparse.Namespace) -> int:
                             pytest_args=["--image-type=genericcloud",
                                          *(f"--ca-cert={c}" for c in local_cas)])
     rc = _run(ns)
-    junit = Path(args.output) / "demo.xml"
-    policy = Path(__file__).resolve().parent.parent / "examples" / "policy.toml"
-    verdict = rc
-    try:
-        from .gate.cli import main as gate_main
-    except ImportError:
-        gate_main = None
-    if gate_main is not None and policy.exists() and junit.exists():
-        verdict = gate_main([str(junit), "--policy", str(policy)])
+    return _demo_verdict(rc, Path(args.output) / "demo.xml", policy, gate)
+
+
+def _demo_verdict(rc: int, junit: Path, policy: Path, gate: Callable[[list[str]], int]) -> int:
+    """The gate's verdict on the demo's report; no report is an error, never a publish."""
+    if not junit.exists():
+        print(f"debian-cloud-tests demo: error: the tests wrote no JUnit report ({junit}; pytest exit "
+              f"{rc}): nothing to gate, so nothing to publish", file=sys.stderr)
+        return rc or EXIT_INPUT
+    verdict = gate([str(junit), "--policy", str(policy)])
+    said = {EXIT_PUBLISH: "PUBLISH", EXIT_HOLD: "HOLD"}.get(verdict, f"none (gate exit {verdict})")
     print(f"debian-cloud-tests demo: checks {'passed' if rc == 0 else 'FAILED'}; "
-          f"verdict: {'PUBLISH' if verdict == 0 else 'HOLD'}; JUnit: {junit}")
+          f"verdict: {said}; JUnit: {junit}")
     return verdict
 
 
@@ -161,12 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", default="results")
     demo.set_defaults(func=_demo)
 
-    for module in ("gate.cli", "catalogue", "gc", "build.cli", "pipeline.cli"):
-        try:
-            mod = __import__(f"debian_cloud_tests.{module}", fromlist=["add_parser"])
-        except ImportError:
-            continue
-        mod.add_parser(sub)
+    subcommands.add_all(sub)
     return parser
 
 

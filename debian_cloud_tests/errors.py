@@ -7,8 +7,15 @@ parsing text.  The codes are documented in the README; never renumber one.
 
 from __future__ import annotations
 
+import os
+import select
 import sys
 from collections.abc import Callable
+
+#: The reader of our output went away (`debian-cloud-tests checks | head -1`): what a shell reports
+#: for a program SIGPIPE ended (128 + 13), as `yes | head -1` does; 0 would claim a whole output
+#: and, for the gate, a publish verdict nobody read, and 1 is "checks failed / hold".
+EXIT_BROKEN_PIPE = 141
 
 
 class DCTError(Exception):
@@ -134,12 +141,35 @@ def note_cleanup_failures(exc: BaseException, failures: list[BaseException]) -> 
 
 
 def guarded(command: Callable[[], int]) -> int:
-    """Run a command-line entry point: a DCTError becomes its one line and its exit code."""
+    """Run a command-line entry point: a DCTError becomes its one line and its exit code; output
+    piped into a reader that stops early (`| head`) ends quietly with EXIT_BROKEN_PIPE."""
     try:
-        return int(command())
+        rc = int(command())
+        sys.stdout.flush()  # a reader gone shows here, not as a traceback when Python exits
+        return rc
     except DCTError as exc:
         print(f"debian-cloud-tests: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("debian-cloud-tests: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        if not _stdout_gone():
+            raise  # another pipe or a socket broke: a real error, not the end of our reader
+        # Python flushes stdout once more at exit: aim it at /dev/null so that cannot fail too
+        # (the recipe of the Python docs' "Note on SIGPIPE").
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+
+
+def _stdout_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (poll reports an error on it)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))

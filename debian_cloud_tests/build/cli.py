@@ -26,7 +26,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", default="2G", help="disk size, e.g. 2G (default)")
     parser.add_argument("--format", default="qcow2", dest="fmt", help="qcow2 (default) or raw")
     parser.add_argument("--output", default="images", type=Path, help="directory for image, manifest, log")
-    parser.add_argument("--config-space", type=Path, help="FAI config space (default: examples/fai)")
+    parser.add_argument("--config-space", type=Path,
+                        help="FAI config space (default: the one shipped in the package; examples/fai "
+                        "in a checkout)")
     parser.add_argument("--class", dest="extra_classes", action="append", default=[], metavar="CLASS",
                         help="an extra FAI class, e.g. DEFECT_SSH_PASSWORD (repeatable)")
     parser.add_argument("--in-vm", action="store_true",

@@ -16,12 +16,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..shipped import fai_config_space
 from . import fai, host, invm, manifest
 from .errors import BuildError
 from .spec import BuildSpec
 
-#: The config space shipped with the project (examples/fai in a checkout).
-DEFAULT_CSPACE = Path(__file__).resolve().parent.parent.parent / "examples" / "fai"
 #: FAI keeps one "installation in progress" stamp per host: builds on one host take turns.
 LOCK = Path("/run/lock/debian-cloud-tests-fai.lock")
 
@@ -35,8 +34,9 @@ class BuildResult:
 
 
 def build(spec: BuildSpec, output: Path, cspace: Path | None = None, in_vm: bool = False) -> BuildResult:
-    """Build *spec* into *output*; raise a typed error (one line, own exit code) on failure."""
-    cspace = (cspace or DEFAULT_CSPACE).resolve()
+    """Build *spec* into *output* from *cspace* (default: the shipped one); raise a typed error
+    (one line, own exit code) on failure."""
+    cspace = (cspace or fai_config_space()).resolve()
     if in_vm:
         host.check_vm_host(spec)
     else:

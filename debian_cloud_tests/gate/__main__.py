@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from ..errors import guarded
 from .cli import main
 
-sys.exit(main())
+sys.exit(guarded(main))

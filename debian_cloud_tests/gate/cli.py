@@ -117,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
     except GateInputError as exc:
         print(f"{PROG}: error: {exc.one_line()}", file=sys.stderr)
         return EXIT_INPUT
+    except BrokenPipeError:
+        raise  # our reader went away (`| head`): errors.guarded ends quietly, it is no crash
     except Exception as exc:  # a crash must not exit 1, which pipelines read as an ordinary hold
         print(f"{PROG}: error: internal error ({type(exc).__name__}: {exc}); "
               "please report it with the input files", file=sys.stderr)

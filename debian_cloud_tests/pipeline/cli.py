@@ -13,9 +13,9 @@ EPILOG = ("exit codes: 0 publish (published with --publish-to), 1 hold, 2 gate i
 
 
 def _pipeline(args: argparse.Namespace) -> int:
-    from .run import POLICY, Options, run
+    from .run import Options, run
 
-    opts = Options(output=args.output, config_space=args.config_space, policy=args.policy or POLICY,
+    opts = Options(output=args.output, config_space=args.config_space, policy=args.policy,
                    publish_to=args.publish_to or "", pytest_args=tuple(args.pytest_arg),
                    in_vm=args.in_vm)
     return run(build_cli.spec_from(args), opts)
@@ -35,7 +35,8 @@ def add_parser(sub: Any) -> None:
     pipe = sub.add_parser("pipeline", help="build an image, test it under QEMU, gate it, publish it",
                           description=__doc__.splitlines()[0], epilog=EPILOG)
     build_cli.configure(pipe)
-    pipe.add_argument("--policy", type=Path, help="gate policy (default: examples/policy.toml)")
+    pipe.add_argument("--policy", type=Path, help="gate policy (default: Debian's, shipped in the package; "
+                      "examples/policy.toml in a checkout)")
     pipe.add_argument("--publish-to", metavar="URL", help="e.g. s3://bucket/prefix; only on publish")
     pipe.add_argument("--pytest-arg", action="append", default=[], metavar="ARG",
                       help="extra pytest option for the test step (repeatable)")

@@ -15,16 +15,16 @@ from pathlib import Path
 from ..build.driver import build
 from ..build.spec import BuildSpec
 from ..gate.cli import main as gate_main
+from ..junitform import JUNIT_FAMILY
+from ..shipped import policy as shipped_policy
 from .publishers import publish
-
-POLICY = Path(__file__).resolve().parent.parent.parent / "examples" / "policy.toml"
 
 
 @dataclass(frozen=True)
 class Options:
     output: Path
     config_space: Path | None = None
-    policy: Path = POLICY
+    policy: Path | None = None  # None: the policy shipped with the package
     publish_to: str = ""
     pytest_args: tuple[str, ...] = ()
     in_vm: bool = False
@@ -40,12 +40,13 @@ def test_image(image: Path, spec: BuildSpec, output: Path, extra: tuple[str, ...
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--provider=qemu",
            f"--image={image.resolve()}", f"--arch={spec.arch}", f"--firmware={spec.firmware}",
            f"--junitxml={junit}", f"--artifacts-dir={(output / 'artifacts').resolve()}",
-           "-o", "junit_family=xunit2", "-rfE", *extra]
+           "-o", f"junit_family={JUNIT_FAMILY}", "-rfE", *extra]
     return subprocess.run(cmd, cwd=output, check=False).returncode, junit
 
 
 def run(spec: BuildSpec, opts: Options) -> int:
     """Exit code: the gate's (0 published or publishable, 1 hold), or a step's own error code."""
+    policy = opts.policy or shipped_policy()  # found before the build: a missing one fails fast
     say(f"building {spec.name} ({' '.join(spec.classes())})")
     built = build(spec, opts.output, opts.config_space, in_vm=opts.in_vm)
     say(f"built {built.image} sha256 {built.sha256}")
@@ -55,7 +56,7 @@ def run(spec: BuildSpec, opts: Options) -> int:
         say("no JUnit report was written: the tests could not run; not gating, not publishing")
         return rc or 2
     verdict = opts.output / f"{spec.name}.gate.json"
-    gate_rc = gate_main([str(junit), "--policy", str(opts.policy), "--image-sha256", built.sha256,
+    gate_rc = gate_main([str(junit), "--policy", str(policy), "--image-sha256", built.sha256,
                          "--json", str(verdict), "--markdown", str(verdict.with_suffix(".md"))])
     if gate_rc != 0:
         say(f"gate: {'HOLD' if gate_rc == 1 else 'input error'} ({verdict}); not published")

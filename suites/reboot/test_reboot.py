@@ -23,14 +23,15 @@ def _back(outcome: RebootOutcome) -> None:
         pytest.fail(f"{outcome.kind} reboot: cannot check: {outcome.error}", pytrace=False)
 
 
-def test_comes_back(rebooted: RebootOutcome, record_property) -> None:
+def test_comes_back(rebooted: RebootOutcome, request: pytest.FixtureRequest) -> None:
     """After the reboot the machine answers again, in a new boot.
 
     A platform that hung in its own reset after the kernel's restart is not the image's fault:
     the check passes, and the JUnit file records that the platform needed a reset (and, where a
-    reset did not wake it, a stop and start)."""
+    reset did not wake it, a stop and start): a property of this test case, written as the
+    plugin writes check_id (record_property would warn under pytest's default xunit2)."""
     if rebooted.platform_reset:
-        record_property("platform_reset", rebooted.platform_reset)
+        request.node.user_properties.append(("platform_reset", rebooted.platform_reset))
     assert rebooted.came_back, (f"{rebooted.kind} reboot: {rebooted.error}; the console log in the "
                                 "artefacts shows where the boot stopped")
 
