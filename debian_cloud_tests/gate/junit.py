@@ -27,6 +27,7 @@ class Attempt:
 
     status: str
     message: str = ""
+    reclassified: bool = False  # a failure that [provider_errors] counts as a provider error
 
 
 @dataclass
