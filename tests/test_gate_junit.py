@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -179,10 +181,29 @@ def test_counts_that_disagree_with_the_test_cases_are_an_input_error(tmp_path: P
 
 
 def test_counts_as_pytest_writes_them_are_accepted(tmp_path: Path) -> None:
-    """pytest counts a test that passed and then failed its teardown twice in `tests`, and a
-    failure with a teardown error as one failure and one error."""
-    path = _xml(tmp_path, '<testsuites><testsuite name="pytest" tests="4" failures="1" errors="2" '
-                'skipped="1"><testcase name="a"><error message="failed on teardown"/></testcase>'
-                '<testcase name="b"><failure message="x"/><error message="teardown"/></testcase>'
-                '<testcase name="c"><skipped message="s"/></testcase></testsuite></testsuites>')
-    assert len(junit.parse(path)[0].cases) == 3
+    """pytest's own counting, from a real run: a setup and a teardown error in one test case, a
+    pass then a teardown error, a failure then a teardown error written as two test cases."""
+    path = _xml(tmp_path, '<testsuites><testsuite name="pytest" errors="4" failures="1" skipped="0" '
+                'tests="4"><testcase classname="test_y" name="test_both"><error message="setup"/>'
+                '<error message="teardown"/></testcase><testcase classname="test_y" '
+                'name="test_pass_then_teardown"><error message="teardown"/></testcase>'
+                '<testcase classname="test_y" name="test_fail_then_teardown"><failure message="x"/>'
+                '</testcase><testcase classname="test_y" name="test_fail_then_teardown">'
+                '<error message="teardown"/></testcase></testsuite></testsuites>')
+    assert len(junit.parse(path)[0].cases) == 4
+
+
+def test_a_report_pytest_writes_is_read_without_complaint(tmp_path: Path) -> None:
+    (tmp_path / "test_y.py").write_text(
+        "import pytest\n\n@pytest.fixture\ndef a():\n    yield\n    raise RuntimeError('t')\n\n"
+        "@pytest.fixture\ndef b(a):\n    raise RuntimeError('s')\n\n"
+        "def test_both(b):\n    pass\n\ndef test_pass(a):\n    pass\n\ndef test_fail(a):\n    assert 0\n\n"
+        "@pytest.mark.skip\ndef test_skip():\n    pass\n\n"
+        "@pytest.mark.xfail\ndef test_xfail():\n    assert 0\n")
+    junit_path = tmp_path / "y.xml"
+    subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                    f"--junitxml={junit_path}", "test_y.py"], cwd=tmp_path, capture_output=True,
+                   check=False, timeout=120)
+    [run] = junit.parse(junit_path)
+    assert {c.check_id for c in run.cases} == {f"test_y.test_{n}" for n in ("both", "pass", "fail", "skip",
+                                                                            "xfail")}
