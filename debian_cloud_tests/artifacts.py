@@ -33,6 +33,8 @@ def run_properties(provider: Provider, spec: LaunchSpec, run_id: str) -> dict[st
         "instance_type": spec.instance_type or "",
         "image_type": spec.image_type.value if spec.image_type else "",
     }
+    if spec.release:  # the release under test (--release or the image's name), not the guest's word
+        props["release"] = spec.release
     path = Path(spec.image)
     if path.is_file():
         from .imagesum import sha256

@@ -22,11 +22,13 @@ import threading
 from types import FrameType
 
 _requested = threading.Event()
+_signal: list[int] = []  # the signal that asked the run to stop, if one did
 _exit_status: list[int] = []  # the run's exit status, once pytest has decided it
 _at_exit_registered = threading.Event()
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:
+    _signal[:] = _signal or [signum]
     _requested.set()
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -63,6 +65,11 @@ def _at_exit() -> None:
 
 def requested() -> bool:
     return _requested.is_set()
+
+
+def signal_name() -> str:
+    """The name of the first signal that asked the run to stop ("" if none did)."""
+    return signal.Signals(_signal[0]).name if _signal else ""
 
 
 def check() -> None:

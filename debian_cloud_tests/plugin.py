@@ -18,7 +18,17 @@ from typing import Any
 
 import pytest
 
-from . import __version__, applicability, artifacts, backoff, interrupts, options, probes, progress
+from . import (
+    __version__,
+    applicability,
+    artifacts,
+    backoff,
+    completeness,
+    interrupts,
+    options,
+    probes,
+    progress,
+)
 from . import facts as facts_mod
 from .errors import DCTError
 from .facts import Facts, Probe
@@ -101,6 +111,9 @@ def pytest_configure(config: pytest.Config) -> None:
                             "where a check applies (see debian_cloud_tests.applicability)")
     config.addinivalue_line("markers", "late: reads a slow probe, so runs after the quick checks")
     state = config.stash.get(STATE, None)
+    config.pluginmanager.register(
+        completeness.Recorder(_suite_of, None if state is None else suites_dir(), _exit_status),
+        "debian-cloud-tests-completeness")
     if state is None:
         return
     if config.args_source is not pytest.Config.ArgsSource.ARGS:
@@ -124,6 +137,11 @@ def _is_suite_item(item: pytest.Item) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _suite_of(item: pytest.Item) -> str:
+    """The suite an item belongs to; "" for a test outside the plugin's suites."""
+    return item.path.relative_to(suites_dir()).parts[0] if _is_suite_item(item) else ""
 
 
 def check_id(item: pytest.Item) -> str:
@@ -419,17 +437,24 @@ def host(instance: Instance) -> Any:
     return instance.host
 
 
+def _exit_status(session: pytest.Session) -> int:
+    """The run's exit status: the plugin's own error code, or interrupted for a run stopped as
+    it was ending (its interrupt landed in the teardown), since a cancelled CI job must not read
+    as a passing run; else pytest's."""
+    state = session.config.stash.get(STATE, None)
+    if state is not None and state.error is not None:
+        return state.error.exit_code
+    if state is not None and interrupts.requested() and session.exitstatus == pytest.ExitCode.OK:
+        return pytest.ExitCode.INTERRUPTED
+    return session.exitstatus
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(STATE, None)
     if state is None:
         return
     _close(state)
-    if state.error is not None:
-        session.exitstatus = state.error.exit_code
-    elif interrupts.requested() and session.exitstatus == pytest.ExitCode.OK:
-        # stopped as it was ending (its interrupt landed in the teardown): a cancelled CI job
-        # must not read as a passing run
-        session.exitstatus = pytest.ExitCode.INTERRUPTED
+    session.exitstatus = _exit_status(session)
     interrupts.record_exit_status(session.exitstatus)
 
 

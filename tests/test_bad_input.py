@@ -271,6 +271,12 @@ CASES: tuple[Case, ...] = (
          command=CLI),
     case("gate-twice", ("gate", "{junit}", "{junit}"), 2,
          ": given twice (also as ", "); pass each JUnit file once", command=CLI),
+    case("gate-counts", ("gate", "{junit}", "{junit_counts}"), 2,
+         ": <testsuite 'pytest'> says tests=3 but 2 test cases in the file; re-run the tests or fetch "
+         "the complete report", command=CLI),
+    case("gate-stray-result", ("gate", "{junit}", "{junit_stray}"), 2,
+         ": a <failure> outside any <testcase>: a result the gate cannot attribute to a check; pass "
+         "JUnit whose results stand in <testcase> elements", command=CLI),
     case("gate-policy-key", ("gate", "{junit}", "--policy", "{policy_key}"), 2,
          ":3: unknown key 'maximum' in [flaky]; did you mean 'max'? valid keys: allowed, max",
          command=CLI),
@@ -335,6 +341,10 @@ def inputs(tmp_path: Path) -> dict[str, str]:
         "junit": str(passing(tmp_path / "junit")), "junit_empty": put("empty.xml", ""),
         "junit_truncated": put("truncated.xml", "<testsuites><testsuite>"),
         "junit_html": put("page.xml", "<html/>"),
+        "junit_counts": put("counts.xml", '<testsuites><testsuite name="pytest" tests="3">'
+                            '<testcase name="a"/><testcase name="b"/></testsuite></testsuites>'),
+        "junit_stray": put("stray.xml", '<testsuites><testsuite name="pytest"><group><failure '
+                           'message="x"/></group><testcase name="a"/></testsuite></testsuites>'),
         "policy_key": str(write_policy(tmp_path, "[flaky]\nallowed = true\nmaximum = 3\n", "key.toml")),
         "policy_date": str(write_policy(tmp_path, "[[deny]]\nid = 'a'\ntracker = 'https://x'\n"
                                                   "expires = 2026-13-01\n", "date.toml")),
@@ -580,6 +590,8 @@ README_ROWS: dict[str, tuple[str, ...]] = {
     "gate: empty JUnit file": (_row("gate-empty"),),
     "gate: XML that is not JUnit": (_row("gate-not-junit"),),
     "gate: a JUnit file given twice": (_row("gate-twice"),),
+    "gate: JUnit counts that disagree with its test cases": (_row("gate-counts"),),
+    "gate: a result outside any test case": (_row("gate-stray-result"),),
     "gate: unknown policy key": (_row("gate-policy-key"),),
     "gate: bad date in the policy": (_row("gate-policy-date"),),
     "gate: bad regex in the policy": (_row("gate-policy-regex"),),

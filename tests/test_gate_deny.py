@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from debian_cloud_tests import artifacts
+from debian_cloud_tests.spec import Arch, LaunchSpec
 from tests.test_gate_support import DENY, case, judge, kinds, passing, props, write
 
 
@@ -58,3 +60,33 @@ def test_deny_entry_with_regex(tmp_path: Path) -> None:
 def test_warn_only_entry_reports_a_warning_instead_of_holding(tmp_path: Path) -> None:
     v = judge([_failing(tmp_path)], DENY.format(id="bvt.*") + "warn = true\n")
     assert v.publish and v.statuses()["bvt.b"] == "warned" and v.excused[0].entry.warn
+
+
+def test_deny_entry_scoped_by_release_matches_the_release_under_test(tmp_path: Path) -> None:
+    """A trixie image whose guest still says bookworm (an upgrade that did not happen) is a trixie
+    result: a bookworm excuse does not apply to it, a trixie one does."""
+    bookworm = DENY.format(id="bvt.b") + 'releases = ["bookworm"]\n'
+    trixie = DENY.format(id="bvt.b") + 'releases = ["13"]\n'
+    run = _failing(tmp_path, release="trixie")  # the guest reports Debian 12 (bookworm)
+    assert kinds(judge([run], bookworm)) == ["failed"]
+    assert judge([run], trixie).publish
+
+
+def test_deny_entry_scoped_by_release_falls_back_to_the_guest(tmp_path: Path) -> None:
+    policy = DENY.format(id="bvt.b") + 'releases = ["bookworm"]\n'
+    assert judge([_failing(tmp_path, release=None)], policy).publish
+
+
+class _Provider:
+    name = "qemu"
+
+    def properties(self) -> dict[str, str]:
+        return {}
+
+
+def test_the_plugin_records_the_release_under_test() -> None:
+    spec = LaunchSpec(image="/nonexistent/debian-13-genericcloud-amd64.qcow2", arch=Arch.AMD64,
+                      release="trixie")
+    assert artifacts.run_properties(_Provider(), spec, "r1")["release"] == "trixie"  # type: ignore[arg-type]
+    spec.release = None
+    assert "release" not in artifacts.run_properties(_Provider(), spec, "r1")  # type: ignore[arg-type]

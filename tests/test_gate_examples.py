@@ -7,8 +7,10 @@ from pathlib import Path
 import yaml
 
 from debian_cloud_tests.gate.policy import (
+    ACCEPT_KEYS,
     DENY_KEYS,
     RULE_KEYS,
+    TARGET_KEYS,
     TOP_KEYS,
     PropertiesPolicy,
     RegressionPolicy,
@@ -23,8 +25,9 @@ GATE_COMMAND = ("debian-cloud-tests gate results-*.xml --policy examples/policy.
 
 def test_every_policy_key_is_documented() -> None:
     doc = (ROOT / "docs" / "gate.md").read_text()
-    keys = {*TOP_KEYS, *RULE_KEYS, *DENY_KEYS, *PropertiesPolicy.__dataclass_fields__,
-            *RegressionPolicy.__dataclass_fields__, "allowed", "max", "patterns"}
+    keys = {*TOP_KEYS, *RULE_KEYS, *DENY_KEYS, *TARGET_KEYS, *ACCEPT_KEYS,
+            *PropertiesPolicy.__dataclass_fields__, *RegressionPolicy.__dataclass_fields__,
+            "allowed", "max", "patterns"}
     undocumented = sorted(k for k in keys if f"`{k}`" not in doc and f"[{k}]" not in doc)
     assert undocumented == []
 
@@ -51,9 +54,13 @@ def test_github_workflow_gates_before_publishing() -> None:
 
 def test_example_deny_templates_are_valid_once_uncommented() -> None:
     text = (ROOT / "examples" / "policy.toml").read_text()
-    keys = ("[[deny]]", "id ", "tracker ", "reason ", "expires ", "arches ", "providers ", "warn ")
+    keys = ("[[deny]]", "id ", "tracker ", "reason ", "expires ", "arches ", "providers ", "warn ",
+            "[[accept_filter]]", "[[require_target]]", "provider ", "arch ", "firmware ", "suites ",
+            "keyword ")
     live = "\n".join(line[2:] if line.startswith("# ") and line[2:].startswith(keys) else line
                      for line in text.splitlines())
     policy = parse_policy(live, "policy.toml")
     assert [e.warn for e in policy.deny] == [False, True]
+    assert [t.label for t in policy.require_targets] == ["qemu/*/uefi/*"]
+    assert [(f.suites, f.keyword) for f in policy.accept_filters] == [(("reboot",), "not reboot")]
     assert load_policy(ROOT / "examples" / "policy.toml").deny == ()

@@ -78,3 +78,41 @@ def test_a_later_batch_of_instances_is_a_retry_of_an_earlier_one(tmp_path: Path)
              for lab in ("qemu-1", "qemu-2")]
     v = judge([*again, *first], "[flaky]\nallowed = true\n")
     assert v.publish and v.statuses()["bvt.a"] == "flaky"
+
+
+def test_timestamps_of_runners_in_other_time_zones_are_ordered_as_instants(tmp_path: Path) -> None:
+    """A failure at 10:00 UTC (written without an offset, read as UTC) and a pass at 10:30 UTC
+    written by a runner two hours ahead: the failure came first, so the check is flaky."""
+    failed = write(tmp_path, "a.xml", [case("bvt.a", "failed", "race")], timestamp="2026-01-01T10:00:00")
+    passed = write(tmp_path, "b.xml", [case("bvt.a")], timestamp="2026-01-01T12:30:00+02:00")
+    v = judge([passed, failed], "[flaky]\nallowed = true\n")
+    assert v.publish and v.statuses()["bvt.a"] == "flaky" and v.flaky[0].history == "failed, passed"
+    # and the other way round: a pass at 09:00 UTC written two hours ahead, then a failure
+    early = write(tmp_path, "c.xml", [case("bvt.a")], timestamp="2026-01-01T11:00:00+02:00")
+    late = write(tmp_path, "d.xml", [case("bvt.a", "failed", "broke")], timestamp="2026-01-01T10:00:00")
+    assert kinds(judge([late, early], "[flaky]\nallowed = true\n")) == ["failed"]
+
+
+PROVIDER_ERRORS = '[provider_errors]\npatterns = ["QuotaExceeded"]\n'
+
+
+def test_a_reclassified_failure_then_a_pass_is_flaky(tmp_path: Path) -> None:
+    """[provider_errors] turns a failure into "could not test" when it is the last word; a pass
+    after it does not make the failure disappear: the check is flaky, and held as such."""
+    first = write(tmp_path, "a.xml", [case("bvt.a", "failed", "QuotaExceeded in zone b")],
+                  timestamp="2026-01-01T10:00:00+00:00")
+    rerun = write(tmp_path, "b.xml", [case("bvt.a")], timestamp="2026-01-01T11:00:00+00:00")
+    v = judge([first, rerun], PROVIDER_ERRORS + "[flaky]\nallowed = false\n")
+    assert kinds(v) == ["flaky"] and v.statuses()["bvt.a"] == "flaky"
+    assert "QuotaExceeded" in v.flaky[0].message
+    in_one_report = write(tmp_path, "c.xml", [
+        '<testcase classname="bvt" name="test_b"><properties><property name="check_id" value="bvt.b"/>'
+        '</properties><rerunFailure message="QuotaExceeded"/></testcase>'])
+    assert kinds(judge([in_one_report], PROVIDER_ERRORS)) == ["flaky"]
+
+
+def test_a_reclassified_failure_as_the_last_attempt_is_could_not_test(tmp_path: Path) -> None:
+    first = write(tmp_path, "a.xml", [case("bvt.a")], timestamp="2026-01-01T10:00:00+00:00")
+    rerun = write(tmp_path, "b.xml", [case("bvt.a", "failed", "QuotaExceeded")],
+                  timestamp="2026-01-01T11:00:00+00:00")
+    assert kinds(judge([first, rerun], PROVIDER_ERRORS)) == ["could-not-test"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -115,3 +117,93 @@ def test_two_files_with_the_same_run_id_are_refused(tmp_path: Path) -> None:
 def test_distinct_runs_load_in_order(tmp_path: Path) -> None:
     runs = junit.load([passing(tmp_path, "a.xml"), passing(tmp_path, "b.xml", arch="arm64")])
     assert [r.prop("arch") for r in runs] == ["amd64", "arm64"]
+
+
+# --- structure: results wherever a test case stands, nothing left unread ---------------------
+
+def _xml(tmp_path: Path, text: str, name: str = "r.xml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_a_test_case_grouped_inside_another_element_is_read(tmp_path: Path) -> None:
+    path = _xml(tmp_path, '<testsuites><testsuite name="p"><group name="g">'
+                '<testcase classname="bvt.t" name="test_a"><failure message="broken"/></testcase>'
+                '</group><testcase classname="bvt.t" name="test_b"/></testsuite></testsuites>')
+    [run] = junit.parse(path)
+    assert {c.check_id: c.final.status for c in run.cases} == {"bvt.t.test_a": "failed",
+                                                               "bvt.t.test_b": "passed"}
+
+
+def test_a_suite_grouped_inside_another_element_is_read(tmp_path: Path) -> None:
+    path = _xml(tmp_path, '<testsuites><group><testsuite name="p"><testcase classname="bvt.t" '
+                'name="test_a"><failure message="broken"/></testcase></testsuite></group></testsuites>')
+    [run] = junit.parse(path)
+    assert run.cases[0].final.status == "failed"
+
+
+def test_test_cases_straight_under_the_root_are_read(tmp_path: Path) -> None:
+    path = _xml(tmp_path, '<testsuites><testcase classname="bvt.t" name="test_a"><error message="x"/>'
+                '</testcase></testsuites>')
+    [run] = junit.parse(path)
+    assert run.cases[0].final.status == "error"
+
+
+@pytest.mark.parametrize("body", [
+    '<testsuite><group><failure message="broken"/></group><testcase name="a"/></testsuite>',
+    '<testsuite><error message="suite setup failed"/><testcase name="a"/></testsuite>',
+    '<testsuite><testcase name="a"><details><failure message="deep"/></details></testcase></testsuite>',
+    '<testsuite><testcase name="a"><testcase name="b"/></testcase></testsuite>',
+])
+def test_a_result_the_gate_cannot_attribute_is_an_input_error(tmp_path: Path, body: str) -> None:
+    path = _xml(tmp_path, body)
+    with pytest.raises(GateInputError) as err:
+        junit.parse(path)
+    assert str(path) in err.value.one_line() and "\n" not in err.value.one_line()
+
+
+@pytest.mark.parametrize(("attrs", "needle"), [
+    ('tests="3"', "tests=3 but 2 test cases in the file"),
+    ('tests="1"', "tests=1 but 2 test cases in the file"),
+    ('failures="0"', "failures=0 but 1 in the file"),
+    ('errors="2"', "errors=2 but 0 in the file"),
+    ('skipped="1"', "skipped=1 but 0 in the file"),
+    ('tests="two"', "tests='two', not a number"),
+])
+def test_counts_that_disagree_with_the_test_cases_are_an_input_error(tmp_path: Path, attrs: str,
+                                                                    needle: str) -> None:
+    path = _xml(tmp_path, f'<testsuites><testsuite name="pytest" {attrs}><testcase name="a"/>'
+                '<testcase name="b"><failure message="x"/></testcase></testsuite></testsuites>')
+    with pytest.raises(GateInputError) as err:
+        junit.parse(path)
+    assert needle in str(err.value) and str(path) in err.value.one_line()
+
+
+def test_counts_as_pytest_writes_them_are_accepted(tmp_path: Path) -> None:
+    """pytest's own counting, from a real run: a setup and a teardown error in one test case, a
+    pass then a teardown error, a failure then a teardown error written as two test cases."""
+    path = _xml(tmp_path, '<testsuites><testsuite name="pytest" errors="4" failures="1" skipped="0" '
+                'tests="4"><testcase classname="test_y" name="test_both"><error message="setup"/>'
+                '<error message="teardown"/></testcase><testcase classname="test_y" '
+                'name="test_pass_then_teardown"><error message="teardown"/></testcase>'
+                '<testcase classname="test_y" name="test_fail_then_teardown"><failure message="x"/>'
+                '</testcase><testcase classname="test_y" name="test_fail_then_teardown">'
+                '<error message="teardown"/></testcase></testsuite></testsuites>')
+    assert len(junit.parse(path)[0].cases) == 4
+
+
+def test_a_report_pytest_writes_is_read_without_complaint(tmp_path: Path) -> None:
+    (tmp_path / "test_y.py").write_text(
+        "import pytest\n\n@pytest.fixture\ndef a():\n    yield\n    raise RuntimeError('t')\n\n"
+        "@pytest.fixture\ndef b(a):\n    raise RuntimeError('s')\n\n"
+        "def test_both(b):\n    pass\n\ndef test_pass(a):\n    pass\n\ndef test_fail(a):\n    assert 0\n\n"
+        "@pytest.mark.skip\ndef test_skip():\n    pass\n\n"
+        "@pytest.mark.xfail\ndef test_xfail():\n    assert 0\n")
+    junit_path = tmp_path / "y.xml"
+    subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                    f"--junitxml={junit_path}", "test_y.py"], cwd=tmp_path, capture_output=True,
+                   check=False, timeout=120)
+    [run] = junit.parse(junit_path)
+    assert {c.check_id for c in run.cases} == {f"test_y.test_{n}" for n in ("both", "pass", "fail", "skip",
+                                                                            "xfail")}

@@ -32,7 +32,7 @@ def test_agreement_is_within_provider_and_arch_by_default(tmp_path: Path) -> Non
 def test_a_missing_value_is_for_required_to_hold_not_must_agree(tmp_path: Path) -> None:
     a = passing(tmp_path, "a.xml")
     b = passing(tmp_path, "b.xml", image_sha256=None)
-    assert judge([a, b]).publish
+    assert judge([a, b], "[properties]\nrequired = []\n").publish
     v = judge([a, b], '[properties]\nrequired = ["image_sha256"]\n')
     assert kinds(v) == ["property"]
     assert "b.xml: missing required property image_sha256" in v.reasons[0].message

@@ -32,6 +32,9 @@ REALISTIC = f"""<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest t
 <property name="cloud_init_wait_seconds" value="2.3" />
 <property name="os_release" value="Debian GNU/Linux 12 (bookworm)" />
 <property name="os_version_id" value="12" />
+<property name="tests_collected" value="3" /><property name="tests_selected" value="3" />
+<property name="tests_deselected" value="0" /><property name="exit_status" value="1" />
+<property name="interrupted" value="no" /><property name="suites_selected" value='{{"bvt": 3}}' />
 </properties>
 <testcase classname="bvt.test_bvt" name="test_ssh_login_default_user" time="35.1"><properties>
 <property name="check_id" value="bvt.ssh_login_default_user" /></properties></testcase>

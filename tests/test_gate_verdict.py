@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.test_gate_support import BVT, DENY, REALISTIC, case, judge, kinds, passing, write
+from tests.test_gate_support import BVT, DENY, REALISTIC, case, judge, kinds, passing, props, write
 
 
 def test_all_passing_publishes(tmp_path: Path) -> None:
@@ -73,7 +73,7 @@ def test_required_rule_applies_only_in_its_scope(tmp_path: Path) -> None:
 
 
 def test_required_rule_applies_when_the_run_does_not_say_where_it_ran(tmp_path: Path) -> None:
-    policy = '[[required.rule]]\nsuites = ["config"]\narches = ["amd64"]\n'
+    policy = '[[required.rule]]\nsuites = ["config"]\narches = ["amd64"]\n[properties]\nrequired = []\n'
     assert kinds(judge([passing(tmp_path, arch=None)], policy)) == ["missing"]
 
 
@@ -90,7 +90,9 @@ def test_required_rule_scoped_by_release_codename_or_number(tmp_path: Path) -> N
 
 def test_zero_tests_never_publishes(tmp_path: Path) -> None:
     path = tmp_path / "r.xml"
-    path.write_text('<testsuites><testsuite name="pytest" tests="0"></testsuite></testsuites>')
+    path.write_text('<testsuites><testsuite name="pytest" tests="0"><properties>'
+                    + "".join(f'<property name="{k}" value="{v}"/>' for k, v in props().items())
+                    + '</properties></testsuite></testsuites>')
     v = judge([path])
     assert not v.publish and kinds(v) == ["no-tests"]
 

@@ -136,3 +136,27 @@ def test_unknown_destination(tmp_path):
 
 def test_s3_is_a_publisher():
     assert "s3" in publishers.available()
+
+
+@pytest.mark.parametrize("rc", [2, 3, 4, 5, 33])
+def test_the_pipeline_never_gates_a_test_run_that_did_not_end_on_its_own(
+        tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], rc: int) -> None:
+    """An interrupted run (or one pytest could not run) stops the pipeline with its own code,
+    whatever its report says: a partial report must never reach the gate."""
+    from types import SimpleNamespace
+
+    from debian_cloud_tests.pipeline import run as pipeline
+
+    image, manifest, sha = _image(tmp_path)
+    junit = tmp_path / "results.xml"
+    junit.write_text(JUNIT.format(failures=0, run_id="r1", sha=sha, failure=""))  # would publish
+    monkeypatch.setattr(pipeline, "build", lambda *a, **k: SimpleNamespace(image=image, sha256=sha,
+                                                                          manifest=manifest))
+    monkeypatch.setattr(pipeline, "test_image", lambda *a, **k: (rc, junit))
+    gated = []
+    monkeypatch.setattr(pipeline, "gate_main", lambda argv: gated.append(argv) or 0)
+    spec = SimpleNamespace(name="debian-12-genericcloud-amd64", classes=lambda: ["DEBIAN"])
+    assert pipeline.run(spec, pipeline.Options(output=tmp_path)) == rc  # type: ignore[arg-type]
+    assert gated == []
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert f"did not run to their end (pytest exit {rc}): not gating, not publishing" in last

@@ -51,7 +51,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", nargs="+", type=Path, metavar="JUNIT.xml",
                         help="JUnit XML files of the test jobs (reruns included)")
     parser.add_argument("--policy", type=Path, metavar="TOML",
-                        help="publication policy (default: built-in, strict, nothing required)")
+                        help="publication policy (default: built-in and strict, see docs/gate.md)")
     parser.add_argument("--baseline", type=Path, action="append", default=[], metavar="FILE",
                         help="JUnit XML or JSON facts of the last published image (repeatable, one per arch)")
     parser.add_argument("--image-sha256", action="append", default=[], type=_sha256, metavar="HEX",

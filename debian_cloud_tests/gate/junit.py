@@ -18,6 +18,7 @@ PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
 #: Children that record earlier attempts of a test case (pytest-rerunfailures, Maven Surefire).
 _EARLIER = {"rerunFailure": FAILED, "flakyFailure": FAILED, "rerunError": ERROR, "flakyError": ERROR}
 _REGEN = "re-run the tests or fetch the complete report; a partial report cannot be judged"
+_UNKNOWN = "pass JUnit whose results stand in <testcase> elements (see docs/gate.md)"
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Attempt:
 
     status: str
     message: str = ""
+    reclassified: bool = False  # a failure that [provider_errors] counts as a provider error
 
 
 @dataclass
@@ -85,11 +87,87 @@ def _case(elem: ET.Element) -> Case:
     return Case(check_id, final, earlier)
 
 
+#: Children that say how a test case went; anywhere but in a <testcase> they cannot be judged.
+_OUTCOMES = {"failure", "error", "skipped", *_EARLIER}
+
+
+def _cases_of(elem: ET.Element, source: str) -> list[ET.Element]:
+    """Every <testcase> of this suite, however deep it stands (a producer may group them), but
+    not those of a nested suite; an outcome outside a test case is refused, never ignored."""
+    found: list[ET.Element] = []
+    for child in elem:
+        if child.tag == "testsuite":
+            continue
+        if child.tag == "testcase":
+            for inner in child.iter():
+                if inner is not child and inner.tag in ("testcase", "testsuite"):
+                    raise GateInputError(source, f"a <{inner.tag}> inside the <testcase> "
+                                         f"{child.get('name', '')!r}", _UNKNOWN)
+                if inner.tag in _OUTCOMES and inner not in list(child):
+                    raise _stray(source, inner, child.get("name", ""))
+            found.append(child)
+        elif child.tag in _OUTCOMES:
+            raise _stray(source, child, "")
+        elif child.tag != "properties":  # an element that groups test cases: read through it
+            found.extend(_cases_of(child, source))
+    return found
+
+
+def _stray(source: str, elem: ET.Element, case: str) -> GateInputError:
+    where = f"inside the <testcase> {case!r} but not directly in it" if case else "outside any <testcase>"
+    return GateInputError(source, f"a <{elem.tag}> {where}: a result the gate cannot attribute to a "
+                          "check", _UNKNOWN)
+
+
+def _count(elem: ET.Element, source: str, cases: list[ET.Element]) -> None:
+    """The suite's own counts must agree with the test cases in the file: a report that lost
+    test cases (or was edited) must not be judged on what is left of it."""
+    def elements(tag: str) -> int:
+        return sum(1 for case in cases for child in case if child.tag == tag)
+
+    counted = {"failures": elements("failure"), "errors": elements("error"), "skipped": elements("skipped")}
+    given: dict[str, int] = {}
+    for name in ("tests", *counted):
+        text = elem.get(name)
+        if text is None:
+            continue
+        try:
+            given[name] = int(text)
+        except ValueError:
+            raise GateInputError(source, f"<{elem.tag} {elem.get('name', '')!r}> has {name}={text!r}, "
+                                 "not a number", _REGEN) from None
+    wrong = [f"{name}={value} but {counted[name]} in the file" for name, value in given.items()
+             if name != "tests" and value != counted[name]]
+    # pytest writes a failure and its teardown error as two test cases of one name, and counts
+    # an error of setup or teardown as a test of its own: `tests` lies between the distinct
+    # test cases and the test cases plus their errors
+    distinct = len({(case.get("classname", ""), case.get("name", "")) for case in cases})
+    if "tests" in given and not distinct <= given["tests"] <= len(cases) + counted["errors"]:
+        wrong.insert(0, f"tests={given['tests']} but {len(cases)} test cases in the file")
+    if wrong:
+        raise GateInputError(source, f"<{elem.tag} {elem.get('name', '')!r}> says {'; '.join(wrong)}",
+                             _REGEN)
+
+
+def _suites_below(elem: ET.Element) -> list[ET.Element]:
+    """The suites nested in this one, also inside elements that only group them."""
+    found: list[ET.Element] = []
+    for child in elem:
+        if child.tag == "testsuite":
+            found.append(child)
+        elif child.tag not in ("testcase", "properties"):
+            found.extend(_suites_below(child))
+    return found
+
+
 def _collect(elem: ET.Element, inherited: dict[str, str], source: str, runs: list[Run]) -> None:
     props = {**inherited, **_properties(elem)}
-    nested = elem.findall("testsuite")
-    cases = [_case(tc) for tc in elem.findall("testcase")]
-    if elem.tag == "testsuite" and (cases or not nested):
+    nested = _suites_below(elem)
+    found = _cases_of(elem, source)
+    _count(elem, source, list(elem.iter("testcase")))
+    cases = [_case(tc) for tc in found]
+    # test cases straight under the root <testsuites> are a run too: never left unread
+    if cases or (elem.tag == "testsuite" and not nested):
         runs.append(Run(source, props, cases, elem.get("timestamp", "")))
     for child in nested:
         _collect(child, props, source, runs)

@@ -48,10 +48,17 @@ class TargetResults:
         return sum(1 for c in self.checks.values() if c.status not in (SKIPPED, MISSING))
 
 
+def _instant(stamp: str) -> dt.datetime:
+    """A suite timestamp as an instant: runners in other time zones write other offsets, and a
+    time without one is taken as UTC, so that any two are comparable."""
+    when = dt.datetime.fromisoformat(stamp)
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+
+
 def _ordered(runs: list[Run]) -> list[Run]:
-    """Runs in time order when every run has a comparable timestamp, else in the order given."""
+    """Runs in time order when every run has a timestamp, else in the order given."""
     try:
-        stamps = [dt.datetime.fromisoformat(r.timestamp) for r in runs]
+        stamps = [_instant(r.timestamp) for r in runs]
         return [run for _, _, run in sorted(zip(stamps, range(len(runs)), runs, strict=True))]
     except (ValueError, TypeError):
         return runs
@@ -68,7 +75,7 @@ def _together(runs: list[Run]) -> list[list[Run]]:
 
 def _classify(attempt: Attempt, patterns: tuple[re.Pattern[str], ...]) -> Attempt:
     if attempt.status == FAILED and any(p.search(attempt.message) for p in patterns):
-        return Attempt(ERROR, attempt.message)
+        return Attempt(ERROR, attempt.message, reclassified=True)
     return attempt
 
 
@@ -79,10 +86,11 @@ def _decide(check_id: str, attempts: list[Attempt], sources: list[str]) -> Check
     final, before = ran[-1], ran[:-1]
     if final.status != PASSED:
         return CheckResult(check_id, final.status, final.message, attempts, sources)
-    failed = [a for a in before if a.status == FAILED]
+    # a failure the policy reads as provider trouble still failed: a later pass makes it flaky
+    failed = [a for a in before if a.status == FAILED or a.reclassified]
     if failed:
         return CheckResult(check_id, FLAKY, failed[-1].message, attempts, sources)
-    errors = [a for a in before if a.status == ERROR]
+    errors = [a for a in before if a.status == ERROR and not a.reclassified]
     return CheckResult(check_id, PASSED, "", attempts, sources, errors[-1].message if errors else "")
 
 
@@ -90,7 +98,7 @@ def _labelled(attempt: Attempt, label: str) -> Attempt:
     """The attempt's message prefixed with its instance's label, for a batch of several."""
     if not label or not attempt.message:
         return attempt
-    return Attempt(attempt.status, f"{label}: {attempt.message}")
+    return Attempt(attempt.status, f"{label}: {attempt.message}", attempt.reclassified)
 
 
 def _batch(siblings: list[Run], patterns: tuple[re.Pattern[str], ...]

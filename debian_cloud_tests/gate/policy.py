@@ -14,15 +14,50 @@ from pathlib import Path
 from typing import Any
 
 from .errors import GateInputError
-from .scope import GLOB, REGEX, SCOPE_KEYS, Pattern, Scope
+from .scope import GLOB, REGEX, SCOPE_KEYS, Pattern, Scope, Target
 from .tomlcheck import Reader, describe
 
-TOP_KEYS = ("required", "deny", "flaky", "properties", "provider_errors", "regression")
+TOP_KEYS = ("required", "deny", "flaky", "properties", "provider_errors", "regression", "require_target",
+            "accept_filter")
 RULE_KEYS = ("suites", "checks", "match", *SCOPE_KEYS)
 DENY_KEYS = ("id", "match", "tracker", "reason", "expires", "warn", *SCOPE_KEYS)
 PACKAGES_MODES = ("report", "hold-removed")
 EVERYWHERE = Scope()
 SOCKETS_MODES = ("hold-new", "report")
+#: The target a [[require_target]] or [[accept_filter]] entry names, each a glob (default "*").
+TARGET_KEYS = ("provider", "arch", "firmware", "image_type")
+ACCEPT_KEYS = (*TARGET_KEYS, "suites", "keyword", "markers", "reason")
+
+
+@dataclass(frozen=True)
+class TargetGlob:
+    """Targets by glob on provider, arch, firmware and image type; an unknown value matches `*`
+    only, so a glob naming a value never matches a run that does not say."""
+
+    provider: str = "*"
+    arch: str = "*"
+    firmware: str = "*"
+    image_type: str = "*"
+    line: int | None = None
+
+    def matches(self, target: Target) -> bool:
+        return all(Pattern(getattr(self, key)).matches(getattr(target, key)) for key in TARGET_KEYS)
+
+    @property
+    def label(self) -> str:
+        return "/".join(getattr(self, key) for key in TARGET_KEYS)
+
+
+@dataclass(frozen=True)
+class AcceptFilter:
+    """A filtered run that may still publish on these targets: the suites it may leave out (in
+    whole or in part) and the -k / -m expressions it may use, with the reason why."""
+
+    target: TargetGlob
+    suites: tuple[str, ...] = ()
+    keyword: str = ""
+    markers: str = ""
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -62,7 +97,7 @@ class FlakyPolicy:
 class PropertiesPolicy:
     """Suite properties every run must carry, and those that must agree between runs."""
 
-    required: tuple[str, ...] = ()
+    required: tuple[str, ...] = ("image_sha256", "provider", "arch", "run_id")
     must_agree: tuple[str, ...] = ("image_sha256",)
     agree_within: tuple[str, ...] = ("provider", "arch")
 
@@ -88,6 +123,8 @@ class Policy:
     properties: PropertiesPolicy = PropertiesPolicy()
     provider_error_patterns: tuple[re.Pattern[str], ...] = ()
     regression: RegressionPolicy = RegressionPolicy()
+    require_targets: tuple[TargetGlob, ...] = ()
+    accept_filters: tuple[AcceptFilter, ...] = ()
     source: str = "(built-in defaults)"
 
 
@@ -151,6 +188,35 @@ def _regression(r: Reader, raw: Any) -> RegressionPolicy:
                             listening_sockets=r.choice(table, path, "listening_sockets", SOCKETS_MODES))
 
 
+def _target(r: Reader, table: dict[str, Any], path: tuple[str | int, ...]) -> TargetGlob:
+    globs = {key: r.string(table, path, key, "*") for key in TARGET_KEYS if key in table}
+    return TargetGlob(**globs, line=r.lines.get(path))
+
+
+def _require_targets(r: Reader, raw: Any) -> tuple[TargetGlob, ...]:
+    found = []
+    for index, item in enumerate(r.tables(raw, ("require_target",))):
+        path = ("require_target", index)
+        table = r.table(item, path, TARGET_KEYS)
+        if not table:
+            raise r.error(path, f"{describe(path)} names no target",
+                          'write e.g. provider = "qemu" and arch = "*" and firmware = "uefi"')
+        found.append(_target(r, table, path))
+    return tuple(found)
+
+
+def _accept_filters(r: Reader, raw: Any) -> tuple[AcceptFilter, ...]:
+    found = []
+    for index, item in enumerate(r.tables(raw, ("accept_filter",))):
+        path = ("accept_filter", index)
+        table = r.table(item, path, ACCEPT_KEYS)
+        expressions = {key: r.string(table, path, key) for key in ("keyword", "markers") if key in table}
+        found.append(AcceptFilter(_target(r, table, path), r.strings(table, path, "suites"), **expressions,
+                                  reason=r.string(table, path, "reason", "the reboot suite needs a "
+                                                  "platform that can restart the machine")))
+    return tuple(found)
+
+
 def _provider_errors(r: Reader, raw: Any) -> tuple[re.Pattern[str], ...]:
     path = ("provider_errors",)
     table = r.table(raw, path, ("patterns",))
@@ -192,12 +258,14 @@ def parse_policy(source: str, where: str) -> Policy:
         flaky=FlakyPolicy(r.boolean(flaky, ("flaky",), "allowed", False),
                           None if max_flaky is None else int(max_flaky)),
         properties=PropertiesPolicy(
-            r.strings(props, ("properties",), "required"),
+            r.strings(props, ("properties",), "required") if "required" in props else defaults.required,
             r.strings(props, ("properties",), "must_agree") if "must_agree" in props else defaults.must_agree,
             r.strings(props, ("properties",), "agree_within") if "agree_within" in props
             else defaults.agree_within),
         provider_error_patterns=_provider_errors(r, doc.get("provider_errors", {})),
         regression=_regression(r, doc.get("regression", {})),
+        require_targets=_require_targets(r, doc.get("require_target", [])),
+        accept_filters=_accept_filters(r, doc.get("accept_filter", [])),
         source=where)
 
 

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 KINDS = {
     "failed": "Failed checks (image defects)",
     "could-not-test": "Could not test (provider errors)",
+    "incomplete": "Incomplete or filtered runs",
     "no-tests": "No tests ran",
+    "missing-target": "Required targets without results",
     "missing": "Required checks missing",
     "skipped": "Required checks skipped",
     "flaky": "Flaky checks over the policy",

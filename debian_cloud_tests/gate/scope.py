@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ..spec import RELEASE_NUMBERS
 from .junit import Run
 
 GLOB, REGEX = "glob", "regex"
@@ -65,7 +66,13 @@ class Target:
 
 
 def run_releases(run: Run) -> set[str]:
-    """The release of the tested system, by number and by codename, as far as the run recorded it."""
+    """The release being tested, by codename and by number: the run's `release` (what the run was
+    told it tests, --release or the image's name) when it recorded one, else what the guest
+    reported.  An image that boots as another release must not borrow that release's excuses."""
+    tested = run.prop("release")
+    if tested:
+        numbers = {code: number for number, code in RELEASE_NUMBERS.items()}
+        return {tested, numbers.get(tested, RELEASE_NUMBERS.get(tested, ""))} - {""}
     found = {run.prop("os_version_id"), run.prop("os_codename"), run.prop("version_codename")}
     codename = _CODENAME.search(run.prop("os_release"))
     if codename:

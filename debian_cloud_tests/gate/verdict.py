@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from . import baseline, properties
+from . import baseline, completeness, properties
 from .baseline import Difference, Facts
 from .junit import ERROR, FAILED, SKIPPED, Run
 from .outcomes import EXCUSED, FLAKY, MISSING, WARNED, CheckResult, TargetResults, by_target, worst
@@ -150,6 +150,36 @@ def _required(group: TargetResults, policy: Policy, v: Verdict) -> None:
                                   label, check.check_id))
 
 
+def _completeness(group: TargetResults, policy: Policy, v: Verdict) -> None:
+    """One line per run of the plugin that did not complete, or was filtered in a way no
+    [[accept_filter]] entry accepts for its target."""
+    label = group.target.label
+    for run in group.runs:
+        if not completeness.ours(run):
+            continue
+        found = completeness.problems(run)
+        narrowed = completeness.run_filter(run)
+        if narrowed and not found:
+            accepted = completeness.acceptance(narrowed, run, group.target, policy.accept_filters)
+            if accepted is None:
+                found.append(f"filtered ({narrowed.describe()}) and no [[accept_filter]] accepts it here")
+            else:
+                index, entry = accepted
+                v.notes.append(f"{run.source} [{label}]: filtered ({narrowed.describe()}), accepted by "
+                               f"[[accept_filter]] #{index + 1}: {entry.reason}")
+        elif narrowed:
+            found.append(f"filtered ({narrowed.describe()})")
+        if found:
+            v.hold(Reason("incomplete", f"{run.source}: {'; '.join(found)}", label))
+
+
+def _targets(groups: list[TargetResults], policy: Policy, v: Verdict) -> None:
+    for wanted in policy.require_targets:
+        if not any(wanted.matches(group.target) for group in groups):
+            v.hold(Reason("missing-target", f"no results for the required target {wanted.label} "
+                          "(provider/arch/firmware/image_type)"))
+
+
 def _flaky_limits(policy: Policy, v: Verdict) -> None:
     counted = [f for f in v.flaky if not f.excused]
     if not policy.flaky.allowed:
@@ -186,7 +216,9 @@ def evaluate(runs: list[Run], policy: Policy, *, today: dt.date, image_sha256: t
     for group in v.targets:
         lapsed = _excuse(group, policy, today, v, applicable, used)
         _results(group, lapsed, v)
+        _completeness(group, policy, v)
         _required(group, policy, v)
+    _targets(v.targets, policy, v)
     _flaky_limits(policy, v)
     v.expired = [e for e in policy.deny if e.expired(today)]
     v.stale = [entry for i, entry in enumerate(policy.deny)

@@ -19,6 +19,9 @@ from ..junitform import JUNIT_FAMILY
 from ..shipped import policy as shipped_policy
 from .publishers import publish
 
+#: pytest's exit statuses of a test run that ended on its own: all passed, some failed
+TESTS_FINISHED = (0, 1)
+
 
 @dataclass(frozen=True)
 class Options:
@@ -52,6 +55,9 @@ def run(spec: BuildSpec, opts: Options) -> int:
     say(f"built {built.image} sha256 {built.sha256}")
     rc, junit = test_image(built.image, spec, opts.output, opts.pytest_args)
     say(f"tests exited {rc}; JUnit {junit}")
+    if rc not in TESTS_FINISHED:
+        say(f"the tests did not run to their end (pytest exit {rc}): not gating, not publishing")
+        return rc
     if not junit.exists():
         say("no JUnit report was written: the tests could not run; not gating, not publishing")
         return rc or 2
