@@ -171,6 +171,9 @@ CASES: tuple[Case, ...] = (
          " is a directory, not a disk image"),
     case("backing-gone", ("--provider=qemu", "--image={backed}"), E.ImageNotFoundError.exit_code,
          " needs backing file ", ", which is missing"),
+    case("backing-file", ("--provider=qemu", "--image={overlay}"), E.ImageFormatError.exit_code,
+         " is an overlay on ", ": a candidate image must stand alone; flatten it: "
+         "qemu-img convert -O qcow2 "),
     case("arm64-bios", (*QEMU, "--arch=arm64", "--firmware=bios"), E.ArchFirmwareError.exit_code,
          "arm64 machines have no BIOS firmware: use --firmware uefi (or omit --firmware)"),
     case("boot-timeout", (*QEMU, "--boot-timeout=soon"), E.UsageError.exit_code,
@@ -368,6 +371,11 @@ def inputs(tmp_path: Path) -> dict[str, str]:
                        check=True)
         base.unlink()
         found["backed"] = str(top)
+        host_file, overlay = tmp_path / "host-secret.txt", tmp_path / "overlay.qcow2"
+        host_file.write_text("a host file no guest may read\n" * 64)
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(host_file),
+                        str(overlay), "1M"], check=True)
+        found["overlay"] = str(overlay)
     return found
 
 
@@ -540,6 +548,7 @@ README_ROWS: dict[str, tuple[str, ...]] = {
     "Debian's `.tar.xz` as image": (_row("tar-xz"),),
     "a directory as image": (_row("directory"),),
     "qcow2 whose backing file is gone": (_row("backing-gone"),),
+    "qcow2 on a backing file (any host file)": (_row("backing-file"),),
     "`--arch arm64 --firmware bios`": (_row("arm64-bios"),),
     "`--boot-timeout=soon`": (_row("boot-timeout"),),
     "`--instance-type=t3.micro` on qemu": (_row("instance-type-qemu"),),

@@ -77,6 +77,25 @@ def test_directory_is_not_an_image(tmp_path: Path) -> None:
         image.inspect(tmp_path)
 
 
+def test_qcow2_on_a_host_file_is_refused(tmp_path: Path) -> None:
+    """An overlay on any host file (here a text file, as /etc/shadow would be) is not booted."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:$6$not-for-guests\n" * 64)
+    top = tmp_path / "top.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(secret), str(top),
+                    "1M"], check=True)
+    with pytest.raises(ImageFormatError, match=f"is an overlay on {secret}: .* must stand alone"):
+        image.inspect(top)
+
+
+def test_qcow2_with_an_external_data_file_is_refused(tmp_path: Path) -> None:
+    top = tmp_path / "top.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", f"data_file={tmp_path / 'data.raw'}",
+                    str(top), "1M"], check=True)
+    with pytest.raises(ImageFormatError, match=r"keeps its data in .*data\.raw"):
+        image.inspect(top)
+
+
 def test_qcow2_with_missing_backing_file(tmp_path: Path) -> None:
     base = _raw_with_mbr(tmp_path / "base.raw")
     top = tmp_path / "top.qcow2"

@@ -80,6 +80,14 @@ def _qcow2_size(path: Path, head: bytes) -> int:
         backing = info.get("full-backing-filename") or info["backing-filename"]
         if not Path(backing).exists():
             raise ImageNotFoundError(f"{path} needs backing file {backing}, which is missing")
+        # The guest would read that file, whatever it is (a host secret, a host disk), and the
+        # image's sha256 would cover only the top layer: a candidate must stand alone.
+        raise ImageFormatError(f"{path} is an overlay on {backing}: a candidate image must stand "
+                               f"alone; flatten it: qemu-img convert -O qcow2 {path} flat.qcow2")
+    data_file = info.get("format-specific", {}).get("data", {}).get("data-file")
+    if data_file:
+        raise ImageFormatError(f"{path} keeps its data in {data_file}: a candidate image must stand "
+                               f"alone; flatten it: qemu-img convert -O qcow2 {path} flat.qcow2")
     return int(info.get("virtual-size", size))
 
 
