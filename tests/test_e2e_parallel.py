@@ -14,6 +14,8 @@ from .conftest import in_private_network, junit_span, parse_junit
 pytestmark = pytest.mark.e2e
 
 
+# two boots at once; the parallel runs' handling without boots: tests/test_cli_parallel.py
+@pytest.mark.matrix
 @pytest.mark.cost(250)
 def test_two_instances_of_one_image_are_tested_at_once(good_image: Path, tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "debian_cloud_tests.cli", "run", f"--image={good_image}",

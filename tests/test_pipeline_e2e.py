@@ -78,6 +78,8 @@ def test_fai_image_passes_every_suite_and_is_published(tmp_path, s3):
     assert head["Metadata"]["sha256"] == meta["sha256"], written
 
 
+# the pipeline's hold path without a build: tests/test_pipeline_publish.py
+@pytest.mark.matrix
 @pytest.mark.cost(300)
 def test_password_login_class_makes_the_pipeline_hold(tmp_path, s3):
     out = tmp_path / "images"
