@@ -42,6 +42,15 @@ def fai_config_space() -> Path:
 
 
 WHAT = {"policy": policy, "fai": fai_config_space}
+#: policies `gate --policy NAME` knows by name, wherever the package is installed
+POLICIES = {"debian": policy}
+
+
+def policy_path(given: Path | None) -> Path | None:
+    """`--policy` as given: a file, or the name of a shipped policy when no such file exists."""
+    if given is not None and not given.exists() and str(given) in POLICIES:
+        return POLICIES[str(given)]()
+    return given
 
 
 def main(argv: list[str] | None = None) -> int:

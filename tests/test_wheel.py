@@ -125,3 +125,5 @@ def test_gate_with_the_builtin_and_the_shipped_policy(installed: Installed) -> N
     assert debian.returncode == 1, debian
     assert "bvt.ssh_login_default_user" in debian.stdout and "HOLD" in debian.stdout, debian.stdout
     assert debian.stderr == ""
+    by_name = installed.run(gate, "gate", "r.xml", "--policy", "debian")
+    assert (by_name.returncode, by_name.stdout) == (debian.returncode, debian.stdout), by_name

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
+from .. import shipped
 from . import baseline, junit
 from .errors import EXIT_HOLD, EXIT_INPUT, EXIT_PUBLISH, GateInputError
 from .export import json_text, junit_text
@@ -51,7 +52,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", nargs="+", type=Path, metavar="JUNIT.xml",
                         help="JUnit XML files of the test jobs (reruns included)")
     parser.add_argument("--policy", type=Path, metavar="TOML",
-                        help="publication policy (default: built-in and strict, see docs/gate.md)")
+                        help="publication policy: a TOML file, or `debian` for Debian's, shipped with "
+                        "the package (default: built-in and strict, see docs/gate.md)")
     parser.add_argument("--baseline", type=Path, action="append", default=[], metavar="FILE",
                         help="JUnit XML or JSON facts of the last published image (repeatable, one per arch)")
     parser.add_argument("--image-sha256", action="append", default=[], type=_sha256, metavar="HEX",
@@ -96,7 +98,7 @@ def _write(path: Path, text: str) -> None:
 
 
 def _judge(args: argparse.Namespace) -> Verdict:
-    policy = load_policy(args.policy)
+    policy = load_policy(shipped.policy_path(args.policy))
     runs = junit.load(list(args.results))
     baselines = [facts for path in args.baseline for facts in baseline.load(path)]
     today = args.today or dt.datetime.now(dt.UTC).date()
