@@ -190,10 +190,9 @@ class Fleet:
     @staticmethod
     def _abandon(machine: Machine | None, run_dir: RunDir) -> None:
         """Destroy what a launch handed back after the fleet was closed.  If that fails, the run
-        dir is left to its guard (it removes what the provider recorded when this process ends)."""
-        errors = machine.destroy() if machine is not None else []
+        dir is left to its guard (it removes what the provider recorded) and then to gc."""
+        errors = _destroy(machine, run_dir)
         if not errors:
-            run_dir.close()
             return
         failure = DCTError("a machine launched while the run was ending was not removed")
         note_cleanup_failures(failure, errors)
@@ -243,15 +242,13 @@ class Fleet:
             if inst.ready.client is not None:
                 inst.ready.client.close()
             if keep:
-                self.kept.append(inst.machine.describe_access())
-                inst.run_dir.detach()
+                access = inst.machine.describe_access()
+                self.kept.append(access)
+                inst.run_dir.detach(access)
                 continue
-            errors += inst.machine.destroy()
-            inst.run_dir.close()
+            errors += _destroy(inst.machine, inst.run_dir)
         for machine, run_dir in pending:
-            if machine is not None:
-                errors += machine.destroy()
-            run_dir.close()
+            errors += _destroy(machine, run_dir)
         self._wait_for_launches()
         if errors:
             raise CleanupError(errors)
@@ -272,8 +269,23 @@ class Fleet:
             cut_short = [d for d, t in self._launching if not self._in_flight(t)]
             self._launching[:] = [(d, t) for d, t in self._launching if self._in_flight(t)]
         for run_dir in cut_short:
-            run_dir.close()
+            run_dir.hand_to_guard()  # the guard removes what the provider recorded, or keeps it
 
     @staticmethod
     def _in_flight(thread: threading.Thread) -> bool:
         return thread.is_alive() and thread is not threading.current_thread()
+
+
+def _destroy(machine: Machine | None, run_dir: RunDir) -> list[BaseException]:
+    """Destroy *machine* and close its run dir; if the destroy failed, the run dir and the cloud
+    record in it stay for its guard and then gc to retry, instead of being lost with it."""
+    try:
+        errors = machine.destroy() if machine is not None else []
+    except Exception as exc:  # destroy must not raise; one that does failed all the same
+        errors = [exc]
+    if errors:
+        run_dir.hand_to_guard()
+    else:
+        run_dir.close()
+    return errors
+

@@ -7,6 +7,8 @@ and a fleet closed while its launches are in flight (Ctrl-C) destroys what they 
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import tempfile
 import threading
@@ -17,10 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from debian_cloud_tests.providers.ssh import gc as ssh_gc
 
-from debian_cloud_tests import lifecycle
-from debian_cloud_tests.errors import DCTError
+from debian_cloud_tests import gc, lifecycle, rundir
+from debian_cloud_tests.errors import CleanupError, DCTError, ProviderError
 from debian_cloud_tests.lifecycle import Fleet
+from debian_cloud_tests.machine import Machine
 from debian_cloud_tests.provider import Provider, get_provider
 from debian_cloud_tests.spec import Arch, KeepInstance, LaunchSpec
 
@@ -317,3 +321,45 @@ def test_launch_cut_short_by_an_interrupt_is_not_waited_for(cloud: CloudFleet, r
     assert time.monotonic() - started < 5, "close() waited for a launch that could never land"
     assert cloud.leftovers() == {}
     assert not list(run_dirs.iterdir())
+
+
+# -- what close() leaves: a failed destroy's record --------------------------------------------------
+
+class _UndestroyableSsh:
+    """The ssh provider, recording a cloud resource in the run dir as aws does, whose machines'
+    destroy fails (the cloud refused the delete)."""
+
+    def __init__(self, run_id: str) -> None:
+        self.inner = get_provider("ssh")
+        self.run_id = run_id
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def launch(self, spec: LaunchSpec, run_dir: Path) -> Machine:
+        rundir.record_cloud(run_dir, "ssh", run_id=self.run_id)
+        machine = self.inner.launch(spec, run_dir)
+        machine.destroy = lambda: [ProviderError("ssh: injected: the delete was refused")]  # type: ignore[method-assign]
+        return machine
+
+
+def test_a_failed_destroy_leaves_the_record_for_gc_to_retry(
+        sshd: Sshd, run_dirs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """close() used to remove the run dir whatever destroy said, and with it the record of what
+    to remove.  Now the guard retries at once, and when that fails too the run dir and its record
+    stay until gc removes what they name."""
+    run_id = "20260101000000-abcdef"
+    fleet = Fleet(_UndestroyableSsh(run_id), fleet_for(sshd, sshd.port).spec,  # type: ignore[arg-type]
+                  KeepInstance.NEVER)
+    inst = fleet.launch()
+    with pytest.raises(CleanupError, match="the delete was refused"):
+        fleet.close(failed=False)
+    guard = inst.run_dir._guard
+    assert guard is not None and guard.wait(timeout=10) == 0  # it retried (ssh has no collect_run)
+    assert json.loads((inst.run_dir.path / rundir.CLOUD_FILE).read_text())["run_id"] == run_id
+    retried: list[dict[str, object]] = []
+    monkeypatch.setattr(ssh_gc, "collect_run", lambda **where: retried.append(where) or [],
+                        raising=False)
+    os.utime(inst.run_dir.path, (time.time() - 3600, time.time() - 3600))
+    assert gc.collect_local(run_dirs) == [str(inst.run_dir.path)]
+    assert retried == [{"run_id": run_id}] and not list(run_dirs.iterdir())
