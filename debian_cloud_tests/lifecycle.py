@@ -20,9 +20,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
-from . import readiness, ssh
+from . import readiness, ssh, sshkeys
 from .errors import CleanupError, DCTError, note_cleanup_failures
 from .machine import Machine
 from .provider import Provider
@@ -31,6 +32,8 @@ from .spec import KeepInstance, LaunchSpec
 
 #: seconds close() waits for a launch in flight beyond the boot timeout (the provider's undo)
 LATE_LAUNCH_MARGIN = 120.0
+#: in a kept machine's run dir: the host keys the run verified, for the reconnect line
+KNOWN_HOSTS = "known_hosts"
 
 
 @dataclass
@@ -242,7 +245,7 @@ class Fleet:
             if inst.ready.client is not None:
                 inst.ready.client.close()
             if keep:
-                access = inst.machine.describe_access()
+                access = inst.machine.describe_access(_known_hosts(inst))
                 self.kept.append(access)
                 inst.run_dir.detach(access)
                 continue
@@ -289,3 +292,10 @@ def _destroy(machine: Machine | None, run_dir: RunDir) -> list[BaseException]:
         run_dir.close()
     return errors
 
+
+def _known_hosts(inst: Instance) -> Path:
+    """Write the host keys the run verified for *inst* (the one its handshake presented, else
+    every key it would have accepted) into its run dir, in known_hosts form."""
+    ep = inst.machine.ssh
+    keys = [inst.ready.verified_key] if inst.ready.verified_key else inst.ready.host_keys
+    return sshkeys.write_known_hosts(inst.run_dir.path / KNOWN_HOSTS, ep.host, ep.port, keys)

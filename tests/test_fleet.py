@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -21,7 +23,7 @@ from pathlib import Path
 import pytest
 from debian_cloud_tests.providers.ssh import gc as ssh_gc
 
-from debian_cloud_tests import gc, lifecycle, rundir
+from debian_cloud_tests import gc, lifecycle, rundir, sshkeys
 from debian_cloud_tests.errors import CleanupError, DCTError, ProviderError
 from debian_cloud_tests.lifecycle import Fleet
 from debian_cloud_tests.machine import Machine
@@ -323,7 +325,37 @@ def test_launch_cut_short_by_an_interrupt_is_not_waited_for(cloud: CloudFleet, r
     assert not list(run_dirs.iterdir())
 
 
-# -- what close() leaves: a failed destroy's record --------------------------------------------------
+# -- what close() leaves: a kept machine's verified keys, a failed destroy's record ----------------
+
+def test_a_kept_machine_is_reached_with_the_verified_host_key(sshd: Sshd, run_dirs: Path) -> None:
+    """--keep-instance: the reconnect line checks the host key strictly against a known_hosts
+    file in the run dir holding the key the run verified, never trusting the first answer."""
+    provider = get_provider("ssh")
+    spec = fleet_for(sshd, sshd.port).spec
+    fleet = Fleet(provider, spec, KeepInstance.ALWAYS)
+    inst = fleet.launch()
+    fleet.close(failed=False)
+    known = inst.run_dir.path / "known_hosts"
+    try:
+        (line,) = fleet.kept
+        assert "accept-new" not in line
+        assert (f"-p {sshd.port} -o UserKnownHostsFile={known} -o StrictHostKeyChecking=yes "
+                f"root@127.0.0.1") in line
+        key = " ".join(sshd.host_key.split()[:2])
+        assert known.read_text() == f"[127.0.0.1]:{sshd.port} {key}\n"
+        found = subprocess.run(["ssh-keygen", "-F", f"[127.0.0.1]:{sshd.port}", "-f", str(known)],
+                               capture_output=True, text=True, check=False)
+        assert found.returncode == 0 and key in found.stdout, found.stdout + found.stderr
+        assert (inst.run_dir.path / rundir.KEPT_FILE).is_file()
+    finally:
+        shutil.rmtree(inst.run_dir.path)
+
+
+def test_known_hosts_names_port_22_as_ssh_does() -> None:
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFake"
+    assert sshkeys.known_hosts_line("192.0.2.10", 22, key + " comment") == f"192.0.2.10 {key}"
+    assert sshkeys.known_hosts_line("::1", 2222, key) == f"[::1]:2222 {key}"
+
 
 class _UndestroyableSsh:
     """The ssh provider, recording a cloud resource in the run dir as aws does, whose machines'
