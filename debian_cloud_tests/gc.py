@@ -4,6 +4,11 @@ Locally: run dirs (keys, overlays, sockets) whose run and guard are both gone, a
 processes registered in them.  On a cloud: resources whose expiry tag is past, through the
 provider's own ``gc`` module (``collect_garbage``).  Live runs are never touched: a run dir is
 stale only when no process mentions it any more, a cloud resource only once it has expired.
+
+Only the caller's own run dirs are touched: one that is a symlink, belongs to another user, is
+group- or world-writable, or holds a record file that is any of these, is skipped with one line
+saying why (root running gc must not kill another user's processes or remove their files), and
+so is a run dir kept by ``--keep-instance``.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import importlib
 import importlib.util
 import inspect
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -23,7 +29,7 @@ from typing import Any
 
 from .errors import UnknownProviderError, UsageError
 from .provider import available
-from .rundir import PIDS_FILE, PREFIX, reap
+from .rundir import CLOUD_FILE, KEPT_FILE, PIDS_FILE, PREFIX, mentions, reap
 
 MIN_AGE = 60.0  # seconds
 #: the scoping options of `gc`, and the names a provider's collect_garbage takes each one by
@@ -42,21 +48,62 @@ def _holders(path: Path) -> list[int]:
         if not proc.name.isdigit() or int(proc.name) in registered or int(proc.name) == os.getpid():
             continue
         try:
-            if str(path).encode() in (proc / "cmdline").read_bytes():
+            if mentions((proc / "cmdline").read_bytes(), path):
                 holders.append(int(proc.name))
         except OSError:
             continue
     return holders
 
 
+def _not_ours(st: os.stat_result, what: str) -> str | None:
+    """Why an entry of a run dir, lstat'd as *st*, is not the caller's alone, or None."""
+    if stat.S_ISLNK(st.st_mode):
+        return f"{what} is a symlink"
+    if st.st_uid != os.geteuid():
+        return f"{what} belongs to uid {st.st_uid}, not to this user (uid {os.geteuid()})"
+    if st.st_mode & 0o022:
+        return f"{what} is group- or world-writable (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
+
+
+def refusal(path: Path, st: os.stat_result) -> str | None:
+    """Why gc must not touch the run dir *path* (lstat'd as *st*), or None when it is ours."""
+    why = _not_ours(st, "it")
+    if why:
+        return why
+    for name in (PIDS_FILE, CLOUD_FILE, KEPT_FILE):
+        try:
+            entry = (path / name).lstat()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            return f"its {name} cannot be read ({exc.strerror})"
+        why = _not_ours(entry, f"its {name}") or (
+            None if stat.S_ISREG(entry.st_mode) else f"its {name} is not a regular file")
+        if why:
+            return why
+    if (path / KEPT_FILE).exists():
+        return "kept by --keep-instance (its machine may still run; remove it yourself)"
+    return None
+
+
 def collect_local(base: Path | None = None) -> list[str]:
-    """Reap run dirs in *base* (default: the temp dir) that no live guard holds."""
+    """Reap the caller's run dirs in *base* (default: the temp dir) that no live guard holds;
+    one line for each run dir skipped, and why."""
     base = base or Path(tempfile.gettempdir())
     removed = []
     for path in sorted(base.glob(f"{PREFIX}*")):
+        try:
+            st = path.lstat()  # never through a symlink
+        except OSError:
+            continue
+        if not (stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            continue
+        why = refusal(path, st)
+        if why:
+            print(f"skipped run dir {path}: {why}")
         # A run that is starting may not have its guard exec'd yet: leave young dirs alone.
-        if path.is_dir() and time.time() - path.stat().st_mtime > MIN_AGE and not _holders(path):
-            reap(path)
+        elif time.time() - st.st_mtime > MIN_AGE and not _holders(path) and reap(path):
             removed.append(str(path))
     return removed
 

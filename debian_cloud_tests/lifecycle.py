@@ -20,9 +20,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
-from . import readiness, ssh
+from . import readiness, ssh, sshkeys
 from .errors import CleanupError, DCTError, note_cleanup_failures
 from .machine import Machine
 from .provider import Provider
@@ -31,6 +32,8 @@ from .spec import KeepInstance, LaunchSpec
 
 #: seconds close() waits for a launch in flight beyond the boot timeout (the provider's undo)
 LATE_LAUNCH_MARGIN = 120.0
+#: in a kept machine's run dir: the host keys the run verified, for the reconnect line
+KNOWN_HOSTS = "known_hosts"
 
 
 @dataclass
@@ -190,10 +193,9 @@ class Fleet:
     @staticmethod
     def _abandon(machine: Machine | None, run_dir: RunDir) -> None:
         """Destroy what a launch handed back after the fleet was closed.  If that fails, the run
-        dir is left to its guard (it removes what the provider recorded when this process ends)."""
-        errors = machine.destroy() if machine is not None else []
+        dir is left to its guard (it removes what the provider recorded) and then to gc."""
+        errors = _destroy(machine, run_dir)
         if not errors:
-            run_dir.close()
             return
         failure = DCTError("a machine launched while the run was ending was not removed")
         note_cleanup_failures(failure, errors)
@@ -243,15 +245,13 @@ class Fleet:
             if inst.ready.client is not None:
                 inst.ready.client.close()
             if keep:
-                self.kept.append(inst.machine.describe_access())
-                inst.run_dir.detach()
+                access = inst.machine.describe_access(_known_hosts(inst))
+                self.kept.append(access)
+                inst.run_dir.detach(access)
                 continue
-            errors += inst.machine.destroy()
-            inst.run_dir.close()
+            errors += _destroy(inst.machine, inst.run_dir)
         for machine, run_dir in pending:
-            if machine is not None:
-                errors += machine.destroy()
-            run_dir.close()
+            errors += _destroy(machine, run_dir)
         self._wait_for_launches()
         if errors:
             raise CleanupError(errors)
@@ -272,8 +272,30 @@ class Fleet:
             cut_short = [d for d, t in self._launching if not self._in_flight(t)]
             self._launching[:] = [(d, t) for d, t in self._launching if self._in_flight(t)]
         for run_dir in cut_short:
-            run_dir.close()
+            run_dir.hand_to_guard()  # the guard removes what the provider recorded, or keeps it
 
     @staticmethod
     def _in_flight(thread: threading.Thread) -> bool:
         return thread.is_alive() and thread is not threading.current_thread()
+
+
+def _destroy(machine: Machine | None, run_dir: RunDir) -> list[BaseException]:
+    """Destroy *machine* and close its run dir; if the destroy failed, the run dir and the cloud
+    record in it stay for its guard and then gc to retry, instead of being lost with it."""
+    try:
+        errors = machine.destroy() if machine is not None else []
+    except Exception as exc:  # destroy must not raise; one that does failed all the same
+        errors = [exc]
+    if errors:
+        run_dir.hand_to_guard()
+    else:
+        run_dir.close()
+    return errors
+
+
+def _known_hosts(inst: Instance) -> Path:
+    """Write the host keys the run verified for *inst* (the one its handshake presented, else
+    every key it would have accepted) into its run dir, in known_hosts form."""
+    ep = inst.machine.ssh
+    keys = [inst.ready.verified_key] if inst.ready.verified_key else inst.ready.host_keys
+    return sshkeys.write_known_hosts(inst.run_dir.path / KNOWN_HOSTS, ep.host, ep.port, keys)

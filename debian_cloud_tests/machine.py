@@ -7,6 +7,7 @@ compares :class:`PlatformFacts` with what the guest reports, the BVT suite reads
 from __future__ import annotations
 
 import abc
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,11 +82,13 @@ class Machine(abc.ABC):
     def destroy(self) -> list[BaseException]:
         """Remove the instance and everything created for it; returns the failures, never raises."""
 
-    def describe_access(self) -> str:
-        """How a human reaches the machine when it is kept running."""
+    def describe_access(self, known_hosts: Path | None = None) -> str:
+        """How a human reaches the machine when it is kept running: with *known_hosts* (the host
+        keys the run verified), ssh checks the key strictly instead of trusting the first answer."""
         ep = self.ssh
-        return (f"ssh -i {ep.key_file} -p {ep.port} -o StrictHostKeyChecking=accept-new "
-                f"{ep.user}@{ep.host}")
+        check = (f"-o UserKnownHostsFile={shlex.quote(str(known_hosts))} -o StrictHostKeyChecking=yes "
+                 if known_hosts is not None else "")
+        return f"ssh -i {shlex.quote(str(ep.key_file))} -p {ep.port} {check}{ep.user}@{ep.host}"
 
     def properties(self) -> dict[str, str]:
         """Provider-specific JUnit properties (versions, accel…)."""

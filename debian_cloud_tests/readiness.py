@@ -36,6 +36,8 @@ class Readiness:
     cloud_init_rc: int | None = None
     cloud_init_seconds: float | None = None
     keys_seconds: float | None = None  # when the host keys were first known (console or given)
+    #: the host key the server presented and the handshake verified (None: login refused)
+    verified_key: str | None = None
 
 
 #: the line a Linux kernel prints first at every boot, on every console
@@ -88,7 +90,8 @@ def wait_for_ssh(machine: Machine, timeout: float, progress: Progress | None = N
                 elapsed = time.monotonic() - started
                 if progress:
                     progress("ssh", elapsed)
-                return Readiness(client, elapsed, keys, keys_seconds=keys_seconds)
+                return Readiness(client, elapsed, keys, keys_seconds=keys_seconds,
+                                 verified_key=ssh.presented_key(client))
         if time.monotonic() >= deadline:
             if keys:
                 raise SSHNotReadyError(

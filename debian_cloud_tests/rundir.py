@@ -5,6 +5,12 @@ started in its own session so Ctrl-C on the terminal does not reach it, holds th
 pipe whose write end only this process holds: when this process ends, however it ends (even
 SIGKILL), the guard reads EOF, kills the processes registered in the run dir, removes what a
 cloud provider recorded there (:func:`record_cloud`) and removes the directory.
+
+What a run dir holds is acted on only when it is unambiguous: a process is killed only if it is
+the caller's and names the run dir exactly (not a longer path that starts with it), and a cloud
+record only if its run id is one :func:`new_run_id` makes (a cloud filter takes ``*`` and ``?``
+as wildcards).  When its cloud resources cannot be removed, the directory and its record stay,
+for ``gc`` to retry.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import contextlib
 import importlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -24,12 +31,23 @@ from pathlib import Path
 
 PIDS_FILE = "pids"
 CLOUD_FILE = "cloud.json"
+#: present in a run dir kept by ``--keep-instance``: gc leaves it (and its machine) alone
+KEPT_FILE = "kept"
 PREFIX = "dct-run-"
+#: what new_run_id makes, and nothing else (ASCII only: no wildcard, no other digit)
+RUN_ID = re.compile(r"[0-9]{14}-[0-9a-f]{6}")
+#: a provider's name in a cloud record: a module name under debian_cloud_tests.providers
+_PROVIDER = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
 def new_run_id() -> str:
     """A short id legal in every cloud's names and tags (lowercase, digits, dashes)."""
     return time.strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def is_run_id(value: object) -> bool:
+    """Whether *value* is exactly a run id :func:`new_run_id` could have made."""
+    return isinstance(value, str) and RUN_ID.fullmatch(value) is not None
 
 
 class RunDir:
@@ -55,8 +73,21 @@ class RunDir:
                 self._guard.kill()
             self._guard = None
 
-    def detach(self) -> None:
-        """Keep the directory and its processes (``--keep-instance``): the guard leaves them be."""
+    def hand_to_guard(self) -> None:
+        """The machine could not be destroyed: the guard retries now (it kills what is registered
+        and removes what the provider recorded), and if that fails too the directory and its
+        record stay for ``gc`` to retry."""
+        if self._guard is None or self._guard.stdin is None:
+            reap(self.path)  # no guard: retry here, as it would
+            return
+        self._guard.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):  # a slow cloud: it goes on alone
+            self._guard.wait(timeout=5)
+
+    def detach(self, access: str = "") -> None:
+        """Keep the directory and its processes (``--keep-instance``): the guard leaves them be,
+        and the run dir says so (with *access*, how to reach and remove the machine) for gc."""
+        (self.path / KEPT_FILE).write_text(f"kept by --keep-instance\n{access}\n")
         if self._guard is not None and self._guard.stdin is not None:
             self._guard.stdin.write(b"keep\n")
             self._guard.stdin.close()
@@ -85,18 +116,45 @@ def record_cloud(path: Path, provider: str, **where: str | None) -> None:
     (path / CLOUD_FILE).write_text(json.dumps({"provider": provider, **where}))
 
 
-def _collect_cloud(path: Path) -> None:
-    """Remove the cloud resources recorded in the run dir; never raises (gc's expiry is the
-    fallback)."""
+def _read_record(path: Path) -> tuple[dict[str, str | None] | None, str]:
+    """The cloud record of run dir *path* (None without one), or why it is refused."""
     try:
-        record = json.loads((path / CLOUD_FILE).read_text())
-    except (OSError, ValueError):
-        return
+        text = (path / CLOUD_FILE).read_text()
+    except FileNotFoundError:
+        return None, ""
+    except OSError as exc:
+        return None, f"the cloud record cannot be read ({exc.strerror})"
     try:
-        name = record.pop("provider")
-        importlib.import_module(f"debian_cloud_tests.providers.{name}.gc").collect_run(**record)
+        record = json.loads(text)
+    except ValueError:
+        return None, "the cloud record is not JSON"
+    if not isinstance(record, dict) or not all(
+            isinstance(k, str) and k.isidentifier() and (v is None or isinstance(v, str))
+            for k, v in record.items()):
+        return None, "the cloud record is not a mapping of names to strings"
+    if not isinstance(record.get("provider"), str) or not _PROVIDER.fullmatch(record["provider"]):
+        return None, f"the cloud record names no provider ({record.get('provider')!r})"
+    if "run_id" in record and not is_run_id(record["run_id"]):
+        return None, (f"run id {record['run_id']!r} in the cloud record is not one this tool makes "
+                      "(YYYYMMDDhhmmss-xxxxxx)")
+    return record, ""
+
+
+def _collect_cloud(path: Path, record: dict[str, str | None]) -> bool:
+    """Remove the cloud resources *record* names; never raises (gc's expiry is the fallback).
+
+    Returns:
+        Whether they are gone: if not, the run dir and its record stay for gc to retry.
+    """
+    where = dict(record)
+    name = where.pop("provider")
+    try:
+        importlib.import_module(f"debian_cloud_tests.providers.{name}.gc").collect_run(**where)
     except Exception as exc:
-        print(f"debian-cloud-tests: {path.name}: removing cloud resources failed: {exc}", file=sys.stderr)
+        print(f"debian-cloud-tests: {path.name}: removing cloud resources failed ({exc}); the "
+              f"run dir {path} is kept for `debian-cloud-tests gc` to retry", file=sys.stderr)
+        return False
+    return True
 
 
 def _start_guard(path: Path) -> subprocess.Popen[bytes] | None:
@@ -108,18 +166,45 @@ def _start_guard(path: Path) -> subprocess.Popen[bytes] | None:
         return None
 
 
+def mentions(cmdline: bytes, path: Path) -> bool:
+    """Whether a NUL-separated *cmdline* names *path* exactly: as an argument, as the start of a
+    path in it, or as a value (``file=PATH/disk.qcow2``), never as the start of a longer name
+    (``/tmp/dct-run-a`` is not in ``/tmp/dct-run-ab``)."""
+    exact = re.escape(os.fsencode(path))
+    return re.search(rb"(?:\A|[\0=,:])" + exact + rb"(?:\Z|[\0/,])", cmdline) is not None
+
+
 def _is_ours(pid: int, path: Path) -> bool:
-    """Guard against pid reuse: the process must mention our run dir on its command line."""
+    """Guard against pid reuse and others' processes: the process must be the caller's and name
+    the run dir exactly on its command line."""
+    proc = Path(f"/proc/{pid}")
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if proc.stat().st_uid != os.geteuid():
+            return False
+        cmdline = (proc / "cmdline").read_bytes()
     except OSError:
         return False
-    return str(path).encode() in cmdline
+    return mentions(cmdline, path)
 
 
-def reap(path: Path, cloud: bool = True) -> None:
+def reap(path: Path, cloud: bool = True) -> bool:
     """Kill what the run dir registered, remove the cloud resources it recorded (*cloud*) and the
-    directory; idempotent, never raises."""
+    directory; idempotent, never raises.
+
+    A cloud record that is refused (a run id not made here) stops it before anything is killed or
+    removed; one whose resources could not be removed keeps the directory.  Either way one line
+    says so on stderr.
+
+    Returns:
+        Whether the directory was removed.
+    """
+    record: dict[str, str | None] | None = None
+    if cloud:
+        record, refused = _read_record(path)
+        if refused:
+            print(f"debian-cloud-tests: {path.name}: {refused}; nothing was removed, the run dir "
+                  f"{path} is kept", file=sys.stderr)
+            return False
     try:
         pids = [int(p) for p in (path / PIDS_FILE).read_text().split()]
     except (OSError, ValueError):
@@ -131,9 +216,10 @@ def reap(path: Path, cloud: bool = True) -> None:
     deadline = time.monotonic() + 5
     while any(_is_ours(p, path) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if cloud:
-        _collect_cloud(path)
+    if record is not None and not _collect_cloud(path, record):
+        return False
     shutil.rmtree(path, ignore_errors=True)
+    return True
 
 
 def _guard_main(path: Path) -> None:

@@ -93,6 +93,19 @@ def connect(endpoint: SSHEndpoint, host_keys: Sequence[str], timeout: float = 5.
     return client
 
 
+def presented_key(client: paramiko.SSHClient) -> str | None:
+    """The host key ("TYPE BASE64") the server presented on *client*'s connection, which
+    :func:`connect` verified; None once the connection is gone."""
+    transport = client.get_transport()
+    if transport is None:
+        return None
+    try:
+        key = transport.get_remote_server_key()
+    except paramiko.SSHException:
+        return None
+    return f"{key.get_name()} {key.get_base64()}"
+
+
 def _only_key_types(key_types: Sequence[str]) -> dict[str, list[str]]:
     all_types = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
                  "rsa-sha2-512", "rsa-sha2-256", "ssh-rsa", "ssh-dss"]

@@ -7,7 +7,11 @@ and a fleet closed while its launches are in flight (Ctrl-C) destroys what they 
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -17,10 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from debian_cloud_tests.providers.ssh import gc as ssh_gc
 
-from debian_cloud_tests import lifecycle
-from debian_cloud_tests.errors import DCTError
+from debian_cloud_tests import gc, lifecycle, rundir, sshkeys
+from debian_cloud_tests.errors import CleanupError, DCTError, ProviderError
 from debian_cloud_tests.lifecycle import Fleet
+from debian_cloud_tests.machine import Machine
 from debian_cloud_tests.provider import Provider, get_provider
 from debian_cloud_tests.spec import Arch, KeepInstance, LaunchSpec
 
@@ -317,3 +323,75 @@ def test_launch_cut_short_by_an_interrupt_is_not_waited_for(cloud: CloudFleet, r
     assert time.monotonic() - started < 5, "close() waited for a launch that could never land"
     assert cloud.leftovers() == {}
     assert not list(run_dirs.iterdir())
+
+
+# -- what close() leaves: a kept machine's verified keys, a failed destroy's record ----------------
+
+def test_a_kept_machine_is_reached_with_the_verified_host_key(sshd: Sshd, run_dirs: Path) -> None:
+    """--keep-instance: the reconnect line checks the host key strictly against a known_hosts
+    file in the run dir holding the key the run verified, never trusting the first answer."""
+    provider = get_provider("ssh")
+    spec = fleet_for(sshd, sshd.port).spec
+    fleet = Fleet(provider, spec, KeepInstance.ALWAYS)
+    inst = fleet.launch()
+    fleet.close(failed=False)
+    known = inst.run_dir.path / "known_hosts"
+    try:
+        (line,) = fleet.kept
+        assert "accept-new" not in line
+        assert (f"-p {sshd.port} -o UserKnownHostsFile={known} -o StrictHostKeyChecking=yes "
+                f"root@127.0.0.1") in line
+        key = " ".join(sshd.host_key.split()[:2])
+        assert known.read_text() == f"[127.0.0.1]:{sshd.port} {key}\n"
+        found = subprocess.run(["ssh-keygen", "-F", f"[127.0.0.1]:{sshd.port}", "-f", str(known)],
+                               capture_output=True, text=True, check=False)
+        assert found.returncode == 0 and key in found.stdout, found.stdout + found.stderr
+        assert (inst.run_dir.path / rundir.KEPT_FILE).is_file()
+    finally:
+        shutil.rmtree(inst.run_dir.path)
+
+
+def test_known_hosts_names_port_22_as_ssh_does() -> None:
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFake"
+    assert sshkeys.known_hosts_line("192.0.2.10", 22, key + " comment") == f"192.0.2.10 {key}"
+    assert sshkeys.known_hosts_line("::1", 2222, key) == f"[::1]:2222 {key}"
+
+
+class _UndestroyableSsh:
+    """The ssh provider, recording a cloud resource in the run dir as aws does, whose machines'
+    destroy fails (the cloud refused the delete)."""
+
+    def __init__(self, run_id: str) -> None:
+        self.inner = get_provider("ssh")
+        self.run_id = run_id
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def launch(self, spec: LaunchSpec, run_dir: Path) -> Machine:
+        rundir.record_cloud(run_dir, "ssh", run_id=self.run_id)
+        machine = self.inner.launch(spec, run_dir)
+        machine.destroy = lambda: [ProviderError("ssh: injected: the delete was refused")]  # type: ignore[method-assign]
+        return machine
+
+
+def test_a_failed_destroy_leaves_the_record_for_gc_to_retry(
+        sshd: Sshd, run_dirs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """close() used to remove the run dir whatever destroy said, and with it the record of what
+    to remove.  Now the guard retries at once, and when that fails too the run dir and its record
+    stay until gc removes what they name."""
+    run_id = "20260101000000-abcdef"
+    fleet = Fleet(_UndestroyableSsh(run_id), fleet_for(sshd, sshd.port).spec,  # type: ignore[arg-type]
+                  KeepInstance.NEVER)
+    inst = fleet.launch()
+    with pytest.raises(CleanupError, match="the delete was refused"):
+        fleet.close(failed=False)
+    guard = inst.run_dir._guard
+    assert guard is not None and guard.wait(timeout=10) == 0  # it retried (ssh has no collect_run)
+    assert json.loads((inst.run_dir.path / rundir.CLOUD_FILE).read_text())["run_id"] == run_id
+    retried: list[dict[str, object]] = []
+    monkeypatch.setattr(ssh_gc, "collect_run", lambda **where: retried.append(where) or [],
+                        raising=False)
+    os.utime(inst.run_dir.path, (time.time() - 3600, time.time() - 3600))
+    assert gc.collect_local(run_dirs) == [str(inst.run_dir.path)]
+    assert retried == [{"run_id": run_id}] and not list(run_dirs.iterdir())

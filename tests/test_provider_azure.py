@@ -43,8 +43,9 @@ class StubCredential:
 def client_kwargs(fake: FakeArm) -> dict[str, Any]:
     from azure.core.pipeline.policies import HeadersPolicy
 
+    # no retry settings: the clients retry as production makes them (the SDK's retries off)
     return {"base_url": fake.url, "authentication_policy": HeadersPolicy({"Authorization": "Bearer stub"}),
-            "polling_interval": 0, "retry_total": 0}
+            "polling_interval": 0}
 
 
 def provider(fake: FakeArm) -> AzureProvider:
@@ -259,6 +260,58 @@ def test_retry_after_is_honoured_within_bounds(arm: FakeArm, tmp_path: Path,
     assert arm.calls.count("PUT virtualmachines") == 3
     assert sorted(sleeps) == [7.0, 7.0, backoff.MAX_RETRY_AFTER]
     assert m.destroy() == [] and arm.leftovers() == {}
+
+
+def _sdk_retries(client: Any) -> list[int]:
+    """The total of every azure-core RetryPolicy in *client*'s pipeline."""
+    from azure.core.pipeline.policies import RetryPolicy
+
+    return [p.total_retries for p in client._client._pipeline._impl_policies if isinstance(p, RetryPolicy)]
+
+
+def test_production_clients_have_the_sdk_retries_off() -> None:
+    """The clients session.make_clients builds (as the provider and gc do) retry nothing
+    themselves: errors.call's attempts are the only ones, each logged."""
+    from debian_cloud_tests.providers.azure import session
+
+    clients = AzureProvider(StubCredential(), SUBSCRIPTION).clients()
+    other = "11111111-1111-1111-1111-111111111111"
+    for client in (clients.resource, clients.network, clients.compute, clients.compute_in(other),
+                   session.make_clients(StubCredential(), SUBSCRIPTION).compute):
+        assert _sdk_retries(client) == [0], type(client).__name__
+
+
+@pytest.mark.parametrize(("status", "code"), [(500, "InternalServerError"), (429, "TooManyRequests")])
+def test_a_transient_answer_is_retried_by_our_loop_only(arm: FakeArm, monkeypatch: pytest.MonkeyPatch,
+                                                        status: int, code: str) -> None:
+    """Every request the fake saw is one of errors.call's attempts, and each retry is logged."""
+    from debian_cloud_tests import backoff
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(errors, "sleep", sleeps.append)
+    monkeypatch.setattr(backoff, "RETRIES", [])
+    arm.fail("GET resourcegroups", status, code, times=2)
+    assert collect_garbage(datetime.now(UTC), StubCredential(), SUBSCRIPTION, **client_kwargs(arm)) == []
+    assert arm.calls.count("GET resourcegroups") == 3
+    assert len(sleeps) == 2
+    logged = [(r.action, r.cause) for r in backoff.RETRIES]
+    assert logged == [("resource_groups.list", f"{status} {code}")] * 2
+
+
+def test_a_lost_connection_is_retried_by_our_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the SDK's retries off, a connection that failed is errors.call's to retry."""
+    from azure.core.exceptions import ServiceRequestError
+
+    monkeypatch.setattr(errors, "sleep", lambda s: None)
+    answers: list[Any] = [ServiceRequestError("connection refused"), "ok"]
+
+    def flaky() -> str:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return str(answer)
+
+    assert errors.call(flaky, "resource_groups.list") == "ok" and answers == []
 
 
 @pytest.fixture

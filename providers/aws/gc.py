@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from debian_cloud_tests.errors import DCTError, guarded, swept
+from debian_cloud_tests.errors import DCTError, UsageError, guarded, swept
 from debian_cloud_tests.gc import print_deleted
+from debian_cloud_tests.rundir import is_run_id
 
 from . import resources, retry, session
 from .resources import EXPIRES_TAG, RUN_ID_TAG
@@ -63,9 +64,16 @@ def collect_run(region: str | None, run_id: str) -> list[str]:
     """Delete every resource of one run, expired or not: the run is known to be dead (its
     guard saw it end without cleaning up); returns their ids.
 
+    *run_id* must be one rundir.new_run_id makes: EC2 filters take ``*`` and ``?`` as wildcards,
+    and a run id of ``*`` would name every run's resources.
+
     Raises:
+        UsageError: *run_id* is not a run id; nothing was looked at.
         CleanupError: after trying everything, listing what could not be deleted.
     """
+    if not is_run_id(run_id):
+        raise UsageError(f"aws: run id {run_id!r} is not one this tool makes (YYYYMMDDhhmmss-xxxxxx); "
+                         "nothing was deleted")
     return _collect(region, {"Name": f"tag:{RUN_ID_TAG}", "Values": [run_id]}, lambda tags: True)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from debian_cloud_tests.cloudmachine import CloudMachine
@@ -159,13 +160,13 @@ class AwsMachine(CloudMachine):
     def _remove(self) -> list[BaseException]:
         return self.created.remove(self.ec2)
 
-    def describe_access(self) -> str:
+    def describe_access(self, known_hosts: Path | None = None) -> str:
         c = self.created
         cleanup = f"aws ec2 terminate-instances --region {c.region} --instance-ids {self.instance_id}"
         if c.group_id:
             cleanup += f"; then aws ec2 delete-security-group --region {c.region} --group-id {c.group_id}"
         if c.key_name:
             cleanup += f"; aws ec2 delete-key-pair --region {c.region} --key-name {c.key_name}"
-        return f"{super().describe_access()}\n  console: aws ec2 get-console-output --region " \
+        return f"{super().describe_access(known_hosts)}\n  console: aws ec2 get-console-output --region " \
                f"{c.region} --instance-id {self.instance_id}\n  remove it: {cleanup}"
 

@@ -88,14 +88,15 @@ class AwsProvider(Provider):
     def launch(self, spec: LaunchSpec, run_dir: Path) -> Machine:
         ec2, region = self._client(spec.options.get("region"))
         short = uuid.uuid4().hex[:8]
-        name = f"dct-{spec.run_id or short}-{short}"
+        run_id = spec.run_id or rundir.new_run_id()  # the record's run id must be one gc accepts
+        name = f"dct-{run_id}-{short}"
         client_key = sshkeys.generate(f"debian-cloud-tests-{spec.run_id}")
         key_file = sshkeys.write_private(client_key, run_dir / "id_ed25519")
         host_keys, injected = _host_keys(spec, name)
         user_data = seed.cloud_user_data(spec, client_key.public_openssh, host_keys)
-        tag_list = resources.tags(spec.run_id or short, name)
-        created = Created(region=region, run_id=spec.run_id)
-        rundir.record_cloud(run_dir, "aws", region=region, run_id=spec.run_id or short)
+        tag_list = resources.tags(run_id, name)
+        created = Created(region=region, run_id=run_id)
+        rundir.record_cloud(run_dir, "aws", region=region, run_id=run_id)
         try:
             created.key_name = name  # deleted by name: even a lost reply leaves nothing behind
             created.key_id = resources.import_key(ec2, name, client_key.public_openssh, tag_list)

@@ -97,9 +97,13 @@ def retry_after(exc: BaseException) -> float | None:
 
 def call(fn: Callable[..., T], action: str, *args: Any, **kwargs: Any) -> T:
     """``fn(*args, **kwargs)`` with backoff on throttling and transient faults, never shorter
-    than ARM's ``Retry-After`` (bounded): retrying sooner only earns another 429."""
+    than ARM's ``Retry-After`` (bounded): retrying sooner only earns another 429.
+
+    This is the only retry: the clients are made with the SDK's own turned off (session.py), so
+    every attempt is logged and counted here.  A connection that failed is retried as well, as the
+    SDK did (ARM's PUT and DELETE are idempotent)."""
     from azure.core.exceptions import AzureError as SdkError
-    from azure.core.exceptions import HttpResponseError
+    from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
     attempt = 0
     while True:
@@ -109,11 +113,14 @@ def call(fn: Callable[..., T], action: str, *args: Any, **kwargs: Any) -> T:
             attempt += 1
             status = getattr(exc, "status_code", None) or 0
             code = str(getattr(getattr(exc, "error", None), "code", "") or "")
-            retry = isinstance(exc, HttpResponseError) and (status in RETRY_STATUS or code in THROTTLING)
+            transient = status in RETRY_STATUS or code in THROTTLING
+            retry = ((isinstance(exc, HttpResponseError) and transient)
+                     or isinstance(exc, ServiceRequestError | ServiceResponseError))
             if not retry or attempt >= ATTEMPTS:
                 raise translate(exc, action) from None
             wait_for = backoff.honouring(delay(attempt), retry_after(exc))
-            sleep(backoff.record(action, attempt, f"{status} {code}".strip(), wait_for))
+            why = f"{status} {code}".strip() if status or code else type(exc).__name__
+            sleep(backoff.record(action, attempt, why, wait_for))
 
 
 def wait(poller: Any, action: str, timeout: float) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from debian_cloud_tests.cloudmachine import CloudMachine
 from debian_cloud_tests.errors import DCTError, ProviderError
@@ -71,6 +72,6 @@ class AzureMachine(CloudMachine):
     def _remove(self) -> list[BaseException]:
         return delete_group(self.clients, self.group)
 
-    def describe_access(self) -> str:
-        return (f"{super().describe_access()}\n  console: az vm boot-diagnostics get-boot-log -g "
+    def describe_access(self, known_hosts: Path | None = None) -> str:
+        return (f"{super().describe_access(known_hosts)}\n  console: az vm boot-diagnostics get-boot-log -g "
                 f"{self.group} -n {self.vm}\n  remove it: az group delete -y -n {self.group}")

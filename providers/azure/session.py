@@ -47,6 +47,8 @@ def make_clients(credential: Any = None, subscription: str | None = None,
                  **client_kwargs: Any) -> Clients:
     """Resource, network and compute clients; the credential is tried once before any use.
 
+    The SDK's own retries are off (``retry_total=0``): :func:`errors.call` retries, and logs.
+
     Raises:
         CredentialsError: no credential in the chain, or it was refused, in one line.
     """
@@ -79,6 +81,9 @@ def make_clients(credential: Any = None, subscription: str | None = None,
     endpoint = os.environ.get("DCT_AZURE_ARM_ENDPOINT")
     if endpoint:
         client_kwargs.setdefault("base_url", endpoint)
+    # azure-core would retry up to 10 times beneath errors.call's attempts, unlogged and blind to
+    # Retry-After bounds: only the project's loop retries, and says so
+    client_kwargs.setdefault("retry_total", 0)
     return Clients(subscription, ResourceManagementClient(credential, subscription, **client_kwargs),
                    NetworkManagementClient(credential, subscription, **client_kwargs),
                    ComputeManagementClient(credential, subscription, **client_kwargs),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from debian_cloud_tests.cloudmachine import CloudMachine
 from debian_cloud_tests.errors import DCTError, ProviderError
@@ -94,10 +95,10 @@ class GceMachine(CloudMachine):
     def _remove(self) -> list[BaseException]:
         return self.created.remove(self.clients)
 
-    def describe_access(self) -> str:
+    def describe_access(self, known_hosts: Path | None = None) -> str:
         c, z = self.clients, self.created.zone
         cleanup = f"gcloud compute instances delete {self.name} --zone {z} --project {c.project}"
         if self.created.firewall:
             cleanup += f"; gcloud compute firewall-rules delete {self.created.firewall} --project {c.project}"
-        return (f"{super().describe_access()}\n  console: gcloud compute instances "
+        return (f"{super().describe_access(known_hosts)}\n  console: gcloud compute instances "
                 f"get-serial-port-output {self.name} --zone {z}\n  remove it: {cleanup}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from debian_cloud_tests.cloudmachine import CloudMachine
@@ -139,7 +140,7 @@ class OpenStackMachine(CloudMachine):
     def _remove(self) -> list[BaseException]:
         return self.created.remove(self.conn)
 
-    def describe_access(self) -> str:
+    def describe_access(self, known_hosts: Path | None = None) -> str:
         cloud = self._props.get("openstack_cloud")
         os_cloud = f"--os-cloud {cloud} " if cloud else ""
         cleanup = f"openstack {os_cloud}server delete --wait {self.server_id}"
@@ -147,5 +148,5 @@ class OpenStackMachine(CloudMachine):
             cleanup += f"; openstack {os_cloud}security group delete {group}"
         if self.created.keypair:
             cleanup += f"; openstack {os_cloud}keypair delete {self.created.keypair}"
-        return (f"{super().describe_access()}\n  console: openstack {os_cloud}console log show "
+        return (f"{super().describe_access(known_hosts)}\n  console: openstack {os_cloud}console log show "
                 f"{self.server_id}\n  remove it: {cleanup}")

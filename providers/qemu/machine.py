@@ -169,9 +169,9 @@ class QemuMachine(Machine):
                 errors.append(exc)
         return errors
 
-    def describe_access(self) -> str:
+    def describe_access(self, known_hosts: Path | None = None) -> str:
         pid = self.pid or "?"
-        return (f"{super().describe_access()}\n  console: {self.console_path}\n"
+        return (f"{super().describe_access(known_hosts)}\n  console: {self.console_path}\n"
                 f"  stop it: kill {pid}; rm -r {self.run_dir}")
 
     def properties(self) -> dict[str, str]:

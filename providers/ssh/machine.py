@@ -61,9 +61,5 @@ class SshMachine(Machine):
     def destroy(self) -> list[BaseException]:
         return []
 
-    def describe_access(self) -> str:
-        ep = self._endpoint
-        return f"ssh -i {ep.key_file} -p {ep.port} {ep.user}@{ep.host}"
-
     def properties(self) -> dict[str, str]:
         return {"ssh_host": f"{self._endpoint.host}:{self._endpoint.port}"}

@@ -151,11 +151,11 @@ class VagrantMachine(Machine):
                                         "`vagrant destroy -f`"))
         return errors
 
-    def describe_access(self) -> str:
+    def describe_access(self, known_hosts: Path | None = None) -> str:
         root = self.project.root
         home = self.project.env.get("VAGRANT_HOME")
         env = f"VAGRANT_HOME={home} " if home else ""
-        return (f"{super().describe_access()}\n  console: {self.console_path}\n"
+        return (f"{super().describe_access(known_hosts)}\n  console: {self.console_path}\n"
                 f"  stop it: cd {root} && {env}vagrant destroy -f; rm -r {root}")
 
     def properties(self) -> dict[str, str]:
