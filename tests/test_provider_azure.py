@@ -135,6 +135,23 @@ def test_throttling_is_retried(arm: FakeArm, tmp_path: Path) -> None:
     assert m.destroy() == [] and arm.leftovers() == {}
 
 
+def test_a_status_request_that_fails_restarts_the_operation(arm: FakeArm, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the SDK's retries off a poller that met a 500 cannot go on: the operation is started
+    again (ARM's PUT is idempotent), the retry logged, and the launch succeeds."""
+    from debian_cloud_tests import backoff
+
+    monkeypatch.setattr(errors, "sleep", lambda s: None)
+    monkeypatch.setattr(backoff, "RETRIES", [])
+    before = arm.calls.count("PUT networksecuritygroups")
+    arm.fail("GET asyncops", 500, "InternalServerError")
+    m = launch(arm, tmp_path)
+    assert arm.calls.count("PUT networksecuritygroups") == before + 2  # the first operation polled
+    assert [(r.action, r.cause) for r in backoff.RETRIES] == [
+        ("network_security_groups.create", "500 InternalServerError")]
+    assert m.destroy() == [] and arm.leftovers() == {}
+
+
 def test_throttling_gives_up(arm: FakeArm, tmp_path: Path) -> None:
     arm.fail("PUT virtualmachines", 429, "TooManyRequests", times=errors.ATTEMPTS)
     with pytest.raises(ThrottledError, match="still throttled"):

@@ -103,7 +103,6 @@ def call(fn: Callable[..., T], action: str, *args: Any, **kwargs: Any) -> T:
     every attempt is logged and counted here.  A connection that failed is retried as well, as the
     SDK did (ARM's PUT and DELETE are idempotent)."""
     from azure.core.exceptions import AzureError as SdkError
-    from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
     attempt = 0
     while True:
@@ -111,28 +110,54 @@ def call(fn: Callable[..., T], action: str, *args: Any, **kwargs: Any) -> T:
             return fn(*args, **kwargs)
         except SdkError as exc:
             attempt += 1
-            status = getattr(exc, "status_code", None) or 0
-            code = str(getattr(getattr(exc, "error", None), "code", "") or "")
-            transient = status in RETRY_STATUS or code in THROTTLING
-            retry = ((isinstance(exc, HttpResponseError) and transient)
-                     or isinstance(exc, ServiceRequestError | ServiceResponseError))
-            if not retry or attempt >= ATTEMPTS:
+            if not _retryable(exc) or attempt >= ATTEMPTS:
                 raise translate(exc, action) from None
-            wait_for = backoff.honouring(delay(attempt), retry_after(exc))
-            why = f"{status} {code}".strip() if status or code else type(exc).__name__
-            sleep(backoff.record(action, attempt, why, wait_for))
+            _pause(exc, action, attempt)
 
 
-def wait(poller: Any, action: str, timeout: float) -> Any:
-    """A long-running operation's result within *timeout*, its failure as a typed error."""
+def _retryable(exc: Exception) -> bool:
+    """A throttled or transient answer, or a connection that failed."""
+    from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+
+    status = getattr(exc, "status_code", None) or 0
+    code = str(getattr(getattr(exc, "error", None), "code", "") or "")
+    transient = status in RETRY_STATUS or code in THROTTLING
+    return ((isinstance(exc, HttpResponseError) and transient)
+            or isinstance(exc, ServiceRequestError | ServiceResponseError))
+
+
+def _pause(exc: Exception, action: str, attempt: int) -> None:
+    """Sleep before the next attempt, never shorter than ARM's Retry-After; the retry is logged."""
+    status = getattr(exc, "status_code", None) or 0
+    code = str(getattr(getattr(exc, "error", None), "code", "") or "")
+    why = f"{status} {code}".strip() if status or code else type(exc).__name__
+    sleep(backoff.record(action, attempt, why, backoff.honouring(delay(attempt), retry_after(exc))))
+
+
+def operation(fn: Callable[..., Any], action: str, *args: Any, timeout: float = 600.0) -> Any:
+    """Start a long-running operation and wait for its result within *timeout*.
+
+    The SDK's pollers no longer retry a status request that met a transient fault (its retries
+    are off), and a poller that failed cannot go on: the operation is started again, which ARM's
+    PUT, DELETE and restart allow, and the retry is logged like any other."""
     from azure.core.exceptions import AzureError as SdkError
 
+    attempt = 0
+    while True:
+        poller = call(fn, action, *args)
+        try:
+            return _wait(poller, action, timeout)
+        except SdkError as exc:
+            attempt += 1
+            if not _retryable(exc) or attempt >= ATTEMPTS:
+                raise translate(exc, action) from None
+            _pause(exc, action, attempt)
+
+
+def _wait(poller: Any, action: str, timeout: float) -> Any:
     deadline = time.monotonic() + timeout
-    try:
-        while not poller.done():
-            if time.monotonic() >= deadline:
-                raise AzureError(f"azure: {action}: still {poller.status()} after {timeout:.0f}s")
-            poller.wait(min(1.0, max(deadline - time.monotonic(), 0.01)))
-        return poller.result()
-    except SdkError as exc:
-        raise translate(exc, action) from None
+    while not poller.done():
+        if time.monotonic() >= deadline:
+            raise AzureError(f"azure: {action}: still {poller.status()} after {timeout:.0f}s")
+        poller.wait(min(1.0, max(deadline - time.monotonic(), 0.01)))
+    return poller.result()

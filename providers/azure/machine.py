@@ -21,8 +21,8 @@ def delete_group(c: Clients, group: str, timeout: float = 1800.0, attempts: int 
     """Delete a resource group as a whole (gone already is fine), retrying a failed delete."""
     for attempt in range(1, attempts + 1):
         try:
-            poller = errors.call(c.resource.resource_groups.begin_delete, "resource_groups.delete", group)
-            errors.wait(poller, f"deleting resource group {group}", timeout)
+            errors.operation(c.resource.resource_groups.begin_delete, "resource_groups.delete", group,
+                             timeout=timeout)
             return []
         except DCTError as exc:
             if "ResourceGroupNotFound" in exc.message or "ResourceNotFound" in exc.message:
@@ -60,9 +60,8 @@ class AzureMachine(CloudMachine):
 
     def hard_reset(self) -> None:
         try:
-            poller = errors.call(self.clients.compute.virtual_machines.begin_restart,
-                                 "virtual_machines.restart", self.group, self.vm)
-            errors.wait(poller, "virtual_machines.restart", 600)
+            errors.operation(self.clients.compute.virtual_machines.begin_restart,
+                             "virtual_machines.restart", self.group, self.vm, timeout=600)
         except DCTError as exc:
             raise ProviderError(f"azure: restart of {self.vm} failed: {exc.message}") from None
 

@@ -213,7 +213,7 @@ def _create(c: session.Clients, spec: LaunchSpec, group: str, name: str, tags: d
     loc, net = spec.options["region"], c.network
 
     def make(fn: Any, what: str, *args: Any, timeout: float = 600.0) -> Any:
-        return errors.wait(errors.call(fn, what, *args), what, timeout)
+        return errors.operation(fn, what, *args, timeout=timeout)
 
     rule = {"name": "ssh-from-runner", "properties": {
         "protocol": "Tcp", "direction": "Inbound", "access": "Allow", "priority": 100,

@@ -152,6 +152,11 @@ class FakeArm:
                ) -> tuple[int, Any, dict[str, str]]:
         low = path.lower().rstrip("/")
         if low.startswith("/asyncops/"):
+            with self.lock:
+                self.calls.append("GET asyncops")
+                pending = self.faults.get("GET asyncops")
+                if pending:
+                    raise pending.pop(0)
             op = self.operations[low.rsplit("/", 1)[-1]]
             return 200, op, {"Retry-After": "1" if op["status"] == "InProgress" else "0"}
         if low.startswith("/msi/token"):
