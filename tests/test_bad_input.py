@@ -493,6 +493,7 @@ def test_image_that_never_boots_quotes_the_console(tmp_path: Path, tmpdir_env) -
     assert not _leftovers(tmpdir)
 
 
+@pytest.mark.matrix  # a boot that waits out a failure: the full matrix
 @pytest.mark.cost(260)
 @pytest.mark.e2e
 def test_sshd_never_answering(image_factory, tmp_path: Path, tmpdir_env) -> None:
@@ -504,6 +505,7 @@ def test_sshd_never_answering(image_factory, tmp_path: Path, tmpdir_env) -> None
     assert not _leftovers(tmpdir)
 
 
+@pytest.mark.matrix  # a boot that waits out a failure: the full matrix
 @pytest.mark.cost(300)
 @pytest.mark.e2e
 def test_reboot_loop_is_named(image_factory, tmp_path: Path, tmpdir_env) -> None:
@@ -519,6 +521,7 @@ def test_reboot_loop_is_named(image_factory, tmp_path: Path, tmpdir_env) -> None
     assert not _leftovers(tmpdir)
 
 
+@pytest.mark.matrix  # a boot that waits out a failure: the full matrix
 @pytest.mark.cost(160)
 @pytest.mark.e2e
 def test_silent_console_names_the_way_out(image_factory, tmp_path: Path, tmpdir_env) -> None:

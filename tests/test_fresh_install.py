@@ -20,8 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
+from debian_cloud_tests.paths import cache_dir
+
+from .conftest import ROOT, parse_junit
 from .fakes import fresh_debian
+from .test_e2e_qemu import SKIP_OK
 
 SETUP = ROOT / "scripts" / "setup.sh"
 #: a second run of setup.sh checks and links, nothing more
@@ -45,6 +48,25 @@ def snapshot(root: Path) -> dict[str, str]:
     return {"dpkg": hashlib.sha256((root / "var/lib/dpkg/status").read_bytes()).hexdigest(),
             "venv": hashlib.sha256(listing.encode()).hexdigest(),
             "link": os.readlink(link) if link.is_symlink() else "missing"}
+
+
+def assert_good_demo(results: Path) -> None:
+    """The demo's run of the good image, as its JUnit tells: every check passed or does not apply,
+    the run is described, the candidate image was not written, and no key material was left."""
+    checks, messages, props = parse_junit(results / "demo.xml")
+    assert len(checks) > 100, checks
+    not_passed = {c: s for c, s in checks.items()
+                  if s != "passed" and not messages.get(c, "").startswith(SKIP_OK)}
+    assert not not_passed, f"{not_passed}\n{messages}"
+    for key in ("provider", "image", "image_sha256", "arch", "firmware", "accel", "boot_seconds",
+                "qemu_version", "os_release", "dct_version", "console_log", "packages"):
+        assert props.get(key), f"JUnit property {key} missing: {sorted(props)}"
+    # the image is the cached test image, shared into the root: its bytes are still the ones tested
+    image = cache_dir() / Path(props["image"]).relative_to("/root/.cache/debian-cloud-tests")
+    assert hashlib.sha256(image.read_bytes()).hexdigest() == props["image_sha256"]
+    for path in results.rglob("*"):
+        if path.is_file():
+            assert b"PRIVATE KEY" not in path.read_bytes(), f"key material in {path}"
 
 
 @pytest.fixture
@@ -74,6 +96,7 @@ def test_readme_first_command_on_a_fresh_debian(fresh_root: Path) -> None:
     assert run.returncode == 0, out
     assert re.search(r"verdict: PUBLISH; JUnit: \S+demo\.xml", run.stdout), out
     assert "externally-managed-environment" not in run.stderr
+    assert_good_demo(fresh_root / fresh_debian.CHECKOUT.lstrip("/") / "results")
     # nothing went into Debian's python3: no pip there, no site-packages of ours
     system = fresh_debian.run_in(fresh_root, "cd / && python3 -c 'import debian_cloud_tests' 2>&1; "
                                  "python3 -m pip --version 2>&1; true")

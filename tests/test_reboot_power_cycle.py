@@ -33,6 +33,7 @@ def _pause_at_restart(machine, mark: int, stop: threading.Event) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.matrix
 @pytest.mark.cost(200)
 def test_a_reset_that_does_not_wake_the_machine_is_followed_by_a_power_cycle(
         good_image: Path, monkeypatch: pytest.MonkeyPatch) -> None:
