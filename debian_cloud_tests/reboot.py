@@ -56,11 +56,13 @@ class RebootOutcome:
 
 class RestartWatch:
     """Tells a platform hung in its reset from a guest still booting: the kernel said it
-    restarts the machine, and the console has printed nothing since."""
+    restarts the machine (or the platform was reset: a hard reboot), and the console has printed
+    nothing since."""
 
-    def __init__(self, mark: int, silence: float = RESTART_SILENCE) -> None:
+    def __init__(self, mark: int, silence: float = RESTART_SILENCE, reset: bool = False) -> None:
         self.mark = mark  # console length when the reboot was asked for
         self.silence = silence
+        self.reset = reset  # the platform reset the machine at the mark: no restart line comes
         self._length = -1
         self._since = 0.0
 
@@ -73,6 +75,8 @@ class RestartWatch:
         restarting = bool(lines) and any(mark in lines[-1] for mark in RESTART_LINES)
         if restarting and silent >= self.silence:
             return f"the console stayed silent {silent:.0f}s after the kernel's restart"
+        if self.reset and not lines and silent >= self.silence:
+            return f"the console stayed silent {silent:.0f}s after the platform's reset"
         if silent >= STALL_SILENCE and KERNEL_START in text[self.mark:]:
             # the new boot began and then the emulated machine stopped printing altogether
             return f"the console stayed silent {silent:.0f}s in the middle of the new boot"
@@ -128,7 +132,7 @@ def reboot(inst: Instance, hard: bool, timeout: float) -> RebootOutcome:
             return outcome
     inst.host.backend.close()
     deadline = started + timeout
-    watch = (RestartWatch(console_mark, RESTART_SILENCE) if not hard and inst.machine.console_is_live
+    watch = (RestartWatch(console_mark, RESTART_SILENCE, reset=hard) if inst.machine.console_is_live
              else None)
     # what a hung platform gets, one at a time: a reset does not always wake it (OVMF under TCG)
     remedies = [(inst.machine.hard_reset, "the platform hung and was reset once through the provider"),

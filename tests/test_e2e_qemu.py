@@ -371,19 +371,18 @@ def test_uefi_boot_passes_every_check(good_image: Path, tmp_path: Path) -> None:
                for c, s in run.checks.items()), run.checks
 
 
-@pytest.mark.cost(330)
+@pytest.mark.cost(250)
 def test_trixie_passes_every_check_but_its_defect(image_factory, tmp_path: Path) -> None:
     """Debian 13 as its cloud images are made (netplan and systemd-networkd, resolved, deb822
-    sources), booted and rebooted under UEFI, passes every check, and the trixie-only check fails
-    on one-line apt sources."""
+    sources), booted under UEFI, passes every check, and the trixie-only check fails on one-line
+    apt sources.  (UEFI reboots: bookworm's UEFI run, in the full matrix.)"""
     image = image_factory("one-line-sources", release="trixie")
     run = run_suites(tmp_path, "--provider=qemu", f"--image={image}", "--image-type=genericcloud",
-                     "--firmware=uefi", f"--ignore={suites_dir() / 'uniqueness'}")
+                     "--firmware=uefi", *(f"--ignore={suites_dir() / s}" for s in SLOW_SUITES))
     assert run.rc == 1, run.explain()
     assert run.props["os_release"].startswith("Debian GNU/Linux 13"), run.props
     assert run.props["firmware"] == "uefi", run.props
     assert run.checks.get("bvt.booted_in_uefi_mode") == "passed", run.checks
-    assert run.checks.get("reboot.comes_back[hard]") == "passed", run.checks
     assert run.failing() == {"config.apt_sources_deb822"}, f"{run.checks}\n{run.messages}"
     assert "apt modernize-sources" in run.messages["config.apt_sources_deb822"]
     others = {c: s for c, s in run.checks.items() if c != "config.apt_sources_deb822"

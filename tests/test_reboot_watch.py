@@ -1,5 +1,6 @@
-"""The soft reboot's watch for a platform hung in its reset: only the kernel's restart line
-followed by a silent console counts, never a guest that is merely slow or still printing."""
+"""The reboot's watch for a platform hung in its reset: only the kernel's restart line (or, in a
+hard reboot, the platform's reset) followed by a silent console counts, never a guest that is
+merely slow or still printing."""
 
 from __future__ import annotations
 
@@ -34,6 +35,22 @@ def test_output_after_the_restart_is_a_boot_not_a_hang() -> None:
     booting = BEFORE + SHUTDOWN + RESTART + "\x1b[2J\x1b[01;01HBdsDxe: loading Boot0001\r\n"
     assert not w.hung(booting, 50.0)
     assert not w.hung(booting, 500.0)  # printed after the restart: a later stall is not a reset hang
+
+
+def test_silence_after_a_hard_reset_is_a_hang() -> None:
+    """A hard reboot resets the platform at the mark: a firmware prints within seconds of that."""
+    w = RestartWatch(mark=len(BEFORE), silence=90, reset=True)
+    w.hung(BEFORE, 0.0)
+    assert not w.hung(BEFORE, 89.0)
+    assert "after the platform's reset" in (w.hung(BEFORE, 90.0) or "")
+
+
+def test_output_after_a_hard_reset_is_a_boot_not_a_hang() -> None:
+    w = RestartWatch(mark=len(BEFORE), silence=90, reset=True)
+    w.hung(BEFORE, 0.0)
+    booting = BEFORE + "BdsDxe: loading Boot0001\r\n"
+    assert not w.hung(booting, 50.0)
+    assert not w.hung(booting, 200.0)
 
 
 def test_silence_without_the_restart_line_is_not_a_hang() -> None:
