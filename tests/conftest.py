@@ -178,6 +178,12 @@ class OptionsOnly:
         return None
 
 
+#: the shape of the guests these tests boot unless a test needs another: under TCG a boot is
+#: CPU-bound, and two 1-vCPU guests (one per xdist worker) overlap on 2 cores where two 2-vCPU
+#: guests contend (benchmarks/scaling.py)
+TEST_GUEST = "1x1024"
+
+
 def run_suites(tmp_path: Path, *args: str, timeout: float = 900, env: dict[str, str] | None = None,
                select: str | None = None, prefix: Sequence[str] = (),
                walled: bool = True) -> SuiteRun:
@@ -192,6 +198,8 @@ def run_suites(tmp_path: Path, *args: str, timeout: float = 900, env: dict[str, 
            f"--artifacts-dir={tmp_path / 'artifacts'}", *args]
     if select:
         cmd.append(select)
+    if "--provider=qemu" in args and not any(a.startswith("--instance-type") for a in args):
+        cmd.append(f"--instance-type={TEST_GUEST}")
     if walled and "--provider=qemu" in args:  # a full guest network, walled in
         cmd = in_private_network([*cmd, "--qemu-network=user"])
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp_path,

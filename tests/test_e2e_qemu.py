@@ -115,7 +115,8 @@ VARIANTS = {
          "config.host_private_keys_private", "config.no_private_keys_baked", "config.no_swap",
          "config.no_core_dumps_left"}),
     "bad-boot-net": (
-        BOOT_NET_DEFECTS, ("--host-key-source=injected",), None,
+        # two vCPUs, so that the cmdline's maxcpus=1 hides one
+        BOOT_NET_DEFECTS, ("--host-key-source=injected", "--instance-type=2x1024"), None,
         {"network.default_route", "network.dhcp_lease", "network.nameserver_configured",
          "network.dns_resolves",
          "network.mtu_matches_platform", "network.network_rendered_by_cloud_init",
@@ -171,7 +172,7 @@ VARIANTS |= {
     "changes-on-reboot": (
         ("hostname-changes-on-reboot", "fails-after-reboot", "ssh-gone-after-crash",
          "oops-after-reboot"),
-        ("--boot-timeout=300",), "reboot",  # the hard reset never comes back: do not wait 600 s
+        ("--boot-timeout=200",), "reboot",  # the hard reset never comes back: do not wait 600 s
         {"reboot.hostname_kept[soft]", "reboot.hostname_kept[hard]",  # renamed at every boot
          "reboot.no_failed_units_after_reboot[soft]", "reboot.no_failed_units_after_reboot[hard]",
          "reboot.comes_back[hard]", "reboot.host_keys_kept[hard]",  # sshd gone after the reset
