@@ -70,9 +70,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("artifacts-dir", "where console logs and guest logs are collected",
            default="artifacts"),
     Option("qemu-port-range", "qemu: local ports to forward SSH from, LOW-HIGH (default: any)"),
-    Option("qemu-network", "qemu: the guest's network: user (reaches out through the host) or "
-           "isolated (nothing but the forwarded SSH port, for sandboxed CI)", default="user",
-           choices=("user", "isolated")),
+    Option("qemu-network", "qemu: the guest's network: user (the internet through this host, "
+           "walled off this host's loopback and link-local addresses), open (this host's "
+           "loopback too, e.g. a local apt proxy) or isolated (nothing but the forwarded SSH "
+           "port, for sandboxed CI)", default="user", choices=("user", "open", "isolated")),
     Option("region", "cloud region to launch in (default: from the cloud SDK's configuration)"),
     Option("subnet", "subnet to launch into (default: the region's default network)"),
     Option("security-group", "existing security group to use instead of creating one for the run "
@@ -153,6 +154,7 @@ def build_spec(config: pytest.Config, run_id: str) -> LaunchSpec:
     options = {}
     if value(config, "qemu-port-range"):
         options["port_range"] = value(config, "qemu-port-range")
+    options["qemu_network"] = value(config, "qemu-network")
     if value(config, "qemu-network") == "isolated":
         options["user_net"] = "restrict=on"
     for name in ("region", "subnet", "security-group", "zone", "network", "os-cloud", "host",

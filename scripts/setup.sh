@@ -31,6 +31,7 @@ export DEBIAN_FRONTEND=noninteractive
 packages=(
   python3 python3-venv                                               # the Python side, in a venv
   qemu-system-x86 qemu-system-arm qemu-utils ovmf qemu-efi-aarch64   # machines and firmware
+  slirp4netns                                                        # a guest network walled off this host
   mmdebstrap gdisk fdisk e2fsprogs dosfstools mtools grub-common grub-pc-bin grub-efi-amd64-bin
   qemu-user-static binfmt-support arch-test                          # arm64 test images
   fai-server fai-setup-storage                                       # the FAI build driver

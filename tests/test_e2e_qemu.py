@@ -24,6 +24,7 @@ import pytest
 from debian_cloud_tests.plugin import suites_dir
 
 from .conftest import run_suites
+from .fakes.archive_mirror import MIRROR_ADDRESS
 
 #: skips that are fine on any image: the platform, not the image, lacks the feature
 SKIP_OK = ("not applicable",)
@@ -346,7 +347,8 @@ def test_apt_update_passes_when_the_mirrors_answer(good_image: Path, tmp_path: P
     (tmp_path / "resolv.conf").write_text("nameserver 127.0.0.1\n")
     ready, log = tmp_path / "mirror.ready", tmp_path / "mirror.log"
     ip, unshare = shutil.which("ip"), shutil.which("unshare")
-    script = (f"{ip} link set lo up && mount --bind {tmp_path / 'resolv.conf'} /etc/resolv.conf && "
+    script = (f"{ip} link set lo up && {ip} addr add {MIRROR_ADDRESS}/32 dev lo && "
+              f"mount --bind {tmp_path / 'resolv.conf'} /etc/resolv.conf && "
               f"{{ {sys.executable} {MIRROR} {lists} {ready} {tmp_path / 'mirror.pem'} "
               f"{tmp_path / 'mirror.pem'} 2>{log} & mirror=$!; }} && "
               f"for i in $(seq 100); do [ -e {ready} ] && break; sleep 0.1; done; "

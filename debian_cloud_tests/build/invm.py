@@ -63,7 +63,8 @@ def run(spec: BuildSpec, cspace: Path, raw: Path, log: Path) -> fai.FaiRun:
         image=str(builder), arch=Arch(spec.arch), instance_type=BUILDER_SHAPE,
         disk_size=f"+{spec.size_bytes // 1024**3 + 2}G", run_id=new_run_id(),
         host_key_source=HostKeySource.INJECTED, ca_certs=paths.local_ca_certs(),
-        options={"extra_disk": str(raw.resolve())}))
+        # open: the builder is not a candidate image, and may use a proxy on this host
+        options={"extra_disk": str(raw.resolve()), "qemu_network": "open"}))
     fleet = Fleet(provider, launch, KeepInstance.NEVER)
     try:
         inst = fleet.launch()

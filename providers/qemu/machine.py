@@ -15,6 +15,7 @@ from typing import Any
 from debian_cloud_tests.errors import NoFreePortError, ProviderError
 from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
 
+from . import netwall
 from .qmp import QMP, QMPError
 
 _PR_SET_PDEATHSIG = 1
@@ -60,43 +61,80 @@ class QemuMachine(Machine):
         self._properties = properties
         self._proc: subprocess.Popen[bytes] | None = None
         self._started_with: tuple[Any, ...] | None = None
+        self._wall: netwall.Wall | None = None
         self.port = 0
         self.listen_host = "127.0.0.1"
 
     def start(self, base_args: list[str], port_range: tuple[int, int] | None,
               register_pid: Callable[[int], None], die_with_parent: bool = True,
-              listen_host: str = "127.0.0.1", net_extra: str = "", mac: str | None = None) -> None:
+              listen_host: str = "127.0.0.1", net_extra: str = "", mac: str | None = None,
+              wall: bool = False) -> None:
         """Start QEMU, retrying with another port if the forwarded one was taken meanwhile.
 
         *listen_host* is where SSH is forwarded from, *net_extra* more user-mode network
         options (e.g. a guestfwd) and *mac* the NIC's address, for a platform being emulated.
+        *wall* runs QEMU in a network namespace that reaches the internet but not this host
+        (:mod:`.netwall`).
         """
         self._started_with = (base_args, port_range, register_pid, die_with_parent, listen_host,
-                              net_extra, mac)
-        last_error = ""
+                              net_extra, mac, wall)
         parent = os.getpid()
         # A kept machine must outlive us; otherwise the kernel kills QEMU with us.
         preexec = (lambda: _die_with_parent(parent)) if die_with_parent else None
         self.listen_host = listen_host
         netdev = "user,id=net0" + (f",{net_extra}" if net_extra else "")
         nic = "virtio-net-pci,netdev=net0" + (f",mac={mac}" if mac else "")
+        if wall:
+            self._start_walled(base_args, netdev, nic, port_range, register_pid, preexec)
+            return
+        last_error = ""
         for _ in range(_PORT_ATTEMPTS):
             self.port = free_port(port_range, listen_host)
             args = [*base_args,
                     "-netdev", f"{netdev},hostfwd=tcp:{listen_host}:{self.port}-:22",
                     "-device", nic]
-            log = (self.run_dir / "qemu.log").open("wb")
-            self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                          preexec_fn=preexec, start_new_session=not die_with_parent,
-                                          cwd=self.run_dir)
-            log.close()
-            register_pid(self._proc.pid)
-            if self._wait_started():
+            if self._spawn(args, register_pid, preexec):
                 return
-            last_error = (self.run_dir / "qemu.log").read_text(errors="replace").strip()
+            last_error = self.platform_log()
             if "hostfwd" not in last_error and "host forwarding" not in last_error:
                 raise ProviderError(f"QEMU exited at start: {last_error.splitlines()[-1:] or '?'}")
         raise NoFreePortError(f"could not forward a port to SSH: {last_error.splitlines()[-1:]}")
+
+    def _start_walled(self, base_args: list[str], netdev: str, nic: str,
+                      port_range: tuple[int, int] | None, register_pid: Callable[[int], None],
+                      preexec: Callable[[], None] | None) -> None:
+        tools = netwall.check_tools()
+        inner = f"{netdev},hostfwd=tcp:0.0.0.0:{netwall.INNER_SSH_PORT}-:22"
+        args = netwall.wrap([*base_args, "-netdev", inner, "-device", nic], self.run_dir, tools)
+        exit_read, exit_write = netwall.exit_pipe()
+        try:
+            started = self._spawn(args, register_pid, preexec, keep_fds=(exit_write,))
+        finally:
+            os.close(exit_write)  # QEMU holds the only write end now
+        if not started:
+            os.close(exit_read)
+            raise ProviderError(f"QEMU exited at start: {self.platform_log().splitlines()[-1:] or '?'}")
+        assert self._proc is not None
+        self._wall = netwall.Wall.start(self._proc.pid, exit_read, self.run_dir, tools, preexec,
+                                        new_session=preexec is None)
+        for _ in range(_PORT_ATTEMPTS):
+            self.port = free_port(port_range, self.listen_host)
+            if self._wall.forward(self.listen_host, self.port):
+                return
+        raise NoFreePortError(f"could not forward a port to SSH on {self.listen_host}: "
+                              f"slirp4netns said {self._wall.refusal}")
+
+    def _spawn(self, args: list[str], register_pid: Callable[[int], None],
+               preexec: Callable[[], None] | None, keep_fds: tuple[int, ...] = ()) -> bool:
+        """Start *args* (with *keep_fds* inherited); whether QEMU came up (False: it exited, its
+        reason in qemu.log)."""
+        log = (self.run_dir / "qemu.log").open("wb")
+        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                      preexec_fn=preexec, start_new_session=preexec is None,
+                                      cwd=self.run_dir, pass_fds=keep_fds)
+        log.close()
+        register_pid(self._proc.pid)
+        return self._wait_started()
 
     def _wait_started(self, timeout: float = 30.0) -> bool:
         """True once the QMP socket exists (QEMU has parsed its arguments and bound the port)."""
@@ -155,6 +193,13 @@ class QemuMachine(Machine):
             return ""
 
     def destroy(self) -> list[BaseException]:
+        errors = self._stop_qemu()
+        if self._wall is not None:
+            errors += self._wall.stop()
+            self._wall = None
+        return errors
+
+    def _stop_qemu(self) -> list[BaseException]:
         errors: list[BaseException] = []
         if self._proc is None or self._proc.poll() is not None:
             return errors

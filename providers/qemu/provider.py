@@ -147,10 +147,13 @@ class QemuProvider(Provider):
         listen_host, _, listen_port = spec.options.get("ssh_listen", "127.0.0.1:").rpartition(":")
         port_range = ((int(listen_port), int(listen_port)) if listen_port
                       else parse_port_range(spec.options.get("port_range")))
+        # user (the default): the internet but not this host; open: this host too (an emulated
+        # cloud's metadata relay, a trusted builder); isolated (restrict=on): SSH alone
+        wall = spec.options.get("qemu_network", "user") == "user" and "restrict=on" not in user_net
         machine.start(args, port_range, register_pid=partial(rundir.register_pid, run_dir),
                       die_with_parent=spec.options.get("die_with_parent", "yes") != "no",
                       listen_host=listen_host, net_extra=user_net,
-                      mac=spec.options.get("mac"))
+                      mac=spec.options.get("mac"), wall=wall)
         return machine
 
 

@@ -1,8 +1,10 @@
-"""A Debian mirror for a walled-in guest: a DNS server that says every name is the host, and an
+"""A Debian mirror for a walled-in guest: a DNS server that says every name is the mirror, and an
 HTTP server that serves the InRelease files this machine's apt last fetched, as they were signed
-by Debian.  Run inside a network namespace whose /etc/resolv.conf names 127.0.0.1: QEMU's user
-network forwards the guest's DNS to it and maps 10.0.2.2 to the namespace's loopback, so the
-guest's own, unchanged sources reach this mirror and nothing else.
+by Debian.  Run inside a network namespace whose /etc/resolv.conf names 127.0.0.1 and that has
+MIRROR_ADDRESS as an address of its own: QEMU's user network forwards the guest's DNS to it, and
+the guest's connections to that address end in the namespace, so the guest's own, unchanged
+sources reach this mirror and nothing else.  (Not at 127.0.0.1: a guest on the default network is
+walled off the loopback of the host it runs on.)
 
 Debian's images fetch over https: the mirror serves on 443 with a certificate for every name
 from a test CA, which the guest is given through ``--ca-cert`` (cloud-init ``ca_certs``), just
@@ -21,11 +23,12 @@ import sys
 import threading
 from pathlib import Path
 
-GUEST_HOST_ALIAS = bytes([10, 0, 2, 2])  # QEMU user networking: the host's loopback
+#: TEST-NET-1, an address of the test's namespace
+MIRROR_ADDRESS = "192.0.2.80"
 
 
 def dns_answer(query: bytes) -> bytes | None:
-    """The reply to one query: A records point at the host alias; anything else has no answer."""
+    """The reply to one query: A records point at the mirror; anything else has no answer."""
     if len(query) < 17:
         return None
     end = 12
@@ -35,7 +38,7 @@ def dns_answer(query: bytes) -> bytes | None:
     qtype = struct.unpack("!H", query[end + 1:end + 3])[0] if len(query) >= end + 3 else 0
     answers = 1 if qtype == 1 else 0
     header = query[:2] + struct.pack("!HHHHH", 0x8180, 1, answers, 0, 0)
-    record = struct.pack("!HHHIH", 0xC00C, 1, 1, 60, 4) + GUEST_HOST_ALIAS if answers else b""
+    record = struct.pack("!HHHIH", 0xC00C, 1, 1, 60, 4) + socket.inet_aton(MIRROR_ADDRESS) if answers else b""
     return header + question + record
 
 
@@ -75,9 +78,9 @@ def main() -> int:
     dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     dns.bind(("127.0.0.1", 53))
     threading.Thread(target=serve_dns, args=(dns,), daemon=True).start()
-    plain = http.server.ThreadingHTTPServer(("127.0.0.1", 80), handler_for(lists))
+    plain = http.server.ThreadingHTTPServer((MIRROR_ADDRESS, 80), handler_for(lists))
     threading.Thread(target=plain.serve_forever, daemon=True).start()
-    tls = http.server.ThreadingHTTPServer(("127.0.0.1", 443), handler_for(lists))
+    tls = http.server.ThreadingHTTPServer((MIRROR_ADDRESS, 443), handler_for(lists))
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(chain, key)
     tls.socket = context.wrap_socket(tls.socket, server_side=True)

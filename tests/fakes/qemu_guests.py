@@ -64,7 +64,9 @@ def guest_options(address: str, mac: str, metadata_port: int, smbios: str,
     of the test's own that must resolve its metadata service by name."""
     relay = f"cmd:{sys.executable} {RELAY} 127.0.0.1 {metadata_port}"
     walled = "restrict=on," if restrict else ""
+    # open: the relay QEMU runs for the metadata service reaches it on this host's loopback
     return {"seed": "none", "ssh_listen": f"{address}:22", "mac": mac, "smbios": smbios,
+            "qemu_network": "open",
             "user_net": f"net=169.254.169.0/24,{walled}guestfwd=tcp:169.254.169.254:80-{relay}"}
 
 
