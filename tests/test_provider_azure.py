@@ -17,10 +17,10 @@ import pytest
 import yaml
 from debian_cloud_tests.providers.azure import AzureProvider, errors, machine
 from debian_cloud_tests.providers.azure.errors import QuotaError, ThrottledError
-from debian_cloud_tests.providers.azure.gc import collect_garbage
+from debian_cloud_tests.providers.azure.gc import collect_garbage, collect_run
 from debian_cloud_tests.providers.azure.provider import EXPIRES_TAG, RUN_ID_TAG, parse_expiry
 
-from debian_cloud_tests import console
+from debian_cloud_tests import console, rundir
 from debian_cloud_tests.errors import ArchFirmwareError, ImageNotFoundError, ProviderError, UsageError
 from debian_cloud_tests.provider import get_provider
 from debian_cloud_tests.seed import INSTANCE_ID_TEMPLATE, MARKER_PATH
@@ -414,3 +414,60 @@ def test_cli_gc_removes_what_a_killed_run_left(https_arm: tuple[FakeArm, dict[st
     assert out.stdout.splitlines() == ["azure: deleted dct-old-0badc0de"]
     assert sorted(fake.resources) == sorted([live.lower(), theirs.lower()])
     assert MI_SECRET not in out.stdout + out.stderr
+
+
+OTHER_RUN = "20260101120000-def456"
+
+
+def test_a_killed_runs_guard_removes_that_run_and_nothing_else(
+        https_arm: tuple[FakeArm, dict[str, str]], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGKILL leaves the run dir to its guard: reaping it deletes that run's resource group at
+    once, with credentials from the environment as the run's; another run's and others' stay."""
+    fake, env = https_arm
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    launch(fake, tmp_path)
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    p = provider(fake)
+    other = p.launch(p.validate(replace(make_spec(), run_id=OTHER_RUN)), other_dir)
+    path = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/web"
+    fake.resources[path.lower()] = {"id": path, "name": "web", "location": LOCATION,
+                                    "tags": {RUN_ID_TAG: "20260101120000-abc12*"}}
+
+    assert rundir.reap(tmp_path / "run")
+
+    assert not (tmp_path / "run").exists()
+    assert sorted(g["name"] for g in fake.groups()) == sorted([other.group, "web"])
+    assert collect_run(RUN_ID) == [], "a second collect finds nothing"
+    assert other.destroy() == [] and [g["name"] for g in fake.groups()] == ["web"]
+
+
+def test_the_record_is_written_before_the_first_create(arm: FakeArm, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    run_dir = tmp_path / "run"
+    seen: list[tuple[str, dict[str, str] | None]] = []
+    handle = arm.handle
+
+    def watch(method: str, path: str, *args: Any) -> Any:
+        if method == "PUT":
+            record = run_dir / rundir.CLOUD_FILE
+            seen.append((path, json.loads(record.read_text()) if record.exists() else None))
+        return handle(method, path, *args)
+
+    monkeypatch.setattr(arm, "handle", watch)
+    launch(arm, tmp_path).destroy()
+    assert seen and seen[0][0].lower().split("/")[-2] == "resourcegroups", "the group comes first"
+    expected = {"provider": "azure", "subscription": SUBSCRIPTION, "endpoint": arm.url, "run_id": RUN_ID}
+    assert [record for _, record in seen] == [expected] * len(seen)
+
+
+@pytest.mark.parametrize("run_id", ["*", "", "20260101120000-*", "20260101120000-abc12?",
+                                    "20260101120000-abc123\n", "x' or tagValue ne '"])
+def test_a_bad_run_id_is_refused_without_a_request(arm: FakeArm, run_id: str) -> None:
+    with pytest.raises(UsageError, match="is not one this tool makes"):
+        collect_run(run_id, SUBSCRIPTION, arm.url, StubCredential(), **client_kwargs(arm))
+    assert arm.calls == []

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from debian_cloud_tests.providers.gce import GceProvider, retry
 from debian_cloud_tests.providers.gce.errors import CredentialsError, QuotaError, ThrottledError
-from debian_cloud_tests.providers.gce.gc import collect_garbage
+from debian_cloud_tests.providers.gce.gc import collect_garbage, collect_run
 from debian_cloud_tests.providers.gce.resources import EXPIRES_LABEL, RUN_ID_LABEL, parse_expiry
 
-from debian_cloud_tests import backoff, console
+from debian_cloud_tests import backoff, console, rundir
 from debian_cloud_tests.errors import ImageNotFoundError, ProviderError, UsageError
 from debian_cloud_tests.provider import get_provider
 from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
@@ -309,3 +309,61 @@ def test_cli_gc_removes_what_a_killed_run_left(gce: FakeGce, tmp_path: Path) -> 
     assert sorted(gce.firewalls) == sorted([machine.created.firewall, "theirs"])
     gce.require_token = False
     assert machine.destroy() == [] and gce.leftovers() == {"firewalls": ["theirs"]}
+
+
+OTHER_RUN = "20260101120000-def456"
+
+
+def test_a_killed_runs_guard_removes_that_run_and_nothing_else(
+        gce: FakeGce, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGKILL leaves the run dir to its guard: reaping it removes that run's instance and
+    firewall rule at once, with credentials from the environment as the run's; another run's
+    and others' stay."""
+    from dataclasses import replace
+
+    killed = launch(gce, tmp_path)
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    p = provider(gce)
+    other = p.launch(p.validate(replace(make_spec(), run_id=OTHER_RUN)), other_dir)
+    gce.firewalls["theirs"] = {"name": "theirs", "id": "9", "description": "allow http"}
+    for key, value in gce_env(gce, tmp_path).items():
+        monkeypatch.setenv(key, value)
+
+    assert rundir.reap(tmp_path / "run")
+
+    assert not (tmp_path / "run").exists()
+    assert sorted(gce.instances) == [other.created.instance]
+    assert sorted(gce.firewalls) == sorted([other.created.firewall, "theirs"])
+    assert killed.created.instance not in gce.instances
+    assert collect_run(PROJECT, RUN_ID, gce.url) == [], "a second collect finds nothing"
+    assert other.destroy() == [] and gce.leftovers() == {"firewalls": ["theirs"]}
+
+
+def test_the_record_is_written_before_the_first_create(gce: FakeGce, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    run_dir = tmp_path / "run"
+    seen: list[tuple[str, dict[str, str] | None]] = []
+    handle = gce.handle
+
+    def watch(method: str, path: str, *args: object) -> object:
+        if method == "POST":
+            record = run_dir / rundir.CLOUD_FILE
+            seen.append((path, json.loads(record.read_text()) if record.exists() else None))
+        return handle(method, path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(gce, "handle", watch)
+    launch(gce, tmp_path).destroy()
+    assert seen and seen[0][0].endswith("/global/firewalls"), seen
+    expected = {"provider": "gce", "project": PROJECT, "endpoint": gce.url, "run_id": RUN_ID}
+    assert [record for _, record in seen] == [expected] * len(seen)
+
+
+@pytest.mark.parametrize("run_id", ["*", "", "20260101120000-*", "20260101120000-abc12?",
+                                    "20260101120000-abc123\n", 'x" OR labels.a:*'])
+def test_a_bad_run_id_is_refused_without_a_request(gce: FakeGce, run_id: str) -> None:
+    from google.auth.credentials import AnonymousCredentials
+
+    with pytest.raises(UsageError, match="is not one this tool makes"):
+        collect_run(PROJECT, run_id, gce.url, AnonymousCredentials())
+    assert gce.calls == [] and not gce.tokens

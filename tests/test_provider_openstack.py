@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from debian_cloud_tests.providers.openstack import OpenStackProvider, instance, retry
@@ -20,10 +21,10 @@ from debian_cloud_tests.providers.openstack.errors import (
     QuotaError,
     ThrottledError,
 )
-from debian_cloud_tests.providers.openstack.gc import collect_garbage
+from debian_cloud_tests.providers.openstack.gc import collect_garbage, collect_run
 from debian_cloud_tests.providers.openstack.resources import EXPIRES_KEY, RUN_ID_KEY, parse_expiry
 
-from debian_cloud_tests import console
+from debian_cloud_tests import console, rundir
 from debian_cloud_tests.errors import ArchFirmwareError, ImageNotFoundError, ProviderError, UsageError
 from debian_cloud_tests.provider import get_provider
 from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
@@ -343,3 +344,74 @@ def test_flavor_through_the_plugin(ostack: FakeOpenStack, tmp_path: Path, args: 
     assert run.rc == UsageError.exit_code, run.explain()
     assert len(lines) == 1 and lines[0].startswith(f"debian-cloud-tests: error: {says}"), run.explain()
     assert ostack.leftovers() == {}
+
+
+OTHER_RUN = "20260101120000-def456"
+
+
+def test_a_killed_runs_guard_removes_that_run_and_nothing_else(ostack: FakeOpenStack,
+                                                               tmp_path: Path) -> None:
+    """SIGKILL leaves the run dir to its guard: reaping it removes that run's server, security
+    group and key pair at once; another run's and others' stay."""
+    killed = launch(tmp_path)
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    p = OpenStackProvider()
+    other = p.launch(p.validate(replace(make_spec(), run_id=OTHER_RUN)), other_dir)
+    ostack.keypairs["mine"] = {"name": "mine", "public_key": "ssh-ed25519 AAAA", "type": "ssh"}
+
+    assert rundir.reap(tmp_path / "run")
+
+    assert not (tmp_path / "run").exists()
+    name = other.created.keypair
+    assert ostack.leftovers() == {"servers": [name], "keypairs": sorted([name, "mine"]),
+                                  "security_groups": [name]}
+    assert killed.created.keypair not in ostack.keypairs
+    assert collect_run(RUN_ID, "fake") == [], "a second collect finds nothing"
+    assert other.destroy() == [] and ostack.leftovers() == {"keypairs": ["mine"]}
+
+
+def test_the_record_is_written_before_the_first_create(ostack: FakeOpenStack, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    run_dir = tmp_path / "run"
+    seen: list[tuple[str, dict[str, str] | None]] = []
+    handle = ostack.handle
+
+    def watch(method: str, path: str, *args: Any) -> Any:
+        if method == "POST" and not path.startswith("/v3/"):  # Keystone: a token, not a create
+            record = run_dir / rundir.CLOUD_FILE
+            seen.append((path, json.loads(record.read_text()) if record.exists() else None))
+        return handle(method, path, *args)
+
+    monkeypatch.setattr(ostack, "handle", watch)
+    machine = launch(tmp_path)
+    name = machine.created.keypair
+    assert machine.destroy() == []
+    assert seen and "keypairs" in seen[0][0], seen
+    expected = {"provider": "openstack", "cloud": "fake", "region": REGION, "name": name,
+                "run_id": RUN_ID}
+    assert [record for _, record in seen] == [expected] * len(seen)
+
+
+def test_a_run_killed_after_its_key_pair_loses_that_too(ostack: FakeOpenStack, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key pair carries no run id: the name recorded before it was created finds it."""
+    monkeypatch.setattr(instance.Created, "remove", lambda self, conn: [])  # killed: no undo
+    ostack.fail("security_groups.create", 403)
+    with pytest.raises(CredentialsError):
+        launch(tmp_path)
+    assert list(ostack.keypairs), "the key pair was left as a killed run leaves it"
+    assert rundir.reap(tmp_path / "run")
+    assert ostack.leftovers() == {}
+
+
+@pytest.mark.parametrize(("run_id", "name"), [
+    ("*", None), ("", None), ("20260101120000-*", None), ("20260101120000-abc12?", None),
+    ("20260101120000-abc123\n", None), (RUN_ID, "mine"), (RUN_ID, "dct-*")])
+def test_a_bad_run_id_is_refused_without_a_request(ostack: FakeOpenStack, run_id: str,
+                                                   name: str | None) -> None:
+    with pytest.raises(UsageError, match=r"is not (one|a name) this tool"):
+        collect_run(run_id, "fake", REGION, name)
+    assert ostack.calls == []

@@ -2,6 +2,8 @@
 tag is in the past is deleted as a whole (groups without the tag are never looked at).
 
 ``python -m debian_cloud_tests.providers.azure.gc`` (subscription from AZURE_SUBSCRIPTION_ID).
+A killed run's guard (or local gc) deletes that run's groups at once through :func:`collect_run`,
+with the subscription and endpoint its run dir recorded.
 """
 
 from __future__ import annotations
@@ -10,12 +12,13 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from debian_cloud_tests.errors import guarded, swept
+from debian_cloud_tests.errors import UsageError, guarded, swept
 from debian_cloud_tests.gc import print_deleted
+from debian_cloud_tests.rundir import is_run_id
 
 from . import errors, session
 from .machine import delete_group
-from .provider import EXPIRES_TAG, parse_expiry
+from .provider import EXPIRES_TAG, RUN_ID_TAG, parse_expiry
 
 
 def collect_garbage(now: datetime, credential: Any = None, subscription: str | None = None,
@@ -36,6 +39,38 @@ def collect_garbage(now: datetime, credential: Any = None, subscription: str | N
         if region and str(group.location).lower() != region.lower():
             continue
         if when is not None and when < now:
+            failed = delete_group(c, group.name)
+            failures += failed
+            deleted += [] if failed else [group.name]
+    return swept(deleted, failures)
+
+
+def collect_run(run_id: str, subscription: str | None = None, endpoint: str | None = None,
+                credential: Any = None, **client_kwargs: Any) -> list[str]:
+    """Delete every resource group of one run as a whole, expired or not: the run is known to be
+    dead (its guard saw it end without cleaning up); returns their names.
+
+    *run_id* must be one rundir.new_run_id makes, checked before any request: it goes into the
+    list filter, and only groups whose ``dct-run-id`` tag is exactly *run_id* are deleted.
+    *endpoint* is the Resource Manager the run used (None: ``DCT_AZURE_ARM_ENDPOINT`` or the
+    public one); the credential comes from the environment, as the run's did.
+
+    Raises:
+        UsageError: *run_id* is not a run id; nothing was looked at.
+        CleanupError: after trying every group, listing what could not be deleted.
+    """
+    if not is_run_id(run_id):
+        raise UsageError(f"azure: run id {run_id!r} is not one this tool makes "
+                         "(YYYYMMDDhhmmss-xxxxxx); nothing was deleted")
+    if endpoint:
+        client_kwargs.setdefault("base_url", endpoint)
+    c = session.make_clients(credential, subscription, **client_kwargs)
+    groups = errors.call(lambda: list(c.resource.resource_groups.list(
+        filter=f"tagName eq '{RUN_ID_TAG}' and tagValue eq '{run_id}'")), "resource_groups.list")
+    deleted: list[str] = []
+    failures: list[BaseException] = []
+    for group in groups:
+        if (group.tags or {}).get(RUN_ID_TAG) == run_id:
             failed = delete_group(c, group.name)
             failures += failed
             deleted += [] if failed else [group.name]

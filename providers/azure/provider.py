@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from debian_cloud_tests import runneraddr, seed, sshkeys
+from debian_cloud_tests import rundir, runneraddr, seed, sshkeys
 from debian_cloud_tests.errors import (
     ArchFirmwareError,
     DCTError,
@@ -146,7 +146,8 @@ class AzureProvider(Provider):
         c = self.clients()
         location = spec.options["region"]
         short = uuid.uuid4().hex[:8]
-        group = name = f"dct-{spec.run_id or short}-{short}"
+        run_id = spec.run_id or rundir.new_run_id()  # the record's run id must be one gc accepts
+        group = name = f"dct-{run_id}-{short}"
         key = sshkeys.generate(f"debian-cloud-tests-{spec.run_id}")
         key_file = sshkeys.write_private(key, run_dir / "id_ed25519")
         host_keys: dict[str, str] = {}
@@ -156,8 +157,10 @@ class AzureProvider(Provider):
             host_keys = {"ed25519_private": host.private_openssh, "ed25519_public": host.public_openssh}
             injected = [host.public_openssh]
         expires = (datetime.now(UTC) + TTL).strftime("%Y-%m-%dT%H:%M:%SZ")
-        tags = {RUN_ID_TAG: spec.run_id or short, EXPIRES_TAG: expires}
+        tags = {RUN_ID_TAG: run_id, EXPIRES_TAG: expires}
         user_data = seed.cloud_user_data(spec, key.public_openssh, host_keys)
+        rundir.record_cloud(run_dir, "azure", subscription=c.subscription,
+                            endpoint=session.arm_endpoint(self._args[2].get("base_url")), run_id=run_id)
         try:
             errors.call(c.resource.resource_groups.create_or_update, "resource_groups.create", group,
                         {"location": location, "tags": tags})

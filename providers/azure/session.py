@@ -43,6 +43,12 @@ class Clients:
         return ComputeManagementClient(self.credential, subscription, **self.client_kwargs)
 
 
+def arm_endpoint(given: str | None = None) -> str | None:
+    """The Resource Manager endpoint: *given*, else ``DCT_AZURE_ARM_ENDPOINT``, else None (the
+    public one)."""
+    return given or os.environ.get("DCT_AZURE_ARM_ENDPOINT") or None
+
+
 def make_clients(credential: Any = None, subscription: str | None = None,
                  **client_kwargs: Any) -> Clients:
     """Resource, network and compute clients; the credential is tried once before any use.
@@ -78,7 +84,7 @@ def make_clients(credential: Any = None, subscription: str | None = None,
                 raise CredentialsError(f"azure: the credentials were refused ({source}); "
                                        f"{WHAT_TO_SET}") from None
             raise CredentialsError(f"azure: no usable credentials found; {WHAT_TO_SET}") from None
-    endpoint = os.environ.get("DCT_AZURE_ARM_ENDPOINT")
+    endpoint = arm_endpoint()
     if endpoint:
         client_kwargs.setdefault("base_url", endpoint)
     # azure-core would retry up to 10 times beneath errors.call's attempts, unlogged and blind to

@@ -2,21 +2,25 @@
 every firewall rule whose description's ``dct-expires``, is in the past.
 
 Only resources marked by a run are looked at, and only expired ones are touched, so it is safe to
-run beside running jobs: ``python -m debian_cloud_tests.providers.gce.gc --project P``.
+run beside running jobs: ``python -m debian_cloud_tests.providers.gce.gc --project P``.  A killed
+run's guard (or local gc) removes that run's resources at once through :func:`collect_run`, with
+the project and endpoint its run dir recorded and credentials from the environment, as the run's.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from debian_cloud_tests.errors import guarded, swept
+from debian_cloud_tests.errors import UsageError, guarded, swept
 from debian_cloud_tests.gc import print_deleted
+from debian_cloud_tests.rundir import is_run_id
 
 from . import resources, retry, session
-from .resources import EXPIRES_LABEL
+from .resources import EXPIRES_LABEL, RUN_ID_LABEL
 
 
 def _expired(value: str | None, now: datetime) -> bool:
@@ -35,23 +39,50 @@ def collect_garbage(now: datetime, project: str | None = None, credentials: Any 
     """
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
     c = session.make_clients(project, credentials, endpoint)
-    deleted: list[str] = []
-    errors: list[BaseException] = []
+    return _collect(c, f"labels.{EXPIRES_LABEL}:*",
+                    lambda marks: _expired(marks.get(EXPIRES_LABEL), now))
+
+
+def collect_run(project: str | None, run_id: str, endpoint: str | None = None,
+                credentials: Any = None) -> list[str]:
+    """Delete every instance (every zone) and firewall rule of one run, expired or not: the run
+    is known to be dead (its guard saw it end without cleaning up); returns their names.
+
+    *run_id* must be one rundir.new_run_id makes, checked before any request: it goes into a
+    list filter, and only resources whose mark is exactly *run_id* are deleted.
+
+    Raises:
+        UsageError: *run_id* is not a run id; nothing was looked at.
+        CleanupError: after trying everything, listing what could not be deleted.
+    """
+    if not is_run_id(run_id):
+        raise UsageError(f"gce: run id {run_id!r} is not one this tool makes (YYYYMMDDhhmmss-xxxxxx); "
+                         "nothing was deleted")
+    c = session.make_clients(project, credentials, endpoint)
+    return _collect(c, f'labels.{RUN_ID_LABEL} = "{run_id}"',
+                    lambda marks: marks.get(RUN_ID_LABEL) == run_id)
+
+
+def _collect(c: session.Clients, label_filter: str,
+             chosen: Callable[[Mapping[str, str]], bool]) -> list[str]:
+    """Delete the instances (every zone) whose labels, then the firewall rules whose description
+    marks, are *chosen*; instances first, as a rule may still guard one."""
     from google.cloud import compute_v1
 
+    deleted: list[str] = []
+    errors: list[BaseException] = []
     pages = retry.call(c.instances.aggregated_list, "instances.aggregatedList",
                        request=compute_v1.AggregatedListInstancesRequest(
-                           project=c.project, filter=f"labels.{EXPIRES_LABEL}:*"))
+                           project=c.project, filter=label_filter))
     for scope, listed in pages:
         for inst in listed.instances:
-            if _expired(inst.labels.get(EXPIRES_LABEL), now):
+            if chosen(inst.labels):
                 zone = scope.rsplit("/", 1)[-1]
                 failed = resources.delete_instance(c, zone, inst.name)
                 errors += failed
                 deleted += [] if failed else [inst.name]
     for rule in retry.call(c.firewalls.list, "firewalls.list", project=c.project):
-        marks = resources.description_marks(rule.description)
-        if _expired(marks.get(EXPIRES_LABEL), now):
+        if chosen(resources.description_marks(rule.description)):
             failed = resources.delete_firewall(c, rule.name)
             errors += failed
             deleted += [] if failed else [rule.name]

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from debian_cloud_tests import runneraddr, seed, sshkeys
+from debian_cloud_tests import rundir, runneraddr, seed, sshkeys
 from debian_cloud_tests.errors import (
     ArchFirmwareError,
     ImageNotFoundError,
@@ -96,10 +96,13 @@ class GceProvider(Provider):
             host = sshkeys.generate(f"root@{name}")
             host_keys = {"ed25519_private": host.private_openssh, "ed25519_public": host.public_openssh}
             injected = [host.public_openssh]
-        marks = resources.labels(spec.run_id or name)
+        run_id = spec.run_id or rundir.new_run_id()  # the record's run id must be one gc accepts
+        marks = resources.labels(run_id)
         created = Created(zone=zone)
         network = spec.options["network"]
         network_link = network if "/" in network else f"global/networks/{network}"
+        rundir.record_cloud(run_dir, "gce", project=c.project,
+                            endpoint=session.api_endpoint(self._args[2]), run_id=run_id)
         try:
             created.firewall = name
             resources.create_firewall(c, name, network_link, spec.options["ssh_source"], marks)

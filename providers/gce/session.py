@@ -105,6 +105,11 @@ def preflight(project: str | None) -> str:
     return f"{kind} credentials{where}; project {project}"
 
 
+def api_endpoint(given: str | None = None) -> str | None:
+    """The API endpoint: *given*, else ``DCT_GCE_API_ENDPOINT``, else None (the public one)."""
+    return given or os.environ.get("DCT_GCE_API_ENDPOINT") or None
+
+
 def make_clients(project: str | None = None, credentials: Any = None,
                  endpoint: str | None = None) -> Clients:
     """Every client the provider uses, on one endpoint (``DCT_GCE_API_ENDPOINT`` by default)."""
@@ -115,7 +120,7 @@ def make_clients(project: str | None = None, credentials: Any = None,
         credentials, project = default_credentials(project)
     elif not project:
         raise UsageError("gce: no project: set GOOGLE_CLOUD_PROJECT")
-    endpoint = endpoint or os.environ.get("DCT_GCE_API_ENDPOINT") or None
+    endpoint = api_endpoint(endpoint)
     kwargs: dict[str, Any] = {"credentials": credentials, "transport": "rest",
                               "client_info": ClientInfo(user_agent=f"debian-cloud-tests/{__version__}")}
     if endpoint:

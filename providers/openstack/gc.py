@@ -3,7 +3,8 @@ security groups whose description's ``dct-expires``, and key pairs whose ``dct-<
 is in the past.
 
 Only resources marked by a run are looked at, and only expired ones are touched, so it is safe to
-run beside running jobs: ``python -m debian_cloud_tests.providers.openstack.gc --os-cloud C``.
+run beside running jobs: ``python -m debian_cloud_tests.providers.openstack.gc --os-cloud C``.  A
+killed run's guard (or local gc) removes that run's resources at once through :func:`collect_run`.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from debian_cloud_tests.errors import guarded, swept
+from debian_cloud_tests.errors import UsageError, guarded, swept
 from debian_cloud_tests.gc import print_deleted
+from debian_cloud_tests.rundir import is_run_id
 
 from . import resources, retry, session
-from .resources import EXPIRES_KEY
+from .resources import EXPIRES_KEY, RUN_ID_KEY
 
 
 def _expired(when: datetime | None, now: datetime) -> bool:
@@ -48,6 +50,50 @@ def collect_garbage(now: datetime, cloud: str | None = None, region: str | None 
             deleted += [] if failed else [f"security group {group.name}"]
     for keypair in retry.call(lambda: list(conn.compute.keypairs()), "list key pairs"):
         if _expired(resources.name_expiry(str(keypair.name)), now):
+            failed = resources.delete_keypair(conn, str(keypair.name))
+            errors += failed
+            deleted += [] if failed else [f"key pair {keypair.name}"]
+    return swept(deleted, errors)
+
+
+def collect_run(run_id: str, cloud: str | None = None, region: str | None = None,
+                name: str | None = None, conn: Any = None) -> list[str]:
+    """Delete every server and security group of one run, expired or not, then their key pairs:
+    the run is known to be dead (its guard saw it end without cleaning up); returns their names.
+
+    Servers and groups are the run's when their mark is exactly *run_id*; a key pair carries no
+    mark, so it is the run's when it shares the name of one of them, or is *name* (the name the
+    run recorded before creating anything: a run killed just after its key pair has no other).
+
+    Raises:
+        UsageError: *run_id* is not a run id, or *name* not a run's name; nothing was looked at.
+        CleanupError: after trying everything, listing what could not be deleted.
+    """
+    if not is_run_id(run_id):
+        raise UsageError(f"openstack: run id {run_id!r} is not one this tool makes "
+                         "(YYYYMMDDhhmmss-xxxxxx); nothing was deleted")
+    if name is not None and not resources.is_run_name(name):
+        raise UsageError(f"openstack: {name!r} is not a name this tool gives "
+                         "(dct-YYYYMMDDtHHMMSSz-xxxxxxxx); nothing was deleted")
+    conn = conn or session.connect(cloud, region)
+    names = {name} if name else set()
+    deleted: list[str] = []
+    errors: list[BaseException] = []
+    for server in retry.call(lambda: list(conn.compute.servers()), "list servers"):
+        if (server.metadata or {}).get(RUN_ID_KEY) == run_id or server.name in names:
+            names.add(str(server.name))
+            failed = resources.delete_server(conn, str(server.id))
+            errors += failed
+            deleted += [] if failed else [f"server {server.name}"]
+    for group in retry.call(lambda: list(conn.network.security_groups()), "list security groups"):
+        if resources.description_marks(group.description).get(RUN_ID_KEY) == run_id or \
+                group.name in names:
+            names.add(str(group.name))
+            failed = resources.delete_security_group(conn, str(group.id))
+            errors += failed
+            deleted += [] if failed else [f"security group {group.name}"]
+    for keypair in retry.call(lambda: list(conn.compute.keypairs()), "list key pairs"):
+        if keypair.name in names and resources.is_run_name(keypair.name):
             failed = resources.delete_keypair(conn, str(keypair.name))
             errors += failed
             deleted += [] if failed else [f"key pair {keypair.name}"]

@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from debian_cloud_tests import runneraddr, seed, sshkeys
+from debian_cloud_tests import rundir, runneraddr, seed, sshkeys
 from debian_cloud_tests.errors import (
     ArchFirmwareError,
     ImageNotFoundError,
@@ -95,7 +95,8 @@ class OpenStackProvider(Provider):
 
     def launch(self, spec: LaunchSpec, run_dir: Path) -> Machine:
         conn = self.connection(spec.options.get("os_cloud"), spec.options.get("region"))
-        run = resources.marks(spec.run_id or "unnamed")
+        run_id = spec.run_id or rundir.new_run_id()  # the record's run id must be one gc accepts
+        run = resources.marks(run_id)
         name = resources.run_name(run[resources.EXPIRES_KEY])
         client_key = sshkeys.generate(f"debian-cloud-tests-{spec.run_id}")
         key_file = sshkeys.write_private(client_key, run_dir / "id_ed25519")
@@ -106,6 +107,9 @@ class OpenStackProvider(Provider):
             injected = [host.public_openssh]
         user_data = seed.cloud_user_data(spec, client_key.public_openssh, host_keys)
         created = Created()
+        # the key pair has no room for the run id: its name, which every resource shares, is kept
+        rundir.record_cloud(run_dir, "openstack", cloud=session.cloud_arg(spec.options.get("os_cloud")),
+                            region=spec.options.get("region") or None, name=name, run_id=run_id)
         try:
             created.keypair = name  # deleted by name: even a lost reply leaves nothing behind
             resources.create_keypair(conn, name, client_key.public_openssh)

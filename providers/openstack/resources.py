@@ -50,6 +50,11 @@ def parse_expiry(value: str) -> datetime | None:
     return None
 
 
+def is_run_name(name: object) -> bool:
+    """Whether *name* is exactly one :func:`run_name` could have made."""
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None
+
+
 def name_expiry(name: str) -> datetime | None:
     m = _NAME.match(name or "")
     return parse_expiry(m["expires"]) if m else None

@@ -28,6 +28,12 @@ def _sdk() -> Any:
     return openstack
 
 
+def cloud_arg(given: str | None = None) -> str | None:
+    """The cloud's name in clouds.yaml: *given*, else ``OS_CLOUD``, else None (the ``OS_*``
+    variables)."""
+    return given or os.environ.get("OS_CLOUD") or None
+
+
 def connect(cloud: str | None = None, region: str | None = None) -> Any:
     """An authenticated ``openstack.connection.Connection``.
 
@@ -39,7 +45,7 @@ def connect(cloud: str | None = None, region: str | None = None) -> Any:
     from keystoneauth1.exceptions import ClientException
     from openstack.exceptions import SDKException
 
-    name = cloud or os.environ.get("OS_CLOUD") or None
+    name = cloud_arg(cloud)
     try:
         conn = openstack.connect(cloud=name, region_name=region, app_name="debian-cloud-tests",
                                  app_version=__version__)

@@ -50,9 +50,10 @@ class VagrantMachine(Machine):
     def start(self) -> None:
         """Start `vagrant up` in its own session (Ctrl-C is ours to handle, not Vagrant's).
 
-        A run killed too hard to destroy its machine leaves the domain to libvirt: the run dir's
-        guard cannot tell `vagrant up` (whose command line does not name the run dir) from
-        another process, and `debian-cloud-tests gc --provider=vagrant` removes it.
+        A run killed too hard to destroy its machine leaves it to the run dir's guard: `vagrant
+        up`'s command line does not name the run dir, its working directory does, and the
+        provider's ``gc.collect_run`` stops it by that before removing the run's domain and
+        volumes (``debian-cloud-tests gc`` retries what the guard could not).
         """
         with (self.project.root / UP_LOG).open("wb") as log:
             self._up = subprocess.Popen(

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from debian_cloud_tests import seed
+from debian_cloud_tests import rundir, seed
 from debian_cloud_tests.errors import (
     ArchFirmwareError,
     ImageNotFoundError,
@@ -94,10 +94,14 @@ class VagrantProvider(Provider):
         chosen, why = accel_mod.choose(spec.accel, spec.arch, "qemu-system-x86_64", cache_dir())
 
         short = uuid.uuid4().hex[:8]
-        instance_id = f"i-dct-{spec.run_id or short}-{short}"
+        run_id = spec.run_id or rundir.new_run_id()  # the record's run id must be one gc accepts
+        instance_id = f"i-dct-{run_id}-{short}"
         hostname = f"dct-{short}"
         key_file, injected, seed_iso = seed.write_nocloud_seed(spec, run_dir, instance_id, hostname)
-        name = f"dct-{spec.run_id or 'run'}-{short}"
+        name = f"dct-{run_id}-{short}"
+        # before the first volume: a killed run's guard stops its `vagrant up` and removes what
+        # libvirt holds of it (the domain, its disk, the seed and box volumes)
+        rundir.record_cloud(run_dir, "vagrant", project=str(run_dir), run_id=run_id)
         pool.ensure_pool()
         seed_volume = f"{name}-seed.iso"
         seed_path = pool.upload(seed_volume, seed_iso)
