@@ -200,6 +200,9 @@ CASES: tuple[Case, ...] = (
     case("qemu-missing", QEMU, E.MissingDependencyError.exit_code,
          "qemu-system-x86_64 not found: apt-get install qemu-system-x86 qemu-utils",
          env={"PATH": "{empty_bin}"}),
+    case("slirp4netns-missing", QEMU, E.MissingDependencyError.exit_code,
+         "qemu: walling the guest off this host needs slirp4netns: apt-get install slirp4netns "
+         "(or give --qemu-network=open", env={"PATH": "{no_wall_bin}"}),
     case("ssh-missing-key", (*SSH, "--host=debian@127.0.0.1:2222", "--ssh-key={tmp}/missing",
                              "--host-key={known_hosts}"), E.UsageError.exit_code,
          "--ssh-key ", ": no such file"),
@@ -361,6 +364,11 @@ def inputs(tmp_path: Path) -> dict[str, str]:
     for name in ("empty_bin", "stub_bin"):
         (tmp_path / name).mkdir()
         found[name] = str(tmp_path / name)
+    (tmp_path / "no_wall_bin").mkdir()  # everything a qemu run needs but slirp4netns
+    found["no_wall_bin"] = str(tmp_path / "no_wall_bin")
+    for program in ("qemu-system-x86_64", "qemu-img", "unshare", "ip", "mount", "umount"):
+        if shutil.which(program):
+            (tmp_path / "no_wall_bin" / program).symlink_to(shutil.which(program))
     for program in REQUIRED_PROGRAMS:  # found by `which`, and failing should anything run them
         stub = tmp_path / "stub_bin" / program
         stub.write_text("#!/bin/sh\nexit 1\n")
@@ -565,6 +573,7 @@ README_ROWS: dict[str, tuple[str, ...]] = {
     "`--ca-cert` that is not PEM": (_row("ca-cert-not-pem"),),
     "ini `dct_accel = fast`": ("test_bad_input.py::test_bad_ini_value",),
     "QEMU not installed": (_row("qemu-missing"),),
+    "slirp4netns not installed (the default `--qemu-network=user`)": (_row("slirp4netns-missing"),),
     "no free port in `--qemu-port-range`": ("test_bad_input.py::test_no_free_port",),
     "an image that never boots (VM)": ("test_bad_input.py::test_image_that_never_boots_quotes_the_console",),
     "sshd that never starts (VM)": ("test_bad_input.py::test_sshd_never_answering",),

@@ -21,6 +21,7 @@ from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
 from . import accel as accel_mod
 from . import firmware as fw
 from . import image as image_mod
+from . import netwall
 from .machine import QemuMachine
 
 DEFAULT_INSTANCE_TYPE = "2x1024"
@@ -71,6 +72,8 @@ class QemuProvider(Provider):
         parse_instance_type(spec.instance_type or DEFAULT_INSTANCE_TYPE)
         parse_disk_size(spec.disk_size, info.virtual_size)
         parse_port_range(spec.options.get("port_range"))
+        if _walled(spec.options):
+            netwall.check_tools()  # before anything is made, not at the launch
         return replace(spec, firmware=firmware, instance_type=spec.instance_type or DEFAULT_INSTANCE_TYPE)
 
     def preflight(self, options: Mapping[str, str] | None = None) -> str:
@@ -147,15 +150,18 @@ class QemuProvider(Provider):
         listen_host, _, listen_port = spec.options.get("ssh_listen", "127.0.0.1:").rpartition(":")
         port_range = ((int(listen_port), int(listen_port)) if listen_port
                       else parse_port_range(spec.options.get("port_range")))
-        # user (the default): the internet but not this host; open: this host too (an emulated
-        # cloud's metadata relay, a trusted builder); isolated (restrict=on): SSH alone
-        wall = spec.options.get("qemu_network", "user") == "user" and "restrict=on" not in user_net
         machine.start(args, port_range, register_pid=partial(rundir.register_pid, run_dir),
                       die_with_parent=spec.options.get("die_with_parent", "yes") != "no",
                       listen_host=listen_host, net_extra=user_net,
-                      mac=spec.options.get("mac"), wall=wall)
+                      mac=spec.options.get("mac"), wall=_walled(spec.options))
         return machine
 
+
+
+def _walled(options: Mapping[str, str]) -> bool:
+    """user (the default): the internet but not this host; open: this host too (an emulated
+    cloud's metadata relay, a trusted builder); isolated (restrict=on): SSH alone."""
+    return options.get("qemu_network", "user") == "user" and "restrict=on" not in options.get("user_net", "")
 
 
 def _arch_line(arch: Arch, found: list[Firmware], fix: str) -> str:
