@@ -50,6 +50,20 @@ def is_run_id(value: object) -> bool:
     return isinstance(value, str) and RUN_ID.fullmatch(value) is not None
 
 
+def require_run_id(provider: str, run_id: object) -> None:
+    """Refuse, before any request, a run id :func:`new_run_id` could not have made: it goes into
+    cloud filters, where ``*`` and ``?`` are wildcards naming every run's resources.
+
+    Raises:
+        UsageError: it is not one.
+    """
+    if not is_run_id(run_id):
+        from debian_cloud_tests.errors import UsageError  # the guard imports this module alone
+
+        raise UsageError(f"{provider}: run id {run_id!r} is not one this tool makes "
+                         "(YYYYMMDDhhmmss-xxxxxx); nothing was removed")
+
+
 class RunDir:
     """A 0700 temporary directory with a guard; use as a context manager or call close()."""
 

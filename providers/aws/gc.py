@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from debian_cloud_tests.errors import DCTError, UsageError, guarded, swept
+from debian_cloud_tests.errors import DCTError, guarded, swept
 from debian_cloud_tests.gc import print_deleted
-from debian_cloud_tests.rundir import is_run_id
+from debian_cloud_tests.rundir import require_run_id
 
 from . import resources, retry, session
 from .resources import EXPIRES_TAG, RUN_ID_TAG
@@ -71,9 +71,7 @@ def collect_run(region: str | None, run_id: str) -> list[str]:
         UsageError: *run_id* is not a run id; nothing was looked at.
         CleanupError: after trying everything, listing what could not be deleted.
     """
-    if not is_run_id(run_id):
-        raise UsageError(f"aws: run id {run_id!r} is not one this tool makes (YYYYMMDDhhmmss-xxxxxx); "
-                         "nothing was deleted")
+    require_run_id("aws", run_id)
     return _collect(region, {"Name": f"tag:{RUN_ID_TAG}", "Values": [run_id]}, lambda tags: True)
 
 

@@ -9,12 +9,13 @@ with the subscription and endpoint its run dir recorded.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from debian_cloud_tests.errors import UsageError, guarded, swept
+from debian_cloud_tests.errors import guarded, swept
 from debian_cloud_tests.gc import print_deleted
-from debian_cloud_tests.rundir import is_run_id
+from debian_cloud_tests.rundir import require_run_id
 
 from . import errors, session
 from .machine import delete_group
@@ -30,19 +31,13 @@ def collect_garbage(now: datetime, credential: Any = None, subscription: str | N
     """
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
     c = session.make_clients(credential, subscription, **client_kwargs)
-    groups = errors.call(lambda: list(c.resource.resource_groups.list(
-        filter=f"tagName eq '{EXPIRES_TAG}'")), "resource_groups.list")
-    deleted: list[str] = []
-    failures: list[BaseException] = []
-    for group in groups:
+
+    def expired(group: Any) -> bool:
         when = parse_expiry((group.tags or {}).get(EXPIRES_TAG, ""))
-        if region and str(group.location).lower() != region.lower():
-            continue
-        if when is not None and when < now:
-            failed = delete_group(c, group.name)
-            failures += failed
-            deleted += [] if failed else [group.name]
-    return swept(deleted, failures)
+        in_region = not region or str(group.location).lower() == region.lower()
+        return in_region and when is not None and when < now
+
+    return _delete_groups(c, f"tagName eq '{EXPIRES_TAG}'", expired)
 
 
 def collect_run(run_id: str, subscription: str | None = None, endpoint: str | None = None,
@@ -59,21 +54,25 @@ def collect_run(run_id: str, subscription: str | None = None, endpoint: str | No
         UsageError: *run_id* is not a run id; nothing was looked at.
         CleanupError: after trying every group, listing what could not be deleted.
     """
-    if not is_run_id(run_id):
-        raise UsageError(f"azure: run id {run_id!r} is not one this tool makes "
-                         "(YYYYMMDDhhmmss-xxxxxx); nothing was deleted")
+    require_run_id("azure", run_id)
     if endpoint:
         client_kwargs.setdefault("base_url", endpoint)
     c = session.make_clients(credential, subscription, **client_kwargs)
-    groups = errors.call(lambda: list(c.resource.resource_groups.list(
-        filter=f"tagName eq '{RUN_ID_TAG}' and tagValue eq '{run_id}'")), "resource_groups.list")
+    return _delete_groups(c, f"tagName eq '{RUN_ID_TAG}' and tagValue eq '{run_id}'",
+                          lambda group: (group.tags or {}).get(RUN_ID_TAG) == run_id)
+
+
+def _delete_groups(c: Any, listing: str, wanted: Callable[[Any], bool]) -> list[str]:
+    """Delete the groups the *listing* filter returns that are *wanted* (checked here: a filter
+    is the cloud's reading, not ours); returns their names."""
+    groups = errors.call(lambda: list(c.resource.resource_groups.list(filter=listing)),
+                         "resource_groups.list")
     deleted: list[str] = []
     failures: list[BaseException] = []
-    for group in groups:
-        if (group.tags or {}).get(RUN_ID_TAG) == run_id:
-            failed = delete_group(c, group.name)
-            failures += failed
-            deleted += [] if failed else [group.name]
+    for group in filter(wanted, groups):
+        failed = delete_group(c, group.name)
+        failures += failed
+        deleted += [] if failed else [group.name]
     return swept(deleted, failures)
 
 

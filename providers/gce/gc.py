@@ -15,9 +15,9 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from debian_cloud_tests.errors import UsageError, guarded, swept
+from debian_cloud_tests.errors import guarded, swept
 from debian_cloud_tests.gc import print_deleted
-from debian_cloud_tests.rundir import is_run_id
+from debian_cloud_tests.rundir import require_run_id
 
 from . import resources, retry, session
 from .resources import EXPIRES_LABEL, RUN_ID_LABEL
@@ -55,9 +55,7 @@ def collect_run(project: str | None, run_id: str, endpoint: str | None = None,
         UsageError: *run_id* is not a run id; nothing was looked at.
         CleanupError: after trying everything, listing what could not be deleted.
     """
-    if not is_run_id(run_id):
-        raise UsageError(f"gce: run id {run_id!r} is not one this tool makes (YYYYMMDDhhmmss-xxxxxx); "
-                         "nothing was deleted")
+    require_run_id("gce", run_id)
     c = session.make_clients(project, credentials, endpoint)
     return _collect(c, f'labels.{RUN_ID_LABEL} = "{run_id}"',
                     lambda marks: marks.get(RUN_ID_LABEL) == run_id)

@@ -16,7 +16,7 @@ from typing import Any
 
 from debian_cloud_tests.errors import UsageError, guarded, swept
 from debian_cloud_tests.gc import print_deleted
-from debian_cloud_tests.rundir import is_run_id
+from debian_cloud_tests.rundir import require_run_id
 
 from . import resources, retry, session
 from .resources import EXPIRES_KEY, RUN_ID_KEY
@@ -69,9 +69,7 @@ def collect_run(run_id: str, cloud: str | None = None, region: str | None = None
         UsageError: *run_id* is not a run id, or *name* not a run's name; nothing was looked at.
         CleanupError: after trying everything, listing what could not be deleted.
     """
-    if not is_run_id(run_id):
-        raise UsageError(f"openstack: run id {run_id!r} is not one this tool makes "
-                         "(YYYYMMDDhhmmss-xxxxxx); nothing was deleted")
+    require_run_id("openstack", run_id)
     if name is not None and not resources.is_run_name(name):
         raise UsageError(f"openstack: {name!r} is not a name this tool gives "
                          "(dct-YYYYMMDDtHHMMSSz-xxxxxxxx); nothing was deleted")

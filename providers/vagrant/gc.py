@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from debian_cloud_tests.errors import UsageError
-from debian_cloud_tests.rundir import PREFIX, is_run_id
+from debian_cloud_tests.rundir import PREFIX, require_run_id
 
 from . import pool, tools
 
@@ -80,9 +80,7 @@ def collect_run(run_id: str, project: str | None = None) -> list[str]:
             was looked at.
         ProviderError: libvirt cannot be reached, or a volume cannot be deleted.
     """
-    if not is_run_id(run_id):
-        raise UsageError(f"vagrant: run id {run_id!r} is not one this tool makes "
-                         "(YYYYMMDDhhmmss-xxxxxx); nothing was removed")
+    require_run_id("vagrant", run_id)
     root = Path(project) if project else None
     if root is not None and not (root.is_absolute() and root.name.startswith(f"{PREFIX}{run_id}-")):
         raise UsageError(f"vagrant: {project!r} is not a run dir of run {run_id}; nothing was removed")
