@@ -1,29 +1,39 @@
 #!/usr/bin/env python3
-"""Kill runs at random moments and count what they leave behind: QEMU processes, run dirs, key
-files, emulated EC2 instances, key pairs and security groups, and changes to the image.
+"""Kill runs at random moments and count what they leave behind: processes, run dirs, key files,
+what the run created in its cloud (instances, firewall rules or security groups, resource groups,
+key pairs; libvirt domains and volumes) and changes to the image.
 
-Each kill is one `pytest --provider=qemu|aws` run of a small suite selection, killed with SIGINT
-(to its process group, as a terminal does), SIGTERM or SIGKILL at a phase (overlay, boot, ssh
-wait, checks, teardown) recognised from what the run shows (run dir, console, progress lines,
-test verdicts).  The plan aims at every provider x phase x signal combination once first, then
-fills the rest at random (seeded).  Leaks are looked for after a bounded wait, and again after
-one `debian-cloud-tests gc` where a kill left something; after the last kill gc runs once
+Each kill is one `pytest --provider=P` run of a small suite selection, P one of qemu, aws, gce,
+azure, openstack and vagrant, killed with SIGINT (to its process group, as a terminal does),
+SIGTERM or SIGKILL at a phase (overlay, boot, ssh wait, checks, teardown) recognised from what the
+run shows (run dir, console, progress lines, test verdicts).  The clouds are the emulators the
+end-to-end tests use (see fault_clouds.py): moto's EC2, the Compute Engine, Resource Manager and
+OpenStack fakes, each instance a real QEMU guest booted from the image (no sshd stand-in: every
+phase, the early ones included, runs against a guest as on a cloud), and for vagrant a libvirtd in
+a namespace of its own booting a box of the image.  The plan aims at every provider x phase x
+signal combination once first, then fills the rest at random (seeded).  Leaks are looked for after
+a bounded wait, on this machine and in the cloud's own state, and again after one
+`debian-cloud-tests gc --provider P` where a kill left something; after the last kill gc runs once
 whatever was found, and everything is looked at again.  SIGKILL leaves cleanup to the guard
 process and gc by design.
 
-Expected duration (2 cores, TCG): 12-16 s a kill on average (a kill aimed after the boot costs
-a boot), so 215 kills take 40-55 min; --max-minutes (default 70) stops earlier and reports what
-was done.
+Expected duration (2 cores, TCG): 12-16 s a kill on average on qemu and aws (measured; a kill
+aimed after the boot costs a boot); gce, azure, openstack and vagrant are not measured yet (their
+boots are guests as aws's; vagrant adds Vagrant's own start and the box import).  --max-minutes
+(default 120) stops earlier and reports what was done.
 
-Usage: python3 benchmarks/fault_injection.py [--kills 200 | --kills-per-provider 200]
-       [--providers qemu,aws] [--max-minutes 70] [--seed S] [--image IMAGE]
-(needs root: the runs are walled in network namespaces with only loopback up).
+Usage: python3 benchmarks/fault_injection.py [--kills 300 | --kills-per-provider 50]
+       [--providers qemu,aws,gce,azure,openstack,vagrant] [--max-minutes 120] [--seed S]
+       [--image IMAGE]
+(needs root: the runs are walled in network namespaces with only loopback up; vagrant needs
+vagrant, vagrant-libvirt and libvirtd, see tests/fakes/libvirt_netns.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import enum
 import hashlib
 import os
@@ -70,9 +80,12 @@ WEIGHTS = {Phase.OVERLAY: 0.40, Phase.BOOT: 0.52, Phase.SSH_WAIT: 0.03, Phase.CH
 DELAY = {Phase.OVERLAY: 0.3, Phase.BOOT: 10.0, Phase.SSH_WAIT: 0.5, Phase.CHECKS: 3.0,
          Phase.TEARDOWN: 0.2}
 PHASES = tuple(WEIGHTS)  # the phases aimed at
+DEFAULT_KILLS = 300
+DEFAULT_MINUTES = 120.0
+PROVIDERS = ("qemu", "aws", "gce", "azure", "openstack", "vagrant")
 MAX_RETRIES = 3  # a combination aimed at again at most this many times when it was not hit
 SUITES = ("config/test_ssh.py", "config/test_system.py")
-STAGE = re.compile(r"^\[(?:qemu|aws)\] (\S+(?: \S+)?)\s+[\d.]+s$", re.M)
+STAGE = re.compile(r"^\[[a-z]+\] (\S+(?: \S+)?)\s+[\d.]+s$", re.M)
 ANY_VERDICT = re.compile(r" (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b")
 COLLECTED = re.compile(r"collected (\d+) items?")
 
@@ -125,7 +138,7 @@ def _consoles(*dirs: Path) -> bool:
                if p.exists())
 
 
-def observed(run: Run, tmpdir: Path, emu_dir: Path | None) -> Phase:
+def observed(run: Run, tmpdir: Path, consoles: Path | None) -> Phase:
     """The phase the run is in, from its signs.
 
     The checks phase starts at the "ssh" progress line (a verified handshake: the SSH wait is
@@ -137,15 +150,15 @@ def observed(run: Run, tmpdir: Path, emu_dir: Path | None) -> Phase:
         return Phase.TEARDOWN if run.all_verdicts() else Phase.CHECKS
     if run.stages() & {"host keys", "login prompt"}:
         return Phase.SSH_WAIT
-    if run.stages() or _consoles(tmpdir, *([emu_dir] if emu_dir else [])):
+    if run.stages() or _consoles(tmpdir, *([consoles] if consoles else [])):
         return Phase.BOOT
     return Phase.OVERLAY if any(tmpdir.glob("dct-run-*")) else Phase.STARTUP
 
 
-def reached(aim: Phase, run: Run, tmpdir: Path, emu_dir: Path | None) -> bool:
+def reached(aim: Phase, run: Run, tmpdir: Path, consoles: Path | None) -> bool:
     """Whether the sign of *aim* is showing (a later phase counts: the run moved on)."""
     order = list(Phase)
-    return order.index(observed(run, tmpdir, emu_dir)) >= order.index(aim)
+    return order.index(observed(run, tmpdir, consoles)) >= order.index(aim)
 
 
 def _wait(predicate: Any, timeout: float, interval: float = 0.1) -> bool:
@@ -183,60 +196,6 @@ def _private_keys(base: Path) -> list[str]:
             except OSError:
                 continue
     return keys
-
-
-class Emulator:
-    """moto's EC2 on 127.0.0.1 whose instances are QEMU guests (tests/fakes), for every aws run."""
-
-    def __init__(self, image: Path, work: Path) -> None:
-        sys.path.insert(0, str(ROOT))
-        import pytest
-
-        from tests.fakes.aws_qemu import QemuMachines
-        from tests.fakes.aws_world import make_world
-        from tests.fakes.moto_ec2 import CheckIp, MotoEc2
-
-        self.dir = work / "emulator"
-        self.dir.mkdir()
-        tempfile.tempdir = str(self.dir)  # the emulated instances' run dirs land here
-        self.moto, self.machines, self.checkip = MotoEc2(), QemuMachines(), CheckIp()
-        self.patch = pytest.MonkeyPatch()
-        self.world = make_world(self.moto, self.patch, work, self.machines, self.checkip)
-        self.machines.images[self.world.ami] = image
-
-    def leftovers(self) -> list[str]:
-        from tests.fakes.moto_ec2 import leftovers
-
-        left = [f"{kind} {i}" for kind, ids in leftovers(self.moto, self.world.region).items()
-                for i in ids]
-        return left + _mentioning(self.dir) + [f"run dir {p}" for p in self.dir.glob("dct-run-*")]
-
-    def clean(self) -> None:
-        """Remove a leak by hand so the next kill starts from nothing."""
-        ec2 = self.world.ec2
-        ids = [i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
-               if i["State"]["Name"] != "terminated"]
-        if ids:
-            ec2.terminate_instances(InstanceIds=ids)
-        for group in ec2.describe_security_groups()["SecurityGroups"]:
-            if group["GroupName"] != "default":
-                ec2.delete_security_group(GroupId=group["GroupId"])
-        for key in ec2.describe_key_pairs()["KeyPairs"]:
-            ec2.delete_key_pair(KeyName=key["KeyName"])
-
-    def close(self) -> None:
-        self.machines.close()
-        self.checkip.shutdown()
-        self.moto.stop()
-        self.patch.undo()
-
-
-def _walled(cmd: list[str]) -> list[str]:
-    """*cmd* in a network namespace of its own with only loopback up (as tests/conftest.py)."""
-    unshare, ip = shutil.which("unshare"), shutil.which("ip")
-    if not (unshare and ip):
-        sys.exit("unshare (util-linux) and ip (iproute2) are needed to wall the runs in")
-    return [unshare, "--net", "/bin/sh", "-c", f'{ip} link set lo up && exec "$@"', "sh", *cmd]
 
 
 def sha256(path: Path) -> str:
@@ -287,28 +246,29 @@ def plan(targets: dict[str, int], rng: random.Random) -> list[Aim]:
 
 
 class Injector:
-    def __init__(self, image: Path, work: Path, emulator: Emulator | None, rng: random.Random) -> None:
+    def __init__(self, image: Path, work: Path, clouds: dict[str, Any], guests: Path,
+                 rng: random.Random) -> None:
         from debian_cloud_tests.plugin import suites_dir
 
-        self.image, self.work, self.emulator, self.rng = image, work, emulator, rng
+        self.image, self.work, self.clouds, self.guests, self.rng = image, work, clouds, guests, rng
         self.suites = [str(suites_dir() / s) for s in SUITES]
         self.digest = sha256(image)
         self.count = 0
         self.spent: Path | None = None  # the last clean kill's dir: kept for the final gc
+        self.provider_of: dict[Path, str] = {}  # each kill's TMPDIR -> its provider
 
     def command(self, provider: str, tmp: Path) -> list[str]:
         base = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v",
                 f"--artifacts-dir={tmp / 'artifacts'}", *self.suites]
-        if provider == "qemu":  # a full guest network, walled in
-            return _walled([*base, "--provider=qemu", f"--image={self.image}", "--qemu-network=user"])
-        assert self.emulator is not None  # shares this namespace: moto and the guests are here
-        return [*base, "--provider=aws", f"--image={self.emulator.world.ami}",
-                f"--region={self.emulator.world.region}"]
+        return self.clouds[provider].command(base, self.image, tmp)  # type: ignore[no-any-return]
 
-    def leaks(self, tmpdir: Path) -> list[str]:
+    def leaks(self, tmpdir: Path, provider: str) -> list[str]:
+        """What the run left: on this machine (processes, run dirs, keys; the emulated instances'
+        guests) and in its provider's cloud."""
         left = _mentioning(tmpdir) + [f"run dir {p.name}" for p in tmpdir.glob("dct-run-*")]
         left += _private_keys(tmpdir)
-        return left + (self.emulator.leftovers() if self.emulator else [])
+        left += _mentioning(self.guests) + [f"guest run dir {p.name}" for p in self.guests.glob("dct-run-*")]
+        return left + self.clouds[provider].leftovers()
 
     def one(self, provider: str, aim: Phase, sig: signal.Signals) -> Kill:
         if self.spent:
@@ -318,16 +278,18 @@ class Injector:
         tmp = self.work / f"kill-{self.count:03d}"
         tmpdir = tmp / "tmp"
         tmpdir.mkdir(parents=True)
-        emu_dir = self.emulator.dir if self.emulator and provider == "aws" else None
+        self.provider_of[tmpdir] = provider
+        cloud = self.clouds[provider]
+        consoles = cloud.consoles
         kill = Kill(provider, sig.name, aim)
         started = time.monotonic()
-        env = {**os.environ, "TMPDIR": str(tmpdir), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "TMPDIR": str(tmpdir), "PYTHONUNBUFFERED": "1", **cloud.env(tmp)}
         run = Run(self.command(provider, tmp), tmp, env)
         try:
-            if _wait(lambda: reached(aim, run, tmpdir, emu_dir) or run.proc.poll() is not None,
+            if _wait(lambda: reached(aim, run, tmpdir, consoles) or run.proc.poll() is not None,
                      SIGN_TIMEOUT) and run.proc.poll() is None:
                 time.sleep(self.rng.uniform(0, DELAY[aim]))
-                kill.phase = observed(run, tmpdir, emu_dir)
+                kill.phase = observed(run, tmpdir, consoles)
                 if run.proc.poll() is None:
                     kill.killed = True
                     if sig is signal.SIGINT:  # the terminal signals the foreground group
@@ -344,13 +306,13 @@ class Injector:
             if run.proc.poll() is None:
                 os.killpg(run.proc.pid, signal.SIGKILL)
                 run.proc.wait()
-        _wait(lambda: not self.leaks(tmpdir), SETTLE, 0.5)
-        kill.before_gc += self.leaks(tmpdir)
+        _wait(lambda: not self.leaks(tmpdir, provider), SETTLE, 0.5)
+        kill.before_gc += self.leaks(tmpdir, provider)
         if kill.before_gc:
             kill.after_gc = self.gc(provider, tmpdir)
-            kill.after_gc += self.leaks(tmpdir)
+            kill.after_gc += self.leaks(tmpdir, provider)
             if kill.after_gc:
-                self.clean(tmpdir)
+                self.clean(provider, tmpdir)
         if kill.after_gc or not kill.killed:
             (tmp / "output.txt").write_text(run.text)
         kill.image_changed = sha256(self.image) != self.digest
@@ -360,17 +322,18 @@ class Injector:
         return kill
 
     def gc(self, provider: str, tmpdir: Path) -> list[str]:
-        """One `debian-cloud-tests gc`, once the run dirs are old enough for it to touch (its
-        failure, if it failed: a gc that fails is one that did not clean)."""
+        """One `debian-cloud-tests gc` for the local side and *provider*'s cloud, where its runs
+        run, once the run dirs are old enough for it to touch (its failure, if it failed: a gc
+        that fails is one that did not clean)."""
         dirs = list(tmpdir.glob("dct-run-*"))
         youngest = max((p.stat().st_mtime for p in dirs if p.exists()), default=0.0)
         time.sleep(max(0.0, youngest + GC_MIN_AGE - time.time()))
-        cmd = [sys.executable, "-m", "debian_cloud_tests.cli", "gc"]
-        if provider == "aws" and self.emulator:  # the cloud side, and the local one as well
-            cmd += ["--provider", "aws", "--region", self.emulator.world.region]
+        cloud = self.clouds[provider]
+        cmd = cloud.gc_command([sys.executable, "-m", "debian_cloud_tests.cli", "gc"])
+        env = {**os.environ, "TMPDIR": str(tmpdir), **cloud.env(tmpdir.parent)}
         try:
-            done = subprocess.run(cmd, env={**os.environ, "TMPDIR": str(tmpdir)}, capture_output=True,
-                                  text=True, timeout=300)
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300,
+                                  cwd=tmpdir.parent)
         except subprocess.TimeoutExpired:
             return [f"gc ({provider}) still running after 300 s"]
         if done.returncode:
@@ -378,35 +341,41 @@ class Injector:
             return [f"gc ({provider}) failed, exit {done.returncode}: {last}"]
         return []
 
-    def final(self, providers: list[str]) -> tuple[list[str], bool]:
-        """After the last kill: one gc for the local and the cloud side whatever the kills left,
-        then everything looked at again (what is left, and whether the image changed)."""
+    def final(self) -> tuple[list[str], bool]:
+        """After the last kill: one gc for the local side and each kill's cloud whatever the
+        kills left, then everything looked at again (what is left, and whether the image
+        changed)."""
         tmpdirs = sorted(self.work.glob("kill-*/tmp"))
+        runs = [(t, self.provider_of[t]) for t in tmpdirs]
         if not tmpdirs:  # no kill ran (stopped at once): gc still runs, on an empty dir
             tmpdirs = [self.work / "final" / "tmp"]
             tmpdirs[0].mkdir(parents=True)
-        provider = "aws" if "aws" in providers and self.emulator else "qemu"
+            runs = [(tmpdirs[0], p) for p in self.clouds]
         left: list[str] = []
-        for tmpdir in tmpdirs:
+        for tmpdir, provider in runs:
             left += self.gc(provider, tmpdir)
         for tmpdir in tmpdirs:
             left += _mentioning(tmpdir) + [f"run dir {p}" for p in tmpdir.glob("dct-run-*")]
             left += _private_keys(tmpdir)
         left += _mentioning(self.work)  # a kill dir removed, a process naming it still alive
-        left += self.emulator.leftovers() if self.emulator else []
+        left += [f"guest run dir {p.name}" for p in self.guests.glob("dct-run-*")]
+        for cloud in self.clouds.values():
+            left += cloud.leftovers()
         if self.spent and not left:
             shutil.rmtree(self.spent, ignore_errors=True)
         return list(dict.fromkeys(left)), sha256(self.image) != self.digest
 
-    def clean(self, tmpdir: Path) -> None:
+    def clean(self, provider: str, tmpdir: Path) -> None:
         from debian_cloud_tests.rundir import reap
 
-        for path in tmpdir.glob("dct-run-*"):
-            reap(path)
-        for line in _mentioning(tmpdir):
-            os.kill(int(line.split()[1]), signal.SIGKILL)
-        if self.emulator:
-            self.emulator.clean()
+        for base in (tmpdir, self.guests):
+            for path in base.glob("dct-run-*"):
+                reap(path)
+            for line in _mentioning(base):
+                with contextlib.suppress(OSError):
+                    os.kill(int(line.split()[1]), signal.SIGKILL)
+        with contextlib.suppress(Exception):  # what is still there is reported after the final gc
+            self.clouds[provider].clean()
 
 
 def report(kills: list[Kill], targets: dict[str, int], wall: float, facts: str, image: Path,
@@ -414,7 +383,7 @@ def report(kills: list[Kill], targets: dict[str, int], wall: float, facts: str, 
     print(f"machine: {facts}; image {image.name}")
     print("per provider x phase x signal (kills by the phase the signal went out in, missed runs by "
           "the phase aimed at):")
-    print(f"{'provider':<8} {'phase':<9} {'signal':<7} {'kills':>5} {'missed':>6} {'found':>5} "
+    print(f"{'provider':<9} {'phase':<9} {'signal':<7} {'kills':>5} {'missed':>6} {'found':>5} "
           f"{'left':>4} {'images':>6} {'seconds':>8}")
     rows: dict[tuple[str, Phase, str], list[Kill]] = defaultdict(list)
     for k in kills:
@@ -428,7 +397,7 @@ def report(kills: list[Kill], targets: dict[str, int], wall: float, facts: str, 
                 done = [k for k in ks if k.killed]
                 if not done and phase in PHASES:
                     never.append(f"{prov} {phase.value} {sig.name}")
-                print(f"{prov:<8} {phase.value:<9} {sig.name:<7} {len(done):>5} {len(ks) - len(done):>6} "
+                print(f"{prov:<9} {phase.value:<9} {sig.name:<7} {len(done):>5} {len(ks) - len(done):>6} "
                       f"{sum(bool(k.before_gc) for k in ks):>5} {sum(bool(k.after_gc) for k in ks):>4} "
                       f"{sum(k.image_changed for k in ks):>6} {sum(k.seconds for k in ks):>8.0f}")
     print(f"never killed in: {', '.join(never)}" if never
@@ -466,10 +435,12 @@ def main() -> int:
                                      epilog=__doc__.split("\n\n")[3])
     count = parser.add_mutually_exclusive_group()
     count.add_argument("--kills", type=int, help="total kills, shared out over the providers "
-                       "(default 200)")
+                       f"(default {DEFAULT_KILLS})")
     count.add_argument("--kills-per-provider", type=int, help="kills on each provider")
-    parser.add_argument("--providers", default="qemu,aws", help="qemu, aws or both (default)")
-    parser.add_argument("--max-minutes", type=float, default=70.0, help="stop early (default 70)")
+    parser.add_argument("--providers", default=",".join(PROVIDERS),
+                        help=f"any of {', '.join(PROVIDERS)}, comma-separated (default: all)")
+    parser.add_argument("--max-minutes", type=float, default=DEFAULT_MINUTES,
+                        help=f"stop early (default {DEFAULT_MINUTES:g})")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--image", help="default: the good test image, built or taken from the cache")
     args = parser.parse_args()
@@ -479,16 +450,22 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     providers = list(dict.fromkeys(p for p in args.providers.split(",") if p))
-    if not providers or not set(providers) <= {"qemu", "aws"}:
-        parser.error("--providers: qemu, aws")
+    if not providers or not set(providers) <= set(PROVIDERS):
+        parser.error(f"--providers: any of {', '.join(PROVIDERS)}")
     if (args.kills_per_provider or 1) < 1 or (args.kills if args.kills is not None else 1) < 1:
         parser.error("the number of kills must be at least 1")
     if args.kills_per_provider:
         targets = {p: args.kills_per_provider for p in providers}
         counting = f"--kills-per-provider={args.kills_per_provider}"
     else:
-        targets = split(args.kills or 200, providers)
-        counting = f"--kills={args.kills or 200}"
+        targets = split(args.kills or DEFAULT_KILLS, providers)
+        counting = f"--kills={args.kills or DEFAULT_KILLS}"
+    from fault_clouds import unavailable, walled
+
+    why = unavailable(providers)
+    if why:
+        print(f"fault_injection: cannot set up {why}", file=sys.stderr)
+        return 2
     if os.environ.get(WALLED) != "1":
         # the image is built (or found) before the walls go up; then everything runs walled in
         if not args.image:
@@ -498,7 +475,7 @@ def main() -> int:
         seed = args.seed if args.seed is not None else random.randrange(1 << 32)
         cmd = [sys.executable, __file__, counting, f"--providers={','.join(providers)}",
                f"--max-minutes={args.max_minutes}", f"--seed={seed}", f"--image={args.image}"]
-        inner = subprocess.Popen(_walled(cmd), env={**os.environ, WALLED: "1"})
+        inner = subprocess.Popen(walled(cmd), env={**os.environ, WALLED: "1"})
         while True:
             try:
                 return inner.wait()
@@ -520,9 +497,11 @@ def main() -> int:
     final_left: list[str] = []
     final_changed = False
     try:
-        emulator = Emulator(image, work) if "aws" in providers else None
-        try:
-            injector = Injector(image, work, emulator, rng)
+        from fault_clouds import start
+
+        with contextlib.ExitStack() as stack:
+            clouds = start(providers, image, work, stack)
+            injector = Injector(image, work, clouds, work / "guests", rng)
             todo = collections.deque(plan(targets, rng))
             # a run that ends before the moment aimed at is no kill: it is aimed again, later, or
             # next if its combination was never hit; one that went out in a later phase than
@@ -566,20 +545,17 @@ def main() -> int:
                     if again:
                         replays -= 1
                         retried[aim] += 1
-                print(f"{len(kills):3d} {provider:<4} {sig.name:<7} aimed {phase.value:<8} "
+                print(f"{len(kills):3d} {provider:<9} {sig.name:<7} aimed {phase.value:<8} "
                       f"{'at ' + k.phase.value if k.killed else 'ended first':<14} {k.seconds:5.1f}s "
                       f"found {len(k.before_gc)} left after gc {len(k.after_gc)}"
                       + (f" ({'; '.join(k.after_gc[:3])})" if k.after_gc else ""), flush=True)
             # once whatever the kills left: `gc` for the local side and the emulated cloud
             try:
-                final_left, final_changed = injector.final(providers)
+                final_left, final_changed = injector.final()
             except KeyboardInterrupt:
                 final_left = ["the final gc was interrupted"]
             print(f"final gc after the last kill: {len(final_left)} left, image "
                   f"{'changed' if final_changed else 'unchanged'}", flush=True)
-        finally:
-            if emulator:
-                emulator.close()
     finally:
         if final_left or any(k.after_gc or not k.killed for k in kills):  # for a look at what happened
             print(f"outputs of the leaking or missed runs: {work}/kill-*/output.txt")

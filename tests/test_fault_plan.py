@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "fault_injection.py"
+SIX = ["qemu", "aws", "gce", "azure", "openstack", "vagrant"]
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +31,7 @@ def fi():
 @pytest.mark.parametrize(("kills", "providers"), [
     (30, ["qemu", "aws"]), (31, ["qemu", "aws"]), (45, ["qemu", "aws"]), (200, ["qemu", "aws"]),
     (30, ["qemu"]), (30, ["aws"]), (33, ["aws", "qemu"]),
+    (90, SIX), (300, SIX), (301, SIX), (45, ["gce", "azure", "openstack"]), (15, ["vagrant"]),
 ])
 def test_every_combination_is_aimed_at_first(fi, seed, kills, providers):
     targets = fi.split(kills, providers)
@@ -52,6 +54,10 @@ def test_kills_per_provider(fi, per_provider):
     assert Counter(p for p, _, _ in aims) == {"qemu": per_provider, "aws": per_provider}
     assert {(p, ph, s) for p, ph, s in aims} == {
         (p, ph, s) for p in ("qemu", "aws") for ph in fi.PHASES for s in fi.SIGNALS}
+
+
+def test_every_provider_is_known(fi):
+    assert list(fi.PROVIDERS) == SIX
 
 
 def test_the_plan_follows_the_seed(fi):
