@@ -30,8 +30,6 @@ TARGETS = {
     "host-loopback": ("127.0.0.1", "10.0.2.2", 8081),  # QEMU's alias of the host
     "link-local": ("169.254.169.254", "169.254.169.254", 80),
 }
-#: addresses only a walled guest could try: the wall's own side of its namespace
-WALL_GATEWAY = ("10.41.0.2", 8081)
 
 PROBE = '''
 import json
@@ -78,8 +76,6 @@ def test_guest_reaches_out_but_not_this_host(network: str, good_image: Path, tmp
     probe.parent.mkdir()
     probe.write_text(PROBE)
     targets = {name: [connect, port] for name, (_, connect, port) in TARGETS.items()}
-    if network == "user":
-        targets["wall-gateway"] = list(WALL_GATEWAY)
     prefix, log = _namespace_script(tmp_path)
     run = run_suites(tmp_path, "--provider=qemu", f"--image={good_image}", f"--qemu-network={network}",
                      select=str(probe), walled=False, prefix=prefix,

@@ -25,10 +25,13 @@ from pathlib import Path
 
 from debian_cloud_tests.errors import MissingDependencyError, ProviderError
 
-#: the namespace's side of slirp4netns: apart from QEMU's own 10.0.2.0/24, which the guest sees
-CIDR = "10.41.0.0/24"
-NAMESPACE_ADDRESS = "10.41.0.100"
-RESOLVER = "10.41.0.3"
+#: the namespace's side of slirp4netns is QEMU's own network, so that SSH forwarded in reaches
+#: the guest from 10.0.2.2, its router's address, as without the wall: a guest with no default
+#: route still answers it.  QEMU takes the guest's packets to 10.0.2.2 and .3 for itself, so the
+#: guest never reaches slirp4netns's side.
+CIDR = "10.0.2.0/24"
+NAMESPACE_ADDRESS = "10.0.2.100"
+RESOLVER = "10.0.2.3"
 #: where QEMU forwards SSH from inside the namespace (the namespace has no other listener)
 INNER_SSH_PORT = 2222
 #: never reached from a walled guest: link-local holds cloud metadata services
