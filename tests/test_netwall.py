@@ -55,7 +55,7 @@ def test_slirp4netns_connects_the_namespace_and_forwards_ssh_into_it(tmp_path: P
         if os.environ.get("DCT_E2E") == "require":
             pytest.fail("end-to-end tests required but impossible here: needs root, slirp4netns")
         pytest.skip("needs root, slirp4netns and nsenter")
-    exit_read, exit_write = netwall.exit_pipe()
+    exit_read, exit_write = os.pipe()
     holder = subprocess.Popen(["unshare", "--net", "sleep", "60"],  # stands in for QEMU
                               pass_fds=(exit_write,))
     os.close(exit_write)

@@ -106,7 +106,7 @@ class QemuMachine(Machine):
         tools = netwall.check_tools()
         inner = f"{netdev},hostfwd=tcp:0.0.0.0:{netwall.INNER_SSH_PORT}-:22"
         args = netwall.wrap([*base_args, "-netdev", inner, "-device", nic], self.run_dir, tools)
-        exit_read, exit_write = netwall.exit_pipe()
+        exit_read, exit_write = os.pipe()  # QEMU holds the write end, slirp4netns watches
         try:
             started = self._spawn(args, register_pid, preexec, keep_fds=(exit_write,))
         finally:

@@ -25,6 +25,8 @@ from pathlib import Path
 
 from debian_cloud_tests.errors import MissingDependencyError, ProviderError
 
+from .qmp import connect_unix
+
 #: the namespace's side of slirp4netns is QEMU's own network, so that SSH forwarded in reaches
 #: the guest from 10.0.2.2, its router's address, as without the wall: a guest with no default
 #: route still answers it.  QEMU takes the guest's packets to 10.0.2.2 and .3 for itself, so the
@@ -78,8 +80,8 @@ def wrap(qemu_args: list[str], run_dir: Path, tools: dict[str, str]) -> list[str
 class Wall:
     """The slirp4netns process that connects one QEMU's namespace to the outside.
 
-    It ends with QEMU, however QEMU ends: its exit fd is a pipe whose only write end QEMU holds
-    (:func:`exit_pipe`), so the guard or a user killing QEMU stops it too.
+    It ends with QEMU, however QEMU ends: its exit fd is a pipe whose only write end QEMU holds,
+    so the guard or a user killing QEMU stops it too.
     """
 
     def __init__(self, proc: subprocess.Popen[bytes], api: Path) -> None:
@@ -136,11 +138,7 @@ class Wall:
     def _call(self, request: dict[str, object]) -> dict[str, object]:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(10)
-            dir_fd = os.open(self.api.parent, os.O_PATH)  # a deep run dir, through its fd
-            try:
-                sock.connect(f"/proc/self/fd/{dir_fd}/{self.api.name}")
-            finally:
-                os.close(dir_fd)
+            connect_unix(sock, self.api)
             sock.sendall(json.dumps(request).encode())
             sock.shutdown(socket.SHUT_WR)
             data = b""
@@ -166,12 +164,6 @@ class Wall:
             except subprocess.TimeoutExpired as exc:
                 return [exc]
         return []
-
-
-def exit_pipe() -> tuple[int, int]:
-    """(read end, write end): QEMU inherits the write end, slirp4netns watches the read end."""
-    read_end, write_end = os.pipe()
-    return read_end, write_end
 
 
 def _read_ready(fd: int, timeout: float) -> bool:

@@ -13,6 +13,16 @@ class QMPError(Exception):
     pass
 
 
+def connect_unix(sock: socket.socket, path: Path) -> None:
+    """Connect *sock* to the Unix socket *path*, however deep: socket paths are limited to 108
+    bytes, so its directory is reached through an fd."""
+    dir_fd = os.open(path.parent, os.O_PATH)
+    try:
+        sock.connect(f"/proc/self/fd/{dir_fd}/{path.name}")
+    finally:
+        os.close(dir_fd)
+
+
 class QMP:
     """One short-lived QMP session per command: QEMU allows one client at a time."""
 
@@ -23,14 +33,10 @@ class QMP:
     def command(self, name: str, **arguments: Any) -> Any:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(self.timeout)
-            # Socket paths are limited to 108 bytes; a deep run dir is reached through its fd.
-            dir_fd = os.open(self.path.parent, os.O_PATH)
             try:
-                sock.connect(f"/proc/self/fd/{dir_fd}/{self.path.name}")
+                connect_unix(sock, self.path)
             except OSError as exc:
                 raise QMPError(f"QMP socket {self.path}: {exc.strerror}") from None
-            finally:
-                os.close(dir_fd)
             reader = sock.makefile("r")
             json.loads(reader.readline())  # greeting
             for cmd, args in (("qmp_capabilities", {}), (name, arguments)):
