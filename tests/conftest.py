@@ -178,13 +178,6 @@ class OptionsOnly:
         return None
 
 
-#: the shape of the guests these tests boot unless a test needs another: two vCPUs, not one,
-#: though one boots a little faster on a busy 2-core host (benchmarks/scaling.py): a 1-vCPU guest
-#: whose vCPU thread the host starves under TCG logs an RCU stall with call traces, which the
-#: console checks rightly count as trouble
-TEST_GUEST = "2x1024"
-
-
 def run_suites(tmp_path: Path, *args: str, timeout: float = 900, env: dict[str, str] | None = None,
                select: str | None = None, prefix: Sequence[str] = (),
                walled: bool = True) -> SuiteRun:
@@ -199,8 +192,6 @@ def run_suites(tmp_path: Path, *args: str, timeout: float = 900, env: dict[str, 
            f"--artifacts-dir={tmp_path / 'artifacts'}", *args]
     if select:
         cmd.append(select)
-    if "--provider=qemu" in args and not any(a.startswith("--instance-type") for a in args):
-        cmd.append(f"--instance-type={TEST_GUEST}")
     if walled and "--provider=qemu" in args:  # a full guest network, walled in
         cmd = in_private_network([*cmd, "--qemu-network=user"])
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp_path,
