@@ -85,7 +85,9 @@ def fresh_root(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]
 
 @pytest.mark.e2e
 @pytest.mark.cost(500)
-@pytest.mark.parametrize("fresh_root", ["bookworm", "trixie"], indirect=True)
+# CI proves the command on bookworm; trixie's run repeats it on the next release (the full matrix)
+@pytest.mark.parametrize("fresh_root", ["bookworm", pytest.param("trixie", marks=pytest.mark.matrix)],
+                         indirect=True)
 def test_readme_first_command_on_a_fresh_debian(fresh_root: Path) -> None:
     command = readme_command("The two commands", 0)
     assert "setup.sh" in command and "demo" in command, command
@@ -177,4 +179,5 @@ def test_setup_refuses_a_machine_without_apt(readable_setup: Path) -> None:
 
 def test_ci_runs_the_readme_test_command() -> None:
     command = readme_command("The two commands", 1)
-    assert command in (ROOT / ".ci" / "run").read_text().splitlines(), command
+    # with what is given to .ci/run passed on to pytest (a benchmark asks for a JUnit file)
+    assert f'{command} "$@"' in (ROOT / ".ci" / "run").read_text().splitlines(), command

@@ -1,4 +1,4 @@
-"""End to end: an image built with FAI from examples/fai passes every suite and is published; a
+"""End to end: an image built with FAI from examples/fai passes the gated suites and is published; a
 config-space class that enables password login makes the pipeline hold and publish nothing.
 
 Two builds and two boots (QEMU, one at a time): minutes under TCG.
@@ -17,8 +17,10 @@ import pytest
 
 from debian_cloud_tests.gate.cli import main as gate_main
 from debian_cloud_tests.pipeline import publishers
+from debian_cloud_tests.plugin import suites_dir
 
 from .conftest import run_suites
+from .test_e2e_qemu import SLOW_SUITES
 from .test_pipeline_publish import BUCKET, moto_s3_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,7 +58,7 @@ def _build(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.cost(330)
-def test_fai_image_passes_every_suite_and_is_published(tmp_path, s3):
+def test_fai_image_passes_the_gated_suites_and_is_published(tmp_path, s3):
     out = tmp_path / "images"
     proc = _build(out)
     assert proc.returncode == 0, proc.stderr + proc.stdout
@@ -65,7 +67,10 @@ def test_fai_image_passes_every_suite_and_is_published(tmp_path, s3):
     assert meta["classes"][-1] == "CLEANUP" and "cloud-init" in meta["packages"]
     assert (out / meta["build_log"]).stat().st_size > 0
 
-    run = run_suites(tmp_path, "--provider=qemu", f"--image={image}", timeout=1800)
+    # the suites the policy gates on; the reboots and a second instance of a good image are
+    # proven by the demo's run and every cloud's
+    run = run_suites(tmp_path, "--provider=qemu", f"--image={image}",
+                     *(f"--ignore={suites_dir() / s}" for s in SLOW_SUITES), timeout=1800)
     assert run.rc == 0, run.explain()
     assert run.props.get("image_sha256") == meta["sha256"]
 
