@@ -42,8 +42,10 @@ def run_ci(checkout: Path, cache: Path, log: Path, junit: Path) -> tuple[float, 
     busy, total = cpu_times()
     started = time.monotonic()
     with log.open("w") as out:  # not PYTEST_ADDOPTS: the pytest runs the tests start inherit it
-        proc = subprocess.run(["bash", ".ci/run", f"--junitxml={junit}"], cwd=checkout, env=env, stdout=out,
-                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False)
+        # SIGINT at its default, as for CI's job: started in the background this would ignore it
+        proc = subprocess.run(["env", "--default-signal=INT", "bash", ".ci/run", f"--junitxml={junit}"],
+                              cwd=checkout, env=env, stdout=out, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, check=False)
     busy_after, total_after = cpu_times()
     share = (busy_after - busy) / max(1, total_after - total)
     return time.monotonic() - started, proc.returncode, share

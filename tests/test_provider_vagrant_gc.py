@@ -123,3 +123,22 @@ def test_a_bad_run_id_is_refused_without_a_command(libvirt: Libvirt, run_id: str
     with pytest.raises(UsageError, match="nothing was removed"):
         collect_run(run_id, project)
     assert libvirt.log() == []
+
+
+def test_vagrant_up_stops_on_ctrl_c_where_the_runner_ignores_it(libvirt: Libvirt, tmp_path: Path) -> None:
+    """A runner started in the background ignores SIGINT, and its children inherit that: `vagrant
+    up` must still stop at the SIGINT the provider sends, not wait out the stop timeout."""
+    import signal
+    import time
+
+    from debian_cloud_tests.providers.vagrant.machine import STOP_TIMEOUT
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        launched = launch(libvirt, tmp_path, RUN_ID)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    wait_for_domain(libvirt, RUN_ID)
+    started = time.monotonic()
+    assert launched.machine.destroy() == []
+    assert time.monotonic() - started < STOP_TIMEOUT / 4

@@ -56,8 +56,11 @@ class VagrantMachine(Machine):
         volumes (``debian-cloud-tests gc`` retries what the guard could not).
         """
         with (self.project.root / UP_LOG).open("wb") as log:
+            # SIGINT at its default: a runner started in the background ignores it, and vagrant
+            # would inherit that and outlive our Ctrl-C by STOP_TIMEOUT
             self._up = subprocess.Popen(
-                ["vagrant", "up", "--provider=libvirt", "--no-provision"], cwd=self.project.root,
+                ["env", "--default-signal=INT", "vagrant", "up", "--provider=libvirt", "--no-provision"],
+                cwd=self.project.root,
                 env=self.project.env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 start_new_session=True)
 
