@@ -34,6 +34,10 @@ RESTART_SILENCE = 90.0
 #: emulated machine that stops in the middle (seen with OVMF under TCG) is reset once
 STALL_SILENCE = 240.0
 KERNEL_START = "Linux version "
+#: how long sshd may stay silent once the new boot shows its login prompt: sshd and the gettys
+#: start together (multi-user.target), so a minute later, even under TCG, sshd is not coming
+SSH_AFTER_PROMPT = 60.0
+LOGIN_PROMPT = "login: "
 BOOT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 #: paramiko's "no exit status": the channel closed under the command (the guest went down)
 NO_EXIT_STATUS = -1
@@ -137,9 +141,13 @@ def reboot(inst: Instance, hard: bool, timeout: float) -> RebootOutcome:
     # what a hung platform gets, one at a time: a reset does not always wake it (OVMF under TCG)
     remedies = [(inst.machine.hard_reset, "the platform hung and was reset once through the provider"),
                 (inst.machine.power_cycle, "again: stopped and started through the provider")]
+    prompt_seen: float | None = None  # when the new boot's login prompt was first seen
     while time.monotonic() < deadline:
         time.sleep(POLL)
-        hung = watch.hung(_console(inst), time.monotonic()) if watch else None
+        text = _console(inst) if watch else ""
+        if watch and prompt_seen is None and _booted_to_prompt(text, console_mark):
+            prompt_seen = time.monotonic()
+        hung = watch.hung(text, time.monotonic()) if watch else None
         if watch and hung:
             remedy, done = remedies.pop(0)
             said = (f"{hung}: {done}" if outcome.platform_reset is None
@@ -171,7 +179,14 @@ def reboot(inst: Instance, hard: bool, timeout: float) -> RebootOutcome:
             outcome.error = f"after the reboot sshd presents another host key ({exc.message[:160]})"
             return outcome
         except (ssh.HandshakeFailed, ssh.LoginRefused, NotAnswered):
-            # not up yet, or sshd still let us in while the guest went down: ask again
+            # not up yet, or sshd still let us in while the guest went down: ask again, unless
+            # the new boot finished long ago without sshd
+            if prompt_seen is not None and time.monotonic() - prompt_seen >= SSH_AFTER_PROMPT:
+                outcome.error = (
+                    f"the machine booted again (its console shows a login prompt) but sshd did not "
+                    f"answer within {SSH_AFTER_PROMPT:.0f}s of it; the console since the reboot "
+                    f"request ends with:\n{console.tail(_console(inst)[console_mark:])}")
+                return outcome
             continue
         outcome.came_back = True
         outcome.seconds = seconds
@@ -184,6 +199,14 @@ def reboot(inst: Instance, hard: bool, timeout: float) -> RebootOutcome:
     outcome.error = (f"the machine did not come back within {timeout:.0f}s; the console since the "
                      f"reboot request ends with:\n{console.tail(since)}")
     return outcome
+
+
+def _booted_to_prompt(text: str, mark: int) -> bool:
+    """Whether the console since *mark* shows a new boot (a kernel start) that reached a login
+    prompt."""
+    since = console.clean(text[mark:])
+    start = since.rfind(KERNEL_START)
+    return start >= 0 and LOGIN_PROMPT in since[start:]
 
 
 def _console(inst: Instance) -> str:

@@ -82,3 +82,17 @@ def test_a_new_boot_that_stops_printing_is_a_stalled_platform() -> None:
     assert not w.hung(stalled, 0.0)
     assert not w.hung(stalled, 239.0)
     assert "middle of the new boot" in (w.hung(stalled, 240.0) or "")
+
+
+def test_a_new_boot_at_its_login_prompt_is_seen_only_after_its_kernel_start() -> None:
+    """sshd is given a minute from the new boot's login prompt: the prompt must be that boot's
+    (after a kernel start since the reboot request), not the old boot's."""
+    from debian_cloud_tests.reboot import _booted_to_prompt
+
+    mark = len(BEFORE)
+    new_boot = "\x1b[0m[    0.000000] Linux version 6.1.0-28-cloud-amd64\r\n"
+    assert not _booted_to_prompt(BEFORE, mark)  # the prompt before the request
+    assert not _booted_to_prompt(BEFORE + SHUTDOWN + RESTART + new_boot, mark)  # still booting
+    assert _booted_to_prompt(BEFORE + SHUTDOWN + RESTART + new_boot + "\r\ndebian login: ", mark)
+    # a prompt printed again by the old boot while it goes down is not a new boot
+    assert not _booted_to_prompt(BEFORE + "debian login: \r\n" + SHUTDOWN, mark)
