@@ -7,22 +7,36 @@ as far as the guest can tell).  A probe run over SSH in the guest connects to ea
 default), the guest reaches only the last, and the other two listeners never see a connection;
 with ``--qemu-network=open`` (the negative control) it reaches all three, so the probe sees a leak
 when there is one.
+
+Beyond the guest there is also a Debian mirror (``fakes/archive_mirror.py``) serving this machine's
+InRelease files as Debian signed them, over https with a test CA given by ``--ca-cert`` as behind a
+TLS-intercepting proxy: the same boot is the positive control of ``config.apt_update_works`` (offline
+it is not applicable), the good image's unchanged sources updating from outside the wall.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import pytest
 
+from debian_cloud_tests.plugin import suites_dir
+
 from .conftest import DNS, run_suites
+from .fakes.archive_mirror import MIRROR_ADDRESS
 
 pytestmark = pytest.mark.e2e
 
 LISTENERS = Path(__file__).with_name("fakes") / "tcp_listeners.py"
+MIRROR = Path(__file__).with_name("fakes") / "archive_mirror.py"
+APT_LISTS = Path("/var/lib/apt/lists")
+APT_CHECK = "config/test_apt.py::test_apt_update_works"
 OUTSIDE = "192.0.2.10"  # TEST-NET-1, an address of the test's namespace (on its lo)
 #: name -> (address the listener binds in the namespace, address the guest connects to, port)
 TARGETS = {
@@ -50,26 +64,59 @@ def test_reaches(instance, name):
 '''
 
 
-def _namespace_script(tmp_path: Path) -> tuple[list[str], Path]:
+def _release_files(dest: Path) -> str | None:
+    """Copy this machine's InRelease files from deb.debian.org, as Debian signed them, into
+    *dest*; or say why the mirror cannot serve them."""
+    files = {f.name.split("_dists_")[-1].removesuffix("_InRelease"): f
+             for f in APT_LISTS.glob("deb.debian.org_*_InRelease")}
+    if not {"bookworm", "bookworm-updates", "bookworm-security"} <= set(files):
+        return "this machine's apt has no bookworm InRelease files from deb.debian.org"
+    for f in files.values():
+        m = re.search(rb"^Valid-Until: (.+)$", f.read_bytes(), re.M)
+        if m and parsedate_to_datetime(m.group(1).decode()) < datetime.now(UTC):
+            return f"{f.name} has expired: run apt-get update on this machine"
+        shutil.copy(f, dest / f.name)
+    return None
+
+
+def _mirror(tmp_path: Path) -> tuple[str, Path] | str:
+    """The shell line that starts the mirror in the namespace and the CA the guest is given, or
+    why this machine cannot serve it (the mirror's DNS answers every name with its address)."""
+    trustme = pytest.importorskip("trustme")
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    why = _release_files(lists)
+    if why:
+        return why
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    pem = tmp_path / "mirror.pem"
+    ca.issue_cert("deb.debian.org").private_key_and_cert_chain_pem.write_to_path(str(pem))
+    ready = tmp_path / "mirror.ready"
+    start = (f"{{ {sys.executable} {MIRROR} {lists} {ready} {pem} {pem} 2>{tmp_path / 'mirror.log'} "
+             f"& mirror=$!; }} && for i in $(seq 100); do [ -e {ready} ] && break; sleep 0.1; done")
+    return start, tmp_path / "ca.pem"
+
+
+def _namespace_script(tmp_path: Path, mirror: str | None) -> tuple[list[str], Path]:
     """The prefix that runs the plugin inside the test's namespace, and the listeners' log."""
     ip, unshare = shutil.which("ip"), shutil.which("unshare")
     assert ip and unshare, "ip and unshare are needed"
     (tmp_path / "resolv.conf").write_text("nameserver 127.0.0.1\n")
     log, ready = tmp_path / "reached.log", tmp_path / "listeners.ready"
-    log.touch()
     specs = " ".join(f"{name}={bind}:{port}" for name, (bind, _, port) in TARGETS.items())
+    services = f"{mirror} && " if mirror else f"mirror=; {{ {sys.executable} {DNS} & }} && "
     script = (f"{ip} link set lo up && {ip} addr add {OUTSIDE}/32 dev lo && "
-              f"{ip} addr add 169.254.169.254/32 dev lo && "
-              f"mount --bind {tmp_path / 'resolv.conf'} /etc/resolv.conf && "
-              f"{{ {sys.executable} {DNS} & }} && "
+              f"{ip} addr add 169.254.169.254/32 dev lo && {ip} addr add {MIRROR_ADDRESS}/32 dev lo && "
+              f"mount --bind {tmp_path / 'resolv.conf'} /etc/resolv.conf && {services}"
               f"{{ {sys.executable} {LISTENERS} {log} {ready} {specs} & listeners=$!; }} && "
               f"for i in $(seq 100); do [ -e {ready} ] && break; sleep 0.1; done; "
-              '"$@"; rc=$?; kill $listeners; exit $rc')
+              '"$@"; rc=$?; kill $listeners $mirror; exit $rc')
     return [unshare, "--net", "--mount", "--propagation", "private", "/bin/sh", "-c", script,
             "sh"], log
 
 
-@pytest.mark.cost(150)
+@pytest.mark.cost(180)
 # open is the control: all three answer where the guest is not walled in.  In CI the walled run
 # shows the probe works (the outside answers); the full matrix adds the control.
 @pytest.mark.parametrize("network", ["user", pytest.param("open", marks=pytest.mark.matrix)])
@@ -78,13 +125,22 @@ def test_guest_reaches_out_but_not_this_host(network: str, good_image: Path, tmp
     probe.parent.mkdir()
     probe.write_text(PROBE)
     targets = {name: [connect, port] for name, (_, connect, port) in TARGETS.items()}
-    prefix, log = _namespace_script(tmp_path)
+    mirror = _mirror(tmp_path)
+    if isinstance(mirror, str):
+        no_mirror, start, apt = mirror, None, []
+    else:  # the suite's check, by path, beside the probe
+        no_mirror, start, apt = None, mirror[0], [f"--ca-cert={mirror[1]}", f"{suites_dir()}/{APT_CHECK}"]
+    serving = no_mirror is None
+    prefix, log = _namespace_script(tmp_path, start)
     run = run_suites(tmp_path, "--provider=qemu", f"--image={good_image}", f"--qemu-network={network}",
-                     select=str(probe), walled=False, prefix=prefix,
+                     *apt, select=str(probe), walled=False, prefix=prefix,
                      env={"DCT_PROBE_TARGETS": json.dumps(targets)})
     reached = {name for name in targets
                if any(f"[{name}]" in c and s == "passed" for c, s in run.checks.items())}
-    assert len(run.checks) == len(targets), run.explain()
+    probes = {c for c in run.checks if "test_reaches[" in c}
+    assert len(probes) == len(targets), run.explain()
+    # the rest (the apt check, the console scan that ends a run of the suites) passed
+    assert all(s == "passed" for c, s in run.checks.items() if c not in probes), run.checks
     seen = set(log.read_text().split())
     if network == "user":
         assert reached == {"outside"}, run.explain()
@@ -92,3 +148,8 @@ def test_guest_reaches_out_but_not_this_host(network: str, good_image: Path, tmp
     else:  # the control: the same probe sees a guest that reaches this host
         assert reached == set(TARGETS), run.explain()
         assert seen == set(TARGETS), f"the listeners saw {seen}"
+    if not serving:
+        pytest.skip(f"the wall holds; config.apt_update_works not proven: {no_mirror}")
+    served = (tmp_path / "mirror.log").read_text()
+    assert run.checks.get("config.apt_update_works") == "passed", f"{run.explain()}\n{served}"
+    assert served.count("InRelease HTTP/1.1\" 200") >= 3, served  # the guest really fetched them
