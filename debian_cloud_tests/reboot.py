@@ -37,7 +37,6 @@ KERNEL_START = "Linux version "
 #: how long sshd may stay silent once the new boot shows its login prompt: sshd and the gettys
 #: start together (multi-user.target), so a minute later, even under TCG, sshd is not coming
 SSH_AFTER_PROMPT = 60.0
-LOGIN_PROMPT = "login: "
 BOOT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 #: paramiko's "no exit status": the channel closed under the command (the guest went down)
 NO_EXIT_STATUS = -1
@@ -185,7 +184,7 @@ def reboot(inst: Instance, hard: bool, timeout: float) -> RebootOutcome:
                 outcome.error = (
                     f"the machine booted again (its console shows a login prompt) but sshd did not "
                     f"answer within {SSH_AFTER_PROMPT:.0f}s of it; the console since the reboot "
-                    f"request ends with:\n{console.tail(_console(inst)[console_mark:])}")
+                    f"request ends with:\n{console.tail(text[console_mark:])}")
                 return outcome
             continue
         outcome.came_back = True
@@ -204,9 +203,9 @@ def reboot(inst: Instance, hard: bool, timeout: float) -> RebootOutcome:
 def _booted_to_prompt(text: str, mark: int) -> bool:
     """Whether the console since *mark* shows a new boot (a kernel start) that reached a login
     prompt."""
-    since = console.clean(text[mark:])
+    since = text[mark:]
     start = since.rfind(KERNEL_START)
-    return start >= 0 and LOGIN_PROMPT in since[start:]
+    return start >= 0 and console.boot_stage(since[start:]) == "login prompt"
 
 
 def _console(inst: Instance) -> str:

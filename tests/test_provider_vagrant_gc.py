@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 import pytest
 from debian_cloud_tests.providers.vagrant import VagrantProvider, tools
 from debian_cloud_tests.providers.vagrant.gc import collect_run
+from debian_cloud_tests.providers.vagrant.machine import STOP_TIMEOUT
 
 from debian_cloud_tests import rundir
 from debian_cloud_tests.errors import UsageError
@@ -56,8 +59,6 @@ def launch(db: Libvirt, tmp_path: Path, run_id: str) -> Launched:
 
 
 def wait_for_domain(db: Libvirt, run_id: str) -> None:
-    import time
-
     deadline = time.monotonic() + 30
     while not [d for d in db.inventory()["domains"] if d.startswith(f"dct-{run_id}-")]:
         assert time.monotonic() < deadline, "`vagrant up` defined no domain"
@@ -128,11 +129,6 @@ def test_a_bad_run_id_is_refused_without_a_command(libvirt: Libvirt, run_id: str
 def test_vagrant_up_stops_on_ctrl_c_where_the_runner_ignores_it(libvirt: Libvirt, tmp_path: Path) -> None:
     """A runner started in the background ignores SIGINT, and its children inherit that: `vagrant
     up` must still stop at the SIGINT the provider sends, not wait out the stop timeout."""
-    import signal
-    import time
-
-    from debian_cloud_tests.providers.vagrant.machine import STOP_TIMEOUT
-
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         launched = launch(libvirt, tmp_path, RUN_ID)
