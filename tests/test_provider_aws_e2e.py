@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.e2e
 
+#: a one-vCPU type: two guests at a time on two emulating cores (see conftest.TEST_SHAPE)
+ONE_VCPU = "t2.small"
 SUITES = ("bvt", "cloud_init", "metadata", "config", "network", "reboot", "uniqueness")
 #: The checks that cannot apply on this emulated EC2 (or to this image on any EC2), and why: the
 #: start of their skip message.  Any other skip fails the test.
@@ -119,7 +121,8 @@ def test_every_suite_passes_on_emulated_ec2_and_nothing_is_left(emulated_ec2: Em
     # provider gives its own, from the command line as a user on slow hardware would.
     budget = boot_budget_options()
     run = run_suites(tmp_path, "--provider=aws", f"--image={world.ami}", f"--region={world.region}",
-                     "--image-type=ec2", *budget, timeout=1800, prefix=emulated_ec2.namespace.prefix())
+                     "--image-type=ec2", f"--instance-type={ONE_VCPU}", *budget, timeout=1800,
+                     prefix=emulated_ec2.namespace.prefix())
     assert {c.split(".")[0] for c in run.checks} == set(SUITES), f"{sorted(run.checks)}\n{run.explain()}"
     bad = {c: s for c, s in run.checks.items() if s not in ("passed", "skipped")}
     assert not bad, f"{bad}\n{run.messages}\n{run.explain()}"

@@ -27,6 +27,7 @@ from .fakes.qemu_guests import QemuGuests, assert_gone, boot_budget_options
 
 pytestmark = pytest.mark.e2e
 URN = "Debian:debian-12:12-gen2:latest"
+ONE_VCPU = "Standard_B1s"  # two guests at a time on two emulating cores
 
 
 @pytest.fixture
@@ -64,6 +65,7 @@ def test_suites_pass_on_emulated_azure_and_nothing_is_left(emulated_azure: FakeA
     # PlatformFacts). The network suite is left out: the emulated guest network is closed.
     suites = [str(suites_dir() / name) for name in ("bvt", "cloud_init", "metadata")]
     run = run_suites(tmp_path, "--provider=azure", f"--image={URN}", f"--region={LOCATION}", *suites,
+                     f"--instance-type={ONE_VCPU}",
                      *boot_budget_options(),
                      timeout=900)
     ran = {c: s for c, s in run.checks.items() if c.startswith(("bvt.", "cloud_init.", "metadata."))}

@@ -33,7 +33,7 @@ from .imds import ImdsServer, InstanceData
 from .netns import PrivateNamespace
 from .qemu_guests import QemuGuests, guest_options
 
-SHAPES = {"t3.small": "2x2048", "t4g.small": "2x2048", "t3.micro": "2x1024"}
+SHAPES = {"t3.small": "2x2048", "t4g.small": "2x2048", "t3.micro": "2x1024", "t2.small": "1x2048"}
 #: what a default VPC subnet adds to the user network: the Amazon DNS server's link-local
 #: address, and no IPv6
 VPC_NET = "dns=169.254.169.253,ipv6=off"

@@ -20,7 +20,8 @@ from .gce_metadata import GceInstanceData, GceMetadataServer
 from .qemu_guests import guest_options
 
 #: the machine types the emulator knows: name -> (vCPUs, MiB)
-MACHINE_TYPES = {"e2-small": (2, 2048), "e2-medium": (2, 4096), "t2a-standard-1": (1, 4096)}
+MACHINE_TYPES = {"e2-small": (2, 2048), "e2-medium": (2, 4096), "t2a-standard-1": (1, 4096),
+                 "g1-small": (1, 1740)}
 
 
 def gce_mac(network_ip: str) -> str:
