@@ -26,7 +26,7 @@ from debian_cloud_tests import errors
 from debian_cloud_tests.plugin import suites_dir
 from debian_cloud_tests.provider import get_provider
 
-from .conftest import SuiteRun, run_suites
+from .conftest import TEST_SHAPE, SuiteRun, run_suites
 from .fakes.libvirt_netns import Namespace, running_libvirtd, unavailable
 
 SKIP_OK = ("not applicable",)
@@ -104,7 +104,7 @@ def test_good_box_passes_and_leaves_nothing(part: str, libvirt_ns: Namespace, go
     before = libvirt_ns.inventory()
     suites = GOOD_BOX_RUNS[part]
     run, tmpdir = run_in(libvirt_ns, tmp_path, "--provider=vagrant", f"--image={good_box}",
-                         suites=suites)
+                         f"--instance-type={TEST_SHAPE}", suites=suites)
     assert run.rc == 0, run.explain()
     not_passed = {c: s for c, s in run.checks.items()
                   if s != "passed" and not run.messages.get(c, "").startswith(SKIP_OK)}
