@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 import pytest
 from debian_cloud_tests.providers.aws import AwsProvider
 from debian_cloud_tests.providers.aws.instance import merge_console
-from debian_cloud_tests.providers.aws.resources import EXPIRES_TAG, RUN_ID_TAG, parse_expiry
+from debian_cloud_tests.providers.aws.resources import EXPIRES_TAG, RUN_ID_TAG
 
 from debian_cloud_tests import console
 from debian_cloud_tests.errors import ArchFirmwareError, ImageNotFoundError, UsageError
+from debian_cloud_tests.expiry import parse as parse_expiry
 from debian_cloud_tests.provider import available, get_provider
 from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec
 

@@ -10,6 +10,7 @@ import pytest
 from debian_cloud_tests.providers.aws import AwsProvider, resources
 from debian_cloud_tests.providers.aws.gc import collect_garbage, main
 
+from debian_cloud_tests import expiry
 from debian_cloud_tests.errors import CleanupError
 from debian_cloud_tests.rundir import reap
 from debian_cloud_tests.spec import Arch, LaunchSpec
@@ -55,7 +56,7 @@ def test_expired_resources_are_collected_and_nothing_else(aws: AwsWorld, tmp_pat
     assert collect_garbage(aws.region, now) == [], "nothing has expired yet"
     assert len(leftovers(aws.moto)["instances"]) == 3
 
-    deleted = collect_garbage(aws.region, now + resources.TTL + timedelta(minutes=1))
+    deleted = collect_garbage(aws.region, now + expiry.TTL + timedelta(minutes=1))
     ours = [first, second]
     assert sorted(deleted) == sorted(r[kind] for r in ours for kind in ("instance", "group", "key"))
     assert deleted.index(first["instance"]) < deleted.index(first["group"]), "instances go first"

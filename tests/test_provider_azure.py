@@ -18,10 +18,11 @@ import yaml
 from debian_cloud_tests.providers.azure import AzureProvider, errors, machine
 from debian_cloud_tests.providers.azure.errors import QuotaError, ThrottledError
 from debian_cloud_tests.providers.azure.gc import collect_garbage, collect_run
-from debian_cloud_tests.providers.azure.provider import EXPIRES_TAG, RUN_ID_TAG, parse_expiry
+from debian_cloud_tests.providers.azure.provider import EXPIRES_TAG, RUN_ID_TAG
 
 from debian_cloud_tests import console, rundir
 from debian_cloud_tests.errors import ArchFirmwareError, ImageNotFoundError, ProviderError, UsageError
+from debian_cloud_tests.expiry import parse as parse_expiry
 from debian_cloud_tests.provider import get_provider
 from debian_cloud_tests.seed import INSTANCE_ID_TEMPLATE, MARKER_PATH
 from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec

@@ -16,10 +16,11 @@ import pytest
 from debian_cloud_tests.providers.gce import GceProvider, retry
 from debian_cloud_tests.providers.gce.errors import CredentialsError, QuotaError, ThrottledError
 from debian_cloud_tests.providers.gce.gc import collect_garbage, collect_run
-from debian_cloud_tests.providers.gce.resources import EXPIRES_LABEL, RUN_ID_LABEL, parse_expiry
+from debian_cloud_tests.providers.gce.resources import EXPIRES_LABEL, RUN_ID_LABEL
 
 from debian_cloud_tests import backoff, console, rundir
 from debian_cloud_tests.errors import ImageNotFoundError, ProviderError, UsageError
+from debian_cloud_tests.expiry import parse as parse_expiry
 from debian_cloud_tests.provider import get_provider
 from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
 

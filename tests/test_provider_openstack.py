@@ -22,10 +22,11 @@ from debian_cloud_tests.providers.openstack.errors import (
     ThrottledError,
 )
 from debian_cloud_tests.providers.openstack.gc import collect_garbage, collect_run
-from debian_cloud_tests.providers.openstack.resources import EXPIRES_KEY, RUN_ID_KEY, parse_expiry
+from debian_cloud_tests.providers.openstack.resources import EXPIRES_KEY, RUN_ID_KEY
 
 from debian_cloud_tests import console, rundir
 from debian_cloud_tests.errors import ArchFirmwareError, ImageNotFoundError, ProviderError, UsageError
+from debian_cloud_tests.expiry import parse as parse_expiry
 from debian_cloud_tests.provider import get_provider
 from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
 

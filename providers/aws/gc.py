@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from debian_cloud_tests import expiry
 from debian_cloud_tests.errors import DCTError, guarded, swept
 from debian_cloud_tests.gc import print_deleted
 from debian_cloud_tests.rundir import require_run_id
@@ -28,9 +29,7 @@ _OURS = {"Name": "tag-key", "Values": [EXPIRES_TAG]}
 
 
 def _expired(tags: list[dict[str, str]] | None, now: datetime) -> bool:
-    value = next((t["Value"] for t in tags or [] if t["Key"] == EXPIRES_TAG), None)
-    when = resources.parse_expiry(value) if value else None
-    return when is not None and when < now
+    return expiry.expired(next((t["Value"] for t in tags or [] if t["Key"] == EXPIRES_TAG), None), now)
 
 
 def _pages(ec2: Any, operation: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
+from debian_cloud_tests import expiry
 from debian_cloud_tests.errors import DCTError, ProviderError, UsageError
 
 from . import retry
@@ -19,8 +20,6 @@ from .errors import AwsError
 
 RUN_ID_TAG = "dct:run-id"
 EXPIRES_TAG = "dct:expires"
-#: how long a run's resources may live before gc may delete them
-TTL = timedelta(hours=3)
 NOT_FOUND = ("InvalidGroup.NotFound", "InvalidKeyPair.NotFound", "InvalidInstanceID.NotFound")
 
 
@@ -34,22 +33,12 @@ def _why(exc: DCTError) -> str:
 
 
 def tags(run_id: str, name: str, now: datetime | None = None) -> list[dict[str, str]]:
-    expires = (now or datetime.now(UTC)) + TTL
     return [{"Key": "Name", "Value": name}, {"Key": RUN_ID_TAG, "Value": run_id},
-            {"Key": EXPIRES_TAG, "Value": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}]
+            {"Key": EXPIRES_TAG, "Value": expiry.mark(now)}]
 
 
 def tag_specs(resource_types: tuple[str, ...], tag_list: list[dict[str, str]]) -> list[dict[str, Any]]:
     return [{"ResourceType": kind, "Tags": tag_list} for kind in resource_types]
-
-
-def parse_expiry(value: str) -> datetime | None:
-    """The ``dct:expires`` tag as an aware datetime; None when it is not one of ours."""
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def default_vpc(ec2: Any, region: str) -> str:

@@ -13,13 +13,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from debian_cloud_tests import expiry
 from debian_cloud_tests.errors import guarded, swept
 from debian_cloud_tests.gc import print_deleted
 from debian_cloud_tests.rundir import require_run_id
 
 from . import errors, session
 from .machine import delete_group
-from .provider import EXPIRES_TAG, RUN_ID_TAG, parse_expiry
+from .provider import EXPIRES_TAG, RUN_ID_TAG
 
 
 def collect_garbage(now: datetime, credential: Any = None, subscription: str | None = None,
@@ -33,9 +34,8 @@ def collect_garbage(now: datetime, credential: Any = None, subscription: str | N
     c = session.make_clients(credential, subscription, **client_kwargs)
 
     def expired(group: Any) -> bool:
-        when = parse_expiry((group.tags or {}).get(EXPIRES_TAG, ""))
         in_region = not region or str(group.location).lower() == region.lower()
-        return in_region and when is not None and when < now
+        return in_region and expiry.expired((group.tags or {}).get(EXPIRES_TAG), now)
 
     return _delete_groups(c, f"tagName eq '{EXPIRES_TAG}'", expired)
 

@@ -14,11 +14,10 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from debian_cloud_tests import rundir, runneraddr, seed, sshkeys
+from debian_cloud_tests import expiry, rundir, runneraddr, seed, sshkeys
 from debian_cloud_tests.errors import (
     ArchFirmwareError,
     DCTError,
@@ -34,20 +33,11 @@ from . import errors, session
 from .machine import AzureMachine, delete_group
 
 RUN_ID_TAG, EXPIRES_TAG = "dct-run-id", "dct-expires"
-TTL = timedelta(hours=3)
 DEFAULT_SIZE = {Arch.AMD64: "Standard_B2s", Arch.ARM64: "Standard_B2ps_v2"}
 _URN = re.compile(r"^(?P<pub>[^:/\s]+):(?P<offer>[^:/\s]+):(?P<sku>[^:/\s]+):(?P<version>[^:/\s]+)$")
 _ID = re.compile(r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<group>[^/]+)/providers/"
                  r"Microsoft\.Compute/(?:images/(?P<image>[^/]+)|galleries/(?P<gallery>[^/]+)/images/"
                  r"(?P<definition>[^/]+)/versions/(?P<version>[^/]+))$", re.I)
-
-
-def parse_expiry(value: str) -> datetime | None:
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 class AzureProvider(Provider):
@@ -156,7 +146,7 @@ class AzureProvider(Provider):
             host = sshkeys.generate(f"root@{name}")
             host_keys = {"ed25519_private": host.private_openssh, "ed25519_public": host.public_openssh}
             injected = [host.public_openssh]
-        expires = (datetime.now(UTC) + TTL).strftime("%Y-%m-%dT%H:%M:%SZ")
+        expires = expiry.mark()
         tags = {RUN_ID_TAG: run_id, EXPIRES_TAG: expires}
         user_data = seed.cloud_user_data(spec, key.public_openssh, host_keys)
         rundir.record_cloud(run_dir, "azure", subscription=c.subscription,

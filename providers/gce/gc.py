@@ -15,17 +15,13 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from debian_cloud_tests import expiry
 from debian_cloud_tests.errors import guarded, swept
 from debian_cloud_tests.gc import print_deleted
 from debian_cloud_tests.rundir import require_run_id
 
 from . import resources, retry, session
 from .resources import EXPIRES_LABEL, RUN_ID_LABEL
-
-
-def _expired(value: str | None, now: datetime) -> bool:
-    when = resources.parse_expiry(value) if value else None
-    return when is not None and when < now
 
 
 def collect_garbage(now: datetime, project: str | None = None, credentials: Any = None,
@@ -40,7 +36,7 @@ def collect_garbage(now: datetime, project: str | None = None, credentials: Any 
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
     c = session.make_clients(project, credentials, endpoint)
     return _collect(c, f"labels.{EXPIRES_LABEL}:*",
-                    lambda marks: _expired(marks.get(EXPIRES_LABEL), now))
+                    lambda marks: expiry.expired(marks.get(EXPIRES_LABEL), now))
 
 
 def collect_run(project: str | None, run_id: str, endpoint: str | None = None,

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
+from debian_cloud_tests import expiry
 from debian_cloud_tests.errors import DCTError
 
 from . import retry
@@ -20,22 +21,12 @@ from .session import Clients
 
 RUN_ID_LABEL = "dct-run-id"
 EXPIRES_LABEL = "dct-expires"
-TTL = timedelta(hours=3)
-_EXPIRY_FORMAT = "%Y%m%dt%H%M%Sz"  # label values allow [a-z0-9_-] only
 _DESC = re.compile(r"dct-run-id=(?P<run>\S+) dct-expires=(?P<expires>\S+)")
 
 
 def labels(run_id: str, now: datetime | None = None) -> dict[str, str]:
-    expires = (now or datetime.now(UTC)) + TTL
     value = re.sub(r"[^a-z0-9_-]", "-", run_id.lower())[:63]
-    return {RUN_ID_LABEL: value, EXPIRES_LABEL: expires.strftime(_EXPIRY_FORMAT)}
-
-
-def parse_expiry(value: str) -> datetime | None:
-    try:
-        return datetime.strptime(value, _EXPIRY_FORMAT).replace(tzinfo=UTC)
-    except ValueError:
-        return None
+    return {RUN_ID_LABEL: value, EXPIRES_LABEL: expiry.mark(now, compact=True)}  # [a-z0-9_-] only
 
 
 def description_marks(description: str) -> dict[str, str]:

@@ -14,16 +14,13 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from debian_cloud_tests import expiry
 from debian_cloud_tests.errors import UsageError, guarded, swept
 from debian_cloud_tests.gc import print_deleted
 from debian_cloud_tests.rundir import require_run_id
 
 from . import resources, retry, session
 from .resources import EXPIRES_KEY, RUN_ID_KEY
-
-
-def _expired(when: datetime | None, now: datetime) -> bool:
-    return when is not None and when < now
 
 
 def collect_garbage(now: datetime, cloud: str | None = None, region: str | None = None,
@@ -38,18 +35,18 @@ def collect_garbage(now: datetime, cloud: str | None = None, region: str | None 
     deleted: list[str] = []
     errors: list[BaseException] = []
     for server in retry.call(lambda: list(conn.compute.servers()), "list servers"):
-        if _expired(resources.parse_expiry((server.metadata or {}).get(EXPIRES_KEY, "")), now):
+        if expiry.expired((server.metadata or {}).get(EXPIRES_KEY), now):
             failed = resources.delete_server(conn, str(server.id))
             errors += failed
             deleted += [] if failed else [f"server {server.name}"]
     for group in retry.call(lambda: list(conn.network.security_groups()), "list security groups"):
         marks = resources.description_marks(group.description)
-        if _expired(resources.parse_expiry(marks.get(EXPIRES_KEY, "")), now):
+        if expiry.expired(marks.get(EXPIRES_KEY), now):
             failed = resources.delete_security_group(conn, str(group.id))
             errors += failed
             deleted += [] if failed else [f"security group {group.name}"]
     for keypair in retry.call(lambda: list(conn.compute.keypairs()), "list key pairs"):
-        if _expired(resources.name_expiry(str(keypair.name)), now):
+        if expiry.expired(resources.name_expiry(str(keypair.name)), now):
             failed = resources.delete_keypair(conn, str(keypair.name))
             errors += failed
             deleted += [] if failed else [f"key pair {keypair.name}"]

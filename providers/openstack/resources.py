@@ -12,9 +12,10 @@ import ipaddress
 import re
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
+from debian_cloud_tests import expiry
 from debian_cloud_tests.errors import DCTError
 
 from . import retry
@@ -22,32 +23,19 @@ from .errors import OpenStackError, is_gone
 
 RUN_ID_KEY = "dct-run-id"
 EXPIRES_KEY = "dct-expires"
-TTL = timedelta(hours=3)
-_COMPACT = "%Y%m%dt%H%M%Sz"
 _NAME = re.compile(r"^dct-(?P<expires>\d{8}t\d{6}z)-[0-9a-f]{8}$")
 _DESC = re.compile(rf"{RUN_ID_KEY}=(?P<run>\S+) {EXPIRES_KEY}=(?P<expires>\S+)")
 
 
 def marks(run_id: str, now: datetime | None = None) -> dict[str, str]:
     """The server metadata of a run: its id and its expiry (ISO 8601, UTC)."""
-    expires = (now or datetime.now(UTC)) + TTL
-    return {RUN_ID_KEY: run_id[:255], EXPIRES_KEY: expires.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    return {RUN_ID_KEY: run_id[:255], EXPIRES_KEY: expiry.mark(now)}
 
 
 def run_name(expires: str) -> str:
     """``dct-<expiry>-<random>``: legal for servers, key pairs and groups, and tells gc the expiry."""
-    when = parse_expiry(expires) or datetime.now(UTC) + TTL
-    return f"dct-{when.strftime(_COMPACT)}-{uuid.uuid4().hex[:8]}"
-
-
-def parse_expiry(value: str) -> datetime | None:
-    """An expiry as written in metadata or descriptions, or the compact one of a name."""
-    for fmt in ("%Y-%m-%dT%H:%M:%SZ", _COMPACT):
-        try:
-            return datetime.strptime(value, fmt).replace(tzinfo=UTC)
-        except ValueError:
-            continue
-    return None
+    when = expiry.parse(expires) or expiry.expires()
+    return f"dct-{when.strftime(expiry.COMPACT)}-{uuid.uuid4().hex[:8]}"
 
 
 def is_run_name(name: object) -> bool:
@@ -55,9 +43,10 @@ def is_run_name(name: object) -> bool:
     return isinstance(name, str) and _NAME.fullmatch(name) is not None
 
 
-def name_expiry(name: str) -> datetime | None:
+def name_expiry(name: str) -> str | None:
+    """The expiry mark a :func:`run_name` carries (None for any other name)."""
     m = _NAME.match(name or "")
-    return parse_expiry(m["expires"]) if m else None
+    return m["expires"] if m else None
 
 
 def description_marks(description: str | None) -> dict[str, str]:
