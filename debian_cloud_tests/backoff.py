@@ -1,11 +1,21 @@
-"""Exponential backoff with jitter, the one retry schedule every cloud provider uses."""
+"""Exponential backoff with jitter, the one retry loop every cloud provider calls its SDK through.
+
+A provider says only what is SDK-specific: which exceptions its SDK raises, what one failure
+means (:class:`Failure`: worth another try, its cause, how long the cloud asked us to wait) and
+the typed error it becomes.  The loop, the schedule, the bound on ``Retry-After`` and the record
+each retry leaves for the JUnit file are here, once.
+"""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 #: the longest a cloud's ``Retry-After`` may make us wait before one retry
 MAX_RETRY_AFTER = 60.0
@@ -45,6 +55,41 @@ def honouring(delay: float, asked: float | None, cap: float = MAX_RETRY_AFTER) -
     """*delay*, or longer when the cloud asked for longer: never more than *cap* for the ask, so a
     bogus header cannot stall a run."""
     return max(delay, min(asked or 0.0, cap))
+
+
+#: the schedule of ordinary API calls
+API = Backoff()
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What a provider makes of one failed call."""
+
+    retryable: bool
+    cause: str  # short, for the retry log: an error code or HTTP status
+    retry_after: float | None = None  # seconds the cloud asked for (see :func:`retry_after`)
+    policy: Backoff = API  # a slower schedule for failures that last minutes (capacity)
+
+
+def call(fn: Callable[..., T], action: str, *args: Any, catch: tuple[type[BaseException], ...],
+         classify: Callable[[BaseException], Failure],
+         translate: Callable[[BaseException, str], Exception],
+         sleep: Callable[[float], None], **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)``, retried while *classify* says the failure is worth it, never
+    sooner than the cloud asked (bounded); the last failure, or one not worth a retry, is raised
+    as ``translate(exc, action)``.  Only exceptions in *catch* are handled: anything else is a
+    bug of ours and propagates as it is."""
+    attempt = 0
+    while True:
+        try:
+            return fn(*args, **kwargs)
+        except catch as exc:
+            attempt += 1
+            failure = classify(exc)
+            if not failure.retryable or attempt >= failure.policy.attempts:
+                raise translate(exc, action) from None
+            wait = honouring(failure.policy.delay(attempt), failure.retry_after)
+            sleep(record(action, attempt, failure.cause, wait))
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from debian_cloud_tests.providers.azure.errors import QuotaError, ThrottledError
 from debian_cloud_tests.providers.azure.gc import collect_garbage, collect_run
 from debian_cloud_tests.providers.azure.provider import EXPIRES_TAG, RUN_ID_TAG
 
-from debian_cloud_tests import console, rundir
+from debian_cloud_tests import backoff, console, rundir
 from debian_cloud_tests.errors import ArchFirmwareError, ImageNotFoundError, ProviderError, UsageError
 from debian_cloud_tests.expiry import parse as parse_expiry
 from debian_cloud_tests.provider import get_provider
@@ -154,7 +154,7 @@ def test_a_status_request_that_fails_restarts_the_operation(arm: FakeArm, tmp_pa
 
 
 def test_throttling_gives_up(arm: FakeArm, tmp_path: Path) -> None:
-    arm.fail("PUT virtualmachines", 429, "TooManyRequests", times=errors.ATTEMPTS)
+    arm.fail("PUT virtualmachines", 429, "TooManyRequests", times=backoff.API.attempts)
     with pytest.raises(ThrottledError, match="still throttled"):
         launch(arm, tmp_path)
     assert arm.leftovers() == {}

@@ -144,7 +144,7 @@ def test_throttling_is_retried_with_backoff(gce: FakeGce, tmp_path: Path) -> Non
 
 
 def test_throttling_gives_up_after_the_last_attempt(gce: FakeGce, tmp_path: Path) -> None:
-    gce.fail("instances.insert", 429, "rateLimitExceeded", times=retry.API.attempts)
+    gce.fail("instances.insert", 429, "rateLimitExceeded", times=backoff.API.attempts)
     with pytest.raises(ThrottledError, match=r"gce: instances\.insert: still rate limited"):
         launch(gce, tmp_path)
     assert gce.leftovers() == {}

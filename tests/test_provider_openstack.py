@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from debian_cloud_tests.providers.openstack.errors import (
 from debian_cloud_tests.providers.openstack.gc import collect_garbage, collect_run
 from debian_cloud_tests.providers.openstack.resources import EXPIRES_KEY, RUN_ID_KEY
 
-from debian_cloud_tests import console, rundir
+from debian_cloud_tests import backoff, console, rundir
 from debian_cloud_tests.errors import ArchFirmwareError, ImageNotFoundError, ProviderError, UsageError
 from debian_cloud_tests.expiry import parse as parse_expiry
 from debian_cloud_tests.provider import get_provider
@@ -167,8 +168,13 @@ def test_a_forced_config_drive_is_the_datasource(ostack: FakeOpenStack, tmp_path
     assert machine.destroy() == [] and ostack.leftovers() == {}
 
 
-def test_throttling_is_retried_as_long_as_retry_after_asks(ostack: FakeOpenStack, tmp_path: Path) -> None:
-    ostack.fail("servers.create", 429, "Rate limit exceeded", times=2, retry_after="7")
+@pytest.mark.parametrize("form", ["seconds", "http-date"])
+def test_throttling_is_retried_as_long_as_retry_after_asks(ostack: FakeOpenStack, tmp_path: Path,
+                                                           form: str) -> None:
+    # RFC 9110 allows both forms; a date is read as the seconds until then (one is lost to rounding)
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=9), usegmt=True)
+    ostack.fail("servers.create", 429, "Rate limit exceeded", times=2,
+                retry_after="7" if form == "seconds" else later)
     ostack.fail("security_groups.create", 503, "Service Unavailable")
     machine = launch(tmp_path)
     assert ostack.calls.count("servers.create") == 3 and ostack.calls.count("security_groups.create") == 2
@@ -177,10 +183,10 @@ def test_throttling_is_retried_as_long_as_retry_after_asks(ostack: FakeOpenStack
 
 
 def test_throttling_gives_up_after_the_last_attempt(ostack: FakeOpenStack, tmp_path: Path) -> None:
-    ostack.fail("servers.create", 429, "Rate limit exceeded", times=retry.API.attempts, retry_after="1")
+    ostack.fail("servers.create", 429, "Rate limit exceeded", times=backoff.API.attempts, retry_after="1")
     with pytest.raises(ThrottledError, match="openstack: create server: still rate limited"):
         launch(tmp_path)
-    assert ostack.calls.count("servers.create") == retry.API.attempts
+    assert ostack.calls.count("servers.create") == backoff.API.attempts
     assert ostack.leftovers() == {}
 
 

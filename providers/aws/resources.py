@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from debian_cloud_tests import expiry
+from debian_cloud_tests import expiry, sweep
 from debian_cloud_tests.errors import DCTError, ProviderError, UsageError
 
 from . import retry
@@ -100,18 +100,12 @@ def delete_group(ec2: Any, group_id: str, attempts: int = 12) -> list[BaseExcept
     """Delete a security group, waiting out DependencyViolation (an instance's network interface
     goes some time after the instance: two minutes of backoff at most); a group already gone is
     not a failure."""
-    for attempt in range(1, attempts + 1):
-        try:
-            retry.call(ec2.delete_security_group, "delete_security_group", GroupId=group_id)
-            return []
-        except DCTError as exc:
-            if code_of(exc) in NOT_FOUND:
-                return []
-            if code_of(exc) != "DependencyViolation" or attempt == attempts:
-                return [AwsError(f"aws: security group {group_id} not deleted: {_why(exc)}",
-                                 code_of(exc))]
-            retry.sleep(retry.API.delay(attempt))
-    return []
+    failed = sweep.delete(
+        lambda: retry.call(ec2.delete_security_group, "delete_security_group", GroupId=group_id),
+        gone=lambda exc: code_of(exc) in NOT_FOUND, sleep=retry.sleep, attempts=attempts,
+        again=lambda exc: code_of(exc) == "DependencyViolation")
+    return [AwsError(f"aws: security group {group_id} not deleted: {_why(exc)}", code_of(exc))
+            for exc in failed if isinstance(exc, DCTError)]
 
 
 def delete_key(ec2: Any, key_name: str) -> list[BaseException]:

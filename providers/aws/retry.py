@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from debian_cloud_tests import backoff
-from debian_cloud_tests.backoff import Backoff
+from debian_cloud_tests.backoff import API, Backoff
 
 from .errors import CAPACITY, THROTTLING, TRANSIENT, error_code, translate
 
@@ -23,7 +23,6 @@ T = TypeVar("T")
 sleep: Callable[[float], None] = time.sleep
 
 
-API = Backoff()
 CAPACITY_WAIT = Backoff(attempts=4, base=15.0, cap=60.0)
 
 
@@ -42,14 +41,10 @@ def call(fn: Callable[..., T], action: str, *, capacity: bool = False, **kwargs:
     """``fn(**kwargs)``, retried with backoff while retryable; raises a typed DCTError otherwise."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    attempt = 0
-    while True:
-        try:
-            return fn(**kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            attempt += 1
-            slow = capacity and error_code(exc) in CAPACITY
-            policy = CAPACITY_WAIT if slow else API
-            if not retryable(exc, capacity) or attempt >= policy.attempts:
-                raise translate(exc, action) from None
-            sleep(backoff.record(action, attempt, error_code(exc), policy.delay(attempt)))
+    def failure(exc: BaseException) -> backoff.Failure:
+        code = error_code(exc)
+        slow = capacity and code in CAPACITY
+        return backoff.Failure(retryable(exc, capacity), code, policy=CAPACITY_WAIT if slow else API)
+
+    return backoff.call(fn, action, catch=(ClientError, BotoCoreError), classify=failure,
+                        translate=translate, sleep=sleep, **kwargs)

@@ -7,7 +7,6 @@ once in one line naming what to do.
 
 from __future__ import annotations
 
-import random
 import re
 import time
 from collections.abc import Callable
@@ -23,7 +22,6 @@ CAPACITY = frozenset({"SkuNotAvailable", "AllocationFailed", "ZonalAllocationFai
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 WHAT_TO_SET = ("set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (a service "
                "principal), or run `az login`")
-ATTEMPTS = 6
 
 #: replaced by tests, to record delays instead of waiting
 sleep: Callable[[float], None] = time.sleep
@@ -45,11 +43,6 @@ class ThrottledError(AzureError):
 
 class CredentialsError(UsageError):
     """No credentials, or Azure refused them."""
-
-
-def delay(attempt: int) -> float:
-    ceiling = min(20.0, 2.0 ** (attempt - 1))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
 def translate(exc: BaseException, action: str) -> DCTError:
@@ -104,18 +97,11 @@ def call(fn: Callable[..., T], action: str, *args: Any, **kwargs: Any) -> T:
     SDK did (ARM's PUT and DELETE are idempotent)."""
     from azure.core.exceptions import AzureError as SdkError
 
-    attempt = 0
-    while True:
-        try:
-            return fn(*args, **kwargs)
-        except SdkError as exc:
-            attempt += 1
-            if not _retryable(exc) or attempt >= ATTEMPTS:
-                raise translate(exc, action) from None
-            _pause(exc, action, attempt)
+    return backoff.call(fn, action, *args, catch=(SdkError,), classify=_failure,
+                        translate=translate, sleep=sleep, **kwargs)
 
 
-def _retryable(exc: Exception) -> bool:
+def _retryable(exc: BaseException) -> bool:
     """A throttled or transient answer, or a connection that failed."""
     from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
@@ -126,12 +112,11 @@ def _retryable(exc: Exception) -> bool:
             or isinstance(exc, ServiceRequestError | ServiceResponseError))
 
 
-def _pause(exc: Exception, action: str, attempt: int) -> None:
-    """Sleep before the next attempt, never shorter than ARM's Retry-After; the retry is logged."""
+def _failure(exc: BaseException) -> backoff.Failure:
     status = getattr(exc, "status_code", None) or 0
     code = str(getattr(getattr(exc, "error", None), "code", "") or "")
     why = f"{status} {code}".strip() if status or code else type(exc).__name__
-    sleep(backoff.record(action, attempt, why, backoff.honouring(delay(attempt), retry_after(exc))))
+    return backoff.Failure(_retryable(exc), why, retry_after(exc))
 
 
 def operation(fn: Callable[..., Any], action: str, *args: Any, timeout: float = 600.0) -> Any:
@@ -142,16 +127,8 @@ def operation(fn: Callable[..., Any], action: str, *args: Any, timeout: float = 
     PUT, DELETE and restart allow, and the retry is logged like any other."""
     from azure.core.exceptions import AzureError as SdkError
 
-    attempt = 0
-    while True:
-        poller = call(fn, action, *args)
-        try:
-            return _wait(poller, action, timeout)
-        except SdkError as exc:
-            attempt += 1
-            if not _retryable(exc) or attempt >= ATTEMPTS:
-                raise translate(exc, action) from None
-            _pause(exc, action, attempt)
+    return backoff.call(lambda: _wait(call(fn, action, *args), action, timeout), action,
+                        catch=(SdkError,), classify=_failure, translate=translate, sleep=sleep)
 
 
 def _wait(poller: Any, action: str, timeout: float) -> Any:

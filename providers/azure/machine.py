@@ -7,6 +7,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from debian_cloud_tests import sweep
 from debian_cloud_tests.cloudmachine import CloudMachine
 from debian_cloud_tests.errors import DCTError, ProviderError
 from debian_cloud_tests.machine import PlatformFacts, SSHEndpoint
@@ -19,18 +20,11 @@ POLL_INTERVAL = 5.0
 
 def delete_group(c: Clients, group: str, timeout: float = 1800.0, attempts: int = 3) -> list[BaseException]:
     """Delete a resource group as a whole (gone already is fine), retrying a failed delete."""
-    for attempt in range(1, attempts + 1):
-        try:
-            errors.operation(c.resource.resource_groups.begin_delete, "resource_groups.delete", group,
-                             timeout=timeout)
-            return []
-        except DCTError as exc:
-            if "ResourceGroupNotFound" in exc.message or "ResourceNotFound" in exc.message:
-                return []
-            if attempt == attempts:
-                return [exc]
-            errors.sleep(errors.delay(attempt))
-    return []
+    return sweep.delete(
+        lambda: errors.operation(c.resource.resource_groups.begin_delete, "resource_groups.delete",
+                                 group, timeout=timeout),
+        gone=lambda exc: "ResourceGroupNotFound" in exc.message or "ResourceNotFound" in exc.message,
+        sleep=errors.sleep, attempts=attempts)
 
 
 class AzureMachine(CloudMachine):

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from debian_cloud_tests import expiry
+from debian_cloud_tests import expiry, sweep
 from debian_cloud_tests.errors import DCTError
 
 from . import retry
@@ -57,17 +57,7 @@ def _gone(exc: DCTError) -> bool:
 def _delete_retrying(delete: Callable[[], None], attempts: int) -> list[BaseException]:
     """Run *delete* (the call and the wait for its operation) until it succeeds or the resource
     is gone, at most *attempts* times: the error of the last attempt, if every one failed."""
-    for attempt in range(1, attempts + 1):
-        try:
-            delete()
-            return []
-        except DCTError as exc:
-            if _gone(exc):
-                return []
-            if attempt == attempts:
-                return [exc]
-            retry.sleep(retry.API.delay(attempt))
-    return []
+    return sweep.delete(delete, gone=_gone, sleep=retry.sleep, attempts=attempts)
 
 
 def delete_firewall(c: Clients, name: str, attempts: int = 3) -> list[BaseException]:

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from debian_cloud_tests import backoff
-from debian_cloud_tests.backoff import Backoff
 from debian_cloud_tests.errors import ProviderError
 
 from .errors import RETRY_STATUS, THROTTLING, classify, reason_of, retry_after, status_of, translate
@@ -23,8 +22,6 @@ T = TypeVar("T")
 #: replaced by tests, to record delays instead of waiting
 sleep: Callable[[float], None] = time.sleep
 
-
-API = Backoff()
 
 
 def retryable(exc: BaseException) -> bool:
@@ -43,17 +40,13 @@ def call(fn: Callable[..., T], action: str, **kwargs: Any) -> T:
     from google.api_core.exceptions import GoogleAPICallError
     from google.auth.exceptions import GoogleAuthError
 
-    attempt = 0
-    while True:
-        try:
-            return fn(**kwargs)
-        except (GoogleAPICallError, GoogleAuthError, ConnectionError) as exc:
-            attempt += 1
-            if not retryable(exc) or attempt >= API.attempts:
-                raise translate(exc, action) from None
-            wait_for = backoff.honouring(API.delay(attempt), retry_after(exc))
-            sleep(backoff.record(action, attempt, f"{status_of(exc)} {reason_of(exc)}".strip(),
-                                 wait_for))
+    return backoff.call(fn, action, catch=(GoogleAPICallError, GoogleAuthError, ConnectionError),
+                        classify=_failure, translate=translate, sleep=sleep, **kwargs)
+
+
+def _failure(exc: BaseException) -> backoff.Failure:
+    return backoff.Failure(retryable(exc), f"{status_of(exc)} {reason_of(exc)}".strip(),
+                           retry_after(exc))
 
 
 def wait_operation(get: Callable[[], Any], action: str, timeout: float = 300.0) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from debian_cloud_tests import backoff
 from debian_cloud_tests.errors import DCTError, ProviderError, UsageError
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -49,13 +50,10 @@ def status_of(exc: BaseException) -> int:
 
 
 def retry_after(exc: BaseException) -> float | None:
-    """The seconds a ``Retry-After`` header asks for (None without one, or with a date)."""
+    """The seconds a ``Retry-After`` header asks for, in seconds or as an HTTP date (None
+    without one)."""
     response = getattr(exc, "response", None)
-    value = response.headers.get("Retry-After") if response is not None else None
-    try:
-        return max(float(value), 0.0) if value is not None else None
-    except ValueError:
-        return None
+    return backoff.retry_after(response.headers.get("Retry-After") if response is not None else None)
 
 
 def _kind(exc: BaseException) -> str:

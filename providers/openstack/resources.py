@@ -15,7 +15,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from debian_cloud_tests import expiry
+from debian_cloud_tests import expiry, sweep
 from debian_cloud_tests.errors import DCTError
 
 from . import retry
@@ -73,17 +73,7 @@ def create_security_group(conn: Any, name: str, cidr: str, run: dict[str, str]) 
 
 def _with_retries(delete: Any, attempts: int) -> list[BaseException]:
     """Run *delete* (already gone counts as done), trying again when it fails."""
-    for attempt in range(1, attempts + 1):
-        try:
-            delete()
-            return []
-        except DCTError as exc:
-            if is_gone(exc):
-                return []
-            if attempt == attempts:
-                return [exc]
-            retry.sleep(retry.API.delay(attempt))
-    return []
+    return sweep.delete(delete, gone=is_gone, sleep=retry.sleep, attempts=attempts)
 
 
 def delete_keypair(conn: Any, name: str, attempts: int = 3) -> list[BaseException]:

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from debian_cloud_tests import backoff
-from debian_cloud_tests.backoff import Backoff
 
 from .errors import retry_after, retryable, translate
 
@@ -19,27 +18,19 @@ T = TypeVar("T")
 #: replaced by tests, to record delays instead of waiting
 sleep: Callable[[float], None] = time.sleep
 
-API = Backoff()
-MAX_RETRY_AFTER = 60.0
-
 
 def call(fn: Callable[..., T], action: str, *args: Any, **kwargs: Any) -> T:
     """``fn(*args, **kwargs)``, retried while retryable; raises a typed DCTError otherwise."""
     from keystoneauth1.exceptions import ClientException
     from openstack.exceptions import SDKException
 
-    attempt = 0
-    while True:
-        try:
-            return fn(*args, **kwargs)
-        except (SDKException, ClientException) as exc:
-            attempt += 1
-            if not retryable(exc) or attempt >= API.attempts:
-                raise translate(exc, action) from None
-            asked = retry_after(exc)
-            wait = max(API.delay(attempt), min(asked or 0.0, MAX_RETRY_AFTER))
-            cause = f"{type(exc).__name__} {getattr(exc, 'status_code', '') or ''}".strip()
-            sleep(backoff.record(action, attempt, cause, wait))
+    return backoff.call(fn, action, *args, catch=(SDKException, ClientException), classify=_failure,
+                        translate=translate, sleep=sleep, **kwargs)
+
+
+def _failure(exc: BaseException) -> backoff.Failure:
+    cause = f"{type(exc).__name__} {getattr(exc, 'status_code', '') or ''}".strip()
+    return backoff.Failure(retryable(exc), cause, retry_after(exc))
 
 
 def find(fn: Callable[..., T], action: str, name_or_id: str) -> T | None:
