@@ -78,6 +78,35 @@ class ProviderError(DCTError):
     provider_problem = True
 
 
+class CloudError(ProviderError):
+    """A cloud refused or failed a call; *code* is the cloud's own name for the failure (an
+    error code, a reason or an HTTP status)."""
+
+    def __init__(self, message: str, code: str | int = "", *, detail: str = "") -> None:
+        super().__init__(message, detail=detail)
+        self.code = code
+
+
+class QuotaError(CloudError):
+    """An account or project limit (instances, cores, addresses, groups) is reached."""
+
+
+class CapacityError(CloudError):
+    """The cloud has no capacity for the machine type where it was asked for, right now."""
+
+
+class ThrottledError(CloudError):
+    """The cloud kept throttling the calls after every retry."""
+
+
+class CredentialsError(UsageError):
+    """No credentials, or the cloud refused them: the user's to fix, before anything is created."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class NoFreePortError(ProviderError):
     """No local TCP port could be reserved for SSH forwarding."""
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 
-from debian_cloud_tests.errors import DCTError, ProviderError, UsageError
+from debian_cloud_tests import errors as base
+from debian_cloud_tests.errors import DCTError, UsageError
 
 THROTTLING = frozenset({
     "RequestLimitExceeded", "Throttling", "ThrottlingException", "RequestThrottled",
@@ -38,32 +39,26 @@ WHAT_TO_SET = ("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION
                "temporary credentials), or AWS_PROFILE naming a profile in ~/.aws/config")
 
 
-class AwsError(ProviderError):
+class AwsError(base.CloudError):
     """EC2 refused or failed a call; *code* is AWS's error code."""
 
-    def __init__(self, message: str, code: str = "", *, detail: str = "") -> None:
-        super().__init__(message, detail=detail)
-        self.code = code
+    code: str
 
 
-class CapacityError(AwsError):
-    """AWS has no capacity for the instance type in the zone right now."""
+class CapacityError(AwsError, base.CapacityError):
+    pass
 
 
-class QuotaError(AwsError):
-    """An account limit (instances, vCPUs, security groups) is reached."""
+class QuotaError(AwsError, base.QuotaError):
+    pass
 
 
-class ThrottledError(AwsError):
-    """AWS kept throttling the calls after every retry."""
+class ThrottledError(AwsError, base.ThrottledError):
+    pass
 
 
-class CredentialsError(UsageError):
-    """No credentials, or AWS refused them: the user's to fix, before anything is created."""
-
-    def __init__(self, message: str, code: str = "") -> None:
-        super().__init__(message)
-        self.code = code
+class CredentialsError(base.CredentialsError):
+    pass
 
 
 def error_code(exc: BaseException) -> str:

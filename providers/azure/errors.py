@@ -13,7 +13,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from debian_cloud_tests import backoff
-from debian_cloud_tests.errors import DCTError, ProviderError, UsageError
+from debian_cloud_tests import errors as base
+from debian_cloud_tests.errors import DCTError
 
 T = TypeVar("T")
 THROTTLING = frozenset({"TooManyRequests", "RetryableError", "ServerBusy"})
@@ -27,22 +28,22 @@ WHAT_TO_SET = ("set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (a 
 sleep: Callable[[float], None] = time.sleep
 
 
-class AzureError(ProviderError):
-    def __init__(self, message: str, code: str = "", *, detail: str = "") -> None:
-        super().__init__(message, detail=detail)
-        self.code = code
+class AzureError(base.CloudError):
+    """ARM refused or failed a call; *code* is ARM's error code."""
+
+    code: str
 
 
-class QuotaError(AzureError):
-    """A subscription quota (cores, public addresses) is reached."""
+class QuotaError(AzureError, base.QuotaError):
+    pass
 
 
-class ThrottledError(AzureError):
-    """ARM kept throttling after every retry."""
+class ThrottledError(AzureError, base.ThrottledError):
+    pass
 
 
-class CredentialsError(UsageError):
-    """No credentials, or Azure refused them."""
+class CredentialsError(base.CredentialsError):
+    pass
 
 
 def translate(exc: BaseException, action: str) -> DCTError:

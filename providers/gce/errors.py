@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 
-from debian_cloud_tests.errors import DCTError, ProviderError, UsageError
+from debian_cloud_tests import errors as base
+from debian_cloud_tests.errors import DCTError
 
 THROTTLING = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "RATE_LIMIT_EXCEEDED"})
 QUOTA = frozenset({"quotaExceeded", "QUOTA_EXCEEDED", "limitExceeded"})
@@ -21,28 +22,28 @@ WHAT_TO_SET = ("set GOOGLE_APPLICATION_CREDENTIALS to a service account key file
                "`gcloud auth application-default login`")
 
 
-class GceError(ProviderError):
-    """GCE refused or failed a call; *reason* is GCE's reason or operation error code."""
+class GceError(base.CloudError):
+    """GCE refused or failed a call; its code is GCE's reason or operation error code."""
 
-    def __init__(self, message: str, reason: str = "", *, detail: str = "") -> None:
-        super().__init__(message, detail=detail)
-        self.reason = reason
-
-
-class QuotaError(GceError):
-    """A project quota (CPUs, addresses, instances) is reached."""
+    @property
+    def reason(self) -> str:
+        return str(self.code)
 
 
-class CapacityError(GceError):
-    """The zone has no capacity for the machine type right now."""
+class QuotaError(GceError, base.QuotaError):
+    pass
 
 
-class ThrottledError(GceError):
-    """GCE kept rate limiting the calls after every retry."""
+class CapacityError(GceError, base.CapacityError):
+    pass
 
 
-class CredentialsError(UsageError):
-    """No credentials, or Google refused them: the user's to fix."""
+class ThrottledError(GceError, base.ThrottledError):
+    pass
+
+
+class CredentialsError(base.CredentialsError):
+    pass
 
 
 def status_of(exc: BaseException) -> int:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 
 from debian_cloud_tests import backoff
-from debian_cloud_tests.errors import DCTError, ProviderError, UsageError
+from debian_cloud_tests import errors as base
+from debian_cloud_tests.errors import DCTError, UsageError
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _QUOTA = re.compile(r"quota|over ?limit|exceeded", re.I)
@@ -21,24 +22,27 @@ WHAT_TO_SET = ("set OS_CLOUD (or --os-cloud) to a cloud in clouds.yaml (OS_CLIEN
                "OS_PASSWORD and OS_PROJECT_NAME variables")
 
 
-class OpenStackError(ProviderError):
-    """The cloud refused or failed a call; *status* is its HTTP status (0 without one)."""
+class OpenStackError(base.CloudError):
+    """The cloud refused or failed a call; its code is the HTTP status (0 without one)."""
 
     def __init__(self, message: str, status: int = 0, *, detail: str = "") -> None:
-        super().__init__(message, detail=detail)
-        self.status = status
+        super().__init__(message, status, detail=detail)
+
+    @property
+    def status(self) -> int:
+        return int(self.code or 0)
 
 
-class QuotaError(OpenStackError):
-    """A project quota (cores, RAM, instances, key pairs, security groups) is reached."""
+class QuotaError(OpenStackError, base.QuotaError):
+    pass
 
 
-class ThrottledError(OpenStackError):
-    """The cloud kept rate limiting the calls after every retry."""
+class ThrottledError(OpenStackError, base.ThrottledError):
+    pass
 
 
-class CredentialsError(UsageError):
-    """No cloud configured, or Keystone refused the credentials: the user's to fix."""
+class CredentialsError(base.CredentialsError):
+    pass
 
 
 def status_of(exc: BaseException) -> int:
