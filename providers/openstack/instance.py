@@ -100,7 +100,8 @@ class OpenStackMachine(CloudMachine):
 
     def _read_console(self, known: str) -> str:
         """Nova's console log (the whole of it: Nova has no offsets)."""
-        out = self.conn.compute.get_server_console_output(self.server_id)
+        with retry.sdk_quiet():  # read as it is: a console poll is not retried
+            out = self.conn.compute.get_server_console_output(self.server_id)
         text = str((out or {}).get("output") or "")
         if len(text) >= len(known) or not known.endswith(text):
             return text  # Nova may keep only the tail: never go back to less

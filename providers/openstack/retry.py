@@ -6,7 +6,9 @@ fails at once with a typed error.  The SDK's own retries stay off (keystoneauth'
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from debian_cloud_tests import backoff
@@ -19,13 +21,27 @@ T = TypeVar("T")
 sleep: Callable[[float], None] = time.sleep
 
 
+@contextmanager
+def sdk_quiet() -> Iterator[None]:
+    """The SDK warns about its own deprecated internals on nearly every call (hundreds of
+    RemovedInSDK50Warning and RemovedInSDK60Warning a run), nothing a user of this tool can act
+    on: they are kept out of the user's warnings summary."""
+    from openstack.warnings import RemovedInSDK50Warning, RemovedInSDK60Warning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RemovedInSDK50Warning)
+        warnings.simplefilter("ignore", RemovedInSDK60Warning)
+        yield
+
+
 def call(fn: Callable[..., T], action: str, *args: Any, **kwargs: Any) -> T:
     """``fn(*args, **kwargs)``, retried while retryable; raises a typed DCTError otherwise."""
     from keystoneauth1.exceptions import ClientException
     from openstack.exceptions import SDKException
 
-    return backoff.call(fn, action, *args, catch=(SDKException, ClientException), classify=_failure,
-                        translate=translate, sleep=sleep, **kwargs)
+    with sdk_quiet():
+        return backoff.call(fn, action, *args, catch=(SDKException, ClientException),
+                            classify=_failure, translate=translate, sleep=sleep, **kwargs)
 
 
 def _failure(exc: BaseException) -> backoff.Failure:

@@ -45,11 +45,14 @@ def connect(cloud: str | None = None, region: str | None = None) -> Any:
     from keystoneauth1.exceptions import ClientException
     from openstack.exceptions import SDKException
 
+    from .retry import sdk_quiet
+
     name = cloud_arg(cloud)
     try:
-        conn = openstack.connect(cloud=name, region_name=region, app_name="debian-cloud-tests",
-                                 app_version=__version__)
-        conn.authorize()
+        with sdk_quiet():
+            conn = openstack.connect(cloud=name, region_name=region, app_name="debian-cloud-tests",
+                                     app_version=__version__)
+            conn.authorize()
     except (SDKException, ClientException) as exc:
         raise translate(exc, "authenticating") from None
     return conn
