@@ -30,7 +30,7 @@ from . import (
     progress,
 )
 from . import facts as facts_mod
-from .errors import DCTError
+from .errors import DCTError, UsageError
 from .facts import Facts, Probe
 from .lifecycle import Fleet, Instance
 from .machine import Machine
@@ -77,6 +77,16 @@ def _say_error(exc: DCTError) -> int:
     return exc.exit_code
 
 
+def _refuse_xdist(config: pytest.Config) -> None:
+    """pytest-xdist's workers would each launch the machines and split one run's checks
+    between them: several machines, a JUnit file per worker, none of them a whole run."""
+    workers = config.getoption("numprocesses", None)
+    if workers not in (None, 0, "0"):
+        raise UsageError(f"-n {workers} (pytest-xdist) splits one run's checks between workers: "
+                         "to test several machines at once use `debian-cloud-tests run --instances N` "
+                         "(or --target for several images)")
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     """Validate options before collection; bad input exits here with its own code."""
@@ -86,6 +96,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         provider_name = options.value(config, "provider")
         if not provider_name:
             return None
+        _refuse_xdist(config)
         run_id = new_run_id()
         spec = options.build_spec(config, run_id)
         provider = get_provider(provider_name)

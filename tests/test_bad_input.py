@@ -257,6 +257,9 @@ CASES: tuple[Case, ...] = (
     case("vagrant-instance-type", ("--provider=vagrant", "--image=debian/bookworm64",
                                    "--instance-type=t3.micro"), E.UsageError.exit_code,
          "for vagrant write VCPUSxMEMORY_MIB"),
+    case("xdist", ("--provider=qemu", "--image={text}", "-n", "2"), E.UsageError.exit_code,
+         "-n 2 (pytest-xdist) splits one run's checks between workers: to test several machines "
+         "at once use `debian-cloud-tests run --instances N` (or --target for several images)"),
     case("run-no-image", ("run",), E.UsageError.exit_code,
          "give --image (with --provider, default qemu), or one or more --target PROVIDER:IMAGE",
          command=CLI),
@@ -586,6 +589,7 @@ README_ROWS: dict[str, tuple[str, ...]] = {
     "ssh provider: missing key file": (_row("ssh-missing-key"),),
     "ssh provider: bad `--host`": (_row("ssh-bad-host"),),
     "ssh provider: host not in the known_hosts file": (_row("ssh-not-in-known-hosts"),),
+    "`pytest --provider=… -n 2`": (_row("xdist"),),
     "`run` without `--image` or `--target`": (_row("run-no-image"),),
     "`run --target qemu` (no image)": (_row("run-bad-target"),),
     "`run --instances 0`": (_row("run-instances-zero"),),
