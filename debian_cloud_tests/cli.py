@@ -14,8 +14,8 @@ from pathlib import Path
 from . import subcommands
 from .errors import guarded
 from .gate.errors import EXIT_HOLD, EXIT_INPUT, EXIT_PUBLISH
-from .junitform import JUNIT_FAMILY
 from .paths import local_ca_certs
+from .runargs import pytest_argv
 
 EPILOG = ("exit codes: 0 ok/publish, 1 checks failed/hold, 2 gate input error, 20-45 see README, "
           "141 output closed early (| head)")
@@ -27,14 +27,8 @@ def _pytest_argv(args: argparse.Namespace, provider: str, image: str, junit: Pat
     given = list(args.pytest_args)
     if given[:1] == ["--"]:  # the separator before pytest's own options is ours, not pytest's
         given = given[1:]
-    argv = ["-p", "no:cacheprovider", f"--provider={provider}", f"--image={image}",
-            f"--junitxml={junit}", f"--artifacts-dir={artifacts}",
-            "-o", f"junit_family={JUNIT_FAMILY}", "-rfE", *extra, *given]
-    if args.arch:
-        argv.append(f"--arch={args.arch}")
-    if args.firmware:
-        argv.append(f"--firmware={args.firmware}")
-    return argv
+    return pytest_argv(provider, image, junit, artifacts, arch=args.arch, firmware=args.firmware,
+                       extra=[*extra, *given])
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..build.driver import build
 from ..build.spec import BuildSpec
 from ..gate.cli import main as gate_main
-from ..junitform import JUNIT_FAMILY
+from ..runargs import pytest_argv
 from ..shipped import policy as shipped_policy
 from .publishers import publish
 
@@ -40,10 +40,9 @@ def say(message: str) -> None:
 def test_image(image: Path, spec: BuildSpec, output: Path, extra: tuple[str, ...] = ()) -> tuple[int, Path]:
     """Run every suite against *image* under QEMU; return pytest's exit code and the JUnit path."""
     junit = (output / f"{spec.name}.results.xml").resolve()
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--provider=qemu",
-           f"--image={image.resolve()}", f"--arch={spec.arch}", f"--firmware={spec.firmware}",
-           f"--junitxml={junit}", f"--artifacts-dir={(output / 'artifacts').resolve()}",
-           "-o", f"junit_family={JUNIT_FAMILY}", "-rfE", *extra]
+    cmd = [sys.executable, "-m", "pytest",
+           *pytest_argv("qemu", str(image.resolve()), junit, (output / "artifacts").resolve(),
+                        arch=spec.arch, firmware=spec.firmware, extra=extra)]
     return subprocess.run(cmd, cwd=output, check=False).returncode, junit
 
 
