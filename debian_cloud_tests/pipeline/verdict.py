@@ -7,10 +7,11 @@ The gate's JSON names the JUnit reports it judged; every one of them must be abo
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from ..gate import junit
+from ..gate.errors import GateInputError
 from .errors import PublishRefusedError
 
 
@@ -25,18 +26,12 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def report_digests(report: Path) -> set[str]:
-    """The image_sha256 properties of every suite in one JUnit report."""
+    """The image_sha256 properties of every run in one JUnit report, read as the gate reads it."""
     try:
-        root = ET.parse(report).getroot()
-    except (OSError, ET.ParseError) as exc:
+        runs = junit.parse(report)
+    except GateInputError as exc:
         raise PublishRefusedError(f"cannot read the gated report {report}: {exc}") from None
-    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
-    found = set()
-    for suite in suites:
-        for prop in suite.findall("properties/property"):
-            if prop.get("name") == "image_sha256":
-                found.add(prop.get("value", ""))
-    return found
+    return {run.prop("image_sha256") for run in runs} - {""}
 
 
 def require_publish(path: Path, sha256: str) -> dict[str, Any]:
