@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from qemu_fleet import machine_facts
 
-from debian_cloud_tests.build import fai
-from debian_cloud_tests.build.driver import build
-from debian_cloud_tests.build.spec import BuildSpec
+from debian_cloud_tests.faibuild import fai
+from debian_cloud_tests.faibuild.driver import build
+from debian_cloud_tests.faibuild.spec import BuildSpec
 from debian_cloud_tests.shipped import fai_config_space
 
 

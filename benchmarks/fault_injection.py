@@ -469,7 +469,7 @@ def main() -> int:
     if os.environ.get(WALLED) != "1":
         # the image is built (or found) before the walls go up; then everything runs walled in
         if not args.image:
-            from debian_cloud_tests.imagebuild.builder import Recipe, build_image
+            from debian_cloud_tests.testimage.builder import Recipe, build_image
 
             args.image = str(build_image(Recipe()))
         seed = args.seed if args.seed is not None else random.randrange(1 << 32)

@@ -10,11 +10,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from debian_cloud_tests.imagebuild.builder import Recipe, build_image
 from debian_cloud_tests.lifecycle import Fleet
 from debian_cloud_tests.provider import get_provider
 from debian_cloud_tests.rundir import new_run_id
 from debian_cloud_tests.spec import Accel, Arch, KeepInstance, LaunchSpec
+from debian_cloud_tests.testimage.builder import Recipe, build_image
 
 
 def image_to_measure(given: str | None) -> Path:

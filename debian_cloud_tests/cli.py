@@ -74,7 +74,7 @@ def _providers(args: argparse.Namespace) -> int:
 
 
 def _test_image(args: argparse.Namespace) -> int:
-    from .imagebuild.builder import Recipe, build_image
+    from .testimage.builder import Recipe, build_image
 
     path = build_image(Recipe(release=args.release, arch=args.arch, fmt=args.format,
                               defects=tuple(args.defect)))
@@ -84,8 +84,8 @@ def _test_image(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     """Build the test image if needed, boot it under QEMU, run the suites, gate the result."""
-    from .imagebuild.builder import Recipe, build_image
     from .shipped import policy as shipped_policy
+    from .testimage.builder import Recipe, build_image
 
     # Both found before anything is built or booted: a demo that cannot gate fails at once.
     policy = shipped_policy()

@@ -21,7 +21,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "gate.cli": ("gate",),
     "catalogue": ("checks",),
     "gc": ("gc",),
-    "build.cli": ("build",),
+    "faibuild.cli": ("build",),
     "pipeline.cli": ("pipeline", "publish"),
 }
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from debian_cloud_tests.imagebuild.builder import REQUIRED_TOOLS, Recipe, build_image
+from debian_cloud_tests.testimage.builder import REQUIRED_TOOLS, Recipe, build_image
 
 from .fakes import netns
 from .fakes.sshd import Sshd, running_sshd, unavailable

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from debian_cloud_tests import errors, sshkeys
-from debian_cloud_tests.build.host import REQUIRED_PROGRAMS
+from debian_cloud_tests.faibuild.host import REQUIRED_PROGRAMS
 from debian_cloud_tests.spec import Arch
 
 from .conftest import SuiteRun, run_suites
@@ -697,7 +697,7 @@ def test_every_readme_row_has_a_test() -> None:
 
 
 def test_exit_code_table_has_the_build_codes() -> None:
-    from debian_cloud_tests.build import errors as build_errors
+    from debian_cloud_tests.faibuild import errors as build_errors
 
     codes = {cls.exit_code for cls in vars(build_errors).values()
              if isinstance(cls, type) and issubclass(cls, errors.DCTError)}

@@ -34,7 +34,7 @@ def test_failed_build_leaves_nothing_behind(tmp_path):
         pytest.skip("needs root and fai-server")
     loops, leftovers = _loops(), _fai_leftovers()
     out = tmp_path / "images"
-    proc = subprocess.run([sys.executable, "-m", "debian_cloud_tests.build.cli", "--release", "bookworm",
+    proc = subprocess.run([sys.executable, "-m", "debian_cloud_tests.faibuild.cli", "--release", "bookworm",
                            "--vendor", "genericcloud", "--format", "raw", "--output", str(out),
                            "--class", "DEFECT_BOGUS_PACKAGE"],
                           capture_output=True, text=True, timeout=1800, check=False)

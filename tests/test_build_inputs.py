@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from debian_cloud_tests.build import cli, fai, host
-from debian_cloud_tests.build.spec import BuildSpec
+from debian_cloud_tests.faibuild import cli, fai, host
+from debian_cloud_tests.faibuild.spec import BuildSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 CSPACE = ROOT / "examples" / "fai"

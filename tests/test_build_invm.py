@@ -44,7 +44,7 @@ def test_uefi_image_built_in_a_vm_boots_and_passes(tmp_path: Path) -> None:
         pytest.skip("needs root, mmdebstrap and qemu-system-x86")
     out, tmp = tmp_path / "images", tmp_path / "tmp"
     tmp.mkdir()
-    proc = subprocess.run([sys.executable, "-m", "debian_cloud_tests.build.cli", "--release",
+    proc = subprocess.run([sys.executable, "-m", "debian_cloud_tests.faibuild.cli", "--release",
                            "bookworm", "--vendor", "genericcloud", "--firmware", "uefi", "--in-vm",
                            "--output", str(out)],
                           capture_output=True, text=True, timeout=3600, check=False,

@@ -24,7 +24,7 @@ class Blocker:
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
 sys.meta_path.insert(0, Blocker())
-from debian_cloud_tests.imagebuild import builder
+from debian_cloud_tests.testimage import builder
 def refuse(*args, **kwargs):
     raise SystemExit("the demo went on to build an image")
 builder.build_image = refuse

@@ -3,8 +3,8 @@ editing one defect rebuilds only the images that plant it."""
 
 from __future__ import annotations
 
-from debian_cloud_tests.imagebuild import defects
-from debian_cloud_tests.imagebuild.builder import Recipe
+from debian_cloud_tests.testimage import defects
+from debian_cloud_tests.testimage.builder import Recipe
 
 
 def test_helpers_without_any_defect_code() -> None:

@@ -58,7 +58,7 @@ def s3(fai_host):
 
 
 def _build(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "debian_cloud_tests.build.cli", "--release", "bookworm",
+    return subprocess.run([sys.executable, "-m", "debian_cloud_tests.faibuild.cli", "--release", "bookworm",
                            "--vendor", "genericcloud", "--arch", "amd64", "--output", str(out), *extra],
                           capture_output=True, text=True, timeout=1800, check=False)
 

@@ -11,7 +11,7 @@ import pytest
 from debian_cloud_tests import cli, shipped
 from debian_cloud_tests.errors import MissingDependencyError
 from debian_cloud_tests.gate.cli import main as gate_main
-from debian_cloud_tests.imagebuild import builder
+from debian_cloud_tests.testimage import builder
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSING = """<?xml version="1.0" encoding="utf-8"?>

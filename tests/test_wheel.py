@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from debian_cloud_tests.build.spec import ARCHES, RELEASES, VENDORS
+from debian_cloud_tests.faibuild.spec import ARCHES, RELEASES, VENDORS
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "debian_cloud_tests" / "data"
@@ -101,8 +101,8 @@ def test_build_defaults_to_the_installed_config_space(installed: Installed) -> N
     """Every release, vendor and arch's classes are defined by the config space `build` finds."""
     specs = [f"{r}:{v}:{a}" for r in RELEASES for v in VENDORS for a in ARCHES]
     code = ("import sys\n"
-            "from debian_cloud_tests.build import host\n"
-            "from debian_cloud_tests.build.spec import BuildSpec\n"
+            "from debian_cloud_tests.faibuild import host\n"
+            "from debian_cloud_tests.faibuild.spec import BuildSpec\n"
             "from debian_cloud_tests.shipped import fai_config_space\n"
             "cspace = fai_config_space()\n"
             "for release, vendor, arch in (a.split(':') for a in sys.argv[1:]):\n"

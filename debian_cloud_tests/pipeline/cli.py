@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..build import cli as build_cli
+from ..faibuild import cli as build_cli
 
 EPILOG = ("exit codes: 0 publish (published with --publish-to), 1 hold, 2 gate input error, "
           "20-45 see `build --help`, 50 publish refused, 51 upload failed, 52 unknown destination")

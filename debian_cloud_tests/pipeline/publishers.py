@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..build.manifest import sha256 as file_sha256
+from ..faibuild.manifest import sha256 as file_sha256
 from . import verdict
 from .errors import PublishRefusedError, UnknownPublisherError
 

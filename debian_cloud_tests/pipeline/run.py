@@ -12,8 +12,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..build.driver import build
-from ..build.spec import BuildSpec
+from ..faibuild.driver import build
+from ..faibuild.spec import BuildSpec
 from ..gate.cli import main as gate_main
 from ..runargs import pytest_argv
 from ..shipped import policy as shipped_policy

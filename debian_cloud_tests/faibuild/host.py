@@ -11,8 +11,8 @@ import shutil
 from pathlib import Path
 
 from ..errors import DCTError
-from ..imagebuild.builder import host_arch
 from ..spec import Arch
+from ..testimage.builder import host_arch
 from .errors import (
     ConfigSpaceError,
     InVmUnavailableError,

@@ -57,7 +57,7 @@ def add_parser(sub: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m debian_cloud_tests.build.cli`: the subcommand on its own."""
+    """`python -m debian_cloud_tests.faibuild.cli`: the subcommand on its own."""
     parser = argparse.ArgumentParser(prog="debian-cloud-tests build", epilog=EPILOG,
                                      description=__doc__.splitlines()[0])
     configure(parser)

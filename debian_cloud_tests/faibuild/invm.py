@@ -22,11 +22,11 @@ from pathlib import Path
 import paramiko
 
 from .. import paths
-from ..imagebuild.builder import Recipe, build_image
 from ..lifecycle import Fleet, Instance
 from ..provider import get_provider
 from ..rundir import new_run_id
 from ..spec import Arch, HostKeySource, KeepInstance, LaunchSpec
+from ..testimage.builder import Recipe, build_image
 from . import fai
 from .errors import BuildError
 from .spec import BuildSpec
