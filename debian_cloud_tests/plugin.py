@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 import traceback
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -22,21 +22,17 @@ from . import (
     __version__,
     applicability,
     artifacts,
-    backoff,
     completeness,
     interrupts,
     options,
     probes,
-    progress,
 )
-from . import facts as facts_mod
 from .errors import DCTError, UsageError
 from .facts import Facts, Probe
-from .lifecycle import Fleet, Instance
-from .machine import Machine
+from .lifecycle import Fleet
 from .provider import Provider, get_provider
 from .rundir import new_run_id
-from .spec import KeepInstance, LaunchSpec, release_from_os_release
+from .spec import KeepInstance, LaunchSpec
 
 NO_PROVIDER = ("conformance suites need a machine: pytest --provider=qemu --image=IMAGE "
                "(see --help, group debian-cloud-tests)")
@@ -127,6 +123,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "debian-cloud-tests-completeness")
     if state is None:
         return
+    from . import fixtures  # the run's fixtures, in this session only
+
+    config.pluginmanager.register(fixtures, "debian-cloud-tests-fixtures")
     if config.args_source is not pytest.Config.ArgsSource.ARGS:
         config.args[:] = [str(suites_dir())]
     # SIGTERM (CI cancelling a job) must clean up like Ctrl-C does.
@@ -135,8 +134,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     state = config.stash.get(STATE, None)
-    if state is None:
-        return [f"debian-cloud-tests {__version__}: no --provider, {NO_PROVIDER}"]
+    if state is None:  # a session that tests no image: the plugin says nothing
+        return []
     s = state.spec
     return [f"debian-cloud-tests {__version__}: {state.provider.name}://{s.image} arch={s.arch.value} "
             f"firmware={s.firmware.value if s.firmware else '-'} run={state.run_id}"]
@@ -235,27 +234,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=f"not applicable: {reason}"))
 
 
-@pytest.fixture(autouse=True)
-def _release_from_the_guest(request: pytest.FixtureRequest) -> None:
-    """Decide what only the guest can tell (its release) once it is up, before a check that
-    depends on it runs: a fixture, so the guest's facts are reached the public way."""
-    item = request.node
-    state = item.config.stash.get(STATE, None)
-    if state is None or not _is_suite_item(item):
-        return
-    if not applicability.pending_axes(item, state.provider.name, state.spec):
-        return
-    facts = state.facts or request.getfixturevalue("facts")
-    os_release = facts[probes.OS_RELEASE.name]
-    state.spec.release = release_from_os_release(artifacts.os_release_fields(os_release.stdout))
-    if state.spec.release is None:
-        pytest.skip("not applicable: the guest's Debian release is unknown (its os-release names "
-                    "none); give --release")
-    reason = applicability.not_applicable(item, state.provider.name, state.spec)
-    if reason:
-        pytest.skip(f"not applicable: {reason}")
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
@@ -273,26 +251,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-@pytest.fixture(scope="session")
-def dct_run(request: pytest.FixtureRequest, record_testsuite_property: Callable[[str, object], None]
-            ) -> Iterator[RunState]:
-    """The run's state, with its fleet of machines; destroys them all at the end."""
-    state = request.config.stash.get(STATE, None)
-    if state is None:
-        pytest.skip(NO_PROVIDER)
-    state.props.update(artifacts.run_properties(state.provider, state.spec, state.run_id))
-    for key, val in state.props.items():
-        record_testsuite_property(key, val)
-    state.fleet = Fleet(state.provider, state.spec, state.keep)
-    yield state
-    if state.facts is not None:  # read by the gather the checks shared, done by now
-        for key, val in artifacts.guest_properties(state.facts).items():
-            record_testsuite_property(key, val)
-    _close(state)
-    for key, val in backoff.properties().items():
-        record_testsuite_property(key, val)
-
-
 def _close(state: RunState) -> None:
     if state.fleet is None:
         return
@@ -306,106 +264,6 @@ def _close(state: RunState) -> None:
     except DCTError as exc:
         state.error = state.error or exc
     state.kept = fleet.kept
-
-
-def _spares_wanted(session: pytest.Session) -> int:
-    """A second machine for the uniqueness suite boots alongside the first when that suite
-    will run: overlapping the boots saves one boot's wait (minutes on a cloud)."""
-    return int(any("twin" in getattr(item, "fixturenames", ()) for item in session.items))
-
-
-@pytest.fixture(scope="session")
-def instance(dct_run: RunState, request: pytest.FixtureRequest,
-             record_testsuite_property: Callable[[str, object], None]) -> Instance:
-    """The machine under test, booted and reachable (launched on first use)."""
-    if dct_run.error is not None:
-        pytest.fail(f"no machine: {dct_run.error.message}", pytrace=False)
-    assert dct_run.fleet is not None
-    try:
-        inst = dct_run.fleet.launch_with_spares(
-            _spares_wanted(request.session),
-            progress.for_pytest(request.config, dct_run.provider.name))
-    except DCTError as exc:
-        dct_run.error = exc
-        request.session.shouldstop = f"no machine to test: {exc.message}"
-    if dct_run.error is not None:  # outside the except: no chained traceback in the report
-        pytest.fail(str(dct_run.error), pytrace=False)
-    dct_run.ready_at = dct_run.ready_at or time.monotonic()
-    dct_run.boot_seconds = dct_run.boot_seconds or inst.ready.boot_seconds
-    if inst.host is not None and dct_run.probes:
-        dct_run.facts = dct_run.facts or facts_mod.start(inst.host.backend.client,
-                                                          dct_run.probes.values())
-    for key, val in artifacts.instance_properties(inst, dct_run.artifacts_dir).items():
-        record_testsuite_property(key, val)
-    return inst
-
-
-@pytest.fixture(scope="session")
-def machine(instance: Instance) -> Machine:
-    """The machine as the platform describes it: facts, console, reboot."""
-    return instance.machine
-
-
-#: a shell's exit status when it could not run the command at all (missing, not executable)
-CANNOT_RUN = (126, 127)
-
-
-class CheckedFacts:
-    """The gathered facts as checks read them: a probe whose command the guest lacks fails the
-    check that reads it, saying so, instead of reading as "nothing found"."""
-
-    def __init__(self, facts: Facts) -> None:
-        self._facts = facts
-
-    def __getitem__(self, name: str) -> facts_mod.Output:
-        out = self._facts[name]
-        if out.rc in CANNOT_RUN:
-            pytest.fail(f"the guest cannot run what this check reads ({out.why()}): a command "
-                        "the image is expected to have is missing or not executable", pytrace=False)
-        return out
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._facts
-
-    def wait(self) -> CheckedFacts:
-        self._facts.wait()
-        return self
-
-
-class NoLogin:
-    """Stands for the guest when the login was refused: every check that reads the guest fails,
-    saying why, instead of erroring in its setup (the machine is up; the image refuses us)."""
-
-    def __init__(self, why: str) -> None:
-        self._why = why
-
-    def _refuse(self) -> None:
-        pytest.fail(f"cannot log in to the machine, so this cannot be checked: {self._why} "
-                    "(see bvt.ssh_login_default_user)", pytrace=False)
-
-    def __getitem__(self, name: str) -> Any:
-        self._refuse()
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        self._refuse()
-
-    def __contains__(self, name: str) -> bool:
-        return True
-
-    def wait(self) -> NoLogin:
-        return self
-
-
-@pytest.fixture(scope="session")
-def facts(instance: Instance, dct_run: RunState) -> CheckedFacts | NoLogin:
-    """Every collected suite's probes, run once in a few round trips."""
-    if instance.host is None:
-        return NoLogin(str(instance.ready.login_error))
-    if dct_run.facts is None:
-        dct_run.facts = facts_mod.start(instance.host.backend.client, dct_run.probes.values())
-    return CheckedFacts(dct_run.facts)
 
 
 #: what a check raises when the guest answered something it could not parse
@@ -425,27 +283,6 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, Any]
         pytest.fail(f"the guest's answer could not be read ({type(exc).__name__}: {str(exc)[:200]}, "
                     f"in {Path(frame.filename).name}:{frame.lineno}): the guest is not in a state "
                     "this check understands; look at the probe's output in the guest", pytrace=False)
-
-
-@pytest.fixture(scope="session")
-def boot_budget(request: pytest.FixtureRequest, machine: Machine, dct_run: RunState) -> float:
-    """Seconds to SSH-ready the image may take here: --boot-budget, else the platform's (by
-    provider, and by acceleration where the machine is emulated)."""
-    given = options.value(request.config, "boot-budget")
-    if given:
-        try:
-            return float(given)
-        except ValueError:
-            pytest.fail(f"--boot-budget {given!r}: give seconds", pytrace=False)
-    return dct_run.provider.boot_budget(machine)
-
-
-@pytest.fixture(scope="session")
-def host(instance: Instance) -> Any:
-    """testinfra Host on the machine's one verified SSH connection."""
-    if instance.host is None:
-        return NoLogin(str(instance.ready.login_error))
-    return instance.host
 
 
 def _exit_status(session: pytest.Session) -> int:

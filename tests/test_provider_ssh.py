@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 import uuid
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -334,3 +335,20 @@ def test_plugin_missing_key_file_is_one_line(sshd: Sshd, tmp_path: Path) -> None
     lines = [line for line in run.stderr.splitlines() if line.strip()]
     assert run.rc == UsageError.exit_code, run.explain()
     assert lines == [f"debian-cloud-tests: error: --ssh-key {tmp_path / 'missing'}: no such file"]
+
+
+def test_a_check_of_ones_own_beside_the_suites_reads_the_same_machine(sshd: Sshd, tmp_path: Path) -> None:
+    """A user's own test file given with the suites uses the run's one machine: the fixtures
+    exist once (a second definition would launch, and count, a second machine)."""
+    own = tmp_path / "own" / "test_own.py"
+    own.parent.mkdir()
+    own.write_text("def test_own(host, instance):\n"
+                   "    assert host.run('true').rc == 0 and instance.host is host\n")
+    select = f"{suites_dir()}/metadata/test_metadata.py::test_arch_matches"
+    run = run_suites(tmp_path, *_plugin_args(sshd, sshd.host_key, str(sshd.client_key)), str(own),
+                     select=select, timeout=120)
+    assert [s for c, s in run.checks.items() if c.endswith("test_own")] == ["passed"], run.explain()
+    assert run.checks.get("metadata.arch_matches") in ("passed", "failed"), run.explain()
+    root = ET.parse(tmp_path / "results.xml").getroot()
+    launched = [p.get("value") for p in root.iter("property") if p.get("name") == "boot_seconds"]
+    assert len(launched) == 1, launched

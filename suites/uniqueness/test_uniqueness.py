@@ -12,7 +12,7 @@ import pytest
 
 from debian_cloud_tests.applicability import STARTS_THE_MACHINE
 from debian_cloud_tests.facts import Probe, gather
-from debian_cloud_tests.plugin import NoLogin
+from debian_cloud_tests.fixtures import NoLogin
 from debian_cloud_tests.probes import INSTANCE_DATA
 
 IDENTITY = [
