@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import subprocess
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..filelock import exclusive
 from ..shipped import fai_config_space
 from . import fai, host, invm, manifest
 from .errors import BuildError
@@ -50,7 +48,7 @@ def build(spec: BuildSpec, output: Path, cspace: Path | None = None, in_vm: bool
     image = output / f"{spec.name}.{spec.fmt}"
     log = output / f"{spec.name}.build.log"
     # FAI keeps one stamp per host: native builds take turns; each VM is a host of its own
-    with (contextlib.nullcontext() if in_vm else _locked(),
+    with (contextlib.nullcontext() if in_vm else exclusive(LOCK),
           tempfile.TemporaryDirectory(prefix=".dct-build-", dir=output) as tmp):
         work = Path(tmp)
         raw = work / f"{spec.name}.raw"
@@ -76,14 +74,3 @@ def _run(cmd: list[str]) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise BuildError(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr.strip()[-300:]}")
-
-
-@contextmanager
-def _locked() -> Iterator[None]:
-    LOCK.parent.mkdir(parents=True, exist_ok=True)
-    with LOCK.open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)

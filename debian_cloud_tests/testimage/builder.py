@@ -8,7 +8,6 @@ defects module only the parts a recipe uses count, so editing one defect rebuild
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -16,11 +15,11 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import BuildError, MissingDependencyError
+from ..filelock import exclusive
 from ..paths import cache_dir
 from . import defects as defects_mod
 from . import disk, rootfs
@@ -83,7 +82,7 @@ def build_image(recipe: Recipe, log: Iterator[str] | None = None) -> Path:
         return out
     check_build_host()
     out.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(out.with_suffix(".lock")):
+    with exclusive(out.with_suffix(".lock")):
         if out.exists():
             return out
         tree = _base_tree(recipe)
@@ -126,7 +125,7 @@ def _base_tree(recipe: Recipe) -> Path:
     if tree.is_dir():
         return tree
     tree.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(tree.with_suffix(".lock")):
+    with exclusive(tree.with_suffix(".lock")):
         if tree.is_dir():
             return tree
         if recipe.arch != host_arch():
@@ -160,15 +159,6 @@ def _enable_binfmt() -> None:
         subprocess.run(["update-binfmts", "--enable"], check=False, capture_output=True)
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Serialise builds of one key across processes (pytest-xdist workers, parallel CI jobs)."""
-    with path.open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _digest(data: object, modules: Sequence[object]) -> str:
