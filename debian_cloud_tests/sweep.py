@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .backoff import API
-from .errors import DCTError
+from .errors import DCTError, swept
 
 
 def delete(remove: Callable[[], object], *, gone: Callable[[DCTError], bool],
@@ -42,3 +42,7 @@ class Sweep:
         self.errors += failed
         if not failed:
             self.deleted.append(what)
+
+    def done(self) -> list[str]:
+        """What was deleted, or a CleanupError naming every failure (and what was deleted)."""
+        return swept(self.deleted, self.errors)

@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from debian_cloud_tests import expiry
-from debian_cloud_tests.errors import guarded, swept
+from debian_cloud_tests.errors import guarded
 from debian_cloud_tests.gc import print_deleted
 from debian_cloud_tests.rundir import require_run_id
+from debian_cloud_tests.sweep import Sweep
 
 from . import resources, retry, session
 from .resources import EXPIRES_LABEL, RUN_ID_LABEL
@@ -63,8 +64,7 @@ def _collect(c: session.Clients, label_filter: str,
     marks, are *chosen*; instances first, as a rule may still guard one."""
     from google.cloud import compute_v1
 
-    deleted: list[str] = []
-    errors: list[BaseException] = []
+    sweep = Sweep()
     pages = retry.call(c.instances.aggregated_list, "instances.aggregatedList",
                        request=compute_v1.AggregatedListInstancesRequest(
                            project=c.project, filter=label_filter))
@@ -72,15 +72,11 @@ def _collect(c: session.Clients, label_filter: str,
         for inst in listed.instances:
             if chosen(inst.labels):
                 zone = scope.rsplit("/", 1)[-1]
-                failed = resources.delete_instance(c, zone, inst.name)
-                errors += failed
-                deleted += [] if failed else [inst.name]
+                sweep.record(inst.name, resources.delete_instance(c, zone, inst.name))
     for rule in retry.call(c.firewalls.list, "firewalls.list", project=c.project):
         if chosen(resources.description_marks(rule.description)):
-            failed = resources.delete_firewall(c, rule.name)
-            errors += failed
-            deleted += [] if failed else [rule.name]
-    return swept(deleted, errors)
+            sweep.record(rule.name, resources.delete_firewall(c, rule.name))
+    return sweep.done()
 
 
 def main(argv: list[str] | None = None) -> int:

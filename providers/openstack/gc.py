@@ -18,6 +18,7 @@ from debian_cloud_tests import expiry
 from debian_cloud_tests.errors import UsageError, guarded, swept
 from debian_cloud_tests.gc import print_deleted
 from debian_cloud_tests.rundir import require_run_id
+from debian_cloud_tests.sweep import Sweep
 
 from . import resources, retry, session
 from .resources import EXPIRES_KEY, RUN_ID_KEY
@@ -32,25 +33,19 @@ def collect_garbage(now: datetime, cloud: str | None = None, region: str | None 
     """
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
     conn = conn or session.connect(cloud, region)
-    deleted: list[str] = []
-    errors: list[BaseException] = []
+    sweep = Sweep()
     for server in retry.call(lambda: list(conn.compute.servers()), "list servers"):
         if expiry.expired((server.metadata or {}).get(EXPIRES_KEY), now):
-            failed = resources.delete_server(conn, str(server.id))
-            errors += failed
-            deleted += [] if failed else [f"server {server.name}"]
+            sweep.record(f"server {server.name}", resources.delete_server(conn, str(server.id)))
     for group in retry.call(lambda: list(conn.network.security_groups()), "list security groups"):
         marks = resources.description_marks(group.description)
         if expiry.expired(marks.get(EXPIRES_KEY), now):
-            failed = resources.delete_security_group(conn, str(group.id))
-            errors += failed
-            deleted += [] if failed else [f"security group {group.name}"]
+            sweep.record(f"security group {group.name}",
+                         resources.delete_security_group(conn, str(group.id)))
     for keypair in retry.call(lambda: list(conn.compute.keypairs()), "list key pairs"):
         if expiry.expired(resources.name_expiry(str(keypair.name)), now):
-            failed = resources.delete_keypair(conn, str(keypair.name))
-            errors += failed
-            deleted += [] if failed else [f"key pair {keypair.name}"]
-    return swept(deleted, errors)
+            sweep.record(f"key pair {keypair.name}", resources.delete_keypair(conn, str(keypair.name)))
+    return sweep.done()
 
 
 def collect_run(run_id: str, cloud: str | None = None, region: str | None = None,
