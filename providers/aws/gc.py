@@ -17,9 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from debian_cloud_tests import expiry
-from debian_cloud_tests.errors import DCTError, guarded, swept
+from debian_cloud_tests.errors import DCTError, guarded
 from debian_cloud_tests.gc import print_deleted
 from debian_cloud_tests.rundir import require_run_id
+from debian_cloud_tests.sweep import Sweep
 
 from . import resources, retry, session
 from .resources import EXPIRES_TAG, RUN_ID_TAG
@@ -77,33 +78,25 @@ def collect_run(region: str | None, run_id: str) -> list[str]:
 def _collect(region: str | None, ours: dict[str, Any],
              chosen: Callable[[list[dict[str, str]] | None], bool]) -> list[str]:
     ec2 = session.ec2_client(session.new_session(region))
-    deleted: list[str] = []
-    errors: list[BaseException] = []
-
+    sweep = Sweep()
     instances = [i["InstanceId"] for i in _pages(
         ec2, "describe_instances", "Instances",
         Filters=[ours, {"Name": "instance-state-name", "Values": LIVE_STATES}])
         if chosen(i.get("Tags"))]
-    failed = resources.terminate(ec2, instances)
-    errors += failed
-    if not failed:
-        deleted += instances
-    else:  # say which ones are gone despite the failure
-        deleted += [i for i in instances if _gone(ec2, i)]
+    failed = resources.terminate(ec2, instances)  # one call for all of them
+    sweep.errors += failed
+    # where it failed, say which ones are gone despite the failure
+    sweep.deleted += [i for i in instances if not failed or _gone(ec2, i)]
 
     for group in _pages(ec2, "describe_security_groups", "SecurityGroups", Filters=[ours]):
         if chosen(group.get("Tags")):
-            failed = resources.delete_group(ec2, group["GroupId"])
-            errors += failed
-            deleted += [] if failed else [group["GroupId"]]
+            sweep.record(group["GroupId"], resources.delete_group(ec2, group["GroupId"]))
 
     keys = retry.call(ec2.describe_key_pairs, "describe_key_pairs", Filters=[ours])["KeyPairs"]
     for key in keys:
         if chosen(key.get("Tags")):
-            failed = resources.delete_key(ec2, key["KeyName"])
-            errors += failed
-            deleted += [] if failed else [key["KeyPairId"]]
-    return swept(deleted, errors)
+            sweep.record(key["KeyPairId"], resources.delete_key(ec2, key["KeyName"]))
+    return sweep.done()
 
 
 def _gone(ec2: Any, instance_id: str) -> bool:

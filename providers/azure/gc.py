@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from debian_cloud_tests import expiry
-from debian_cloud_tests.errors import guarded, swept
+from debian_cloud_tests.errors import guarded
 from debian_cloud_tests.gc import print_deleted
 from debian_cloud_tests.rundir import require_run_id
+from debian_cloud_tests.sweep import Sweep
 
 from . import errors, session
 from .machine import delete_group
@@ -67,13 +68,10 @@ def _delete_groups(c: Any, listing: str, wanted: Callable[[Any], bool]) -> list[
     is the cloud's reading, not ours); returns their names."""
     groups = errors.call(lambda: list(c.resource.resource_groups.list(filter=listing)),
                          "resource_groups.list")
-    deleted: list[str] = []
-    failures: list[BaseException] = []
+    sweep = Sweep()
     for group in filter(wanted, groups):
-        failed = delete_group(c, group.name)
-        failures += failed
-        deleted += [] if failed else [group.name]
-    return swept(deleted, failures)
+        sweep.record(group.name, delete_group(c, group.name))
+    return sweep.done()
 
 
 def main() -> int:
