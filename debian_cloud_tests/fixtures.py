@@ -1,7 +1,8 @@
 """The run's fixtures: the machine under test and what checks read of it.
 
-Registered as a plugin only in a session given --provider (and declared by the suites'
-conftest), so a pytest session that does not test an image keeps its own `host` and fixtures.
+Registered as a plugin only in a session given --provider, and only there: a pytest session that
+does not test an image keeps its own `host` and fixtures, and one that does defines each of these
+once, so every test of the session (the suites' and the user's own) reads the same machine.
 """
 
 from __future__ import annotations
