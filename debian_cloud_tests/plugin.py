@@ -192,8 +192,8 @@ def _end_scan(items: list[pytest.Item]) -> list[pytest.Item]:
     """The console scan of every machine, for a run whose selection left it out: a panic or a
     failed unit during any check is reported whatever suites ran.
 
-    It is collected under the same directory nodes as the suites' own items, so it sees the
-    suites' conftest fixtures (the run's machine) rather than a second set of its own."""
+    It is collected under the same directory nodes as the suites' own items, so it belongs to
+    the suites' package as they do (their check ids, their order)."""
     chain = [node for item in items for node in item.listchain()]
     by_path = {getattr(node, "path", None): node for node in chain}
     bvt = suites_dir() / Path(END_SCAN[0]).parent
