@@ -57,9 +57,16 @@ def in_private_network(cmd: list[str]) -> list[str]:
 
 
 def cost(item: pytest.Item) -> float:
-    """The seconds a test's `cost` marker says it takes on 2 cores under TCG (0 if unmarked)."""
+    """The seconds a test's `cost` marker says it takes on 2 cores under TCG (0 if unmarked);
+    ``cached=(SECONDS, RECIPE)`` is its cost where that image is in the cache already (an image
+    bootstrapped under qemu-user costs minutes only once)."""
     marker = item.get_closest_marker("cost")
-    return float(marker.args[0]) if marker else 0.0
+    if marker is None:
+        return 0.0
+    cached = marker.kwargs.get("cached")
+    if cached is not None and cached[1].path().exists():
+        return float(cached[0])
+    return float(marker.args[0])
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from debian_cloud_tests.plugin import suites_dir
+from debian_cloud_tests.testimage.builder import Recipe
 
 from .conftest import run_suites
 
@@ -413,7 +414,7 @@ def test_refused_login_fails_the_login_check(image_factory, tmp_path: Path) -> N
     assert all("cannot log in to the machine" in run.messages[c] for c in host_checks), run.messages
 
 
-@pytest.mark.cost(520)
+@pytest.mark.cost(1100, cached=(150, Recipe(arch="arm64")))
 @pytest.mark.skipif(not Path("/usr/bin/qemu-system-aarch64").exists(), reason="needs qemu-system-arm")
 def test_arm64_on_aavmf_passes_bvt(image_factory, tmp_path: Path) -> None:
     """arm64 on the `virt` machine with AAVMF, emulated on amd64 (the arch comes from the name)."""

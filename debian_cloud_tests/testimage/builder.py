@@ -59,6 +59,10 @@ class Recipe:
                                  "defects_code": defects_mod.source_for(self.defects)},
                        [rootfs, disk])
 
+    def path(self) -> Path:
+        """Where the image is cached (it may not be built yet)."""
+        return cache_dir() / "images" / f"{self.name}-{self.image_key()}.{self.fmt}"
+
     @property
     def name(self) -> str:
         suffix = "-".join(self.defects) if len(self.defects) <= 2 else f"{len(self.defects)}-defects"
@@ -77,7 +81,7 @@ def build_image(recipe: Recipe, log: Iterator[str] | None = None) -> Path:
     if unknown:
         raise BuildError(f"unknown defect(s) {', '.join(unknown)}; known: "
                          f"{', '.join(sorted(defects_mod.DEFECTS))}")
-    out = cache_dir() / "images" / f"{recipe.name}-{recipe.image_key()}.{recipe.fmt}"
+    out = recipe.path()
     if out.exists():
         return out
     check_build_host()
