@@ -136,7 +136,23 @@ class SuiteRun:
         return {c for c, s in self.checks.items() if s == "failed"}
 
     def explain(self) -> str:
-        return f"rc={self.rc}\n{self.stdout[-3000:]}\n{self.stderr[-2000:]}"
+        return f"rc={self.rc}\n{self.errors()}{self.stdout[-3000:]}\n{self.stderr[-2000:]}"
+
+    def errors(self) -> str:
+        """Each distinct error once, with how many checks it hit: a fixture that failed errors
+        every check with the same message, which must survive a CI log's truncation."""
+        seen: dict[str, int] = {}
+        for cid, status in self.checks.items():
+            if status == "error":
+                msg = self.messages.get(cid, "")[:400]
+                seen[msg] = seen.get(msg, 0) + 1
+        return "".join(f"{n} checks errored: {msg}\n" for msg, n in seen.items())
+
+    def digest(self) -> str:
+        """The errors first, then every check that did not pass with its message."""
+        bad = {c: f"{s}: {self.messages.get(c, '')[:200]}" for c, s in self.checks.items()
+               if s not in ("passed", "error")}
+        return f"{self.errors()}{bad}"
 
 
 def parse_junit(path: Path) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:

@@ -361,7 +361,8 @@ def test_planted_defects_fail_exactly_their_checks(variant: str, image_factory, 
     run = run_suites(tmp_path, "--provider=qemu", f"--image={image}", *extra, select=select)
     assert run.rc == 1, run.explain()
     cascade = CASCADE.get(variant, set())
-    assert expected <= run.failing() <= expected | cascade, f"{run.checks}\n{run.messages}"
+    assert not run.errors(), run.digest()
+    assert expected <= run.failing() <= expected | cascade, run.digest()
     others = {c: s for c, s in run.checks.items() if c not in expected and s != "passed"
               and c not in MOOT.get(variant, set()) | cascade
               and not (s == "skipped" and run.messages.get(c, "").startswith(SKIP_OK))}
