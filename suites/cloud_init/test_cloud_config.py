@@ -1,5 +1,5 @@
 """cloud-init's merged configuration (as cloud-init itself merged it at boot): root logins refused,
-host keys from the image deleted, no passwords or DSA keys, the platform's hostname and network
+host keys from the image deleted, no passwords, the platform's hostname and network
 applied, and the modules a cloud image needs still enabled."""
 
 from __future__ import annotations
@@ -26,7 +26,14 @@ STAGES = ("cloud_init_modules", "cloud_config_modules", "cloud_final_modules")
 KEYS = ("disable_root", "ssh_deletekeys", "ssh_pwauth", "ssh_genkeytypes", "preserve_hostname",
         "manage_etc_hosts", "network", *STAGES)
 
+#: NSS modules that resolve the machine's own name, whatever it is now, without DNS: systemd's
+#: myhostname, and resolve (systemd-resolved synthesises the local hostname)
+SELF_RESOLVING_NSS = ("myhostname", "resolve")
+
 PROBES = [
+    Probe("hostname_by_nss", "svcs=$(sed -n 's/^hosts:[[:space:]]*//p' /etc/nsswitch.conf | "
+          "tr -s ' \\t' '\\n\\n' | grep -x -E '" + "|".join(SELF_RESOLVING_NSS) + "' | tr '\\n' ' '); "
+          "[ -z \"$svcs\" ] || getent -s \"hosts:$svcs\" hosts \"$(hostname)\"; true"),
     Probe("ci_merged_cfg", "python3 -I -S -c 'import json,sys; c=json.load(open(\"/run/cloud-init/"
           "instance-data-sensitive.json\"))[\"merged_cfg\"]; json.dump({k: c.get(k) for k in "
           "sys.argv[1:]}, sys.stdout)' " + " ".join(KEYS), root=True),
@@ -71,12 +78,6 @@ def test_password_login_not_enabled(facts) -> None:
         f"cloud-init ssh_pwauth is {value!r}: it enables password logins; remove it")
 
 
-def test_no_dsa_key_generation(facts) -> None:
-    """cloud-init does not generate a DSA host key (ssh_genkeytypes)."""
-    types = _merged(facts).get("ssh_genkeytypes") or []
-    assert "dsa" not in types, f"cloud-init ssh_genkeytypes includes dsa ({types}); drop it"
-
-
 def test_hostname_not_preserved(facts) -> None:
     """cloud-init sets the hostname the platform gives (preserve_hostname is not true)."""
     value = _merged(facts).get("preserve_hostname")
@@ -85,11 +86,17 @@ def test_hostname_not_preserved(facts) -> None:
 
 
 def test_etc_hosts_managed(facts) -> None:
-    """cloud-init writes /etc/hosts for the instance's hostname (manage_etc_hosts), as Debian's
-    images configure it."""
+    """The instance's own name resolves without DNS whatever name the platform gives it: cloud-init
+    writes it into /etc/hosts (manage_etc_hosts), or NSS resolves the machine's own name
+    (myhostname, or systemd-resolved's resolve, in nsswitch.conf's hosts line)."""
     value = _merged(facts).get("manage_etc_hosts")
-    assert value in (True, "template", "localhost"), (
-        f"cloud-init manage_etc_hosts is {value!r}: the hostname may not resolve; set it to true")
+    if value in (True, "template", "localhost"):
+        return
+    by_nss = facts["hostname_by_nss"]
+    assert by_nss.ok and by_nss.lines(), (
+        f"cloud-init manage_etc_hosts is {value!r} and no NSS module of "
+        f"{', '.join(SELF_RESOLVING_NSS)} resolves the hostname: a name the platform gives "
+        "resolves only through its DNS; set manage_etc_hosts: true or install libnss-myhostname")
 
 
 def test_network_config_enabled(facts) -> None:
