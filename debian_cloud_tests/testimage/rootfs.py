@@ -37,7 +37,7 @@ BASE_PACKAGES = [
 #: netplan passes them as well).
 NETWORK_PACKAGES = {
     "ifupdown": ["ifupdown", "isc-dhcp-client"],
-    "netplan": ["netplan.io", "systemd-resolved"],
+    "netplan": ["netplan.io", "systemd-resolved", "libnss-resolve"],
 }
 IFUPDOWN_RELEASES = {"bullseye", "bookworm"}
 #: From trixie on, the kernel hardening sysctls Debian sets (protected fifos and regular files
@@ -48,6 +48,14 @@ SYSCTL_PACKAGE = "linux-sysctl-defaults"
 def network_stack(release: str) -> str:
     """The network stack Debian's cloud images of *release* use."""
     return "ifupdown" if release in IFUPDOWN_RELEASES else "netplan"
+
+
+def built_like_debian(release: str) -> bool:
+    """Whether the test image of *release* follows Debian's official images where builders differ:
+    the hostname resolved by NSS (resolved) rather than a managed /etc/hosts, apt's cache directory
+    removed, -backports in the sources.  The netplan images do, the ifupdown ones do as other
+    builders often do, so the checks are proven to accept both routes."""
+    return network_stack(release) == "netplan"
 
 
 def packages(arch: str, extra: Sequence[str] = (), release: str = "bookworm") -> list[str]:
@@ -125,11 +133,13 @@ def configure(tree: Path, release: str, arch: str, layout: DiskLayout) -> None:
            'APT::Periodic::Update-Package-Lists "1";\nAPT::Periodic::Unattended-Upgrade "1";\n')
     _write(tree / "etc/cloud/cloud.cfg.d/01_debian_cloud.cfg",
            "apt:\n  generate_mirrorlists: true\n  preserve_sources_list: true\n"
-           "manage_etc_hosts: true\n"
-           "ssh_genkeytypes: [rsa, ecdsa, ed25519]\n")
+           + ("" if built_like_debian(release) else "manage_etc_hosts: true\n")
+           + "ssh_genkeytypes: [rsa, ecdsa, ed25519]\n")
     _write(tree / "etc/ssh/sshd_config.d/10-cloud.conf",
            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n")
     reset_first_boot_state(tree)
+    if built_like_debian(release):
+        shutil.rmtree(tree / "var/cache/apt/archives", ignore_errors=True)
 
 
 def write_grub_cfg(tree: Path, arch: str, layout: DiskLayout, cmdline: str) -> None:
@@ -170,9 +180,11 @@ def reset_first_boot_state(tree: Path) -> None:
 
 
 def _sources(release: str) -> str:
-    """deb822 sources as the official images have them: the release, -updates and -security."""
+    """deb822 sources as the official images have them: the release, -updates (and -backports)
+    and -security."""
+    backports = f" {release}-backports" if built_like_debian(release) else ""
     return (f"Types: deb\nURIs: https://deb.debian.org/debian\n"
-            f"Suites: {release} {release}-updates\nComponents: main\n"
+            f"Suites: {release} {release}-updates{backports}\nComponents: main\n"
             "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n"
             f"Types: deb\nURIs: https://deb.debian.org/debian-security\n"
             f"Suites: {release}-security\nComponents: main\n"
