@@ -11,11 +11,11 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import mounts, procgroup
 from .errors import BuildError
 from .spec import BuildSpec
 
@@ -55,7 +55,7 @@ def run(spec: BuildSpec, cspace: Path, raw: Path, log: Path) -> FaiRun:
         try:
             rc = proc.wait()
         except BaseException:
-            _stop(proc)
+            procgroup.stop(proc)
             raise
         finally:
             release(raw)
@@ -81,27 +81,12 @@ def first_error(text: str) -> str:
     return "; ".join(parts) or "no error line in the output"
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """Interrupted: stop FAI and everything it started (debootstrap, apt, dpkg in the chroot)."""
-    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 def release(raw: Path) -> None:
     """Unmount what FAI mounted from *raw*'s loop devices (deepest first), then detach them."""
     loops = loops_of(raw)
-    roots = [mnt for src, mnt in _mounts() if any(src == d or src.startswith(d + "p") for d in loops)]
+    roots = [mnt for src, mnt in mounts.mounts() if any(src == d or src.startswith(d + "p") for d in loops)]
     for root in roots:
-        for mnt in sorted(mounts_under(root), key=len, reverse=True):
-            subprocess.run(["umount", "-l", mnt], capture_output=True, check=False)
+        mounts.unmount_under(root)
         if Path(root).name.startswith("fai-diskimage."):
             with contextlib.suppress(OSError):
                 Path(root).rmdir()
@@ -118,19 +103,6 @@ def _drop_stale_stamp() -> None:
         os.kill(pid, 0)
     except (OSError, ValueError, IndexError):
         stamp.unlink(missing_ok=True)
-
-
-def _mounts() -> list[tuple[str, str]]:
-    """(source, mount point) of every mount, octal escapes decoded."""
-    pairs = []
-    for line in Path("/proc/mounts").read_text().splitlines():
-        src, mnt = (f.encode().decode("unicode_escape") for f in line.split()[:2])
-        pairs.append((src, mnt))
-    return pairs
-
-
-def mounts_under(root: str) -> list[str]:
-    return [mnt for _, mnt in _mounts() if mnt == root or mnt.startswith(root.rstrip("/") + "/")]
 
 
 def loops_of(raw: Path) -> list[str]:

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .. import mounts
 from ..errors import BuildError, MissingDependencyError
 from ..filelock import exclusive
 from ..paths import cache_dir
@@ -144,6 +145,7 @@ def _base_tree(recipe: Recipe) -> Path:
         try:
             rootfs.bootstrap(partial, recipe.release, recipe.arch, recipe.extra_packages)
         except BaseException:
+            mounts.unmount_under(partial)  # a killed mmdebstrap leaves its chroot's mounts
             shutil.rmtree(partial, ignore_errors=True)
             raise
         partial.rename(tree)

@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import procgroup
 from ..errors import BuildError
 
 SECTOR = 512
@@ -51,9 +52,11 @@ class DiskLayout:
     esp_serial: str  # the FAT volume id, as "ABCD-1234"
 
 
-def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    """Run a build command; its stderr becomes the error message when it fails."""
-    proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
+def run(cmd: list[str], *, group: bool = False, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    """Run a build command; its stderr becomes the error message when it fails.  *group*: the
+    command starts others (mmdebstrap: apt, dpkg, mounts), stopped with it if the build is."""
+    proc = (procgroup.run(cmd) if group
+            else subprocess.run(cmd, capture_output=True, text=True, **kwargs))  # type: ignore[call-overload]
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         raise BuildError(f"{cmd[0]} failed ({proc.returncode}): {' | '.join(tail)}")

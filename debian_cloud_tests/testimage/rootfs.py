@@ -88,7 +88,7 @@ def bootstrap(tree: Path, release: str, arch: str, extra: Sequence[str] = ()) ->
          release, str(tree),
          f"deb {MIRROR} {release} main",
          f"deb {MIRROR} {release}-updates main",
-         f"deb {SECURITY_MIRROR} {release}-security main"])
+         f"deb {SECURITY_MIRROR} {release}-security main"], group=True)
 
 
 def kernel_version(tree: Path) -> str:
