@@ -22,7 +22,7 @@ import pytest
 
 from debian_cloud_tests.paths import cache_dir
 
-from .conftest import ROOT, parse_junit
+from .conftest import ROOT, TEST_SHAPE, parse_junit
 from .fakes import fresh_debian
 from .test_e2e_qemu import SKIP_OK
 
@@ -92,8 +92,10 @@ def test_readme_first_command_on_a_fresh_debian(fresh_root: Path) -> None:
     command = readme_command("The two commands", 0)
     assert "setup.sh" in command and "demo" in command, command
     assert not (fresh_root / "usr/bin/python3").exists(), "the fresh root already has python3"
-    # the guest is walled in as in every test here: its only traffic is the SSH forwarded in
-    run = fresh_debian.run_in(fresh_root, command, env={"PYTEST_ADDOPTS": "--qemu-network=isolated"})
+    # the guest is walled in as in every test here: its only traffic is the SSH forwarded in; and
+    # it has one vCPU, as every test's guest (conftest.TEST_SHAPE), a user's default being two
+    run = fresh_debian.run_in(fresh_root, command, env={
+        "PYTEST_ADDOPTS": f"--qemu-network=isolated --instance-type={TEST_SHAPE}"})
     out = f"rc={run.returncode}\n{run.stdout[-4000:]}\n{run.stderr[-3000:]}"
     assert run.returncode == 0, out
     assert re.search(r"verdict: PUBLISH; JUnit: \S+demo\.xml", run.stdout), out
