@@ -37,7 +37,7 @@ BASE_PACKAGES = [
 #: netplan passes them as well).
 NETWORK_PACKAGES = {
     "ifupdown": ["ifupdown", "isc-dhcp-client"],
-    "netplan": ["netplan.io", "systemd-resolved", "libnss-resolve"],
+    "netplan": ["netplan.io", "systemd-resolved"],
 }
 IFUPDOWN_RELEASES = {"bullseye", "bookworm"}
 #: From trixie on, the kernel hardening sysctls Debian sets (protected fifos and regular files
@@ -52,7 +52,7 @@ def network_stack(release: str) -> str:
 
 def built_like_debian(release: str) -> bool:
     """Whether the test image of *release* follows Debian's official images where builders differ:
-    the hostname resolved by NSS (resolved) rather than a managed /etc/hosts, apt's cache directory
+    the hostname resolved by NSS (myhostname) rather than a managed /etc/hosts, apt's cache directory
     removed, -backports in the sources.  The netplan images do, the ifupdown ones do as other
     builders often do, so the checks are proven to accept both routes."""
     return network_stack(release) == "netplan"
@@ -61,7 +61,9 @@ def built_like_debian(release: str) -> bool:
 def packages(arch: str, extra: Sequence[str] = (), release: str = "bookworm") -> list[str]:
     """Everything the image installs, kernel and boot loader included, and *extra*."""
     sysctls = [] if release in IFUPDOWN_RELEASES else [SYSCTL_PACKAGE]
-    return [*BASE_PACKAGES, *NETWORK_PACKAGES[network_stack(release)], *sysctls,
+    # NSS resolves the machine's own name, whatever the platform names it (see built_like_debian)
+    nss = ["libnss-myhostname"] if built_like_debian(release) else []
+    return [*BASE_PACKAGES, *NETWORK_PACKAGES[network_stack(release)], *sysctls, *nss,
             KERNEL_PACKAGE[arch], *GRUB_PACKAGES[arch], *extra]
 
 
