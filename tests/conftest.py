@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -141,11 +142,8 @@ class SuiteRun:
     def errors(self) -> str:
         """Each distinct error once, with how many checks it hit: a fixture that failed errors
         every check with the same message, which must survive a CI log's truncation."""
-        seen: dict[str, int] = {}
-        for cid, status in self.checks.items():
-            if status == "error":
-                msg = self.messages.get(cid, "")[:400]
-                seen[msg] = seen.get(msg, 0) + 1
+        seen = Counter(self.messages.get(cid, "")[:400] for cid, status in self.checks.items()
+                       if status == "error")
         return "".join(f"{n} checks errored: {msg}\n" for msg, n in seen.items())
 
     def digest(self) -> str:
