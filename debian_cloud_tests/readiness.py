@@ -21,6 +21,8 @@ from .machine import Machine
 
 POLL = 0.2
 ATTEMPT_TIMEOUT = 3.0
+#: the least a first session may take to open, even when the boot budget is nearly spent
+SESSION_TIMEOUT_MIN = 60.0
 
 Progress = Callable[[str, float], None]
 
@@ -105,14 +107,24 @@ def wait_for_ssh(machine: Machine, timeout: float, progress: Progress | None = N
 
 
 def wait_for_cloud_init(ready: Readiness, timeout: float) -> None:
-    """Run `cloud-init status --wait` once; its exit code is kept for the cloud-init checks."""
+    """Run `cloud-init status --wait` once; its exit code is kept for the cloud-init checks.
+
+    Raises:
+        SSHNotReadyError: the login succeeded but no session opened within *timeout*.
+    """
     if ready.client is None:
         return
     begin = time.monotonic()
     transport = ready.client.get_transport()
     if transport is None:
         return
-    chan = transport.open_session(timeout=ATTEMPT_TIMEOUT)
+    # The first session starts the user's systemd manager through PAM: seconds on a loaded guest.
+    budget = max(timeout, SESSION_TIMEOUT_MIN)
+    try:
+        chan = transport.open_session(timeout=budget)
+    except paramiko.SSHException as exc:
+        raise SSHNotReadyError(f"the login succeeded but the guest opened no session within "
+                               f"{budget:.0f}s: {exc}") from None
     chan.settimeout(POLL)  # short reads: a stop request is seen while cloud-init works
     chan.exec_command("cloud-init status --wait >/dev/null 2>&1; echo $?")
     deadline = begin + max(timeout, 1.0)

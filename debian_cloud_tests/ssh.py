@@ -56,8 +56,15 @@ class _VerifyAnnounced(paramiko.MissingHostKeyPolicy):
                 "refusing to connect (another machine on that port, or a man in the middle)")
 
 
-def connect(endpoint: SSHEndpoint, host_keys: Sequence[str], timeout: float = 5.0) -> paramiko.SSHClient:
-    """Open a verified, authenticated connection.
+#: how long authentication may take once the host key is verified: sshd is up by then, and a
+#: loaded guest (PAM, a slow disk) can take far longer than a handshake attempt is given
+AUTH_TIMEOUT = 60.0
+
+
+def connect(endpoint: SSHEndpoint, host_keys: Sequence[str], timeout: float = 5.0,
+            auth_timeout: float = AUTH_TIMEOUT) -> paramiko.SSHClient:
+    """Open a verified, authenticated connection: *timeout* for each step up to the verified
+    host key, *auth_timeout* for the login after it.
 
     Raises:
         HandshakeFailed: nothing answered, or the handshake stalled (guest still booting).
@@ -76,13 +83,16 @@ def connect(endpoint: SSHEndpoint, host_keys: Sequence[str], timeout: float = 5.
     try:
         client.connect(endpoint.host, endpoint.port, username=endpoint.user,
                        key_filename=str(endpoint.key_file), sock=sock, timeout=timeout,
-                       banner_timeout=timeout, auth_timeout=timeout, look_for_keys=False,
-                       allow_agent=False, disabled_algorithms=_only_key_types(key_types))
+                       banner_timeout=timeout, auth_timeout=auth_timeout,
+                       look_for_keys=False, allow_agent=False,
+                       disabled_algorithms=_only_key_types(key_types))
     except HostKeyMismatchError:
         client.close()
         raise
     except paramiko.AuthenticationException as exc:
         client.close()
+        if "timeout" in str(exc).lower():  # paramiko's auth_timeout: no answer, not a refusal
+            raise HandshakeFailed(str(exc)) from None
         raise LoginRefused(f"{endpoint.user}@{endpoint.host}:{endpoint.port}: {exc}") from None
     except TRANSPORT_ERRORS as exc:
         client.close()
