@@ -1,4 +1,5 @@
-"""The `debian-cloud-tests` command: run, gate, checks, gc, providers, test-image, demo, build.
+"""The `debian-cloud-tests` command: run, gate, checks, audit-coverage, gc,
+providers, test-image, demo, build, pipeline, publish.
 
 Each subcommand is a thin layer over a module that does the work; exit codes are those of
 :mod:`debian_cloud_tests.errors` (and pytest's for `run`), documented in the README.

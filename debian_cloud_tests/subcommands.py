@@ -20,6 +20,7 @@ PROG = "debian-cloud-tests"
 MODULES: dict[str, tuple[str, ...]] = {
     "gate.cli": ("gate",),
     "catalogue": ("checks",),
+    "audit.coverage": ("audit-coverage",),
     "gc": ("gc",),
     "faibuild.cli": ("build",),
     "pipeline.cli": ("pipeline", "publish"),

@@ -2,7 +2,8 @@
 # Install everything debian-cloud-tests needs on Debian 12 or 13, as root: QEMU and firmware, the
 # image-building tools from Debian's archive, and the Python package with its test extras in a
 # virtual environment (.venv beside this script's checkout; Debian's python3 is never touched).
-# `debian-cloud-tests` is linked into /usr/local/bin. A second run installs nothing and is quick.
+# `debian-cloud-tests` is linked into /usr/local/bin, and the audit references (ssg-debian, lynis)
+# are unpacked into the venv. A second run installs nothing and is quick.
 #
 # Exit codes: 50 not Debian, 51 not root, 52 no apt-get/dpkg, 53 Debian older than 12;
 # otherwise that of the step that failed (apt-get, pip).
@@ -63,6 +64,32 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! "$venv/bin/python" -c '' 2>
   "$python" -m venv "$venv"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$checkout[test]"
   echo "$want" >"$stamp"
+fi
+# The audit references docs/audit-coverage.md is built from: the rule lists of Debian's SCAP content
+# (ssg-debian) and of lynis, at the versions of Debian 13 on every machine (Debian 12's ssg-debian
+# has no Debian 12 profiles). Unpacked beside the venv, not installed: nothing here runs them.
+refs=$venv/share/debian-cloud-tests/audit-references
+refs_suite=trixie
+if [ ! -e "$refs/versions" ]; then
+  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+  mirror=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Identifier: Packages' |
+           awk -v c="$codename" '$2 == c { print $1; exit }')
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  mkdir -p "$work/lists/partial" "$work/cache/archives/partial"
+  echo "deb ${mirror:-http://deb.debian.org/debian/} $refs_suite main" >"$work/sources.list"
+  # a private index: the system's own sources, lists and package cache are left as they are
+  apt_refs=(-o Dir::Etc::SourceList="$work/sources.list" -o Dir::Etc::SourceParts=-
+            -o Dir::State::Lists="$work/lists" -o Dir::Cache="$work/cache"
+            -o APT::Get::List-Cleanup=0 -o APT::Sandbox::User=root)
+  apt-get "${apt_refs[@]}" update -q
+  (cd "$work" && apt-get "${apt_refs[@]}" download -q ssg-debian lynis)
+  rm -rf "$refs" && mkdir -p "$refs"
+  for deb in "$work"/*.deb; do
+    dpkg-deb -x "$deb" "$refs"
+    dpkg-deb -W --showformat='${Package} ${Version}\n' "$deb" >>"$refs/versions.new"
+  done
+  mv "$refs/versions.new" "$refs/versions"  # last: its presence says the unpacking finished
 fi
 link=/usr/local/bin/debian-cloud-tests
 if [ "$(readlink "$link" 2>/dev/null)" != "$venv/bin/debian-cloud-tests" ]; then

@@ -3,6 +3,7 @@ missing piece, with the exit code of a missing dependency (25), never "invalid c
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,7 +50,8 @@ def test_a_subcommand_whose_dependency_is_missing_says_so(tmp_path: Path) -> Non
 def test_the_others_still_work_and_it_stays_listed(tmp_path: Path) -> None:
     help_text = _without("junit_xml", "--help", cwd=tmp_path)
     assert help_text.returncode == 0, help_text
-    assert "gate      unavailable: gate: cannot load debian_cloud_tests.gate.cli" in help_text.stdout
+    assert re.search(r"\bgate\s+unavailable: gate: cannot load debian_cloud_tests\.gate\.cli",
+                     help_text.stdout), help_text.stdout
     checks = _without("junit_xml", "checks", "--format", "json", cwd=tmp_path)
     assert checks.returncode == 0 and checks.stdout.startswith("["), checks
 
