@@ -42,19 +42,23 @@ SYSCTLS = ("fs.protected_fifos", "fs.protected_hardlinks", "fs.protected_regular
            "net.ipv4.tcp_syncookies", "kernel.unprivileged_bpf_disabled", "fs.suid_dumpable",
            "net.ipv4.conf.all.accept_source_route", "net.ipv6.conf.all.accept_source_route",
            "net.ipv4.icmp_echo_ignore_broadcasts", "net.ipv4.icmp_ignore_bogus_error_responses",
-           "kernel.perf_event_paranoid")
+           "kernel.perf_event_paranoid", "net.ipv4.ip_forward", "net.ipv4.conf.all.accept_local",
+           "net.ipv4.conf.all.route_localnet", "net.ipv6.conf.default.accept_source_route",
+           "vm.mmap_min_addr")
 SSHD = ("kbdinteractiveauthentication", "passwordauthentication", "permitemptypasswords",
         "permitrootlogin", "pubkeyauthentication", "hostbasedauthentication", "ignorerhosts",
         "permituserenvironment", "strictmodes", "usedns", "permittunnel", "gssapiauthentication",
         "maxauthtries", "logingracetime")
 WEAK_ALGORITHMS = ("ciphers", "hostkeyalgorithms", "kexalgorithms", "macs", "pubkeyacceptedalgorithms")
-FILE_MODES = ("/etc/shadow", "/etc/gshadow", "/etc/passwd", "/etc/group", "/etc/ssh/sshd_config", "/root")
+FILE_MODES = ("/etc/shadow", "/etc/gshadow", "/etc/passwd", "/etc/group", "/etc/ssh/sshd_config", "/root",
+              "/etc/sudoers", "/etc/sudoers.d", "/etc/shells", "/etc/sysctl.d")
 POLICY_DEFECTS = (
     "second-root", "duplicate-uid", "passwd-without-shadow", "group-without-gshadow",
     "weak-login-defs", "hosts-equiv", "sudo-nopasswd-baked", "setuid-find", "open-dir", "shm-suid",
     "loose-modes", "foreign-arch", "held-package", "policy-rc-d", "apt-pin-block", "apt-trusted",
     "apt-cache-left", "packages-purged", "dbus-machine-id-baked", "apt-source-malformed",
-    "conffiles-set-aside", "files-without-owner", "apt-build-mirror")
+    "conffiles-set-aside", "files-without-owner", "apt-build-mirror", "writable-command",
+    "duplicate-gid", "removed-not-purged", "old-kernel-left")
 BOOT_CONFIG_DEFECTS = (
     "kernel-tainted", "reboot-pending", "root-by-device-name", "fstab-stale-entry",
     "serial-getty-masked", "journal-error", "cloud-init-lax", "cloud-init-modules-trimmed",
@@ -113,7 +117,8 @@ VARIANTS = {
          "bvt.journal_free_of_errors",
          *(f"config.sshd_no_weak_algorithms[{k}]" for k in WEAK_ALGORITHMS),
          "config.host_private_keys_private", "config.no_private_keys_baked", "config.no_swap",
-         "config.no_core_dumps_left"}),
+         "config.no_core_dumps_left", "config.host_public_keys_root_owned",
+         "config.no_world_writable_files"}),  # the world-writable file in /etc
     "bad-boot-net": (
         # two vCPUs, so that the cmdline's maxcpus=1 hides one
         BOOT_NET_DEFECTS, ("--host-key-source=injected", "--instance-type=2x1024"), None,
@@ -129,6 +134,7 @@ VARIANTS = {
          "cloud_init.host_key_fingerprints_on_console", "metadata.hostname_matches",
          "metadata.vcpus_match", "metadata.memory_matches", "metadata.user_data_applied",
          "network.ipv6_when_offered", "cloud_init.network_config_enabled",
+         "config.cpu_mitigations_not_disabled",  # mitigations=off beside the limits
          "cloud_init.hostname_not_preserved", "cloud_init.module_enabled[write_files]",
          # the kernel and systemd log the cycle and the bad mount option as errors
          "bvt.journal_free_of_errors"}),
@@ -150,7 +156,12 @@ VARIANTS = {
          *(f"config.package_installed[{p}]" for p in ("ca-certificates", "debian-archive-keyring",
                                                        "cloud-guest-utils")),
          # without cloud-guest-utils there is no growpart: the root is not grown
-         "bvt.root_filesystem_grown"}),
+         "bvt.root_filesystem_grown",
+         "config.no_world_writable_files", "config.system_commands_root_owned",
+         "config.no_duplicate_gids", "config.no_removed_packages_config_left",
+         "config.only_the_booted_kernel_installed",
+         # the packages purged with --force-depends leave their dependants' dependencies unmet
+         "config.no_broken_dependencies"}),
     # boot configuration defects, and a reboot the guest refuses whose hard reset comes back with
     # new host keys (the reboot suite fails on those alone: the two sets are disjoint)
     "bad-boot-config": (

@@ -290,7 +290,10 @@ def weak_sysctls(tree: Path, arch: str, layout: DiskLayout) -> None:
         "net.ipv4.tcp_syncookies = 0\nkernel.unprivileged_bpf_disabled = 0\nfs.suid_dumpable = 2\n"
         "net.ipv4.conf.all.accept_source_route = 1\nkernel.perf_event_paranoid = 1\n"
         "net.ipv4.icmp_echo_ignore_broadcasts = 0\nnet.ipv6.conf.all.accept_source_route = 1\n"
-        "net.ipv4.icmp_ignore_bogus_error_responses = 0\n")
+        "net.ipv4.icmp_ignore_bogus_error_responses = 0\n"
+        "net.ipv4.ip_forward = 1\nnet.ipv4.conf.all.accept_local = 1\n"
+        "net.ipv4.conf.all.route_localnet = 1\nnet.ipv6.conf.default.accept_source_route = 1\n"
+        "vm.mmap_min_addr = 4096\n")
 
 
 @defect("extra-listener")
@@ -340,6 +343,7 @@ def host_key_readable(tree: Path, arch: str, layout: DiskLayout) -> None:
     if not key.exists():
         raise ValueError("host-key-readable needs host-keys-baked planted first")
     key.chmod(0o644)
+    (tree / "etc/ssh/ssh_host_rsa_key.pub").chmod(0o664)
 
 
 @defect("private-key-baked")
@@ -416,7 +420,7 @@ def hostname_preserved(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 @defect("cmdline-limits")
 def cmdline_limits(tree: Path, arch: str, layout: DiskLayout) -> None:
-    _append_cmdline(tree, "maxcpus=1 mem=640M")
+    _append_cmdline(tree, "maxcpus=1 mem=640M mitigations=off")
 
 
 @defect("write-files-dropped")
@@ -440,6 +444,32 @@ def _purge(tree: Path, *packages: str) -> None:
     """`dpkg --purge` inside the tree, as a careless build's clean-up would."""
     subprocess.run(["chroot", str(tree), "dpkg", "--purge", "--force-depends", *packages],
                    check=True, capture_output=True)
+
+
+def _install_package(tree: Path, name: str, files: dict[str, str], conffiles: Sequence[str] = (),
+                     remove: bool = False) -> None:
+    """Build a small package holding *files* (path under / -> content) and install it with the
+    tree's own dpkg; with *remove*, then remove it (not purge), as a build's clean-up might."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir=tree / "tmp") as work:
+        root = Path(work) / "pkg"
+        (root / "DEBIAN").mkdir(parents=True)
+        for rel, content in files.items():
+            (root / rel.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel.lstrip("/")).write_text(content)
+        (root / "DEBIAN/control").write_text(
+            f"Package: {name}\nVersion: 1.0\nArchitecture: all\nMaintainer: build <build@localhost>\n"
+            f"Description: left by an image build\n")
+        if conffiles:
+            (root / "DEBIAN/conffiles").write_text("".join(f"{c}\n" for c in conffiles))
+        subprocess.run(["dpkg-deb", "--root-owner-group", "-b", str(root), f"{work}/{name}.deb"],
+                       check=True, capture_output=True)
+        inside = "/" + str(Path(work).relative_to(tree))
+        subprocess.run(["chroot", str(tree), "dpkg", "-i", f"{inside}/{name}.deb"], check=True,
+                       capture_output=True)
+    if remove:
+        subprocess.run(["chroot", str(tree), "dpkg", "--remove", name], check=True, capture_output=True)
 
 
 @defect("second-root")
@@ -591,6 +621,35 @@ def apt_cache_left(tree: Path, arch: str, layout: DiskLayout) -> None:
 def packages_purged(tree: Path, arch: str, layout: DiskLayout) -> None:
     """Packages a size-trimming build removed although the image relies on them."""
     _purge(tree, "ca-certificates", "debian-archive-keyring", "cloud-guest-utils")
+
+
+@defect("writable-command")
+def writable_command(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """A helper script the build dropped into /usr/local/bin, writable by everyone."""
+    script = tree / "usr/local/bin/build-helper"
+    script.write_text("#!/bin/sh\nexec true\n")
+    script.chmod(0o777)
+
+
+@defect("duplicate-gid")
+def duplicate_gid(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """A group added by hand with the GID of Debian's `users` group."""
+    _append(tree / "etc/group", "builders:x:100:\n")
+    _append(tree / "etc/gshadow", "builders:!::\n")
+
+
+@defect("removed-not-purged")
+def removed_not_purged(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """A build-time tool removed but not purged: its configuration stays behind."""
+    _install_package(tree, "build-helper-tools", {"/etc/build-helper.conf": "mirror=local\n"},
+                     conffiles=["/etc/build-helper.conf"], remove=True)
+
+
+@defect("old-kernel-left")
+def old_kernel_left(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """The kernel the build started from, still installed beside the one the image boots."""
+    _install_package(tree, f"linux-image-6.1.0-0-cloud-{arch}",
+                     {f"/usr/share/doc/linux-image-6.1.0-0-cloud-{arch}/README": "old kernel\n"})
 
 
 @defect("dbus-machine-id-baked")
@@ -784,8 +843,10 @@ def reboot_masked(tree: Path, arch: str, layout: DiskLayout) -> None:
 def loose_permissions(tree: Path, arch: str, layout: DiskLayout) -> None:
     """Credentials readable by all, configuration writable by a group, root's home open."""
     for rel, mode in (("etc/shadow", 0o644), ("etc/gshadow", 0o644), ("etc/passwd", 0o664),
-                      ("etc/group", 0o664), ("etc/ssh/sshd_config", 0o664), ("root", 0o755)):
+                      ("etc/group", 0o664), ("etc/ssh/sshd_config", 0o664), ("root", 0o755),
+                      ("etc/sudoers", 0o640), ("etc/shells", 0o664), ("etc/sysctl.d", 0o775)):
         (tree / rel).chmod(mode)
+    os.chown(tree / "etc/sudoers.d", 0, 4)  # group adm: sudo still reads it, as it is not writable
 
 
 @defect("timers-disabled")

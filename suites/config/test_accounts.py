@@ -26,6 +26,7 @@ PROBES = [
           "/core.[0-9]* /root/core /root/core.[0-9]*; do [ -f \"$f\" ] && echo \"$f\"; done; true",
           root=True),
     Probe("passwd_ids", "getent passwd | cut -d: -f1,3"),
+    Probe("group_ids", "cut -d: -f1,3 /etc/group"),  # the image's own groups, not a directory's
     Probe("pwck", "pwck -r -q; echo \"pwck=$?\"; grpck -r; echo \"grpck=$?\"", root=True),
     Probe("login_defs", "grep -E '^[[:space:]]*(UMASK|ENCRYPT_METHOD)[[:space:]]' /etc/login.defs"),
     # the umask of an SSH session: what PAM (pam_umask) and sshd leave to a user's login
@@ -140,6 +141,14 @@ def test_no_duplicate_uids(facts) -> None:
     counts = Counter(uid for _, uid in (line.split(":", 1) for line in facts["passwd_ids"].lines()))
     shared = sorted(uid for uid, n in counts.items() if n > 1)
     assert not shared, f"UIDs used by several accounts: {shared}; give each account its own"
+
+
+def test_no_duplicate_gids(facts) -> None:
+    """No two groups share a GID (a member of one is a member of the other)."""
+    counts = Counter(gid for _, gid in (line.split(":", 1) for line in facts["group_ids"].lines()))
+    shared = sorted(gid for gid, n in counts.items() if n > 1)
+    assert counts, f"cannot read the groups: {facts['group_ids'].why()}"
+    assert not shared, f"GIDs used by several groups: {shared}; give each group its own"
 
 
 def test_passwd_shadow_consistent(facts) -> None:

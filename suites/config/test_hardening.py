@@ -26,6 +26,13 @@ SYSCTLS = {
     "net.ipv4.icmp_echo_ignore_broadcasts": ("==", 1),  # no smurf amplification
     "net.ipv4.icmp_ignore_bogus_error_responses": ("==", 1),
     "kernel.perf_event_paranoid": (">=", 2),  # Debian's kernel defaults to 3
+    # a build step that turned the instance into a router, or made 127/8 reachable from outside
+    "net.ipv4.ip_forward": ("==", 0),
+    "net.ipv4.conf.all.accept_local": ("==", 0),
+    "net.ipv4.conf.all.route_localnet": ("==", 0),
+    "net.ipv6.conf.default.accept_source_route": ("==", 0),
+    # the NULL page stays unmappable: Debian builds 65536 on amd64, 32768 on arm64
+    "vm.mmap_min_addr": (">=", 32768),
 }
 #: path -> (owner, group, maximal mode): credentials and configuration not readable or writable
 #: beyond what they need
@@ -38,6 +45,11 @@ FILE_MODES = {
     "/root": ("root", "root", 0o700),
     "/etc/ssh": ("root", "root", 0o755),
     "/boot/grub/grub.cfg": ("root", "root", 0o644),
+    # who may become root, which shells are login shells, which sysctls apply at boot
+    "/etc/sudoers": ("root", "root", 0o440),
+    "/etc/sudoers.d": ("root", "root", 0o755),
+    "/etc/shells": ("root", "root", 0o644),
+    "/etc/sysctl.d": ("root", "root", 0o755),
 }
 #: paths an image may lack (GRUB's menu, on images with another boot loader)
 OPTIONAL_PATHS = {"/boot/grub/grub.cfg"}
@@ -55,6 +67,14 @@ SETID_ALLOWED = frozenset(
 DYNAMIC_IDS = (61184, 65519)
 #: mount point -> options it must carry (systemd's defaults for shared memory)
 MOUNT_OPTIONS = {"/dev/shm": ("nosuid", "nodev")}
+#: where the system's commands live: whoever can write there runs code as everyone who calls them
+COMMAND_DIRS = ("/usr/bin", "/usr/sbin", "/usr/libexec", "/usr/local/bin", "/usr/local/sbin")
+#: kernel command-line words that switch off a CPU vulnerability mitigation Debian's kernel enables
+MITIGATIONS_OFF = re.compile(r"^(mitigations=off|nopti|pti=off|nospectre_v[12]|spectre_v2=off|"
+                             r"spectre_v2_user=off|nospec_store_bypass_disable|"
+                             r"spec_store_bypass_disable=off|(mds|l1tf|tsx_async_abort|mmio_stale_data|"
+                             r"retbleed|srbds|gather_data_sampling|spec_rstack_overflow|"
+                             r"reg_file_data_sampling)=off|nosmap|nosmep|noibrs|noibpb)$")
 #: processes allowed to listen, by command name, and on which protocols
 LISTEN_ALLOWED = {"sshd": {"tcp"}, "dhclient": {"udp"}, "systemd-network": {"udp"},
                   "chronyd": {"udp"}, "systemd-timesyn": {"udp"}, "systemd-resolve": {"udp", "tcp"}}
@@ -76,9 +96,15 @@ PROBES = [
     Probe("fs_walk", "find / -xdev \\( \\( ! -uid 0 -nouser \\) -o \\( ! -gid 0 -nogroup \\) \\) "
           "-printf 'orphan %U:%G %p\\n' , "
           "\\( -type d -perm -0002 ! -perm -1000 -printf 'open %p\\n' \\) , "
+          "\\( -type f -perm -0002 -printf 'writable %p\\n' \\) , "
           "\\( -type f \\( -perm -4000 -o -perm -2000 \\) -exec realpath {} + \\) | sort -u",
           root=True, slow=True),
     Probe("mount_options", "findmnt -rno TARGET,OPTIONS " + " ".join(MOUNT_OPTIONS)),
+    # commands, and their directories, that are not root's or that a group or everyone may change
+    Probe("command_dirs", "for d in " + " ".join(COMMAND_DIRS) + "; do [ -d \"$d\" ] && "
+          "find \"$d\" -xdev ! -type l \\( ! -user root -o -perm /022 \\) -printf '%u %m %p\\n'; "
+          "done; true", root=True),
+    Probe("cmdline", "cat /proc/cmdline"),  # shared with the bvt suite: read once
 ]
 
 
@@ -166,6 +192,32 @@ def test_no_files_without_owner(facts) -> None:
              for ids, path in [entry.split(" ", 1)]
              if not all(DYNAMIC_IDS[0] <= int(i) <= DYNAMIC_IDS[1] for i in ids.split(":"))]
     assert not found, f"files whose owner or group no account has: {found[:10]}; chown them"
+
+
+@pytest.mark.late
+def test_no_world_writable_files(facts) -> None:
+    """No regular file anywhere on the root file system is writable by every user (whatever
+    reads or runs it can be made to read or run anything)."""
+    found = _walk(facts, "fs_walk", "writable", "cannot search for world-writable files")
+    assert not found, f"world-writable files: {found[:10]}; chmod o-w"
+
+
+def test_system_commands_root_owned(facts) -> None:
+    """The system's commands and their directories are root's and writable by root alone."""
+    out = facts["command_dirs"]
+    assert out.ok, f"cannot search the command directories: {out.why()}"
+    found = out.lines()
+    assert not found, (f"commands another account or a group may change (owner mode path): "
+                       f"{found[:10]}; chown root and chmod go-w them")
+
+
+def test_cpu_mitigations_not_disabled(facts) -> None:
+    """The kernel command line keeps the CPU vulnerability mitigations Debian's kernel enables
+    (no mitigations=off, nopti, spectre_v2=off…): one guest could read another's memory."""
+    words = facts["cmdline"].stdout.split()
+    assert words, f"cannot read the kernel command line: {facts['cmdline'].why()}"
+    off = [w for w in words if MITIGATIONS_OFF.match(w)]
+    assert not off, f"mitigations switched off on the kernel command line: {off}; drop them from GRUB"
 
 
 @pytest.mark.parametrize("target", sorted(MOUNT_OPTIONS))

@@ -1,6 +1,7 @@
 """Packaging state an image build can leave wrong: unauthenticated sources, pins or holds that
 block security updates, a policy-rc.d that stops services from starting, foreign architectures,
-a package cache, and the packages every Debian cloud image relies on."""
+a package cache, packages removed but not purged or with unmet dependencies, kernels older than
+the one booted, and the packages every Debian cloud image relies on."""
 
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ PROBES = [
     Probe("cached_debs", "eval \"$(apt-config shell CACHE Dir::Cache::archives/d)\"; "
           "[ ! -e \"${CACHE:-/var/cache/apt/archives}\" ] || "
           "find \"${CACHE:-/var/cache/apt/archives}\" -name '*.deb'", root=True),
+    # apt's own verdict on the installed set's dependencies (its exit status says it)
+    Probe("apt_check", "apt-get -q check", root=True),
+    Probe("kernel_release", "uname -r"),
 ]
 
 
@@ -93,3 +97,36 @@ def test_package_installed(facts, package: str) -> None:
     """The packages a Debian cloud image relies on are installed."""
     state = dpkg_packages(facts).get(package, ("not known to dpkg", ""))[0]
     assert state.startswith("ii"), f"{package} is not installed ({state}); install it"
+
+
+def test_no_removed_packages_config_left(facts) -> None:
+    """No package is removed but not purged ("rc"): its configuration stays behind, unowned by any
+    installed package, and comes back into force if anything reinstalls it."""
+    left = sorted(name for name, (state, _) in dpkg_packages(facts).items() if state == "rc")
+    assert not left, f"packages removed but not purged: {left[:10]}; `dpkg --purge` them in the image"
+
+
+def test_no_broken_dependencies(facts) -> None:
+    """Every installed package has its dependencies (`apt-get check`): a build that forced a
+    removal leaves packages apt refuses to upgrade until someone repairs them."""
+    out = facts["apt_check"]
+    said = [line for line in (out.stdout + out.stderr).splitlines()
+            if line.strip() and not line.startswith(("Reading", "Building"))]
+    assert out.rc == 0, f"apt-get check fails: {'; '.join(said[:4]) or out.why()}; `apt-get -f install`"
+
+
+#: installed kernel packages: the flavoured images, not the meta packages that pull them in
+KERNEL_IMAGE = re.compile(r"linux-image-(\d+\.\d+\S*)")
+
+
+def test_only_the_booted_kernel_installed(facts) -> None:
+    """The booted kernel is the only one installed: an older one left from the build is a kernel
+    without its security updates, one GRUB entry away."""
+    booted = facts["kernel_release"].stdout.strip()
+    assert booted, f"cannot read the booted kernel's release: {facts['kernel_release'].why()}"
+    installed = sorted(m[1] for name, (state, _) in dpkg_packages(facts).items()
+                       if state.startswith("i") and (m := KERNEL_IMAGE.fullmatch(name))
+                       and not m[1].endswith("-dbg"))
+    others = [k for k in installed if k != booted and not k.startswith(booted + "-unsigned")]
+    assert not others, (f"kernels installed beside the booted {booted}: {others}; purge them "
+                        "in the image")

@@ -12,6 +12,7 @@ from debian_cloud_tests.facts import Probe
 PROBES = [
     Probe("sshd_T", "sshd -T -C user=nobody,host=localhost,addr=127.0.0.1", root=True),
     Probe("ssh_host_key_files", "stat -c '%a %U %n' /etc/ssh/ssh_host_*_key", root=True),
+    Probe("ssh_host_public_keys", "stat -c '%a %U %G %n' /etc/ssh/ssh_host_*_key.pub", root=True),
     # the type of every host key sshd loads (a key file it is not configured with is never served)
     Probe("sshd_host_key_types", "sshd -T -C user=nobody,host=localhost,addr=127.0.0.1 | "
           "while read -r key path; do [ \"$key\" = hostkey ] && [ -e \"$path\" ] && "
@@ -110,3 +111,14 @@ def test_host_private_keys_private(facts) -> None:
     loose = [f"{path} ({owner} {mode})" for mode, owner, path in keys
              if owner != "root" or int(mode, 8) & 0o077]
     assert not loose, f"host private keys readable beyond root: {loose}; chmod 600, chown root"
+
+
+def test_host_public_keys_root_owned(facts) -> None:
+    """The host's public keys are root's and writable by root alone: whoever can replace one
+    decides which key clients are told to trust (cloud-init prints them for the first login)."""
+    out = facts["ssh_host_public_keys"]
+    keys = [f for line in out.lines() if len(f := line.split(" ", 3)) == 4 and re.fullmatch("[0-7]+", f[0])]
+    assert keys, f"cannot stat the host public keys: {out.why()}"
+    loose = [f"{path} ({owner}:{group} {mode})" for mode, owner, group, path in keys
+             if owner != "root" or group != "root" or int(mode, 8) & 0o022]
+    assert not loose, f"host public keys others may change: {loose}; chmod 644, chown root:root"
