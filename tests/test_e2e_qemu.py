@@ -51,14 +51,16 @@ SSHD = ("kbdinteractiveauthentication", "passwordauthentication", "permitemptypa
         "maxauthtries", "logingracetime")
 WEAK_ALGORITHMS = ("ciphers", "hostkeyalgorithms", "kexalgorithms", "macs", "pubkeyacceptedalgorithms")
 FILE_MODES = ("/etc/shadow", "/etc/gshadow", "/etc/passwd", "/etc/group", "/etc/ssh/sshd_config", "/root",
-              "/etc/sudoers", "/etc/sudoers.d", "/etc/shells", "/etc/sysctl.d")
+              "/etc/sudoers", "/etc/sudoers.d", "/etc/shells", "/etc/sysctl.d", "/etc/crontab",
+              "/etc/cron.d")
 POLICY_DEFECTS = (
     "second-root", "duplicate-uid", "passwd-without-shadow", "group-without-gshadow",
     "weak-login-defs", "hosts-equiv", "sudo-nopasswd-baked", "setuid-find", "open-dir", "shm-suid",
     "loose-modes", "foreign-arch", "held-package", "policy-rc-d", "apt-pin-block", "apt-trusted",
     "apt-cache-left", "packages-purged", "dbus-machine-id-baked", "apt-source-malformed",
     "conffiles-set-aside", "files-without-owner", "apt-build-mirror", "writable-command",
-    "duplicate-gid", "removed-not-purged", "old-kernel-left")
+    "duplicate-gid", "removed-not-purged", "old-kernel-left", "tmp-suid", "sudo-lax-defaults",
+    "promiscuous-capture", "user-owned-shared-dir")
 BOOT_CONFIG_DEFECTS = (
     "kernel-tainted", "reboot-pending", "root-by-device-name", "fstab-stale-entry",
     "serial-getty-masked", "journal-error", "cloud-init-lax", "cloud-init-modules-trimmed",
@@ -146,7 +148,9 @@ VARIANTS = {
          "config.group_gshadow_consistent", "config.login_umask", "config.password_hashing_strong",
          "config.no_rhosts_trust", "config.no_passwordless_sudo_baked",
          "config.setid_programs_allowlisted", "config.no_world_writable_dirs_without_sticky",
-         "config.mount_options[/dev/shm]",
+         "config.mount_options[/dev/shm]", "config.mount_options[/tmp]",
+         "config.sudo_defaults_kept", "config.no_promiscuous_interfaces",
+         "config.world_writable_dirs_system_owned",
          *(f"config.file_mode[{p}]" for p in ("/etc/ssh", "/boot/grub/grub.cfg")),
          "config.no_foreign_architectures", "config.no_held_packages", "config.no_policy_rc_d",
          "config.no_pin_blocking_updates", "config.apt_sources_authenticated",

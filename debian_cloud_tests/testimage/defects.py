@@ -543,6 +543,39 @@ def shm_suid(tree: Path, arch: str, layout: DiskLayout) -> None:
     _append(tree / "etc/fstab", "tmpfs /dev/shm tmpfs rw,suid,dev 0 0\n")
 
 
+@defect("tmp-suid")
+def tmp_suid(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """/tmp made a tmpfs by the build, with set-id programs and devices allowed."""
+    _append(tree / "etc/fstab", "tmpfs /tmp tmpfs rw,suid,dev,mode=1777 0 0\n")
+
+
+@defect("sudo-lax-defaults")
+def sudo_lax_defaults(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """A build's sudo convenience: the caller's environment kept, no pseudo-terminal, and its
+    own account let in without a password."""
+    rule = tree / "etc/sudoers.d/60-build-env"
+    rule.write_text("Defaults !env_reset\nDefaults !use_pty\nDefaults:builder !authenticate\n")
+    rule.chmod(0o440)
+
+
+@defect("promiscuous-capture")
+def promiscuous_capture(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """A packet capture from debugging the build's network, left to start at every boot."""
+    _unit(tree, "capture.service",
+          "[Unit]\nDescription=Capture traffic\nAfter=network-online.target\n\n[Service]\n"
+          "Type=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c 'for i in /sys/class/net/*; do "
+          "ip link set dev \"${i##*/}\" promisc on; done'\n\n[Install]\nWantedBy=multi-user.target\n")
+
+
+@defect("user-owned-shared-dir")
+def user_owned_shared_dir(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """A shared cache directory the build made for its user: sticky, but that user owns it."""
+    shared = tree / "var/lib/build-share"
+    shared.mkdir(parents=True, exist_ok=True)
+    os.chown(shared, 1000, 1000)
+    shared.chmod(0o1777)
+
+
 @defect("loose-modes")
 def loose_modes(tree: Path, arch: str, layout: DiskLayout) -> None:
     """sshd's configuration directory and the boot menu writable by a group."""
@@ -847,6 +880,11 @@ def loose_permissions(tree: Path, arch: str, layout: DiskLayout) -> None:
                       ("etc/sudoers", 0o640), ("etc/shells", 0o664), ("etc/sysctl.d", 0o775)):
         (tree / rel).chmod(mode)
     os.chown(tree / "etc/sudoers.d", 0, 4)  # group adm: sudo still reads it, as it is not writable
+    crontab = tree / "etc/crontab"
+    crontab.write_text("17 * * * * root cd / && run-parts --report /etc/cron.hourly\n")
+    crontab.chmod(0o664)
+    (tree / "etc/cron.d").mkdir(exist_ok=True)
+    (tree / "etc/cron.d").chmod(0o775)
 
 
 @defect("timers-disabled")

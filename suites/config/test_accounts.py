@@ -38,6 +38,8 @@ PROBES = [
     Probe("sudo_nopasswd", "stat -c 'mtime %Y %n' /etc/sudoers /etc/sudoers.d/* 2>/dev/null; "
           "grep -sHE '^[^#]*NOPASSWD' /etc/sudoers /etc/sudoers.d/*; true", root=True),
     Probe("btime", "awk '/^btime/ {print $2}' /proc/stat"),
+    Probe("sudo_defaults", "grep -shE '^[[:space:]]*Defaults' /etc/sudoers /etc/sudoers.d/*; true",
+          root=True),
 ]
 #: password hashing methods still considered strong (login.defs ENCRYPT_METHOD)
 STRONG_HASHES = {"SHA512", "YESCRYPT", "SHA256"}
@@ -220,3 +222,20 @@ def test_no_passwordless_sudo_baked(facts) -> None:
             baked.append(f"{path}: {line[len(path) + 1:]}")
     assert not baked, (f"password-less sudo shipped in the image: {baked[:5]}; remove it "
                        "(cloud-init grants the default user at first boot)")
+
+
+#: sudo defaults whose negation gives a command the caller's environment, the caller's terminal,
+#: or root without a password for whoever the entry names
+SUDO_PROTECTIONS = ("env_reset", "use_pty", "authenticate")
+
+
+def test_sudo_defaults_kept(facts) -> None:
+    """sudo keeps its protective defaults: the environment reset, commands on a terminal of their
+    own, a password asked unless a rule says NOPASSWD (no `Defaults !env_reset`, `!use_pty` or
+    `!authenticate` in the image)."""
+    out = facts["sudo_defaults"]
+    assert out.ok, f"cannot read the sudoers files: {out.why()}"
+    negated = [line.strip() for line in out.lines()
+               if any(re.search(rf"(^|[\s,])!\s*{name}\b", line.split(None, 1)[-1])
+                      for name in SUDO_PROTECTIONS)]
+    assert not negated, f"sudo protections turned off: {negated[:5]}; remove those Defaults"

@@ -50,9 +50,12 @@ FILE_MODES = {
     "/etc/sudoers.d": ("root", "root", 0o755),
     "/etc/shells": ("root", "root", 0o644),
     "/etc/sysctl.d": ("root", "root", 0o755),
+    # what cron runs as root (e2fsprogs ships /etc/cron.d even without cron)
+    "/etc/crontab": ("root", "root", 0o644),
+    "/etc/cron.d": ("root", "root", 0o755),
 }
 #: paths an image may lack (GRUB's menu, on images with another boot loader)
-OPTIONAL_PATHS = {"/boot/grub/grub.cfg"}
+OPTIONAL_PATHS = {"/boot/grub/grub.cfg", "/etc/crontab", "/etc/cron.d"}
 #: set-user-id and set-group-id programs a Debian cloud image may carry (by path)
 SETID_ALLOWED = frozenset(
     "/usr/bin/" + name for name in (
@@ -66,7 +69,9 @@ SETID_ALLOWED = frozenset(
 #: systemd's DynamicUser= range: a service's state keeps these ids between its runs, unnamed
 DYNAMIC_IDS = (61184, 65519)
 #: mount point -> options it must carry (systemd's defaults for shared memory)
-MOUNT_OPTIONS = {"/dev/shm": ("nosuid", "nodev")}
+MOUNT_OPTIONS = {"/dev/shm": ("nosuid", "nodev"), "/tmp": ("nosuid", "nodev")}
+#: mount points checked only where they are mounts of their own (/tmp is a tmpfs from trixie on)
+OPTIONAL_MOUNTS = {"/tmp"}
 #: where the system's commands live: whoever can write there runs code as everyone who calls them
 COMMAND_DIRS = ("/usr/bin", "/usr/sbin", "/usr/libexec", "/usr/local/bin", "/usr/local/sbin")
 #: kernel command-line words that switch off a CPU vulnerability mitigation Debian's kernel enables
@@ -97,9 +102,11 @@ PROBES = [
           "-printf 'orphan %U:%G %p\\n' , "
           "\\( -type d -perm -0002 ! -perm -1000 -printf 'open %p\\n' \\) , "
           "\\( -type f -perm -0002 -printf 'writable %p\\n' \\) , "
+          "\\( -type d -perm -0002 -uid +999 -uid -60000 -printf 'userdir %U %p\\n' \\) , "
           "\\( -type f \\( -perm -4000 -o -perm -2000 \\) -exec realpath {} + \\) | sort -u",
           root=True, slow=True),
-    Probe("mount_options", "findmnt -rno TARGET,OPTIONS " + " ".join(MOUNT_OPTIONS)),
+    Probe("mount_options", "findmnt -rno TARGET,OPTIONS"),
+    Probe("links", "ip -o link show"),
     # commands, and their directories, that are not root's or that a group or everyone may change
     Probe("command_dirs", "for d in " + " ".join(COMMAND_DIRS) + "; do [ -d \"$d\" ] && "
           "find \"$d\" -xdev ! -type l \\( ! -user root -o -perm /022 \\) -printf '%u %m %p\\n'; "
@@ -220,10 +227,31 @@ def test_cpu_mitigations_not_disabled(facts) -> None:
     assert not off, f"mitigations switched off on the kernel command line: {off}; drop them from GRUB"
 
 
+@pytest.mark.late
+def test_world_writable_dirs_system_owned(facts) -> None:
+    """Every world-writable directory belongs to root or a system account: its owner may remove
+    or replace what everyone else put there, sticky bit or not."""
+    found = _walk(facts, "fs_walk", "userdir", "cannot search for world-writable directories")
+    assert not found, f"world-writable directories a user owns (uid path): {found[:10]}; chown root"
+
+
+def test_no_promiscuous_interfaces(facts) -> None:
+    """No network interface is in promiscuous mode: nothing in the image captures other
+    machines' traffic."""
+    out = facts["links"]
+    assert out.ok and out.lines(), f"cannot list the network interfaces: {out.why()}"
+    promiscuous = [line.split(":")[1].strip() for line in out.lines()
+                   if "PROMISC" in line.split(">", 1)[0]]
+    assert not promiscuous, f"interfaces in promiscuous mode: {promiscuous}; stop what sets it"
+
+
 @pytest.mark.parametrize("target", sorted(MOUNT_OPTIONS))
 def test_mount_options(facts, target: str) -> None:
-    """Shared-memory mounts carry nosuid and nodev (no set-id programs or devices there)."""
+    """Shared-memory and temporary mounts carry nosuid and nodev (no set-id programs or devices
+    there)."""
     mounted = dict(line.split(" ", 1) for line in facts["mount_options"].lines() if " " in line)
+    if target in OPTIONAL_MOUNTS and target not in mounted:
+        pytest.skip(f"not applicable: {target} is not a mount of its own")
     assert target in mounted, f"{target} is not mounted"
     missing = [o for o in MOUNT_OPTIONS[target] if o not in mounted[target].split(",")]
     assert not missing, f"{target} is mounted without {missing} ({mounted[target]}); fix /etc/fstab"
