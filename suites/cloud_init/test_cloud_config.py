@@ -31,6 +31,7 @@ KEYS = ("disable_root", "ssh_deletekeys", "ssh_pwauth", "ssh_genkeytypes", "pres
 SELF_RESOLVING_NSS = ("myhostname", "resolve")
 
 PROBES = [
+    Probe("sshd_T", "sshd -T -C user=nobody,host=localhost,addr=127.0.0.1", root=True),  # shared
     Probe("hostname_by_nss", "svcs=$(sed -n 's/^hosts:[[:space:]]*//p' /etc/nsswitch.conf | "
           "tr -s ' \\t' '\\n\\n' | grep -x -E '" + "|".join(SELF_RESOLVING_NSS) + "' | tr '\\n' ' '); "
           "[ -z \"$svcs\" ] || getent -s \"hosts:$svcs\" hosts \"$(hostname)\"; true"),
@@ -58,28 +59,38 @@ def _enabled_modules(cfg: dict) -> set[str]:
 
 
 def test_root_login_disabled(facts) -> None:
-    """cloud-init keeps root's SSH login disabled (disable_root), keys go to the default user."""
+    """Root does not accept the launch key over SSH: cloud-init turns it away (disable_root) and
+    gives the key to the default user, or sshd refuses root altogether (PermitRootLogin no)."""
     value = _merged(facts).get("disable_root")
-    assert value in (True, None), (f"cloud-init disable_root is {value!r}: root accepts the launch "
-                                   "key; set disable_root: true")
+    if value in (True, None):
+        return
+    sshd = facts["sshd_T"]
+    assert sshd.ok, f"cloud-init disable_root is {value!r} and sshd -T failed: {sshd.why()}"
+    permit = next((line.split()[1] for line in sshd.lines()
+                   if line.startswith("permitrootlogin ") and len(line.split()) == 2), "unknown")
+    assert permit == "no", (f"cloud-init disable_root is {value!r} and sshd permits root "
+                            f"({permit}): root accepts the launch key; set disable_root: true")
 
 
 def test_image_host_keys_deleted(facts) -> None:
-    """cloud-init deletes host keys found at first boot (ssh_deletekeys), so no image key survives."""
+    """cloud-init deletes the host keys it finds on a new instance (ssh_deletekeys). The setting is
+    the promise: an image users capture from their own instance starts with keys of its own."""
     value = _merged(facts).get("ssh_deletekeys")
     assert value in (True, None), (f"cloud-init ssh_deletekeys is {value!r}: host keys baked into "
                                    "the image would be kept; set ssh_deletekeys: true")
 
 
 def test_password_login_not_enabled(facts) -> None:
-    """cloud-init does not turn SSH password logins on (ssh_pwauth)."""
+    """cloud-init does not turn SSH password logins on (ssh_pwauth). The setting is the promise:
+    it applies to every instance, whatever sshd says on this one (config.sshd_setting checks that)."""
     value = _merged(facts).get("ssh_pwauth")
     assert value not in (True, "true", "yes", "1"), (
         f"cloud-init ssh_pwauth is {value!r}: it enables password logins; remove it")
 
 
 def test_hostname_not_preserved(facts) -> None:
-    """cloud-init sets the hostname the platform gives (preserve_hostname is not true)."""
+    """cloud-init sets the hostname the platform gives (preserve_hostname is not true). The setting
+    is the promise: an instance the platform renames takes the new name at its next boot."""
     value = _merged(facts).get("preserve_hostname")
     assert value in (False, None), (f"cloud-init preserve_hostname is {value!r}: every instance keeps "
                                     "the image's hostname; set it to false")
