@@ -32,7 +32,8 @@ CONFIG_DEFECTS = (
     "dsa-host-key", "baked-authorized-keys", "shell-history", "baked-machine-id",
     "world-writable-etc", "tmp-not-sticky", "weak-sysctls", "extra-listener",
     "stale-cloud-init-state", "host-keys-baked", "loose-permissions", "timers-disabled",
-    "baked-nocloud-seed", "host-key-readable", "private-key-baked", "swap-file", "core-dumps-left")
+    "baked-nocloud-seed", "host-key-readable", "private-key-baked", "swap-file", "core-dumps-left",
+    "profile-umask")
 BOOT_NET_DEFECTS = (
     "static-network", "ordering-cycle", "failed-mount", "cloud-init-error", "schema-invalid",
     "hostname-preserved", "cmdline-limits", "write-files-dropped", "keys-not-on-console",
@@ -60,7 +61,7 @@ POLICY_DEFECTS = (
     "apt-cache-left", "packages-purged", "dbus-machine-id-baked", "apt-source-malformed",
     "conffiles-set-aside", "files-without-owner", "apt-build-mirror", "writable-command",
     "duplicate-gid", "removed-not-purged", "old-kernel-left", "tmp-suid", "sudo-lax-defaults",
-    "promiscuous-capture", "user-owned-shared-dir")
+    "promiscuous-capture", "user-owned-shared-dir", "premade-home", "expired-local-ca")
 BOOT_CONFIG_DEFECTS = (
     "kernel-tainted", "reboot-pending", "root-by-device-name", "fstab-stale-entry",
     "serial-getty-masked", "journal-error", "cloud-init-lax", "cloud-init-modules-trimmed",
@@ -120,7 +121,8 @@ VARIANTS = {
          *(f"config.sshd_no_weak_algorithms[{k}]" for k in WEAK_ALGORITHMS),
          "config.host_private_keys_private", "config.no_private_keys_baked", "config.no_swap",
          "config.no_core_dumps_left", "config.host_public_keys_root_owned",
-         "config.no_world_writable_files"}),  # the world-writable file in /etc
+         "config.no_world_writable_files",  # the world-writable file in /etc
+         "config.login_shell_umask"}),
     "bad-boot-net": (
         # two vCPUs, so that the cmdline's maxcpus=1 hides one
         BOOT_NET_DEFECTS, ("--host-key-source=injected", "--instance-type=2x1024"), None,
@@ -150,7 +152,8 @@ VARIANTS = {
          "config.setid_programs_allowlisted", "config.no_world_writable_dirs_without_sticky",
          "config.mount_options[/dev/shm]", "config.mount_options[/tmp]",
          "config.sudo_defaults_kept", "config.no_promiscuous_interfaces",
-         "config.world_writable_dirs_system_owned",
+         "config.world_writable_dirs_system_owned", "config.home_files_owned_by_their_user",
+         "config.no_expired_local_certificates",
          *(f"config.file_mode[{p}]" for p in ("/etc/ssh", "/boot/grub/grub.cfg")),
          "config.no_foreign_architectures", "config.no_held_packages", "config.no_policy_rc_d",
          "config.no_pin_blocking_updates", "config.apt_sources_authenticated",

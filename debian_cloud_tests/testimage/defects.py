@@ -576,6 +576,48 @@ def user_owned_shared_dir(tree: Path, arch: str, layout: DiskLayout) -> None:
     shared.chmod(0o1777)
 
 
+@defect("profile-umask")
+def profile_umask(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """A profile snippet from the build that opens every new file of a login shell to all."""
+    (tree / "etc/profile.d/zz-build.sh").write_text("umask 000\n")
+
+
+@defect("premade-home")
+def premade_home(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """An account whose home the build prepared as root and never handed over."""
+    _append(tree / "etc/passwd", "builder:x:1700:1700:build account:/home/builder:/bin/bash\n")
+    _append(tree / "etc/shadow", "builder:!:19000:0:99999:7:::\n")
+    _append(tree / "etc/group", "builder:x:1700:\n")
+    _append(tree / "etc/gshadow", "builder:!::\n")
+    home = tree / "home/builder"
+    home.mkdir(parents=True, exist_ok=True)
+    os.chown(home, 1700, 1700)
+    (home / ".bashrc").write_text("export PATH=/opt/build/bin:$PATH\n")  # root's, as written
+
+
+@defect("expired-local-ca")
+def expired_local_ca(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """The build's private CA, long expired, left among the local CAs."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "build CA")])
+    start = datetime.datetime(2019, 1, 1, tzinfo=datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    target = tree / "usr/local/share/ca-certificates/build-ca.crt"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
 @defect("loose-modes")
 def loose_modes(tree: Path, arch: str, layout: DiskLayout) -> None:
     """sshd's configuration directory and the boot menu writable by a group."""

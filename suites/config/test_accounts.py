@@ -31,6 +31,12 @@ PROBES = [
     Probe("login_defs", "grep -E '^[[:space:]]*(UMASK|ENCRYPT_METHOD)[[:space:]]' /etc/login.defs"),
     # the umask of an SSH session: what PAM (pam_umask) and sshd leave to a user's login
     Probe("session_umask", "umask; id -un; id -gn"),
+    Probe("login_shell_umask", "bash -lc 'umask; id -un; id -gn' </dev/null 2>/dev/null"),
+    # every file in a regular account's home that is not that account's, or not its group's
+    Probe("home_owners", "getent passwd | awk -F: '$3 >= 1000 && $3 < 60000 && $6 ~ \"^/home/\" "
+          "{print $1, $3, $4, $6}' | while read -r name uid gid home; do [ -d \"$home\" ] && "
+          "find \"$home\" -xdev \\( ! -uid \"$uid\" -o ! -gid \"$gid\" \\) "
+          "-printf \"$name %u:%g %p\\n\"; done; true", root=True),
     Probe("rhosts_files", "for f in /etc/hosts.equiv /etc/shosts.equiv /root/.rhosts /root/.shosts "
           "/home/*/.rhosts /home/*/.shosts; do [ -e \"$f\" ] && echo \"$f\"; done; true", root=True),
     # mtime first: a grant written on this instance (cloud-init, a cloud's guest agent) is the
@@ -180,15 +186,27 @@ def test_login_umask(facts) -> None:
         assert re.fullmatch(r"0?[0-7]{3}", umask), f"login.defs UMASK {umask!r} is not a mode; set UMASK 022"
         assert int(umask, 8) & 0o022 == 0o022, (
             f"login.defs UMASK {umask} lets others write new files; use 022")
-    session, user, group = ([*facts["session_umask"].lines(), "", "", ""])[:3]
+    _assert_umask_masks(facts["session_umask"].lines(), "a login session's umask")
+
+
+def test_login_shell_umask(facts) -> None:
+    """A login shell keeps new files from other users' writes too: nothing /etc/profile,
+    /etc/profile.d or the user's own profile runs lowers the umask below 022 (002 with a user
+    private group)."""
+    _assert_umask_masks(facts["login_shell_umask"].lines(), "a login shell's umask (bash -l)")
+
+
+def _assert_umask_masks(lines: list[str], what: str) -> None:
+    """*lines* are `umask`, `id -un` and `id -gn` from one shell: the umask masks group write
+    unless the group is the user's own, and always others' write."""
+    session, user, group = ([*lines, "", "", ""])[:3]
     assert re.fullmatch(r"0?[0-7]{3,4}", session), (
-        f"could not read a login session's umask ({session!r}); `umask` in a shell must print it")
+        f"could not read {what} ({session!r}); `umask` in a shell must print it")
     private_group = user != "" and group == user
     masked = 0o002 if private_group else 0o022
     assert int(session, 8) & masked == masked, (
-        f"a login session's umask is {session} (user {user}, group {group}): new files are writable "
-        "by other users; set UMASK 022 in /etc/login.defs (pam_umask) and remove the override "
-        "that lowers it")
+        f"{what} is {session} (user {user}, group {group}): new files are writable by other "
+        "users; set UMASK 022 in /etc/login.defs (pam_umask) and remove the override that lowers it")
 
 
 def test_password_hashing_strong(facts) -> None:
@@ -239,3 +257,13 @@ def test_sudo_defaults_kept(facts) -> None:
                if any(re.search(rf"(^|[\s,])!\s*{name}\b", line.split(None, 1)[-1])
                       for name in SUDO_PROTECTIONS)]
     assert not negated, f"sudo protections turned off: {negated[:5]}; remove those Defaults"
+
+
+def test_home_files_owned_by_their_user(facts) -> None:
+    """Everything in a regular account's home belongs to that account and its group: a dot file
+    root or the build left there runs, with the user's rights, code someone else controls."""
+    out = facts["home_owners"]
+    assert out.ok, f"cannot search the home directories: {out.why()}"
+    found = out.lines()
+    assert not found, (f"files in a home that are not its user's (user owner:group path): "
+                       f"{found[:10]}; chown them to the user")

@@ -112,6 +112,10 @@ PROBES = [
           "find \"$d\" -xdev ! -type l \\( ! -user root -o -perm /022 \\) -printf '%u %m %p\\n'; "
           "done; true", root=True),
     Probe("cmdline", "cat /proc/cmdline"),  # shared with the bvt suite: read once
+    # openssl's verdict on each CA a build or an administrator added: 0 valid, 1 expired
+    Probe("local_cas", "for f in /usr/local/share/ca-certificates/*.crt "
+          "/usr/local/share/ca-certificates/*/*.crt; do [ -f \"$f\" ] || continue; "
+          "openssl x509 -checkend 0 -noout -in \"$f\" >/dev/null 2>&1; echo \"$? $f\"; done; true"),
 ]
 
 
@@ -243,6 +247,18 @@ def test_no_promiscuous_interfaces(facts) -> None:
     promiscuous = [line.split(":")[1].strip() for line in out.lines()
                    if "PROMISC" in line.split(">", 1)[0]]
     assert not promiscuous, f"interfaces in promiscuous mode: {promiscuous}; stop what sets it"
+
+
+def test_no_expired_local_certificates(facts) -> None:
+    """No CA certificate added outside Debian's packages has expired: apt and TLS clients that
+    rely on it fail, and an expired CA nobody renews is one nobody looks after."""
+    out = facts["local_cas"]
+    assert out.ok, f"cannot check the local CAs: {out.why()}"
+    verdicts = [line.split(" ", 1) for line in out.lines() if " " in line]
+    expired = [path for rc, path in verdicts if rc == "1"]
+    unreadable = [path for rc, path in verdicts if rc not in ("0", "1")]
+    assert not expired, f"expired CA certificates: {expired[:5]}; renew or remove them"
+    assert not unreadable, f"CA certificates openssl cannot read: {unreadable[:5]}"
 
 
 @pytest.mark.parametrize("target", sorted(MOUNT_OPTIONS))
