@@ -10,7 +10,8 @@ from debian_cloud_tests.testimage.builder import Recipe
 def test_helpers_without_any_defect_code() -> None:
     helpers = defects.source_for(())
     assert "@defect(" not in helpers
-    assert "def _edit(" in helpers or "def _unit(" in helpers  # what every defect uses stays
+    assert "def edit(" in helpers and "def unit(" in helpers  # what every defect uses stays
+    assert "TRIMMED_MODULES = " in helpers  # and the constants a suite's defects read
 
 
 def test_key_changes_with_the_planted_defects_only() -> None:
