@@ -35,7 +35,7 @@ PROBES = [
           "[ ! -e \"${CACHE:-/var/cache/apt/archives}\" ] || "
           "find \"${CACHE:-/var/cache/apt/archives}\" -name '*.deb'", root=True),
     # apt's own verdict on the installed set's dependencies (its exit status says it)
-    Probe("apt_check", "apt-get -q check", root=True),
+    Probe("apt_check", "apt-get -q check", root=True, slow=True),
     Probe("kernel_release", "uname -r"),
 ]
 
