@@ -9,6 +9,7 @@ from pathlib import Path
 
 from . import __version__, parallel
 from .facts import Facts
+from .junitprops import Prop
 from .lifecycle import Instance
 from .machine import Machine
 from .probes import CLOUD_INIT_STATUS, DPKG_PACKAGES, LISTENING, OS_RELEASE
@@ -27,20 +28,20 @@ GUEST_LOGS = {
 def run_properties(provider: Provider, spec: LaunchSpec, run_id: str) -> dict[str, str]:
     """Properties known before anything boots (recorded even when the launch fails)."""
     props = {
-        "dct_version": __version__, "run_id": run_id, "provider": provider.name,
-        "image": spec.image, "arch": spec.arch.value,
-        "firmware": spec.firmware.value if spec.firmware else "",
-        "instance_type": spec.instance_type or "",
-        "image_type": spec.image_type.value if spec.image_type else "",
+        Prop.DCT_VERSION: __version__, Prop.RUN_ID: run_id, Prop.PROVIDER: provider.name,
+        Prop.IMAGE: spec.image, Prop.ARCH: spec.arch.value,
+        Prop.FIRMWARE: spec.firmware.value if spec.firmware else "",
+        Prop.INSTANCE_TYPE: spec.instance_type or "",
+        Prop.IMAGE_TYPE: spec.image_type.value if spec.image_type else "",
     }
     if spec.release:  # the release under test (--release or the image's name), not the guest's word
-        props["release"] = spec.release
+        props[Prop.RELEASE] = spec.release
     path = Path(spec.image)
     if path.is_file():
         from .imagesum import sha256
 
-        props["image_sha256"] = sha256(path)
-        props["image_size"] = str(path.stat().st_size)
+        props[Prop.IMAGE_SHA256] = sha256(path)
+        props[Prop.IMAGE_SIZE] = str(path.stat().st_size)
     props.update(provider.properties())
     props.update(parallel.properties())
     return props
@@ -49,13 +50,13 @@ def run_properties(provider: Provider, spec: LaunchSpec, run_id: str) -> dict[st
 def instance_properties(inst: Instance, artifacts_dir: Path) -> dict[str, str]:
     """Properties known once the machine is ready, without asking the guest: boot time, accel."""
     props = {f"{k}": v for k, v in inst.machine.properties().items()}
-    props["boot_seconds"] = f"{inst.ready.boot_seconds:.1f}"
+    props[Prop.BOOT_SECONDS] = f"{inst.ready.boot_seconds:.1f}"
     if inst.ready.keys_seconds is not None:  # the console announced the host keys at
-        props["host_keys_known_seconds"] = f"{inst.ready.keys_seconds:.1f}"
+        props[Prop.HOST_KEYS_KNOWN_SECONDS] = f"{inst.ready.keys_seconds:.1f}"
     if inst.ready.cloud_init_seconds is not None:
-        props["cloud_init_wait_seconds"] = f"{inst.ready.cloud_init_seconds:.1f}"
-    props["instance_id"] = inst.machine.facts.instance_id
-    props["console_log"] = str(console_path(inst.machine, artifacts_dir))
+        props[Prop.CLOUD_INIT_WAIT_SECONDS] = f"{inst.ready.cloud_init_seconds:.1f}"
+    props[Prop.INSTANCE_ID] = inst.machine.facts.instance_id
+    props[Prop.CONSOLE_LOG] = str(console_path(inst.machine, artifacts_dir))
     return props
 
 
@@ -67,12 +68,12 @@ def guest_properties(facts: Facts) -> dict[str, str]:
     release = facts[OS_RELEASE.name]
     if release.ok:
         fields = os_release_fields(release.stdout)
-        props["os_release"] = fields.get("PRETTY_NAME", "")
-        props["os_version_id"] = fields.get("VERSION_ID", "")
+        props[Prop.OS_RELEASE] = fields.get("PRETTY_NAME", "")
+        props[Prop.OS_VERSION_ID] = fields.get("VERSION_ID", "")
     pkgs = facts[DPKG_PACKAGES.name]
     if pkgs.ok:
         versions = {f[2]: f[3] for f in (ln.split() for ln in pkgs.lines()) if len(f) == 4}
-        props["packages"] = json.dumps(versions, sort_keys=True)
+        props[Prop.PACKAGES] = json.dumps(versions, sort_keys=True)
     socks = facts[LISTENING.name]
     if socks.ok:
         # protocol and local port only: addresses and ephemeral ports differ between runs
@@ -81,14 +82,14 @@ def guest_properties(facts: Facts) -> dict[str, str]:
             port = fields[4].rsplit(":", 1)[-1] if len(fields) > 4 else ""
             if port.isdigit() and int(port) < EPHEMERAL_PORTS:
                 found.add(f"{fields[0]}/{port}")
-        props["listening_sockets"] = json.dumps(sorted(found))
+        props[Prop.LISTENING_SOCKETS] = json.dumps(sorted(found))
     status = facts[CLOUD_INIT_STATUS.name]
     if status.ok:
         try:
             v1 = json.loads(status.stdout).get("v1", {})
             stages = {name: round(st["finished"] - st["start"], 2) for name, st in v1.items()
                       if isinstance(st, dict) and st.get("start") and st.get("finished")}
-            props["cloud_init_stage_seconds"] = json.dumps(stages, sort_keys=True)
+            props[Prop.CLOUD_INIT_STAGE_SECONDS] = json.dumps(stages, sort_keys=True)
         except (ValueError, TypeError, KeyError, AttributeError):
             pass
     return props

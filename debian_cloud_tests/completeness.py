@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from . import interrupts
+from .junitprops import Prop
 
 #: Properties every report of the plugin carries; the gate holds one of ours that lacks any.
 REQUIRED = ("tests_collected", "tests_selected", "tests_deselected", "exit_status", "interrupted")
@@ -68,17 +69,17 @@ def properties(tally: Tally, *, exit_status: int, interrupted: bool, signal: str
     """The completeness record; *suites* gives the suites that lost tests and the tests selected
     per suite, for a run of the plugin's suites."""
     selected, deselected = sum(tally.selected.values()), sum(tally.deselected.values())
-    props = {"tests_collected": str(selected + deselected), "tests_selected": str(selected),
-             "tests_deselected": str(deselected), "exit_status": str(exit_status),
-             "interrupted": "yes" if interrupted else "no"}
-    optional = {"stop_signal": signal, "stopped_early": stopped, "filter_keyword": keyword,
-                "filter_markers": markers, "filter_ignored": " ".join(ignored)}
+    props = {Prop.TESTS_COLLECTED: str(selected + deselected), Prop.TESTS_SELECTED: str(selected),
+             Prop.TESTS_DESELECTED: str(deselected), Prop.EXIT_STATUS: str(exit_status),
+             Prop.INTERRUPTED: "yes" if interrupted else "no"}
+    optional = {Prop.STOP_SIGNAL: signal, Prop.STOPPED_EARLY: stopped, Prop.FILTER_KEYWORD: keyword,
+                Prop.FILTER_MARKERS: markers, Prop.FILTER_IGNORED: " ".join(ignored)}
     props.update({k: v for k, v in optional.items() if v})
     if suites is not None:
         lost, per_suite = suites()
-        props["suites_selected"] = json.dumps(per_suite, sort_keys=True)
+        props[Prop.SUITES_SELECTED] = json.dumps(per_suite, sort_keys=True)
         if lost:
-            props["suites_filtered"] = ",".join(lost)
+            props[Prop.SUITES_FILTERED] = ",".join(lost)
     return props
 
 

@@ -25,6 +25,7 @@ from types import FrameType
 from typing import TextIO
 
 from .errors import UsageError
+from .junitprops import Prop
 from .rundir import new_run_id
 
 #: providers that reach a host somebody else started: they cannot start a second instance
@@ -97,7 +98,7 @@ class _Run:
 def properties() -> dict[str, str]:
     """This run's place among its siblings, when it was launched with some."""
     group = os.environ.get(GROUP_ENV, "")
-    return {"parallel_run": group, "parallel_label": os.environ.get(LABEL_ENV, "")} if group else {}
+    return {Prop.PARALLEL_RUN: group, Prop.PARALLEL_LABEL: os.environ.get(LABEL_ENV, "")} if group else {}
 
 
 def run_all(targets: Sequence[Target], argv_for: Callable[[Target, Path], list[str]],

@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..junitprops import Prop
 from . import debversion, junit
 from .errors import GateInputError
 from .policy import RegressionPolicy
 from .scope import Target
 
-NUMERIC = ("image_size", "boot_seconds", "cloud_init_wait_seconds")
-FACT_KEYS = (*NUMERIC, "packages", "listening_sockets", "provider", "arch")
+NUMERIC = (Prop.IMAGE_SIZE, Prop.BOOT_SECONDS, Prop.CLOUD_INIT_WAIT_SECONDS)
+FACT_KEYS = (*NUMERIC, Prop.PACKAGES, Prop.LISTENING_SOCKETS, Prop.PROVIDER, Prop.ARCH)
 
 
 @dataclass
@@ -108,7 +109,7 @@ def load(path: Path) -> list[Facts]:
     if path.suffix != ".json":
         groups: dict[tuple[str, str], list[junit.Run]] = {}
         for run in junit.parse(path):
-            groups.setdefault((run.prop("provider"), run.prop("arch")), []).append(run)
+            groups.setdefault((run.prop(Prop.PROVIDER), run.prop(Prop.ARCH)), []).append(run)
         return [from_runs(runs, source) for runs in groups.values()]
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))

@@ -12,19 +12,21 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from ..junitprops import Prop
 from .junit import Run
 from .policy import AcceptFilter
 from .scope import Target
 
 #: The record every report of the plugin carries (as debian_cloud_tests.completeness.REQUIRED).
-REQUIRED = ("tests_collected", "tests_selected", "tests_deselected", "exit_status", "interrupted")
+REQUIRED = (Prop.TESTS_COLLECTED, Prop.TESTS_SELECTED, Prop.TESTS_DESELECTED, Prop.EXIT_STATUS,
+            Prop.INTERRUPTED)
 #: pytest's exit statuses of a session that ran to its end: all passed, some failed.
 FINISHED = ("0", "1")
 
 
 def ours(run: Run) -> bool:
     """A report of the plugin: it names the plugin's version, or carries part of the record."""
-    return bool(run.prop("dct_version")) or any(run.prop(k) for k in REQUIRED)
+    return bool(run.prop(Prop.DCT_VERSION)) or any(run.prop(k) for k in REQUIRED)
 
 
 def _int(run: Run, name: str) -> int | None:
@@ -37,7 +39,7 @@ def _int(run: Run, name: str) -> int | None:
 def _suites_short(run: Run) -> list[str]:
     """Suites with fewer test cases in the report than tests selected in the run."""
     try:
-        selected = json.loads(run.prop("suites_selected") or "{}")
+        selected = json.loads(run.prop(Prop.SUITES_SELECTED) or "{}")
     except json.JSONDecodeError:
         return ["suites_selected is not JSON"]
     if not isinstance(selected, dict):
@@ -57,17 +59,17 @@ def problems(run: Run) -> list[str]:
         return [f"no completeness record ({', '.join(missing)} missing): it cannot be shown to "
                 "have run to its end"]
     found: list[str] = []
-    status = run.prop("exit_status")
+    status = run.prop(Prop.EXIT_STATUS)
     if status not in FINISHED:
         found.append(f"pytest exited {status}")
-    if run.prop("interrupted") != "no":
-        signal = run.prop("stop_signal")
+    if run.prop(Prop.INTERRUPTED) != "no":
+        signal = run.prop(Prop.STOP_SIGNAL)
         found.append(f"interrupted{f' by {signal}' if signal else ''}")
-    if run.prop("stopped_early"):
-        found.append(f"stopped early ({run.prop('stopped_early')})")
-    selected = _int(run, "tests_selected")
+    if run.prop(Prop.STOPPED_EARLY):
+        found.append(f"stopped early ({run.prop(Prop.STOPPED_EARLY)})")
+    selected = _int(run, Prop.TESTS_SELECTED)
     if selected is None:
-        found.append(f"tests_selected is {run.prop('tests_selected')!r}, not a number")
+        found.append(f"tests_selected is {run.prop(Prop.TESTS_SELECTED)!r}, not a number")
     elif len(run.cases) < selected:
         found.append(f"{len(run.cases)} of {selected} selected tests reported")
     found.extend(_suites_short(run))
@@ -97,9 +99,9 @@ class Filter:
 
 
 def run_filter(run: Run) -> Filter:
-    suites = tuple(s for s in run.prop("suites_filtered").split(",") if s)
-    return Filter(_int(run, "tests_deselected") or 0, run.prop("filter_keyword"), run.prop("filter_markers"),
-                  run.prop("filter_ignored"), suites)
+    suites = tuple(s for s in run.prop(Prop.SUITES_FILTERED).split(",") if s)
+    return Filter(_int(run, Prop.TESTS_DESELECTED) or 0, run.prop(Prop.FILTER_KEYWORD),
+                  run.prop(Prop.FILTER_MARKERS), run.prop(Prop.FILTER_IGNORED), suites)
 
 
 def acceptance(found: Filter, run: Run, target: Target, entries: tuple[AcceptFilter, ...]
@@ -107,7 +109,7 @@ def acceptance(found: Filter, run: Run, target: Target, entries: tuple[AcceptFil
     """The first entry that accepts this filter on this target: every suite that lost tests is
     one it names, and each expression used is the one it names.  Without the record of which
     suites lost tests (`suites_selected`), a filter cannot be shown to be harmless."""
-    if not run.prop("suites_selected"):
+    if not run.prop(Prop.SUITES_SELECTED):
         return None
     for index, entry in enumerate(entries):
         if (entry.target.matches(target) and set(found.suites) <= set(entry.suites)

@@ -9,11 +9,23 @@ from __future__ import annotations
 import hashlib
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
+from ..junitprops import Prop
 from .errors import GateInputError
 
-PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
+
+class Status(StrEnum):
+    """A check's outcome as the JUnit report says it."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+PASSED, FAILED, ERROR, SKIPPED = Status.PASSED, Status.FAILED, Status.ERROR, Status.SKIPPED
 
 #: Children that record earlier attempts of a test case (pytest-rerunfailures, Maven Surefire).
 _EARLIER = {"rerunFailure": FAILED, "flakyFailure": FAILED, "rerunError": ERROR, "flakyError": ERROR}
@@ -221,7 +233,7 @@ def load(paths: list[Path]) -> list[Run]:
                                  "pass each report once; a copy would count the same results twice")
         seen_digests[digest] = str(path)
         for run in file_runs:
-            run_id = run.prop("run_id")
+            run_id = run.prop(Prop.RUN_ID)
             if run_id and run_id in seen_runs:
                 raise GateInputError(str(path), f"run_id {run_id} is also in {seen_runs[run_id]}",
                                      "pass each run's report once (a rerun gets its own run_id)")

@@ -12,6 +12,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
+from ..junitprops import Prop
 from .junit import ERROR, FAILED, PASSED, SKIPPED, Attempt, Run
 from .scope import Target, run_target
 
@@ -69,7 +70,7 @@ def _together(runs: list[Run]) -> list[list[Run]]:
     in the order of their first run."""
     batches: dict[str, list[Run]] = {}
     for i, run in enumerate(runs):
-        batches.setdefault(run.prop("parallel_run") or f"\0{i}", []).append(run)
+        batches.setdefault(run.prop(Prop.PARALLEL_RUN) or f"\0{i}", []).append(run)
     return list(batches.values())
 
 
@@ -109,7 +110,7 @@ def _batch(siblings: list[Run], patterns: tuple[re.Pattern[str], ...]
     finals: dict[str, list[Attempt]] = {}
     sources: dict[str, list[str]] = {}
     for run in siblings:
-        label = run.prop("parallel_label") if len(siblings) > 1 else ""
+        label = run.prop(Prop.PARALLEL_LABEL) if len(siblings) > 1 else ""
         for case in run.cases:
             *before, final = (_classify(a, patterns) for a in (*case.earlier, case.final))
             earlier.setdefault(case.check_id, []).extend(before)

@@ -5,9 +5,10 @@ Without them, results of another image (or of yesterday's build) could publish t
 
 from __future__ import annotations
 
+from ..junitprops import Prop
 from .junit import Run
 from .policy import PropertiesPolicy
-from .reasons import Reason
+from .reasons import Kind, Reason
 
 
 def _agreement(runs: list[Run], name: str, within: tuple[str, ...]) -> list[Reason]:
@@ -26,7 +27,8 @@ def _agreement(runs: list[Run], name: str, within: tuple[str, ...]) -> list[Reas
             shown = "; ".join(f"{value[:16]} in {', '.join(dict.fromkeys(srcs))}"
                               for value, srcs in values.items())
             scope = "/".join(k for k in key if k) or "all files"
-            reasons.append(Reason("property", f"{name} differs between results of one image: {shown}", scope))
+            reasons.append(Reason(Kind.PROPERTY, f"{name} differs between results of one image: "
+                                  f"{shown}", scope))
     return reasons
 
 
@@ -36,7 +38,7 @@ def problems(runs: list[Run], policy: PropertiesPolicy, image_sha256: tuple[str,
     for run in runs:
         missing = [p for p in policy.required if not run.prop(p)]
         if missing:
-            reasons.append(Reason("property", f"{run.source}: missing required propert"
+            reasons.append(Reason(Kind.PROPERTY, f"{run.source}: missing required propert"
                                   f"{'ies' if len(missing) > 1 else 'y'} {', '.join(missing)}"))
     for name in policy.must_agree:
         reasons.extend(_agreement(runs, name, policy.agree_within))
@@ -44,14 +46,14 @@ def problems(runs: list[Run], policy: PropertiesPolicy, image_sha256: tuple[str,
     if wanted:
         seen = set()
         for run in runs:
-            sha = run.prop("image_sha256").lower()
+            sha = run.prop(Prop.IMAGE_SHA256).lower()
             seen.add(sha)
             if not sha:
-                reasons.append(Reason("property", f"{run.source}: no image_sha256 property, so it cannot "
+                reasons.append(Reason(Kind.PROPERTY, f"{run.source}: no image_sha256 property, so it cannot "
                                       "be shown to test the --image-sha256 image"))
             elif sha not in wanted:
-                reasons.append(Reason("property", f"{run.source}: tested image {sha[:16]}…, "
+                reasons.append(Reason(Kind.PROPERTY, f"{run.source}: tested image {sha[:16]}…, "
                                       "not the one given by --image-sha256"))
         for sha in sorted(wanted - seen):
-            reasons.append(Reason("property", f"no results for the --image-sha256 image {sha[:16]}…"))
+            reasons.append(Reason(Kind.PROPERTY, f"no results for the --image-sha256 image {sha[:16]}…"))
     return reasons

@@ -7,19 +7,36 @@ they call for different people (the image's maintainers, the cloud account's own
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    """What a reason to hold is about (its value is what the JSON verdict says)."""
+
+    FAILED = "failed"
+    COULD_NOT_TEST = "could-not-test"
+    INCOMPLETE = "incomplete"
+    NO_TESTS = "no-tests"
+    MISSING_TARGET = "missing-target"
+    MISSING = "missing"
+    SKIPPED = "skipped"
+    FLAKY = "flaky"
+    PROPERTY = "property"
+    REGRESSION = "regression"
+
 
 #: kind → heading, in the order the outputs show them.
 KINDS = {
-    "failed": "Failed checks (image defects)",
-    "could-not-test": "Could not test (provider errors)",
-    "incomplete": "Incomplete or filtered runs",
-    "no-tests": "No tests ran",
-    "missing-target": "Required targets without results",
-    "missing": "Required checks missing",
-    "skipped": "Required checks skipped",
-    "flaky": "Flaky checks over the policy",
-    "property": "Property problems",
-    "regression": "Regressions beyond the bounds",
+    Kind.FAILED: "Failed checks (image defects)",
+    Kind.COULD_NOT_TEST: "Could not test (provider errors)",
+    Kind.INCOMPLETE: "Incomplete or filtered runs",
+    Kind.NO_TESTS: "No tests ran",
+    Kind.MISSING_TARGET: "Required targets without results",
+    Kind.MISSING: "Required checks missing",
+    Kind.SKIPPED: "Required checks skipped",
+    Kind.FLAKY: "Flaky checks over the policy",
+    Kind.PROPERTY: "Property problems",
+    Kind.REGRESSION: "Regressions beyond the bounds",
 }
 
 
@@ -27,7 +44,7 @@ KINDS = {
 class Reason:
     """One reason to hold: what kind, on which target and check, and why."""
 
-    kind: str
+    kind: Kind
     message: str
     target: str = ""
     check: str = ""

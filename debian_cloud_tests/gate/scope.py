@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ..junitprops import Prop
 from ..spec import RELEASE_NUMBERS
 from .junit import Run
 
@@ -69,20 +70,20 @@ def run_releases(run: Run) -> set[str]:
     """The release being tested, by codename and by number: the run's `release` (what the run was
     told it tests, --release or the image's name) when it recorded one, else what the guest
     reported.  An image that boots as another release must not borrow that release's excuses."""
-    tested = run.prop("release")
+    tested = run.prop(Prop.RELEASE)
     if tested:
         numbers = {code: number for number, code in RELEASE_NUMBERS.items()}
         return {tested, numbers.get(tested, RELEASE_NUMBERS.get(tested, ""))} - {""}
-    found = {run.prop("os_version_id"), run.prop("os_codename"), run.prop("version_codename")}
-    codename = _CODENAME.search(run.prop("os_release"))
+    found = {run.prop(Prop.OS_VERSION_ID), run.prop(Prop.OS_CODENAME), run.prop(Prop.VERSION_CODENAME)}
+    codename = _CODENAME.search(run.prop(Prop.OS_RELEASE))
     if codename:
         found.add(codename.group(1))
     return {r for r in found if r}
 
 
 def run_target(run: Run) -> Target:
-    return Target(run.prop("provider"), run.prop("arch"), run.prop("firmware"), run.prop("image_type"),
-                  frozenset(run_releases(run)))
+    return Target(run.prop(Prop.PROVIDER), run.prop(Prop.ARCH), run.prop(Prop.FIRMWARE),
+                  run.prop(Prop.IMAGE_TYPE), frozenset(run_releases(run)))
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from .baseline import Difference, Facts
 from .junit import ERROR, FAILED, SKIPPED, Run
 from .outcomes import EXCUSED, FLAKY, MISSING, WARNED, CheckResult, TargetResults, by_target, worst
 from .policy import DenyEntry, Policy
-from .reasons import Reason
+from .reasons import Kind, Reason
 
 __all__ = ["Excuse", "Flaky", "Reason", "Verdict", "evaluate"]
 
@@ -99,16 +99,16 @@ def _excuse(group: TargetResults, policy: Policy, today: dt.date, v: Verdict,
 def _results(group: TargetResults, lapsed: dict[str, DenyEntry], v: Verdict) -> None:
     label = group.target.label
     if not group.checks:
-        v.hold(Reason("no-tests", "the report has no test cases", label))
+        v.hold(Reason(Kind.NO_TESTS, "the report has no test cases", label))
     elif group.ran == 0:
-        v.hold(Reason("no-tests", f"no test ran ({len(group.checks)} skipped)", label))
+        v.hold(Reason(Kind.NO_TESTS, f"no test ran ({len(group.checks)} skipped)", label))
     for check in group.checks.values():
         entry = lapsed.get(check.check_id)
         detail = f"deny entry expired on {entry.expires} ({entry.tracker})" if entry else ""
         if check.status == FAILED:
-            v.hold(Reason("failed", check.message or "failed", label, check.check_id, detail))
+            v.hold(Reason(Kind.FAILED, check.message or "failed", label, check.check_id, detail))
         elif check.status == ERROR:
-            v.hold(Reason("could-not-test", check.message or "error", label, check.check_id))
+            v.hold(Reason(Kind.COULD_NOT_TEST, check.message or "error", label, check.check_id))
         elif check.status == FLAKY:
             v.flaky.append(Flaky(check.check_id, label, check.history, check.message))
         if check.retried_error:
@@ -143,10 +143,10 @@ def _required(group: TargetResults, policy: Policy, v: Verdict) -> None:
         for name, why, named, found in wanted:
             skipped = sum(c.status == SKIPPED for c in found)
             if all(c.status in (SKIPPED, MISSING) for c in found) and not (named and skipped):
-                v.hold(Reason("missing", f"{why} ({skipped} skipped)" if skipped else why, label, name))
+                v.hold(Reason(Kind.MISSING, f"{why} ({skipped} skipped)" if skipped else why, label, name))
             for check in found:
                 if check.status == SKIPPED and not _skip_excused(check, named):
-                    v.hold(Reason("skipped", f"required but skipped: {check.message or 'no reason given'}",
+                    v.hold(Reason(Kind.SKIPPED, f"required but skipped: {check.message or 'no reason given'}",
                                   label, check.check_id))
 
 
@@ -170,13 +170,13 @@ def _completeness(group: TargetResults, policy: Policy, v: Verdict) -> None:
         elif narrowed:
             found.append(f"filtered ({narrowed.describe()})")
         if found:
-            v.hold(Reason("incomplete", f"{run.source}: {'; '.join(found)}", label))
+            v.hold(Reason(Kind.INCOMPLETE, f"{run.source}: {'; '.join(found)}", label))
 
 
 def _targets(groups: list[TargetResults], policy: Policy, v: Verdict) -> None:
     for wanted in policy.require_targets:
         if not any(wanted.matches(group.target) for group in groups):
-            v.hold(Reason("missing-target", f"no results for the required target {wanted.label} "
+            v.hold(Reason(Kind.MISSING_TARGET, f"no results for the required target {wanted.label} "
                           "(provider/arch/firmware/image_type)"))
 
 
@@ -184,10 +184,10 @@ def _flaky_limits(policy: Policy, v: Verdict) -> None:
     counted = [f for f in v.flaky if not f.excused]
     if not policy.flaky.allowed:
         for flaky in counted:
-            v.hold(Reason("flaky", f"flaky ({flaky.history}) and the policy forbids flaky checks",
+            v.hold(Reason(Kind.FLAKY, f"flaky ({flaky.history}) and the policy forbids flaky checks",
                           flaky.target, flaky.check))
     elif policy.flaky.max is not None and len(counted) > policy.flaky.max:
-        v.hold(Reason("flaky", f"{len(counted)} flaky checks, more than the {policy.flaky.max} allowed"))
+        v.hold(Reason(Kind.FLAKY, f"{len(counted)} flaky checks, more than the {policy.flaky.max} allowed"))
 
 
 def _regressions(groups: list[TargetResults], baselines: list[Facts], policy: Policy, v: Verdict) -> None:
@@ -203,7 +203,7 @@ def _regressions(groups: list[TargetResults], baselines: list[Facts], policy: Po
         v.not_compared.extend(f"{label}: {m}" for m in missing)
         for diff in diffs:
             if diff.hold:
-                v.hold(Reason("regression", f"{diff.change}; allowed: {diff.allowed}", label, diff.fact))
+                v.hold(Reason(Kind.REGRESSION, f"{diff.change}; allowed: {diff.allowed}", label, diff.fact))
 
 
 def evaluate(runs: list[Run], policy: Policy, *, today: dt.date, image_sha256: tuple[str, ...] = (),

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..gate import junit
 from ..gate.errors import GateInputError
+from ..junitprops import Prop
 from .errors import PublishRefusedError
 
 
@@ -31,7 +32,7 @@ def report_digests(report: Path) -> set[str]:
         runs = junit.parse(report)
     except GateInputError as exc:
         raise PublishRefusedError(f"cannot read the gated report {report}: {exc}") from None
-    return {run.prop("image_sha256") for run in runs} - {""}
+    return {run.prop(Prop.IMAGE_SHA256) for run in runs} - {""}
 
 
 def require_publish(path: Path, sha256: str) -> dict[str, Any]:
