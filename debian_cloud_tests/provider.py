@@ -9,14 +9,19 @@ point group, so a vendor adds one with a line in their own ``pyproject.toml``.
 from __future__ import annotations
 
 import abc
+import functools
 import importlib
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import UnknownProviderError
 from .machine import Machine
 from .spec import LaunchSpec
+
+if TYPE_CHECKING:
+    from .options import Option
 
 ENTRY_POINT_GROUP = "debian_cloud_tests.providers"
 
@@ -39,6 +44,9 @@ class Provider(abc.ABC):
     """Launches machines for one platform."""
 
     name: str = ""
+    #: the provider's own command-line options (and ini keys), passed in LaunchSpec.options by
+    #: their keys; added to pytest's wherever the provider is installed
+    options: tuple[Option, ...] = ()
     #: launches may run at the same time, each in a thread of its own (see :mod:`lifecycle`):
     #: True only where launch creates nothing shared with another launch (every resource named
     #: for its launch; lazily made clients guarded) and its SDK clients are thread-safe.  Such a
@@ -104,6 +112,20 @@ def available() -> dict[str, str]:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         names.setdefault(ep.name, ep.value)
     return names
+
+
+@functools.cache
+def provider_classes() -> dict[str, type[Provider]]:
+    """Every installed provider's class, by name; one whose module cannot be imported (its
+    package broken) is left out here and reported by `debian-cloud-tests providers`."""
+    classes = {}
+    for name, where in available().items():
+        module_name, _, attr = where.partition(":")
+        try:
+            classes[name] = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError):
+            continue
+    return classes
 
 
 def get_provider(name: str) -> Provider:

@@ -157,7 +157,7 @@ CASES: tuple[Case, ...] = (
     case("unknown-provider", ("--provider=nope", "--image=x.qcow2"), E.UnknownProviderError.exit_code,
          "unknown provider 'nope'; installed: aws, azure, "),
     case("no-image", ("--provider=qemu",), E.UsageError.exit_code,
-         "--image is required with --provider (a disk image file for qemu)"),
+         "--image is required with --provider (a disk image file for a local machine)"),
     case("image-missing", ("--provider=qemu", "--image=/nonexistent/debian.qcow2"),
          E.ImageNotFoundError.exit_code, "image not found: "),
     case("text-image", ("--provider=qemu", "--image={text}"), E.ImageFormatError.exit_code,

@@ -24,6 +24,7 @@ from debian_cloud_tests.errors import (
     note_cleanup_failures,
 )
 from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
+from debian_cloud_tests.options import REGION, SECURITY_GROUP, SUBNET
 from debian_cloud_tests.provider import Provider
 from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec
 
@@ -40,6 +41,7 @@ _DISK = re.compile(r"^(\+)?(\d+)G$", re.I)
 
 class AwsProvider(Provider):
     name = "aws"
+    options = (REGION, SUBNET, SECURITY_GROUP)
     #: each launch makes its own key pair, group and instance, all named for it; a boto3 client
     #: is thread-safe, the session that makes it is not (made under the lock)
     concurrent_launches = True

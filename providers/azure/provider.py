@@ -26,6 +26,7 @@ from debian_cloud_tests.errors import (
     note_cleanup_failures,
 )
 from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
+from debian_cloud_tests.options import REGION
 from debian_cloud_tests.provider import Provider
 from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec
 
@@ -42,6 +43,7 @@ _ID = re.compile(r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<group>[^/]+
 
 class AzureProvider(Provider):
     name = "azure"
+    options = (REGION,)
     #: each launch makes its own resource group, and everything of its machine inside it; the
     #: clients are made once, under the lock
     concurrent_launches = True

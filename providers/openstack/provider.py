@@ -26,6 +26,7 @@ from debian_cloud_tests.errors import (
     note_cleanup_failures,
 )
 from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
+from debian_cloud_tests.options import NETWORK, REGION, SECURITY_GROUP, ZONE, Option
 from debian_cloud_tests.provider import Provider
 from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec
 
@@ -42,6 +43,9 @@ FAILED = frozenset({"ERROR", "DELETED", "SOFT_DELETED", "SHUTOFF"})
 
 class OpenStackProvider(Provider):
     name = "openstack"
+    options = (Option("flavor", "the flavor name or id, OpenStack's name for --instance-type",
+                      instance_type_alias=True), REGION, ZONE, NETWORK, SECURITY_GROUP,
+               Option("os-cloud", "the cloud's name in clouds.yaml (default: OS_CLOUD)"))
     #: each launch makes its own key pair, security group and server, all named for it; the
     #: connection is made once per cloud and region, under the lock
     concurrent_launches = True

@@ -14,6 +14,7 @@ from pathlib import Path
 from debian_cloud_tests import rundir, seed
 from debian_cloud_tests.errors import MissingDependencyError, UsageError
 from debian_cloud_tests.machine import Machine, PlatformFacts
+from debian_cloud_tests.options import Option
 from debian_cloud_tests.paths import cache_dir
 from debian_cloud_tests.provider import Provider
 from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
@@ -64,6 +65,14 @@ def parse_port_range(value: str | None) -> tuple[int, int] | None:
 
 class QemuProvider(Provider):
     name = "qemu"
+    options = (
+        Option("qemu-port-range", "local ports to forward SSH from, LOW-HIGH (default: any)",
+               key="port_range"),
+        Option("qemu-network", "the guest's network: user (the internet through this host, walled "
+               "off this host's loopback and link-local addresses), open (this host's loopback too, "
+               "e.g. a local apt proxy) or isolated (nothing but the forwarded SSH port, for "
+               "sandboxed CI)", default="user", choices=("user", "open", "isolated")),
+    )
 
     def validate(self, spec: LaunchSpec) -> LaunchSpec:
         info = image_mod.inspect(Path(spec.image))
@@ -72,9 +81,13 @@ class QemuProvider(Provider):
         parse_instance_type(spec.instance_type or DEFAULT_INSTANCE_TYPE)
         parse_disk_size(spec.disk_size, info.virtual_size)
         parse_port_range(spec.options.get("port_range"))
-        if _walled(spec.options):
+        options = dict(spec.options)
+        if options.get("qemu_network") == "isolated" and "restrict=on" not in options.get("user_net", ""):
+            options["user_net"] = ",".join(filter(None, (options.get("user_net"), "restrict=on")))
+        if _walled(options):
             netwall.check_tools()  # before anything is made, not at the launch
-        return replace(spec, firmware=firmware, instance_type=spec.instance_type or DEFAULT_INSTANCE_TYPE)
+        return replace(spec, firmware=firmware, instance_type=spec.instance_type or DEFAULT_INSTANCE_TYPE,
+                       options=options)
 
     def preflight(self, options: Mapping[str, str] | None = None) -> str:
         """The QEMU binaries and firmware per arch, and the accelerator (no KVM probe is run)."""

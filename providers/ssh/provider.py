@@ -19,6 +19,7 @@ from pathlib import Path
 
 from debian_cloud_tests.errors import UsageError
 from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
+from debian_cloud_tests.options import REGION, ZONE, Option
 from debian_cloud_tests.provider import Provider
 from debian_cloud_tests.spec import LaunchSpec
 
@@ -87,6 +88,16 @@ def known_host_keys(value: str, address: str, port: int) -> list[str]:
 
 class SshProvider(Provider):
     name = "ssh"
+    options = (
+        Option("host", "the already-running host to test, USER@ADDRESS[:PORT]"),
+        Option("ssh-key", "private key file to log in to --host with"),
+        Option("host-key", "the host's public key (\"ssh-ed25519 AAAA…\") or a known_hosts file"),
+        Option("datasource", "the cloud-init datasource the host's platform provides (Ec2, GCE, "
+               "Azure, OpenStack, NoCloud…), so cloud_init.datasource_expected can compare"),
+        Option("instance-id", "the id the host's platform gave the instance, so "
+               "metadata.instance_id_matches can compare"),
+        REGION, ZONE,
+    )
 
     def preflight(self, options: Mapping[str, str] | None = None) -> str:
         return "nothing to find: give --host, --ssh-key, --host-key"

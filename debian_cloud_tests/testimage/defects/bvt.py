@@ -17,8 +17,6 @@ from .plant import (
 
 
 @defect("failed-unit")
-
-
 def failed_unit(tree: Path, arch: str, layout: DiskLayout) -> None:
     """A service that fails at every boot."""
     unit(tree, "broken-at-boot.service",
@@ -27,8 +25,6 @@ def failed_unit(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("console-segfault")
-
-
 def console_segfault(tree: Path, arch: str, layout: DiskLayout) -> None:
     """A program that segfaults at boot (its unit ignores the failure, so only the console shows it)."""
     unit(tree, "segfault-at-boot.service",
@@ -38,8 +34,6 @@ def console_segfault(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("no-growroot")
-
-
 def no_growroot(tree: Path, arch: str, layout: DiskLayout) -> None:
     """cloud-init told not to grow the root partition and file system."""
     (tree / "etc/cloud/cloud.cfg.d/99-no-growroot.cfg").write_text(
@@ -48,16 +42,12 @@ def no_growroot(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("sudo-password")
-
-
 def sudo_password(tree: Path, arch: str, layout: DiskLayout) -> None:
     """The default user's sudo rule asks for a password (which the account does not have)."""
     edit(tree / "etc/cloud/cloud.cfg", r"NOPASSWD:ALL", "ALL")
 
 
 @defect("sudo-warns")
-
-
 def sudo_warns(tree: Path, arch: str, layout: DiskLayout) -> None:
     """/etc/hosts is not managed, so the instance's hostname does not resolve and sudo warns."""
     cfg = tree / "etc/cloud/cloud.cfg.d/01_debian_cloud.cfg"
@@ -65,8 +55,6 @@ def sudo_warns(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("no-serial-console")
-
-
 def no_serial_console(tree: Path, arch: str, layout: DiskLayout) -> None:
     """The kernel's console is the screen only: nothing reaches the serial port after boot."""
     from ..rootfs import write_grub_cfg
@@ -77,8 +65,6 @@ def no_serial_console(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("ssh-login-broken")
-
-
 def ssh_login_broken(tree: Path, arch: str, layout: DiskLayout) -> None:
     """sshd looks for authorised keys where cloud-init does not put them."""
     (tree / "etc/ssh/sshd_config.d/20-keys.conf").write_text(
@@ -86,8 +72,6 @@ def ssh_login_broken(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("sshd-masked")
-
-
 def sshd_masked(tree: Path, arch: str, layout: DiskLayout) -> None:
     """sshd never starts (masked), although cloud-init still announces host keys."""
     for name in ("ssh.service", "sshd.service"):
@@ -95,8 +79,6 @@ def sshd_masked(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("ordering-cycle")
-
-
 def ordering_cycle(tree: Path, arch: str, layout: DiskLayout) -> None:
     for me, other in (("cycle-a", "cycle-b"), ("cycle-b", "cycle-a")):
         unit(tree, f"{me}.service",
@@ -106,8 +88,6 @@ def ordering_cycle(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("failed-mount")
-
-
 def failed_mount(tree: Path, arch: str, layout: DiskLayout) -> None:
     with (tree / "etc/fstab").open("a") as fh:
         fh.write("tmpfs /srv/scratch tmpfs size=64M,no-such-option,nofail 0 0\n")
@@ -115,8 +95,6 @@ def failed_mount(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("kernel-tainted")
-
-
 def kernel_tainted(tree: Path, arch: str, layout: DiskLayout) -> None:
     """Something at boot taints the kernel (here: the warning taint, set outright)."""
     unit(tree, "taint-kernel.service", "[Unit]\nDescription=Taint the kernel\n\n[Service]\n"
@@ -125,8 +103,6 @@ def kernel_tainted(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("reboot-pending")
-
-
 def reboot_pending(tree: Path, arch: str, layout: DiskLayout) -> None:
     """An upgrade at the end of the build asks for a reboot that never happened."""
     (tree / "etc/tmpfiles.d/reboot-required.conf").write_text(
@@ -135,8 +111,6 @@ def reboot_pending(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("root-by-device-name")
-
-
 def root_by_device_name(tree: Path, arch: str, layout: DiskLayout) -> None:
     """The root named by its virtio disk name, in fstab and on the kernel command line."""
     edit(tree / "etc/fstab", rf"^UUID={layout.root_uuid}(\s+/\s)", r"/dev/vda1\1")
@@ -144,8 +118,6 @@ def root_by_device_name(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("fstab-stale-entry")
-
-
 def fstab_stale_entry(tree: Path, arch: str, layout: DiskLayout) -> None:
     """A data disk of the build machine, still in fstab (noauto, so the boot does not wait)."""
     append(tree / "etc/fstab",
@@ -154,15 +126,11 @@ def fstab_stale_entry(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("serial-getty-masked")
-
-
 def serial_getty_masked(tree: Path, arch: str, layout: DiskLayout) -> None:
     mask(tree, "serial-getty@ttyS0.service" if arch == "amd64" else "serial-getty@ttyAMA0.service")
 
 
 @defect("journal-error")
-
-
 def journal_error(tree: Path, arch: str, layout: DiskLayout) -> None:
     """A boot-time helper that logs an error and carries on."""
     unit(tree, "log-an-error.service", "[Unit]\nDescription=Log an error\n\n[Service]\n"

@@ -15,8 +15,6 @@ from .plant import (
 
 
 @defect("cloud-init-default-key-types")
-
-
 def cloud_init_default_key_types(tree: Path, arch: str, layout: DiskLayout) -> None:
     """Not a defect: ssh_genkeytypes left at cloud-init's default, as Debian's official bookworm
     images leave it, so bookworm's cloud-init makes a DSA key file that sshd never loads.  Planted
@@ -25,8 +23,6 @@ def cloud_init_default_key_types(tree: Path, arch: str, layout: DiskLayout) -> N
 
 
 @defect("stale-cloud-init-state")
-
-
 def stale_cloud_init_state(tree: Path, arch: str, layout: DiskLayout) -> None:
     """The build machine's cloud-init instance directory is left in the image."""
     inst = tree / "var/lib/cloud/instances/i-0build0host0000"
@@ -35,8 +31,6 @@ def stale_cloud_init_state(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("baked-nocloud-seed")
-
-
 def baked_nocloud_seed(tree: Path, arch: str, layout: DiskLayout) -> None:
     """A NoCloud seed from the build left in the image: its instance-id outranks the platform's,
     so every instance of the image gets the same one."""
@@ -47,8 +41,6 @@ def baked_nocloud_seed(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("host-keys-baked")
-
-
 def host_keys_baked(tree: Path, arch: str, layout: DiskLayout) -> None:
     """Host keys generated at build time and kept: every instance shares them."""
 
@@ -59,44 +51,32 @@ def host_keys_baked(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("cloud-init-error")
-
-
 def cloud_init_error(tree: Path, arch: str, layout: DiskLayout) -> None:
     cloud_cfg(tree, "99-bootcmd.cfg", "bootcmd:\n  - [sh, -c, 'echo failing bootcmd; exit 3']\n")
 
 
 @defect("schema-invalid")
-
-
 def schema_invalid(tree: Path, arch: str, layout: DiskLayout) -> None:
     cloud_cfg(tree, "99-invalid.cfg", "apk_repos: 42\n")
 
 
 @defect("hostname-preserved")
-
-
 def hostname_preserved(tree: Path, arch: str, layout: DiskLayout) -> None:
     (tree / "etc/hostname").write_text("build-host\n")
     cloud_cfg(tree, "99-hostname.cfg", "preserve_hostname: true\n")
 
 
 @defect("write-files-dropped")
-
-
 def write_files_dropped(tree: Path, arch: str, layout: DiskLayout) -> None:
     edit(tree / "etc/cloud/cloud.cfg", r"^\s*- write[-_]files\s*\n", "")
 
 
 @defect("keys-not-on-console")
-
-
 def keys_not_on_console(tree: Path, arch: str, layout: DiskLayout) -> None:
     cloud_cfg(tree, "99-quiet-keys.cfg", "ssh:\n  emit_keys_to_console: false\nno_ssh_fingerprints: true\n")
 
 
 @defect("cloud-init-lax")
-
-
 def cloud_init_lax(tree: Path, arch: str, layout: DiskLayout) -> None:
     """Root gets the launch key, host keys found at first boot are kept, passwords are allowed."""
     cloud_cfg(tree, "99-lax.cfg", "disable_root: false\nssh_deletekeys: false\nssh_pwauth: true\n")
@@ -111,8 +91,6 @@ TRIMMED_MODULES = ("growpart", "resizefs", "set_hostname", "update_hostname", "u
 
 
 @defect("cloud-init-modules-trimmed")
-
-
 def cloud_init_modules_trimmed(tree: Path, arch: str, layout: DiskLayout) -> None:
     """A size-minded override of cloud-init's module lists that drops modules the image needs."""
     import yaml

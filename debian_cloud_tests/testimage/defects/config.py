@@ -22,16 +22,12 @@ from .plant import (
 
 
 @defect("no-apt-sources")
-
-
 def no_apt_sources(tree: Path, arch: str, layout: DiskLayout) -> None:
     """The image ships without apt sources."""
     (tree / "etc/apt/sources.list.d/debian.sources").unlink()
 
 
 @defect("one-line-sources")
-
-
 def one_line_sources(tree: Path, arch: str, layout: DiskLayout) -> None:
     """The same apt sources, in the one-line format apt 3 (trixie) deprecates."""
     fields = dict(line.split("=", 1) for line in (tree / "etc/os-release").read_text().splitlines()
@@ -45,8 +41,6 @@ def one_line_sources(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("apt-build-mirror")
-
-
 def apt_build_mirror(tree: Path, arch: str, layout: DiskLayout) -> None:
     """The build host's package cache is left as a source (apt-cacher-ng on its localhost)."""
     (tree / "etc/apt/sources.list.d/build-cache.list").write_text(
@@ -54,16 +48,12 @@ def apt_build_mirror(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("apt-build-proxy")
-
-
 def apt_build_proxy(tree: Path, arch: str, layout: DiskLayout) -> None:
     """The build host's apt proxy is left configured."""
     (tree / "etc/apt/apt.conf.d/01proxy").write_text('Acquire::http::Proxy "http://192.0.2.10:3142";\n')
 
 
 @defect("dpkg-half-configured")
-
-
 def dpkg_half_configured(tree: Path, arch: str, layout: DiskLayout) -> None:
     """A package left half-configured by an interrupted build."""
     edit(tree / "var/lib/dpkg/status", r"(Package: less\n(?:.+\n)*?Status: install ok) installed",
@@ -71,37 +61,27 @@ def dpkg_half_configured(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("uu-disabled")
-
-
 def uu_disabled(tree: Path, arch: str, layout: DiskLayout) -> None:
     """unattended-upgrades installed but never run (no APT::Periodic settings)."""
     (tree / "etc/apt/apt.conf.d/20auto-upgrades").unlink()
 
 
 @defect("timesync-masked")
-
-
 def timesync_masked(tree: Path, arch: str, layout: DiskLayout) -> None:
     mask(tree, "systemd-timesyncd.service")
 
 
 @defect("no-locale")
-
-
 def no_locale(tree: Path, arch: str, layout: DiskLayout) -> None:
     (tree / "etc/default/locale").write_text("# no locale configured\n")
 
 
 @defect("timezone-not-utc")
-
-
 def timezone_not_utc(tree: Path, arch: str, layout: DiskLayout) -> None:
     relink(tree / "etc/localtime", "/usr/share/zoneinfo/Europe/Paris")
 
 
 @defect("root-password")
-
-
 def root_password(tree: Path, arch: str, layout: DiskLayout) -> None:
     """root keeps a password hash set at build time."""
     edit(tree / "etc/shadow", r"^root:[^:]*:",
@@ -109,8 +89,6 @@ def root_password(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("empty-password-user")
-
-
 def empty_password_user(tree: Path, arch: str, layout: DiskLayout) -> None:
     """A build account with an empty password field."""
     with (tree / "etc/passwd").open("a") as fh:
@@ -122,8 +100,6 @@ def empty_password_user(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("sshd-insecure")
-
-
 def sshd_insecure(tree: Path, arch: str, layout: DiskLayout) -> None:
     """sshd allows passwords, empty passwords and root password logins, tunnels, GSSAPI, reverse
     DNS on every login, endless guessing, a long grace time and broken algorithms."""
@@ -141,8 +117,6 @@ def sshd_insecure(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("dsa-host-key")
-
-
 def dsa_host_key(tree: Path, arch: str, layout: DiskLayout) -> None:
     """sshd is configured with a DSA host key, which cloud-init makes at first boot."""
     cloud_cfg(tree, "99-dsa.cfg", "ssh_genkeytypes: [rsa, dsa, ecdsa, ed25519]\n")
@@ -151,8 +125,6 @@ def dsa_host_key(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("baked-authorized-keys")
-
-
 def baked_authorized_keys(tree: Path, arch: str, layout: DiskLayout) -> None:
     ssh_dir = tree / "root/.ssh"
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
@@ -161,22 +133,16 @@ def baked_authorized_keys(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("shell-history")
-
-
 def shell_history(tree: Path, arch: str, layout: DiskLayout) -> None:
     (tree / "root/.bash_history").write_text("apt-get install -y vim\nexport TOKEN=secret\n")
 
 
 @defect("baked-machine-id")
-
-
 def baked_machine_id(tree: Path, arch: str, layout: DiskLayout) -> None:
     (tree / "etc/machine-id").write_text("0123456789abcdef0123456789abcdef\n")
 
 
 @defect("world-writable-etc")
-
-
 def world_writable_etc(tree: Path, arch: str, layout: DiskLayout) -> None:
     conf = tree / "etc/build-settings.conf"
     conf.write_text("mirror=local\n")
@@ -184,15 +150,11 @@ def world_writable_etc(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("tmp-not-sticky")
-
-
 def tmp_not_sticky(tree: Path, arch: str, layout: DiskLayout) -> None:
     (tree / "etc/tmpfiles.d/tmp.conf").write_text("d /tmp 0777 root root -\nd /var/tmp 0777 root root -\n")
 
 
 @defect("weak-sysctls")
-
-
 def weak_sysctls(tree: Path, arch: str, layout: DiskLayout) -> None:
     (tree / "etc/sysctl.d/zz-performance.conf").write_text(
         "kernel.randomize_va_space = 0\nfs.protected_hardlinks = 0\nfs.protected_symlinks = 0\n"
@@ -207,8 +169,6 @@ def weak_sysctls(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("extra-listener")
-
-
 def extra_listener(tree: Path, arch: str, layout: DiskLayout) -> None:
     """A debugging web server left enabled."""
     unit(tree, "debug-http.service",
@@ -219,8 +179,6 @@ def extra_listener(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("host-key-readable")
-
-
 def host_key_readable(tree: Path, arch: str, layout: DiskLayout) -> None:
     """The baked RSA host key readable by every user (plant after host-keys-baked).  sshd skips
     that key and serves the others, so logins still work."""
@@ -232,8 +190,6 @@ def host_key_readable(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("private-key-baked")
-
-
 def private_key_baked(tree: Path, arch: str, layout: DiskLayout) -> None:
     """The build's deploy key left in root's .ssh, under a name no one would guess."""
     ssh = tree / "root/.ssh"
@@ -243,8 +199,6 @@ def private_key_baked(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("swap-file")
-
-
 def swap_file(tree: Path, arch: str, layout: DiskLayout) -> None:
     """A 16 MiB swap file in the image, switched on by fstab at every boot."""
     swap = tree / "swapfile"
@@ -256,8 +210,6 @@ def swap_file(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("core-dumps-left")
-
-
 def core_dumps_left(tree: Path, arch: str, layout: DiskLayout) -> None:
     """A crash report and a systemd core dump from a build step that crashed."""
     for rel, data in (("var/crash/_usr_bin_build-helper.0.crash", b"ProblemType: Crash\n"),
@@ -267,8 +219,6 @@ def core_dumps_left(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("second-root")
-
-
 def second_root(tree: Path, arch: str, layout: DiskLayout) -> None:
     """A locked maintenance account with UID 0: root under another name."""
     append(tree / "etc/passwd", "toor:x:0:0:maintenance:/root:/bin/sh\n")
@@ -276,8 +226,6 @@ def second_root(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("duplicate-uid")
-
-
 def duplicate_uid(tree: Path, arch: str, layout: DiskLayout) -> None:
     """Two service accounts created with the same UID."""
     append(tree / "etc/passwd", "svc-a:x:1610:1610::/nonexistent:/usr/sbin/nologin\n"
@@ -288,8 +236,6 @@ def duplicate_uid(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("passwd-without-shadow")
-
-
 def passwd_without_shadow(tree: Path, arch: str, layout: DiskLayout) -> None:
     """An account added to /etc/passwd by hand, never to /etc/shadow."""
     append(tree / "etc/passwd", "ghost:x:1620:1620::/nonexistent:/usr/sbin/nologin\n")
@@ -298,16 +244,12 @@ def passwd_without_shadow(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("group-without-gshadow")
-
-
 def group_without_gshadow(tree: Path, arch: str, layout: DiskLayout) -> None:
     """A group added to /etc/group by hand, never to /etc/gshadow."""
     append(tree / "etc/group", "orphans:x:1630:\n")
 
 
 @defect("weak-login-defs")
-
-
 def weak_login_defs(tree: Path, arch: str, layout: DiskLayout) -> None:
     """New files writable by everyone, passwords hashed with MD5 (home directories keep their own
     mode through HOME_MODE, as sshd would refuse keys in a writable home)."""
@@ -316,15 +258,11 @@ def weak_login_defs(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("hosts-equiv")
-
-
 def hosts_equiv(tree: Path, arch: str, layout: DiskLayout) -> None:
     (tree / "etc/hosts.equiv").write_text("+\n")
 
 
 @defect("sudo-nopasswd-baked")
-
-
 def sudo_nopasswd_baked(tree: Path, arch: str, layout: DiskLayout) -> None:
     """The build's convenience rule: every sudo member without a password."""
     rule = tree / "etc/sudoers.d/50-build"
@@ -333,15 +271,11 @@ def sudo_nopasswd_baked(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("setuid-find")
-
-
 def setuid_find(tree: Path, arch: str, layout: DiskLayout) -> None:
     (tree / "usr/bin/find").chmod(0o4755)
 
 
 @defect("open-dir")
-
-
 def open_dir(tree: Path, arch: str, layout: DiskLayout) -> None:
     """A drop directory anyone may write and delete in."""
     drop = tree / "srv/dropbox"
@@ -350,24 +284,18 @@ def open_dir(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("shm-suid")
-
-
 def shm_suid(tree: Path, arch: str, layout: DiskLayout) -> None:
     """/dev/shm remounted with set-id programs and devices allowed."""
     append(tree / "etc/fstab", "tmpfs /dev/shm tmpfs rw,suid,dev 0 0\n")
 
 
 @defect("tmp-suid")
-
-
 def tmp_suid(tree: Path, arch: str, layout: DiskLayout) -> None:
     """/tmp made a tmpfs by the build, with set-id programs and devices allowed."""
     append(tree / "etc/fstab", "tmpfs /tmp tmpfs rw,suid,dev,mode=1777 0 0\n")
 
 
 @defect("sudo-lax-defaults")
-
-
 def sudo_lax_defaults(tree: Path, arch: str, layout: DiskLayout) -> None:
     """A build's sudo convenience: the caller's environment kept, no pseudo-terminal, and its
     own account let in without a password."""
@@ -377,8 +305,6 @@ def sudo_lax_defaults(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("promiscuous-capture")
-
-
 def promiscuous_capture(tree: Path, arch: str, layout: DiskLayout) -> None:
     """A packet capture from debugging the build's network, left to start at every boot."""
     unit(tree, "capture.service",
@@ -388,8 +314,6 @@ def promiscuous_capture(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("user-owned-shared-dir")
-
-
 def user_owned_shared_dir(tree: Path, arch: str, layout: DiskLayout) -> None:
     """A shared cache directory the build made for its user: sticky, but that user owns it."""
     shared = tree / "var/lib/build-share"
@@ -399,16 +323,12 @@ def user_owned_shared_dir(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("profile-umask")
-
-
 def profile_umask(tree: Path, arch: str, layout: DiskLayout) -> None:
     """A profile snippet from the build that opens every new file of a login shell to all."""
     (tree / "etc/profile.d/zz-build.sh").write_text("umask 000\n")
 
 
 @defect("premade-home")
-
-
 def premade_home(tree: Path, arch: str, layout: DiskLayout) -> None:
     """An account whose home the build prepared as root and never handed over."""
     append(tree / "etc/passwd", "builder:x:1700:1700:build account:/home/builder:/bin/bash\n")
@@ -422,8 +342,6 @@ def premade_home(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("expired-local-ca")
-
-
 def expired_local_ca(tree: Path, arch: str, layout: DiskLayout) -> None:
     """The build's private CA, long expired, left among the local CAs."""
     import datetime
@@ -447,8 +365,6 @@ def expired_local_ca(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("loose-modes")
-
-
 def loose_modes(tree: Path, arch: str, layout: DiskLayout) -> None:
     """sshd's configuration directory and the boot menu writable by a group."""
     (tree / "etc/ssh").chmod(0o775)
@@ -456,8 +372,6 @@ def loose_modes(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("foreign-arch")
-
-
 def foreign_arch(tree: Path, arch: str, layout: DiskLayout) -> None:
     """i386 enabled for one build-time package, never disabled."""
     arch_file = tree / "var/lib/dpkg/arch"
@@ -466,8 +380,6 @@ def foreign_arch(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("conffiles-set-aside")
-
-
 def conffiles_set_aside(tree: Path, arch: str, layout: DiskLayout) -> None:
     """Conffile questions the build never answered: dpkg's and ucf's set-aside copies."""
     (tree / "etc/adduser.conf.dpkg-dist").write_text("# the package's new adduser.conf\nDSHELL=/bin/bash\n")
@@ -476,8 +388,6 @@ def conffiles_set_aside(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("files-without-owner")
-
-
 def files_without_owner(tree: Path, arch: str, layout: DiskLayout) -> None:
     """A build cache owned by the build machine's account, which the image does not have."""
     cache = tree / "opt/build-cache"
@@ -488,16 +398,12 @@ def files_without_owner(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("held-package")
-
-
 def held_package(tree: Path, arch: str, layout: DiskLayout) -> None:
     edit(tree / "var/lib/dpkg/status", r"(Package: less\n(?:.+\n)*?Status:) install ok installed",
           r"\1 hold ok installed")
 
 
 @defect("policy-rc-d")
-
-
 def policy_rc_d(tree: Path, arch: str, layout: DiskLayout) -> None:
     """The build's "do not start services" hook, left behind."""
     hook = tree / "usr/sbin/policy-rc.d"
@@ -506,8 +412,6 @@ def policy_rc_d(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("apt-pin-block")
-
-
 def apt_pin_block(tree: Path, arch: str, layout: DiskLayout) -> None:
     """Kernel updates pinned away during the build."""
     (tree / "etc/apt/preferences.d/no-kernel-updates").write_text(
@@ -515,16 +419,12 @@ def apt_pin_block(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("apt-trusted")
-
-
 def apt_trusted(tree: Path, arch: str, layout: DiskLayout) -> None:
     """The archive trusted without signatures (a workaround for a build mirror)."""
     edit(tree / "etc/apt/sources.list.d/debian.sources", r"^(Types: deb.*)$", r"\1\nTrusted: yes")
 
 
 @defect("apt-source-malformed")
-
-
 def apt_source_malformed(tree: Path, arch: str, layout: DiskLayout) -> None:
     """A backports line without its component: apt refuses every source list until it is fixed."""
     (tree / "etc/apt/sources.list.d/backports.list").write_text(
@@ -532,8 +432,6 @@ def apt_source_malformed(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("apt-cache-left")
-
-
 def apt_cache_left(tree: Path, arch: str, layout: DiskLayout) -> None:
     archives = tree / "var/cache/apt/archives"
     archives.mkdir(parents=True, exist_ok=True)
@@ -541,16 +439,12 @@ def apt_cache_left(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("packages-purged")
-
-
 def packages_purged(tree: Path, arch: str, layout: DiskLayout) -> None:
     """Packages a size-trimming build removed although the image relies on them."""
     purge(tree, "ca-certificates", "debian-archive-keyring", "cloud-guest-utils")
 
 
 @defect("writable-command")
-
-
 def writable_command(tree: Path, arch: str, layout: DiskLayout) -> None:
     """A helper script the build dropped into /usr/local/bin, writable by everyone."""
     script = tree / "usr/local/bin/build-helper"
@@ -559,8 +453,6 @@ def writable_command(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("duplicate-gid")
-
-
 def duplicate_gid(tree: Path, arch: str, layout: DiskLayout) -> None:
     """A group added by hand with the GID of Debian's `users` group."""
     append(tree / "etc/group", "builders:x:100:\n")
@@ -568,8 +460,6 @@ def duplicate_gid(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("removed-not-purged")
-
-
 def removed_not_purged(tree: Path, arch: str, layout: DiskLayout) -> None:
     """A build-time tool removed but not purged: its configuration stays behind."""
     install_package(tree, "build-helper-tools", {"/etc/build-helper.conf": "mirror=local\n"},
@@ -577,8 +467,6 @@ def removed_not_purged(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("old-kernel-left")
-
-
 def old_kernel_left(tree: Path, arch: str, layout: DiskLayout) -> None:
     """The kernel the build started from, still installed beside the one the image boots."""
     install_package(tree, f"linux-image-6.1.0-0-cloud-{arch}",
@@ -586,8 +474,6 @@ def old_kernel_left(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("dbus-machine-id-baked")
-
-
 def dbus_machine_id_baked(tree: Path, arch: str, layout: DiskLayout) -> None:
     """D-Bus's machine id copied from the build machine instead of linked to /etc/machine-id."""
     path = tree / "var/lib/dbus/machine-id"
@@ -597,8 +483,6 @@ def dbus_machine_id_baked(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("loose-permissions")
-
-
 def loose_permissions(tree: Path, arch: str, layout: DiskLayout) -> None:
     """Credentials readable by all, configuration writable by a group, root's home open."""
     for rel, mode in (("etc/shadow", 0o644), ("etc/gshadow", 0o644), ("etc/passwd", 0o664),
@@ -614,8 +498,6 @@ def loose_permissions(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("timers-disabled")
-
-
 def timers_disabled(tree: Path, arch: str, layout: DiskLayout) -> None:
     """Maintenance timers switched off at build time."""
     for timer in ("apt-daily.timer", "apt-daily-upgrade.timer", "fstrim.timer"):

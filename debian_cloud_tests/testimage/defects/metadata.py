@@ -13,7 +13,5 @@ from .plant import (
 
 
 @defect("cmdline-limits")
-
-
 def cmdline_limits(tree: Path, arch: str, layout: DiskLayout) -> None:
     append_cmdline(tree, "maxcpus=1 mem=640M mitigations=off")

@@ -15,8 +15,6 @@ from .plant import (
 
 
 @defect("static-network")
-
-
 def static_network(tree: Path, arch: str, layout: DiskLayout) -> None:
     """The build host's static network configuration, no gateway, odd MTU; cloud-init's disabled."""
     cloud_cfg(tree, "99-no-network.cfg", "network: {config: disabled}\n")
@@ -26,8 +24,6 @@ def static_network(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("localhost-unmapped")
-
-
 def localhost_unmapped(tree: Path, arch: str, layout: DiskLayout) -> None:
     """localhost dropped from the hosts file and from cloud-init's template for it."""
     for rel in ("etc/hosts", "etc/cloud/templates/hosts.debian.tmpl"):
@@ -37,8 +33,6 @@ def localhost_unmapped(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("foreign-nic-rule")
-
-
 def foreign_nic_rule(tree: Path, arch: str, layout: DiskLayout) -> None:
     """The build machine's NIC naming rule, left in udev's rules."""
     rules = tree / "etc/udev/rules.d"
@@ -48,8 +42,6 @@ def foreign_nic_rule(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("mtu-pinned")
-
-
 def mtu_pinned(tree: Path, arch: str, layout: DiskLayout) -> None:
     """An MTU the build host needed, pinned for every NIC (udev applies .link files at boot)."""
     links = tree / "etc/systemd/network"
@@ -58,8 +50,6 @@ def mtu_pinned(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("ipv6-disabled")
-
-
 def ipv6_disabled(tree: Path, arch: str, layout: DiskLayout) -> None:
     (tree / "etc/sysctl.d/zz-no-ipv6.conf").write_text(
         "net.ipv6.conf.all.disable_ipv6 = 1\nnet.ipv6.conf.default.disable_ipv6 = 1\n")

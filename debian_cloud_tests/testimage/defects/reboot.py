@@ -15,24 +15,18 @@ from .plant import (
 
 
 @defect("hostname-changes-on-reboot")
-
-
 def hostname_changes_on_reboot(tree: Path, arch: str, layout: DiskLayout) -> None:
     after_first_boot(tree, "rename-host", "Give the host a new name at every boot",
                       "/bin/hostname renamed-at-boot", "After=cloud-final.service")
 
 
 @defect("fails-after-reboot")
-
-
 def fails_after_reboot(tree: Path, arch: str, layout: DiskLayout) -> None:
     after_first_boot(tree, "second-boot-fails", "A service that fails from the second boot on",
                       "/bin/false", "After=cloud-final.service")
 
 
 @defect("oops-after-reboot")
-
-
 def oops_after_reboot(tree: Path, arch: str, layout: DiskLayout) -> None:
     """A kernel oops on the console, from the second boot on: trouble that starts during a run."""
     after_first_boot(tree, "late-oops", "A kernel oops from the second boot on",
@@ -43,16 +37,12 @@ def oops_after_reboot(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("host-keys-regenerated-on-reboot")
-
-
 def host_keys_regenerated_on_reboot(tree: Path, arch: str, layout: DiskLayout) -> None:
     after_first_boot(tree, "regenerate-host-keys", "New SSH host keys at every boot",
                       "/bin/sh -c 'rm -f /etc/ssh/ssh_host_* && ssh-keygen -A'", "Before=ssh.service")
 
 
 @defect("ssh-gone-after-crash")
-
-
 def ssh_gone_after_crash(tree: Path, arch: str, layout: DiskLayout) -> None:
     """After an unclean stop (a power cycle, a hard reset) sshd does not start: a clean shutdown
     leaves a marker, a boot without one breaks sshd's configuration."""
@@ -68,8 +58,6 @@ def ssh_gone_after_crash(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("reboot-loop")
-
-
 def reboot_loop(tree: Path, arch: str, layout: DiskLayout) -> None:
     """The machine restarts itself early in every boot, before it can be reached."""
     unit(tree, "restart-at-boot.service",
@@ -80,7 +68,5 @@ def reboot_loop(tree: Path, arch: str, layout: DiskLayout) -> None:
 
 
 @defect("reboot-masked")
-
-
 def reboot_masked(tree: Path, arch: str, layout: DiskLayout) -> None:
     mask(tree, "reboot.target")
