@@ -107,6 +107,19 @@ def pending_axes(item: pytest.Item, provider: str, spec: LaunchSpec) -> set[str]
             if axis in LATE_AXES and current[axis] is None}
 
 
-#: providers that start the machine themselves, so see its console and its boot: every one but
-#: ssh, which reaches a host somebody else started
-STARTS_THE_MACHINE = Not("ssh")
+class _StartsTheMachine(Not):
+    """Every provider that starts the machine itself, so sees its console and its boot: all but
+    those that reach a host somebody else started (`Provider.starts_machines` false), looked up
+    when first asked, among the providers installed."""
+
+    def __init__(self) -> None:
+        pass
+
+    @property  # type: ignore[override]
+    def values(self) -> tuple[str, ...]:
+        from .provider import provider_classes
+
+        return tuple(sorted(n for n, cls in provider_classes().items() if not cls.starts_machines))
+
+
+STARTS_THE_MACHINE = _StartsTheMachine()

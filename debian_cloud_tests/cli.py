@@ -67,7 +67,10 @@ def _providers(args: argparse.Namespace) -> int:
     from . import preflight
 
     names = list(dict.fromkeys([*args.names, *args.require]))
-    options = {k: v for k, v in (("region", args.region), ("os_cloud", args.os_cloud)) if v}
+    from .options import scope_options
+
+    options = {opt.spec_key: value for opt, _ in scope_options().values()
+               if (value := getattr(args, opt.spec_key, None))}
     reports = preflight.check_all(names, options)
     print(preflight.as_json(reports) if args.json else preflight.as_table(reports))
     preflight.require(reports, args.require)
@@ -150,8 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     providers.add_argument("--json", action="store_true", help="a JSON list instead of the table")
     providers.add_argument("--require", action="append", default=[], metavar="NAME",
                            help="exit with the error code of NAME if it is not ready (repeatable)")
-    providers.add_argument("--region", help="the region a run would give (aws, openstack)")
-    providers.add_argument("--os-cloud", help="openstack: the cloud in clouds.yaml (default: OS_CLOUD)")
+    from .options import add_scope_arguments
+
+    add_scope_arguments(providers)
     providers.set_defaults(func=_providers)
 
     image = sub.add_parser("test-image", help="build a small Debian cloud image for testing")

@@ -28,14 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UnknownProviderError, UsageError
-from .provider import available
+from .options import add_scope_arguments, scope_options
+from .provider import available, provider_classes
 from .rundir import CLOUD_FILE, KEPT_FILE, PIDS_FILE, PREFIX, mentions, reap
 
 MIN_AGE = 60.0  # seconds
-#: the scoping options of `gc`, and the names a provider's collect_garbage takes each one by
-SCOPES: dict[str, tuple[str, ...]] = {"region": ("region",), "project": ("project",),
-                                      "os_cloud": ("cloud", "os_cloud"),
-                                      "subscription": ("subscription",)}
 
 
 def _holders(path: Path) -> list[int]:
@@ -158,18 +155,16 @@ def _has_gc(name: str) -> bool:
         return False
 
 
-def scoped_kwargs(collect: Callable[..., Any], given: dict[str, str | None]) -> dict[str, Any]:
-    """The scoping options (region, project…) *collect* takes, by the name it takes them by.
-
-    A required parameter (aws's region) is passed even when the option was not given (None:
-    the SDK's configuration decides); the others only when given.
-    """
+def scoped_kwargs(name: str, collect: Callable[..., Any], given: dict[str, str | None]) -> dict[str, Any]:
+    """The scopes (region, project…) provider *name* declares, by their keys, as *collect* takes
+    them.  A required parameter (aws's region) is passed even when the option was not given
+    (None: the SDK's configuration decides); the others only when given."""
     params = inspect.signature(collect).parameters
     kwargs: dict[str, Any] = {}
-    for option, names in SCOPES.items():
-        param = next((params[n] for n in names if n in params), None)
-        if param is not None and (given.get(option) is not None or param.default is param.empty):
-            kwargs[param.name] = given.get(option)
+    for opt in provider_classes()[name].scope_options:
+        param = params.get(opt.spec_key)
+        if param is not None and (given.get(opt.spec_key) is not None or param.default is param.empty):
+            kwargs[opt.spec_key] = given.get(opt.spec_key)
     return kwargs
 
 
@@ -177,31 +172,22 @@ def _run(args: argparse.Namespace) -> int:
     names = list(dict.fromkeys(args.provider or []))
     # every name and option is checked before anything is removed, locally or on a cloud
     collectors = {name: _collector(name) for name in names}
-    given = {option: getattr(args, option, None) for option in SCOPES}
-    for option, value in given.items():
-        takers = [n for n, c in collectors.items() if any(p in inspect.signature(c).parameters
-                                                          for p in SCOPES[option])]
-        if value is not None and not takers:
-            flag = "--" + option.replace("_", "-")
-            raise UsageError(f"gc: {flag} applies to no provider given"
+    scopes = scope_options()
+    given = {opt.spec_key: getattr(args, opt.spec_key, None) for opt, _ in scopes.values()}
+    for opt, owners in scopes.values():
+        if given[opt.spec_key] is not None and not set(owners) & set(names):
+            raise UsageError(f"gc: --{opt.name} applies to no provider given"
                              f"{' (' + ', '.join(names) + ')' if names else ''}; drop it")
     for path in collect_local():
         print(f"removed stale run dir {path}")
     for name, collect in collectors.items():
-        print_deleted(collect(now=datetime.now(UTC), **scoped_kwargs(collect, given)), f"{name}: ")
+        print_deleted(collect(now=datetime.now(UTC), **scoped_kwargs(name, collect, given)), f"{name}: ")
     return 0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser("gc", help="remove run dirs, VMs and cloud resources that killed runs left")
     parser.add_argument("--provider", action="append", help="also collect expired resources on this "
-                        "cloud (repeatable; e.g. aws)")
-    parser.add_argument("--region", help="cloud region (aws, openstack, azure; default: the SDK's "
-                        "configuration)")
-    parser.add_argument("--project", help="gce: the project (default: from the credentials or "
-                        "GOOGLE_CLOUD_PROJECT)")
-    parser.add_argument("--os-cloud", dest="os_cloud", help="openstack: the cloud in clouds.yaml "
-                        "(default: OS_CLOUD)")
-    parser.add_argument("--subscription", help="azure: the subscription (default: "
-                        "AZURE_SUBSCRIPTION_ID)")
+                        "cloud (repeatable)")
+    add_scope_arguments(parser)
     parser.set_defaults(func=_run)

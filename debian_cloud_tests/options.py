@@ -106,6 +106,25 @@ def provider_options() -> dict[str, tuple[Option, tuple[str, ...]]]:
     return found
 
 
+def scope_options() -> dict[str, tuple[Option, tuple[str, ...]]]:
+    """The scopes installed providers' resources live in (region, project…): name -> (option,
+    the providers taking it), for the `gc` and `providers` commands."""
+    from .provider import provider_classes
+
+    found: dict[str, tuple[Option, tuple[str, ...]]] = {}
+    for name, cls in sorted(provider_classes().items()):
+        for opt in cls.scope_options:
+            first, owners = found.get(opt.name, (opt, ()))
+            found[opt.name] = (first, (*owners, name))
+    return found
+
+
+def add_scope_arguments(parser: Any) -> None:
+    """The scope options as flags of an argparse command, each naming the providers taking it."""
+    for opt, owners in scope_options().values():
+        parser.add_argument(f"--{opt.name}", dest=opt.spec_key, help=f"{opt.help} [{', '.join(owners)}]")
+
+
 def all_options() -> tuple[Option, ...]:
     """The common options, then the providers' (help naming the providers that take each)."""
     declared = tuple(replace(opt, help=f"{opt.help} [{', '.join(owners)}]")

@@ -28,9 +28,6 @@ from .errors import UsageError
 from .junitprops import Prop
 from .rundir import new_run_id
 
-#: providers that reach a host somebody else started: they cannot start a second instance
-ONE_HOST = ("ssh",)
-
 #: what a run launched with siblings records (JUnit properties parallel_run, parallel_label), so
 #: the gate reads the siblings as instances tested together, not as retries of one another
 GROUP_ENV, LABEL_ENV = "DCT_PARALLEL_RUN", "DCT_PARALLEL_LABEL"
@@ -68,7 +65,7 @@ def expand(targets: Sequence[Target], instances: int) -> list[Target]:
     if instances < 1:
         raise UsageError(f"--instances {instances}: give 1 or more")
     for target in targets:
-        if instances > 1 and target.provider in ONE_HOST:
+        if instances > 1 and not _starts_machines(target.provider):
             raise UsageError(f"--instances {instances} with the {target.provider} provider: it tests "
                              "the one host it is given; launch the others yourself and give each "
                              "as its own --target")
@@ -93,6 +90,14 @@ class _Run:
     seconds: float = 0.0
     summary: str = ""
     signalled: set[int] = field(default_factory=set)
+
+
+def _starts_machines(provider: str) -> bool:
+    """False for a provider that reaches a host somebody else started: no second instance."""
+    from .provider import provider_classes
+
+    cls = provider_classes().get(provider)
+    return cls is None or cls.starts_machines
 
 
 def properties() -> dict[str, str]:

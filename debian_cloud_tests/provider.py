@@ -1,9 +1,10 @@
 """The provider seam and its registry.
 
 A provider turns a :class:`LaunchSpec` into a running :class:`Machine` and back into nothing.
-Providers are looked up by name, lazily: built-in ones through a name → dotted path table (so an
-unused cloud SDK is never imported), others through the ``debian_cloud_tests.providers`` entry
-point group, so a vendor adds one with a line in their own ``pyproject.toml``.
+Providers are looked up by name through the ``debian_cloud_tests.providers`` entry point group,
+this package's own and any other package's alike: a vendor adds one with a line in their own
+``pyproject.toml`` (docs/providers.md, "Adding a provider").  A provider's module imports its
+cloud SDK only when it is first used, so listing the providers costs no SDK import.
 """
 
 from __future__ import annotations
@@ -25,16 +26,6 @@ if TYPE_CHECKING:
 
 ENTRY_POINT_GROUP = "debian_cloud_tests.providers"
 
-BUILTIN: dict[str, str] = {
-    "qemu": "debian_cloud_tests.providers.qemu:QemuProvider",
-    "aws": "debian_cloud_tests.providers.aws:AwsProvider",
-    "gce": "debian_cloud_tests.providers.gce:GceProvider",
-    "azure": "debian_cloud_tests.providers.azure:AzureProvider",
-    "openstack": "debian_cloud_tests.providers.openstack:OpenStackProvider",
-    "ssh": "debian_cloud_tests.providers.ssh:SshProvider",
-    "vagrant": "debian_cloud_tests.providers.vagrant:VagrantProvider",
-}
-
 
 #: an emulated CPU (QEMU's TCG) boots several times slower than a virtualised one
 EMULATED_BOOT_BUDGET = 300.0
@@ -47,6 +38,9 @@ class Provider(abc.ABC):
     #: the provider's own command-line options (and ini keys), passed in LaunchSpec.options by
     #: their keys; added to pytest's wherever the provider is installed
     options: tuple[Option, ...] = ()
+    #: where its resources live (region, project, cloud): flags of `gc` and `providers`, given to
+    #: its gc module's collect_garbage and to :meth:`preflight` by their keys
+    scope_options: tuple[Option, ...] = ()
     #: launches may run at the same time, each in a thread of its own (see :mod:`lifecycle`):
     #: True only where launch creates nothing shared with another launch (every resource named
     #: for its launch; lazily made clients guarded) and its SDK clients are thread-safe.  Such a
@@ -54,6 +48,9 @@ class Provider(abc.ABC):
     #: other would take N times as long.  False: launched one after the other from the calling
     #: thread (a QEMU dies with the thread that started it).
     concurrent_launches: bool = False
+    #: False for a provider that reaches a host somebody else started: no console, no boot of
+    #: its own to judge, no second instance to launch
+    starts_machines: bool = True
 
     @abc.abstractmethod
     def validate(self, spec: LaunchSpec) -> LaunchSpec:
@@ -107,11 +104,10 @@ class Provider(abc.ABC):
 
 
 def available() -> dict[str, str]:
-    """Every provider name known, built-in and from entry points, with where it comes from."""
-    names = dict(BUILTIN)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        names.setdefault(ep.name, ep.value)
-    return names
+    """Every provider installed, by name, with where it comes from: the entry points of its
+    group, this package's own providers among them (a package's metadata lists them)."""
+    return {ep.name: ep.value for ep in sorted(entry_points(group=ENTRY_POINT_GROUP),
+                                               key=lambda ep: ep.name)}
 
 
 @functools.cache

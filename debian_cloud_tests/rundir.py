@@ -160,10 +160,15 @@ def _collect_cloud(path: Path, record: dict[str, str | None]) -> bool:
     Returns:
         Whether they are gone: if not, the run dir and its record stay for gc to retry.
     """
+    from .gc import gc_module_name  # gc reads run dirs: imported here, not at the top
+
     where = dict(record)
     name = where.pop("provider")
     try:
-        importlib.import_module(f"debian_cloud_tests.providers.{name}.gc").collect_run(**where)
+        module = gc_module_name(str(name))
+        if module is None:
+            raise LookupError(f"provider {name!r} has no gc module")
+        importlib.import_module(module).collect_run(**where)
     except Exception as exc:
         print(f"debian-cloud-tests: {path.name}: removing cloud resources failed ({exc}); the "
               f"run dir {path} is kept for `debian-cloud-tests gc` to retry", file=sys.stderr)

@@ -97,14 +97,13 @@ def test_each_provider_gets_only_the_scope_it_takes() -> None:
     """The options reach each collect_garbage by the name it takes them by; a required region
     (aws) is passed even when not given; what a provider does not take is never passed."""
     given = {"region": "r1", "project": "p1", "os_cloud": "c1", "subscription": "s1"}
-    taken = {name: gc.scoped_kwargs(gc._collector(name), given)
+    taken = {name: gc.scoped_kwargs(name, gc._collector(name), given)
              for name in ("aws", "gce", "azure", "openstack", "ssh", "vagrant")}
     assert taken == {"aws": {"region": "r1"}, "gce": {"region": "r1", "project": "p1"},
                      "azure": {"region": "r1", "subscription": "s1"},
-                     "openstack": {"region": "r1", "cloud": "c1"}, "ssh": {"region": "r1"},
-                     "vagrant": {}}
-    assert gc.scoped_kwargs(gc._collector("aws"), {}) == {"region": None}
-    assert gc.scoped_kwargs(gc._collector("openstack"), {}) == {}
+                     "openstack": {"region": "r1", "os_cloud": "c1"}, "ssh": {}, "vagrant": {}}
+    assert gc.scoped_kwargs("aws", gc._collector("aws"), {}) == {"region": None}
+    assert gc.scoped_kwargs("openstack", gc._collector("openstack"), {}) == {}
 
 
 # -- only the caller's own run dirs, and only what belongs to them --------------------------------

@@ -42,6 +42,7 @@ _DISK = re.compile(r"^(\+)?(\d+)G$", re.I)
 class AwsProvider(Provider):
     name = "aws"
     options = (REGION, SUBNET, SECURITY_GROUP)
+    scope_options = (REGION,)
     #: each launch makes its own key pair, group and instance, all named for it; a boto3 client
     #: is thread-safe, the session that makes it is not (made under the lock)
     concurrent_launches = True

@@ -26,7 +26,7 @@ from debian_cloud_tests.errors import (
     note_cleanup_failures,
 )
 from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
-from debian_cloud_tests.options import REGION
+from debian_cloud_tests.options import REGION, Option
 from debian_cloud_tests.provider import Provider
 from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec
 
@@ -44,6 +44,8 @@ _ID = re.compile(r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<group>[^/]+
 class AzureProvider(Provider):
     name = "azure"
     options = (REGION,)
+    scope_options = (REGION, Option("subscription", "the subscription (default: "
+                                    "AZURE_SUBSCRIPTION_ID)"))
     #: each launch makes its own resource group, and everything of its machine inside it; the
     #: clients are made once, under the lock
     concurrent_launches = True

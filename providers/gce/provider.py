@@ -25,7 +25,7 @@ from debian_cloud_tests.errors import (
     note_cleanup_failures,
 )
 from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
-from debian_cloud_tests.options import NETWORK, ZONE, Option
+from debian_cloud_tests.options import NETWORK, REGION, ZONE, Option
 from debian_cloud_tests.provider import Provider
 from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec
 
@@ -45,6 +45,8 @@ class GceProvider(Provider):
     name = "gce"
     options = (Option("machine-type", "the machine type, GCE's name for --instance-type",
                       instance_type_alias=True), ZONE, NETWORK)
+    scope_options = (Option("project", "the project (default: from the credentials or "
+                            "GOOGLE_CLOUD_PROJECT)"), REGION)
     #: each launch makes its own firewall rule and instance, both named for it; the clients are
     #: made once, under the lock
     concurrent_launches = True

@@ -24,7 +24,7 @@ from . import resources, retry, session
 from .resources import EXPIRES_KEY, RUN_ID_KEY
 
 
-def collect_garbage(now: datetime, cloud: str | None = None, region: str | None = None,
+def collect_garbage(now: datetime, os_cloud: str | None = None, region: str | None = None,
                     conn: Any = None) -> list[str]:
     """Delete expired servers, then expired security groups and key pairs; returns their names.
 
@@ -32,7 +32,7 @@ def collect_garbage(now: datetime, cloud: str | None = None, region: str | None 
         CleanupError: after trying everything, listing what could not be deleted.
     """
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
-    conn = conn or session.connect(cloud, region)
+    conn = conn or session.connect(os_cloud, region)
     sweep = Sweep()
     for server in retry.call(lambda: list(conn.compute.servers()), "list servers"):
         if expiry.expired((server.metadata or {}).get(EXPIRES_KEY), now):

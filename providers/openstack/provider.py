@@ -46,6 +46,8 @@ class OpenStackProvider(Provider):
     options = (Option("flavor", "the flavor name or id, OpenStack's name for --instance-type",
                       instance_type_alias=True), REGION, ZONE, NETWORK, SECURITY_GROUP,
                Option("os-cloud", "the cloud's name in clouds.yaml (default: OS_CLOUD)"))
+    scope_options = (REGION, Option("os-cloud", "the cloud's name in clouds.yaml (default: "
+                                    "OS_CLOUD)"))
     #: each launch makes its own key pair, security group and server, all named for it; the
     #: connection is made once per cloud and region, under the lock
     concurrent_launches = True

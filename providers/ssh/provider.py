@@ -88,6 +88,7 @@ def known_host_keys(value: str, address: str, port: int) -> list[str]:
 
 class SshProvider(Provider):
     name = "ssh"
+    starts_machines = False
     options = (
         Option("host", "the already-running host to test, USER@ADDRESS[:PORT]"),
         Option("ssh-key", "private key file to log in to --host with"),
