@@ -93,30 +93,28 @@ SECURITY_GROUP = Option("security-group", "existing security group to use instea
                         "for the run (it must let this runner reach port 22)")
 
 
-def provider_options() -> dict[str, tuple[Option, tuple[str, ...]]]:
-    """Every option the installed providers declare: name -> (option, the providers declaring
-    it); one several providers declare (--region) is one option, its first declaration's."""
+def _declared(attribute: str) -> dict[str, tuple[Option, tuple[str, ...]]]:
+    """The options the installed providers declare in *attribute*: name -> (option, the
+    providers declaring it); one several declare (--region) is one option, its first's."""
     from .provider import provider_classes
 
     found: dict[str, tuple[Option, tuple[str, ...]]] = {}
     for name, cls in sorted(provider_classes().items()):
-        for opt in cls.options:
+        for opt in getattr(cls, attribute):
             first, owners = found.get(opt.name, (opt, ()))
             found[opt.name] = (first, (*owners, name))
     return found
+
+
+def provider_options() -> dict[str, tuple[Option, tuple[str, ...]]]:
+    """Every run option the installed providers declare, with the providers declaring it."""
+    return _declared("options")
 
 
 def scope_options() -> dict[str, tuple[Option, tuple[str, ...]]]:
-    """The scopes installed providers' resources live in (region, project…): name -> (option,
-    the providers taking it), for the `gc` and `providers` commands."""
-    from .provider import provider_classes
-
-    found: dict[str, tuple[Option, tuple[str, ...]]] = {}
-    for name, cls in sorted(provider_classes().items()):
-        for opt in cls.scope_options:
-            first, owners = found.get(opt.name, (opt, ()))
-            found[opt.name] = (first, (*owners, name))
-    return found
+    """Where installed providers' resources live (region, project…), with the providers taking
+    each: the flags of the `gc` and `providers` commands."""
+    return _declared("scope_options")
 
 
 def add_scope_arguments(parser: Any) -> None:
