@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from . import readiness, ssh, sshkeys
+from . import readiness, ssh, sshhost, sshkeys
 from .errors import CleanupError, DCTError, note_cleanup_failures
 from .machine import Machine
 from .provider import Provider
@@ -211,8 +211,8 @@ class Fleet:
         readiness.wait_for_cloud_init(ready, remaining)
         host = None
         if ready.client is not None:
-            host = ssh.make_host(ready.client, lambda: ssh.connect(machine.ssh, ready.host_keys),
-                                 machine.ssh)
+            host = sshhost.make_host(ready.client,
+                                     lambda: ssh.connect(machine.ssh, ready.host_keys), machine.ssh)
         instance = Instance(machine, ready, run_dir, host)
         with self._lock:
             registered = (machine, run_dir) in self._pending  # else the fleet was closed meanwhile

@@ -1,4 +1,4 @@
-"""One persistent, verified SSH connection per machine, and the testinfra backend on top of it.
+"""One persistent, verified SSH connection per machine (sshhost.py puts testinfra on top of it).
 
 The host key is checked against the keys the guest announced on its console (or the key we
 injected): paramiko's AutoAddPolicy is never used, and a mismatch is refused.  The socket has
@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import paramiko
-from testinfra.backend.paramiko import ParamikoBackend
-from testinfra.host import Host
 
 from .errors import HostKeyMismatchError
 from .machine import SSHEndpoint
@@ -125,52 +121,3 @@ def _only_key_types(key_types: Sequence[str]) -> dict[str, list[str]]:
     if not wanted:
         return {}
     return {"keys": [t for t in all_types if t not in wanted]}
-
-
-class SharedConnectionBackend(ParamikoBackend):
-    """testinfra's paramiko backend on our verified connection, reconnecting through *reconnect*.
-
-    Commands from several threads run concurrently on one transport (a channel each).
-    """
-
-    NAME = "dct"
-
-    def __init__(self, client: paramiko.SSHClient, reconnect: Callable[[], paramiko.SSHClient],
-                 hostspec: str, **kwargs: Any) -> None:
-        super().__init__(hostspec, **kwargs)
-        self._client = client
-        self._reconnect = reconnect
-        self._lock = threading.Lock()
-
-    @property  # type: ignore[override]
-    def client(self) -> paramiko.SSHClient:
-        transport = self._client.get_transport()
-        if transport is None or not transport.is_active():
-            with self._lock:
-                transport = self._client.get_transport()
-                if transport is None or not transport.is_active():
-                    self._client = self._reconnect()
-        return self._client
-
-    @client.deleter
-    def client(self) -> None:
-        """testinfra deletes the cached client after a broken transport; reconnect instead."""
-        with self._lock:
-            self._client.close()
-            self._client = self._reconnect()
-
-    def close(self) -> None:
-        self._client.close()
-
-    def replace_client(self, client: paramiko.SSHClient) -> None:
-        """Use a new verified connection (after a reboot) for every later command."""
-        with self._lock:
-            self._client.close()
-            self._client = client
-
-
-def make_host(client: paramiko.SSHClient, reconnect: Callable[[], paramiko.SSHClient],
-              endpoint: SSHEndpoint) -> Host:
-    """A testinfra Host whose every command goes over *client*."""
-    spec = f"{endpoint.user}@{endpoint.host}:{endpoint.port}"
-    return Host(SharedConnectionBackend(client, reconnect, spec))

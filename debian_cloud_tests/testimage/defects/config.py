@@ -309,8 +309,10 @@ def promiscuous_capture(tree: Path, arch: str, layout: DiskLayout) -> None:
     """A packet capture from debugging the build's network, left to start at every boot."""
     unit(tree, "capture.service",
           "[Unit]\nDescription=Capture traffic\nAfter=network-online.target\n\n[Service]\n"
-          "Type=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c 'for i in /sys/class/net/*; do "
-          "ip link set dev \"${i##*/}\" promisc on; done'\n\n[Install]\nWantedBy=multi-user.target\n")
+          "Type=oneshot\nRemainAfterExit=yes\n"
+          # $$: systemd would expand ${…} itself
+          "ExecStart=/bin/sh -c 'for i in /sys/class/net/*; do ip link set dev \"$${i##*/}\" "
+          "promisc on; done'\n\n[Install]\nWantedBy=multi-user.target\n")
 
 
 @defect("user-owned-shared-dir")
