@@ -1,7 +1,7 @@
-"""Probes read both by the suites and by the run's own JUnit properties.
+"""Probes read by more than one suite, or by the suites and the run's own JUnit properties.
 
-Declared once, here, so one gather runs each command once for both: the properties cost the
-guest nothing more than the checks already do, and are read after ready like every check.
+Declared once, here, so one gather runs each command once for all its readers: the properties
+cost the guest nothing more than the checks already do, and are read after ready like every check.
 """
 
 from __future__ import annotations
@@ -17,6 +17,10 @@ LISTENING = Probe("listening", "ss -Htulpn", root=True)
 CLOUD_INIT_STATUS = Probe("ci_status", "cat /run/cloud-init/status.json")
 #: what cloud-init knows of the instance: read by the cloud-init, metadata and uniqueness suites
 INSTANCE_DATA = Probe("ci_instance_data", "cat /run/cloud-init/instance-data.json")
+#: sshd's effective configuration: read by the config suite and by cloud-init's root-login check
+SSHD_T = Probe("sshd_T", "sshd -T -C user=nobody,host=localhost,addr=127.0.0.1", root=True)
+#: the kernel command line: read by the bvt and config suites
+CMDLINE = Probe("cmdline", "cat /proc/cmdline")
 
 #: what the run's properties read (see artifacts.comparable_properties)
 FOR_PROPERTIES = (OS_RELEASE, DPKG_PACKAGES, LISTENING, CLOUD_INIT_STATUS)

@@ -10,6 +10,7 @@ import pytest
 from debian_cloud_tests import consolescan
 from debian_cloud_tests.applicability import STARTS_THE_MACHINE
 from debian_cloud_tests.facts import Probe
+from debian_cloud_tests.probes import CMDLINE
 from debian_cloud_tests.systemd import show_blocks
 
 PROBES = [
@@ -23,7 +24,7 @@ PROBES = [
     Probe("serial_gettys", "read -r c </proc/cmdline; set --; for a in $c; do case $a in console=*) "
           "t=${a#console=}; t=${t%%,*}; echo \"$t\"; set -- \"$@\" \"serial-getty@$t.service\";; esac; "
           "done; echo; [ $# -eq 0 ] || systemctl show -p Id,ActiveState \"$@\""),
-    Probe("cmdline", "cat /proc/cmdline"),
+    CMDLINE,
     # the state first (boot is over by ready, so --wait returns at once), then the failed units
     Probe("system_state", "systemctl is-system-running --wait; "
           "systemctl --failed --plain --no-legend --no-pager"),

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from debian_cloud_tests.facts import Probe
+from debian_cloud_tests.probes import CMDLINE
 from debian_cloud_tests.spec import ImageType
 
 #: image types whose Debian images run the cloud kernel (linux-image-cloud-*)
@@ -22,7 +23,7 @@ TAINT_FLAGS = {0: "proprietary module", 1: "module force-loaded", 4: "machine ch
 
 PROBES = [
     Probe("kernel_release", "uname -r"),
-    Probe("cmdline", "cat /proc/cmdline"),  # shared with the bvt suite: read once
+    CMDLINE,
     Probe("kernel_tainted", "cat /proc/sys/kernel/tainted"),
     Probe("reboot_required", "[ -e /run/reboot-required ] && { echo pending; "
           "cat /run/reboot-required.pkgs 2>/dev/null; }; true"),

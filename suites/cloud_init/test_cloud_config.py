@@ -9,6 +9,7 @@ import json
 import pytest
 
 from debian_cloud_tests.facts import Probe
+from debian_cloud_tests.probes import SSHD_T
 
 #: module -> why an instance needs it (removing any of these breaks a promise of the image)
 REQUIRED_MODULES = {
@@ -31,7 +32,7 @@ KEYS = ("disable_root", "ssh_deletekeys", "ssh_pwauth", "ssh_genkeytypes", "pres
 SELF_RESOLVING_NSS = ("myhostname", "resolve")
 
 PROBES = [
-    Probe("sshd_T", "sshd -T -C user=nobody,host=localhost,addr=127.0.0.1", root=True),  # shared
+    SSHD_T,
     Probe("hostname_by_nss", "svcs=$(sed -n 's/^hosts:[[:space:]]*//p' /etc/nsswitch.conf | "
           "tr -s ' \\t' '\\n\\n' | grep -x -E '" + "|".join(SELF_RESOLVING_NSS) + "' | tr '\\n' ' '); "
           "[ -z \"$svcs\" ] || getent -s \"hosts:$svcs\" hosts \"$(hostname)\"; true"),

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from debian_cloud_tests.facts import Probe
-from debian_cloud_tests.probes import LISTENING
+from debian_cloud_tests.probes import CMDLINE, LISTENING
 
 #: sysctl -> (comparison, value): Debian's defaults for these protections
 SYSCTLS = {
@@ -111,7 +111,7 @@ PROBES = [
     Probe("command_dirs", "for d in " + " ".join(COMMAND_DIRS) + "; do [ -d \"$d\" ] && "
           "find \"$d\" -xdev ! -type l \\( ! -user root -o -perm /022 \\) -printf '%u %m %p\\n'; "
           "done; true", root=True),
-    Probe("cmdline", "cat /proc/cmdline"),  # shared with the bvt suite: read once
+    CMDLINE,
     # openssl's verdict on each CA a build or an administrator added: 0 valid, 1 expired
     Probe("local_cas", "for f in /usr/local/share/ca-certificates/*.crt "
           "/usr/local/share/ca-certificates/*/*.crt; do [ -f \"$f\" ] || continue; "

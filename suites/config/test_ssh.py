@@ -8,9 +8,10 @@ import re
 import pytest
 
 from debian_cloud_tests.facts import Probe
+from debian_cloud_tests.probes import SSHD_T
 
 PROBES = [
-    Probe("sshd_T", "sshd -T -C user=nobody,host=localhost,addr=127.0.0.1", root=True),
+    SSHD_T,
     Probe("ssh_host_key_files", "stat -c '%a %U %n' /etc/ssh/ssh_host_*_key", root=True),
     Probe("ssh_host_public_keys", "stat -c '%a %U %G %n' /etc/ssh/ssh_host_*_key.pub", root=True),
     # the type of every host key sshd loads (a key file it is not configured with is never served)
