@@ -114,7 +114,7 @@ class Fleet:
                          overrides: dict[str, Any]) -> list[Instance | BaseException]:
         spec = replace(self.spec, **overrides) if overrides else self.spec
         if self.keep is not KeepInstance.NEVER:
-            spec = replace(spec, options={**spec.options, "die_with_parent": "no"})
+            spec = replace(spec, may_outlive_run=True)
 
         def shown(index: int) -> readiness.Progress | None:
             return progress if index == 0 else None

@@ -7,6 +7,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 
 class Arch(enum.StrEnum):
@@ -96,6 +97,34 @@ class HostKeySource(enum.StrEnum):
     INJECTED = "injected"
 
 
+@dataclass(frozen=True)
+class ProviderSettings:
+    """What a provider's ``validate`` worked out from the spec and its options: each provider's
+    ``launch`` reads its own subclass, typed, instead of parsing ``LaunchSpec.options`` again."""
+
+
+@dataclass(frozen=True)
+class LaunchHooks:
+    """Wiring that code embedding a provider gives it beyond the user's options (an emulated
+    cloud's guest, the image builder's VM); a provider that takes any names its own subclass."""
+
+
+S = TypeVar("S", bound=ProviderSettings)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The vCPUs and memory an instance type gives, where the platform says (None: not said)."""
+
+    vcpus: int | None = None
+    memory_mib: int | None = None
+
+    def facts(self) -> dict[str, str]:
+        """As PlatformFacts.extra holds them (what the metadata suite compares the guest to)."""
+        given = {"vcpus": self.vcpus, "memory_mib": self.memory_mib}
+        return {k: str(v) for k, v in given.items() if v is not None}
+
+
 @dataclass
 class LaunchSpec:
     """Everything a provider needs to start one machine; providers reject what they cannot honour."""
@@ -116,3 +145,17 @@ class LaunchSpec:
     image_type: ImageType | None = None
     #: the Debian release the image holds (a codename); None: read from the guest once it is up
     release: str | None = None
+    #: the machine may outlive this process (--keep-instance): nothing may tie it to the process
+    may_outlive_run: bool = False
+    #: see LaunchHooks; a provider that takes hooks refuses any not of its own type
+    hooks: LaunchHooks | None = None
+    #: set by the provider's validate, read by its launch
+    settings: ProviderSettings | None = None
+
+    def settings_as(self, kind: type[S]) -> S:
+        """This spec's settings as the provider's own type (a spec not validated by that
+        provider is a programming error, not a user's)."""
+        if not isinstance(self.settings, kind):
+            raise TypeError(f"launch of a spec not validated by its provider: {kind.__name__} "
+                            f"expected, {type(self.settings).__name__} found")
+        return self.settings

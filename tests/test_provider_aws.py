@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING
 import pytest
 from debian_cloud_tests.providers.aws import AwsProvider
 from debian_cloud_tests.providers.aws.instance import merge_console
+from debian_cloud_tests.providers.aws.provider import AwsSettings
 from debian_cloud_tests.providers.aws.resources import EXPIRES_TAG, RUN_ID_TAG
 
 from debian_cloud_tests import console
 from debian_cloud_tests.errors import ArchFirmwareError, ImageNotFoundError, UsageError
 from debian_cloud_tests.expiry import parse as parse_expiry
 from debian_cloud_tests.provider import available, get_provider
-from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec
+from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec, Shape
 
 from .fakes.moto_ec2 import leftovers, no_aws_network
 
@@ -65,9 +66,10 @@ def test_validate_fills_in_what_the_ami_says(aws: AwsWorld) -> None:
     no_aws_network()
     spec = AwsProvider().validate(make_spec(aws, arch=Arch.ARM64))
     assert (spec.arch, spec.firmware, spec.instance_type) == (Arch.AMD64, Firmware.BIOS, "t3.small")
-    assert spec.options["region"] == aws.region
-    assert spec.options["ssh_source"] == "127.0.0.1/32"
-    assert spec.options["vcpus"] == "2" and spec.options["memory_mib"] == "2048"
+    settings = spec.settings_as(AwsSettings)
+    assert settings.region == aws.region
+    assert settings.ssh_source == "127.0.0.1/32"
+    assert settings.shape == Shape(vcpus=2, memory_mib=2048)
 
 
 def test_arm64_ami_gets_a_graviton_type_and_uefi(aws: AwsWorld) -> None:
@@ -149,7 +151,7 @@ def test_injected_host_key_and_existing_group(aws: AwsWorld, tmp_path: Path) -> 
     theirs = aws.ec2.create_security_group(GroupName="theirs", Description="x", VpcId=vpc)["GroupId"]
     _, spec, machine = launch(aws, tmp_path, host_key_source=HostKeySource.INJECTED,
                               options={"security_group": theirs})
-    assert "ssh_source" not in spec.options
+    assert spec.settings_as(AwsSettings).ssh_source is None
     assert machine.host_keys_hint() and machine.host_keys_hint()[0].startswith("ssh-ed25519 ")
     assert machine.destroy() == []
     assert leftovers(aws.moto) == {"security_groups": [theirs]}
@@ -185,7 +187,7 @@ def test_runner_address_must_be_known(aws: AwsWorld, monkeypatch: pytest.MonkeyP
     with pytest.raises(UsageError, match="refusing to open SSH to every address"):
         AwsProvider().validate(make_spec(aws))
     monkeypatch.setenv("DCT_AWS_SOURCE_ADDRESS", "2001:db8::5")
-    assert AwsProvider().validate(make_spec(aws)).options["ssh_source"] == "2001:db8::5/128"
+    assert AwsProvider().validate(make_spec(aws)).settings_as(AwsSettings).ssh_source == "2001:db8::5/128"
 
 
 def test_console_asks_for_the_latest_output(aws: AwsWorld, tmp_path: Path) -> None:
@@ -231,7 +233,7 @@ def test_subnet_decides_the_vpc_of_the_group(aws: AwsWorld, tmp_path: Path) -> N
     vpc = aws.ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
     subnet = aws.ec2.create_subnet(VpcId=vpc, CidrBlock="10.20.1.0/24")["Subnet"]["SubnetId"]
     _, spec, machine = launch(aws, tmp_path, options={"subnet": subnet})
-    assert spec.options["vpc_id"] == vpc
+    assert spec.settings_as(AwsSettings).vpc_id == vpc
     desc = aws.ec2.describe_instances(InstanceIds=[machine.facts.instance_id])
     nic = desc["Reservations"][0]["Instances"][0]["NetworkInterfaces"][0]
     assert nic["SubnetId"] == subnet

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import pytest
 from debian_cloud_tests import console, readiness
 from debian_cloud_tests.machine import Machine
 from debian_cloud_tests.provider import Provider
-from debian_cloud_tests.spec import Arch, LaunchSpec
+from debian_cloud_tests.spec import Arch, LaunchSpec, ProviderSettings
 
 pytest_plugins = ["tests.fakes.aws_env"]
 
@@ -176,9 +176,11 @@ def check_contract(cloud: Cloud, tmp_path: Path) -> None:
     if cloud.creates:
         assert spec.instance_type and spec.firmware is not None
     assert cloud.leftovers() == {}, "validate must create nothing"
+    assert isinstance(spec.settings, ProviderSettings), "validate must hand launch its typed settings"
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    machine: Any = cloud.provider.launch(spec, run_dir)
+    # launch reads what validate worked out, never the options again
+    machine: Any = cloud.provider.launch(replace(spec, options={}), run_dir)
     try:
         assert machine.facts.provider == cloud.name and machine.facts.arch is spec.arch
         assert machine.ssh.port == cloud.port and machine.ssh.user == spec.ssh_user
@@ -187,7 +189,7 @@ def check_contract(cloud: Cloud, tmp_path: Path) -> None:
             assert machine.facts.instance_id and machine.facts.datasource
             assert machine.ssh.key_file.parent == run_dir
         else:  # the user's own key, for their host: nothing written
-            assert machine.ssh.key_file == Path(spec.options[cloud.key_option])
+            assert machine.ssh.key_file == Path(cloud.spec.options[cloud.key_option])
             assert list(run_dir.iterdir()) == []
         assert machine.is_alive()
         if cloud.reachable:

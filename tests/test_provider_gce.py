@@ -16,13 +16,14 @@ import pytest
 from debian_cloud_tests.providers.gce import GceProvider, retry
 from debian_cloud_tests.providers.gce.errors import CredentialsError, QuotaError, ThrottledError
 from debian_cloud_tests.providers.gce.gc import collect_garbage, collect_run
+from debian_cloud_tests.providers.gce.provider import GceSettings
 from debian_cloud_tests.providers.gce.resources import EXPIRES_LABEL, RUN_ID_LABEL
 
 from debian_cloud_tests import backoff, console, rundir
 from debian_cloud_tests.errors import ImageNotFoundError, ProviderError, UsageError
 from debian_cloud_tests.expiry import parse as parse_expiry
 from debian_cloud_tests.provider import get_provider
-from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
+from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec, Shape
 
 from .conftest import OptionsOnly, run_suites
 from .fakes.gce_compute import HOST_KEY, PROJECT, ZONE, FakeGce, running_gce
@@ -74,7 +75,7 @@ def test_registry_finds_gce() -> None:
 def test_validate_fills_in_what_the_image_says(gce: FakeGce) -> None:
     spec = provider(gce).validate(make_spec())
     assert (spec.arch, spec.firmware, spec.instance_type) == (Arch.AMD64, Firmware.UEFI, "e2-small")
-    assert spec.options["vcpus"] == "2" and spec.options["memory_mib"] == "2048"
+    assert spec.settings_as(GceSettings).shape == Shape(vcpus=2, memory_mib=2048)
     arm = provider(gce).validate(make_spec("projects/debian-cloud/global/images/family/debian-12-arm64"))
     assert (arm.arch, arm.instance_type) == (Arch.ARM64, "t2a-standard-1")
 
@@ -219,7 +220,7 @@ def test_machine_type_is_gces_name_for_the_instance_type(gce: FakeGce) -> None:
     spec = options.build_spec(config, RUN_ID)  # type: ignore[arg-type]
     assert spec.instance_type == "e2-medium"
     spec = provider(gce).validate(spec)
-    assert (spec.instance_type, spec.options["memory_mib"]) == ("e2-medium", "4096")
+    assert (spec.instance_type, spec.settings_as(GceSettings).shape.memory_mib) == ("e2-medium", 4096)
     same = OptionsOnly(provider="gce", image=FAMILY, zone=ZONE, machine_type="e2-medium",
                        instance_type="e2-medium")
     assert options.build_spec(same, RUN_ID).instance_type == "e2-medium"  # type: ignore[arg-type]

@@ -23,13 +23,14 @@ from debian_cloud_tests.providers.openstack.errors import (
     ThrottledError,
 )
 from debian_cloud_tests.providers.openstack.gc import collect_garbage, collect_run
+from debian_cloud_tests.providers.openstack.provider import OpenStackSettings
 from debian_cloud_tests.providers.openstack.resources import EXPIRES_KEY, RUN_ID_KEY
 
 from debian_cloud_tests import backoff, console, rundir
 from debian_cloud_tests.errors import ArchFirmwareError, ImageNotFoundError, ProviderError, UsageError
 from debian_cloud_tests.expiry import parse as parse_expiry
 from debian_cloud_tests.provider import get_provider
-from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
+from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec, Shape
 
 from .conftest import OptionsOnly, run_suites
 from .fakes.openstack_cloud import HOST_KEY, PASSWORD, REGION, ZONE, FakeOpenStack, running_openstack
@@ -83,14 +84,14 @@ def test_registry_finds_openstack() -> None:
 def test_validate_fills_in_what_the_cloud_says(ostack: FakeOpenStack) -> None:
     spec = OpenStackProvider().validate(make_spec())
     assert (spec.arch, spec.firmware, spec.instance_type) == (Arch.AMD64, Firmware.BIOS, "m1.small")
-    assert spec.options["vcpus"] == "1" and spec.options["memory_mib"] == "2048"
-    assert spec.options["network_name"] == "public" and spec.options["region"] == REGION
-    assert spec.options["cloud"] == "fake"
+    settings = spec.settings_as(OpenStackSettings)
+    assert settings.shape == Shape(vcpus=1, memory_mib=2048)
+    assert settings.network_name == "public" and settings.region_name == REGION
+    assert settings.cloud_name == "fake"
     arm = OpenStackProvider().validate(make_spec("debian-12-genericcloud-arm64"))
     assert (arm.arch, arm.firmware) == (Arch.ARM64, Firmware.UEFI)
-    by_id = OpenStackProvider().validate(replace(make_spec(spec.options["image_id"]),
-                                                 instance_type="m1.medium"))
-    assert by_id.options["image_name"] == IMAGE and by_id.instance_type == "m1.medium"
+    by_id = OpenStackProvider().validate(replace(make_spec(settings.image_id), instance_type="m1.medium"))
+    assert by_id.settings_as(OpenStackSettings).image_name == IMAGE and by_id.instance_type == "m1.medium"
     assert ostack.leftovers() == {}
 
 
@@ -112,11 +113,12 @@ def test_bad_input_is_refused_before_anything_exists(ostack: FakeOpenStack, spec
 
 def test_several_networks_need_a_choice(ostack: FakeOpenStack) -> None:
     ostack.add_network("ext-net", external=True)  # an external network is not a candidate
-    assert OpenStackProvider().validate(make_spec()).options["network_name"] == "public"
+    assert OpenStackProvider().validate(make_spec()).settings_as(OpenStackSettings).network_name == "public"
     ostack.add_network("private")
     with pytest.raises(UsageError, match=r"several networks \(private, public\); choose one with --network"):
         OpenStackProvider().validate(make_spec())
-    assert OpenStackProvider().validate(make_spec(network="private")).options["network_name"] == "private"
+    assert (OpenStackProvider().validate(make_spec(network="private"))
+            .settings_as(OpenStackSettings).network_name == "private")
     assert ostack.leftovers() == {}
 
 

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from debian_cloud_tests.providers.vagrant import VagrantProvider, tools
+from debian_cloud_tests.providers.vagrant import VagrantProvider, box, tools
 from debian_cloud_tests.providers.vagrant.gc import collect_run
 from debian_cloud_tests.providers.vagrant.machine import STOP_TIMEOUT
+from debian_cloud_tests.providers.vagrant.provider import VagrantSettings
 
 from debian_cloud_tests import rundir
 from debian_cloud_tests.errors import UsageError
@@ -51,8 +52,10 @@ def libvirt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Libvirt
 def launch(db: Libvirt, tmp_path: Path, run_id: str) -> Launched:
     run_dir = tmp_path / f"{rundir.PREFIX}{run_id}-x"
     run_dir.mkdir()
+    # the settings validate would make: this fake libvirt has no `vagrant` for validate to ask
     spec = LaunchSpec(image=BOX, arch=Arch.host(), run_id=run_id, accel=Accel.TCG,
-                      instance_type="1x512")
+                      instance_type="1x512", settings=VagrantSettings(
+                          source=box.resolve(BOX), vcpus=1, memory_mib=512, disk_gib=None))
     machine = VagrantProvider().launch(spec, run_dir)
     db.launched.append(machine)  # type: ignore[attr-defined]
     return Launched(run_dir, machine)

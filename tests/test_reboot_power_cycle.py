@@ -40,7 +40,7 @@ def test_a_reset_that_does_not_wake_the_machine_is_followed_by_a_power_cycle(
     monkeypatch.setattr(reboot, "RESTART_SILENCE", 15.0)
     provider = get_provider("qemu")
     spec = provider.validate(LaunchSpec(image=str(good_image), arch=Arch.AMD64,
-                                        run_id=new_run_id(), options={"user_net": "restrict=on"}))
+                                        run_id=new_run_id(), options={"qemu_network": "isolated"}))
     fleet = Fleet(provider, spec, KeepInstance.NEVER)
     stop = threading.Event()
     try:

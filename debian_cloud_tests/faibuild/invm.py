@@ -24,6 +24,7 @@ import paramiko
 from .. import paths
 from ..lifecycle import Fleet, Instance
 from ..provider import get_provider
+from ..providers.qemu.settings import QemuHooks
 from ..rundir import new_run_id
 from ..spec import Arch, HostKeySource, KeepInstance, LaunchSpec
 from ..testimage.builder import Recipe, build_image
@@ -64,7 +65,7 @@ def run(spec: BuildSpec, cspace: Path, raw: Path, log: Path) -> fai.FaiRun:
         disk_size=f"+{spec.size_bytes // 1024**3 + 2}G", run_id=new_run_id(),
         host_key_source=HostKeySource.INJECTED, ca_certs=paths.local_ca_certs(),
         # open: the builder is not a candidate image, and may use a proxy on this host
-        options={"extra_disk": str(raw.resolve()), "qemu_network": "open"}))
+        options={"qemu_network": "open"}, hooks=QemuHooks(extra_disk=raw.resolve())))
     fleet = Fleet(provider, launch, KeepInstance.NEVER)
     try:
         inst = fleet.launch()

@@ -12,7 +12,7 @@ import re
 import threading
 import uuid
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from debian_cloud_tests.errors import (
 from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
 from debian_cloud_tests.options import REGION, SECURITY_GROUP, SUBNET
 from debian_cloud_tests.provider import Provider
-from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec
+from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec, ProviderSettings, Shape
 
 from . import resources, retry, session
 from .errors import AwsError
@@ -37,6 +37,19 @@ ARCHES = {"x86_64": Arch.AMD64, "arm64": Arch.ARM64}
 BOOT_MODES = {"legacy-bios": Firmware.BIOS, "uefi": Firmware.UEFI}
 _AMI = re.compile(r"^ami-[0-9a-f]{8,17}$")
 _DISK = re.compile(r"^(\+)?(\d+)G$", re.I)
+
+
+@dataclass(frozen=True)
+class AwsSettings(ProviderSettings):
+    region: str
+    shape: Shape
+    subnet: str | None
+    #: the user's group; None: the run makes one in vpc_id, open to ssh_source only
+    security_group: str | None
+    vpc_id: str | None
+    ssh_source: str | None
+    #: the root device and its size in GiB, when --disk-size is given
+    root_volume: tuple[str, int] | None
 
 
 class AwsProvider(Provider):
@@ -72,24 +85,25 @@ class AwsProvider(Provider):
         firmware = _firmware(spec, image.get("BootMode", ""), arch)
         instance_type = spec.instance_type or DEFAULT_INSTANCE_TYPE[arch]
         shape = _instance_type(ec2, instance_type, image.get("Architecture"))
-        options = {**spec.options, "region": region, **shape}
         subnet, group = spec.options.get("subnet"), spec.options.get("security_group")
         vpc = resources.subnet_vpc(ec2, subnet) if subnet else None
+        ssh_source = None
         if group:
             group_vpc = resources.group_vpc(ec2, group)
             if vpc and group_vpc and group_vpc != vpc:
                 raise UsageError(f"--security-group {group} is in {group_vpc}, --subnet {subnet} in {vpc}")
         else:
-            options["vpc_id"] = vpc or resources.default_vpc(ec2, region)
-            options["ssh_source"] = runneraddr.runner_cidr(
-                "aws", "DCT_AWS_SOURCE_ADDRESS", "DCT_AWS_CHECKIP_URL")
-        root = _root_volume(image, spec.disk_size)
-        if root:
-            options["root_device"], options["root_gib"] = root
-        return replace(spec, arch=arch, firmware=firmware, instance_type=instance_type, options=options)
+            vpc = vpc or resources.default_vpc(ec2, region)
+            ssh_source = runneraddr.runner_cidr("aws", "DCT_AWS_SOURCE_ADDRESS", "DCT_AWS_CHECKIP_URL")
+        settings = AwsSettings(region=region, shape=shape, subnet=subnet, security_group=group,
+                               vpc_id=vpc, ssh_source=ssh_source,
+                               root_volume=_root_volume(image, spec.disk_size))
+        return replace(spec, arch=arch, firmware=firmware, instance_type=instance_type,
+                       settings=settings)
 
     def launch(self, spec: LaunchSpec, run_dir: Path) -> Machine:
-        ec2, region = self._client(spec.options.get("region"))
+        settings = spec.settings_as(AwsSettings)
+        ec2, region = self._client(settings.region)
         short = uuid.uuid4().hex[:8]
         run_id = spec.run_id or rundir.new_run_id()  # the record's run id must be one gc accepts
         name = f"dct-{run_id}-{short}"
@@ -103,13 +117,14 @@ class AwsProvider(Provider):
         try:
             created.key_name = name  # deleted by name: even a lost reply leaves nothing behind
             created.key_id = resources.import_key(ec2, name, client_key.public_openssh, tag_list)
-            group = spec.options.get("security_group")
+            group = settings.security_group
             if not group:
+                assert settings.vpc_id and settings.ssh_source
                 created.group_name = name  # found by name if the reply is lost, as for the key
                 group = created.group_id = resources.create_group(
-                    ec2, name, spec.options["vpc_id"], spec.options["ssh_source"], tag_list)
+                    ec2, name, settings.vpc_id, settings.ssh_source, tag_list)
             created.launching = name
-            created.instance_id = _run_instance(ec2, spec, name, group, user_data, tag_list)
+            created.instance_id = _run_instance(ec2, spec, settings, name, group, user_data, tag_list)
             desc = resources.wait_state(ec2, created.instance_id, {"running"}, spec.boot_timeout,
                                         bad=frozenset({"shutting-down", "terminated", "stopped"}))
             if not desc.get("PublicIpAddress"):
@@ -118,7 +133,7 @@ class AwsProvider(Provider):
         except BaseException as exc:
             _undo(ec2, created, exc)
             raise
-        facts = _facts(spec, desc, region)
+        facts = _facts(spec, settings, desc, region)
         endpoint = SSHEndpoint(desc["PublicIpAddress"], 22, spec.ssh_user, key_file)
         props = {"aws_region": region, "aws_zone": facts.zone or "", "aws_instance_id": facts.instance_id,
                  "aws_instance_type": facts.instance_type or ""}
@@ -164,7 +179,7 @@ def _firmware(spec: LaunchSpec, boot_mode: str, arch: Arch) -> Firmware:
     return fixed
 
 
-def _instance_type(ec2: Any, instance_type: str, ami_arch: str | None) -> dict[str, str]:
+def _instance_type(ec2: Any, instance_type: str, ami_arch: str | None) -> Shape:
     """vCPUs and memory of the type, after checking it exists and runs the AMI's arch."""
     try:
         found = retry.call(ec2.describe_instance_types, "describe_instance_types",
@@ -173,7 +188,7 @@ def _instance_type(ec2: Any, instance_type: str, ami_arch: str | None) -> dict[s
         if exc.code.startswith("InvalidInstanceType"):
             raise UsageError(f"--instance-type {instance_type}: no such EC2 instance type") from None
         if exc.code == "UnauthorizedOperation":
-            return {}
+            return Shape()
         raise
     if not found:
         raise UsageError(f"--instance-type {instance_type}: no such EC2 instance type")
@@ -181,15 +196,11 @@ def _instance_type(ec2: Any, instance_type: str, ami_arch: str | None) -> dict[s
     if ami_arch and archs and ami_arch not in archs:
         raise ArchFirmwareError(f"--instance-type {instance_type} runs {'/'.join(archs)}, "
                                 f"the AMI is {ami_arch}")
-    shape = {}
-    if found[0].get("VCpuInfo", {}).get("DefaultVCpus"):
-        shape["vcpus"] = str(found[0]["VCpuInfo"]["DefaultVCpus"])
-    if found[0].get("MemoryInfo", {}).get("SizeInMiB"):
-        shape["memory_mib"] = str(found[0]["MemoryInfo"]["SizeInMiB"])
-    return shape
+    return Shape(vcpus=found[0].get("VCpuInfo", {}).get("DefaultVCpus") or None,
+                 memory_mib=found[0].get("MemoryInfo", {}).get("SizeInMiB") or None)
 
 
-def _root_volume(image: dict[str, Any], disk_size: str | None) -> tuple[str, str] | None:
+def _root_volume(image: dict[str, Any], disk_size: str | None) -> tuple[str, int] | None:
     """--disk-size as EBS wants it: whole GiB, absolute (8G) or over the AMI's (+2G)."""
     if disk_size is None:
         return None
@@ -202,7 +213,7 @@ def _root_volume(image: dict[str, Any], disk_size: str | None) -> tuple[str, str
     size = base + int(m.group(2)) if m.group(1) else int(m.group(2))
     if size < base:
         raise UsageError(f"--disk-size {disk_size}: smaller than the AMI's root volume ({base} GiB)")
-    return device, str(size)
+    return device, size
 
 
 def _host_keys(spec: LaunchSpec, name: str) -> tuple[dict[str, str], list[str] | None]:
@@ -213,17 +224,17 @@ def _host_keys(spec: LaunchSpec, name: str) -> tuple[dict[str, str], list[str] |
         [host.public_openssh]
 
 
-def _run_instance(ec2: Any, spec: LaunchSpec, name: str, group: str, user_data: str,
-                  tag_list: list[dict[str, str]]) -> str:
+def _run_instance(ec2: Any, spec: LaunchSpec, settings: AwsSettings, name: str, group: str,
+                  user_data: str, tag_list: list[dict[str, str]]) -> str:
     nic: dict[str, Any] = {"DeviceIndex": 0, "AssociatePublicIpAddress": True,
                            "DeleteOnTermination": True, "Groups": [group]}
-    if spec.options.get("subnet"):
-        nic["SubnetId"] = spec.options["subnet"]
+    if settings.subnet:
+        nic["SubnetId"] = settings.subnet
     kwargs: dict[str, Any] = {}
-    if spec.options.get("root_device"):
-        kwargs["BlockDeviceMappings"] = [{"DeviceName": spec.options["root_device"], "Ebs": {
-            "VolumeSize": int(spec.options["root_gib"]), "VolumeType": "gp3",
-            "DeleteOnTermination": True}}]
+    if settings.root_volume:
+        device, gib = settings.root_volume
+        kwargs["BlockDeviceMappings"] = [{"DeviceName": device, "Ebs": {
+            "VolumeSize": gib, "VolumeType": "gp3", "DeleteOnTermination": True}}]
     out = retry.call(
         ec2.run_instances, "run_instances", capacity=True, ImageId=spec.image,
         InstanceType=spec.instance_type, MinCount=1, MaxCount=1, KeyName=name, UserData=user_data,
@@ -235,11 +246,10 @@ def _run_instance(ec2: Any, spec: LaunchSpec, name: str, group: str, user_data: 
     return str(out["Instances"][0]["InstanceId"])
 
 
-def _facts(spec: LaunchSpec, desc: dict[str, Any], region: str) -> PlatformFacts:
-    extra = {k: spec.options[k] for k in ("vcpus", "memory_mib") if k in spec.options}
-    extra.update(ami=spec.image, public_ip=desc.get("PublicIpAddress", ""),
-                 public_dns_name=desc.get("PublicDnsName", ""))
-    disk = int(spec.options["root_gib"]) * 1024**3 if spec.options.get("root_gib") else None
+def _facts(spec: LaunchSpec, settings: AwsSettings, desc: dict[str, Any], region: str) -> PlatformFacts:
+    extra = {**settings.shape.facts(), "ami": spec.image, "public_ip": desc.get("PublicIpAddress", ""),
+             "public_dns_name": desc.get("PublicDnsName", "")}
+    disk = settings.root_volume[1] * 1024**3 if settings.root_volume else None
     return PlatformFacts(
         provider="aws", instance_id=desc["InstanceId"], hostname=desc.get("PrivateDnsName", ""),
         arch=spec.arch, firmware=spec.firmware, datasource="Ec2",

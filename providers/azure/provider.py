@@ -13,7 +13,7 @@ import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from debian_cloud_tests.errors import (
 from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
 from debian_cloud_tests.options import REGION, Option
 from debian_cloud_tests.provider import Provider
-from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec
+from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec, ProviderSettings
 
 from . import errors, session
 from .machine import AzureMachine, delete_group
@@ -39,6 +39,12 @@ _URN = re.compile(r"^(?P<pub>[^:/\s]+):(?P<offer>[^:/\s]+):(?P<sku>[^:/\s]+):(?P
 _ID = re.compile(r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<group>[^/]+)/providers/"
                  r"Microsoft\.Compute/(?:images/(?P<image>[^/]+)|galleries/(?P<gallery>[^/]+)/images/"
                  r"(?P<definition>[^/]+)/versions/(?P<version>[^/]+))$", re.I)
+
+
+@dataclass(frozen=True)
+class AzureSettings(ProviderSettings):
+    location: str
+    ssh_source: str
 
 
 class AzureProvider(Provider):
@@ -84,8 +90,9 @@ class AzureProvider(Provider):
         if spec.firmware and spec.firmware is not firmware:
             raise ArchFirmwareError(f"--firmware {spec.firmware.value}: this image boots with "
                                     f"{firmware.value} on Azure")
-        options = {**spec.options, "ssh_source": runneraddr.runner_cidr("azure", error=errors.AzureError)}
-        return replace(spec, arch=arch, firmware=firmware, options=options,
+        settings = AzureSettings(location=location,
+                                 ssh_source=runneraddr.runner_cidr("azure", error=errors.AzureError))
+        return replace(spec, arch=arch, firmware=firmware, settings=settings,
                        instance_type=spec.instance_type or DEFAULT_SIZE[arch])
 
     def _marketplace(self, location: str, urn: re.Match[str], spec: LaunchSpec) -> tuple[Arch, Firmware]:
@@ -138,7 +145,8 @@ class AzureProvider(Provider):
 
     def launch(self, spec: LaunchSpec, run_dir: Path) -> Machine:
         c = self.clients()
-        location = spec.options["region"]
+        settings = spec.settings_as(AzureSettings)
+        location = settings.location
         short = uuid.uuid4().hex[:8]
         run_id = spec.run_id or rundir.new_run_id()  # the record's run id must be one gc accepts
         group = name = f"dct-{run_id}-{short}"
@@ -158,7 +166,7 @@ class AzureProvider(Provider):
         try:
             errors.call(c.resource.resource_groups.create_or_update, "resource_groups.create", group,
                         {"location": location, "tags": tags})
-            vm, ip = _create(c, spec, group, name, tags, key.public_openssh, user_data)
+            vm, ip = _create(c, spec, settings, group, name, tags, key.public_openssh, user_data)
         except BaseException as exc:
             note_cleanup_failures(exc, delete_group(c, group))
             raise
@@ -204,17 +212,17 @@ def _text(value: Any) -> str:
     return str(getattr(value, "value", value) or "")
 
 
-def _create(c: session.Clients, spec: LaunchSpec, group: str, name: str, tags: dict[str, str],
-            public_key: str, user_data: str) -> tuple[Any, str]:
+def _create(c: session.Clients, spec: LaunchSpec, settings: AzureSettings, group: str, name: str,
+            tags: dict[str, str], public_key: str, user_data: str) -> tuple[Any, str]:
     """NSG, network, address, NIC and VM, each waited for; returns the VM and its address."""
-    loc, net = spec.options["region"], c.network
+    loc, net = settings.location, c.network
 
     def make(fn: Any, what: str, *args: Any, timeout: float = 600.0) -> Any:
         return errors.operation(fn, what, *args, timeout=timeout)
 
     rule = {"name": "ssh-from-runner", "properties": {
         "protocol": "Tcp", "direction": "Inbound", "access": "Allow", "priority": 100,
-        "sourceAddressPrefix": spec.options["ssh_source"], "sourcePortRange": "*",
+        "sourceAddressPrefix": settings.ssh_source, "sourcePortRange": "*",
         "destinationAddressPrefix": "*", "destinationPortRange": "22"}}
     base = {"location": loc, "tags": tags}
     nsg = make(net.network_security_groups.begin_create_or_update, "network_security_groups.create",

@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from debian_cloud_tests.errors import (
 from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
 from debian_cloud_tests.options import NETWORK, REGION, ZONE, Option
 from debian_cloud_tests.provider import Provider
-from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec
+from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec, ProviderSettings, Shape
 
 from . import resources, retry, session
 from .errors import GceError
@@ -39,6 +39,16 @@ _IMAGE = re.compile(r"^(?:https://[^/]+/compute/v1/)?projects/(?P<project>[a-z][
                     r"images/(?:family/(?P<family>[a-z][-a-z0-9]*)|(?P<name>[a-z][-a-z0-9]*))$")
 _ZONE = re.compile(r"^[a-z]+-[a-z]+\d+-[a-z]$")
 _DISK = re.compile(r"^(\+)?(\d+)G$", re.I)
+
+
+@dataclass(frozen=True)
+class GceSettings(ProviderSettings):
+    zone: str
+    image_link: str
+    shape: Shape
+    network: str
+    ssh_source: str
+    disk_gb: int | None  # None: the image's size
 
 
 class GceProvider(Provider):
@@ -81,17 +91,18 @@ class GceProvider(Provider):
                                     f"{firmware.value}")
         machine_type = spec.instance_type or DEFAULT_MACHINE_TYPE[arch]
         shape = _machine_type(c, zone, machine_type)
-        options = {**spec.options, "project": c.project, "image_link": image.self_link or
-                   f"projects/{m['project']}/global/images/{image.name}", **shape,
-                   "network": spec.options.get("network") or "default",
-                   "ssh_source": runneraddr.runner_cidr("gce")}
-        if spec.disk_size:
-            options["disk_gb"] = _disk_gb(spec.disk_size, int(image.disk_size_gb or 0))
-        return replace(spec, arch=arch, firmware=firmware, instance_type=machine_type, options=options)
+        settings = GceSettings(
+            zone=zone, image_link=image.self_link or f"projects/{m['project']}/global/images/{image.name}",
+            shape=shape, network=spec.options.get("network") or "default",
+            ssh_source=runneraddr.runner_cidr("gce"),
+            disk_gb=_disk_gb(spec.disk_size, int(image.disk_size_gb or 0)) if spec.disk_size else None)
+        return replace(spec, arch=arch, firmware=firmware, instance_type=machine_type,
+                       settings=settings)
 
     def launch(self, spec: LaunchSpec, run_dir: Path) -> Machine:
         c = self.clients()
-        zone = spec.options["zone"]
+        settings = spec.settings_as(GceSettings)
+        zone = settings.zone
         name = f"dct-{uuid.uuid4().hex[:12]}"
         client_key = sshkeys.generate(f"debian-cloud-tests-{spec.run_id}")
         key_file = sshkeys.write_private(client_key, run_dir / "id_ed25519")
@@ -104,15 +115,15 @@ class GceProvider(Provider):
         run_id = spec.run_id or rundir.new_run_id()  # the record's run id must be one gc accepts
         marks = resources.labels(run_id)
         created = Created(zone=zone)
-        network = spec.options["network"]
+        network = settings.network
         network_link = network if "/" in network else f"global/networks/{network}"
         rundir.record_cloud(run_dir, "gce", project=c.project,
                             endpoint=session.api_endpoint(self._args[2]), run_id=run_id)
         try:
             created.firewall = name
-            resources.create_firewall(c, name, network_link, spec.options["ssh_source"], marks)
+            resources.create_firewall(c, name, network_link, settings.ssh_source, marks)
             created.instance = name
-            body = _instance_body(spec, name, network_link, marks,
+            body = _instance_body(spec, settings, name, network_link, marks,
                                   f"{spec.ssh_user}:{client_key.public_openssh}",
                                   seed.cloud_user_data(spec, client_key.public_openssh, host_keys))
             op = retry.call(c.instances.insert_unary, "instances.insert", project=c.project,
@@ -129,9 +140,8 @@ class GceProvider(Provider):
             provider="gce", instance_id=str(inst.id), hostname=name, arch=spec.arch,
             firmware=spec.firmware, datasource="GCE", instance_type=spec.instance_type,
             region=zone.rsplit("-", 1)[0], zone=zone,
-            disk_size=int(spec.options["disk_gb"]) * 1024**3 if spec.options.get("disk_gb") else None,
-            extra={**{k: spec.options[k] for k in ("vcpus", "memory_mib") if k in spec.options},
-                   "image": spec.image, "public_ip": nat})
+            disk_size=settings.disk_gb * 1024**3 if settings.disk_gb else None,
+            extra={**settings.shape.facts(), "image": spec.image, "public_ip": nat})
         props = {"gce_project": c.project, "gce_zone": zone, "gce_instance": name,
                  "gce_instance_id": facts.instance_id, "gce_machine_type": spec.instance_type or ""}
         return GceMachine(c, created, facts, SSHEndpoint(nat, 22, spec.ssh_user, key_file),
@@ -165,7 +175,7 @@ def _get_image(c: session.Clients, project: str, family: str | None, name: str |
     return image
 
 
-def _machine_type(c: session.Clients, zone: str, machine_type: str) -> dict[str, str]:
+def _machine_type(c: session.Clients, zone: str, machine_type: str) -> Shape:
     try:
         found = retry.call(c.machine_types.get, "machineTypes.get", project=c.project, zone=zone,
                            machine_type=machine_type)
@@ -174,28 +184,27 @@ def _machine_type(c: session.Clients, zone: str, machine_type: str) -> dict[str,
             raise
         raise UsageError(f"--instance-type {machine_type}: no such machine type in {zone} "
                          "(or no such zone)") from None
-    return {"vcpus": str(found.guest_cpus), "memory_mib": str(found.memory_mb)}
+    return Shape(vcpus=int(found.guest_cpus), memory_mib=int(found.memory_mb))
 
 
-def _disk_gb(disk_size: str, base: int) -> str:
+def _disk_gb(disk_size: str, base: int) -> int:
     m = _DISK.match(disk_size.strip())
     if not m:
         raise UsageError(f"--disk-size {disk_size!r}: give whole GB, e.g. 20G or +10G")
     size = base + int(m[2]) if m[1] else int(m[2])
     if size < base:
         raise UsageError(f"--disk-size {disk_size}: smaller than the image ({base} GB)")
-    return str(size)
+    return size
 
 
-def _instance_body(spec: LaunchSpec, name: str, network: str, marks: dict[str, str],
-                   ssh_keys: str, user_data: str) -> Any:
+def _instance_body(spec: LaunchSpec, settings: GceSettings, name: str, network: str,
+                   marks: dict[str, str], ssh_keys: str, user_data: str) -> Any:
     from google.cloud import compute_v1
 
-    zone = spec.options["zone"]
-    params = compute_v1.AttachedDiskInitializeParams(source_image=spec.options["image_link"],
-                                                     labels=marks)
-    if spec.options.get("disk_gb"):
-        params.disk_size_gb = int(spec.options["disk_gb"])
+    zone = settings.zone
+    params = compute_v1.AttachedDiskInitializeParams(source_image=settings.image_link, labels=marks)
+    if settings.disk_gb:
+        params.disk_size_gb = settings.disk_gb
     metadata = {"ssh-keys": ssh_keys, "user-data": user_data, "block-project-ssh-keys": "true"}
     return compute_v1.Instance(
         name=name, machine_type=f"zones/{zone}/machineTypes/{spec.instance_type}", labels=marks,

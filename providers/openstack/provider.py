@@ -14,7 +14,7 @@ import re
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from debian_cloud_tests.errors import (
 from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
 from debian_cloud_tests.options import NETWORK, REGION, SECURITY_GROUP, ZONE, Option
 from debian_cloud_tests.provider import Provider
-from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec
+from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec, ProviderSettings, Shape
 
 from . import resources, retry, session
 from .errors import OpenStackError
@@ -39,6 +39,25 @@ ARCHES = {"x86_64": Arch.AMD64, "amd64": Arch.AMD64, "aarch64": Arch.ARM64, "arm
 #: the default flavor is the smallest with at least this much (and the image's own minimums)
 MIN_VCPUS, MIN_RAM_MIB = 1, 1024
 FAILED = frozenset({"ERROR", "DELETED", "SOFT_DELETED", "SHUTOFF"})
+
+
+@dataclass(frozen=True)
+class OpenStackSettings(ProviderSettings):
+    os_cloud: str | None  # the clouds.yaml entry given (None: the environment's)
+    region: str | None  # the region given (None: the cloud's default)
+    cloud_name: str  # what the connection says it is
+    region_name: str
+    image_id: str
+    image_name: str
+    flavor_id: str
+    shape: Shape
+    disk_gb: int  # the flavor's root disk (0: the image's size)
+    network_id: str
+    network_name: str
+    zone: str | None
+    #: the user's group; None: the run makes one open to ssh_source only
+    security_group_id: str | None
+    ssh_source: str | None
 
 
 class OpenStackProvider(Provider):
@@ -82,25 +101,28 @@ class OpenStackProvider(Provider):
                                     f"{firmware.value} (Glance property hw_firmware_type)")
         flavor = _flavor(conn, spec.instance_type, int(image.min_disk or 0), int(image.min_ram or 0))
         network = pick_network(conn, spec.options.get("network"))
-        options = {**spec.options, "cloud": session.cloud_name(conn),
-                   "region": str(conn.config.region_name or ""), "image_id": str(image.id),
-                   "image_name": str(image.name or ""), "flavor_id": str(flavor.id),
-                   "vcpus": str(flavor.vcpus), "memory_mib": str(flavor.ram),
-                   "disk_gb": str(flavor.disk or 0), "network_id": str(network.id),
-                   "network_name": str(network.name or "")}
-        group = spec.options.get("security_group")
+        group, group_id, ssh_source = spec.options.get("security_group"), None, None
         if group:
             found = retry.find(conn.network.find_security_group, "find security group", group)
             if found is None:
                 raise UsageError(f"--security-group {group}: no such security group")
-            options["security_group_id"] = str(found.id)
+            group_id = str(found.id)
         else:
-            options["ssh_source"] = runneraddr.runner_cidr("openstack")
+            ssh_source = runneraddr.runner_cidr("openstack")
+        settings = OpenStackSettings(
+            os_cloud=spec.options.get("os_cloud"), region=spec.options.get("region"),
+            cloud_name=session.cloud_name(conn), region_name=str(conn.config.region_name or ""),
+            image_id=str(image.id), image_name=str(image.name or ""), flavor_id=str(flavor.id),
+            shape=Shape(vcpus=int(flavor.vcpus), memory_mib=int(flavor.ram)),
+            disk_gb=int(flavor.disk or 0), network_id=str(network.id),
+            network_name=str(network.name or ""), zone=spec.options.get("zone"),
+            security_group_id=group_id, ssh_source=ssh_source)
         return replace(spec, arch=arch, firmware=firmware, instance_type=str(flavor.name),
-                       options=options)
+                       settings=settings)
 
     def launch(self, spec: LaunchSpec, run_dir: Path) -> Machine:
-        conn = self.connection(spec.options.get("os_cloud"), spec.options.get("region"))
+        settings = spec.settings_as(OpenStackSettings)
+        conn = self.connection(settings.os_cloud, settings.region)
         run_id = spec.run_id or rundir.new_run_id()  # the record's run id must be one gc accepts
         run = resources.marks(run_id)
         name = resources.run_name(run[resources.EXPIRES_KEY])
@@ -114,35 +136,35 @@ class OpenStackProvider(Provider):
         user_data = seed.cloud_user_data(spec, client_key.public_openssh, host_keys)
         created = Created()
         # the key pair has no room for the run id: its name, which every resource shares, is kept
-        rundir.record_cloud(run_dir, "openstack", cloud=session.cloud_arg(spec.options.get("os_cloud")),
-                            region=spec.options.get("region") or None, name=name, run_id=run_id)
+        rundir.record_cloud(run_dir, "openstack", cloud=session.cloud_arg(settings.os_cloud),
+                            region=settings.region_name or None, name=name, run_id=run_id)
         try:
             created.keypair = name  # deleted by name: even a lost reply leaves nothing behind
             resources.create_keypair(conn, name, client_key.public_openssh)
-            group = spec.options.get("security_group_id")
+            group = settings.security_group_id
             if not group:
+                assert settings.ssh_source
                 created.group_name = name  # found by name if the create's answer is lost
-                group = resources.create_security_group(conn, name, spec.options["ssh_source"], run)
+                group = resources.create_security_group(conn, name, settings.ssh_source, run)
                 created.group_ids = [group]
             created.server_name = name
             server = retry.call(
                 conn.compute.create_server, "create server", name=name,
-                image_id=spec.options["image_id"], flavor_id=spec.options["flavor_id"],
-                networks=[{"uuid": spec.options["network_id"]}], key_name=name,
+                image_id=settings.image_id, flavor_id=settings.flavor_id,
+                networks=[{"uuid": settings.network_id}], key_name=name,
                 security_groups=[{"name": group}], metadata=run,
                 user_data=base64.b64encode(user_data.encode()).decode(),
-                **({"availability_zone": spec.options["zone"]} if spec.options.get("zone") else {}))
+                **({"availability_zone": settings.zone} if settings.zone else {}))
             created.server_ids = [str(server.id)]
             server = _wait_active(conn, str(server.id), spec.boot_timeout)
-            host = address_of(server, spec.options["network_name"])
+            host = address_of(server, settings.network_name)
         except BaseException as exc:
             note_cleanup_failures(exc, created.remove(conn))
             raise
-        facts = _facts(spec, server, name)
-        props = {"openstack_cloud": spec.options.get("cloud", ""),
-                 "openstack_region": spec.options.get("region", ""),
+        facts = _facts(spec, settings, server, name)
+        props = {"openstack_cloud": settings.cloud_name, "openstack_region": settings.region_name,
                  "openstack_server_id": facts.instance_id, "openstack_flavor": spec.instance_type or "",
-                 "openstack_image_id": spec.options["image_id"]}
+                 "openstack_image_id": settings.image_id}
         return OpenStackMachine(conn, created, facts, SSHEndpoint(host, 22, spec.ssh_user, key_file),
                                 injected, props)
 
@@ -206,8 +228,8 @@ def _hostname(name: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63]
 
 
-def _facts(spec: LaunchSpec, server: Any, name: str) -> PlatformFacts:
-    disk_gb = int(spec.options.get("disk_gb") or 0)
+def _facts(spec: LaunchSpec, settings: OpenStackSettings, server: Any, name: str) -> PlatformFacts:
+    disk_gb = settings.disk_gb
     config_drive = str(server.has_config_drive or "").lower() in ("true", "1")
     return PlatformFacts(
         provider="openstack", instance_id=str(server.id),
@@ -217,5 +239,4 @@ def _facts(spec: LaunchSpec, server: Any, name: str) -> PlatformFacts:
         instance_type=spec.instance_type, region=None,
         zone=str(server.availability_zone or "") or None,
         disk_size=disk_gb * 1024**3 if disk_gb else None,
-        extra={**{k: spec.options[k] for k in ("vcpus", "memory_mib") if k in spec.options},
-               "image": spec.options["image_id"], "network": spec.options["network_name"]})
+        extra={**settings.shape.facts(), "image": settings.image_id, "network": settings.network_name})

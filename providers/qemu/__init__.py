@@ -1,5 +1,6 @@
 """Local QEMU, the embedded default: no account, no network beyond 127.0.0.1."""
 
 from .provider import QemuProvider
+from .settings import QemuHooks
 
-__all__ = ["QemuProvider"]
+__all__ = ["QemuHooks", "QemuProvider"]

@@ -24,6 +24,7 @@ from . import firmware as fw
 from . import image as image_mod
 from . import netwall
 from .machine import QemuMachine
+from .settings import Network, QemuHooks, QemuSettings
 
 DEFAULT_INSTANCE_TYPE = "2x1024"
 _SIZE = re.compile(r"^(\+)?(\d+)([KMGT])?$", re.I)
@@ -71,23 +72,26 @@ class QemuProvider(Provider):
         Option("qemu-network", "the guest's network: user (the internet through this host, walled "
                "off this host's loopback and link-local addresses), open (this host's loopback too, "
                "e.g. a local apt proxy) or isolated (nothing but the forwarded SSH port, for "
-               "sandboxed CI)", default="user", choices=("user", "open", "isolated")),
+               "sandboxed CI)", default=Network.USER.value, choices=tuple(n.value for n in Network)),
     )
 
     def validate(self, spec: LaunchSpec) -> LaunchSpec:
+        if spec.hooks is not None and not isinstance(spec.hooks, QemuHooks):
+            raise TypeError(f"qemu takes QemuHooks, not {type(spec.hooks).__name__}")
         info = image_mod.inspect(Path(spec.image))
         firmware = spec.firmware or fw.default_firmware(spec.arch)
         fw.check(spec.arch, firmware)
-        parse_instance_type(spec.instance_type or DEFAULT_INSTANCE_TYPE)
-        parse_disk_size(spec.disk_size, info.virtual_size)
-        parse_port_range(spec.options.get("port_range"))
-        options = dict(spec.options)
-        if options.get("qemu_network") == "isolated" and "restrict=on" not in options.get("user_net", ""):
-            options["user_net"] = ",".join(filter(None, (options.get("user_net"), "restrict=on")))
-        if _walled(options):
+        instance_type = spec.instance_type or DEFAULT_INSTANCE_TYPE
+        vcpus, mem = parse_instance_type(instance_type)
+        settings = QemuSettings(
+            image=info, vcpus=vcpus, memory_mib=mem,
+            disk_size=parse_disk_size(spec.disk_size, info.virtual_size),
+            port_range=parse_port_range(spec.options.get("port_range")),
+            network=_network(spec.options.get("qemu_network")),
+            hooks=spec.hooks or QemuHooks())
+        if settings.walled:
             netwall.check_tools()  # before anything is made, not at the launch
-        return replace(spec, firmware=firmware, instance_type=spec.instance_type or DEFAULT_INSTANCE_TYPE,
-                       options=options)
+        return replace(spec, firmware=firmware, instance_type=instance_type, settings=settings)
 
     def preflight(self, options: Mapping[str, str] | None = None) -> str:
         """The QEMU binaries and firmware per arch, and the accelerator (no KVM probe is run)."""
@@ -103,9 +107,8 @@ class QemuProvider(Provider):
 
     def launch(self, spec: LaunchSpec, run_dir: Path) -> Machine:
         assert spec.firmware is not None
-        info = image_mod.inspect(Path(spec.image))
-        vcpus, mem = parse_instance_type(spec.instance_type or DEFAULT_INSTANCE_TYPE)
-        disk_size = parse_disk_size(spec.disk_size, info.virtual_size)
+        settings = spec.settings_as(QemuSettings)
+        hooks, info = settings.hooks, settings.image
         platform = fw.check(spec.arch, spec.firmware)
         chosen, why = accel_mod.choose(spec.accel, spec.arch, platform.binary, cache_dir())
 
@@ -113,30 +116,22 @@ class QemuProvider(Provider):
         instance_id = f"i-dct-{spec.run_id or short}-{short}"
         hostname = f"dct-{short}"
         key_file, injected, seed_iso = seed.write_nocloud_seed(spec, run_dir, instance_id, hostname)
-        # seed=none: the guest gets its configuration elsewhere (an emulated metadata service).
-        seed_drive = [] if spec.options.get("seed") == "none" else [
-            "-drive", f"file={seed_iso},if=virtio,format=raw,readonly=on"]
-        user_net = spec.options.get("user_net", "")
-        # smbios: one or more -smbios values separated by ";" (e.g. a system and a chassis entry)
-        smbios = [arg for value in spec.options.get("smbios", "").split(";") if value
-                  for arg in ("-smbios", value)]
-        # extra_disk=PATH: a raw disk after the others (not first: BIOS boots the first disk),
-        # e.g. where a build VM writes the image it built
-        extra = spec.options.get("extra_disk", "").replace(",", ",,")  # QEMU's comma escape
-        extra_disk = ["-drive", f"file={extra},if=virtio,format=raw"] if extra else []
-        # cdrom=PATH: an ISO on a SCSI CD-ROM (/dev/sr0), as a cloud attaches provisioning media
-        cdrom = spec.options.get("cdrom", "").replace(",", ",,")
+        seed_drive = ["-drive", f"file={seed_iso},if=virtio,format=raw,readonly=on"] if hooks.seed else []
+        smbios = [arg for value in hooks.smbios for arg in ("-smbios", value)]
+        extra_disk = (["-drive", f"file={_escaped(hooks.extra_disk)},if=virtio,format=raw"]
+                      if hooks.extra_disk else [])
         cd_drive = ["-device", "virtio-scsi-pci,id=cdscsi",
-                    "-drive", f"file={cdrom},if=none,id=cd0,media=cdrom,format=raw,readonly=on",
-                    "-device", "scsi-cd,drive=cd0,bus=cdscsi.0"] if cdrom else []
+                    "-drive", f"file={_escaped(hooks.cdrom)},if=none,id=cd0,media=cdrom,format=raw,"
+                    "readonly=on", "-device", "scsi-cd,drive=cd0,bus=cdscsi.0"] if hooks.cdrom else []
 
         overlay = run_dir / "disk.qcow2"
         proc = subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", info.fmt, "-b",
-                               str(info.path.resolve()), str(overlay), str(disk_size)],
+                               str(info.path.resolve()), str(overlay), str(settings.disk_size)],
                               capture_output=True, text=True)
         if proc.returncode != 0:
             raise UsageError(f"cannot create an overlay on {info.path}: {proc.stderr.strip()}")
 
+        vcpus, mem, user_net = settings.vcpus, settings.memory_mib, settings.user_net
         args = [platform.binary, "-name", f"dct-{spec.run_id}", "-nodefaults", "-no-user-config",
                 "-display", "none", *fw.qemu_args(spec.arch, spec.firmware, chosen, run_dir),
                 "-smp", str(vcpus), "-m", str(mem),
@@ -148,7 +143,7 @@ class QemuProvider(Provider):
                 "-device", "virtio-rng-pci"]
         facts = PlatformFacts(provider="qemu", instance_id=instance_id, hostname=hostname,
                               arch=spec.arch, firmware=spec.firmware, datasource="NoCloud",
-                              instance_type=f"{vcpus}x{mem}", disk_size=disk_size,
+                              instance_type=f"{vcpus}x{mem}", disk_size=settings.disk_size,
                               extra={"vcpus": str(vcpus), "memory_mib": str(mem),
                                      # user-mode networking offers SLAAC unless turned off
                                      "ipv6": "no" if "ipv6=off" in user_net else "yes",
@@ -156,25 +151,30 @@ class QemuProvider(Provider):
                                      "default_route": "no" if "restrict=on" in user_net else "yes"})
         machine = QemuMachine(run_dir, facts, spec.ssh_user, key_file, injected, {
             "accel": chosen.value, "accel_reason": why, "qemu_version": qemu_version(platform.binary),
-            "firmware": spec.firmware.value, "image_format": info.fmt, "disk_size": str(disk_size),
+            "firmware": spec.firmware.value, "image_format": info.fmt,
+            "disk_size": str(settings.disk_size),
         })
-        # ssh_listen=ADDR:PORT forwards SSH from that address and port only (an emulated cloud's
-        # public address); user_net and mac add to the user network and NIC.
-        listen_host, _, listen_port = spec.options.get("ssh_listen", "127.0.0.1:").rpartition(":")
-        port_range = ((int(listen_port), int(listen_port)) if listen_port
-                      else parse_port_range(spec.options.get("port_range")))
+        listen_host, port_range = "127.0.0.1", settings.port_range
+        if hooks.ssh_listen:
+            listen_host, port = hooks.ssh_listen
+            port_range = (port, port)
         machine.start(args, port_range, register_pid=partial(rundir.register_pid, run_dir),
-                      die_with_parent=spec.options.get("die_with_parent", "yes") != "no",
-                      listen_host=listen_host, net_extra=user_net,
-                      mac=spec.options.get("mac"), wall=_walled(spec.options))
+                      die_with_parent=not spec.may_outlive_run, listen_host=listen_host,
+                      net_extra=user_net, mac=hooks.mac, wall=settings.walled)
         return machine
 
 
+def _network(value: str | None) -> Network:
+    try:
+        return Network(value or Network.USER)
+    except ValueError:
+        raise UsageError(f"--qemu-network {value!r}: give one of "
+                         f"{', '.join(n.value for n in Network)}") from None
 
-def _walled(options: Mapping[str, str]) -> bool:
-    """user (the default): the internet but not this host; open: this host too (an emulated
-    cloud's metadata relay, a trusted builder); isolated (restrict=on): SSH alone."""
-    return options.get("qemu_network", "user") == "user" and "restrict=on" not in options.get("user_net", "")
+
+def _escaped(path: Path | None) -> str:
+    """A path inside a QEMU option value, its commas doubled."""
+    return str(path).replace(",", ",,")
 
 
 def _arch_line(arch: Arch, found: list[Firmware], fix: str) -> str:

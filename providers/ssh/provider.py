@@ -14,14 +14,14 @@ import base64
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from debian_cloud_tests.errors import UsageError
 from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
 from debian_cloud_tests.options import REGION, ZONE, Option
 from debian_cloud_tests.provider import Provider
-from debian_cloud_tests.spec import LaunchSpec
+from debian_cloud_tests.spec import LaunchSpec, ProviderSettings
 
 from .machine import SshMachine
 
@@ -86,6 +86,19 @@ def known_host_keys(value: str, address: str, port: int) -> list[str]:
     return keys
 
 
+@dataclass(frozen=True)
+class SshSettings(ProviderSettings):
+    address: str
+    port: int
+    key_file: Path
+    known_keys: tuple[str, ...]  # the host keys the host must present, "TYPE BASE64"
+    #: what the host's platform is said to have given it (empty or None: not said)
+    datasource: str
+    instance_id: str
+    region: str | None
+    zone: str | None
+
+
 class SshProvider(Provider):
     name = "ssh"
     starts_machines = False
@@ -119,21 +132,20 @@ class SshProvider(Provider):
         if datasource and not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", datasource):
             raise UsageError(f"--datasource {datasource!r}: give cloud-init's name for it, "
                              "e.g. Ec2, GCE, Azure, OpenStack, NoCloud")
-        options = {**spec.options, "address": address, "port": str(port),
-                   "ssh_key": str(key_file), "known_keys": "\n".join(keys)}
-        return replace(spec, ssh_user=user or spec.ssh_user, options=options)
+        settings = SshSettings(
+            address=address, port=port, key_file=key_file, known_keys=tuple(keys),
+            datasource=datasource, instance_id=spec.options.get("instance_id", ""),
+            region=spec.options.get("region"), zone=spec.options.get("zone"))
+        return replace(spec, ssh_user=user or spec.ssh_user, settings=settings)
 
     def launch(self, spec: LaunchSpec, run_dir: Path) -> Machine:
-        address, port = spec.options["address"], int(spec.options["port"])
-        endpoint = SSHEndpoint(address, port, spec.ssh_user, Path(spec.options["ssh_key"]))
+        s = spec.settings_as(SshSettings)
+        endpoint = SSHEndpoint(s.address, s.port, spec.ssh_user, s.key_file)
         facts = PlatformFacts(
-            provider="ssh", instance_id=spec.options.get("instance_id", ""),
-            hostname=_hostname(address), arch=spec.arch,
-            firmware=spec.firmware, datasource=spec.options.get("datasource", ""),
-            instance_type=spec.instance_type,
-            region=spec.options.get("region"), zone=spec.options.get("zone"),
-            extra={"address": address})
-        return SshMachine(facts, endpoint, spec.options["known_keys"].splitlines())
+            provider="ssh", instance_id=s.instance_id, hostname=_hostname(s.address), arch=spec.arch,
+            firmware=spec.firmware, datasource=s.datasource, instance_type=spec.instance_type,
+            region=s.region, zone=s.zone, extra={"address": s.address})
+        return SshMachine(facts, endpoint, list(s.known_keys))
 
 
 def _hostname(address: str) -> str:

@@ -12,7 +12,7 @@ import re
 import tempfile
 import uuid
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from debian_cloud_tests import rundir, seed
@@ -25,7 +25,7 @@ from debian_cloud_tests.errors import (
 from debian_cloud_tests.machine import Machine, PlatformFacts
 from debian_cloud_tests.paths import cache_dir
 from debian_cloud_tests.provider import Provider
-from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
+from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec, ProviderSettings
 
 from ..qemu import accel as accel_mod
 from ..qemu.provider import parse_instance_type
@@ -48,6 +48,14 @@ def parse_disk_size(value: str | None) -> int | None:
     return int(m.group(1))
 
 
+@dataclass(frozen=True)
+class VagrantSettings(ProviderSettings):
+    source: box.BoxSource
+    vcpus: int
+    memory_mib: int
+    disk_gib: int | None  # None: the box's size
+
+
 class VagrantProvider(Provider):
     name = "vagrant"
 
@@ -68,8 +76,8 @@ class VagrantProvider(Provider):
         if spec.firmware not in (None, Firmware.BIOS):
             raise ArchFirmwareError("vagrant: only BIOS boxes are supported (no UEFI loader is set)")
         instance_type = spec.instance_type or DEFAULT_INSTANCE_TYPE
-        parse_instance_type(instance_type, "vagrant")
-        parse_disk_size(spec.disk_size)
+        vcpus, mem = parse_instance_type(instance_type, "vagrant")
+        disk_gib = parse_disk_size(spec.disk_size)
         source = box.resolve(spec.image)
         tools.require_programs()
         with tempfile.TemporaryDirectory(prefix="dct-vagrant-") as tmp:
@@ -82,15 +90,15 @@ class VagrantProvider(Provider):
                 raise ImageNotFoundError(
                     f"vagrant: no box named {source.name!r} for libvirt (see `vagrant box list`); "
                     "add it with `vagrant box add`, or give a .box file")
-        return replace(spec, firmware=Firmware.BIOS, instance_type=instance_type)
+        settings = VagrantSettings(source=source, vcpus=vcpus, memory_mib=mem, disk_gib=disk_gib)
+        return replace(spec, firmware=Firmware.BIOS, instance_type=instance_type, settings=settings)
 
     def properties(self) -> dict[str, str]:
         return dict(self._versions)
 
     def launch(self, spec: LaunchSpec, run_dir: Path) -> Machine:
-        source = box.resolve(spec.image)
-        vcpus, mem = parse_instance_type(spec.instance_type or DEFAULT_INSTANCE_TYPE, "vagrant")
-        disk_gib = parse_disk_size(spec.disk_size)
+        settings = spec.settings_as(VagrantSettings)
+        source, vcpus, mem, disk_gib = settings.source, settings.vcpus, settings.memory_mib, settings.disk_gib
         chosen, why = accel_mod.choose(spec.accel, spec.arch, "qemu-system-x86_64", cache_dir())
 
         short = uuid.uuid4().hex[:8]

@@ -24,6 +24,7 @@ recorded in ``resets``), and terminate_instances stops QEMU and removes its run 
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
 
 from .imds import ImdsServer, InstanceData
 from .netns import PrivateNamespace
-from .qemu_guests import QemuGuests, guest_options
+from .qemu_guests import GUEST_OPTIONS, QemuGuests, guest_hooks
 
 SHAPES = {"t3.small": "2x2048", "t4g.small": "2x2048", "t3.micro": "2x1024", "t2.small": "1x2048"}
 #: what a default VPC subnet adds to the user network: the Amazon DNS server's link-local
@@ -66,15 +67,16 @@ def _spec(backend: Any, instance: Any, image: Path, address: str, imds_port: int
     size = backend.get_volume(root.volume_id).size if root is not None else None
     dmi_id = "ec2" + uuid.uuid4().hex[3:]
     dmi_id = f"{dmi_id[:8]}-{dmi_id[8:12]}-{dmi_id[12:16]}-{dmi_id[16:20]}-{dmi_id[20:]}"
-    options = guest_options(address, instance.nics[0].mac_address, imds_port,
-                            f"type=1,manufacturer=Amazon EC2,product={instance.instance_type},"
-                            f"serial={dmi_id},uuid={dmi_id}", restrict=not vpc_net)
+    hooks = guest_hooks(address, instance.nics[0].mac_address, imds_port,
+                        f"type=1,manufacturer=Amazon EC2,product={instance.instance_type},"
+                        f"serial={dmi_id},uuid={dmi_id}", restrict=not vpc_net)
     if vpc_net:  # only ever unrestricted inside the test's namespace
-        options["user_net"] = f"{options['user_net']},{VPC_NET}"
+        hooks = replace(hooks, user_net=f"{hooks.user_net},{VPC_NET}")
     return LaunchSpec(
         image=str(image), arch=Arch.AMD64, firmware=firmware,
         instance_type=SHAPES.get(instance.instance_type, "2x1024"),
-        disk_size=f"{size}G" if size else None, run_id=instance.id, options=options)
+        disk_size=f"{size}G" if size else None, run_id=instance.id, options=dict(GUEST_OPTIONS),
+        hooks=hooks)
 
 
 def _instance_data(backend: Any, instance: Any, address: str) -> InstanceData:

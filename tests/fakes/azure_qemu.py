@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
 
 from .azure_metadata import IMDS_HOST, WIRESERVER_HOST, AzureMetadataServer, AzureVmData
 from .ovf import OvfEnv, write_ovf_iso
-from .qemu_guests import RELAY, guest_options
+from .qemu_guests import GUEST_OPTIONS, RELAY, guest_hooks
 
 CHASSIS_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
 #: slirp's network holding both fixed addresses; the guest's DHCP address is its 15th
@@ -69,8 +70,9 @@ def azure_guest(vm: dict[str, Any], local_image: Path, data: AzureVmData, addres
     smbios = (f"type=1,manufacturer=Microsoft Corporation,product=Virtual Machine,version=7.0,"
               f"serial=0000-0000-0000-0000-0000-0000-00,uuid={data.vm_id};"
               f"type=3,manufacturer=Microsoft Corporation,asset={CHASSIS_ASSET_TAG}")
-    options = {**guest_options(address, data.mac, server.port, smbios),
-               "user_net": user_net(server.port), "cdrom": str(iso)}
+    hooks = replace(guest_hooks(address, data.mac, server.port, smbios),
+                    user_net=user_net(server.port), cdrom=iso)
     spec = LaunchSpec(image=str(local_image), arch=Arch.AMD64, firmware=firmware,
-                      instance_type=SIZES.get(data.vm_size, "2x2048"), run_id=data.vm_id, options=options)
+                      instance_type=SIZES.get(data.vm_size, "2x2048"), run_id=data.vm_id,
+                      options=dict(GUEST_OPTIONS), hooks=hooks)
     return spec, server

@@ -17,7 +17,7 @@ from typing import Any
 from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
 
 from .gce_metadata import GceInstanceData, GceMetadataServer
-from .qemu_guests import guest_options
+from .qemu_guests import GUEST_OPTIONS, guest_hooks
 
 #: the machine types the emulator knows: name -> (vCPUs, MiB)
 MACHINE_TYPES = {"e2-small": (2, 2048), "e2-medium": (2, 4096), "t2a-standard-1": (1, 4096),
@@ -52,8 +52,9 @@ def gce_guest(instance: dict[str, Any], local_image: Path, image: dict[str, Any]
     spec = LaunchSpec(
         image=str(local_image), arch=Arch.AMD64, firmware=Firmware.UEFI if uefi else Firmware.BIOS,
         instance_type=f"{vcpus}x{memory}", disk_size=f"{disk}G", run_id=instance["name"],
-        options=guest_options(nic["accessConfigs"][0]["natIP"], mac, metadata.port,
-                              "type=1,manufacturer=Google,product=Google Compute Engine,"
-                              f"serial=GoogleCloud-{dmi.replace('-', '').upper()},uuid={dmi}",
-                              restrict=False))
+        options=dict(GUEST_OPTIONS),
+        hooks=guest_hooks(nic["accessConfigs"][0]["natIP"], mac, metadata.port,
+                          "type=1,manufacturer=Google,product=Google Compute Engine,"
+                          f"serial=GoogleCloud-{dmi.replace('-', '').upper()},uuid={dmi}",
+                          restrict=False))
     return spec, metadata

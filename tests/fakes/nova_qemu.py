@@ -18,7 +18,7 @@ from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
 
 from .imds import InstanceData
 from .nova_metadata import NovaMetadataServer, NovaServerData
-from .qemu_guests import guest_options
+from .qemu_guests import GUEST_OPTIONS, guest_hooks
 
 
 def nova_hostname(name: str) -> str:
@@ -50,7 +50,8 @@ def nova_guest(server: dict[str, Any], local_image: Path, image: dict[str, Any],
         image=str(local_image), arch=Arch.AMD64, firmware=Firmware.UEFI if uefi else Firmware.BIOS,
         instance_type=f"{flavor['vcpus']}x{flavor['ram']}",
         disk_size=f"{flavor['disk']}G" if flavor["disk"] else None, run_id=server["id"],
-        options=guest_options(address, mac, metadata.port,
-                              "type=1,manufacturer=OpenStack Foundation,product=OpenStack Nova,"
-                              f"serial={server['id']},uuid={server['id']}"))
+        options=dict(GUEST_OPTIONS),
+        hooks=guest_hooks(address, mac, metadata.port,
+                          "type=1,manufacturer=OpenStack Foundation,product=OpenStack Nova,"
+                          f"serial={server['id']},uuid={server['id']}"))
     return spec, metadata

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from debian_cloud_tests.providers.qemu import QemuProvider, accel
+from debian_cloud_tests.providers.qemu import QemuHooks, QemuProvider, accel
 from debian_cloud_tests.providers.qemu.firmware import PLATFORMS
 from debian_cloud_tests.providers.qemu.machine import QemuMachine
 
@@ -56,18 +56,22 @@ def assert_gone(guest: Guest, run_id: str) -> None:
     assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"dct-run-{run_id}-*"))
 
 
-def guest_options(address: str, mac: str, metadata_port: int, smbios: str,
-                  restrict: bool = True) -> dict[str, str]:
-    """The QEMU provider's options for a guest seen as a cloud instance (see the module doc).
+#: open: the relay QEMU runs for the metadata service reaches it on this host's loopback
+GUEST_OPTIONS = {"qemu_network": "open"}
+
+
+def guest_hooks(address: str, mac: str, metadata_port: int, smbios: str,
+                restrict: bool = True) -> QemuHooks:
+    """The QEMU provider's hooks for a guest seen as a cloud instance (see the module doc); *smbios*
+    holds one or more -smbios values separated by ";".
 
     *restrict* False keeps the user network's router and DNS, for a guest in a network namespace
     of the test's own that must resolve its metadata service by name."""
     relay = f"cmd:{sys.executable} {RELAY} 127.0.0.1 {metadata_port}"
     walled = "restrict=on," if restrict else ""
-    # open: the relay QEMU runs for the metadata service reaches it on this host's loopback
-    return {"seed": "none", "ssh_listen": f"{address}:22", "mac": mac, "smbios": smbios,
-            "qemu_network": "open",
-            "user_net": f"net=169.254.169.0/24,{walled}guestfwd=tcp:169.254.169.254:80-{relay}"}
+    return QemuHooks(seed=False, ssh_listen=(address, 22), mac=mac,
+                     smbios=tuple(v for v in smbios.split(";") if v),
+                     user_net=f"net=169.254.169.0/24,{walled}guestfwd=tcp:169.254.169.254:80-{relay}")
 
 
 class QemuGuests:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from debian_cloud_tests import expiry
@@ -17,9 +17,21 @@ from debian_cloud_tests.errors import UsageError
 from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
 from debian_cloud_tests.options import Option
 from debian_cloud_tests.provider import Provider
-from debian_cloud_tests.spec import LaunchSpec
+from debian_cloud_tests.spec import LaunchSpec, ProviderSettings
 
 LEASES = Option("lab-leases", "directory where the lab records which run leases which machine")
+
+
+@dataclass(frozen=True)
+class LabSettings(ProviderSettings):
+    """What validate made of the options: launch reads this, never the options again."""
+
+    host: str
+    address: str
+    port: int
+    key_file: Path
+    host_key: str
+    leases: Path
 
 
 class LabProvider(Provider):
@@ -43,17 +55,20 @@ class LabProvider(Provider):
             raise UsageError(f"--lab-host {spec.options['lab_host']!r}: give USER@ADDRESS:PORT")
         if not Path(spec.options["lab_leases"]).is_dir():
             raise UsageError(f"--lab-leases {spec.options['lab_leases']}: no such directory")
-        return replace(spec, ssh_user=user, options={**spec.options, "address": address, "port": port})
+        settings = LabSettings(host=spec.options["lab_host"], address=address, port=int(port),
+                               key_file=Path(spec.options["lab_key"]),
+                               host_key=spec.options["lab_host_key"],
+                               leases=Path(spec.options["lab_leases"]))
+        return replace(spec, ssh_user=user, settings=settings)
 
     def launch(self, spec: LaunchSpec, run_dir: Path) -> Machine:
-        lease = Path(spec.options["lab_leases"]) / f"{spec.run_id}.lease"
-        lease.write_text(f"{spec.options['lab_host']} {expiry.mark()}\n")
-        endpoint = SSHEndpoint(spec.options["address"], int(spec.options["port"]), spec.ssh_user,
-                               Path(spec.options["lab_key"]))
-        facts = PlatformFacts(provider=self.name, instance_id=spec.options["lab_host"],
-                              hostname="", arch=spec.arch, firmware=spec.firmware,
-                              datasource="NoCloud")
-        return LabMachine(facts, endpoint, [spec.options["lab_host_key"]], lease)
+        lab = spec.settings_as(LabSettings)
+        lease = lab.leases / f"{spec.run_id}.lease"
+        lease.write_text(f"{lab.host} {expiry.mark()}\n")
+        endpoint = SSHEndpoint(lab.address, lab.port, spec.ssh_user, lab.key_file)
+        facts = PlatformFacts(provider=self.name, instance_id=lab.host, hostname="", arch=spec.arch,
+                              firmware=spec.firmware, datasource="NoCloud")
+        return LabMachine(facts, endpoint, [lab.host_key], lease)
 
     def preflight(self, options: Mapping[str, str] | None = None) -> str:
         leases = (options or {}).get("lab_leases")

@@ -1,0 +1,62 @@
+"""What the QEMU provider's validate works out, and the hooks that code embedding it may give."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from debian_cloud_tests.spec import LaunchHooks, ProviderSettings
+
+from .image import ImageInfo
+
+
+class Network(enum.StrEnum):
+    """--qemu-network: what the guest's user-mode network reaches."""
+
+    USER = "user"  # the internet through this host, walled off its loopback and link-local
+    OPEN = "open"  # this host's loopback too (a local apt proxy, an emulated cloud's relay)
+    ISOLATED = "isolated"  # nothing but the forwarded SSH port
+
+
+@dataclass(frozen=True)
+class QemuHooks(LaunchHooks):
+    """How an emulated cloud or the image builder wires a guest; none of it is a user's option."""
+
+    #: False: no NoCloud seed; the guest is configured elsewhere (an emulated metadata service)
+    seed: bool = True
+    #: forward SSH from this address and port only (an emulated cloud's public address)
+    ssh_listen: tuple[str, int] | None = None
+    mac: str | None = None
+    #: -smbios values (e.g. a system and a chassis entry): the identity ds-identify reads
+    smbios: tuple[str, ...] = ()
+    #: more user-mode network options (the network's prefix, a guestfwd to a metadata relay)
+    user_net: str = ""
+    #: a raw disk after the others (not first: BIOS boots the first disk), e.g. where a build VM
+    #: writes the image it built
+    extra_disk: Path | None = None
+    #: an ISO on a SCSI CD-ROM (/dev/sr0), as a cloud attaches provisioning media
+    cdrom: Path | None = None
+
+
+@dataclass(frozen=True)
+class QemuSettings(ProviderSettings):
+    image: ImageInfo
+    vcpus: int
+    memory_mib: int
+    disk_size: int  # bytes
+    port_range: tuple[int, int] | None
+    network: Network
+    hooks: QemuHooks = field(default_factory=QemuHooks)
+
+    @property
+    def user_net(self) -> str:
+        """The hooks' user-network options; isolated adds restrict=on (no router, no DNS)."""
+        restrict = self.network is Network.ISOLATED and "restrict=on" not in self.hooks.user_net
+        return ",".join(filter(None, (self.hooks.user_net, "restrict=on" if restrict else "")))
+
+    @property
+    def walled(self) -> bool:
+        """user: the internet but not this host (:mod:`.netwall`); open and isolated, or a
+        restricted network given by hooks, need no wall."""
+        return self.network is Network.USER and "restrict=on" not in self.user_net
