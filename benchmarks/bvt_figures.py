@@ -12,6 +12,7 @@ Under TCG one run's figure moves by half a second with the host's load, so the s
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import statistics
@@ -23,6 +24,8 @@ from pathlib import Path
 
 from qemu_fleet import image_to_measure, qemu_fleet
 
+from debian_cloud_tests.gate import junit
+from debian_cloud_tests.junitprops import Prop
 from debian_cloud_tests.paths import local_ca_certs
 
 
@@ -54,8 +57,9 @@ def per_command(fleet_instance, n: int) -> tuple[float, float]:
 TARGET = 8.0  # seconds after ready for all suites under TCG
 
 
-def suites_after_ready(image: Path) -> tuple[str, str]:
-    """Run the suites as a user does; the plugin prints checks and seconds after ready."""
+def suites_after_ready(image: Path, probe_times: list[dict[str, list[float]]]) -> tuple[str, str]:
+    """Run the suites as a user does; the plugin prints checks and seconds after ready.  Each
+    probe's [start, seconds] in the gather, from the JUnit, is appended to *probe_times*."""
     with tempfile.TemporaryDirectory() as tmp:
         from debian_cloud_tests.plugin import suites_dir
 
@@ -67,14 +71,33 @@ def suites_after_ready(image: Path) -> tuple[str, str]:
                                *(f"--ca-cert={c}" for c in cas),
                                f"--ignore={suites_dir() / 'reboot'}",
                                f"--ignore={suites_dir() / 'uniqueness'}",
-                               f"--artifacts-dir={tmp}/artifacts"], capture_output=True, text=True,
-                              cwd=tmp)
+                               f"--artifacts-dir={tmp}/artifacts", f"--junitxml={tmp}/run.xml"],
+                              capture_output=True, text=True, cwd=tmp)
+        runs = junit.parse(Path(tmp) / "run.xml") if (Path(tmp) / "run.xml").exists() else []
+        spans = runs[0].properties.get(Prop.PROBE_SECONDS) if runs else None
+        if spans:
+            probe_times.append(json.loads(spans))
     m = re.search(r"(\d+) checks in ([\d.]+)s after ready \(boot to ssh ([\d.]+)s; "
                   r"teardown ([\d.]+)s\)", proc.stdout)
     if not m:
         return "?", proc.stdout[-500:]
     return (f"{m.group(1)} checks in {m.group(2)} s, then teardown {m.group(4)} s "
             f"(rc {proc.returncode})"), m.group(3)
+
+
+def slowest_probes(probe_times: list[dict[str, list[float]]], most: int = 12) -> str:
+    """The probes that cost the guest most CPU (median over the runs), and the gather's span
+    from its first probe's start to its last probe's end."""
+    if not probe_times:
+        return "no probe times recorded"
+    names = set().union(*probe_times)
+    cpu = {n: statistics.median(run[n][2] for run in probe_times if n in run) for n in names}
+    span = statistics.median(max(start + secs for start, secs, _ in run.values())
+                             for run in probe_times)
+    top = sorted(cpu.items(), key=lambda item: -item[1])[:most]
+    return (f"gather span {span:.2f} s (median of {len(probe_times)}), {len(names)} probes, "
+            f"{sum(cpu.values()):.1f} CPU-s in all; costliest: "
+            + ", ".join(f"{n} {secs:.2f} CPU-s" for n, secs in top))
 
 
 def spread(runs: list[tuple[str, str]]) -> str:
@@ -101,12 +124,14 @@ def main() -> int:
         ready = time.monotonic() - t0
         raw, fixture = per_command(inst, args.commands)
         accel = inst.machine.properties().get("accel", "?")
-    runs = [suites_after_ready(image) for _ in range(max(1, args.suites_runs))]
+    probe_times: list[dict[str, list[float]]] = []
+    runs = [suites_after_ready(image, probe_times) for _ in range(max(1, args.suites_runs))]
     print(f"machine: {os.cpu_count()} cores, accel {accel}, image {image.name}")
     print(f"time to SSH-ready (verified handshake): {inst.ready.boot_seconds:.1f} s; "
           f"ready incl. cloud-init wait: {ready:.1f} s; later boots: "
           f"{', '.join(boot for _, boot in runs)} s")
     print(f"suites after ready (all but reboot and uniqueness): {spread(runs)}")
+    print(f"probes in the guest: {slowest_probes(probe_times)}")
     print(f"per command (median of {args.commands}): raw paramiko {raw * 1000:.1f} ms, host fixture "
           f"{fixture * 1000:.1f} ms, ratio {fixture / raw:.2f} (target <= 1.2)")
     return 0

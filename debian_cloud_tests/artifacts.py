@@ -92,6 +92,7 @@ def guest_properties(facts: Facts) -> dict[str, str]:
             props[Prop.CLOUD_INIT_STAGE_SECONDS] = json.dumps(stages, sort_keys=True)
         except (ValueError, TypeError, KeyError, AttributeError):
             pass
+    props[Prop.PROBE_SECONDS] = json.dumps({name: list(span) for name, span in facts.timings().items()})
     return props
 
 

@@ -13,6 +13,7 @@ the framework.
 from __future__ import annotations
 
 import io
+import re
 import shlex
 import tarfile
 import threading
@@ -40,6 +41,19 @@ class Output:
     rc: int
     stdout: str
     stderr: str
+    #: when the probe started and ended, in the guest's uptime seconds (None: it never ran)
+    started: float | None = None
+    ended: float | None = None
+    #: the CPU seconds (user and system) the probe's processes used: what it costs the guest
+    #: whatever else competes for its vCPUs
+    cpu: float | None = None
+
+    @property
+    def seconds(self) -> float | None:
+        """How long the probe took in the guest, to its clock's 10 ms."""
+        if self.started is None or self.ended is None:
+            return None
+        return round(self.ended - self.started, 2)
 
     @property
     def ok(self) -> bool:
@@ -83,6 +97,17 @@ class Facts:
             thread.join()
         return self
 
+    def timings(self) -> dict[str, tuple[float, float, float]]:
+        """(start, seconds, CPU seconds) of each probe that ran, the start from the first
+        probe's, once every probe is done: where the gather's time goes."""
+        self.wait()
+        ran = {name: out for name, out in self._outputs.items()
+               if out.started is not None and out.seconds is not None}
+        first = min((out.started for out in ran.values() if out.started is not None), default=0.0)
+        return {name: (round((out.started or 0.0) - first, 2), out.seconds or 0.0,
+                       round(out.cpu or 0.0, 2))
+                for name, out in sorted(ran.items(), key=lambda item: item[1].started or 0.0)}
+
     def _expect(self, names: Iterable[str]) -> None:
         """Probes whose readers must wait until they are delivered."""
         self._pending.update((name, threading.Event()) for name in names)
@@ -119,9 +144,13 @@ def _script(batches: list[list[Probe]], boost_slow: bool = False) -> str:
         # tmpfs first: a probe writes three small files, cheaper in memory than through a journal
         "dct_d=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d) || exit 97",
         f'mkdir {ids} && mkfifo "$dct_d/done" && exec 3<>"$dct_d/done" || {{ rm -rf "$dct_d"; exit 97; }}',
+        # .rc: `times` (the CPU used so far), the status with when the probe started and ended
+        # (/proc/uptime, read by the shell's own `read`), `times` again: builtins, no fork
         "dct_probe() {",
+        '  times >"$dct_d/$1/$2.rc"; read dct_t0 dct_x </proc/uptime',
         '  ( eval "$3" ) 3>&- </dev/null >"$dct_d/$1/$2.out" 2>"$dct_d/$1/$2.err"',
-        '  echo $? >"$dct_d/$1/$2.rc"',
+        "  dct_s=$?; read dct_t1 dct_x </proc/uptime",
+        '  { echo "$dct_s $dct_t0 $dct_t1"; times; } >>"$dct_d/$1/$2.rc"',
         "}",
     ]
     for i, batch in enumerate(batches):
@@ -165,12 +194,37 @@ def _outputs(stream: BinaryIO) -> Iterator[tuple[str, Output]]:
         parts = files.setdefault(probe, {})
         parts[kind] = data
         if len(parts) == 3:
-            try:
-                rc = int(parts["rc"].strip() or b"-1")
-            except ValueError:
-                rc = -1
+            rc, started, ended = _status(parts["rc"])
             yield probe, Output(rc, parts["out"].decode(errors="replace"),
-                                parts["err"].decode(errors="replace"))
+                                parts["err"].decode(errors="replace"), started, ended,
+                                _cpu(parts["rc"]))
+
+
+def _status(text: bytes) -> tuple[int, float | None, float | None]:
+    """"RC START END" from the line dct_probe writes between its two `times`; a bare status is
+    one without times, an unreadable one -1."""
+    lines = [ln for ln in text.splitlines() if ln.strip() and not _TIMES.search(ln)]
+    fields = lines[0].split() if lines else []
+    try:
+        rc = int(fields[0]) if fields else -1
+    except ValueError:
+        return -1, None, None
+    try:
+        return rc, float(fields[1]), float(fields[2])
+    except (IndexError, ValueError):
+        return rc, None, None
+
+
+_TIMES = re.compile(rb"(\d+)m([\d.]+)s")
+
+
+def _cpu(text: bytes) -> float | None:
+    """The children's CPU seconds between the two `times` outputs around the status line: each
+    is the shell's user and system time, then its waited-for children's."""
+    spent = [int(m) * 60 + float(s) for m, s in _TIMES.findall(text)]
+    if len(spent) != 8:
+        return None
+    return max(0.0, (spent[6] + spent[7]) - (spent[2] + spent[3]))
 
 
 def _parse(stream: bytes) -> dict[str, Output]:

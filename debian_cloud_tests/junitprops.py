@@ -38,6 +38,8 @@ class Prop(StrEnum):
     PACKAGES = "packages"
     LISTENING_SOCKETS = "listening_sockets"
     CLOUD_INIT_STAGE_SECONDS = "cloud_init_stage_seconds"
+    #: each probe of the shared gather: [start from the first probe's, seconds, CPU seconds], JSON
+    PROBE_SECONDS = "probe_seconds"
     # whether the run finished and what it left out
     TESTS_COLLECTED = "tests_collected"
     TESTS_SELECTED = "tests_selected"

@@ -266,6 +266,10 @@ def test_junit_properties_describe_the_run(good_run) -> None:
     assert json.loads(run.props["packages"]).get("openssh-server"), run.props["packages"][:300]
     assert "tcp/22" in json.loads(run.props["listening_sockets"])
     assert {"init", "modules-final"} <= set(json.loads(run.props["cloud_init_stage_seconds"]))
+    # where the shared gather's time went, probe by probe: [start, seconds, CPU seconds]
+    spans = json.loads(run.props["probe_seconds"])
+    assert {"os_release", "dpkg_packages"} <= set(spans)
+    assert all(secs >= 0 and cpu >= 0 for _, secs, cpu in spans.values())
 
 
 @reads_the_good_run

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from debian_cloud_tests import ssh
-from debian_cloud_tests.facts import Probe, _parse, _script, start
+from debian_cloud_tests.facts import Probe, _parse, _script, _status, start
 from debian_cloud_tests.machine import SSHEndpoint
 
 from .fakes.sshd import Sshd
@@ -44,6 +44,25 @@ def test_every_batch_comes_back_whole() -> None:
                [Probe("empty", "true")])
     assert {name: out.stdout for name, out in got.items()} == {
         "late": "late\n", "early": "early\n", "empty": ""}
+
+
+def test_each_probe_is_timed_by_the_guests_clock() -> None:
+    got = _run([Probe("quick", "true"), Probe("slow", "sleep 0.5"),
+                Probe("busy", "i=0; while [ $i -lt 300000 ]; do i=$((i + 1)); done")])
+    assert got["slow"].seconds is not None and 0.45 <= got["slow"].seconds < 5
+    assert got["quick"].seconds is not None and got["quick"].seconds < got["slow"].seconds
+    assert got["quick"].ended is not None and got["slow"].started is not None
+    assert got["quick"].ended <= got["slow"].started + 0.01  # one batch: one after the other
+    # the CPU its processes used: none to sleep, most of its time to count
+    assert got["slow"].cpu is not None and got["slow"].cpu < 0.1
+    assert got["busy"].cpu is not None and got["busy"].seconds is not None
+    assert got["busy"].cpu > 0.1 and got["busy"].cpu >= 0.5 * got["busy"].seconds
+
+
+def test_a_status_without_times_is_still_a_status() -> None:
+    """A probe's status file as an older runner wrote it, or a damaged one."""
+    assert (_status(b"3\n"), _status(b""), _status(b"x 1 2")) == (
+        (3, None, None), (-1, None, None), (-1, None, None))
 
 
 def test_archives_arrive_in_finishing_order() -> None:
