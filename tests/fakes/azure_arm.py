@@ -29,11 +29,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from .azure_boot import AzureBoots
+from .loopback_http import QuietHttpServer
 from .qemu_guests import QemuGuests
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
@@ -273,7 +274,7 @@ class _Handler(BaseHTTPRequestHandler):
 def running_arm(tls: ssl.SSLContext | None = None) -> Iterator[FakeArm]:
     """The fake on 127.0.0.1, over HTTPS when given a server context (e.g. from ``trustme``)."""
     fake = FakeArm()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_Handler,), {"fake": fake}))
+    server = QuietHttpServer(("127.0.0.1", 0), type("Handler", (_Handler,), {"fake": fake}))
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
     fake.url = f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}"

@@ -28,12 +28,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from .gce_qemu import MACHINE_TYPES, gce_guest
+from .loopback_http import QuietHttpServer
 from .qemu_guests import QemuGuests
 
 PROJECT = "dct-test"
@@ -389,7 +390,7 @@ class _Handler(BaseHTTPRequestHandler):
 def running_gce() -> Iterator[FakeGce]:
     fake = FakeGce()
     handler = type("Handler", (_Handler,), {"fake": fake})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = QuietHttpServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -23,13 +23,14 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import yaml
 
+from .loopback_http import QuietHttpServer
 from .nova_qemu import nova_guest
 from .qemu_guests import QemuGuests
 
@@ -459,7 +460,7 @@ class _Handler(BaseHTTPRequestHandler):
 def running_openstack() -> Iterator[FakeOpenStack]:
     fake = FakeOpenStack()
     handler = type("Handler", (_Handler,), {"fake": fake})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = QuietHttpServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
