@@ -166,7 +166,7 @@ VARIANTS = {
          "bvt.root_filesystem_grown",
          "config.no_world_writable_files", "config.system_commands_root_owned",
          "config.no_duplicate_gids", "config.no_removed_packages_config_left",
-         "config.only_the_booted_kernel_installed",
+         "config.no_kernel_older_than_the_booted_one",
          # the packages purged with --force-depends leave their dependants' dependencies unmet
          "config.no_broken_dependencies"}),
     # boot configuration defects, and a reboot the guest refuses whose hard reset comes back with

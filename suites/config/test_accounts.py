@@ -10,6 +10,19 @@ import pytest
 
 from debian_cloud_tests.facts import Probe
 
+#: printed before the umask lines, so what a profile prints first is skipped
+UMASK_MARK = "dct-umask"
+#: the files sudo reads, one a line: /etc/sudoers and what it includes (@include, @includedir and
+#: their old # spellings, relative to /etc), an included directory's files without the "." or
+#: trailing "~" in their names that make sudo skip them
+SUDOERS_FILES = (
+    "dct_sudoers() { echo /etc/sudoers; "
+    "awk '$1 ~ /^[@#]includedir$/ {print \"d\", $2} $1 ~ /^[@#]include$/ {print \"f\", $2}' "
+    "/etc/sudoers 2>/dev/null | while IFS=' ' read -r k p; do case $p in /*) ;; *) p=/etc/$p;; esac; "
+    "if [ \"$k\" = d ]; then for f in \"$p\"/*; do case ${f##*/} in *.*|*~) ;; "
+    "*) [ -f \"$f\" ] && echo \"$f\";; esac; done; else [ -f \"$p\" ] && echo \"$p\"; fi; done; }; "
+    "IFS='\n'; set -- $(dct_sudoers); ")
+
 PROBES = [
     # Only the user name and the kind of password field leave the guest, never the hash.
     Probe("shadow_kinds", "awk -F: '{ f=$2; k = (f==\"\") ? \"empty\" : (f ~ /^[!*]/ ? \"locked\" : "
@@ -30,8 +43,9 @@ PROBES = [
     Probe("pwck", "pwck -r -q; echo \"pwck=$?\"; grpck -r; echo \"grpck=$?\"", root=True),
     Probe("login_defs", "grep -E '^[[:space:]]*(UMASK|ENCRYPT_METHOD)[[:space:]]' /etc/login.defs"),
     # the umask of an SSH session: what PAM (pam_umask) and sshd leave to a user's login
-    Probe("session_umask", "umask; id -un; id -gn"),
-    Probe("login_shell_umask", "bash -lc 'umask; id -un; id -gn' </dev/null 2>/dev/null"),
+    Probe("session_umask", f"echo {UMASK_MARK}; umask; id -un; id -gn"),
+    # after a mark: a profile script may print to stdout first
+    Probe("login_shell_umask", f"bash -lc 'echo {UMASK_MARK}; umask; id -un; id -gn' </dev/null 2>/dev/null"),
     # every file in a regular account's home that is not that account's, or not its group's
     Probe("home_owners", "getent passwd | awk -F: '$3 >= 1000 && $3 < 60000 && $6 ~ \"^/home/\" "
           "{print $1, $3, $4, $6}' | while read -r name uid gid home; do [ -d \"$home\" ] && "
@@ -41,11 +55,12 @@ PROBES = [
           "/home/*/.rhosts /home/*/.shosts; do [ -e \"$f\" ] && echo \"$f\"; done; true", root=True),
     # mtime first: a grant written on this instance (cloud-init, a cloud's guest agent) is the
     # platform's doing; one older than the boot came with the image
-    Probe("sudo_nopasswd", "stat -c 'mtime %Y %n' /etc/sudoers /etc/sudoers.d/* 2>/dev/null; "
-          "grep -sHE '^[^#]*NOPASSWD' /etc/sudoers /etc/sudoers.d/*; true", root=True),
+    Probe("sudo_nopasswd", SUDOERS_FILES + "stat -c 'mtime %Y %n' \"$@\" 2>/dev/null; "
+          "grep -sHE '^[^#]*NOPASSWD' \"$@\"; true", root=True),
     Probe("btime", "awk '/^btime/ {print $2}' /proc/stat"),
-    Probe("sudo_defaults", "grep -shE '^[[:space:]]*Defaults' /etc/sudoers /etc/sudoers.d/*; true",
-          root=True),
+    # Defaults lines, a line continued by a backslash joined to the next
+    Probe("sudo_defaults", SUDOERS_FILES + "awk '{ l = c ? l \" \" $0 : $0; c = sub(/\\\\$/, \"\", l); "
+          "if (!c && l ~ /^[[:space:]]*Defaults/) print l }' \"$@\"; true", root=True),
 ]
 #: password hashing methods still considered strong (login.defs ENCRYPT_METHOD)
 STRONG_HASHES = {"SHA512", "YESCRYPT", "SHA256"}
@@ -197,8 +212,10 @@ def test_login_shell_umask(facts) -> None:
 
 
 def _assert_umask_masks(lines: list[str], what: str) -> None:
-    """*lines* are `umask`, `id -un` and `id -gn` from one shell: the umask masks group write
-    unless the group is the user's own, and always others' write."""
+    """*lines* are `umask`, `id -un` and `id -gn` from one shell after its mark: the umask masks
+    group write unless the group is the user's own, and always others' write."""
+    if UMASK_MARK in lines:
+        lines = lines[len(lines) - lines[::-1].index(UMASK_MARK):]
     session, user, group = ([*lines, "", "", ""])[:3]
     assert re.fullmatch(r"0?[0-7]{3,4}", session), (
         f"could not read {what} ({session!r}); `umask` in a shell must print it")
