@@ -24,7 +24,7 @@ boots are guests as aws's; vagrant adds Vagrant's own start and the box import).
 
 Usage: python3 benchmarks/fault_injection.py [--kills 300 | --kills-per-provider 50]
        [--providers qemu,aws,gce,azure,openstack,vagrant] [--max-minutes 120] [--seed S]
-       [--image IMAGE]
+       [--image IMAGE] [--phases overlay,boot,ssh wait,checks,teardown]
 (needs root: the runs are walled in network namespaces with only loopback up; vagrant needs
 vagrant, vagrant-libvirt and libvirtd, see tests/fakes/libvirt_netns.py).
 """
@@ -36,6 +36,7 @@ import collections
 import contextlib
 import enum
 import hashlib
+import math
 import os
 import random
 import re
@@ -215,27 +216,31 @@ def split(kills: int, providers: list[str]) -> dict[str, int]:
             for i, p in enumerate(providers)}
 
 
-def plan(targets: dict[str, int], rng: random.Random) -> list[Aim]:
-    """The kills to aim, *targets[provider]* on each provider.
+def plan(targets: dict[str, int], rng: random.Random,
+         aimed: tuple[Phase, ...] = PHASES) -> list[Aim]:
+    """The kills to aim, *targets[provider]* on each provider, at the *aimed* phases.
 
-    First every phase x signal combination once on each provider (with fewer kills than the 15
+    First every phase x signal combination once on each provider (with fewer kills than the
     combinations: distinct ones, as many phases and as even signals as they allow), in random
     order; then the rest at random: phases in WEIGHTS proportion, signals evenly.
     """
     cover: list[Aim] = []
     fill: list[Aim] = []
     for provider, n in targets.items():
-        phases, sigs = list(PHASES), list(SIGNALS)
+        phases, sigs = list(aimed), list(SIGNALS)
         rng.shuffle(phases)
         rng.shuffle(sigs)
-        # i -> (i mod 5, i mod 3) is one to one over 0..14: the first k differ, with k phases
-        # (up to 5) and signals within one of each other
-        combos = [(provider, phases[i % len(phases)], sigs[i % len(sigs)])
-                  for i in range(len(phases) * len(sigs))]
+        # i -> (i mod P, i mod 3) is one to one over 0..3P-1 when P phases and 3 signals are
+        # coprime (5, 4, 2, 1): the first k differ, with k phases and signals within one of each
+        # other.  Otherwise (3) by diagonals: each run of P holds every phase and every signal.
+        n_p, n_s = len(phases), len(sigs)
+        combos = ([(provider, phases[i % n_p], sigs[i % n_s]) for i in range(n_p * n_s)]
+                  if math.gcd(n_p, n_s) == 1 else
+                  [(provider, phases[j], sigs[(j + d) % n_s]) for d in range(n_s) for j in range(n_p)])
         first = min(n, len(combos))
         cover += combos[:first]
         rest = n - first
-        more = rng.choices(PHASES, [WEIGHTS[p] for p in PHASES], k=rest)
+        more = rng.choices(aimed, [WEIGHTS[p] for p in aimed], k=rest)
         offset = rng.randrange(len(SIGNALS))
         signals = [SIGNALS[(offset + j) % len(SIGNALS)] for j in range(rest)]
         rng.shuffle(signals)
@@ -442,6 +447,9 @@ def main() -> int:
     parser.add_argument("--max-minutes", type=float, default=DEFAULT_MINUTES,
                         help=f"stop early (default {DEFAULT_MINUTES:g})")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--phases", default=",".join(p.value for p in PHASES),
+                        help="aim only at these phases, comma-separated (default: all: "
+                        f"{', '.join(p.value for p in PHASES)}; the early ones cost no boot)")
     parser.add_argument("--image", help="default: the good test image, built or taken from the cache")
     args = parser.parse_args()
     # Started in the background (`cmd &`), this script inherits SIGINT ignored, and the runs it
@@ -450,6 +458,12 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     providers = list(dict.fromkeys(p for p in args.providers.split(",") if p))
+    try:
+        aimed = tuple(dict.fromkeys(Phase(p.strip()) for p in args.phases.split(",") if p.strip()))
+    except ValueError:
+        parser.error(f"--phases: any of {', '.join(p.value for p in PHASES)}")
+    if not aimed or not set(aimed) <= set(PHASES):
+        parser.error(f"--phases: any of {', '.join(p.value for p in PHASES)}")
     if not providers or not set(providers) <= set(PROVIDERS):
         parser.error(f"--providers: any of {', '.join(PROVIDERS)}")
     if (args.kills_per_provider or 1) < 1 or (args.kills if args.kills is not None else 1) < 1:
@@ -474,7 +488,8 @@ def main() -> int:
             args.image = str(build_image(Recipe()))
         seed = args.seed if args.seed is not None else random.randrange(1 << 32)
         cmd = [sys.executable, __file__, counting, f"--providers={','.join(providers)}",
-               f"--max-minutes={args.max_minutes}", f"--seed={seed}", f"--image={args.image}"]
+               f"--max-minutes={args.max_minutes}", f"--seed={seed}", f"--image={args.image}",
+               f"--phases={','.join(p.value for p in aimed)}"]
         inner = subprocess.Popen(walled(cmd), env={**os.environ, WALLED: "1"})
         while True:
             try:
@@ -502,7 +517,7 @@ def main() -> int:
         with contextlib.ExitStack() as stack:
             clouds = start(providers, image, work, stack)
             injector = Injector(image, work, clouds, work / "guests", rng)
-            todo = collections.deque(plan(targets, rng))
+            todo = collections.deque(plan(targets, rng, aimed))
             # a run that ends before the moment aimed at is no kill: it is aimed again, later, or
             # next if its combination was never hit; one that went out in a later phase than
             # aimed at while its combination was never hit is aimed again in place of a kill

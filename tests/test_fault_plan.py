@@ -73,3 +73,12 @@ def test_fewer_kills_than_combinations_are_distinct_and_spread(fi, n):
     assert len({ph for _, ph, _ in aims}) == min(n, len(fi.PHASES))
     sigs = Counter(s for _, _, s in aims)
     assert max(sigs[s] for s in fi.SIGNALS) - min(sigs[s] for s in fi.SIGNALS) <= 1
+
+
+@pytest.mark.parametrize("names", [("overlay", "boot"), ("overlay", "boot", "ssh wait"), ("checks",)])
+def test_only_the_phases_asked_for_are_aimed_at(fi, names):
+    aimed = tuple(fi.Phase(n) for n in names)
+    aims = fi.plan({"qemu": 40, "gce": 40}, random.Random(3), aimed)
+    assert {ph for _, ph, _ in aims} == set(aimed)
+    every = {(p, ph, s) for p in ("qemu", "gce") for ph in aimed for s in fi.SIGNALS}
+    assert set(aims[:len(every)]) == every
