@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from .azure_boot import AzureBoots
-from .loopback_http import QuietHttpServer
+from .loopback_http import LoopbackHttpServer
 from .qemu_guests import QemuGuests
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
@@ -274,13 +274,12 @@ class _Handler(BaseHTTPRequestHandler):
 def running_arm(tls: ssl.SSLContext | None = None) -> Iterator[FakeArm]:
     """The fake on 127.0.0.1, over HTTPS when given a server context (e.g. from ``trustme``)."""
     fake = FakeArm()
-    server = QuietHttpServer(("127.0.0.1", 0), type("Handler", (_Handler,), {"fake": fake}))
+    server = LoopbackHttpServer(type("Handler", (_Handler,), {"fake": fake}), "azure-fake")
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
-    fake.url = f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    fake.url = f"{'https' if tls else 'http'}://127.0.0.1:{server.port}"
+    server.start()
     try:
         yield fake
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()

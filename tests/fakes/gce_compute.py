@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from .gce_qemu import MACHINE_TYPES, gce_guest
-from .loopback_http import QuietHttpServer
+from .loopback_http import LoopbackHttpServer
 from .qemu_guests import QemuGuests
 
 PROJECT = "dct-test"
@@ -389,14 +389,10 @@ class _Handler(BaseHTTPRequestHandler):
 @contextmanager
 def running_gce() -> Iterator[FakeGce]:
     fake = FakeGce()
-    handler = type("Handler", (_Handler,), {"fake": fake})
-    server = QuietHttpServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = LoopbackHttpServer(type("Handler", (_Handler,), {"fake": fake}), "gce-fake")
+    fake.url = f"http://127.0.0.1:{server.port}"
+    server.start()
     try:
         yield fake
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()

@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, urlparse
 
 import yaml
 
-from .loopback_http import QuietHttpServer
+from .loopback_http import LoopbackHttpServer
 from .nova_qemu import nova_guest
 from .qemu_guests import QemuGuests
 
@@ -459,14 +459,10 @@ class _Handler(BaseHTTPRequestHandler):
 @contextmanager
 def running_openstack() -> Iterator[FakeOpenStack]:
     fake = FakeOpenStack()
-    handler = type("Handler", (_Handler,), {"fake": fake})
-    server = QuietHttpServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = LoopbackHttpServer(type("Handler", (_Handler,), {"fake": fake}), "openstack-fake")
+    fake.url = f"http://127.0.0.1:{server.port}"
+    server.start()
     try:
         yield fake
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
