@@ -327,6 +327,35 @@ def test_launch_cut_short_by_an_interrupt_is_not_waited_for(cloud: CloudFleet, r
 
 # -- what close() leaves: a kept machine's verified keys, a failed destroy's record ----------------
 
+class _SpecRecordingSsh:
+    """The ssh provider, keeping the specs it is asked to launch."""
+
+    def __init__(self) -> None:
+        self.inner = get_provider("ssh")
+        self.launched: list[LaunchSpec] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def launch(self, spec: LaunchSpec, run_dir: Path) -> Machine:
+        self.launched.append(spec)
+        return self.inner.launch(spec, run_dir)
+
+
+@pytest.mark.parametrize(("keep", "outlives"), [(KeepInstance.NEVER, False),
+                                                (KeepInstance.ON_FAILURE, True),
+                                                (KeepInstance.ALWAYS, True)])
+def test_a_machine_that_may_be_kept_is_launched_to_outlive_the_run(
+        sshd: Sshd, run_dirs: Path, keep: KeepInstance, outlives: bool) -> None:
+    """A machine --keep-instance may keep must not die with this process (QEMU would, with the
+    thread that started it): the provider is told so in the spec it launches."""
+    provider = _SpecRecordingSsh()
+    fleet = Fleet(provider, fleet_for(sshd, sshd.port).spec, keep)  # type: ignore[arg-type]
+    fleet.launch()
+    fleet.close(failed=False)
+    assert [spec.may_outlive_run for spec in provider.launched] == [outlives]
+
+
 def test_a_kept_machine_is_reached_with_the_verified_host_key(sshd: Sshd, run_dirs: Path) -> None:
     """--keep-instance: the reconnect line checks the host key strictly against a known_hosts
     file in the run dir holding the key the run verified, never trusting the first answer."""
