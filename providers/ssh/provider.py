@@ -11,7 +11,6 @@ given (``--datasource`` names the cloud-init datasource the platform provides); 
 from __future__ import annotations
 
 import base64
-import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -142,16 +141,11 @@ class SshProvider(Provider):
         s = spec.settings_as(SshSettings)
         endpoint = SSHEndpoint(s.address, s.port, spec.ssh_user, s.key_file)
         facts = PlatformFacts(
-            provider="ssh", instance_id=s.instance_id, hostname=_hostname(s.address), arch=spec.arch,
+            # the name it is reached by is not the one it calls itself (an EC2 public DNS name
+            # is not its ip-… hostname): the hostname is not known
+            provider="ssh", instance_id=s.instance_id, hostname="", arch=spec.arch,
             firmware=spec.firmware, datasource=s.datasource, instance_type=spec.instance_type,
             region=s.region, zone=s.zone, extra={"address": s.address})
         return SshMachine(facts, endpoint, list(s.known_keys))
 
 
-def _hostname(address: str) -> str:
-    """A host given by name is expected to call itself that; an address says nothing."""
-    try:
-        ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    return ""

@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 
+from debian_cloud_tests.applicability import STARTS_THE_MACHINE
 from debian_cloud_tests.facts import Probe
 
 #: printed before the umask lines, so what a profile prints first is skipped
@@ -241,6 +242,8 @@ def test_no_rhosts_trust(facts) -> None:
     assert not found, f"host-based trust files in the image: {found}; remove them"
 
 
+# grants written before this boot came with the image only on an instance this run started
+@pytest.mark.applies(provider=STARTS_THE_MACHINE)
 def test_no_passwordless_sudo_baked(facts) -> None:
     """Password-less sudo is granted only at first boot (cloud-init's rule for the default user, a
     cloud's guest agent), never by a rule shipped in the image."""

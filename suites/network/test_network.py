@@ -21,6 +21,13 @@ PROBES = [
     Probe("dhcp_mtu", "cat /var/lib/dhcp/dhclient*.leases /run/systemd/netif/leases/* "
           "2>/dev/null | sed -n 's/^ *option interface-mtu \\([0-9]*\\);/\\1/p; s/^MTU=\\([0-9]*\\)$/\\1/p'",
           root=True),
+    # the addresses DHCP clients hold leases for (networkd's ADDRESS=, dhclient's fixed-address):
+    # a lease that never expires (Azure's) leaves the kernel's address without a lifetime
+    Probe("dhcp_lease_addresses", "cat /run/systemd/netif/leases/* /var/lib/dhcp/dhclient*.leases "
+          "/var/lib/dhcp/dhclient*.lease 2>/dev/null | sed -n 's/^ADDRESS=\\(.*\\)$/\\1/p; "
+          "s/^ *fixed-address \\([^;]*\\);/\\1/p'", root=True),
+    # each interface's MAC, so a configuration that names another machine's NIC stands out
+    Probe("link_macs", "ip -j link show"),
     Probe("net_config_files", "for f in /etc/network/interfaces /etc/network/interfaces.d/* "
           "/etc/netplan/*.yaml /etc/systemd/network/*.network /run/systemd/network/*.network; do "
           "[ -f \"$f\" ] && { echo \"## $f\"; cat \"$f\"; }; done; true", root=True),
@@ -41,6 +48,10 @@ PROBES = [
     Probe("ipv6_global", "ip -6 -o addr show scope global; ip -6 -o addr show scope site; "
           "ip -6 route show default"),
 ]
+#: what pins a netplan or systemd-networkd configuration to one network: static addresses,
+#: gateways, routes, DHCP turned off
+STATIC_NETWORK = re.compile(r"(?im)^\s*(addresses:|gateway[46]?:|routes:|dhcp4:\s*(?:false|no)\b|"
+                            r"Address=|Gateway=|DHCP=no\b)")
 RENDERED = re.compile(r"^## (/etc/network/interfaces\.d/50-cloud-init|/etc/netplan/50-cloud-init\.yaml|"
                       r"/run/systemd/network/10-cloud-init-\S+\.network)$", re.M)
 
@@ -75,7 +86,8 @@ def _routeless_iface(links: list[dict]) -> str | None:
 
 
 def test_dhcp_lease(facts, machine) -> None:
-    """The primary interface's address comes from a DHCP lease (it has a lifetime), not a static
+    """The primary interface's address comes from a DHCP lease (a lifetime on the address, or a
+    DHCP client's lease for it where the platform's lease never expires), not a static
     configuration."""
     links = json.loads(facts["ipv4_addrs"].stdout or "[]")
     iface = _default_iface(facts)
@@ -86,7 +98,8 @@ def test_dhcp_lease(facts, machine) -> None:
                     "(a static configuration in the image?)", pytrace=False)
     addrs = [a for link in links if link.get("ifname") == iface for a in link.get("addr_info", [])]
     assert addrs, f"{iface} has no IPv4 address"
-    assert any(a.get("dynamic") for a in addrs), (
+    leased = set(facts["dhcp_lease_addresses"].lines())
+    assert any(a.get("dynamic") or a.get("local") in leased for a in addrs), (
         f"{iface}'s address {addrs[0].get('local')}/{addrs[0].get('prefixlen')} is static (no lease "
         "lifetime): the image configures it itself; let cloud-init render DHCP for the platform")
 
@@ -141,18 +154,27 @@ def test_network_rendered_by_cloud_init(facts) -> None:
 
 
 def test_no_leftover_interface_config(facts) -> None:
-    """Only cloud-init's files configure interfaces other than lo (nothing from the build host)."""
+    """Nothing but cloud-init's rendering pins an interface's configuration: no static address,
+    gateway or another machine's NIC from the build host.  A fallback that asks DHCP on any
+    interface by name (Debian's images ship one for netplan) pins nothing and passes; under
+    ifupdown, whose networking service waits for every interface it names, any interface but lo
+    counts."""
+    macs = {link.get("address", "").lower() for link in json.loads(facts["link_macs"].stdout or "[]")}
     leftovers = []
     for block in facts["net_config_files"].stdout.split("## ")[1:]:
         path, _, body = block.partition("\n")
-        if RENDERED.match("## " + path):
+        if RENDERED.match("## " + path) or path.startswith("/run/"):
             continue
         if path.startswith("/etc/network/interfaces"):
             ifaces = [i for i in re.findall(r"^\s*iface\s+(\S+)", body, re.M) if i != "lo"]
             if ifaces:
                 leftovers.append(f"{path}: {', '.join(ifaces)}")
-        elif body.strip() and not path.startswith("/run/"):
-            leftovers.append(path)
+            continue
+        pinned = STATIC_NETWORK.findall(body) + [
+            f"MAC {mac}" for mac in re.findall(r"(?i)\b((?:[0-9a-f]{2}:){5}[0-9a-f]{2})\b", body)
+            if mac.lower() not in macs]
+        if pinned:
+            leftovers.append(f"{path}: {', '.join(dict.fromkeys(p.strip() for p in pinned))}")
     assert not leftovers, (f"interface configuration not from cloud-init: {leftovers}; remove it "
                            "from the image so cloud-init's rendering is the only one")
 
