@@ -109,7 +109,8 @@ def test_instance_data_present(facts, machine) -> None:
         assert data.get("v1", {}).get("instance_id"), ("instance-data.json names no instance: the "
                                                        "datasource gave cloud-init no instance id")
         return
-    assert data.get("v1", {}).get("instance_id") == machine.facts.instance_id, (
+    # ids compare case-insensitively: Azure's is the VM's UUID, which cloud-init lowercases
+    assert str(data.get("v1", {}).get("instance_id")).lower() == machine.facts.instance_id.lower(), (
         f"instance-data.json names instance {data.get('v1', {}).get('instance_id')!r}, "
         f"not {machine.facts.instance_id!r}")
 
@@ -118,8 +119,8 @@ def test_no_state_from_image_build(facts, machine) -> None:
     """/var/lib/cloud holds this instance only: the image was cleaned (`cloud-init clean`)."""
     out = facts["ci_instances"]
     assert out.ok, f"cannot list /var/lib/cloud/instances: {out.why()}"
-    current = machine.facts.instance_id or _json(facts, "ci_instance_data", "instance-data.json").get(
-        "v1", {}).get("instance_id")
+    # this instance's directory is the one cloud-init links as current
+    current = facts["ci_instance_link"].stdout.strip().rsplit("/", 1)[-1] or machine.facts.instance_id
     others = [i for i in out.lines() if i != current]
     assert not others, (f"state of other instances in /var/lib/cloud/instances: {others}; run "
                         "`cloud-init clean --logs` before capturing the image")
