@@ -318,7 +318,7 @@ class Injector:
             kill.after_gc += self.leaks(tmpdir, provider)
             if kill.after_gc:
                 self.clean(provider, tmpdir)
-        if kill.after_gc or not kill.killed:
+        if kill.before_gc or not kill.killed:  # the run's own account of what it left
             (tmp / "output.txt").write_text(run.text)
         kill.image_changed = sha256(self.image) != self.digest
         kill.seconds = time.monotonic() - started
@@ -563,7 +563,9 @@ def main() -> int:
                 print(f"{len(kills):3d} {provider:<9} {sig.name:<7} aimed {phase.value:<8} "
                       f"{'at ' + k.phase.value if k.killed else 'ended first':<14} {k.seconds:5.1f}s "
                       f"found {len(k.before_gc)} left after gc {len(k.after_gc)}"
-                      + (f" ({'; '.join(k.after_gc[:3])})" if k.after_gc else ""), flush=True)
+                      + (f" (found: {'; '.join(k.before_gc[:3])[:300]})" if k.before_gc else "")
+                      + (f" (left: {'; '.join(k.after_gc[:3])[:300]})" if k.after_gc else ""),
+                      flush=True)
             # once whatever the kills left: `gc` for the local side and the emulated cloud
             try:
                 final_left, final_changed = injector.final()
