@@ -322,7 +322,7 @@ class Injector:
             (tmp / "output.txt").write_text(run.text)
         kill.image_changed = sha256(self.image) != self.digest
         kill.seconds = time.monotonic() - started
-        if kill.killed and not kill.after_gc:
+        if kill.killed and not kill.before_gc:  # nothing to look into: removed with the next
             self.spent = tmp
         return kill
 
