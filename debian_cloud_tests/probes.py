@@ -22,5 +22,13 @@ SSHD_T = Probe("sshd_T", "sshd -T -C user=nobody,host=localhost,addr=127.0.0.1",
 #: the kernel command line: read by the bvt and config suites
 CMDLINE = Probe("cmdline", "cat /proc/cmdline")
 
+
+
+def dumped_files(text: str) -> list[tuple[str, str]]:
+    """(path, content) of each file a probe printed as a "## PATH" line, then the file (the
+    probes' `echo "## $f"; cat "$f"`)."""
+    return [(path, body) for block in text.split("## ")[1:] for path, _, body in [block.partition("\n")]]
+
+
 #: what the run's properties read (see artifacts.comparable_properties)
 FOR_PROPERTIES = (OS_RELEASE, DPKG_PACKAGES, LISTENING, CLOUD_INIT_STATUS)

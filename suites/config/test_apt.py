@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from debian_cloud_tests.facts import Probe
-from debian_cloud_tests.probes import DPKG_PACKAGES, OS_RELEASE
+from debian_cloud_tests.probes import DPKG_PACKAGES, OS_RELEASE, dumped_files
 
 #: every apt source file, each after a "## PATH" line (one-line and deb822 formats)
 APT_SOURCES = Probe("apt_sources", "for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list "
@@ -97,8 +97,7 @@ def test_apt_source(facts, pocket: str) -> None:
 def test_apt_sources_deb822(facts) -> None:
     """apt's sources are in the deb822 format (*.sources): apt 3 deprecates one-line entries."""
     one_line = []
-    for block in facts["apt_sources"].stdout.split("## ")[1:]:
-        path, _, body = block.partition("\n")
+    for path, body in dumped_files(facts["apt_sources"].stdout):
         listed = path.endswith(".list") and not path.startswith("/etc/apt/mirrors/")
         if listed and re.search(r"^\s*deb(-src)?\s", body, re.M):
             one_line.append(path)
@@ -137,8 +136,7 @@ def test_no_build_proxy_left(facts) -> None:
 def _source_uris(facts) -> list[str]:
     """Every URI apt fetches from: the sources', and those of the mirror lists they name."""
     uris = [uri for uri, _ in _suites(facts)]
-    for block in facts["apt_sources"].stdout.split("## ")[1:]:
-        path, _, body = block.partition("\n")
+    for path, body in dumped_files(facts["apt_sources"].stdout):
         if path.startswith("/etc/apt/mirrors/"):
             uris += [line.split()[0] for line in body.splitlines()
                      if line.strip() and not line.lstrip().startswith("#")]

@@ -10,7 +10,7 @@ import pytest
 from cryptography import x509
 
 from debian_cloud_tests.facts import Probe
-from debian_cloud_tests.probes import CMDLINE, LISTENING
+from debian_cloud_tests.probes import CMDLINE, LISTENING, dumped_files
 from debian_cloud_tests.spec import Arch
 
 #: sysctl -> (comparison, value): Debian's defaults for these protections
@@ -270,7 +270,7 @@ def test_no_expired_local_certificates(facts) -> None:
     assert out.ok, f"cannot read the local CAs: {out.why()}"
     now = datetime.now(UTC)
     expired, unreadable = [], []
-    for path, text in pem_files(out.stdout).items():
+    for path, text in dumped_files(out.stdout):
         try:
             certs = x509.load_pem_x509_certificates(text.encode())
         except ValueError:
@@ -280,11 +280,6 @@ def test_no_expired_local_certificates(facts) -> None:
                     for cert in certs if cert.not_valid_after_utc < now]
     assert not expired, f"expired CA certificates: {expired[:5]}; renew or remove them"
     assert not unreadable, f"CA files that hold no readable certificate: {unreadable[:5]}"
-
-
-def pem_files(text: str) -> dict[str, str]:
-    """"## PATH" then the file, for each file the probe read."""
-    return {path: body for path, body in re.findall(r"^## (.+)\n(.*?)(?=^## |\Z)", text, re.M | re.S)}
 
 
 @pytest.mark.parametrize("target", sorted(MOUNT_OPTIONS))

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from debian_cloud_tests.facts import Probe
+from debian_cloud_tests.probes import dumped_files
 
 #: the name the DNS check looks up: the archive every Debian instance updates from
 LOOKUP = "deb.debian.org"
@@ -161,8 +162,7 @@ def test_no_leftover_interface_config(facts) -> None:
     counts."""
     macs = {link.get("address", "").lower() for link in json.loads(facts["link_macs"].stdout or "[]")}
     leftovers = []
-    for block in facts["net_config_files"].stdout.split("## ")[1:]:
-        path, _, body = block.partition("\n")
+    for path, body in dumped_files(facts["net_config_files"].stdout):
         if RENDERED.match("## " + path) or path.startswith("/run/"):
             continue
         if path.startswith("/etc/network/interfaces"):
