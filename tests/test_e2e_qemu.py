@@ -181,8 +181,6 @@ VARIANTS = {
          "cloud_init.password_login_not_enabled",
          "network.localhost_resolves", "network.no_interface_rules_for_other_machines",
          "network.mtu_matches_platform",  # pinned below what the platform's DHCP offers
-         # root accepts the launch key (disable_root: false)
-         "config.no_authorized_keys_baked",
          # what the dropped modules did: grow the root, write /etc/hosts, print the host keys,
          # apply user-data (cloud-init sets the hostname early without its module too)
          "bvt.root_filesystem_grown", "network.hostname_resolves",
