@@ -6,6 +6,8 @@ cost the guest nothing more than the checks already do, and are read after ready
 
 from __future__ import annotations
 
+import json
+
 from .facts import Probe
 
 OS_RELEASE = Probe("os_release", "cat /etc/os-release")
@@ -21,7 +23,15 @@ INSTANCE_DATA = Probe("ci_instance_data", "cat /run/cloud-init/instance-data.jso
 SSHD_T = Probe("sshd_T", "sshd -T -C user=nobody,host=localhost,addr=127.0.0.1", root=True)
 #: the kernel command line: read by the bvt and config suites
 CMDLINE = Probe("cmdline", "cat /proc/cmdline")
+#: every network interface with its details (MAC, MTU, flags, promiscuity): read by the network
+#: and config suites
+IP_LINKS = Probe("ip_links", "ip -d -j link show")
 
+
+
+def ip_links(facts) -> list[dict]:
+    """The interfaces as `ip -j link` describes them ([] when it printed nothing)."""
+    return json.loads(facts["ip_links"].stdout or "[]")
 
 
 def dumped_files(text: str) -> list[tuple[str, str]]:

@@ -10,7 +10,7 @@ import pytest
 from cryptography import x509
 
 from debian_cloud_tests.facts import Probe
-from debian_cloud_tests.probes import CMDLINE, LISTENING, dumped_files
+from debian_cloud_tests.probes import CMDLINE, IP_LINKS, LISTENING, dumped_files, ip_links
 from debian_cloud_tests.spec import Arch
 
 #: sysctl -> (comparison, value): Debian's defaults for these protections
@@ -114,9 +114,7 @@ PROBES = [
           "\\( -type f \\( -perm -4000 -o -perm -2000 \\) -exec realpath {} + \\) | sort -u",
           root=True, slow=True),
     Probe("mount_options", "findmnt -rno TARGET,OPTIONS"),
-    # details: "promiscuity N" counts every taker (a packet capture too), where the PROMISC flag
-    # shows only one set by `ip link`
-    Probe("links", "ip -d -o link show"),
+    IP_LINKS,
     # commands, and their directories, that are not root's or that a group or everyone may change
     Probe("command_dirs", "for d in " + " ".join(COMMAND_DIRS) + "; do [ -d \"$d\" ] && "
           "find \"$d\" -xdev ! -type l \\( ! -user root -o -perm /022 \\) -printf '%u %m %p\\n'; "
@@ -254,11 +252,12 @@ def test_world_writable_dirs_system_owned(facts) -> None:
 def test_no_promiscuous_interfaces(facts) -> None:
     """No network interface is in promiscuous mode: nothing in the image captures other
     machines' traffic."""
-    out = facts["links"]
-    assert out.ok and out.lines(), f"cannot list the network interfaces: {out.why()}"
-    promiscuous = [line.split(":")[1].strip() for line in out.lines()
-                   if "PROMISC" in line.split(">", 1)[0]
-                   or int((re.search(r"\bpromiscuity (\d+)", line) or [0, "0"])[1]) > 0]
+    out = facts["ip_links"]
+    assert out.ok and out.stdout.strip(), f"cannot list the network interfaces: {out.why()}"
+    # the promiscuity counter counts every taker (a packet capture too), where the PROMISC flag
+    # shows only `ip link set promisc on`
+    promiscuous = [link.get("ifname") for link in ip_links(facts)
+                   if "PROMISC" in link.get("flags", []) or int(link.get("promiscuity") or 0) > 0]
     assert not promiscuous, (f"interfaces in promiscuous mode: {promiscuous}; stop what sets it "
                              "(`ip link set … promisc on`, a packet capture)")
 

@@ -8,14 +8,14 @@ import re
 import pytest
 
 from debian_cloud_tests.facts import Probe
-from debian_cloud_tests.probes import dumped_files
+from debian_cloud_tests.probes import IP_LINKS, dumped_files, ip_links
 
 #: the name the DNS check looks up: the archive every Debian instance updates from
 LOOKUP = "deb.debian.org"
 
 PROBES = [
     Probe("route_default", "ip -j route show default"),
-    Probe("ip_links", "ip -j link show"),
+    IP_LINKS,
     # a DHCP client gives its address a lifetime: the kernel marks it dynamic, a static one not
     Probe("ipv4_addrs", "ip -j -4 addr show"),
     # the MTU the platform's DHCP server offered (option 26), as dhclient and networkd keep it
@@ -27,8 +27,6 @@ PROBES = [
     Probe("dhcp_lease_addresses", "cat /run/systemd/netif/leases/* /var/lib/dhcp/dhclient*.leases "
           "/var/lib/dhcp/dhclient*.lease 2>/dev/null | sed -n 's/^ADDRESS=\\(.*\\)$/\\1/p; "
           "s/^ *fixed-address \\([^;]*\\);/\\1/p'", root=True),
-    # each interface's MAC, so a configuration that names another machine's NIC stands out
-    Probe("link_macs", "ip -j link show"),
     Probe("net_config_files", "for f in /etc/network/interfaces /etc/network/interfaces.d/* "
           "/etc/netplan/*.yaml /etc/systemd/network/*.network /run/systemd/network/*.network; do "
           "[ -f \"$f\" ] && { echo \"## $f\"; cat \"$f\"; }; done; true", root=True),
@@ -138,7 +136,7 @@ def test_mtu_matches_platform(facts, machine) -> None:
     iface = _default_iface(facts)
     if iface is None:
         pytest.fail("no default route, so no primary interface to check", pytrace=False)
-    links = {link["ifname"]: link for link in json.loads(facts["ip_links"].stdout)}
+    links = {link["ifname"]: link for link in ip_links(facts)}
     offered = facts["dhcp_mtu"].lines()
     # what the platform says, else what its DHCP server offered, else Ethernet's default
     expected = int(machine.facts.extra.get("mtu") or (offered[-1] if offered else 1500))
@@ -160,7 +158,7 @@ def test_no_leftover_interface_config(facts) -> None:
     interface by name (Debian's images ship one for netplan) pins nothing and passes; under
     ifupdown, whose networking service waits for every interface it names, any interface but lo
     counts."""
-    macs = {link.get("address", "").lower() for link in json.loads(facts["link_macs"].stdout or "[]")}
+    macs = {str(link.get("address", "")).lower() for link in ip_links(facts)}
     leftovers = []
     for path, body in dumped_files(facts["net_config_files"].stdout):
         if RENDERED.match("## " + path) or path.startswith("/run/"):
@@ -203,8 +201,7 @@ def test_localhost_resolves(facts) -> None:
 def test_no_interface_rules_for_other_machines(facts) -> None:
     """udev's network rules name only this instance's NICs (rules from the build machine rename
     or hide the interfaces of every instance)."""
-    links = json.loads(facts["ip_links"].stdout or "[]")
-    own = {str(link.get("address", "")).lower() for link in links}
+    own = {str(link.get("address", "")).lower() for link in ip_links(facts)}
     named = re.findall(r'ATTR\{address\}=="([0-9a-fA-F:]{17})"', facts["persistent_net_rules"].stdout)
     foreign = sorted({mac.lower() for mac in named} - own)
     assert not foreign, (f"udev rules in /etc/udev/rules.d name NICs this instance lacks: {foreign}; "
