@@ -23,6 +23,8 @@ INSTANCE_DATA = Probe("ci_instance_data", "cat /run/cloud-init/instance-data.jso
 SSHD_T = Probe("sshd_T", "sshd -T -C user=nobody,host=localhost,addr=127.0.0.1", root=True)
 #: the kernel command line: read by the bvt and config suites
 CMDLINE = Probe("cmdline", "cat /proc/cmdline")
+#: when the machine booted (seconds since the epoch): what the run changed is newer
+BTIME = Probe("btime", "awk '/^btime/ {print $2}' /proc/stat")
 #: every network interface with its details (MAC, MTU, flags, promiscuity): read by the network
 #: and config suites
 IP_LINKS = Probe("ip_links", "ip -d -j link show")

@@ -9,7 +9,7 @@ import pytest
 
 from debian_cloud_tests.applicability import STARTS_THE_MACHINE
 from debian_cloud_tests.facts import Probe
-from debian_cloud_tests.probes import CLOUD_INIT_STATUS, INSTANCE_DATA
+from debian_cloud_tests.probes import BTIME, CLOUD_INIT_STATUS, INSTANCE_DATA
 
 PROBES = [
     CLOUD_INIT_STATUS,
@@ -24,7 +24,7 @@ PROBES = [
     Probe("ci_instances", "ls -1 /var/lib/cloud/instances", root=True),
     Probe("ci_instance_link", "readlink /var/lib/cloud/instance", root=True),
     Probe("host_key_times", "stat -c '%n %Y' /etc/ssh/ssh_host_*_key.pub", root=True),
-    Probe("btime", "awk '/^btime/ {print $2}' /proc/stat"),
+    BTIME,
 ]
 
 

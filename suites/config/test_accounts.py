@@ -11,6 +11,7 @@ import pytest
 
 from debian_cloud_tests.applicability import STARTS_THE_MACHINE
 from debian_cloud_tests.facts import Probe
+from debian_cloud_tests.probes import BTIME
 
 #: printed before the umask lines, so what a profile prints first is skipped
 UMASK_MARK = "dct-umask"
@@ -59,7 +60,7 @@ PROBES = [
     # platform's doing; one older than the boot came with the image
     Probe("sudo_nopasswd", SUDOERS_FILES + "stat -c 'mtime %Y %n' \"$@\" 2>/dev/null; "
           "grep -sHE '^[^#]*NOPASSWD' \"$@\"; true", root=True),
-    Probe("btime", "awk '/^btime/ {print $2}' /proc/stat"),
+    BTIME,
     # Defaults lines, a line continued by a backslash joined to the next
     Probe("sudo_defaults", SUDOERS_FILES + "awk '{ l = c ? l \" \" $0 : $0; c = sub(/\\\\$/, \"\", l); "
           "if (!c && l ~ /^[[:space:]]*Defaults/) print l }' \"$@\"; true", root=True),

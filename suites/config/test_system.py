@@ -8,6 +8,7 @@ import pytest
 
 from debian_cloud_tests.applicability import STARTS_THE_MACHINE
 from debian_cloud_tests.facts import Probe
+from debian_cloud_tests.probes import BTIME
 from debian_cloud_tests.systemd import show_blocks
 
 TIME_SERVICES = ("systemd-timesyncd", "chrony", "ntpsec", "ntp", "openntpd")
@@ -29,7 +30,7 @@ PROBES = [
     Probe("dbus_machine_id", "[ -e /var/lib/dbus/machine-id ] && stat -c '%F %Y' "
           "/var/lib/dbus/machine-id; true"),
     Probe("machine_id_mtime", "stat -L -c %Y /etc/machine-id", root=True),
-    Probe("btime", "awk '/^btime/ {print $2}' /proc/stat"),
+    BTIME,
 ]
 
 
