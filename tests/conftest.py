@@ -7,9 +7,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +36,35 @@ def ctrl_c_at_default() -> None:
     run rightly keeps ignoring it then; a test that means Ctrl-C must give it back.
     """
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def stopped_mid_launch(monkeypatch: pytest.MonkeyPatch, launch: Callable[[], object],
+                       waiting: Callable[[], bool], within: float = 20.0) -> object:
+    """Run *launch* in a thread of its own, as a fleet launches machines side by side; once
+    *waiting()* says it waits on the cloud, ask the run to stop as a signal does (the signal
+    itself lands in the main thread only).  What the launch raised or returned, or a failure if
+    it was still running *within* seconds later."""
+    from debian_cloud_tests import interrupts
+
+    monkeypatch.setattr(interrupts, "_requested", threading.Event())
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(launch())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + within
+    while not waiting() and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    interrupts._requested.set()
+    thread.join(max(deadline - time.monotonic(), 1.0))
+    if thread.is_alive():
+        pytest.fail(f"the launch went on waiting {within:.0f} s after the run was asked to stop")
+    return outcome[0]
 
 
 def in_private_network(cmd: list[str]) -> list[str]:

@@ -19,7 +19,7 @@ from debian_cloud_tests.providers.aws.errors import (
 from debian_cloud_tests.errors import ProviderError, UsageError
 from debian_cloud_tests.spec import Arch, LaunchSpec
 
-from .conftest import run_suites
+from .conftest import run_suites, stopped_mid_launch
 from .fakes.moto_ec2 import leftovers
 
 if TYPE_CHECKING:
@@ -126,6 +126,21 @@ def test_instance_stuck_pending_times_out_and_leaves_nothing(aws: AwsWorld, tmp_
     assert instance["State"]["Name"] == "terminated"
     assert leftovers(aws.moto) == {}, "the key pair and security group go with the instance"
     assert "terminate_instances" in aws.hooks.calls and "delete_key_pair" in aws.hooks.calls
+
+
+def test_a_launch_waiting_in_a_thread_stops_with_the_run_and_leaves_nothing(
+        aws: AwsWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stop ends the wait for "running"; the termination's own wait still runs to the end."""
+    from dataclasses import replace
+
+    aws.hooks.hold_pending()
+    provider = AwsProvider()
+    spec = replace(provider.validate(make_spec(aws)), boot_timeout=600)
+    (tmp_path / "run").mkdir()
+    outcome = stopped_mid_launch(monkeypatch, lambda: provider.launch(spec, tmp_path / "run"),
+                                 lambda: "run_instances" in aws.hooks.calls)
+    assert isinstance(outcome, KeyboardInterrupt), outcome
+    assert leftovers(aws.moto) == {}
 
 
 def test_interrupted_launch_removes_what_it_created(aws: AwsWorld, tmp_path: Path,

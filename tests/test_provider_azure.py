@@ -27,7 +27,7 @@ from debian_cloud_tests.provider import get_provider
 from debian_cloud_tests.seed import INSTANCE_ID_TEMPLATE, MARKER_PATH
 from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
 
-from .conftest import run_suites
+from .conftest import run_suites, stopped_mid_launch
 from .fakes.azure_arm import HOST_KEY, LOCATION, SUBSCRIPTION, FakeArm, running_arm
 
 RUN_ID = "20260101120000-abc123"
@@ -176,6 +176,18 @@ def test_vm_stuck_creating_times_out_and_leaves_nothing(arm: FakeArm, tmp_path: 
     with pytest.raises(ProviderError, match="still"):
         launch(arm, tmp_path, replace(make_spec(), boot_timeout=2))
     assert arm.leftovers() == {}
+
+
+def test_a_launch_waiting_in_a_thread_stops_with_the_run_and_leaves_nothing(
+        arm: FakeArm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run's stop request ends the VM's creation wait, and the group is deleted all the
+    same: the clean-up's own waits are not cut short by it."""
+    arm.stuck = True
+    spec = replace(make_spec(), boot_timeout=600)
+    outcome = stopped_mid_launch(monkeypatch, lambda: launch(arm, tmp_path, spec),
+                                 lambda: "PUT virtualmachines" in arm.calls)
+    assert isinstance(outcome, KeyboardInterrupt), outcome
+    assert arm.calls.count("DELETE resourcegroups") == 1 and arm.leftovers() == {}
 
 
 def test_a_group_delete_that_fails_once_is_retried(arm: FakeArm, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from debian_cloud_tests.expiry import parse as parse_expiry
 from debian_cloud_tests.provider import get_provider
 from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec, Shape
 
-from .conftest import OptionsOnly, run_suites
+from .conftest import OptionsOnly, run_suites, stopped_mid_launch
 from .fakes.gce_compute import HOST_KEY, PROJECT, ZONE, FakeGce, running_gce
 
 RUN_ID = "20260101120000-abc123"
@@ -168,6 +168,18 @@ def test_instance_stuck_pending_times_out_and_leaves_nothing(gce: FakeGce, tmp_p
     gce.stuck = True
     with pytest.raises(ProviderError, match="still STAGING after 1s"):
         launch(gce, tmp_path, replace(make_spec(), boot_timeout=1))
+    assert gce.leftovers() == {}
+
+
+def test_a_launch_waiting_in_a_thread_stops_with_the_run_and_leaves_nothing(
+        gce: FakeGce, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    gce.stuck = True
+    spec = replace(make_spec(), boot_timeout=600)
+    outcome = stopped_mid_launch(monkeypatch, lambda: launch(gce, tmp_path, spec),
+                                 lambda: "instances.insert" in gce.calls)
+    assert isinstance(outcome, KeyboardInterrupt), outcome
     assert gce.leftovers() == {}
 
 

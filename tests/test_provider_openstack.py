@@ -32,7 +32,7 @@ from debian_cloud_tests.expiry import parse as parse_expiry
 from debian_cloud_tests.provider import get_provider
 from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec, Shape
 
-from .conftest import OptionsOnly, run_suites
+from .conftest import OptionsOnly, run_suites, stopped_mid_launch
 from .fakes.openstack_cloud import HOST_KEY, PASSWORD, REGION, ZONE, FakeOpenStack, running_openstack
 
 RUN_ID = "20260101120000-abc123"
@@ -230,6 +230,16 @@ def test_server_stuck_in_build_times_out_and_leaves_nothing(ostack: FakeOpenStac
     ostack.stuck = True
     with pytest.raises(ProviderError, match=r"still BUILD after 1s \(waiting for ACTIVE\)"):
         launch(tmp_path, replace(make_spec(), boot_timeout=1))
+    assert ostack.leftovers() == {}
+
+
+def test_a_launch_waiting_in_a_thread_stops_with_the_run_and_leaves_nothing(
+        ostack: FakeOpenStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ostack.stuck = True
+    spec = replace(make_spec(), boot_timeout=600)
+    outcome = stopped_mid_launch(monkeypatch, lambda: launch(tmp_path, spec),
+                                 lambda: "servers.get" in ostack.calls)
+    assert isinstance(outcome, KeyboardInterrupt), outcome
     assert ostack.leftovers() == {}
 
 

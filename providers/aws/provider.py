@@ -126,7 +126,8 @@ class AwsProvider(Provider):
             created.launching = name
             created.instance_id = _run_instance(ec2, spec, settings, name, group, user_data, tag_list)
             desc = resources.wait_state(ec2, created.instance_id, {"running"}, spec.boot_timeout,
-                                        bad=frozenset({"shutting-down", "terminated", "stopped"}))
+                                        bad=frozenset({"shutting-down", "terminated", "stopped"}),
+                                        interruptible=True)
             if not desc.get("PublicIpAddress"):
                 raise AwsError(f"aws: instance {created.instance_id} has no public address; give a "
                                "--subnet whose network routes to an internet gateway")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from debian_cloud_tests import expiry, sweep
+from debian_cloud_tests import expiry, interrupts, sweep
 from debian_cloud_tests.errors import DCTError, ProviderError, UsageError
 
 from . import retry
@@ -182,8 +182,9 @@ def terminate(ec2: Any, instance_ids: list[str], timeout: float = 600.0) -> list
 
 
 def wait_state(ec2: Any, instance_id: str, wanted: set[str], timeout: float,
-               bad: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """Poll with exponential backoff (1 s doubling to 15 s) until the state is one of *wanted*.
+               bad: frozenset[str] = frozenset(), interruptible: bool = False) -> dict[str, Any]:
+    """Poll with exponential backoff (1 s doubling to 15 s) until the state is one of *wanted*;
+    *interruptible* (a launch's wait, never a clean-up's) stops when the run is asked to stop.
 
     Raises:
         ProviderError: the state became one of *bad* (quoting EC2's reason) or time ran out.
@@ -192,6 +193,8 @@ def wait_state(ec2: Any, instance_id: str, wanted: set[str], timeout: float,
     delay = 1.0
     state = "unknown"
     while True:
+        if interruptible:
+            interrupts.check()
         desc = instance_state(ec2, instance_id)
         if desc is None and "terminated" in wanted:
             return {}

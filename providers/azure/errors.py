@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from debian_cloud_tests import backoff
+from debian_cloud_tests import backoff, interrupts
 from debian_cloud_tests import errors as base
 from debian_cloud_tests.errors import DCTError
 
@@ -120,21 +120,25 @@ def _failure(exc: BaseException) -> backoff.Failure:
     return backoff.Failure(_retryable(exc), why, retry_after(exc))
 
 
-def operation(fn: Callable[..., Any], action: str, *args: Any, timeout: float = 600.0) -> Any:
-    """Start a long-running operation and wait for its result within *timeout*.
+def operation(fn: Callable[..., Any], action: str, *args: Any, timeout: float = 600.0,
+              interruptible: bool = False) -> Any:
+    """Start a long-running operation and wait for its result within *timeout*; an
+    *interruptible* wait (a launch's, never a clean-up's) stops when the run is asked to stop.
 
     The SDK's pollers no longer retry a status request that met a transient fault (its retries
     are off), and a poller that failed cannot go on: the operation is started again, which ARM's
     PUT, DELETE and restart allow, and the retry is logged like any other."""
     from azure.core.exceptions import AzureError as SdkError
 
-    return backoff.call(lambda: _wait(call(fn, action, *args), action, timeout), action,
+    return backoff.call(lambda: _wait(call(fn, action, *args), action, timeout, interruptible), action,
                         catch=(SdkError,), classify=_failure, translate=translate, sleep=sleep)
 
 
-def _wait(poller: Any, action: str, timeout: float) -> Any:
+def _wait(poller: Any, action: str, timeout: float, interruptible: bool) -> Any:
     deadline = time.monotonic() + timeout
     while not poller.done():
+        if interruptible:
+            interrupts.check()
         if time.monotonic() >= deadline:
             raise AzureError(f"azure: {action}: still {poller.status()} after {timeout:.0f}s")
         poller.wait(min(1.0, max(deadline - time.monotonic(), 0.01)))

@@ -218,7 +218,7 @@ def _create(c: session.Clients, spec: LaunchSpec, settings: AzureSettings, group
     loc, net = settings.location, c.network
 
     def make(fn: Any, what: str, *args: Any, timeout: float = 600.0) -> Any:
-        return errors.operation(fn, what, *args, timeout=timeout)
+        return errors.operation(fn, what, *args, timeout=timeout, interruptible=True)
 
     rule = {"name": "ssh-from-runner", "properties": {
         "protocol": "Tcp", "direction": "Inbound", "access": "Allow", "priority": 100,

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from debian_cloud_tests import rundir, runneraddr, seed, sshkeys
+from debian_cloud_tests import interrupts, rundir, runneraddr, seed, sshkeys
 from debian_cloud_tests.errors import (
     ArchFirmwareError,
     ImageNotFoundError,
@@ -219,6 +219,7 @@ def _wait_running(c: session.Clients, zone: str, name: str, timeout: float) -> A
     deadline = time.monotonic() + timeout
     delay = 1.0
     while True:
+        interrupts.check()  # a launch in a thread of its own stops with the run
         inst = resources.get_instance(c, zone, name)
         if inst.status == "RUNNING":
             return inst

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from debian_cloud_tests import rundir, runneraddr, seed, sshkeys
+from debian_cloud_tests import interrupts, rundir, runneraddr, seed, sshkeys
 from debian_cloud_tests.errors import (
     ArchFirmwareError,
     ImageNotFoundError,
@@ -209,6 +209,7 @@ def _wait_active(conn: Any, server_id: str, timeout: float) -> Any:
     deadline = time.monotonic() + timeout
     delay = 1.0
     while True:
+        interrupts.check()  # a launch in a thread of its own stops with the run
         server = retry.call(conn.compute.get_server, "get server", server_id)
         if server.status == "ACTIVE":
             return server
