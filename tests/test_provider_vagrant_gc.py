@@ -118,6 +118,23 @@ def test_the_record_is_written_before_the_first_create(libvirt: Libvirt, tmp_pat
     assert launched.machine.destroy() == [] and libvirt.inventory() == {"domains": [], "volumes": []}
 
 
+def test_a_stop_during_the_seed_upload_leaves_no_volume(libvirt: Libvirt, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C or SIGTERM while the seed ISO is being uploaded: the volume created for it goes."""
+    virsh = tools.virsh
+
+    def stopped_in_upload(*args: str, check: bool = True) -> Any:
+        if args[0] == "vol-upload":
+            raise KeyboardInterrupt("signal 15")
+        return virsh(*args, check=check)
+
+    monkeypatch.setattr(tools, "virsh", stopped_in_upload)
+    with pytest.raises(KeyboardInterrupt):
+        launch(libvirt, tmp_path, RUN_ID)
+    assert any("vol-create-as" in line for line in libvirt.log())
+    assert libvirt.inventory() == {"domains": [], "volumes": []}
+
+
 @pytest.mark.parametrize(("run_id", "project"), [
     ("*", None), ("", None), ("20260101120000-*", None), ("20260101120000-abc12?", None),
     ("20260101120000-abc123\n", None), (RUN_ID, "/"), (RUN_ID, f"/tmp/{rundir.PREFIX}{OTHER_RUN}-x"),

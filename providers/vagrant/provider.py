@@ -112,9 +112,9 @@ class VagrantProvider(Provider):
         rundir.record_cloud(run_dir, "vagrant", project=str(run_dir), run_id=run_id)
         pool.ensure_pool()
         seed_volume = f"{name}-seed.iso"
-        seed_path = pool.upload(seed_volume, seed_iso)
         run_box = name if source.path is not None else None
-        try:
+        try:  # a stop during the seed's upload leaves a volume too
+            seed_path = pool.upload(seed_volume, seed_iso)
             project = _project(run_dir, source, run_box)
             box_name = run_box or str(source.name)
             console_path = run_dir / "console.log"
