@@ -7,8 +7,9 @@ cost the guest nothing more than the checks already do, and are read after ready
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from .facts import Probe
+from .facts import Facts, Probe
 
 OS_RELEASE = Probe("os_release", "cat /etc/os-release")
 #: every package dpkg knows, with its state, selection and version: one dpkg-query for all
@@ -30,10 +31,14 @@ BTIME = Probe("btime", "awk '/^btime/ {print $2}' /proc/stat")
 IP_LINKS = Probe("ip_links", "ip -d -j link show")
 
 
-
-def ip_links(facts) -> list[dict]:
+def ip_links(facts: Facts) -> list[dict[str, Any]]:
     """The interfaces as `ip -j link` describes them ([] when it printed nothing)."""
-    return json.loads(facts["ip_links"].stdout or "[]")
+    return list(json.loads(facts[IP_LINKS.name].stdout or "[]"))
+
+
+def link_macs(facts: Facts) -> set[str]:
+    """This machine's own MAC addresses, lower case."""
+    return {str(link.get("address", "")).lower() for link in ip_links(facts)}
 
 
 def dumped_files(text: str) -> list[tuple[str, str]]:

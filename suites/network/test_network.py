@@ -8,7 +8,7 @@ import re
 import pytest
 
 from debian_cloud_tests.facts import Probe
-from debian_cloud_tests.probes import IP_LINKS, dumped_files, ip_links
+from debian_cloud_tests.probes import IP_LINKS, dumped_files, ip_links, link_macs
 
 #: the name the DNS check looks up: the archive every Debian instance updates from
 LOOKUP = "deb.debian.org"
@@ -158,7 +158,7 @@ def test_no_leftover_interface_config(facts) -> None:
     interface by name (Debian's images ship one for netplan) pins nothing and passes; under
     ifupdown, whose networking service waits for every interface it names, any interface but lo
     counts."""
-    macs = {str(link.get("address", "")).lower() for link in ip_links(facts)}
+    macs = link_macs(facts)
     leftovers = []
     for path, body in dumped_files(facts["net_config_files"].stdout):
         if RENDERED.match("## " + path) or path.startswith("/run/"):
@@ -201,7 +201,7 @@ def test_localhost_resolves(facts) -> None:
 def test_no_interface_rules_for_other_machines(facts) -> None:
     """udev's network rules name only this instance's NICs (rules from the build machine rename
     or hide the interfaces of every instance)."""
-    own = {str(link.get("address", "")).lower() for link in ip_links(facts)}
+    own = link_macs(facts)
     named = re.findall(r'ATTR\{address\}=="([0-9a-fA-F:]{17})"', facts["persistent_net_rules"].stdout)
     foreign = sorted({mac.lower() for mac in named} - own)
     assert not foreign, (f"udev rules in /etc/udev/rules.d name NICs this instance lacks: {foreign}; "
