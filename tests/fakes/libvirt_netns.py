@@ -11,6 +11,7 @@ Nothing here stands in for libvirt, Vagrant or QEMU: they are the real ones.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import shutil
 import signal
@@ -145,10 +146,46 @@ def _start_holder(root: Path) -> subprocess.Popen[bytes]:
     return holder
 
 
+#: the mount point of every namespace's private run dir, and what says the tests made it
+RUN_DIR = Path(PRIVATE["run"])
+MADE_HERE = RUN_DIR / ".made-by-tests"
+
+
+@contextmanager
+def _run_dir_in_use() -> Iterator[None]:
+    """Hold RUN_DIR while a namespace mounts over it: a shared lock on the directory itself.  The
+    last holder removes it if the tests made it; removing it earlier would detach the bind mounts
+    of every other namespace (tests on other xdist workers) and take their libvirtd's socket."""
+    while True:
+        with suppress(FileExistsError):
+            RUN_DIR.mkdir()
+            MADE_HERE.touch()
+        fd = os.open(RUN_DIR, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        with suppress(FileNotFoundError):
+            if os.path.samestat(os.fstat(fd), RUN_DIR.stat()):
+                break
+        os.close(fd)  # the last holder removed it while we waited: make it again
+    try:
+        yield
+    finally:
+        with suppress(BlockingIOError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if MADE_HERE.exists():
+                MADE_HERE.unlink()
+                with suppress(OSError):
+                    RUN_DIR.rmdir()
+        os.close(fd)
+
+
 @contextmanager
 def running_libvirtd(root: Path, daemon: bool = True) -> Iterator[Namespace]:
     """A namespace with its own libvirtd and virtlogd (or with none, when *daemon* is False)."""
-    created_run = not Path("/run/libvirt").exists()
+    with _run_dir_in_use():
+        yield from _running_libvirtd(root, daemon)
+
+
+def _running_libvirtd(root: Path, daemon: bool) -> Iterator[Namespace]:
     holder = _start_holder(root)
     ns = Namespace(holder, root, [])
     try:
@@ -168,9 +205,6 @@ def running_libvirtd(root: Path, daemon: bool = True) -> Iterator[Namespace]:
         yield ns
     finally:
         _stop(ns)
-        if created_run:
-            with suppress(OSError):
-                Path("/run/libvirt").rmdir()
 
 
 def _wait_for_libvirtd(ns: Namespace, timeout: float = 30) -> None:
