@@ -7,6 +7,7 @@ cost the guest nothing more than the checks already do, and are read after ready
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from .facts import Facts, Probe
@@ -41,10 +42,22 @@ def link_macs(facts: Facts) -> set[str]:
     return {str(link.get("address", "")).lower() for link in ip_links(facts)}
 
 
+#: the line before each file a probe dumps: a mark no configuration file holds (a "## " heading
+#: may: cloud-init's own apt sources.list starts with "## Note, this file is written by cloud-init")
+FILE_MARK = "#=> file: "
+
+
+def dump_files(paths: str) -> str:
+    """The shell that prints each regular file of *paths* (shell words, globs) after a FILE_MARK
+    line; a newline of its own ends each, so that a file without a last newline hides no mark."""
+    return (f'for f in {paths}; do [ -f "$f" ] && {{ echo "{FILE_MARK}$f"; cat "$f"; echo; }}; '
+            "done; true")
+
+
 def dumped_files(text: str) -> list[tuple[str, str]]:
-    """(path, content) of each file a probe printed as a "## PATH" line, then the file (the
-    probes' `echo "## $f"; cat "$f"`)."""
-    return [(path, body) for block in text.split("## ")[1:] for path, _, body in [block.partition("\n")]]
+    """(path, content) of each file a dump_files probe printed."""
+    parts = re.split(rf"^{re.escape(FILE_MARK)}(.*)\n", text, flags=re.M)
+    return [(parts[i], parts[i + 1].removesuffix("\n")) for i in range(1, len(parts) - 1, 2)]
 
 
 #: what the run's properties read (see artifacts.comparable_properties)

@@ -10,7 +10,7 @@ import pytest
 from cryptography import x509
 
 from debian_cloud_tests.facts import Probe
-from debian_cloud_tests.probes import CMDLINE, IP_LINKS, LISTENING, dumped_files, ip_links
+from debian_cloud_tests.probes import CMDLINE, IP_LINKS, LISTENING, dump_files, dumped_files, ip_links
 from debian_cloud_tests.spec import Arch
 
 #: sysctl -> (comparison, value): Debian's defaults for these protections
@@ -122,9 +122,8 @@ PROBES = [
     CMDLINE,
     # each CA file a build or an administrator added (public certificates, read here: a file may
     # hold several, as cloud-init's ca_certs bundle does)
-    Probe("local_cas", "for f in /usr/local/share/ca-certificates/*.crt "
-          "/usr/local/share/ca-certificates/*/*.crt; do [ -f \"$f\" ] && "
-          "{ echo \"## $f\"; cat \"$f\"; }; done; true"),
+    Probe("local_cas", dump_files("/usr/local/share/ca-certificates/*.crt "
+                                  "/usr/local/share/ca-certificates/*/*.crt")),
 ]
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from debian_cloud_tests.facts import Probe
 from debian_cloud_tests.gate import debversion
-from debian_cloud_tests.probes import DPKG_PACKAGES
+from debian_cloud_tests.probes import DPKG_PACKAGES, dump_files, dumped_files
 
 from .test_apt import APT_CONFIG, APT_SOURCES, apt_config, dpkg_packages
 
@@ -26,8 +26,7 @@ INSECURE = re.compile(r'^(APT::Get::AllowUnauthenticated|Acquire::AllowInsecureR
 PROBES = [
     APT_SOURCES,
     APT_CONFIG,
-    Probe("apt_preferences", "for f in /etc/apt/preferences /etc/apt/preferences.d/*; do "
-          "[ -f \"$f\" ] && { echo \"## $f\"; cat \"$f\"; }; done; true"),
+    Probe("apt_preferences", dump_files("/etc/apt/preferences /etc/apt/preferences.d/*")),
     DPKG_PACKAGES,
     Probe("policy_rc_d", "[ -e /usr/sbin/policy-rc.d ] && echo /usr/sbin/policy-rc.d; true"),
     Probe("foreign_arches", "dpkg --print-foreign-architectures"),
@@ -59,7 +58,7 @@ def test_apt_sources_authenticated(facts) -> None:
 
 def _negative_pins(text: str) -> list[str]:
     found = []
-    for stanza in re.split(r"\n\s*\n|^## ", text, flags=re.M):
+    for stanza in (s for _, body in dumped_files(text) for s in re.split(r"\n\s*\n", body)):
         fields = dict(re.findall(r"^([A-Za-z-]+):\s*(.*)$", stanza, re.M))
         priority = fields.get("Pin-Priority", "").strip()
         if re.fullmatch(r"-\d+", priority):

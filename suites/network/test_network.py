@@ -8,7 +8,7 @@ import re
 import pytest
 
 from debian_cloud_tests.facts import Probe
-from debian_cloud_tests.probes import IP_LINKS, dumped_files, ip_links, link_macs
+from debian_cloud_tests.probes import IP_LINKS, dump_files, dumped_files, ip_links, link_macs
 
 #: the name the DNS check looks up: the archive every Debian instance updates from
 LOOKUP = "deb.debian.org"
@@ -27,9 +27,9 @@ PROBES = [
     Probe("dhcp_lease_addresses", "cat /run/systemd/netif/leases/* /var/lib/dhcp/dhclient*.leases "
           "/var/lib/dhcp/dhclient*.lease 2>/dev/null | sed -n 's/^ADDRESS=\\(.*\\)$/\\1/p; "
           "s/^ *fixed-address \\([^;]*\\);/\\1/p'", root=True),
-    Probe("net_config_files", "for f in /etc/network/interfaces /etc/network/interfaces.d/* "
-          "/etc/netplan/*.yaml /etc/systemd/network/*.network /run/systemd/network/*.network; do "
-          "[ -f \"$f\" ] && { echo \"## $f\"; cat \"$f\"; }; done; true", root=True),
+    Probe("net_config_files", dump_files("/etc/network/interfaces /etc/network/interfaces.d/* "
+                                         "/etc/netplan/*.yaml /etc/systemd/network/*.network "
+                                         "/run/systemd/network/*.network"), root=True),
     Probe("resolv_conf", "cat /etc/resolv.conf"),
     # through the guest's own resolver stack (nsswitch, resolv.conf or resolved): any answer, a
     # name that does not exist there included, shows a nameserver was reached
@@ -51,8 +51,8 @@ PROBES = [
 #: gateways, routes, DHCP turned off
 STATIC_NETWORK = re.compile(r"(?im)^\s*(addresses:|gateway[46]?:|routes:|dhcp4:\s*(?:false|no)\b|"
                             r"Address=|Gateway=|DHCP=no\b)")
-RENDERED = re.compile(r"^## (/etc/network/interfaces\.d/50-cloud-init|/etc/netplan/50-cloud-init\.yaml|"
-                      r"/run/systemd/network/10-cloud-init-\S+\.network)$", re.M)
+RENDERED = re.compile(r"/etc/network/interfaces\.d/50-cloud-init|/etc/netplan/50-cloud-init\.yaml|"
+                      r"/run/systemd/network/10-cloud-init-\S+\.network")
 
 
 def _default_iface(facts) -> str | None:
@@ -147,7 +147,7 @@ def test_mtu_matches_platform(facts, machine) -> None:
 
 def test_network_rendered_by_cloud_init(facts) -> None:
     """cloud-init rendered the network configuration for this instance."""
-    assert RENDERED.search(facts["net_config_files"].stdout), (
+    assert any(RENDERED.fullmatch(path) for path, _ in dumped_files(facts["net_config_files"].stdout)), (
         "no network configuration rendered by cloud-init (50-cloud-init): the image's own "
         "configuration is in use; remove it and let cloud-init render the platform's")
 
@@ -161,7 +161,7 @@ def test_no_leftover_interface_config(facts) -> None:
     macs = link_macs(facts)
     leftovers = []
     for path, body in dumped_files(facts["net_config_files"].stdout):
-        if RENDERED.match("## " + path) or path.startswith("/run/"):
+        if RENDERED.fullmatch(path) or path.startswith("/run/"):
             continue
         if path.startswith("/etc/network/interfaces"):
             ifaces = [i for i in re.findall(r"^\s*iface\s+(\S+)", body, re.M) if i != "lo"]
