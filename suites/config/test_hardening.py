@@ -3,6 +3,7 @@ nothing unexpected listening."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import UTC, datetime
 
@@ -89,8 +90,11 @@ MITIGATIONS_OFF = re.compile(r"^(mitigations=off|nopti|pti=off|nospectre_v[12]|s
                              r"retbleed|srbds|gather_data_sampling|spec_rstack_overflow|"
                              r"reg_file_data_sampling)=off|nosmap|nosmep|noibrs|noibpb)$")
 #: processes allowed to listen, by command name, and on which protocols
-LISTEN_ALLOWED = {"sshd": {"tcp"}, "dhclient": {"udp"}, "systemd-network": {"udp"},
-                  "chronyd": {"udp"}, "systemd-timesyn": {"udp"}, "systemd-resolve": {"udp", "tcp"}}
+#: who may listen beyond the loopback, and on what: sshd, the DHCP clients, the time services
+#: (ss shows a process name cut to 15 characters)
+LISTEN_ALLOWED = {"sshd": {"tcp"}, "dhclient": {"udp"}, "dhcpcd": {"udp"}, "systemd-network": {"udp"},
+                  "chronyd": {"udp"}, "ntpd": {"udp"}, "systemd-timesyn": {"udp"},
+                  "systemd-resolve": {"udp", "tcp"}}
 
 PROBES = [
     # one walk of /etc: world-writable entries, and conffiles dpkg or ucf set aside at the build
@@ -292,8 +296,21 @@ def test_mount_options(facts, target: str) -> None:
     assert not missing, f"{target} is mounted without {missing} ({mounted[target]}); fix /etc/fstab"
 
 
+def on_loopback(local: str) -> bool:
+    """Whether ss's local address (`127.0.0.1:25`, `[::1]:631`, `127.0.0.53%lo:53`, `*:22`) is a
+    loopback one, which nothing beyond the machine reaches."""
+    host = local.rpartition(":")[0].strip("[]").partition("%")[0]
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1, a v4 address on a v6 socket
+    return (mapped or address).is_loopback
+
+
 def test_listening_sockets_allowlisted(facts) -> None:
-    """Only sshd (and the DHCP/time/resolver clients) listen on the network."""
+    """Only sshd (and the DHCP/time/resolver clients) listen on the network; what listens on the
+    loopback alone is the machine's own business."""
     out = facts["listening"]
     assert out.ok, f"ss failed: {out.why()}"
     unexpected = []
@@ -301,6 +318,6 @@ def test_listening_sockets_allowlisted(facts) -> None:
         fields = line.split()
         proto, local = fields[0], fields[4]
         proc = line.split('(("', 1)[1].split('"', 1)[0] if '(("' in line else "?"
-        if proto not in LISTEN_ALLOWED.get(proc, set()):
+        if proto not in LISTEN_ALLOWED.get(proc, set()) and not on_loopback(local):
             unexpected.append(f"{proc} {proto} {local}")
     assert not unexpected, f"unexpected listening sockets: {unexpected}; disable those services"
