@@ -61,7 +61,8 @@ POLICY_DEFECTS = (
     "apt-cache-left", "packages-purged", "dbus-machine-id-baked", "apt-source-malformed",
     "conffiles-set-aside", "files-without-owner", "apt-build-mirror", "writable-command",
     "duplicate-gid", "removed-not-purged", "old-kernel-left", "tmp-suid", "sudo-lax-defaults",
-    "promiscuous-capture", "user-owned-shared-dir", "premade-home", "expired-local-ca")
+    "promiscuous-capture", "user-owned-shared-dir", "premade-home", "expired-local-ca",
+    "journal-not-kept")
 BOOT_CONFIG_DEFECTS = (
     "kernel-tainted", "reboot-pending", "root-by-device-name", "fstab-stale-entry",
     "serial-getty-masked", "journal-error", "cloud-init-lax", "cloud-init-modules-trimmed",
@@ -85,7 +86,7 @@ VARIANTS = {
          "bvt.console_free_of_kernel_errors", "bvt.console_clean_at_end", "bvt.boot_within_budget",
          # sudo asks for a password: what only root can read cannot be checked, and says so
          "bvt.fstab_valid", "bvt.journal_free_of_errors", "bvt.no_ordering_cycles",
-         "bvt.no_failed_mounts"}),
+         "bvt.no_failed_mounts", "bvt.journal_records_this_boot"}),
     "no-serial-console": (
         ("no-serial-console", "sudo-warns"), ("--host-key-source=injected",), None,
         {"bvt.serial_console_on_cmdline", "bvt.sudo_does_not_warn", "network.hostname_resolves",
@@ -103,7 +104,7 @@ VARIANTS = {
          "config.tmp_sticky", *(f"config.sysctl_hardening[{k}]" for k in SYSCTLS),
          "config.listening_sockets_allowlisted", "cloud_init.no_state_from_image_build",
          *(f"config.file_mode[{p}]" for p in FILE_MODES),
-         *(f"config.timer_enabled[{t}]" for t in TIMERS),
+         *(f"config.timer_enabled[{t}]" for t in TIMERS), "config.logs_rotated",
          "cloud_init.host_keys_generated_at_first_boot",
          "config.group_gshadow_consistent",  # the build account's group is not in /etc/gshadow
          "config.no_world_writable_dirs_without_sticky",  # /tmp not sticky
@@ -168,7 +169,10 @@ VARIANTS = {
          "config.no_duplicate_gids", "config.no_removed_packages_config_left",
          "config.no_kernel_older_than_the_booted_one",
          # the packages purged with --force-depends leave their dependants' dependencies unmet
-         "config.no_broken_dependencies"}),
+         "config.no_broken_dependencies",
+         # journald keeps nothing: the checks that read the journal cannot pass on nothing
+         "bvt.journal_records_this_boot", "bvt.journal_free_of_errors", "bvt.no_ordering_cycles",
+         "bvt.no_failed_mounts"}),
     # boot configuration defects, and a reboot the guest refuses whose hard reset comes back with
     # new host keys (the reboot suite fails on those alone: the two sets are disjoint)
     "bad-boot-config": (

@@ -11,7 +11,10 @@ when there is one.
 Beyond the guest there is also a Debian mirror (``fakes/archive_mirror.py``) serving this machine's
 InRelease files as Debian signed them, over https with a test CA given by ``--ca-cert`` as behind a
 TLS-intercepting proxy: the same boot is the positive control of ``config.apt_update_works`` (offline
-it is not applicable), the good image's unchanged sources updating from outside the wall.
+it is not applicable), the good image's unchanged sources updating from outside the wall.  The
+mirror also serves bookworm-security's package index as this machine's apt holds it, so that
+``config.no_pending_security_updates`` passes on the good image there, and fails on an image
+whose openssh-server is behind it (its negative control: offline it is not applicable either).
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 import sys
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from hashlib import sha256
 from pathlib import Path
 
 import pytest
@@ -36,7 +41,11 @@ pytestmark = pytest.mark.e2e
 LISTENERS = Path(__file__).with_name("fakes") / "tcp_listeners.py"
 MIRROR = Path(__file__).with_name("fakes") / "archive_mirror.py"
 APT_LISTS = Path("/var/lib/apt/lists")
-APT_CHECK = "config/test_apt.py::test_apt_update_works"
+APT_CHECKS = ("config/test_apt.py::test_apt_update_works",
+              "config/test_apt.py::test_no_pending_security_updates")
+SECURITY_CHECK = "config.no_pending_security_updates"
+#: the index of bookworm-security the mirror serves, as apt names its list file
+SECURITY_INDEX = "deb.debian.org_debian-security_dists_bookworm-security_main_binary-amd64_Packages"
 OUTSIDE = "192.0.2.10"  # TEST-NET-1, an address of the test's namespace (on its lo)
 #: name -> (address the listener binds in the namespace, address the guest connects to, port)
 TARGETS = {
@@ -76,6 +85,27 @@ def _release_files(dest: Path) -> str | None:
         if m and parsedate_to_datetime(m.group(1).decode()) < datetime.now(UTC):
             return f"{f.name} has expired: run apt-get update on this machine"
         shutil.copy(f, dest / f.name)
+    return _security_index(dest)
+
+
+def _security_index(dest: Path) -> str | None:
+    """Put bookworm-security's amd64 package index, uncompressed, into *dest* under both names apt
+    may ask for (by hash, as the InRelease allows, and plain); or say why it cannot be served."""
+    stored = sorted(APT_LISTS.glob(SECURITY_INDEX + "*"))
+    if not stored:
+        return "this machine's apt has no bookworm-security package index"
+    readers = {"": ["cat"], ".lz4": ["lz4cat"], ".gz": ["zcat"], ".xz": ["xzcat"], ".zst": ["zstdcat"]}
+    suffix = stored[0].name.removeprefix(SECURITY_INDEX)
+    reader = readers.get(suffix)
+    if not reader or not shutil.which(reader[0]):
+        return f"cannot read {stored[0].name} here"
+    data = subprocess.run([*reader, str(stored[0])], capture_output=True, check=True).stdout
+    digest = sha256(data).hexdigest()
+    release = APT_LISTS / SECURITY_INDEX.replace("_main_binary-amd64_Packages", "_InRelease")
+    if f" {digest} " not in release.read_text():
+        return f"{stored[0].name} is not the index its InRelease names: run apt-get update"
+    (dest / SECURITY_INDEX).write_bytes(data)
+    (dest / SECURITY_INDEX.replace("_Packages", f"_by-hash_SHA256_{digest}")).write_bytes(data)
     return None
 
 
@@ -128,8 +158,9 @@ def test_guest_reaches_out_but_not_this_host(network: str, good_image: Path, tmp
     mirror = _mirror(tmp_path)
     if isinstance(mirror, str):
         no_mirror, start, apt = mirror, None, []
-    else:  # the suite's check, by path, beside the probe
-        no_mirror, start, apt = None, mirror[0], [f"--ca-cert={mirror[1]}", f"{suites_dir()}/{APT_CHECK}"]
+    else:  # the suite's checks, by path, beside the probe
+        no_mirror, start = None, mirror[0]
+        apt = [f"--ca-cert={mirror[1]}", *(f"{suites_dir()}/{check}" for check in APT_CHECKS)]
     serving = no_mirror is None
     prefix, log = _namespace_script(tmp_path, start)
     run = run_suites(tmp_path, "--provider=qemu", f"--image={good_image}", f"--qemu-network={network}",
@@ -139,7 +170,7 @@ def test_guest_reaches_out_but_not_this_host(network: str, good_image: Path, tmp
                if any(f"[{name}]" in c and s == "passed" for c, s in run.checks.items())}
     probes = {c for c in run.checks if "test_reaches[" in c}
     assert len(probes) == len(targets), run.explain()
-    # the rest (the apt check, the console scan that ends a run of the suites) passed
+    # the rest (the apt checks, the console scan that ends a run of the suites) passed
     assert all(s == "passed" for c, s in run.checks.items() if c not in probes), run.checks
     seen = set(log.read_text().split())
     if network == "user":
@@ -149,7 +180,26 @@ def test_guest_reaches_out_but_not_this_host(network: str, good_image: Path, tmp
         assert reached == set(TARGETS), run.explain()
         assert seen == set(TARGETS), f"the listeners saw {seen}"
     if not serving:
-        pytest.skip(f"the wall holds; config.apt_update_works not proven: {no_mirror}")
+        pytest.skip(f"the wall holds; the apt checks not proven: {no_mirror}")
     served = (tmp_path / "mirror.log").read_text()
-    assert run.checks.get("config.apt_update_works") == "passed", f"{run.explain()}\n{served}"
+    for check in ("config.apt_update_works", SECURITY_CHECK):
+        assert run.checks.get(check) == "passed", f"{run.explain()}\n{served}"
     assert served.count("InRelease HTTP/1.1\" 200") >= 3, served  # the guest really fetched them
+    assert re.search(r"binary-amd64/\S+ HTTP/1.1\" 200", served), served  # and the -security index
+
+
+@pytest.mark.cost(150)
+def test_a_missed_security_update_fails_behind_the_wall(image_factory, tmp_path: Path) -> None:
+    """config.no_pending_security_updates's negative control: the same mirror, an image whose
+    dpkg records openssh-server before its security updates."""
+    mirror = _mirror(tmp_path)
+    if isinstance(mirror, str):
+        pytest.skip(f"{SECURITY_CHECK} not proven: {mirror}")
+    image = image_factory("security-update-missed")
+    prefix, _ = _namespace_script(tmp_path, mirror[0])
+    run = run_suites(tmp_path, "--provider=qemu", f"--image={image}", "--qemu-network=user",
+                     f"--ca-cert={mirror[1]}", select=f"{suites_dir()}/{APT_CHECKS[1]}",
+                     walled=False, prefix=prefix)
+    served = (tmp_path / "mirror.log").read_text()
+    assert run.checks.get(SECURITY_CHECK) == "failed", f"{run.explain()}\n{served}"
+    assert "openssh-server 1:9.2p1-0 → " in run.messages[SECURITY_CHECK], run.messages

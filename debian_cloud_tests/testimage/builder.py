@@ -1,9 +1,11 @@
 """Build (or take from the cache) a Debian cloud image for testing, optionally with planted defects.
 
 The root tree is bootstrapped once per recipe and kept; each variant copies it, plants its
-defects and becomes a disk in about half a minute.  The cache key is a hash of the recipe and of
-the code that builds it, so a change to either rebuilds and nothing stale is ever served; of the
-defects module only the parts a recipe uses count, so editing one defect rebuilds only its variants.
+defects and becomes a disk in about half a minute.  The cache key is a hash of the recipe, of
+the code that builds it and of the release's security index, so a change to any rebuilds and
+nothing stale is ever served (an image that misses a security update fails the config suite); of
+the defects module only the parts a recipe uses count, so editing one defect rebuilds only its
+variants.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ class Recipe:
 
     def tree_key(self) -> str:
         return _digest({"release": self.release, "arch": self.arch,
-                        "packages": rootfs.packages(self.arch, self.extra_packages, self.release)}, [rootfs])
+                        "packages": rootfs.packages(self.arch, self.extra_packages, self.release),
+                        "security": rootfs.security_index(self.release, self.arch)}, [rootfs])
 
     def image_key(self) -> str:
         # fields at their defaults stay out, so adding a field leaves existing keys alone

@@ -7,7 +7,10 @@ SSH host keys), cloud-init defaults.
 
 from __future__ import annotations
 
+import functools
+import re
 import shutil
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +30,7 @@ BASE_PACKAGES = [
     "openssh-server", "sudo", "netbase", "iproute2",
     "ca-certificates", "unattended-upgrades", "systemd-timesyncd", "locales", "procps", "less",
     "apt-utils", "python3-apt", "e2fsprogs", "util-linux", "openssh-client", "dosfstools",
+    "logrotate",
 ]
 
 
@@ -77,6 +81,22 @@ _DEFER_INITRAMFS = (f'chroot "$1" dpkg-divert --quiet --local --rename --add {UP
 _BUILD_INITRAMFS_ONCE = (f'rm "$1{UPDATE_INITRAMFS}" && '
                          f'chroot "$1" dpkg-divert --quiet --local --rename --remove {UPDATE_INITRAMFS} && '
                          f'chroot "$1" update-initramfs -c -k all')
+
+
+@functools.cache
+def security_index(release: str, arch: str) -> str:
+    """The hash of *release*-security's package index for *arch*, as its signed InRelease names it:
+    a tree bootstrapped before the index changed lacks an update published since, so the hash is
+    part of the tree's cache key ("unreachable" when the archive cannot be asked)."""
+    url = f"{SECURITY_MIRROR}/dists/{release}-security/InRelease"
+    try:
+        with urllib.request.urlopen(url, timeout=15) as reply:
+            text = reply.read().decode(errors="replace")
+    except (OSError, ValueError):
+        return "unreachable"
+    sha256 = text.partition("\nSHA256:")[2]
+    found = re.search(rf"^ ([0-9a-f]{{64}}) +\d+ main/binary-{re.escape(arch)}/Packages$", sha256, re.M)
+    return found.group(1) if found else "unknown"
 
 
 def bootstrap(tree: Path, release: str, arch: str, extra: Sequence[str] = ()) -> None:

@@ -15,8 +15,12 @@ from debian_cloud_tests.systemd import show_blocks
 
 PROBES = [
     Probe("sudo_true", "sudo -n true"),
-    # journalctl's failure is its own (exit 2), not grep's "nothing found" (exit 1)
-    Probe("journal_boot_problems", "j=$(journalctl -b --no-pager -o cat) || exit 2; "
+    # how many entries this boot's journal holds, then the lines the boot checks look for;
+    # journalctl's failure is its own (exit 2), not grep's "nothing found" (exit 1), but its
+    # exit 1 with nothing said is a journal without this boot ("No such boot ID")
+    Probe("journal_boot_problems", "j=$(journalctl -b -q --no-pager -o cat); r=$?; "
+          "[ $r -eq 0 ] || { [ $r -eq 1 ] && [ -z \"$j\" ]; } || exit 2; "
+          "echo \"entries $(printf '%s\\n' \"$j\" | grep -c .)\"; "
           "printf '%s\\n' \"$j\" | grep -E '[Oo]rdering cycle|Failed to mount|Dependency failed for'",
           root=True),
     Probe("journal_errors", "journalctl -b -p err --no-pager -o 'with-unit' -q", root=True),
@@ -108,8 +112,19 @@ def test_serial_getty_active(facts) -> None:
                           "mask serial-getty@.service")
 
 
+def test_journal_records_this_boot(facts) -> None:
+    """systemd-journald keeps this boot's log: the journal holds its entries.  Without them
+    (journald's Storage=none, a journal that cannot be written) nobody can tell why an instance
+    misbehaves, and the checks that read the journal would find nothing to fault."""
+    count = _journal_entries(facts)
+    assert count, ("this boot's journal holds no entry: journald keeps nothing (Storage=none in "
+                   "/etc/systemd/journald.conf or a journald.conf.d drop-in?); keep the default "
+                   "(Storage=auto, persistent where /var/log/journal exists)")
+
+
 def test_journal_free_of_errors(facts) -> None:
     """The journal of this boot holds no error (priority err or worse) beyond the allowlist."""
+    _require_journal(facts)
     out = facts["journal_errors"]
     if not out.ok:
         pytest.fail(f"cannot read the journal: {out.why()}", pytrace=False)
@@ -161,11 +176,26 @@ def test_boot_within_budget(machine, boot_budget) -> None:
         "with `systemd-analyze blame` and `systemd-analyze critical-chain`")
 
 
-def _journal(facts, pattern: str) -> list[str]:
+def _journal_entries(facts) -> int:
+    """How many entries this boot's journal holds (the probe's first line)."""
     out = facts["journal_boot_problems"]
-    if out.rc not in (0, 1):
+    first = out.stdout.partition("\n")[0].split()
+    if out.rc not in (0, 1) or len(first) != 2 or first[0] != "entries" or not first[1].isdigit():
         pytest.fail(f"cannot read the journal: {out.why()}", pytrace=False)
-    return [line for line in out.lines() if re.search(pattern, line)]
+    return int(first[1])
+
+
+def _require_journal(facts) -> None:
+    """An empty journal proves nothing clean: fail the checks that read it, and say why."""
+    if not _journal_entries(facts):
+        pytest.fail("this boot's journal holds no entry, so nothing can be checked in it (see "
+                    "bvt.journal_records_this_boot)", pytrace=False)
+
+
+def _journal(facts, pattern: str) -> list[str]:
+    _require_journal(facts)
+    lines = facts["journal_boot_problems"].lines()[1:]
+    return [line for line in lines if re.search(pattern, line)]
 
 
 def test_no_ordering_cycles(facts) -> None:

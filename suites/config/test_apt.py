@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
 from debian_cloud_tests.facts import Probe
-from debian_cloud_tests.probes import DPKG_PACKAGES, OS_RELEASE, dumped_files
+from debian_cloud_tests.probes import DPKG_PACKAGES, OS_RELEASE, dump_files, dumped_files
 
-#: every apt source file, each after a "## PATH" line (one-line and deb822 formats)
-APT_SOURCES = Probe("apt_sources", "for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list "
-                    "/etc/apt/sources.list.d/*.sources /etc/apt/mirrors/*.list; do [ -f \"$f\" ] && "
-                    "{ echo \"## $f\"; cat \"$f\"; }; done; true")
+#: every apt source file (one-line and deb822 formats), see probes.dump_files
+APT_SOURCES = Probe("apt_sources", dump_files("/etc/apt/sources.list /etc/apt/sources.list.d/*.list "
+                                              "/etc/apt/sources.list.d/*.sources /etc/apt/mirrors/*.list"))
 
 #: apt's whole configuration, once: the proxy, periodic, origin and security checks all read it
 APT_CONFIG = Probe("apt_config", "apt-config dump")
@@ -40,6 +40,8 @@ PROBES = [
           "-o Debug::NoLocking=1 -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= "
           "-o Acquire::Retries=0 -o Acquire::http::Timeout=10 -o Acquire::https::Timeout=10 2>&1; "
           "rc=$?; rm -rf \"$d\"; exit $rc", root=True, slow=True),
+    Probe("pending_security", Path(__file__).with_name("pending-security.sh").read_text(),
+          root=True, slow=True),
 ]
 POCKETS = ["release", "updates", "security"]
 #: where unattended-upgrades reads the origins it upgrades from
@@ -52,6 +54,10 @@ NO_PROXY = re.compile(r'"(DIRECT|false)?";$', re.I)
 UNREACHABLE = re.compile(r"Temporary failure resolving|Could not resolve|Could not connect|"
                          r"Connection timed out|Connection failed|Network is unreachable|"
                          r"No route to host|Unable to connect|Cannot initiate the connection")
+
+#: a line of `apt list --upgradable`
+UPGRADABLE = re.compile(r"(?P<name>[^/\s]+)/\S+ (?P<candidate>\S+) \S+ "
+                        r"\[upgradable from: (?P<installed>\S+)\]")
 
 #: apt's words for a certificate it does not trust: OpenSSL's (apt 3, trixie on), GnuTLS's before
 UNTRUSTED_CERTIFICATE = re.compile(r"certificate verify failed|Certificate verification failed")
@@ -66,13 +72,14 @@ def _codename(facts) -> str:
 
 def _suites(facts) -> set[tuple[str, str]]:
     """(uri, suite) pairs of every enabled source, one-line and deb822 formats."""
-    text = facts["apt_sources"].stdout
+    files = [body for path, body in dumped_files(facts["apt_sources"].stdout)
+             if not path.startswith("/etc/apt/mirrors/")]
     pairs: set[tuple[str, str]] = set()
-    for line in text.splitlines():
+    for line in "\n".join(files).splitlines():
         m = re.match(r"^\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)", line)
         if m:
             pairs.add((m.group(1), m.group(2)))
-    for stanza in re.split(r"\n\s*\n|^## ", text, flags=re.M):
+    for stanza in (s for body in files for s in re.split(r"\n\s*\n", body)):
         fields = dict(re.findall(r"^([A-Za-z-]+):\s*(.*)$", stanza, re.M))
         if "deb" not in fields.get("Types", "").split() or fields.get("Enabled", "yes") == "no":
             continue
@@ -174,20 +181,91 @@ def test_apt_update_works(facts) -> None:
     """`apt-get update` reaches every source and verifies its signed Release (InRelease) file:
     no mistyped suite or mirror, no missing key, no malformed source."""
     out = facts["apt_update"]
-    text = out.stdout + out.stderr
     if out.rc == 124:
         pytest.skip("not applicable: apt-get update did not finish in 30 s here (slow or no "
                     "network); run where the guest reaches its mirrors to test it")
-    # "Err:N URL" heads a failed fetch; the reason follows, indented; W:/E: lines say the rest
-    reasons = [ln.strip() for ln in text.splitlines()
-               if ln.startswith(("E:", "W:", "  ")) and "Some index files failed" not in ln]
-    if reasons and all(UNREACHABLE.search(r) for r in reasons):
-        reason = UNREACHABLE.search(reasons[0]).group(0)  # type: ignore[union-attr]
+    reasons = apt_update_reasons(out.stdout + out.stderr)
+    if reason := unreachable(reasons):
         pytest.skip(f"not applicable: the guest cannot reach its mirrors from here ({reason}); "
                     "run where it has network to test apt-get update")
     assert out.ok and not reasons, (
         "apt-get update failed: " + "; ".join(dict.fromkeys(reasons or [out.why()]))[:800] +
         ": " + apt_failure_remedy(reasons))
+
+
+def apt_update_reasons(text: str) -> list[str]:
+    """What went wrong in `apt-get update`'s output: "Err:N WHAT" heads a failed fetch and its
+    reason follows, indented; W:/E: lines say the rest (but for the summary of them).  A fetch
+    that failed and then came ("Get:"/"Hit:" of the same WHAT, the next compression of an index)
+    is no failure, nor is one apt ignored ("Ign:")."""
+    failed: dict[str, list[str]] = {}
+    said: list[str] = []
+    reasons: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("  "):
+            if reasons is not None:
+                reasons.append(line.strip())
+            continue
+        head, _, what = line.partition(" ")
+        what = re.sub(r" \[[^]]*\]$", "", what)
+        reasons = failed.setdefault(what, []) if head.startswith("Err:") else None
+        if head.startswith(("Get:", "Hit:")):
+            failed.pop(what, None)
+        elif line.startswith(("E:", "W:")) and "Some index files failed" not in line:
+            said.append(line.strip())
+    return [r for found in failed.values() for r in found] + said
+
+
+def unreachable(reasons: list[str]) -> str | None:
+    """apt's words for an unreachable mirror, when those are all it said: the environment, not
+    the image."""
+    found = [m.group(0) for r in reasons if (m := UNREACHABLE.search(r))]
+    return found[0] if found and len(found) == len(reasons) else None
+
+
+def _steps(text: str) -> dict[str, tuple[int, list[str]]]:
+    """pending-security.sh's steps: each "## STEP N" line closes the lines before it."""
+    steps, lines = {}, []
+    for line in text.splitlines():
+        if m := re.fullmatch(r"## (\w+) (\d+)", line):
+            steps[m.group(1)] = int(m.group(2)), lines
+            lines = []
+        elif line.strip():
+            lines.append(line)
+    return steps
+
+
+@pytest.mark.late
+def test_no_pending_security_updates(facts) -> None:
+    """No installed package has a newer version in the release's -security suite: the image was
+    built from the archive's current security updates, as apt on the instance judges them (the
+    image's own sources, keys and pins)."""
+    out = facts["pending_security"]
+    steps = _steps(out.stdout)
+    if set(steps) != {"sources", "update", "upgradable"}:
+        pytest.fail(f"cannot ask apt about security updates: {out.why()}", pytrace=False)
+    if not steps["sources"][0]:
+        pytest.skip("not applicable: the image has no -security source to update from (see "
+                    "config.apt_source[security])")
+    rc, lines = steps["update"]
+    if rc == 124:
+        pytest.skip("not applicable: fetching the -security index did not finish in 45 s here")
+    reasons = apt_update_reasons("\n".join(lines))
+    if reason := unreachable(reasons):
+        pytest.skip(f"not applicable: the guest cannot reach its -security mirror from here "
+                    f"({reason}); run where it has network to test it")
+    if rc != 0 or reasons:
+        pytest.fail("cannot fetch the -security index: " + "; ".join(dict.fromkeys(reasons))[:600]
+                    + " (see config.apt_update_works)", pytrace=False)
+    rc, lines = steps["upgradable"]
+    # "NAME/SUITE CANDIDATE ARCH [upgradable from: INSTALLED]"
+    upgradable = [m for ln in lines if (m := UPGRADABLE.fullmatch(ln))]
+    if rc != 0 or len(upgradable) != len(lines):
+        pytest.fail(f"apt cannot list the upgrades: {'; '.join(lines)[:600] or f'exit {rc}'}",
+                    pytrace=False)
+    pending = [f"{m['name']} {m['installed']} → {m['candidate']}" for m in upgradable]
+    assert not pending, (f"{len(pending)} security update(s) not in the image: {'; '.join(pending[:10])}; "
+                         "build it from the archive with -security (and rebuild when a DSA is out)")
 
 
 def apt_failure_remedy(reasons: list[str]) -> str:

@@ -14,7 +14,9 @@ from debian_cloud_tests.systemd import show_blocks
 TIME_SERVICES = ("systemd-timesyncd", "chrony", "ntpsec", "ntp", "openntpd")
 #: timers Debian enables so that an instance stays patched and its disk trimmed
 TIMERS = ("apt-daily.timer", "apt-daily-upgrade.timer", "fstrim.timer")
-UNITS = tuple(f"{s}.service" for s in TIME_SERVICES) + TIMERS
+#: Debian's logrotate runs from this timer (its cron.daily job stands down under systemd)
+LOGROTATE_TIMER = "logrotate.timer"
+UNITS = (*(f"{s}.service" for s in TIME_SERVICES), *TIMERS, LOGROTATE_TIMER)
 
 PROBES = [
     # one systemctl call for the time services and the timers (each exec is felt under TCG)
@@ -27,6 +29,9 @@ PROBES = [
           "FILENAME == \"/etc/fstab\" && $1 !~ /^#/ && $3 == \"swap\" {print \"fstab\", $1}' "
           "/proc/swaps /etc/fstab"),
     Probe("machine_id", "cat /etc/machine-id"),
+    # the rules packages ship for their logs, then whether logrotate is there to apply them
+    Probe("logrotate_rules", "ls -A /etc/logrotate.d 2>/dev/null | tr '\\n' ' '; echo; "
+          "[ -x /usr/sbin/logrotate ] && echo installed; true"),
     Probe("dbus_machine_id", "[ -e /var/lib/dbus/machine-id ] && stat -c '%F %Y' "
           "/var/lib/dbus/machine-id; true"),
     Probe("machine_id_mtime", "stat -L -c %Y /etc/machine-id", root=True),
@@ -105,3 +110,20 @@ def test_timer_enabled(facts, timer: str) -> None:
     """Debian's maintenance timers are enabled (package lists, upgrades, TRIM)."""
     state = unit_states(facts).get(timer, {}).get("UnitFileState", "")
     assert state == "enabled", f"{timer} is {state or 'missing'}; `systemctl enable {timer}`"
+
+
+def test_logs_rotated(facts) -> None:
+    """The log files packages write are rotated: where packages ship logrotate rules
+    (/etc/logrotate.d), logrotate is installed and its timer enabled, so that no log grows until
+    the disk is full.  An image with no such rule has nothing to rotate (the journal caps itself)."""
+    lines = facts["logrotate_rules"].stdout.splitlines()
+    rules = lines[0].split() if lines else []
+    if not rules:
+        return
+    assert "installed" in lines[1:], (
+        f"packages ship logrotate rules ({', '.join(rules[:6])}) but logrotate is not installed: "
+        "their logs grow for ever; install logrotate")
+    state = unit_states(facts).get(LOGROTATE_TIMER, {}).get("UnitFileState", "")
+    assert state == "enabled", (f"{LOGROTATE_TIMER} is {state or 'missing'}: logrotate never runs "
+                                f"(Debian's cron job for it stands down under systemd); "
+                                f"`systemctl enable {LOGROTATE_TIMER}`")

@@ -1,9 +1,10 @@
 """A Debian mirror for a walled-in guest: a DNS server that says every name is the mirror, and an
-HTTP server that serves the InRelease files this machine's apt last fetched, as they were signed
-by Debian.  Run inside a network namespace whose /etc/resolv.conf names 127.0.0.1 and that has
-MIRROR_ADDRESS as an address of its own: QEMU's user network forwards the guest's DNS to it, and
-the guest's connections to that address end in the namespace, so the guest's own, unchanged
-sources reach this mirror and nothing else.  (Not at 127.0.0.1: a guest on the default network is
+HTTP server that serves the files it is given: the InRelease files this machine's apt last
+fetched, as they were signed by Debian, and the package indexes they name.  Run inside a network
+namespace whose /etc/resolv.conf names 127.0.0.1 and that has MIRROR_ADDRESS as an address of
+its own: QEMU's user network forwards the guest's DNS to it, and the guest's connections to that
+address end in the namespace, so the guest's own, unchanged sources reach this mirror and nothing
+else.  (Not at 127.0.0.1: a guest on the default network is
 walled off the loopback of the host it runs on.)
 
 Debian's images fetch over https: the mirror serves on 443 with a certificate for every name
@@ -52,13 +53,14 @@ def serve_dns(sock: socket.socket) -> None:
 
 def handler_for(lists: Path) -> type[http.server.BaseHTTPRequestHandler]:
     class Mirror(http.server.BaseHTTPRequestHandler):
-        """GET http://HOST/PATH is apt's list file HOST_PATH (slashes as underscores)."""
+        """GET http://HOST/PATH is apt's list file HOST_PATH (slashes as underscores); what is
+        not there is 404, and apt tries its next way to the file."""
 
         def do_GET(self) -> None:
             host = (self.headers.get("Host") or "").split(":")[0]
             name = (host + self.path.split("?")[0]).replace("/", "_")
             path = lists / name
-            if not name.endswith("InRelease") or not path.is_file():
+            if not path.is_file():
                 self.send_error(404)
                 return
             body = path.read_bytes()

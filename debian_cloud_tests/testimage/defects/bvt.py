@@ -136,3 +136,11 @@ def journal_error(tree: Path, arch: str, layout: DiskLayout) -> None:
     unit(tree, "log-an-error.service", "[Unit]\nDescription=Log an error\n\n[Service]\n"
           "Type=oneshot\nExecStart=/usr/bin/logger -p user.err 'image helper: cannot find license server'\n\n"
           "[Install]\nWantedBy=multi-user.target\n")
+
+
+@defect("journal-not-kept")
+def journal_not_kept(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """journald told to keep nothing, to spare the disk."""
+    drop_ins = tree / "etc/systemd/journald.conf.d"
+    drop_ins.mkdir(parents=True, exist_ok=True)
+    append(drop_ins / "no-storage.conf", "[Journal]\nStorage=none\n")

@@ -502,5 +502,15 @@ def loose_permissions(tree: Path, arch: str, layout: DiskLayout) -> None:
 @defect("timers-disabled")
 def timers_disabled(tree: Path, arch: str, layout: DiskLayout) -> None:
     """Maintenance timers switched off at build time."""
-    for timer in ("apt-daily.timer", "apt-daily-upgrade.timer", "fstrim.timer"):
+    for timer in ("apt-daily.timer", "apt-daily-upgrade.timer", "fstrim.timer", "logrotate.timer"):
         (tree / "etc/systemd/system/timers.target.wants" / timer).unlink(missing_ok=True)
+
+
+@defect("security-update-missed")
+def security_update_missed(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """openssh-server at the version before its security updates, as a build from the release
+    alone leaves it (the image's sources still name -security, so every instance starts behind).
+    Only dpkg's record is lowered, to below any stable update of the same upstream version: the
+    programs stay those of the current package, so nothing else changes."""
+    edit(tree / "var/lib/dpkg/status",
+         r"(Package: openssh-server\n(?:.+\n)*?Version: (?:\d+:)?[^-\n]+)-[^\n]+", r"\1-0")
