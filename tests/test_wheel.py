@@ -97,6 +97,16 @@ def test_the_wheel_carries_the_policy_and_the_config_space(installed: Installed)
     assert scripts and all(os.access(p, os.X_OK) for p in scripts), "FAI runs these: keep them executable"
 
 
+def test_the_wheel_carries_the_suites_data(installed: Installed) -> None:
+    """Allowlists and probe scripts the checks read beside their modules."""
+    suites = ROOT / "suites"
+    data = sorted(str(p.relative_to(suites)) for p in suites.rglob("*")
+                  if p.is_file() and p.suffix not in (".py", ".pyc"))
+    assert data, "the suites read no data files?"
+    shipped = installed.site / "debian_cloud_tests" / "suites"
+    assert [name for name in data if not (shipped / name).is_file()] == []
+
+
 def test_build_defaults_to_the_installed_config_space(installed: Installed) -> None:
     """Every release, vendor and arch's classes are defined by the config space `build` finds."""
     specs = [f"{r}:{v}:{a}" for r in RELEASES for v in VENDORS for a in ARCHES]
