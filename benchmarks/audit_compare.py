@@ -11,9 +11,10 @@ audit references setup.sh unpacks), then `oscap xccdf eval` (openscap-scanner in
 guest from Debian's archive: the guest needs the archive, and this host's CAs are given to it).
 The guest is thrown away afterwards. Needs root for image builds.
 
-For each finding of theirs: reported by us too (a check the table names failed), covered but
-passed here (the table names checks and none failed: a miss, or a rule stricter than Debian's
-default), not applicable (the table's reason), a gap (the table says no check yet).
+For each finding of theirs: reported by us too (a check the table names failed), stricter than
+Debian's default (the table names checks, none failed, and says why the reference still flags
+Debian's default), covered but passed here (the same without a reason: a miss), not applicable
+(the table's reason), a gap (the table says no check yet).
 """
 
 from __future__ import annotations
@@ -66,19 +67,22 @@ def upload(host, files: dict[str, Path]) -> None:
         raise RuntimeError("could not copy the audit tools into the guest")
 
 
-def our_failures(inst, workdir: Path) -> tuple[set[str], int]:
+def our_failures(inst, workdir: Path, image: Path) -> tuple[set[str], int]:
     """Run our suites on the booted guest through the ssh provider: failed check ids, total."""
     from debian_cloud_tests.plugin import suites_dir
 
     ep = inst.machine.ssh
     report = workdir / "ours.xml"
     key = inst.ready.verified_key or inst.ready.host_keys[0]
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                    "--provider=ssh", f"--host={ep.user}@{ep.host}:{ep.port}",
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                    "--provider=ssh", f"--image={image.name}", f"--host={ep.user}@{ep.host}:{ep.port}",
                     f"--ssh-key={ep.key_file}", f"--host-key={key}", "--datasource=NoCloud",
                     f"--ignore={suites_dir() / 'reboot'}", f"--ignore={suites_dir() / 'uniqueness'}",
                     f"--junitxml={report}", f"--artifacts-dir={workdir / 'artifacts'}"],
                    capture_output=True, text=True, cwd=workdir)
+    if not report.exists():
+        raise RuntimeError(f"our suites wrote no report (exit {proc.returncode}): "
+                           f"{(proc.stdout + proc.stderr)[-800:]}")
     cases = [c for r in junit.parse(report) for c in r.cases]
     return {c.check_id for c in cases if c.final.status in ("failed", "error")}, len(cases)
 
@@ -86,12 +90,17 @@ def our_failures(inst, workdir: Path) -> tuple[set[str], int]:
 def lynis_findings(host, refs: Path) -> set[str]:
     """The test ids of lynis's warnings and suggestions on the guest."""
     upload(host, {"lynis": refs / "usr/share/lynis", "lynis/lynis": refs / "usr/sbin/lynis",
-                  "lynis/default.prf": refs / "etc/lynis/default.prf"})
-    _, out = run(host, f"cd {GUEST_DIR}/lynis && chown -R root:root . && "
-                        f"sh ./lynis audit system --quick --no-colors --no-log "
-                        f"--report-file {GUEST_DIR}/lynis-report.dat >/dev/null; "
-                        f"grep -E '^(warning|suggestion)\\[\\]=' {GUEST_DIR}/lynis-report.dat")
-    return {line.split("=", 1)[1].split("|", 1)[0] for line in out.splitlines() if "[]=" in line}
+                  "lynis/default.prf": refs / "etc/lynis/default.prf",
+                  "lynis/plugins": refs / "etc/lynis/plugins"})
+    rc, out = run(host, f"cd {GUEST_DIR}/lynis && chown -R root:root . && "
+                         f"sh ./lynis audit system --quick --no-colors --no-log "
+                         f"--report-file {GUEST_DIR}/lynis-report.dat >{GUEST_DIR}/lynis.out 2>&1; "
+                         f"grep -E '^(warning|suggestion)\\[\\]=' {GUEST_DIR}/lynis-report.dat")
+    found = {line.split("=", 1)[1].split("|", 1)[0] for line in out.splitlines() if "[]=" in line}
+    if not found:  # lynis always suggests something: it did not run
+        _, said = run(host, f"tail -20 {GUEST_DIR}/lynis.out")
+        raise RuntimeError(f"lynis reported nothing (exit {rc}): {out[-300:]} {said[-800:]}")
+    return found
 
 
 def oscap_failures(host, refs: Path, profiles: list[str]) -> dict[str, set[str]]:
@@ -126,6 +135,8 @@ def classify(source: str, found: set[str], entries: dict[tuple[str, str], covera
         elif entry.kind == coverage.COVERED:
             if set(entry.checks) & ours:
                 counts["reported by us too"] += 1
+            elif entry.text:  # the table says why: the rule is stricter than Debian's default
+                counts["stricter than Debian's default (explained)"] += 1
             else:
                 counts["covered but passed here"] += 1
                 misses.append(f"{rule} ({', '.join(entry.checks)})")
@@ -138,7 +149,7 @@ def measure(name: str, image: Path, refs: Path, entries, profiles: list[str]) ->
     with qemu_fleet(image, ca_certs=local_ca_certs()) as fleet, \
             tempfile.TemporaryDirectory() as tmp:
         inst = fleet.launch()
-        ours, total = our_failures(inst, Path(tmp))
+        ours, total = our_failures(inst, Path(tmp), image)
         print(f"image {name}: our suites ran {total} checks, {len(ours)} failed or errored")
         found = {"lynis": lynis_findings(inst.host, refs)}
         if profiles:
