@@ -165,6 +165,8 @@ VARIANTS = {
                                                        "cloud-guest-utils")),
          # without cloud-guest-utils there is no growpart: the root is not grown
          "bvt.root_filesystem_grown",
+         # apt's and dpkg's logrotate rules stay, with no logrotate to apply them
+         "config.logs_rotated",
          "config.no_world_writable_files", "config.system_commands_root_owned",
          "config.no_duplicate_gids", "config.no_removed_packages_config_left",
          "config.no_kernel_older_than_the_booted_one",

@@ -443,7 +443,7 @@ def apt_cache_left(tree: Path, arch: str, layout: DiskLayout) -> None:
 @defect("packages-purged")
 def packages_purged(tree: Path, arch: str, layout: DiskLayout) -> None:
     """Packages a size-trimming build removed although the image relies on them."""
-    purge(tree, "ca-certificates", "debian-archive-keyring", "cloud-guest-utils")
+    purge(tree, "ca-certificates", "debian-archive-keyring", "cloud-guest-utils", "logrotate")
 
 
 @defect("writable-command")
