@@ -21,8 +21,15 @@ LISTENING = Probe("listening", "ss -Htulpn", root=True)
 CLOUD_INIT_STATUS = Probe("ci_status", "cat /run/cloud-init/status.json")
 #: what cloud-init knows of the instance: read by the cloud-init, metadata and uniqueness suites
 INSTANCE_DATA = Probe("ci_instance_data", "cat /run/cloud-init/instance-data.json")
-#: sshd's effective configuration: read by the config suite and by cloud-init's root-login check
-SSHD_T = Probe("sshd_T", "sshd -T -C user=nobody,host=localhost,addr=127.0.0.1", root=True)
+#: what begins each line of SSHD_T that is not sshd's: a host key it loads
+HOST_KEY_MARK = "#=> host key: "
+#: sshd's effective configuration (read by the config suite and by cloud-init's root-login check),
+#: then each host key it loads as `ssh-keygen -l` sees it, the path appended (a key file sshd is not
+#: configured with is never served)
+SSHD_T = Probe("sshd_T", "t=$(sshd -T -C user=nobody,host=localhost,addr=127.0.0.1) || exit; "
+               "printf '%s\\n' \"$t\"; printf '%s\\n' \"$t\" | while read -r key path; do "
+               "[ \"$key\" = hostkey ] && [ -e \"$path\" ] && ssh-keygen -l -f \"$path\" | "
+               f"awk -v p=\"$path\" '{{print \"{HOST_KEY_MARK}\" $0, p}}'; done; true", root=True)
 #: the kernel command line: read by the bvt and config suites
 CMDLINE = Probe("cmdline", "cat /proc/cmdline")
 #: when the machine booted (seconds since the epoch): what the run changed is newer
@@ -62,3 +69,20 @@ def dumped_files(text: str) -> list[tuple[str, str]]:
 
 #: what the run's properties read (see artifacts.comparable_properties)
 FOR_PROPERTIES = (OS_RELEASE, DPKG_PACKAGES, LISTENING, CLOUD_INIT_STATUS)
+
+
+def sshd_config(facts: Facts) -> dict[str, list[str]]:
+    """sshd's effective settings from SSHD_T: keyword (lower case) -> its values."""
+    config: dict[str, list[str]] = {}
+    for line in facts[SSHD_T.name].lines():
+        if not line.startswith(HOST_KEY_MARK):
+            key, _, value = line.partition(" ")
+            config.setdefault(key.lower(), []).append(value.strip())
+    return config
+
+
+def sshd_host_keys(facts: Facts) -> list[str]:
+    """`ssh-keygen -l` of each host key sshd loads, its path appended: "BITS FINGERPRINT COMMENT
+    (TYPE) PATH"."""
+    return [line.removeprefix(HOST_KEY_MARK) for line in facts[SSHD_T.name].lines()
+            if line.startswith(HOST_KEY_MARK)]

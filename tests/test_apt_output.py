@@ -3,7 +3,11 @@ and an unreachable mirror (the environment, not the image) is told from a broken
 
 from __future__ import annotations
 
-from suites.config.test_apt import apt_update_reasons, unreachable
+from suites.config.test_apt import apt_update_failures, unreachable
+
+
+def apt_update_reasons(text: str) -> list[str]:
+    return [r for found in apt_update_failures(text.splitlines()).values() for r in found]
 
 FELL_BACK = """Get:1 https://deb.debian.org/debian-security bookworm-security InRelease [34.8 kB]
 Ign:2 https://deb.debian.org/debian-security bookworm-security/main amd64 Packages
@@ -39,3 +43,10 @@ def test_a_missing_suite_is_the_image() -> None:
 def test_a_fetch_that_failed_then_came_is_no_failure() -> None:
     text = FELL_BACK.replace("Ign:2", "Err:2")
     assert apt_update_reasons(text) == []
+
+
+def test_each_failure_says_which_source_it_is_about() -> None:
+    """The security check fails on the -security sources' failures, not on another source's."""
+    failures = apt_update_failures((BROKEN + FELL_BACK).splitlines())
+    assert not [what for what in failures if "-security" in what]
+    assert len(failures) == 2

@@ -28,20 +28,9 @@ PROBES = [
     Probe("dpkg_audit", "test -s /var/lib/dpkg/status || { echo 'the dpkg database "
           "(/var/lib/dpkg/status) is missing or empty' >&2; exit 2; }; dpkg --audit", root=True),
     DPKG_PACKAGES,
-    # Fetch only the InRelease files, into a scratch lists dir: the sources resolve, answer and
-    # are signed by a key the image trusts, without the ~10 MB of indexes or touching apt's state
-    # (no package cache is written: apt would leave /var/cache/apt/*.bin behind).  The index
-    # targets are cleared by a config file read after the image's own (-c), which keeps every
-    # setting the image has (proxies, keyrings) and costs no `apt-config dump` to list them.
-    Probe("apt_update", "d=$(mktemp -d) && mkdir -p \"$d/lists/partial\" && "
-          "chown -R _apt \"$d\" 2>/dev/null; "
-          "echo '#clear Acquire::IndexTargets;' >\"$d/no-indexes.conf\"; "
-          "timeout -k 2 30 apt-get -c \"$d/no-indexes.conf\" update -q -o Dir::State::Lists=\"$d/lists\" "
-          "-o Debug::NoLocking=1 -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= "
-          "-o Acquire::Retries=0 -o Acquire::http::Timeout=10 -o Acquire::https::Timeout=10 2>&1; "
-          "rc=$?; rm -rf \"$d\"; exit $rc", root=True, slow=True),
-    Probe("pending_security", Path(__file__).with_name("pending-security.sh").read_text(),
-          root=True, slow=True),
+    # apt-get update of every source (InRelease) and of the -security indexes, in one run for
+    # both apt checks: see apt-update.sh
+    Probe("apt_update", Path(__file__).with_name("apt-update.sh").read_text(), root=True, slow=True),
 ]
 POCKETS = ["release", "updates", "security"]
 #: where unattended-upgrades reads the origins it upgrades from
@@ -176,32 +165,40 @@ def test_no_build_mirror_left(facts) -> None:
                        "at deb.debian.org (or the cloud's public Debian mirror)")
 
 
+def _apt_update(facts) -> dict[str, tuple[int, list[str]]]:
+    """apt-update.sh's steps, all of them or a failed check."""
+    out = facts["apt_update"]
+    steps = _steps(out.stdout)
+    if set(steps) != {"sources", "update", "upgradable"}:
+        pytest.fail(f"cannot run apt-get update: {out.why()}", pytrace=False)
+    return steps
+
+
 @pytest.mark.late
 def test_apt_update_works(facts) -> None:
     """`apt-get update` reaches every source and verifies its signed Release (InRelease) file:
     no mistyped suite or mirror, no missing key, no malformed source."""
-    out = facts["apt_update"]
-    if out.rc == 124:
-        pytest.skip("not applicable: apt-get update did not finish in 30 s here (slow or no "
+    rc, lines = _apt_update(facts)["update"]
+    if rc == 124:
+        pytest.skip("not applicable: apt-get update did not finish in 45 s here (slow or no "
                     "network); run where the guest reaches its mirrors to test it")
-    reasons = apt_update_reasons(out.stdout + out.stderr)
+    reasons = [r for found in apt_update_failures(lines).values() for r in found]
     if reason := unreachable(reasons):
         pytest.skip(f"not applicable: the guest cannot reach its mirrors from here ({reason}); "
                     "run where it has network to test apt-get update")
-    assert out.ok and not reasons, (
-        "apt-get update failed: " + "; ".join(dict.fromkeys(reasons or [out.why()]))[:800] +
-        ": " + apt_failure_remedy(reasons))
+    assert rc == 0 and not reasons, (
+        "apt-get update failed: " + "; ".join(dict.fromkeys(reasons or [f"exit status {rc}"]))[:800]
+        + ": " + apt_failure_remedy(reasons))
 
 
-def apt_update_reasons(text: str) -> list[str]:
-    """What went wrong in `apt-get update`'s output: "Err:N WHAT" heads a failed fetch and its
-    reason follows, indented; W:/E: lines say the rest (but for the summary of them).  A fetch
-    that failed and then came ("Get:"/"Hit:" of the same WHAT, the next compression of an index)
-    is no failure, nor is one apt ignored ("Ign:")."""
+def apt_update_failures(lines: list[str]) -> dict[str, list[str]]:
+    """What went wrong in `apt-get update`'s output, by what it was about: "Err:N WHAT" heads a
+    failed fetch and its reason follows, indented; W:/E: lines say the rest (but for the summary
+    of them), each about itself.  A fetch that failed and then came ("Get:"/"Hit:" of the same
+    WHAT, the next compression of an index) is no failure, nor is one apt ignored ("Ign:")."""
     failed: dict[str, list[str]] = {}
-    said: list[str] = []
     reasons: list[str] | None = None
-    for line in text.splitlines():
+    for line in lines:
         if line.startswith("  "):
             if reasons is not None:
                 reasons.append(line.strip())
@@ -212,8 +209,8 @@ def apt_update_reasons(text: str) -> list[str]:
         if head.startswith(("Get:", "Hit:")):
             failed.pop(what, None)
         elif line.startswith(("E:", "W:")) and "Some index files failed" not in line:
-            said.append(line.strip())
-    return [r for found in failed.values() for r in found] + said
+            failed[line.strip()] = [line.strip()]
+    return {what: found for what, found in failed.items() if found}
 
 
 def unreachable(reasons: list[str]) -> str | None:
@@ -224,7 +221,7 @@ def unreachable(reasons: list[str]) -> str | None:
 
 
 def _steps(text: str) -> dict[str, tuple[int, list[str]]]:
-    """pending-security.sh's steps: each "## STEP N" line closes the lines before it."""
+    """apt-update.sh's steps: each "## STEP N" line closes the lines before it."""
     steps, lines = {}, []
     for line in text.splitlines():
         if m := re.fullmatch(r"## (\w+) (\d+)", line):
@@ -240,21 +237,20 @@ def test_no_pending_security_updates(facts) -> None:
     """No installed package has a newer version in the release's -security suite: the image was
     built from the archive's current security updates, as apt on the instance judges them (the
     image's own sources, keys and pins)."""
-    out = facts["pending_security"]
-    steps = _steps(out.stdout)
-    if set(steps) != {"sources", "update", "upgradable"}:
-        pytest.fail(f"cannot ask apt about security updates: {out.why()}", pytrace=False)
+    steps = _apt_update(facts)
     if not steps["sources"][0]:
         pytest.skip("not applicable: the image has no -security source to update from (see "
                     "config.apt_source[security])")
     rc, lines = steps["update"]
     if rc == 124:
         pytest.skip("not applicable: fetching the -security index did not finish in 45 s here")
-    reasons = apt_update_reasons("\n".join(lines))
+    # the -security sources' own failures: another source's are config.apt_update_works's
+    reasons = [r for what, found in apt_update_failures(lines).items() if "-security" in what
+               for r in found]
     if reason := unreachable(reasons):
         pytest.skip(f"not applicable: the guest cannot reach its -security mirror from here "
                     f"({reason}); run where it has network to test it")
-    if rc != 0 or reasons:
+    if reasons:
         pytest.fail("cannot fetch the -security index: " + "; ".join(dict.fromkeys(reasons))[:600]
                     + " (see config.apt_update_works)", pytrace=False)
     rc, lines = steps["upgradable"]

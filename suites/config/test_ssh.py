@@ -8,16 +8,12 @@ import re
 import pytest
 
 from debian_cloud_tests.facts import Probe
-from debian_cloud_tests.probes import SSHD_T
+from debian_cloud_tests.probes import SSHD_T, sshd_config, sshd_host_keys
 
 PROBES = [
     SSHD_T,
     Probe("ssh_host_key_files", "stat -c '%a %U %n' /etc/ssh/ssh_host_*_key", root=True),
     Probe("ssh_host_public_keys", "stat -c '%a %U %G %n' /etc/ssh/ssh_host_*_key.pub", root=True),
-    # the type of every host key sshd loads (a key file it is not configured with is never served)
-    Probe("sshd_host_key_types", "sshd -T -C user=nobody,host=localhost,addr=127.0.0.1 | "
-          "while read -r key path; do [ \"$key\" = hostkey ] && [ -e \"$path\" ] && "
-          "ssh-keygen -l -f \"$path\" | awk -v p=\"$path\" '{print $0, p}'; done; true", root=True),
 ]
 
 #: keyword -> (allowed values, fix)
@@ -61,11 +57,7 @@ def _sshd(facts) -> dict[str, list[str]]:
     out = facts["sshd_T"]
     if not out.ok:
         pytest.fail(f"`sshd -T` failed: {out.why()}", pytrace=False)
-    config: dict[str, list[str]] = {}
-    for line in out.lines():
-        key, _, value = line.partition(" ")
-        config.setdefault(key.lower(), []).append(value.strip())
-    return config
+    return sshd_config(facts)
 
 
 @pytest.mark.parametrize("keyword", sorted(POLICY))
@@ -81,10 +73,7 @@ def test_no_dsa_host_key(facts) -> None:
     sshd is not configured with is never served (cloud-init's default key types make one on
     bookworm) and passes."""
     _sshd(facts)  # sshd -T itself must work for the listing to mean anything
-    out = facts["sshd_host_key_types"]
-    assert out.ok, f"cannot read the host keys sshd loads: {out.why()}"
-    # ssh-keygen -l: "BITS FINGERPRINT COMMENT (TYPE)", the probe appends the path
-    loaded = [line.rsplit(" ", 1)[-1] for line in out.lines() if " (DSA) " in line]
+    loaded = [line.rsplit(" ", 1)[-1] for line in sshd_host_keys(facts) if " (DSA) " in line]
     assert not loaded, (f"sshd loads a DSA host key ({', '.join(loaded)}); drop its HostKey line "
                         "from sshd_config")
 
