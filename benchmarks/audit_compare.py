@@ -7,8 +7,9 @@ Usage: python3 benchmarks/audit_compare.py [--image NAME=PATH ...] [--variant NA
 
 Default: the good bookworm test image. Per image, one QEMU boot: our suites first (the ssh
 provider on the booted guest, reboot and uniqueness left out), then lynis (copied in from the
-audit references setup.sh unpacks), then `oscap xccdf eval` (openscap-scanner installed in the
-guest from Debian's archive: the guest needs the archive, and this host's CAs are given to it).
+audit references setup.sh unpacks), then `oscap xccdf eval` (openscap-scanner and what it needs
+downloaded on this host, a Debian of the image's release, and installed in the guest with dpkg:
+defect variants whose apt is broken get it too).
 The guest is thrown away afterwards. Needs root for image builds.
 
 For each finding of theirs: reported by us too (a check the table names failed), stricter than
@@ -103,11 +104,27 @@ def lynis_findings(host, refs: Path) -> set[str]:
     return found
 
 
+def openscap_debs(host, into: Path) -> None:
+    """Download into *into* the packages openscap-scanner needs that the guest lacks, from this
+    host's archive (the same release): the guest needs no network, and a variant whose apt is
+    broken on purpose gets them too."""
+    _, out = run(host, "dpkg-query -W -f '${db:Status-Abbrev} ${Package}\\n'")
+    installed = {line.split()[1] for line in out.splitlines() if line.startswith("ii ")}
+    tree = subprocess.run(["apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests",
+                           "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances",
+                           "openscap-scanner"], capture_output=True, text=True, check=True).stdout
+    needed = {line.strip() for line in tree.splitlines() if line[:1].isalnum()}
+    subprocess.run(["apt-get", "download", "-q", *sorted(needed - installed)], cwd=into,
+                   check=True, capture_output=True)
+
+
 def oscap_failures(host, refs: Path, profiles: list[str]) -> dict[str, set[str]]:
     """Per profile, the ids of the SSG rules `oscap xccdf eval` fails on the guest."""
-    upload(host, {"ssg-ds.xml": refs / references.SSG_XCCDF.replace("-xccdf.xml", "-ds.xml")})
-    rc, out = run(host, "apt-get -q update >/dev/null && DEBIAN_FRONTEND=noninteractive "
-                        "apt-get -q install -y --no-install-recommends openscap-scanner >/dev/null")
+    with tempfile.TemporaryDirectory() as debs:
+        openscap_debs(host, Path(debs))
+        upload(host, {"ssg-ds.xml": refs / references.SSG_XCCDF.replace("-xccdf.xml", "-ds.xml"),
+                      "debs": Path(debs)})
+    rc, out = run(host, f"dpkg -i {GUEST_DIR}/debs/*.deb >/dev/null")
     if rc != 0:
         raise RuntimeError(f"could not install openscap-scanner in the guest: {out[-300:]}")
     failed = {}
@@ -130,7 +147,7 @@ def classify(source: str, found: set[str], entries: dict[tuple[str, str], covera
     misses, outside = [], []
     for rule in sorted(found):
         entry = entries.get((source, rule))
-        if entry is None:  # lynis's tests in categories that do not concern an image
+        if entry is None:  # lynis's tests of servers the table leaves out (references.LYNIS_CATEGORIES)
             counts["outside the table"] += 1
             outside.append(rule)
         elif entry.kind == coverage.COVERED:

@@ -31,7 +31,9 @@ def test_the_references_hold_the_profiles_and_categories_we_name(built) -> None:
     assert set(versions) == {"ssg-debian", "lynis"}
     ssg, lynis = references.ssg_rules(references.root()), references.lynis_rules(references.root())
     assert {s for r in ssg for s in r.scope} == set(references.SSG_PROFILES)
-    assert {s for r in lynis for s in r.scope} == set(references.LYNIS_CATEGORIES)
+    assert {s for r in lynis for s in r.scope} == {
+        *references.LYNIS_CATEGORIES, *(f"plugin_{p}" for p in references.LYNIS_PLUGINS), "lynis"}
+    assert {r.id for r in lynis if r.scope == ("lynis",)} == set(references.LYNIS_OWN)
     assert len(ssg) >= 200 and len(lynis) >= 150
 
 

@@ -62,7 +62,7 @@ POLICY_DEFECTS = (
     "conffiles-set-aside", "files-without-owner", "apt-build-mirror", "writable-command",
     "duplicate-gid", "removed-not-purged", "old-kernel-left", "tmp-suid", "sudo-lax-defaults",
     "promiscuous-capture", "user-owned-shared-dir", "premade-home", "expired-local-ca",
-    "journal-not-kept")
+    "journal-not-kept", "shared-home")
 BOOT_CONFIG_DEFECTS = (
     "kernel-tainted", "reboot-pending", "root-by-device-name", "fstab-stale-entry",
     "serial-getty-masked", "journal-error", "cloud-init-lax", "cloud-init-modules-trimmed",
@@ -154,7 +154,7 @@ VARIANTS = {
          "config.mount_options[/dev/shm]", "config.mount_options[/tmp]",
          "config.sudo_defaults_kept", "config.no_promiscuous_interfaces",
          "config.world_writable_dirs_system_owned", "config.home_files_owned_by_their_user",
-         "config.no_expired_local_certificates",
+         "config.no_expired_local_certificates", "config.home_dirs_writable_only_by_their_user",
          *(f"config.file_mode[{p}]" for p in ("/etc/ssh", "/boot/grub/grub.cfg")),
          "config.no_foreign_architectures", "config.no_held_packages", "config.no_policy_rc_d",
          "config.no_pin_blocking_updates", "config.apt_sources_authenticated",

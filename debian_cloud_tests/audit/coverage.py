@@ -26,7 +26,7 @@ from .references import Rule
 
 COVERED, NOT_APPLICABLE, GAP = "covered", "not applicable", "not covered yet"
 SOURCES = {"ssg": "SCAP Security Guide (ssg-debian), Debian 12 profiles",
-           "lynis": "lynis, the categories that concern an image"}
+           "lynis": "lynis, the test categories that concern an image, its Debian plugin and its own notices"}
 _SCOPE_NAMES = {"standard": "standard", "anssi_bp28_minimal": "BP28 min",
                 "anssi_bp28_intermediary": "BP28 int", "anssi_np_nt28_minimal": "NT28 min",
                 "anssi_np_nt28_average": "NT28 avg"}

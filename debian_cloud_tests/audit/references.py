@@ -1,5 +1,6 @@
 """The rule lists of the audit references, read from their Debian packages as setup.sh unpacks
-them: ssg-debian's Debian 12 profiles and lynis's tests in the categories that concern an image."""
+them: ssg-debian's Debian 12 profiles, and lynis's tests in the categories that concern an image,
+those of its Debian plugin and the findings its program reports itself."""
 
 from __future__ import annotations
 
@@ -16,15 +17,29 @@ from ..errors import MissingDependencyError
 REFERENCES_ENV = "DCT_AUDIT_REFERENCES"
 SSG_XCCDF = "usr/share/xml/scap/ssg/content/ssg-debian12-xccdf.xml"
 LYNIS_INCLUDE = "usr/share/lynis/include"
+LYNIS_PLUGIN = "etc/lynis/plugins/plugin_{}_phase1"
+LYNIS_PROGRAM = "usr/sbin/lynis"
 
 #: the profiles a Debian cloud image is held to: the standard one and ANSSI's minimal and
 #: intermediary levels, in both generations of ANSSI's guide
 SSG_PROFILES = ("standard", "anssi_bp28_minimal", "anssi_bp28_intermediary",
                 "anssi_np_nt28_minimal", "anssi_np_nt28_average")
-#: lynis's test files whose subject is the state of an image (not databases, web servers, mail...)
+#: lynis's test files whose subject is the state of an image.  Left out: databases, dns,
+#: kerberos, ldap, mail_messaging, php, printers_spoolers, snmp, squid, storage_nfs and
+#: webservers, the servers Debian's cloud images do not install: each of their tests reports only
+#: where its daemon, configuration or tool is present (a server listening is
+#: config.listening_sockets_allowlisted's)
 LYNIS_CATEGORIES = ("boot_services", "authentication", "shells", "file_permissions", "ssh",
                     "networking", "kernel_hardening", "logging", "scheduling", "ports_packages",
-                    "crypto")
+                    "crypto", "accounting", "banners", "containers", "file_integrity",
+                    "filesystems", "firewalls", "hardening", "homedirs", "insecure_services",
+                    "kernel", "mac_frameworks", "malware", "memory_processes", "nameservices",
+                    "storage", "system_integrity", "time", "tooling", "usb", "virtualization")
+#: lynis's plugins shipped in etc/lynis/plugins; their tests' scope is "plugin_<name>"
+LYNIS_PLUGINS = ("debian",)
+#: findings lynis's program reports itself, outside any test (scope "lynis"): id -> title
+LYNIS_OWN = {"LYNIS": "lynis's own notices: its release is old or outdated, the hostname is empty",
+             "GEN-0010": "The operating system release is past its end of life (software-eol.db)"}
 
 _XCCDF = "{http://checklists.nist.gov/xccdf/1.2}"
 _RULE_PREFIX = "xccdf_org.ssgproject.content_rule_"
@@ -34,7 +49,8 @@ _LYNIS_TEST = re.compile(r'Register\s+--test-no\s+"?([A-Z0-9]+-[0-9]+)"?.*?--des
 
 @dataclass(frozen=True)
 class Rule:
-    """One rule of a reference: *scope* is the SSG profiles selecting it or the lynis category."""
+    """One rule of a reference: *scope* is the SSG profiles selecting it, or the lynis category
+    (plugin_<name> for a plugin's tests, lynis for the program's own findings)."""
 
     source: str  # "ssg" or "lynis"
     id: str
@@ -81,9 +97,12 @@ def ssg_rules(where: Path) -> list[Rule]:
 
 
 def lynis_rules(where: Path) -> list[Rule]:
-    """Every test lynis registers in LYNIS_CATEGORIES, in its files' order."""
-    rules = []
-    for category in LYNIS_CATEGORIES:
-        source = (where / LYNIS_INCLUDE / f"tests_{category}").read_text(errors="replace")
-        rules += [Rule("lynis", m[1], m[2], (category,)) for m in _LYNIS_TEST.finditer(source)]
-    return rules
+    """Every test lynis registers in LYNIS_CATEGORIES, then in LYNIS_PLUGINS, in their files'
+    order; then the LYNIS_OWN findings its program still reports."""
+    files = [(c, where / LYNIS_INCLUDE / f"tests_{c}") for c in LYNIS_CATEGORIES]
+    files += [(f"plugin_{p}", where / LYNIS_PLUGIN.format(p)) for p in LYNIS_PLUGINS]
+    rules = [Rule("lynis", m[1], m[2], (scope,)) for scope, path in files
+             for m in _LYNIS_TEST.finditer(path.read_text(errors="replace"))]
+    program = (where / LYNIS_PROGRAM).read_text(errors="replace")
+    return rules + [Rule("lynis", rule_id, title, ("lynis",)) for rule_id, title in LYNIS_OWN.items()
+                    if re.search(rf'Report(?:Warning|Suggestion)\s+"{rule_id}"', program)]

@@ -61,6 +61,14 @@ PROBES = [
     Probe("sudo_nopasswd", SUDOERS_FILES + "stat -c 'mtime %Y %n' \"$@\" 2>/dev/null; "
           "grep -sHE '^[^#]*NOPASSWD' \"$@\"; true", root=True),
     BTIME,
+    # the home of every account with a login shell, and every account's and group's members, to
+    # tell who else can write there
+    Probe("home_dirs", "getent passwd | awk -F: 'NR == FNR { shell[$0]; next } "
+          "{ print \"account\", $1, $3, $4 } ($7 in shell) { print \"login\", $1, $3, $6 }' "
+          "/etc/shells - | while read -r kind name uid rest; do if [ \"$kind\" = login ]; then "
+          "[ -d \"$rest\" ] && stat -c \"home $name $uid %a %u %g %n\" \"$rest\"; "
+          "else echo \"$kind $name $uid $rest\"; fi; done; "
+          "getent group | awk -F: '{print \"group\", $3, $4}'; true"),
     # Defaults lines, a line continued by a backslash joined to the next
     Probe("sudo_defaults", SUDOERS_FILES + "awk '{ l = c ? l \" \" $0 : $0; c = sub(/\\\\$/, \"\", l); "
           "if (!c && l ~ /^[[:space:]]*Defaults/) print l }' \"$@\"; true", root=True),
@@ -304,3 +312,41 @@ def test_home_files_owned_by_their_user(facts) -> None:
     found = out.lines()
     assert not found, (f"files in a home that are not its user's (user owner:group path): "
                        f"{found[:10]}; chown them to the user")
+
+
+def home_dir_writers(text: str) -> list[str]:
+    """The homes of home_dirs's output that someone but their account (and root) can write: by
+    mode for others, for the directory's group when another account is in it, or for an owner
+    that is not the account."""
+    accounts: list[tuple[str, str, str]] = []  # name, uid, primary gid
+    members: dict[str, set[str]] = {}
+    homes: list[list[str]] = []
+    for line in text.splitlines():
+        kind, *fields = line.split(" ", 6 if line.startswith("home ") else 3)
+        if kind == "account" and len(fields) == 3:
+            accounts.append((fields[0], fields[1], fields[2]))
+        elif kind == "group" and fields:
+            members[fields[0]] = {m for m in ",".join(fields[1:]).split(",") if m}
+        elif kind == "home" and len(fields) == 6:
+            homes.append(fields)
+    found = []
+    for name, uid, mode_octal, owner, group, path in homes:
+        mode = int(mode_octal, 8)
+        in_group = members.get(group, set()) | {n for n, _, gid in accounts if gid == group}
+        others = sorted(n for n, u, _ in accounts if n in in_group and u not in (uid, "0"))
+        why = ("every user" if mode & 0o002 else
+               f"group {group} ({', '.join(others)})" if mode & 0o020 and others else
+               f"its owner, UID {owner}" if mode & 0o200 and owner not in (uid, "0") else None)
+        if why:
+            found.append(f"{path} ({name}, mode {mode_octal}): writable by {why}")
+    return found
+
+
+def test_home_dirs_writable_only_by_their_user(facts) -> None:
+    """No account with a login shell has a home that another account can write: whoever can
+    write there can plant its .profile, .bashrc or .ssh/authorized_keys and act as that account.
+    Readable homes (Debian's useradd makes 0755) are no weakness of this kind."""
+    out = facts["home_dirs"]
+    assert "\nhome " in "\n" + out.stdout, f"cannot read the login accounts' homes: {out.why()}"
+    found = home_dir_writers(out.stdout)
+    assert not found, f"home directories others can write: {'; '.join(found[:5])}; chmod go-w them"

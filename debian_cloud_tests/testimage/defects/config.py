@@ -324,6 +324,21 @@ def user_owned_shared_dir(tree: Path, arch: str, layout: DiskLayout) -> None:
     shared.chmod(0o1777)
 
 
+@defect("shared-home")
+def shared_home(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """A login account whose home the build made writable by its group, which a service account
+    shares: the service can plant the login's .bashrc."""
+    append(tree / "etc/passwd", "ops:x:1720:1720:operator:/home/ops:/bin/bash\n"
+           "ci:x:1721:1720:ci runner:/nonexistent:/usr/sbin/nologin\n")
+    append(tree / "etc/shadow", "ops:!:19000:0:99999:7:::\nci:!:19000:0:99999:7:::\n")
+    append(tree / "etc/group", "ops:x:1720:\n")
+    append(tree / "etc/gshadow", "ops:!::\n")
+    home = tree / "home/ops"
+    home.mkdir(parents=True, exist_ok=True)
+    os.chown(home, 1720, 1720)
+    home.chmod(0o2770)
+
+
 @defect("profile-umask")
 def profile_umask(tree: Path, arch: str, layout: DiskLayout) -> None:
     """A profile snippet from the build that opens every new file of a login shell to all."""
