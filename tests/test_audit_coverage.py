@@ -89,6 +89,24 @@ def test_an_exact_entry_wins_over_a_glob_and_a_gap_is_its_own_kind() -> None:
         entries, {"ssg-debian": "1"})
 
 
+def test_a_shared_stricter_reason_goes_to_the_covered_rules_it_lists() -> None:
+    mapping = {"ssg": {"sshd_disable_root_login": ["config.root_login_disabled"],
+                       "audit_rules_*": "auditd is a site's choice"},
+               "lynis": {"SSH-7408": {"checks": ["config.sshd_setting"], "stricter": "its own"}},
+               "stricter": {"ssg": {"Debian permits keys": ["sshd_*"]},
+                            "lynis": {"shared": ["SSH-*"]}}}
+    entries, problems = coverage.join(RULES, mapping)
+    assert not problems
+    text = {e.rule.id: e.text for e in entries}
+    assert text["sshd_disable_root_login"] == "Debian permits keys"
+    assert text["SSH-7408"] == "its own"  # an entry's own reason wins
+    mapping["stricter"] = {"ssg": {"not covered": ["audit_rules_login_events", "no_such_rule"]}}
+    _, problems = coverage.join(RULES, mapping)
+    assert problems == ["stricter.ssg names 'audit_rules_login_events', not covered: "
+                        "['audit_rules_login_events']",
+                        "stricter.ssg names 'no_such_rule', which matches no rule"]
+
+
 def test_without_references_the_command_says_how_to_get_them(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(references.REFERENCES_ENV, str(tmp_path))

@@ -6,7 +6,8 @@ list of check ids (covered), a one-line reason (does not apply), or ``{gap = "..
 and no check covers it yet).  A covered rule that asks for more than Debian's own images have is
 ``{checks = [...], stricter = "..."}``: the checks hold Debian's default and fail anything weaker,
 and the note says what the reference flags on Debian's default (OpenSCAP and lynis report it
-where our checks pass).
+where our checks pass); a ``[stricter.SOURCE]`` table says such a reason once for the covered
+rules it lists (``"reason" = [ids or globs]``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import json
 import sys
 import tomllib
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from . import references
 from .references import Rule
 
 COVERED, NOT_APPLICABLE, GAP = "covered", "not applicable", "not covered yet"
+#: the mapping's table of reasons shared by several covered rules stricter than Debian's default
+STRICTER = "stricter"
 SOURCES = {"ssg": "SCAP Security Guide (ssg-debian), Debian 12 profiles",
            "lynis": "lynis, the test categories that concern an image, its Debian plugin and its own notices"}
 _SCOPE_NAMES = {"standard": "standard", "anssi_bp28_minimal": "BP28 min",
@@ -66,6 +69,25 @@ def _keys_for(rule: Rule, keys: dict[str, object]) -> list[str]:
     return [k for k in keys if any(c in k for c in "*?[") and fnmatch.fnmatchcase(rule.id, k)]
 
 
+def _stricter(entries: list[Entry], table: object) -> tuple[list[Entry], list[str]]:
+    """*entries* with the reasons of the [stricter.SOURCE] tables ("reason" = [rule ids or
+    globs]) given to the covered rules they list that say none of their own."""
+    reasons: dict[tuple[str, str], str] = {}
+    problems = []
+    for source, by_reason in (table.items() if isinstance(table, dict) else ()):
+        ids = {e.rule.id: e for e in entries if e.rule.source == source}
+        for reason, keys in by_reason.items():
+            for key in keys:
+                found = [i for i in ids if i == key or fnmatch.fnmatchcase(i, key)]
+                bad = [i for i in found if ids[i].kind != COVERED]
+                if not found or bad:
+                    problems.append(f"stricter.{source} names {key!r}, "
+                                    + (f"not covered: {bad}" if bad else "which matches no rule"))
+                reasons.update(((source, i), str(reason)) for i in found)
+    return [replace(e, text=reasons.get((e.rule.source, e.rule.id), "")) if e.kind == COVERED and
+            not e.text else e for e in entries], problems
+
+
 def join(rules: list[Rule], mapping: Mapping) -> tuple[list[Entry], list[str]]:
     """Each rule's entry, and every disagreement between the mapping and the rule lists."""
     entries, problems, used = [], [], set()
@@ -79,12 +101,14 @@ def join(rules: list[Rule], mapping: Mapping) -> tuple[list[Entry], list[str]]:
             problems.append(f"{rule.source} rule {rule.id} matches several globs: {matched}")
         used.add((rule.source, matched[0]))
         entries.append(_entry(rule, keys[matched[0]]))
+    entries, more = _stricter(entries, mapping.get(STRICTER, {}))
+    problems += more
     sources = {r.source for r in rules}
     problems += [f"{source} entry {key!r} matches no rule of the references"
                  for source, keys in mapping.items() if source in sources
                  for key in keys if (source, key) not in used]
     problems += [f"unknown reference {source!r} in the mapping" for source in mapping
-                 if source not in SOURCES]
+                 if source not in SOURCES and source != STRICTER]
     problems += [f"{e.rule.source} rule {e.rule.id}: an empty entry" for e in entries
                  if not (e.checks or e.text.strip())]
     return entries, problems
