@@ -10,6 +10,7 @@ variants.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -53,7 +54,7 @@ class Recipe:
     def tree_key(self) -> str:
         return _digest({"release": self.release, "arch": self.arch,
                         "packages": rootfs.packages(self.arch, self.extra_packages, self.release),
-                        "security": rootfs.security_index(self.release, self.arch)}, [rootfs])
+                        "security": security_index(self.release, self.arch)}, [rootfs])
 
     def image_key(self) -> str:
         # fields at their defaults stay out, so adding a field leaves existing keys alone
@@ -72,6 +73,21 @@ class Recipe:
         suffix = "-".join(self.defects) if len(self.defects) <= 2 else f"{len(self.defects)}-defects"
         suffix = suffix or "good"
         return f"debian-{self.release}-{self.purpose}-{self.arch}-{suffix}"
+
+
+@functools.cache
+def security_index(release: str, arch: str) -> str:
+    """rootfs.security_index, asked once per process; when the archive cannot be asked, the
+    index last seen here, so that images cached offline are still found (and not rebuilt)."""
+    memo = cache_dir() / f"security-index-{release}-{arch}"
+    found = rootfs.security_index(release, arch)
+    if found == "unreachable":
+        return memo.read_text().strip() if memo.is_file() else found
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    partial = memo.with_name(f"{memo.name}.{os.getpid()}")
+    partial.write_text(found + "\n")
+    partial.replace(memo)
+    return found
 
 
 def build_image(recipe: Recipe, log: Iterator[str] | None = None) -> Path:
