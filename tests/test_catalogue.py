@@ -33,7 +33,7 @@ CONTROLS_ELSEWHERE = {
         "test_provider_ssh.py::test_arch_check_compares_the_host_with_the_declared_platform",
     "bvt.booted_in_uefi_mode": "test_provider_ssh.py::test_uefi_checks_fail_on_a_host_without_efi",
     "bvt.esp_mounted": "test_provider_ssh.py::test_uefi_checks_fail_on_a_host_without_efi",
-    "config.apt_sources_deb822": "test_e2e_qemu.py::test_trixie_one_line_sources_fail_the_deb822_check",
+    "config.apt_sources_deb822": "test_e2e_qemu.py::test_trixie_one_line_sources_and_invalid_user_data_fail",
     # it needs a -security mirror, which only the walled guest's test serves
     "config.no_pending_security_updates":
         "test_guest_network_wall.py::test_a_missed_security_update_fails_behind_the_wall",

@@ -374,15 +374,23 @@ def test_trixie_built_like_debian_passes_every_check(image_factory, tmp_path: Pa
 
 
 @pytest.mark.cost(150)
-def test_trixie_one_line_sources_fail_the_deb822_check(image_factory, tmp_path: Path) -> None:
-    """The trixie-only check's negative control: the same sources in the one-line format apt 3
-    deprecates (the apt checks alone: the rest is the control above's)."""
+def test_trixie_one_line_sources_and_invalid_user_data_fail(image_factory, tmp_path: Path) -> None:
+    """Negative controls on trixie: the deb822 check on the same sources in the one-line format
+    apt 3 deprecates, and the schema check on user-data cloud-init's boot finds invalid (from
+    23.4 boot validates the user-data alone, and `schema --system` runs only then, for the
+    details).  The apt checks and the schema check alone: the rest is the control above's."""
     image = image_factory("one-line-sources", release="trixie", fmt="raw")
+    user_data = tmp_path / "user-data"
+    user_data.write_text("#cloud-config\npackage_update: often\n")
     run = run_suites(tmp_path, "--provider=qemu", f"--image={image}", "--image-type=genericcloud",
+                     f"--user-data={user_data}",
+                     f"{suites_dir() / 'cloud_init' / 'test_cloud_init.py'}::test_schema_valid",
                      select=str(suites_dir() / "config" / "test_apt.py"))
     assert run.rc == 1, run.explain()
-    assert run.failing() == {"config.apt_sources_deb822"}, f"{run.checks}\n{run.messages}"
+    assert run.failing() == {"config.apt_sources_deb822", "cloud_init.schema_valid"}, (
+        f"{run.checks}\n{run.messages}")
     assert "apt modernize-sources" in run.messages["config.apt_sources_deb822"]
+    assert "package_update: 'often' is not of type 'boolean'" in run.messages["cloud_init.schema_valid"]
 
 
 #: rough seconds each variant takes (a reboot that never comes back waits out its timeout)
