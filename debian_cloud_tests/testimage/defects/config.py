@@ -324,18 +324,25 @@ def user_owned_shared_dir(tree: Path, arch: str, layout: DiskLayout) -> None:
     shared.chmod(0o1777)
 
 
+def _login_account(tree: Path, name: str, uid: int, comment: str) -> Path:
+    """A locked login account with a group of its own and its home, as useradd makes them."""
+    append(tree / "etc/passwd", f"{name}:x:{uid}:{uid}:{comment}:/home/{name}:/bin/bash\n")
+    append(tree / "etc/shadow", f"{name}:!:19000:0:99999:7:::\n")
+    append(tree / "etc/group", f"{name}:x:{uid}:\n")
+    append(tree / "etc/gshadow", f"{name}:!::\n")
+    home = tree / "home" / name
+    home.mkdir(parents=True, exist_ok=True)
+    os.chown(home, uid, uid)
+    return home
+
+
 @defect("shared-home")
 def shared_home(tree: Path, arch: str, layout: DiskLayout) -> None:
     """A login account whose home the build made writable by its group, which a service account
     shares: the service can plant the login's .bashrc."""
-    append(tree / "etc/passwd", "ops:x:1720:1720:operator:/home/ops:/bin/bash\n"
-           "ci:x:1721:1720:ci runner:/nonexistent:/usr/sbin/nologin\n")
-    append(tree / "etc/shadow", "ops:!:19000:0:99999:7:::\nci:!:19000:0:99999:7:::\n")
-    append(tree / "etc/group", "ops:x:1720:\n")
-    append(tree / "etc/gshadow", "ops:!::\n")
-    home = tree / "home/ops"
-    home.mkdir(parents=True, exist_ok=True)
-    os.chown(home, 1720, 1720)
+    home = _login_account(tree, "ops", 1720, "operator")
+    append(tree / "etc/passwd", "ci:x:1721:1720:ci runner:/nonexistent:/usr/sbin/nologin\n")
+    append(tree / "etc/shadow", "ci:!:19000:0:99999:7:::\n")
     home.chmod(0o2770)
 
 
@@ -348,13 +355,7 @@ def profile_umask(tree: Path, arch: str, layout: DiskLayout) -> None:
 @defect("premade-home")
 def premade_home(tree: Path, arch: str, layout: DiskLayout) -> None:
     """An account whose home the build prepared as root and never handed over."""
-    append(tree / "etc/passwd", "builder:x:1700:1700:build account:/home/builder:/bin/bash\n")
-    append(tree / "etc/shadow", "builder:!:19000:0:99999:7:::\n")
-    append(tree / "etc/group", "builder:x:1700:\n")
-    append(tree / "etc/gshadow", "builder:!::\n")
-    home = tree / "home/builder"
-    home.mkdir(parents=True, exist_ok=True)
-    os.chown(home, 1700, 1700)
+    home = _login_account(tree, "builder", 1700, "build account")
     (home / ".bashrc").write_text("export PATH=/opt/build/bin:$PATH\n")  # root's, as written
 
 
