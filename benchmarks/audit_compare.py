@@ -110,10 +110,11 @@ def openscap_debs(host, into: Path) -> None:
     broken on purpose gets them too."""
     _, out = run(host, "dpkg-query -W -f '${db:Status-Abbrev} ${Package}\\n'")
     installed = {line.split()[1] for line in out.splitlines() if line.startswith("ii ")}
-    tree = subprocess.run(["apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests",
-                           "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances",
-                           "openscap-scanner"], capture_output=True, text=True, check=True).stdout
-    needed = {line.strip() for line in tree.splitlines() if line[:1].isalnum()}
+    with tempfile.NamedTemporaryFile() as nothing:  # apt's resolver, on a system with nothing
+        plan = subprocess.run(["apt-get", "install", "-s", "-q", "--no-install-recommends",
+                               "-o", f"Dir::State::status={nothing.name}", "openscap-scanner"],
+                              capture_output=True, text=True, check=True).stdout
+    needed = {line.split()[1] for line in plan.splitlines() if line.startswith("Inst ")}
     subprocess.run(["apt-get", "download", "-q", *sorted(needed - installed)], cwd=into,
                    check=True, capture_output=True)
 
