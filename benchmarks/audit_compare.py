@@ -36,6 +36,7 @@ from qemu_fleet import machine_facts, qemu_fleet
 from debian_cloud_tests.audit import coverage, references
 from debian_cloud_tests.gate import junit
 from debian_cloud_tests.paths import local_ca_certs
+from debian_cloud_tests.spec import HostKeySource
 from debian_cloud_tests.testimage.builder import Recipe, build_image
 
 GUEST_DIR = "/var/tmp/audit"
@@ -167,7 +168,8 @@ def classify(source: str, found: set[str], entries: dict[tuple[str, str], covera
 
 
 def measure(name: str, image: Path, refs: Path, entries, profiles: list[str]) -> None:
-    with qemu_fleet(image, ca_certs=local_ca_certs()) as fleet, \
+    # host keys given to the guest: a variant without a serial console announces none there
+    with qemu_fleet(image, ca_certs=local_ca_certs(), host_key_source=HostKeySource.INJECTED) as fleet, \
             tempfile.TemporaryDirectory() as tmp:
         inst = fleet.launch()
         ours, total = our_failures(inst, Path(tmp), image)
