@@ -65,6 +65,25 @@ class ArchFirmwareError(UsageError):
     exit_code = 24
 
 
+class UnknownDatasourceError(UsageError):
+    """--datasource names no platform the run can emulate."""
+
+    exit_code = 26
+
+
+class DatasourcePlatformError(UsageError):
+    """The emulated cloud has no machines of that arch and firmware (arm64 instances boot UEFI)."""
+
+    exit_code = 27
+
+
+class DatasourceContradictionError(UsageError):
+    """The image is built for one cloud and the datasource, not given on the command line, is
+    another's."""
+
+    exit_code = 28
+
+
 class MissingDependencyError(DCTError):
     """A program or package the provider needs is not installed."""
 

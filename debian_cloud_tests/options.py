@@ -192,6 +192,8 @@ def build_spec(config: pytest.Config, run_id: str) -> LaunchSpec:
     # passed as the instance type)
     options = {opt.spec_key: given for opt, _ in provider_options().values()
                if not opt.instance_type_alias and (given := value(config, opt.name))}
+    command_line = frozenset(opt.spec_key for opt, _ in provider_options().values()
+                             if config.getoption(opt.dest) is not None)
     # read now, as a launch would: a bad file is a usage error before anything is created
     seed.check_user_input(Path(user_data) if user_data else None,
                           [Path(p) for p in value(config, "ca-cert")])
@@ -202,5 +204,5 @@ def build_spec(config: pytest.Config, run_id: str) -> LaunchSpec:
         accel=Accel(value(config, "accel")), disk_size=value(config, "disk-size"),
         host_key_source=HostKeySource(value(config, "host-key-source")),
         ca_certs=[Path(p) for p in value(config, "ca-cert")], run_id=run_id, options=options,
-        image_type=image_type,
+        command_line=command_line, image_type=image_type,
         release=value(config, "release") or release_from_image_name(Path(image).name))

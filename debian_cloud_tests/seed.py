@@ -7,7 +7,6 @@ A user's own ``--user-data`` is kept intact: a ``#cloud-config`` document is mer
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from email.mime.multipart import MIMEMultipart
@@ -18,6 +17,7 @@ import yaml
 
 from . import sshkeys
 from .errors import UsageError
+from .isofs import write_iso
 from .spec import HostKeySource, LaunchSpec
 
 _SUBTYPES = {
@@ -140,26 +140,27 @@ def build_meta_data(instance_id: str, hostname: str) -> str:
 
 def write_seed_iso(path: Path, user_data: str, meta_data: str,
                    network_config: str | None = None) -> None:
-    """A NoCloud seed: an ISO 9660 volume labelled ``cidata`` with Joliet and Rock Ridge names."""
-    import pycdlib
-
-    iso = pycdlib.PyCdlib()
-    iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident="cidata")
+    """A NoCloud seed: an ISO 9660 volume labelled ``cidata``."""
     files = {"user-data": user_data, "meta-data": meta_data}
     if network_config is not None:
         files["network-config"] = network_config
-    for name, text in files.items():
-        data = text.encode()
-        iso_name = "/" + name.upper().replace("-", "_") + ".;1"
-        iso.add_fp(io.BytesIO(data), len(data), iso_name, rr_name=name, joliet_path="/" + name)
-    iso.write(str(path))
-    iso.close()
+    write_iso(path, "cidata", files)
 
 
-def write_nocloud_seed(spec: LaunchSpec, run_dir: Path, instance_id: str,
-                       hostname: str) -> tuple[Path, list[str] | None, Path]:
-    """For a machine booted locally: the run's client key (written 0600 in *run_dir*), the injected
-    host keys if the spec asks for them, and the NoCloud seed ISO carrying both."""
+@dataclass(frozen=True)
+class FirstBoot:
+    """What a locally booted machine is given on first boot, whatever carries it there."""
+
+    key_file: Path  # the run's client key, written 0600 in the run dir
+    public_key: str
+    #: the host keys injected, if the spec asks for that
+    injected: list[str] | None
+    user_data: str
+
+
+def first_boot(spec: LaunchSpec, run_dir: Path, instance_id: str, hostname: str) -> FirstBoot:
+    """The run's client key, the injected host keys if the spec asks for them, and the user-data
+    carrying both (its launch marker *instance_id*)."""
     client = sshkeys.generate(f"debian-cloud-tests-{spec.run_id}")
     key_file = sshkeys.write_private(client, run_dir / "id_ed25519")
     host_keys: dict[str, str] = {}
@@ -171,9 +172,17 @@ def write_nocloud_seed(spec: LaunchSpec, run_dir: Path, instance_id: str,
     user_data = build_user_data(SeedContent(
         authorized_key=client.public_openssh, host_keys=host_keys, user_data_file=spec.user_data,
         launch_marker=instance_id, ca_certs=[read_ca_cert(p) for p in spec.ca_certs]))
+    return FirstBoot(key_file, client.public_openssh, injected, user_data)
+
+
+def write_nocloud_seed(spec: LaunchSpec, run_dir: Path, instance_id: str,
+                       hostname: str) -> tuple[Path, list[str] | None, Path]:
+    """For a machine booted locally: the run's client key, the injected host keys if the spec
+    asks for them, and the NoCloud seed ISO carrying both."""
+    boot = first_boot(spec, run_dir, instance_id, hostname)
     seed_iso = run_dir / "seed.iso"
-    write_seed_iso(seed_iso, user_data, build_meta_data(instance_id, hostname))
-    return key_file, injected, seed_iso
+    write_seed_iso(seed_iso, boot.user_data, build_meta_data(instance_id, hostname))
+    return boot.key_file, boot.injected, seed_iso
 
 
 def cloud_user_data(spec: LaunchSpec, authorized_key: str, host_keys: dict[str, str]) -> str:

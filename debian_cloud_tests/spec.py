@@ -142,6 +142,8 @@ class LaunchSpec:
     ca_certs: list[Path] = field(default_factory=list)
     run_id: str = ""
     options: dict[str, str] = field(default_factory=dict)
+    #: the keys of *options* given on the command line (not by an ini file or a default)
+    command_line: frozenset[str] = frozenset()
     image_type: ImageType | None = None
     #: the Debian release the image holds (a codename); None: read from the guest once it is up
     release: str | None = None

@@ -26,7 +26,7 @@ from .fakes.sshd import Sshd, running_sshd, unavailable
 ROOT = Path(__file__).resolve().parent.parent
 
 
-DNS = Path(__file__).with_name("fakes") / "dns.py"
+
 
 
 def ctrl_c_at_default() -> None:
@@ -83,7 +83,7 @@ def in_private_network(cmd: list[str]) -> list[str]:
     unshare, ip, mount, mktemp, rm = tools.values()
     script = (f"{ip} link set lo up && resolv=$({mktemp}) && echo 'nameserver 127.0.0.1' >\"$resolv\" "
               f"&& {mount} --bind \"$resolv\" /etc/resolv.conf && {rm} -f \"$resolv\" && "
-              f"{{ {sys.executable} {DNS} & }} && exec \"$@\"")
+              f"{{ {sys.executable} -m debian_cloud_tests.datasources.dns & }} && exec \"$@\"")
     return [unshare, "--net", "--mount", "--propagation", "private", "/bin/sh", "-c", script,
             "sh", *cmd]
 
@@ -252,7 +252,8 @@ def run_suites(tmp_path: Path, *args: str, timeout: float = 900, env: dict[str, 
         # Two guests at a time on two cores: one vCPU each spares the emulator the guests'
         # cross-vCPU waits (12 % of the CPU time, measured); a variant that needs two says so.
         cmd.append(f"--instance-type={TEST_SHAPE}")
-    if walled and "--provider=qemu" in args:  # a full guest network, walled in
+    if walled and "--provider=qemu" in args and not any(a.startswith("--qemu-network") for a in args):
+        # a full guest network, walled in
         cmd = in_private_network([*cmd, "--qemu-network=user"])
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp_path,
                           env={**os.environ, **(env or {})})

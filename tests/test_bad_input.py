@@ -180,6 +180,18 @@ CASES: tuple[Case, ...] = (
          "--boot-timeout 'soon': give seconds"),
     case("instance-type-qemu", (*QEMU, "--instance-type=t3.micro"), E.UsageError.exit_code,
          "--instance-type 't3.micro': for qemu write VCPUSxMEMORY_MIB, e.g. 2x1024"),
+    case("datasource-unknown", (*QEMU, "--datasource=digitalocean"), E.UnknownDatasourceError.exit_code,
+         "--datasource 'digitalocean': give one of ec2, gce, azure, openstack, configdrive, nocloud"),
+    case("datasource-arm64-bios", (*QEMU, "--datasource=ec2", "--arch=arm64", "--firmware=bios"),
+         E.DatasourcePlatformError.exit_code,
+         "--datasource=ec2: ec2 boots arm64 machines with uefi only, not bios"),
+    case("datasource-instance-type", (*QEMU, "--datasource=azure", "--instance-type=3x1000"),
+         E.UsageError.exit_code, "--instance-type 3x1000: azure has no amd64 instance type of 3 "
+         "vCPUs and 1000 MiB; give one of Standard_B2ats_v2, "),
+    case("datasource-gce-not-walled", (*QEMU, "--datasource=gce", "--qemu-network=isolated"),
+         E.UsageError.exit_code, "--datasource=gce with --qemu-network=isolated: the guest finds its "
+         "metadata server by name (metadata.google.internal), which only the walled user network's "
+         "resolver answers: use --qemu-network=user"),
     case("user-data-missing", (*QEMU, "--user-data=/nonexistent/user-data"), E.UsageError.exit_code,
          "--user-data ", ": no such file"),
     case("user-data-not-yaml", (*QEMU, "--user-data={ud_yaml}"), E.UsageError.exit_code,
@@ -451,6 +463,19 @@ def test_bad_ini_value(tmp_path: Path, tmpdir_env) -> None:
                            "ini option dct_accel = 'fast': choose from auto, kvm, tcg")
 
 
+def test_ini_datasource_contradicting_the_image_type(tmp_path: Path, tmpdir_env) -> None:
+    """A vendor image runs against another cloud's datasource only when the command line says so."""
+    _, env = tmpdir_env
+    (tmp_path / "pytest.ini").write_text(
+        f"[pytest]\ndct_provider = qemu\ndct_image = {_mbr_disk(tmp_path / 'debian-12-ec2-amd64.raw')}"
+        "\ndct_datasource = gce\n")
+    run = run_suites(tmp_path, env=env, timeout=120)
+    _assert_one_line_error(run, errors.DatasourceContradictionError.exit_code,
+                           "the image is a ec2 image but the ini file's datasource is gce: give "
+                           "--datasource=gce on the command line to run it against another cloud, "
+                           "or correct --image-type")
+
+
 @pytest.mark.skipif(not os.path.exists("/usr/bin/qemu-system-x86_64"), reason="needs QEMU")
 def test_no_free_port(tmp_path: Path, tmpdir_env) -> None:
     tmpdir, env = tmpdir_env
@@ -566,6 +591,12 @@ README_ROWS: dict[str, tuple[str, ...]] = {
     "`--arch arm64 --firmware bios`": (_row("arm64-bios"),),
     "`--boot-timeout=soon`": (_row("boot-timeout"),),
     "`--instance-type=t3.micro` on qemu": (_row("instance-type-qemu"),),
+    "`--datasource=digitalocean`": (_row("datasource-unknown"),),
+    "`--datasource=ec2 --arch=arm64 --firmware=bios`": (_row("datasource-arm64-bios"),),
+    "`--datasource=azure --instance-type=3x1000`": (_row("datasource-instance-type"),),
+    "`--datasource=gce --qemu-network=isolated` (or open)": (_row("datasource-gce-not-walled"),),
+    "ini `dct_datasource = gce` for an ec2 image": (
+        "test_bad_input.py::test_ini_datasource_contradicting_the_image_type",),
     "`--user-data` that does not exist": (_row("user-data-missing"),),
     "user-data that is not YAML": (_row("user-data-not-yaml"),),
     "`#cloud-config` user-data that is not a mapping": (_row("user-data-not-mapping"),),

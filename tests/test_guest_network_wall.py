@@ -33,7 +33,7 @@ import pytest
 
 from debian_cloud_tests.plugin import suites_dir
 
-from .conftest import DNS, run_suites
+from .conftest import run_suites
 from .fakes.archive_mirror import MIRROR_ADDRESS
 
 pytestmark = pytest.mark.e2e
@@ -135,7 +135,8 @@ def _namespace_script(tmp_path: Path, mirror: str | None) -> tuple[list[str], Pa
     (tmp_path / "resolv.conf").write_text("nameserver 127.0.0.1\n")
     log, ready = tmp_path / "reached.log", tmp_path / "listeners.ready"
     specs = " ".join(f"{name}={bind}:{port}" for name, (bind, _, port) in TARGETS.items())
-    services = f"{mirror} && " if mirror else f"mirror=; {{ {sys.executable} {DNS} & }} && "
+    dns = f"{sys.executable} -m debian_cloud_tests.datasources.dns"
+    services = f"{mirror} && " if mirror else f"mirror=; {{ {dns} & }} && "
     script = (f"{ip} link set lo up && {ip} addr add {OUTSIDE}/32 dev lo && "
               f"{ip} addr add 169.254.169.254/32 dev lo && {ip} addr add {MIRROR_ADDRESS}/32 dev lo && "
               f"mount --bind {tmp_path / 'resolv.conf'} /etc/resolv.conf && {services}"

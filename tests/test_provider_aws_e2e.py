@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from debian_cloud_tests.datasources.dns import DnsServer
+from debian_cloud_tests.datasources.ec2 import ImdsServer
 from debian_cloud_tests.plugin import suites_dir
 
 from .conftest import run_suites
 from .fakes.aws_qemu import QemuMachines
 from .fakes.aws_world import make_world
-from .fakes.dns import DnsServer
-from .fakes.imds import ImdsServer
 from .fakes.moto_ec2 import CheckIp, leftovers, running_moto
 from .fakes.netns import PrivateNamespace
 from .fakes.qemu_guests import Guest, assert_gone, boot_budget_options

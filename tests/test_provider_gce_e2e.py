@@ -31,12 +31,12 @@ from urllib.error import HTTPError
 
 import pytest
 
+from debian_cloud_tests.datasources.dns import AAAA, NXDOMAIN, DnsServer, answer
+from debian_cloud_tests.datasources.gce import GceInstanceData, GceMetadataServer
 from debian_cloud_tests.plugin import suites_dir
 
 from .conftest import run_suites
-from .fakes.dns import AAAA, NXDOMAIN, DnsServer, answer
 from .fakes.gce_compute import PROJECT, PROJECT_NUMBER, ZONE, FakeGce, running_gce
-from .fakes.gce_metadata import GceInstanceData, GceMetadataServer
 from .fakes.netns import PrivateNamespace
 from .fakes.qemu_guests import QemuGuests, assert_gone, boot_budget_options
 

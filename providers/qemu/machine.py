@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -44,6 +45,19 @@ def free_port(port_range: tuple[int, int] | None, host: str = "127.0.0.1") -> in
     raise NoFreePortError(f"no free TCP port {where} for SSH forwarding")
 
 
+#: gives the command of a process to run beside QEMU, from the resolver it may ask (or None)
+Companion = Callable[[str | None], list[str] | None]
+
+
+def with_companion(qemu_args: list[str], companion: list[str] | None) -> list[str]:
+    """*qemu_args*, with *companion* started first by a shell that then becomes QEMU (same pid):
+    the companion is QEMU's child, and ends with it (it asks for that itself)."""
+    if not companion:
+        return qemu_args
+    script = f"{{ {shlex.join(companion)} >{netwall.COMPANION_LOG} 2>&1 & }} && exec \"$@\""
+    return ["/bin/sh", "-c", script, "sh", *qemu_args]
+
+
 class QemuMachine(Machine):
     """A local QEMU guest with user-mode networking and SSH on a forwarded 127.0.0.1 port."""
 
@@ -68,16 +82,19 @@ class QemuMachine(Machine):
     def start(self, base_args: list[str], port_range: tuple[int, int] | None,
               register_pid: Callable[[int], None], die_with_parent: bool = True,
               listen_host: str = "127.0.0.1", net_extra: str = "", mac: str | None = None,
-              wall: bool = False) -> None:
+              wall: bool = False, companion: Companion | None = None,
+              resolve_locally: bool = False) -> None:
         """Start QEMU, retrying with another port if the forwarded one was taken meanwhile.
 
         *listen_host* is where SSH is forwarded from, *net_extra* more user-mode network
         options (e.g. a guestfwd) and *mac* the NIC's address, for a platform being emulated.
         *wall* runs QEMU in a network namespace that reaches the internet but not this host
-        (:mod:`.netwall`).
+        (:mod:`.netwall`).  *companion* gives the command of a process that lives beside QEMU
+        and ends with it (an emulated cloud's metadata service), given the resolver it may ask;
+        *resolve_locally*: the guest's DNS queries go to that companion (walled only).
         """
         self._started_with = (base_args, port_range, register_pid, die_with_parent, listen_host,
-                              net_extra, mac, wall)
+                              net_extra, mac, wall, companion, resolve_locally)
         parent = os.getpid()
         # A kept machine must outlive us; otherwise the kernel kills QEMU with us.
         preexec = (lambda: _die_with_parent(parent)) if die_with_parent else None
@@ -85,14 +102,17 @@ class QemuMachine(Machine):
         netdev = "user,id=net0" + (f",{net_extra}" if net_extra else "")
         nic = "virtio-net-pci,netdev=net0" + (f",mac={mac}" if mac else "")
         if wall:
-            self._start_walled(base_args, netdev, nic, port_range, register_pid, preexec)
+            beside = companion(netwall.RESOLVER) if companion else None
+            self._start_walled(base_args, netdev, nic, port_range, register_pid, preexec, beside,
+                               resolve_locally)
             return
+        beside = companion(None) if companion else None
         last_error = ""
         for _ in range(_PORT_ATTEMPTS):
             self.port = free_port(port_range, listen_host)
-            args = [*base_args,
-                    "-netdev", f"{netdev},hostfwd=tcp:{listen_host}:{self.port}-:22",
-                    "-device", nic]
+            args = with_companion([*base_args,
+                                   "-netdev", f"{netdev},hostfwd=tcp:{listen_host}:{self.port}-:22",
+                                   "-device", nic], beside)
             if self._spawn(args, register_pid, preexec):
                 return
             last_error = self.platform_log()
@@ -102,10 +122,12 @@ class QemuMachine(Machine):
 
     def _start_walled(self, base_args: list[str], netdev: str, nic: str,
                       port_range: tuple[int, int] | None, register_pid: Callable[[int], None],
-                      preexec: Callable[[], None] | None) -> None:
+                      preexec: Callable[[], None] | None, companion: list[str] | None,
+                      resolve_locally: bool) -> None:
         tools = netwall.check_tools()
         inner = f"{netdev},hostfwd=tcp:0.0.0.0:{netwall.INNER_SSH_PORT}-:22"
-        args = netwall.wrap([*base_args, "-netdev", inner, "-device", nic], self.run_dir, tools)
+        args = netwall.wrap([*base_args, "-netdev", inner, "-device", nic], self.run_dir, tools,
+                            companion=companion, resolver="127.0.0.1" if resolve_locally else None)
         exit_read, exit_write = os.pipe()  # QEMU holds the write end, slirp4netns watches
         try:
             started = self._spawn(args, register_pid, preexec, keep_fds=(exit_write,))

@@ -41,6 +41,8 @@ PROHIBITED = ("169.254.0.0/16",)
 TOOLS = {"slirp4netns": "slirp4netns", "unshare": "util-linux", "ip": "iproute2", "mount": "mount",
          "umount": "mount"}
 API_SOCKET = "slirp4netns.sock"
+#: where a process run beside QEMU (see wrap) writes
+COMPANION_LOG = "companion.log"
 READY_TIMEOUT = 10.0
 
 
@@ -60,18 +62,24 @@ def check_tools() -> dict[str, str]:
     return {name: path for name, path in found.items() if path}
 
 
-def wrap(qemu_args: list[str], run_dir: Path, tools: dict[str, str]) -> list[str]:
+def wrap(qemu_args: list[str], run_dir: Path, tools: dict[str, str],
+         companion: list[str] | None = None, resolver: str | None = None) -> list[str]:
     """*qemu_args* run in a new network (and mount) namespace with link-local prohibited and the
-    resolver pointed at slirp4netns; the process execs into QEMU (same pid)."""
+    resolver pointed at slirp4netns (or at *resolver*); the process execs into QEMU (same pid).
+
+    *companion* starts first, inside the namespace (an emulated cloud's metadata service and
+    resolver), as QEMU's child."""
     resolv = run_dir / "resolv.conf"
-    resolv.write_text(f"nameserver {RESOLVER}\n")
+    resolv.write_text(f"nameserver {resolver or RESOLVER}\n")
     ip, mount, umount = (shlex.quote(tools[name]) for name in ("ip", "mount", "umount"))
     routes = " && ".join(f"{ip} route add prohibit {net}" for net in PROHIBITED)
     # A resolv.conf that is itself a mount of a deleted file cannot be mounted over: unmount it
     # first (in this private mount namespace only); without one, QEMU has no resolver anyway.
+    beside = f"{{ {shlex.join(companion)} >{COMPANION_LOG} 2>&1 & }} && " if companion else ""
     script = (f"{ip} link set lo up && {routes} && "
               f"{{ {umount} /etc/resolv.conf 2>/dev/null; [ ! -e /etc/resolv.conf ] || "
-              f"{mount} --bind {shlex.quote(str(resolv))} /etc/resolv.conf; }} && exec \"$@\"")
+              f"{mount} --bind {shlex.quote(str(resolv))} /etc/resolv.conf; }} && {beside}"
+              "exec \"$@\"")
     user = ["--user", "--map-root-user"] if os.geteuid() != 0 else []
     return [tools["unshare"], *user, "--net", "--mount", "--propagation", "private",
             "/bin/sh", "-c", script, "sh", *qemu_args]

@@ -1,4 +1,5 @@
-"""The QEMU provider: overlay on the candidate image, NoCloud seed, one QEMU process per machine."""
+"""The QEMU provider: overlay on the candidate image, NoCloud seed or an emulated cloud's
+datasource, one QEMU process per machine."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from functools import partial
 from pathlib import Path
 
 from debian_cloud_tests import rundir, seed
+from debian_cloud_tests.datasources import emulation, platforms
+from debian_cloud_tests.datasources.platforms import Datasource
 from debian_cloud_tests.errors import MissingDependencyError, UsageError
 from debian_cloud_tests.machine import Machine, PlatformFacts
 from debian_cloud_tests.options import Option
@@ -73,6 +76,9 @@ class QemuProvider(Provider):
                "off this host's loopback and link-local addresses), open (this host's loopback too, "
                "e.g. a local apt proxy) or isolated (nothing but the forwarded SSH port, for "
                "sandboxed CI)", default=Network.USER.value, choices=tuple(n.value for n in Network)),
+        Option("datasource", "the cloud the guest is shown, its metadata service and media "
+               "emulated: " + ", ".join(d.value for d in Datasource) + " (default: the image "
+               "type's cloud; nocloud for generic and genericcloud images)"),
     )
 
     def validate(self, spec: LaunchSpec) -> LaunchSpec:
@@ -80,15 +86,31 @@ class QemuProvider(Provider):
             raise TypeError(f"qemu takes QemuHooks, not {type(spec.hooks).__name__}")
         info = image_mod.inspect(Path(spec.image))
         firmware = spec.firmware or fw.default_firmware(spec.arch)
+        datasource = platforms.resolve(spec.options.get("datasource"),
+                                       "datasource" in spec.command_line, spec.image_type)
+        platforms.check_platform(datasource, spec.arch, firmware)  # naming the cloud, first
         fw.check(spec.arch, firmware)
-        instance_type = spec.instance_type or DEFAULT_INSTANCE_TYPE
-        vcpus, mem = parse_instance_type(instance_type)
+        if datasource is Datasource.NOCLOUD:
+            instance_type = spec.instance_type or DEFAULT_INSTANCE_TYPE
+            vcpus, mem = parse_instance_type(instance_type)
+        else:
+            if spec.hooks is not None:
+                raise UsageError(f"--datasource={datasource}: this machine's platform is emulated "
+                                 "by the code that launches it already")
+            instance_type, vcpus, mem = platforms.instance_type(
+                datasource, spec.arch, spec.instance_type,
+                parse_instance_type(DEFAULT_INSTANCE_TYPE))
         settings = QemuSettings(
             image=info, vcpus=vcpus, memory_mib=mem,
             disk_size=parse_disk_size(spec.disk_size, info.virtual_size),
             port_range=parse_port_range(spec.options.get("port_range")),
             network=_network(spec.options.get("qemu_network")),
-            hooks=spec.hooks or QemuHooks())
+            hooks=spec.hooks or QemuHooks(), datasource=datasource, instance_type_name=instance_type)
+        if settings.datasource is Datasource.GCE and not settings.walled:
+            raise UsageError(f"--datasource=gce with --qemu-network={settings.network}: the guest "
+                             "finds its metadata server by name (metadata.google.internal), which "
+                             "only the walled user network's resolver answers: use "
+                             "--qemu-network=user")
         if settings.walled:
             netwall.check_tools()  # before anything is made, not at the launch
         return replace(spec, firmware=firmware, instance_type=instance_type, settings=settings)
@@ -115,8 +137,18 @@ class QemuProvider(Provider):
         short = uuid.uuid4().hex[:8]
         instance_id = f"i-dct-{spec.run_id or short}-{short}"
         hostname = f"dct-{short}"
-        key_file, injected, seed_iso = seed.write_nocloud_seed(spec, run_dir, instance_id, hostname)
-        seed_drive = ["-drive", f"file={seed_iso},if=virtio,format=raw,readonly=on"] if hooks.seed else []
+        emulated: emulation.Emulation | None = None
+        if settings.datasource is Datasource.NOCLOUD:
+            key_file, injected, media = seed.write_nocloud_seed(spec, run_dir, instance_id, hostname)
+            seed_iso: Path | None = media if hooks.seed else None
+        else:
+            emulated, boot = _emulate(spec, settings, run_dir, hostname)
+            instance_id, hostname = emulated.instance_id, emulated.hostname
+            key_file, injected, seed_iso = boot.key_file, boot.injected, emulated.drive
+            hooks = replace(hooks, smbios=emulated.smbios, mac=emulated.mac,
+                            user_net=emulated.user_net, cdrom=emulated.cdrom)
+        seed_drive = (["-drive", f"file={_escaped(seed_iso)},if=virtio,format=raw,readonly=on"]
+                      if seed_iso else [])
         smbios = [arg for value in hooks.smbios for arg in ("-smbios", value)]
         extra_disk = (["-drive", f"file={_escaped(hooks.extra_disk)},if=virtio,format=raw"]
                       if hooks.extra_disk else [])
@@ -131,7 +163,8 @@ class QemuProvider(Provider):
         if proc.returncode != 0:
             raise UsageError(f"cannot create an overlay on {info.path}: {proc.stderr.strip()}")
 
-        vcpus, mem, user_net = settings.vcpus, settings.memory_mib, settings.user_net
+        vcpus, mem = settings.vcpus, settings.memory_mib
+        user_net = replace(settings, hooks=hooks).user_net
         args = [platform.binary, "-name", f"dct-{spec.run_id}", "-nodefaults", "-no-user-config",
                 "-display", "none", *fw.qemu_args(spec.arch, spec.firmware, chosen, run_dir),
                 "-smp", str(vcpus), "-m", str(mem),
@@ -142,8 +175,12 @@ class QemuProvider(Provider):
                 *seed_drive, *extra_disk, *cd_drive, *smbios,
                 "-device", "virtio-rng-pci"]
         facts = PlatformFacts(provider="qemu", instance_id=instance_id, hostname=hostname,
-                              arch=spec.arch, firmware=spec.firmware, datasource="NoCloud",
-                              instance_type=f"{vcpus}x{mem}", disk_size=settings.disk_size,
+                              arch=spec.arch, firmware=spec.firmware,
+                              datasource=settings.datasource.cloud_init_name,
+                              instance_type=settings.instance_type_name or f"{vcpus}x{mem}",
+                              region=emulated.region if emulated else None,
+                              zone=emulated.zone if emulated else None,
+                              disk_size=settings.disk_size,
                               extra={"vcpus": str(vcpus), "memory_mib": str(mem),
                                      # user-mode networking offers SLAAC unless turned off
                                      "ipv6": "no" if "ipv6=off" in user_net else "yes",
@@ -152,7 +189,7 @@ class QemuProvider(Provider):
         machine = QemuMachine(run_dir, facts, spec.ssh_user, key_file, injected, {
             "accel": chosen.value, "accel_reason": why, "qemu_version": qemu_version(platform.binary),
             "firmware": spec.firmware.value, "image_format": info.fmt,
-            "disk_size": str(settings.disk_size),
+            "disk_size": str(settings.disk_size), "datasource": settings.datasource.value,
         })
         listen_host, port_range = "127.0.0.1", settings.port_range
         if hooks.ssh_listen:
@@ -160,8 +197,22 @@ class QemuProvider(Provider):
             port_range = (port, port)
         machine.start(args, port_range, register_pid=partial(rundir.register_pid, run_dir),
                       die_with_parent=not spec.may_outlive_run, listen_host=listen_host,
-                      net_extra=user_net, mac=hooks.mac, wall=settings.walled)
+                      net_extra=user_net, mac=hooks.mac, wall=settings.walled,
+                      companion=emulated.companion if emulated else None,
+                      resolve_locally=bool(emulated and emulated.dns))
         return machine
+
+
+def _emulate(spec: LaunchSpec, settings: QemuSettings, run_dir: Path,
+             hostname: str) -> tuple[emulation.Emulation, seed.FirstBoot]:
+    """The guest's emulated cloud, and what it is given on first boot through it."""
+    instance_id = emulation.new_instance_id(settings.datasource)
+    boot = seed.first_boot(spec, run_dir, instance_id, hostname)
+    guest = emulation.Guest(
+        arch=spec.arch, image_name=Path(spec.image).name, instance_type=settings.instance_type_name,
+        ssh_user=spec.ssh_user, public_key=boot.public_key, user_data=boot.user_data,
+        hostname=hostname, instance_id=instance_id)
+    return emulation.EMULATORS[settings.datasource](guest, run_dir), boot
 
 
 def _network(value: str | None) -> Network:

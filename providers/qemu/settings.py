@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from debian_cloud_tests.datasources.platforms import Datasource
 from debian_cloud_tests.spec import LaunchHooks, ProviderSettings
 
 from .image import ImageInfo
@@ -48,6 +49,10 @@ class QemuSettings(ProviderSettings):
     port_range: tuple[int, int] | None
     network: Network
     hooks: QemuHooks = field(default_factory=QemuHooks)
+    #: the cloud the guest is shown (NoCloud: a seed, no cloud)
+    datasource: Datasource = Datasource.NOCLOUD
+    #: the instance type's name as that cloud spells it (VCPUSxMIB under NoCloud)
+    instance_type_name: str = ""
 
     @property
     def user_net(self) -> str:

@@ -28,9 +28,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from debian_cloud_tests.datasources.ec2 import ImdsServer, InstanceData
 from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
 
-from .imds import ImdsServer, InstanceData
 from .netns import PrivateNamespace
 from .qemu_guests import GUEST_OPTIONS, QemuGuests, guest_hooks
 

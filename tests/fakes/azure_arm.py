@@ -33,8 +33,9 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from debian_cloud_tests.datasources.httpserve import LoopbackHttpServer
+
 from .azure_boot import AzureBoots
-from .loopback_http import LoopbackHttpServer
 from .qemu_guests import QemuGuests
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"

@@ -11,17 +11,17 @@ the user network; it is restricted, so the guest reaches nothing else.
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from debian_cloud_tests.datasources.azure import IMDS_HOST, WIRESERVER_HOST, AzureMetadataServer, AzureVmData
+from debian_cloud_tests.datasources.ovf import OvfEnv, write_ovf_iso
+from debian_cloud_tests.datasources.relay import command as relay_command
 from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
 
-from .azure_metadata import IMDS_HOST, WIRESERVER_HOST, AzureMetadataServer, AzureVmData
-from .ovf import OvfEnv, write_ovf_iso
-from .qemu_guests import GUEST_OPTIONS, RELAY, guest_hooks
+from .qemu_guests import GUEST_OPTIONS, guest_hooks
 
 CHASSIS_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
 #: slirp's network holding both fixed addresses; the guest's DHCP address is its 15th
@@ -31,7 +31,7 @@ SIZES = {"Standard_B2s": "2x2048", "Standard_B1s": "1x1024", "Standard_D2s_v5": 
 
 
 def user_net(metadata_port: int) -> str:
-    relay = f"cmd:{sys.executable} {RELAY} 127.0.0.1 {metadata_port}"
+    relay = relay_command(metadata_port)
     return (f"net={NETWORK}/{PREFIX},restrict=on,guestfwd=tcp:{IMDS_HOST}:80-{relay},"
             f"guestfwd=tcp:{WIRESERVER_HOST}:80-{relay}")
 

@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from debian_cloud_tests.datasources.httpserve import LoopbackHttpServer
+
 from .gce_qemu import MACHINE_TYPES, gce_guest
-from .loopback_http import LoopbackHttpServer
 from .qemu_guests import QemuGuests
 
 PROJECT = "dct-test"

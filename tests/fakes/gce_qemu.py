@@ -14,9 +14,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from debian_cloud_tests.datasources.gce import GceInstanceData, GceMetadataServer
 from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
 
-from .gce_metadata import GceInstanceData, GceMetadataServer
 from .qemu_guests import GUEST_OPTIONS, guest_hooks
 
 #: the machine types the emulator knows: name -> (vCPUs, MiB)

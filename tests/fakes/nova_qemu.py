@@ -14,10 +14,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from debian_cloud_tests.datasources.ec2 import InstanceData
+from debian_cloud_tests.datasources.openstack import NovaMetadataServer, NovaServerData
 from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
 
-from .imds import InstanceData
-from .nova_metadata import NovaMetadataServer, NovaServerData
 from .qemu_guests import GUEST_OPTIONS, guest_hooks
 
 

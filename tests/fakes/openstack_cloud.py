@@ -30,7 +30,8 @@ from urllib.parse import parse_qs, urlparse
 
 import yaml
 
-from .loopback_http import LoopbackHttpServer
+from debian_cloud_tests.datasources.httpserve import LoopbackHttpServer
+
 from .nova_qemu import nova_guest
 from .qemu_guests import QemuGuests
 

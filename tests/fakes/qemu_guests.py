@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,12 +23,11 @@ from debian_cloud_tests.providers.qemu import QemuHooks, QemuProvider, accel
 from debian_cloud_tests.providers.qemu.firmware import PLATFORMS
 from debian_cloud_tests.providers.qemu.machine import QemuMachine
 
+from debian_cloud_tests.datasources.relay import command as relay_command
 from debian_cloud_tests.paths import cache_dir
 from debian_cloud_tests.provider import EMULATED_BOOT_BUDGET
 from debian_cloud_tests.rundir import RunDir
 from debian_cloud_tests.spec import Accel, Arch, LaunchSpec
-
-RELAY = Path(__file__).with_name("relay.py")
 
 
 class MetadataServer(Protocol):
@@ -67,7 +65,7 @@ def guest_hooks(address: str, mac: str, metadata_port: int, smbios: str,
 
     *restrict* False keeps the user network's router and DNS, for a guest in a network namespace
     of the test's own that must resolve its metadata service by name."""
-    relay = f"cmd:{sys.executable} {RELAY} 127.0.0.1 {metadata_port}"
+    relay = relay_command(metadata_port)
     walled = "restrict=on," if restrict else ""
     return QemuHooks(seed=False, ssh_listen=(address, 22), mac=mac,
                      smbios=tuple(v for v in smbios.split(";") if v),

@@ -7,10 +7,11 @@ this way (IMDS does not carry it), so a VM without the media would lose its user
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
+
+from debian_cloud_tests.isofs import write_iso
 
 TEMPLATE = """<?xml version="1.0" encoding="utf-8"?>
 <Environment xmlns="http://schemas.dmtf.org/ovf/environment/1"
@@ -70,13 +71,4 @@ class OvfEnv:
 
 def write_ovf_iso(path: Path, env: OvfEnv) -> Path:
     """The media as an ISO 9660 volume (Azure's is UDF; cloud-init mounts either)."""
-    import pycdlib
-
-    data = env.xml().encode()
-    iso = pycdlib.PyCdlib()
-    iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident="rd_rdfe_stable")
-    iso.add_fp(io.BytesIO(data), len(data), "/OVF_ENV.XML;1", rr_name="ovf-env.xml",
-               joliet_path="/ovf-env.xml")
-    iso.write(str(path))
-    iso.close()
-    return path
+    return write_iso(path, "rd_rdfe_stable", {"ovf-env.xml": env.xml()})

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 
-from .loopback_http import LoopbackHttpServer
+from .httpserve import LoopbackHttpServer, MetadataHandler
 
 TOKEN_TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
 TOKEN_HEADER = "X-aws-ec2-metadata-token"
@@ -76,11 +76,11 @@ class InstanceData:
         })
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(MetadataHandler):
     server: ImdsServer
 
     def log_message(self, format: str, *args: Any) -> None:
-        self.server.requests.append(f"{self.command} {self.path} {args[1] if len(args) > 1 else ''}")
+        self.server.record(f"{self.command} {self.path} {args[1] if len(args) > 1 else ''}")
 
     def _send(self, status: int, body: str | bytes = b"", ctype: str = "text/plain") -> None:
         data = body.encode() if isinstance(body, str) else body
@@ -144,8 +144,7 @@ class _Handler(BaseHTTPRequestHandler):
 class ImdsServer(LoopbackHttpServer):
     """Serves one instance's metadata on 127.0.0.1 (port chosen by the kernel)."""
 
-    def __init__(self, data: InstanceData) -> None:
-        super().__init__(_Handler, "imds")
+    def __init__(self, data: InstanceData, unix_path: Path | None = None) -> None:
+        super().__init__(_Handler, "imds", unix_path)
         self.data = data
         self.tokens: set[str] = set()
-        self.requests: list[str] = []

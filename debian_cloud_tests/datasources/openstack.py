@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from .imds import ImdsServer, InstanceData, _Handler
+from .ec2 import ImdsServer, InstanceData, _Handler
 
 #: the versions a Nova of the last years lists (cloud-init picks the newest it knows)
 VERSIONS = ("2012-08-10", "2013-04-04", "2013-10-17", "2015-10-15", "2016-06-30", "2016-10-06",
@@ -78,7 +79,7 @@ class _NovaHandler(_Handler):
 class NovaMetadataServer(ImdsServer):
     """Serves one server's Nova metadata and its EC2-compatible tree (no tokens, as Nova)."""
 
-    def __init__(self, nova: NovaServerData, ec2: InstanceData) -> None:
-        super().__init__(ec2)
+    def __init__(self, nova: NovaServerData, ec2: InstanceData, unix_path: Path | None = None) -> None:
+        super().__init__(ec2, unix_path)
         self.RequestHandlerClass = _NovaHandler
         self.nova = nova

@@ -14,11 +14,11 @@ import json
 import re
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from .loopback_http import LoopbackHttpServer
+from .httpserve import LoopbackHttpServer, MetadataHandler
 
 PREFIX = "/computeMetadata/v1"
 _KEEP_NAMES = ("attributes", "guest-attributes")  # user-chosen keys, never camelCased
@@ -81,7 +81,7 @@ def as_json(node: Any, keep: bool = False) -> Any:
     return {(k if keep else _camel(k)): as_json(v, keep or k in _KEEP_NAMES) for k, v in node.items()}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(MetadataHandler):
     server: GceMetadataServer
 
     def _send(self, status: int, body: str = "", kind: str = "application/text") -> None:
@@ -136,7 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(200)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        self.server.requests.append(f"{self.command} {self.path} {code}")
+        self.server.record(f"{self.command} {self.path} {code}")
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -145,8 +145,7 @@ class _Handler(BaseHTTPRequestHandler):
 class GceMetadataServer(LoopbackHttpServer):
     """Serves one instance's metadata on 127.0.0.1 (port chosen by the kernel)."""
 
-    def __init__(self, data: GceInstanceData) -> None:
-        super().__init__(_Handler, "gce-metadata")
+    def __init__(self, data: GceInstanceData, unix_path: Path | None = None) -> None:
+        super().__init__(_Handler, "gce-metadata", unix_path)
         self.data = data
-        self.requests: list[str] = []
         self.lock = threading.Lock()

@@ -17,11 +17,11 @@ import threading
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from .loopback_http import LoopbackHttpServer
+from .httpserve import LoopbackHttpServer, MetadataHandler
 
 IMDS_HOST, WIRESERVER_HOST = "169.254.169.254", "168.63.129.16"
 API_VERSIONS = ("2019-06-01", "2020-09-01", "2021-03-01", "2021-08-01", "2021-12-13")
@@ -105,7 +105,7 @@ class AzureVmData:
         return {**doc, "extended": {"compute": {"ppsType": "None"}}} if extended else doc
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(MetadataHandler):
     server: AzureMetadataServer
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -123,7 +123,7 @@ class _Handler(BaseHTTPRequestHandler):
         host = (self.headers.get("Host") or "").split(":")[0]
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode(errors="replace") if length else ""
-        self.server.requests.append(f"{host} {self.command} {self.path}")
+        self.server.record(f"{host} {self.command} {self.path}")
         if host == WIRESERVER_HOST:
             return self._wireserver(body)
         return self._imds()
@@ -165,12 +165,11 @@ class _Handler(BaseHTTPRequestHandler):
 class AzureMetadataServer(LoopbackHttpServer):
     """IMDS and the wireserver of one VM (port chosen by the kernel)."""
 
-    def __init__(self, vm: AzureVmData) -> None:
-        super().__init__(_Handler, "azure-metadata")
+    def __init__(self, vm: AzureVmData, unix_path: Path | None = None) -> None:
+        super().__init__(_Handler, "azure-metadata", unix_path)
         self.vm = vm
         self.container_id = str(uuid.uuid4())
         self.incarnation = 1
-        self.requests: list[str] = []
         self.health: list[str] = []  # the states the guest reported
         self.ready = threading.Event()
         self.on_stop: list[Any] = []  # callables run at stop (e.g. removing the media)
@@ -194,6 +193,7 @@ class AzureMetadataServer(LoopbackHttpServer):
             return False
         state = text.get("State", "")
         self.health.append(state)
+        self.record(f"health {state}")
         if state == "Ready":
             self.ready.set()
         return True

@@ -1,11 +1,11 @@
-"""A DNS server of a few names on 127.0.0.1:53, for a network namespace of the test's own.
+"""A DNS server of a few names on 127.0.0.1:53, for a network namespace the run made.
 
 A cloud whose metadata service is reached by name (GCE's ``metadata.google.internal``) needs a
 resolver: QEMU's user network forwards the guest's queries to the nameserver of the
-``resolv.conf`` it sees, which in the test's namespace is this server.  It knows only the names it
-is given (A records); any other name is NXDOMAIN, so cloud-init's check for a resolver that
-answers everything (a hijacking one) passes, and a known name has no AAAA record (NOERROR with
-no answer, as for an IPv4-only host).  It never asks another server.
+``resolv.conf`` it sees, which in the namespace is this server.  It knows the names it is given
+(A records; a known name has no AAAA record: NOERROR with no answer, as for an IPv4-only host).
+Any other name is NXDOMAIN, so cloud-init's check for a resolver that answers everything (a
+hijacking one) passes; or, given an upstream (the namespace's own way out), asked there.
 """
 
 from __future__ import annotations
@@ -65,8 +65,9 @@ def answer(query: bytes, names: Mapping[str, str]) -> bytes | None:
 class DnsServer:
     """Answers *names* (name -> IPv4 address) on UDP 127.0.0.1:*port*; records every question."""
 
-    def __init__(self, names: Mapping[str, str], port: int = 53) -> None:
+    def __init__(self, names: Mapping[str, str], port: int = 53, upstream: str | None = None) -> None:
         self.names = {n.lower().rstrip("."): a for n, a in names.items()}
+        self.upstream = upstream
         self.questions: list[tuple[str, int]] = []
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", port))
@@ -90,12 +91,26 @@ class DnsServer:
                 continue
             except OSError:
                 return
-            reply = answer(query, self.names)
-            if reply is None:
-                continue
+            question: tuple[str, int] | None = None
             with suppress(ValueError, IndexError, struct.error):
-                self.questions.append(_question(query)[:2])
-            self.sock.sendto(reply, peer)
+                question = _question(query)[:2]
+                self.questions.append(question)
+            if self.upstream and question is not None and question[0] not in self.names:
+                threading.Thread(target=self._forward, args=(query, peer), daemon=True).start()
+                continue
+            reply = answer(query, self.names)
+            if reply is not None:
+                self.sock.sendto(reply, peer)
+
+    def _forward(self, query: bytes, peer: tuple[str, int]) -> None:
+        """Ask the upstream resolver and pass its reply on (none: the client asks again)."""
+        assert self.upstream is not None
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as upstream:
+            upstream.settimeout(5)
+            with suppress(OSError):
+                upstream.sendto(query, (self.upstream, 53))
+                reply = upstream.recv(4096)
+                self.sock.sendto(reply, peer)
 
     def stop(self) -> None:
         self._stop.set()
@@ -104,7 +119,7 @@ class DnsServer:
         self.sock.close()
 
 
-def _serve_until_parent_dies(names: Mapping[str, str]) -> None:
+def serve_until_parent_dies(names: Mapping[str, str], upstream: str | None = None) -> None:
     """Serve in the foreground; exit with the process that started us (PR_SET_PDEATHSIG), so a
     namespace's resolver never outlives the run it serves."""
     import ctypes
@@ -114,7 +129,7 @@ def _serve_until_parent_dies(names: Mapping[str, str]) -> None:
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     if os.getppid() == 1:  # the parent is already gone
         return
-    server = DnsServer(names)
+    server = DnsServer(names, upstream=upstream)
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     server._serve()
 
@@ -122,4 +137,8 @@ def _serve_until_parent_dies(names: Mapping[str, str]) -> None:
 if __name__ == "__main__":
     import sys
 
-    _serve_until_parent_dies(dict(arg.split("=", 1) for arg in sys.argv[1:]))
+    # NAME=ADDRESS…, and --upstream=ADDRESS to ask there for any other name
+    args = sys.argv[1:]
+    given = dict(a.split("=", 1) for a in args if not a.startswith("--upstream="))
+    upstream = next((a.split("=", 1)[1] for a in args if a.startswith("--upstream=")), None)
+    serve_until_parent_dies(given, upstream)
