@@ -98,6 +98,12 @@ class Machine(abc.ABC):
         """The platform's own messages about the machine (e.g. QEMU's stderr), for errors."""
         return ""
 
+    def provisioning_reports(self) -> list[str] | None:
+        """The states the guest reported to its platform's provisioning service, in order, where
+        the platform waits for such a report and lets the run see it (Azure's wireserver
+        health reports, emulated); None where that is not known."""
+        return None
+
     def is_alive(self) -> bool:
         """False once the instance is known to be gone (crashed, powered off)."""
         return True

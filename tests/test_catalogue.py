@@ -29,6 +29,10 @@ def test_docs_catalogue_is_current() -> None:
 #: Checks whose negative control is not a planted image variant, and the test that is.
 CONTROLS_ELSEWHERE = {
     "bvt.ssh_login_default_user": "test_e2e_qemu.py::test_refused_login_fails_the_login_check",
+    "cloud_init.datasource_expected":
+        "test_datasources_e2e.py::test_image_for_another_cloud_fails_the_datasource_check",
+    "metadata.provisioning_reported_ready":
+        "test_datasources_e2e.py::test_image_for_another_cloud_fails_the_datasource_check",
     "metadata.arch_matches":
         "test_provider_ssh.py::test_arch_check_compares_the_host_with_the_declared_platform",
     "bvt.booted_in_uefi_mode": "test_provider_ssh.py::test_uefi_checks_fail_on_a_host_without_efi",

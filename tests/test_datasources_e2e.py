@@ -43,3 +43,36 @@ def test_emulated_cloud_passes_the_suites(datasource: str, good_image: Path, tmp
                   *(("metadata.instance_type_matches",) if datasource != "configdrive" else ())):
         assert run.checks.get(check) == "passed", (check, run.checks.get(check), run.messages.get(check))
     assert run.props["datasource"] == datasource, run.props
+
+
+@pytest.mark.cost(300)
+def test_image_for_another_cloud_fails_the_datasource_check(image_factory, tmp_path: Path) -> None:
+    """Negative control: an image whose datasource_list holds EC2's alone, as Debian's ec2 images
+    do, booted as an Azure VM (given on the command line: a deliberate cross-check).  cloud-init
+    finds no datasource of its list and falls back to None: the guest never gets the run's key,
+    never reports ready, and the datasource check says which it used, from the console."""
+    image = image_factory("ec2-datasource-only", fmt="raw")
+    run = run_suites(tmp_path, "--provider=qemu", f"--image={image}", "--image-type=ec2",
+                     "--datasource=azure", str(suites_dir() / "metadata"),
+                     select=str(suites_dir() / "cloud_init"))
+    assert run.rc == 1, run.explain()
+    assert run.checks["cloud_init.datasource_expected"] == "failed", run.explain()
+    message = run.messages["cloud_init.datasource_expected"]
+    assert "cloud-init used 'DataSourceNone', expected Azure" in message, message
+    assert run.checks["metadata.provisioning_reported_ready"] == "failed", run.explain()
+    assert "never reported ready" in run.messages["metadata.provisioning_reported_ready"]
+    assert run.props["datasource"] == "azure", run.props
+
+
+@pytest.mark.cost(120)
+def test_metadata_serving_another_hostname_fails(good_image: Path, tmp_path: Path) -> None:
+    """Negative control of the comparison itself: an emulated EC2 whose metadata service serves
+    another hostname than the platform set (a plugin plants it) fails the hostname check."""
+    run = run_suites(tmp_path, "-p", "tests.fakes.served_hostname", "--provider=qemu",
+                     f"--image={good_image}", "--image-type=genericcloud", "--datasource=ec2",
+                     select=str(suites_dir() / "metadata"),
+                     env={"PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert run.rc == 1, run.explain()
+    assert run.failing() == {"metadata.hostname_matches"}, f"{run.checks}\n{run.messages}"
+    assert "hostname is 'ip-192-0-2-99', the platform set 'ip-169-254-169-15'" in \
+        run.messages["metadata.hostname_matches"]

@@ -193,7 +193,7 @@ class AzureMetadataServer(LoopbackHttpServer):
             return False
         state = text.get("State", "")
         self.health.append(state)
-        self.record(f"health {state}")
+        self.record(f"health {state}")  # emulation.HEALTH: what the qemu machine reads back
         if state == "Ready":
             self.ready.set()
         return True

@@ -40,6 +40,8 @@ AZURE_CHASSIS_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
 #: documentation addresses (RFC 5737): a public address the metadata names, never reached
 PUBLIC_ADDRESS = "203.0.113.10"
 SOCKET, CONFIG, LOG = "metadata.sock", "datasource.json", "datasource.log"
+#: how the log records a provisioning report (Azure's health report: "health Ready")
+HEALTH = "health "
 REGIONS = {Datasource.EC2: ("eu-central-1", "eu-central-1a"),
            Datasource.GCE: ("europe-west1", "europe-west1-b"),
            Datasource.AZURE: ("westeurope", None),

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from debian_cloud_tests.datasources import emulation
+from debian_cloud_tests.datasources.platforms import Datasource
 from debian_cloud_tests.errors import NoFreePortError, ProviderError
 from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
 
@@ -207,6 +209,16 @@ class QemuMachine(Machine):
     def pid(self) -> int | None:
         """QEMU's process id (a new one after a power cycle); None before the first start."""
         return self._proc.pid if self._proc else None
+
+    def provisioning_reports(self) -> list[str] | None:
+        """What the guest reported to an emulated cloud that waits for it (Azure)."""
+        if self.facts.datasource != Datasource.AZURE.cloud_init_name:
+            return None
+        try:
+            lines = (self.run_dir / emulation.LOG).read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return []
+        return [line.split(" ", 1)[1] for line in lines if line.startswith(emulation.HEALTH)]
 
     def platform_log(self) -> str:
         try:

@@ -89,13 +89,26 @@ def test_log_free_of_warnings(facts) -> None:
                          "datasource's); `cloud-init analyze show` tells which stage")
 
 
+#: cloud-init's final message, on the console: "Cloud-init v. 22.4.2 finished at … Datasource
+#: DataSourceEc2Local.  Up 40.05 seconds"
+FINAL_MESSAGE = re.compile(r"Cloud-init v\. \S+ finished at .*?Datasource (DataSource\w+)")
+
+
 def test_datasource_expected(facts, machine) -> None:
-    """cloud-init detected the datasource the platform provides."""
-    v1 = _json(facts, "ci_status", "/run/cloud-init/status.json").get("v1", {})
-    found = v1.get("datasource") or ""
+    """cloud-init detected the datasource the platform provides (from its status, or from its
+    final message on the console when the guest cannot be logged in to: a guest that found no
+    datasource never gets the run's key)."""
     expected = machine.facts.datasource
     if not expected:
         pytest.skip(f"not applicable: {machine.facts.provider} does not know which datasource to expect")
+    if machine.ssh_login_error:
+        seen = FINAL_MESSAGE.findall(machine.console_log())
+        if not seen:
+            pytest.fail(f"cannot log in ({machine.ssh_login_error}) and cloud-init's final message "
+                        f"is not on the console: expected datasource {expected}", pytrace=False)
+        found = seen[-1]
+    else:
+        found = _json(facts, "ci_status", "/run/cloud-init/status.json").get("v1", {}).get("datasource") or ""
     # cloud-init names the local stage's variant DataSourceEc2Local, DataSourceOpenStackLocal…
     assert re.search(rf"DataSource{re.escape(expected)}(Local)?\b", found, re.I), (
         f"cloud-init used {found or 'no datasource'!r}, expected {expected}: check datasource_list "

@@ -132,6 +132,19 @@ def test_region_and_zone_match(facts, machine) -> None:
                        ": the guest reads another platform's metadata, or the datasource is wrong")
 
 
+def test_provisioning_reported_ready(machine) -> None:
+    """The guest told its platform it is provisioned, where the platform waits for that (Azure
+    fails a VM's creation whose guest never reports ready to the wireserver)."""
+    reports = machine.provisioning_reports()
+    if reports is None:
+        pytest.skip(f"not applicable: {machine.facts.provider} waits for no provisioning report, "
+                    "or does not show it")
+    assert "Ready" in reports, (
+        f"the guest never reported ready to its platform (reports: {', '.join(reports) or 'none'}): "
+        "on Azure its creation fails with OSProvisioningTimedOut; check that cloud-init's Azure "
+        "datasource ran (cloud_init.datasource_expected)")
+
+
 def _gce_machine_type(facts) -> str:
     """The machine type GCE's metadata server names ("projects/N/machineTypes/T"), or ""."""
     out = facts["gce_machine_type"]

@@ -102,3 +102,10 @@ def cloud_init_modules_trimmed(tree: Path, arch: str, layout: DiskLayout) -> Non
         trimmed[stage] = [e for e in entries
                           if (e[0] if isinstance(e, list) else e) not in TRIMMED_MODULES]
     cloud_cfg(tree, "99-trimmed-modules.cfg", yaml.safe_dump(trimmed))
+
+
+@defect("ec2-datasource-only")
+def ec2_datasource_only(tree: Path, arch: str, layout: DiskLayout) -> None:
+    # an image built for EC2, as its vendor configuration lists: on another cloud cloud-init
+    # finds no datasource of its list, falls back to None, and the instance gets no key
+    cloud_cfg(tree, "90_datasources.cfg", "datasource_list: [Ec2, None]\n")
