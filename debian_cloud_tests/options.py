@@ -89,6 +89,10 @@ REGION = Option("region", "cloud region to launch in (default: from the cloud SD
 ZONE = Option("zone", "cloud zone to launch in (e.g. europe-west1-b)")
 NETWORK = Option("network", "cloud network to attach the instance to (default: the project's default)")
 SUBNET = Option("subnet", "subnet to launch into (default: the region's default network)")
+DATASOURCE = Option("datasource", "the cloud whose cloud-init datasource the machine gets: qemu "
+                    "emulates it (ec2, gce, azure, openstack, configdrive or nocloud; default: the "
+                    "image type's cloud, nocloud for generic images); ssh compares with what the "
+                    "host's platform provides (ec2 or cloud-init's name: Ec2, GCE, Azure…)")
 SECURITY_GROUP = Option("security-group", "existing security group to use instead of creating one "
                         "for the run (it must let this runner reach port 22)")
 

@@ -30,9 +30,9 @@ def test_docs_catalogue_is_current() -> None:
 CONTROLS_ELSEWHERE = {
     "bvt.ssh_login_default_user": "test_e2e_qemu.py::test_refused_login_fails_the_login_check",
     "cloud_init.datasource_expected":
-        "test_datasources_e2e.py::test_image_for_another_cloud_fails_the_datasource_check",
+        "test_vendor_images_e2e.py::test_ec2_image_passes_on_ec2_and_fails_as_an_azure_vm",
     "metadata.provisioning_reported_ready":
-        "test_datasources_e2e.py::test_image_for_another_cloud_fails_the_datasource_check",
+        "test_vendor_images_e2e.py::test_ec2_image_passes_on_ec2_and_fails_as_an_azure_vm",
     "metadata.arch_matches":
         "test_provider_ssh.py::test_arch_check_compares_the_host_with_the_declared_platform",
     "bvt.booted_in_uefi_mode": "test_provider_ssh.py::test_uefi_checks_fail_on_a_host_without_efi",

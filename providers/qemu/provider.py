@@ -17,7 +17,7 @@ from debian_cloud_tests.datasources import emulation, platforms
 from debian_cloud_tests.datasources.platforms import Datasource
 from debian_cloud_tests.errors import MissingDependencyError, UsageError
 from debian_cloud_tests.machine import Machine, PlatformFacts
-from debian_cloud_tests.options import Option
+from debian_cloud_tests.options import DATASOURCE, Option
 from debian_cloud_tests.paths import cache_dir
 from debian_cloud_tests.provider import Provider
 from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
@@ -76,9 +76,7 @@ class QemuProvider(Provider):
                "off this host's loopback and link-local addresses), open (this host's loopback too, "
                "e.g. a local apt proxy) or isolated (nothing but the forwarded SSH port, for "
                "sandboxed CI)", default=Network.USER.value, choices=tuple(n.value for n in Network)),
-        Option("datasource", "the cloud the guest is shown, its metadata service and media "
-               "emulated: " + ", ".join(d.value for d in Datasource) + " (default: the image "
-               "type's cloud; nocloud for generic and genericcloud images)"),
+        DATASOURCE,
     )
 
     def validate(self, spec: LaunchSpec) -> LaunchSpec:

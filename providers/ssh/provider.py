@@ -16,9 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from debian_cloud_tests.datasources.platforms import Datasource
 from debian_cloud_tests.errors import UsageError
 from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
-from debian_cloud_tests.options import REGION, ZONE, Option
+from debian_cloud_tests.options import DATASOURCE, REGION, ZONE, Option
 from debian_cloud_tests.provider import Provider
 from debian_cloud_tests.spec import LaunchSpec, ProviderSettings
 
@@ -105,8 +106,7 @@ class SshProvider(Provider):
         Option("host", "the already-running host to test, USER@ADDRESS[:PORT]"),
         Option("ssh-key", "private key file to log in to --host with"),
         Option("host-key", "the host's public key (\"ssh-ed25519 AAAA…\") or a known_hosts file"),
-        Option("datasource", "the cloud-init datasource the host's platform provides (Ec2, GCE, "
-               "Azure, OpenStack, NoCloud…), so cloud_init.datasource_expected can compare"),
+        DATASOURCE,
         Option("instance-id", "the id the host's platform gave the instance, so "
                "metadata.instance_id_matches can compare"),
         REGION, ZONE,
@@ -128,6 +128,8 @@ class SshProvider(Provider):
                              "(\"ssh-ed25519 AAAA…\") or a known_hosts file that has it")
         keys = known_host_keys(spec.options["host_key"], address, port)
         datasource = spec.options.get("datasource", "")
+        if datasource.lower() in {d.value for d in Datasource}:  # the qemu provider's names
+            datasource = Datasource(datasource.lower()).cloud_init_name
         if datasource and not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", datasource):
             raise UsageError(f"--datasource {datasource!r}: give cloud-init's name for it, "
                              "e.g. Ec2, GCE, Azure, OpenStack, NoCloud")

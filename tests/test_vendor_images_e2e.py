@@ -1,0 +1,94 @@
+"""End to end: images built by the FAI driver for one cloud each boot under QEMU with that cloud's
+datasource emulated (chosen from the image's name) and pass every suite that applies; an image
+for one cloud booted as another's fails the datasource check.
+
+One FAI build (about 90 s) and one or two boots per test, under TCG.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from debian_cloud_tests.plugin import suites_dir
+
+from .conftest import SuiteRun, run_suites
+from .test_datasources_e2e import SKIP_OK, SLOW_SUITES
+from .test_pipeline_e2e import fai_host  # noqa: F401  (the fixture)
+
+pytestmark = pytest.mark.e2e
+
+
+def build(vendor: str, out: Path) -> Path:
+    proc = subprocess.run([sys.executable, "-m", "debian_cloud_tests.faibuild.cli", "--release",
+                           "bookworm", "--vendor", vendor, "--arch", "amd64", "--output", str(out)],
+                          capture_output=True, text=True, timeout=1800, check=False)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    name = f"debian-12-{vendor}-amd64"
+    meta = json.loads((out / f"{name}.json").read_text())
+    assert "cloud-init" in meta["packages"], meta["packages"]
+    return out / f"{name}.qcow2"
+
+
+def run_every_suite(workdir: Path, image: Path, *extra: str) -> SuiteRun:
+    workdir.mkdir()
+    return run_suites(workdir, "--provider=qemu", f"--image={image}", *extra,
+                      *(f"--ignore={suites_dir() / s}" for s in SLOW_SUITES), timeout=1800)
+
+
+def assert_passes(run: SuiteRun, datasource: str) -> None:
+    assert run.rc == 0, run.explain()
+    others = {c: s for c, s in run.checks.items()
+              if s != "passed" and not run.messages.get(c, "").startswith(SKIP_OK)}
+    assert not others, f"{others}\n{run.messages}"
+    assert run.props["datasource"] == datasource, run.props
+    assert run.checks["cloud_init.datasource_expected"] == "passed"
+
+
+@pytest.mark.cost(330)
+def test_ec2_image_passes_on_ec2_and_fails_as_an_azure_vm(tmp_path: Path, fai_host) -> None:  # noqa: F811
+    image = build("ec2", tmp_path / "out")
+    assert_passes(run_every_suite(tmp_path / "ec2", image), "ec2")  # from the image's name
+
+    # a vendor image on another cloud: a deliberate cross-check, given on the command line
+    cross = tmp_path / "azure"
+    cross.mkdir()
+    run = run_suites(cross, "--provider=qemu", f"--image={image}", "--datasource=azure",
+                     str(suites_dir() / "metadata"), select=str(suites_dir() / "cloud_init"))
+    assert run.rc == 1, run.explain()
+    assert "cloud-init used 'DataSourceNone', expected Azure" in \
+        run.messages["cloud_init.datasource_expected"], run.explain()
+    assert run.checks["metadata.provisioning_reported_ready"] == "failed", run.explain()
+
+
+@pytest.mark.cost(250)
+def test_gce_image_passes_on_gce(tmp_path: Path, fai_host) -> None:  # noqa: F811
+    run = run_every_suite(tmp_path / "gce", build("gce", tmp_path / "out"))
+    assert_passes(run, "gce")
+    assert run.checks["metadata.instance_type_matches"] == "passed"  # read from the metadata server
+
+
+@pytest.mark.cost(250)
+def test_azure_image_passes_on_azure_and_reports_ready(tmp_path: Path, fai_host) -> None:  # noqa: F811
+    run = run_every_suite(tmp_path / "azure", build("azure", tmp_path / "out"))
+    assert_passes(run, "azure")
+    assert run.checks["metadata.provisioning_reported_ready"] == "passed"
+
+
+@pytest.mark.matrix
+@pytest.mark.cost(250)
+def test_nocloud_image_passes_with_a_seed(tmp_path: Path, fai_host) -> None:  # noqa: F811
+    assert_passes(run_every_suite(tmp_path / "nocloud", build("nocloud", tmp_path / "out")), "nocloud")
+
+
+@pytest.mark.matrix  # in CI: the test image under both (test_datasources_e2e)
+@pytest.mark.cost(400)
+def test_genericcloud_image_passes_on_openstack_and_a_config_drive(tmp_path: Path, fai_host) -> None:  # noqa: F811
+    image = build("genericcloud", tmp_path / "out")
+    for datasource in ("openstack", "configdrive"):
+        assert_passes(run_every_suite(tmp_path / datasource, image, f"--datasource={datasource}"),
+                      datasource)
