@@ -316,6 +316,10 @@ CASES: tuple[Case, ...] = (
                           "{tmp}/out"), 20, "unknown vendor 'openstack'; choose one of ", command=CLI),
     case("build-arch", (*BUILD, "--arch", "i386"), 20, "unknown arch 'i386'; choose one of ",
          command=CLI),
+    case("pipeline-vendors", ("pipeline", "--release", "bookworm", "--vendor", "ec2,nope", "--output",
+                              "{tmp}/out"), 20, "unknown vendor 'nope'; choose one of ", command=CLI),
+    case("pipeline-jobs", ("pipeline", "--release", "bookworm", "--vendor", "all", "--jobs", "0",
+                           "--output", "{tmp}/out"), 20, "--jobs 0: give 1 or more", command=CLI),
     case("build-not-root", BUILD, 41, "building images needs root: fai-diskimage sets up a loop "
          "device and mounts it (run with sudo)", command=CLI, prefix=NOT_ROOT),
     case("build-fai-missing", BUILD, 25, "building images with FAI needs: apt-get install ",
@@ -652,6 +656,7 @@ README_ROWS: dict[str, tuple[str, ...]] = {
     "gate: bad date in the policy": (_row("gate-policy-date"),),
     "gate: bad regex in the policy": (_row("gate-policy-regex"),),
     "gate: policy file that does not exist": (_row("gate-policy-missing"),),
+    "pipeline: `--vendor ec2,nope`, `--jobs 0`": (_row("pipeline-vendors"), _row("pipeline-jobs")),
     "build: unknown release, vendor or arch": (_row("build-release"), _row("build-vendor"),
                                                _row("build-arch")),
     "build: not root": (_row("build-not-root"),),

@@ -30,7 +30,7 @@ VENDOR_PROVEN = ("ec2", "gce", "azure")
 
 
 @pytest.mark.parametrize("datasource", [
-    pytest.param(d, marks=(pytest.mark.cost(150), *((pytest.mark.matrix,) if d in VENDOR_PROVEN else ())))
+    pytest.param(d, marks=(pytest.mark.cost(75), *((pytest.mark.matrix,) if d in VENDOR_PROVEN else ())))
     for d in INSTANCE_TYPES])
 def test_emulated_cloud_passes_the_suites(datasource: str, good_image: Path, tmp_path: Path) -> None:
     run = run_suites(tmp_path, "--provider=qemu", f"--image={good_image}",
@@ -70,7 +70,7 @@ def test_azure_image_lacking_azure_in_its_datasource_list_fails(image_factory, t
     assert run.props["datasource"] == "azure", run.props
 
 
-@pytest.mark.cost(120)
+@pytest.mark.cost(70)
 def test_metadata_serving_another_hostname_fails(good_image: Path, tmp_path: Path) -> None:
     """Negative control of the comparison itself: an emulated EC2 whose metadata service serves
     another hostname than the platform set (a plugin plants it) fails the hostname check."""

@@ -113,3 +113,37 @@ def test_password_login_class_makes_the_pipeline_hold(tmp_path, s3):
     assert "not published" in proc.stdout
     listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="defect/")
     assert not listed.get("Contents")
+
+
+@pytest.mark.matrix
+@pytest.mark.cost(1800)
+def test_pipeline_over_every_vendor_publishes_only_together(tmp_path, s3):
+    """Every vendor image built, each tested under its own cloud's datasource (two at a time, one
+    vCPU each), gated each, and all published once every verdict is publish."""
+    out = tmp_path / "images"
+    proc = subprocess.run([sys.executable, "-m", "debian_cloud_tests.pipeline.cli", "pipeline",
+                           "--release", "bookworm", "--vendor", "all", "--output", str(out),
+                           "--jobs", "2", "--pytest-arg=--instance-type=1x1024",
+                           "--publish-to", f"s3://{BUCKET}/matrix"],
+                          capture_output=True, text=True, timeout=5400, cwd=tmp_path, check=False)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    matrix = json.loads((out / "matrix.json").read_text())
+    assert matrix["verdict"] == "publish"
+    vendors = {image["vendor"]: image for image in matrix["images"]}
+    assert set(vendors) == {"generic", "genericcloud", "nocloud", "ec2", "gce", "azure"}
+    for vendor, image in vendors.items():
+        assert image["verdict"] == "publish" and image["tests_rc"] == 0, image
+        runs = json.loads((out / f"debian-12-{vendor}-amd64.gate.json").read_text())
+        assert runs["verdict"] == "publish"
+        head = s3.head_object(Bucket=BUCKET, Key=f"matrix/debian-12-{vendor}-amd64.qcow2")
+        assert head["Metadata"]["sha256"] == image["sha256"]
+    datasources = {vendor: _junit_datasource(out / f"debian-12-{vendor}-amd64.results.xml")
+                   for vendor in vendors}
+    assert datasources == {"generic": "nocloud", "genericcloud": "nocloud", "nocloud": "nocloud",
+                           "ec2": "ec2", "gce": "gce", "azure": "azure"}
+
+
+def _junit_datasource(report: Path) -> str:
+    from debian_cloud_tests.gate import junit
+
+    return {run.prop("datasource") for run in junit.parse(report)}.pop()

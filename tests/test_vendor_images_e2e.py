@@ -65,14 +65,14 @@ def test_ec2_image_passes_on_ec2_and_fails_as_an_azure_vm(tmp_path: Path, fai_ho
     assert run.checks["metadata.provisioning_reported_ready"] == "failed", run.explain()
 
 
-@pytest.mark.cost(250)
+@pytest.mark.cost(150)
 def test_gce_image_passes_on_gce(tmp_path: Path, fai_host) -> None:  # noqa: F811
     run = run_every_suite(tmp_path / "gce", build("gce", tmp_path / "out"))
     assert_passes(run, "gce")
     assert run.checks["metadata.instance_type_matches"] == "passed"  # read from the metadata server
 
 
-@pytest.mark.cost(250)
+@pytest.mark.cost(210)
 def test_azure_image_passes_on_azure_and_reports_ready(tmp_path: Path, fai_host) -> None:  # noqa: F811
     run = run_every_suite(tmp_path / "azure", build("azure", tmp_path / "out"))
     assert_passes(run, "azure")

@@ -1,4 +1,5 @@
-"""`debian-cloud-tests pipeline` (build, test, gate, publish) and `publish` (the last step alone)."""
+"""`debian-cloud-tests pipeline` (build, test, gate, publish; one vendor, a list, or all) and
+`publish` (the last step alone)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,16 @@ EPILOG = ("exit codes: 0 publish (published with --publish-to), 1 hold, 2 gate i
 
 
 def _pipeline(args: argparse.Namespace) -> int:
+    from .matrix import run_matrix, vendors
     from .run import Options, run
 
     opts = Options(output=args.output, config_space=args.config_space, policy=args.policy,
                    publish_to=args.publish_to or "", pytest_args=tuple(args.pytest_arg),
                    in_vm=args.in_vm)
+    names = vendors(args.vendor)
+    if args.vendor == "all" or len(names) > 1:
+        first = build_cli.spec_from(argparse.Namespace(**{**vars(args), "vendor": names[0]}))
+        return run_matrix(first, names, opts, args.jobs)
     return run(build_cli.spec_from(args), opts)
 
 
@@ -40,6 +46,9 @@ def add_parser(sub: Any) -> None:
     pipe.add_argument("--publish-to", metavar="URL", help="e.g. s3://bucket/prefix; only on publish")
     pipe.add_argument("--pytest-arg", action="append", default=[], metavar="ARG",
                       help="extra pytest option for the test step (repeatable)")
+    pipe.add_argument("--jobs", type=int, metavar="N",
+                      help="with several vendors (--vendor all, or a comma-separated list): test "
+                      "runs at once (default: one per two cores)")
     pipe.set_defaults(func=_pipeline)
 
     pub = sub.add_parser("publish", help="publish an image the gate cleared",
