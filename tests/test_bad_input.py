@@ -318,6 +318,11 @@ CASES: tuple[Case, ...] = (
          command=CLI),
     case("pipeline-vendors", ("pipeline", "--release", "bookworm", "--vendor", "ec2,nope", "--output",
                               "{tmp}/out"), 20, "unknown vendor 'nope'; choose one of ", command=CLI),
+    case("pipeline-vagrant", ("pipeline", "--release", "bookworm", "--vendor", "vagrant", "--output",
+                              "{tmp}/out"), 20, "pipeline tests under QEMU: build the vagrant box with "
+         "`build --vendor vagrant` and test it with pytest --provider=vagrant --image=BOX", command=CLI),
+    case("build-vagrant-raw", (*BUILD[:4], "vagrant", *BUILD[5:], "--format", "raw"), 20,
+         "a vagrant box holds a qcow2 image: drop --format raw", command=CLI),
     case("pipeline-jobs", ("pipeline", "--release", "bookworm", "--vendor", "all", "--jobs", "0",
                            "--output", "{tmp}/out"), 20, "--jobs 0: give 1 or more", command=CLI),
     case("build-not-root", BUILD, 41, "building images needs root: fai-diskimage sets up a loop "
@@ -657,6 +662,8 @@ README_ROWS: dict[str, tuple[str, ...]] = {
     "gate: bad regex in the policy": (_row("gate-policy-regex"),),
     "gate: policy file that does not exist": (_row("gate-policy-missing"),),
     "pipeline: `--vendor ec2,nope`, `--jobs 0`": (_row("pipeline-vendors"), _row("pipeline-jobs")),
+    "pipeline: `--vendor vagrant`": (_row("pipeline-vagrant"),),
+    "build: `--vendor vagrant --format raw`": (_row("build-vagrant-raw"),),
     "build: unknown release, vendor or arch": (_row("build-release"), _row("build-vendor"),
                                                _row("build-arch")),
     "build: not root": (_row("build-not-root"),),

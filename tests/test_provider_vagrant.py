@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import sys
 import tarfile
@@ -23,6 +22,7 @@ from debian_cloud_tests.providers.vagrant import VagrantProvider
 from debian_cloud_tests.providers.vagrant.vagrantfile import MachineConfig, render, ruby_string
 
 from debian_cloud_tests import errors
+from debian_cloud_tests.faibuild.vagrantbox import make_box
 from debian_cloud_tests.plugin import suites_dir
 from debian_cloud_tests.provider import get_provider
 
@@ -30,7 +30,6 @@ from .conftest import TEST_SHAPE, SuiteRun, run_suites
 from .fakes.libvirt_netns import Namespace, running_libvirtd, unavailable
 
 SKIP_OK = ("not applicable",)
-BOX_VAGRANTFILE = 'Vagrant.configure("2") do |config|\nend\n'
 
 
 def _require_tools() -> None:
@@ -39,26 +38,6 @@ def _require_tools() -> None:
         if os.environ.get("DCT_E2E") == "require":
             pytest.fail(f"vagrant end-to-end tests required but impossible here: {why}")
         pytest.skip(why)
-
-
-def make_box(image: Path, out: Path, provider: str = "libvirt") -> Path:
-    """A libvirt box: the qcow2 image as box.img, metadata.json and a Vagrantfile, in a tar."""
-    meta = {"provider": provider, "format": "qcow2",
-            "virtual_size": math.ceil(_virtual_size(image) / 1024**3)}
-    with tarfile.open(out, "w") as tar:
-        for name, data in (("metadata.json", json.dumps(meta).encode()),
-                           ("Vagrantfile", BOX_VAGRANTFILE.encode())):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        tar.add(image, arcname="box.img")
-    return out
-
-
-def _virtual_size(image: Path) -> int:
-    from debian_cloud_tests.providers.qemu import image as image_mod
-
-    return image_mod.inspect(image).virtual_size
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +120,29 @@ def test_defects_fail_their_checks(libvirt_ns: Namespace, image_factory, tmp_pat
     assert run.rc == 1, run.explain()
     assert run.failing() == {"metadata.hostname_matches", "metadata.user_data_applied"}, \
         run.explain()
+    _assert_left_nothing(libvirt_ns, before, tmpdir)
+
+
+# the FAI driver's vagrant vendor: the cloud base packed as a libvirt box, through the provider
+@pytest.mark.matrix
+@pytest.mark.xdist_group("vagrant")
+@pytest.mark.cost(400)
+@pytest.mark.e2e
+def test_box_built_by_fai_passes(libvirt_ns: Namespace, tmp_path: Path) -> None:
+    from .test_pipeline_e2e import _why_not
+
+    if why := _why_not():
+        pytest.skip(why)
+    from .test_vendor_images_e2e import build_file
+
+    box = build_file("vagrant", tmp_path / "out", "box")
+    before = libvirt_ns.inventory()
+    run, tmpdir = run_in(libvirt_ns, tmp_path / "run", "--provider=vagrant", f"--image={box}",
+                         f"--instance-type={TEST_SHAPE}", suites=("bvt", "metadata", "cloud_init"))
+    assert run.rc == 0, run.explain()
+    not_passed = {c: s for c, s in run.checks.items()
+                  if s != "passed" and not run.messages.get(c, "").startswith(SKIP_OK)}
+    assert not not_passed, f"{not_passed}\n{run.explain()}"
     _assert_left_nothing(libvirt_ns, before, tmpdir)
 
 

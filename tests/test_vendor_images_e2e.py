@@ -23,7 +23,8 @@ from .test_pipeline_e2e import fai_host  # noqa: F401  (the fixture)
 pytestmark = pytest.mark.e2e
 
 
-def build(vendor: str, out: Path) -> Path:
+def build_file(vendor: str, out: Path, suffix: str = "qcow2") -> Path:
+    """The FAI driver's bookworm amd64 image for *vendor* (its manifest checked)."""
     proc = subprocess.run([sys.executable, "-m", "debian_cloud_tests.faibuild.cli", "--release",
                            "bookworm", "--vendor", vendor, "--arch", "amd64", "--output", str(out)],
                           capture_output=True, text=True, timeout=1800, check=False)
@@ -31,7 +32,12 @@ def build(vendor: str, out: Path) -> Path:
     name = f"debian-12-{vendor}-amd64"
     meta = json.loads((out / f"{name}.json").read_text())
     assert "cloud-init" in meta["packages"], meta["packages"]
-    return out / f"{name}.qcow2"
+    assert meta["image"] == f"{name}.{suffix}", meta
+    return out / f"{name}.{suffix}"
+
+
+def build(vendor: str, out: Path) -> Path:
+    return build_file(vendor, out)
 
 
 def run_every_suite(workdir: Path, image: Path, *extra: str) -> SuiteRun:

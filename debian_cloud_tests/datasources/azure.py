@@ -111,14 +111,6 @@ class _Handler(MetadataHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def _send(self, status: int, body: str = "", ctype: str = "text/plain") -> None:
-        data = body.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
     def _serve(self) -> None:
         host = (self.headers.get("Host") or "").split(":")[0]
         length = int(self.headers.get("Content-Length") or 0)

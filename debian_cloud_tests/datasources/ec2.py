@@ -82,14 +82,6 @@ class _Handler(MetadataHandler):
     def log_message(self, format: str, *args: Any) -> None:
         self.server.record(f"{self.command} {self.path} {args[1] if len(args) > 1 else ''}")
 
-    def _send(self, status: int, body: str | bytes = b"", ctype: str = "text/plain") -> None:
-        data = body.encode() if isinstance(body, str) else body
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
     def do_PUT(self) -> None:
         if self.path.rstrip("/").split("/")[-2:] != ["api", "token"]:
             return self._send(404)

@@ -83,16 +83,8 @@ def as_json(node: Any, keep: bool = False) -> Any:
 
 class _Handler(MetadataHandler):
     server: GceMetadataServer
-
-    def _send(self, status: int, body: str = "", kind: str = "application/text") -> None:
-        data = body.encode()
-        self.send_response(status)
-        self.send_header("Metadata-Flavor", "Google")
-        self.send_header("Server", "Metadata Server for VM")
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+    extra_headers = (("Metadata-Flavor", "Google"), ("Server", "Metadata Server for VM"))
+    content_type = "application/text"
 
     def _parts(self) -> list[str] | None:
         """The path below /computeMetadata/v1, or None (answered already) when it is refused."""

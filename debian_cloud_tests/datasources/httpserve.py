@@ -34,6 +34,21 @@ class MetadataHandler(BaseHTTPRequestHandler):
     def address_string(self) -> str:
         return self.client_address[0] if isinstance(self.client_address, tuple) else "relay"
 
+    #: headers every answer carries (a cloud's server names itself)
+    extra_headers: tuple[tuple[str, str], ...] = ()
+    content_type = "text/plain"
+
+    def _send(self, status: int, body: str | bytes = b"", ctype: str = "") -> None:
+        data = body.encode() if isinstance(body, str) else body
+        ctype = ctype or self.content_type
+        self.send_response(status)
+        for name, value in self.extra_headers:
+            self.send_header(name, value)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
 
 class LoopbackHttpServer(QuietHttpServer):
     """Serves *handler* on 127.0.0.1, or on the unix socket *unix_path* when given."""

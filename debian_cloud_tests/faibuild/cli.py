@@ -20,8 +20,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     # Values are checked by BuildSpec, not by argparse choices: one line and exit 20, not usage.
     parser.add_argument("--release", required=True, help="bookworm or trixie")
     parser.add_argument("--vendor", required=True,
-                        help="generic, genericcloud, nocloud, ec2, gce or azure (pipeline: also "
-                        "several, comma-separated, or all)")
+                        help="generic, genericcloud, nocloud, ec2, gce, azure or vagrant (a libvirt "
+                        ".box; pipeline: not vagrant, but several, comma-separated, or all)")
     parser.add_argument("--arch", default="amd64", help="amd64 (default) or arm64")
     parser.add_argument("--firmware", default="", help="bios (amd64 default) or uefi (arm64 default)")
     parser.add_argument("--size", default="2G", help="disk size, e.g. 2G (default)")

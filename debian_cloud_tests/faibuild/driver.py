@@ -18,6 +18,7 @@ from ..shipped import fai_config_space
 from . import fai, host, invm, manifest
 from .errors import BuildError
 from .spec import BuildSpec
+from .vagrantbox import make_box
 
 #: FAI keeps one "installation in progress" stamp per host: builds on one host take turns.
 LOCK = Path("/run/lock/debian-cloud-tests-fai.lock")
@@ -45,7 +46,7 @@ def build(spec: BuildSpec, output: Path, cspace: Path | None = None, in_vm: bool
     output.mkdir(parents=True, exist_ok=True)
     host.check_space(output, spec)
     started = dt.datetime.now(dt.UTC)
-    image = output / f"{spec.name}.{spec.fmt}"
+    image = output / f"{spec.name}.{spec.suffix}"
     log = output / f"{spec.name}.build.log"
     # FAI keeps one stamp per host: native builds take turns; each VM is a host of its own
     with (contextlib.nullcontext() if in_vm else exclusive(LOCK),
@@ -59,7 +60,12 @@ def build(spec: BuildSpec, output: Path, cspace: Path | None = None, in_vm: bool
                 # the conversion fai-diskimage makes for a .qcow2 name, after reading the raw disk
                 _run(["qemu-img", "convert", "-f", "raw", "-c", "-O", "qcow2", str(raw), str(work / "out")])
                 raw.unlink()
-                (work / "out").replace(image)
+                if spec.vendor == "vagrant":
+                    make_box(work / "out", work / "out.box")
+                    (work / "out").unlink()
+                    (work / "out.box").replace(image)
+                else:
+                    (work / "out").replace(image)
             else:
                 raw.replace(image)
         finally:

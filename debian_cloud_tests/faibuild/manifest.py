@@ -67,7 +67,7 @@ def write(path: Path, spec: BuildSpec, image: Path, pkgs: dict[str, str], digest
         "firmware": spec.firmware, "classes": spec.classes(),
         "build_date": started.isoformat(timespec="seconds"),
         "fai_version": run.fai_version, "config_space": str(cspace.resolve()),
-        "image": image.name, "format": spec.fmt, "size": spec.size, "bytes": image.stat().st_size,
+        "image": image.name, "format": spec.suffix, "size": spec.size, "bytes": image.stat().st_size,
         "sha256": digest, "build_log": build_log.name, "fai_logdir": run.logdir,
         "packages": pkgs,
     }

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from .errors import UsageError
 
 RELEASES = {"bookworm": "12", "trixie": "13"}
-VENDORS = ("generic", "genericcloud", "nocloud", "ec2", "gce", "azure")
+VENDORS = ("generic", "genericcloud", "nocloud", "ec2", "gce", "azure", "vagrant")
+#: the vendors whose image is a disk a cloud boots (vagrant's is a box for the vagrant provider)
+CLOUD_VENDORS = VENDORS[:-1]
 ARCHES = ("amd64", "arm64")
 FIRMWARES = ("bios", "uefi")
 FORMATS = ("raw", "qcow2")
@@ -49,6 +51,8 @@ class BuildSpec:
         _one_of("firmware", self.firmware, FIRMWARES)
         if self.arch == "arm64" and self.firmware == "bios":
             raise UsageError("arm64 has no BIOS: use --firmware uefi")
+        if self.vendor == "vagrant" and self.fmt != "qcow2":
+            raise UsageError("a vagrant box holds a qcow2 image: drop --format raw")
         if self.size_bytes < MIN_SIZE:
             raise UsageError(f"--size {self.size} is too small: the root file system needs at least 1G")
         bad = [c for c in self.extra_classes if not _CLASS.match(c)]
@@ -61,6 +65,11 @@ class BuildSpec:
         if not m:
             raise UsageError(f"bad --size {self.size!r}; write a number and M, G or T, e.g. 2G")
         return int(m.group(1)) * _UNIT[m.group(2)]
+
+    @property
+    def suffix(self) -> str:
+        """The built file's: the disk format, or ``box`` for a Vagrant box."""
+        return "box" if self.vendor == "vagrant" else self.fmt
 
     @property
     def name(self) -> str:

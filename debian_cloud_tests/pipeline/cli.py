@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ..errors import UsageError
 from ..faibuild import cli as build_cli
 
 EPILOG = ("exit codes: 0 publish (published with --publish-to), 1 hold, 2 gate input error, "
@@ -21,6 +22,9 @@ def _pipeline(args: argparse.Namespace) -> int:
                    publish_to=args.publish_to or "", pytest_args=tuple(args.pytest_arg),
                    in_vm=args.in_vm)
     names = vendors(args.vendor)
+    if "vagrant" in names:
+        raise UsageError("pipeline tests under QEMU: build the vagrant box with `build --vendor "
+                         "vagrant` and test it with pytest --provider=vagrant --image=BOX")
     if args.vendor == "all" or len(names) > 1:
         first = build_cli.spec_from(argparse.Namespace(**{**vars(args), "vendor": names[0]}))
         return run_matrix(first, names, opts, args.jobs)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..faibuild.driver import build
-from ..faibuild.spec import VENDORS, BuildSpec
+from ..faibuild.spec import CLOUD_VENDORS, BuildSpec
 from ..gate import junit
 from ..gate.cli import main as gate_main
 from ..gate.errors import GateInputError
@@ -27,8 +27,9 @@ from .run import TESTS_FINISHED, Options, say, test_image
 
 
 def vendors(value: str) -> tuple[str, ...]:
-    """``all`` or a comma-separated list: the vendors to build (checked by BuildSpec)."""
-    return VENDORS if value == "all" else tuple(v.strip() for v in value.split(",") if v.strip())
+    """``all`` (every cloud vendor) or a comma-separated list: the vendors to build (checked by
+    BuildSpec)."""
+    return CLOUD_VENDORS if value == "all" else tuple(v.strip() for v in value.split(",") if v.strip())
 
 
 @dataclass
