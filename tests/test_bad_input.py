@@ -188,10 +188,10 @@ CASES: tuple[Case, ...] = (
     case("datasource-instance-type", (*QEMU, "--datasource=azure", "--instance-type=3x1000"),
          E.UsageError.exit_code, "--instance-type 3x1000: azure has no amd64 instance type of 3 "
          "vCPUs and 1000 MiB; give one of Standard_B2ats_v2, "),
-    case("datasource-gce-not-walled", (*QEMU, "--datasource=gce", "--qemu-network=isolated"),
-         E.UsageError.exit_code, "--datasource=gce with --qemu-network=isolated: the guest finds its "
-         "metadata server by name (metadata.google.internal), which only the walled user network's "
-         "resolver answers: use --qemu-network=user"),
+    case("datasource-gce-not-walled", (*QEMU, "--datasource=gce", "--qemu-network=open"),
+         E.UsageError.exit_code, "--datasource=gce with --qemu-network=open: the guest finds its "
+         "metadata server by name (metadata.google.internal), which only a walled network's "
+         "resolver answers: use --qemu-network=user or isolated"),
     case("user-data-missing", (*QEMU, "--user-data=/nonexistent/user-data"), E.UsageError.exit_code,
          "--user-data ", ": no such file"),
     case("user-data-not-yaml", (*QEMU, "--user-data={ud_yaml}"), E.UsageError.exit_code,
@@ -603,7 +603,7 @@ README_ROWS: dict[str, tuple[str, ...]] = {
     "`--datasource=digitalocean`": (_row("datasource-unknown"),),
     "`--datasource=ec2 --arch=arm64 --firmware=bios`": (_row("datasource-arm64-bios"),),
     "`--datasource=azure --instance-type=3x1000`": (_row("datasource-instance-type"),),
-    "`--datasource=gce --qemu-network=isolated` (or open)": (_row("datasource-gce-not-walled"),),
+    "`--datasource=gce --qemu-network=open`": (_row("datasource-gce-not-walled"),),
     "ini `dct_datasource = gce` for an ec2 image": (
         "test_bad_input.py::test_ini_datasource_contradicting_the_image_type",),
     "`--user-data` that does not exist": (_row("user-data-missing"),),

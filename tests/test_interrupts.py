@@ -32,28 +32,32 @@ def _booting(tmpdir: Path) -> bool:
 
 
 @pytest.mark.cost(60)
-@pytest.mark.parametrize("how", ["ctrl-c", "sigterm", "sigkill"])
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm", "sigkill", "sigkill-emulated-cloud"])
 def test_interrupt_during_boot_leaves_nothing(how: str, good_image: Path, tmp_path: Path) -> None:
+    """…also the emulated cloud's metadata server and resolver beside QEMU (gce has both)."""
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
+    cloud = ["--datasource=gce", "--qemu-network=user"] if how == "sigkill-emulated-cloud" else []
     proc = subprocess.Popen(
         in_private_network([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
-                            "--provider=qemu", f"--image={good_image}",
+                            "--provider=qemu", f"--image={good_image}", *cloud,
                             f"--artifacts-dir={tmp_path / 'artifacts'}"]),
         cwd=tmp_path, env={**os.environ, "TMPDIR": str(tmpdir)}, start_new_session=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=ctrl_c_at_default)
     try:
         assert _wait(lambda: _booting(tmpdir), 120), "the machine never started booting"
         assert _leftovers(tmpdir), "expected a run dir and a QEMU process while booting"
+        if cloud:
+            assert _wait(lambda: any(tmpdir.glob("dct-run-*/metadata.sock")), 30), "no emulator"
         if how == "ctrl-c":  # the terminal signals the whole foreground process group
             os.killpg(proc.pid, signal.SIGINT)
         elif how == "sigterm":
             proc.send_signal(signal.SIGTERM)
-        else:
+        else:  # sigkill, sigkill-emulated-cloud
             proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
         output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-        if how != "sigkill":  # interrupted, not failed: pytest's exit code 2
+        if not how.startswith("sigkill"):  # interrupted, not failed: pytest's exit code 2
             assert proc.returncode == 2, output
             assert "Traceback" not in output, output
         assert _wait(lambda: not _leftovers(tmpdir), 20), f"left behind: {_leftovers(tmpdir)}"

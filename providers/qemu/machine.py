@@ -85,7 +85,7 @@ class QemuMachine(Machine):
               register_pid: Callable[[int], None], die_with_parent: bool = True,
               listen_host: str = "127.0.0.1", net_extra: str = "", mac: str | None = None,
               wall: bool = False, companion: Companion | None = None,
-              resolve_locally: bool = False) -> None:
+              resolve_locally: bool = False, sealed: bool = False) -> None:
         """Start QEMU, retrying with another port if the forwarded one was taken meanwhile.
 
         *listen_host* is where SSH is forwarded from, *net_extra* more user-mode network
@@ -93,10 +93,11 @@ class QemuMachine(Machine):
         *wall* runs QEMU in a network namespace that reaches the internet but not this host
         (:mod:`.netwall`).  *companion* gives the command of a process that lives beside QEMU
         and ends with it (an emulated cloud's metadata service), given the resolver it may ask;
-        *resolve_locally*: the guest's DNS queries go to that companion (walled only).
+        *resolve_locally*: the guest's DNS queries go to that companion (walled only);
+        *sealed*: the wall lets nothing out (:func:`netwall.wrap`).
         """
         self._started_with = (base_args, port_range, register_pid, die_with_parent, listen_host,
-                              net_extra, mac, wall, companion, resolve_locally)
+                              net_extra, mac, wall, companion, resolve_locally, sealed)
         parent = os.getpid()
         # A kept machine must outlive us; otherwise the kernel kills QEMU with us.
         preexec = (lambda: _die_with_parent(parent)) if die_with_parent else None
@@ -104,9 +105,9 @@ class QemuMachine(Machine):
         netdev = "user,id=net0" + (f",{net_extra}" if net_extra else "")
         nic = "virtio-net-pci,netdev=net0" + (f",mac={mac}" if mac else "")
         if wall:
-            beside = companion(netwall.RESOLVER) if companion else None
+            beside = companion(None if sealed else netwall.RESOLVER) if companion else None
             self._start_walled(base_args, netdev, nic, port_range, register_pid, preexec, beside,
-                               resolve_locally)
+                               resolve_locally, sealed)
             return
         beside = companion(None) if companion else None
         last_error = ""
@@ -125,11 +126,12 @@ class QemuMachine(Machine):
     def _start_walled(self, base_args: list[str], netdev: str, nic: str,
                       port_range: tuple[int, int] | None, register_pid: Callable[[int], None],
                       preexec: Callable[[], None] | None, companion: list[str] | None,
-                      resolve_locally: bool) -> None:
+                      resolve_locally: bool, sealed: bool) -> None:
         tools = netwall.check_tools()
         inner = f"{netdev},hostfwd=tcp:0.0.0.0:{netwall.INNER_SSH_PORT}-:22"
         args = netwall.wrap([*base_args, "-netdev", inner, "-device", nic], self.run_dir, tools,
-                            companion=companion, resolver="127.0.0.1" if resolve_locally else None)
+                            companion=companion, resolver="127.0.0.1" if resolve_locally else None,
+                            sealed=sealed)
         exit_read, exit_write = os.pipe()  # QEMU holds the write end, slirp4netns watches
         try:
             started = self._spawn(args, register_pid, preexec, keep_fds=(exit_write,))

@@ -38,6 +38,9 @@ RESOLVER = "10.0.2.3"
 INNER_SSH_PORT = 2222
 #: never reached from a walled guest: link-local holds cloud metadata services
 PROHIBITED = ("169.254.0.0/16",)
+#: sealed: the internet (two halves, more specific than slirp4netns's default route) and its
+#: resolver; the forward's peer, 10.0.2.2, stays on the link (the host's loopback is disabled)
+SEALED = ("0.0.0.0/1", "128.0.0.0/1", f"{RESOLVER}/32")
 TOOLS = {"slirp4netns": "slirp4netns", "unshare": "util-linux", "ip": "iproute2", "mount": "mount",
          "umount": "mount"}
 API_SOCKET = "slirp4netns.sock"
@@ -63,16 +66,20 @@ def check_tools() -> dict[str, str]:
 
 
 def wrap(qemu_args: list[str], run_dir: Path, tools: dict[str, str],
-         companion: list[str] | None = None, resolver: str | None = None) -> list[str]:
+         companion: list[str] | None = None, resolver: str | None = None,
+         sealed: bool = False) -> list[str]:
     """*qemu_args* run in a new network (and mount) namespace with link-local prohibited and the
     resolver pointed at slirp4netns (or at *resolver*); the process execs into QEMU (same pid).
 
     *companion* starts first, inside the namespace (an emulated cloud's metadata service and
-    resolver), as QEMU's child."""
+    resolver), as QEMU's child.  *sealed*: every destination but the SSH forward's peer is
+    prohibited too (slirp4netns's resolver included): the guest reaches nothing, but its
+    companion's names."""
     resolv = run_dir / "resolv.conf"
     resolv.write_text(f"nameserver {resolver or RESOLVER}\n")
     ip, mount, umount = (shlex.quote(tools[name]) for name in ("ip", "mount", "umount"))
-    routes = " && ".join(f"{ip} route add prohibit {net}" for net in PROHIBITED)
+    routes = " && ".join(f"{ip} route add prohibit {net}"
+                         for net in (*PROHIBITED, *(SEALED if sealed else ())))
     # A resolv.conf that is itself a mount of a deleted file cannot be mounted over: unmount it
     # first (in this private mount namespace only); without one, QEMU has no resolver anyway.
     beside = f"{{ {shlex.join(companion)} >{COMPANION_LOG} 2>&1 & }} && " if companion else ""

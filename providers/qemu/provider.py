@@ -107,8 +107,8 @@ class QemuProvider(Provider):
         if settings.datasource is Datasource.GCE and not settings.walled:
             raise UsageError(f"--datasource=gce with --qemu-network={settings.network}: the guest "
                              "finds its metadata server by name (metadata.google.internal), which "
-                             "only the walled user network's resolver answers: use "
-                             "--qemu-network=user")
+                             "only a walled network's resolver answers: use --qemu-network=user "
+                             "or isolated")
         if settings.walled:
             netwall.check_tools()  # before anything is made, not at the launch
         return replace(spec, firmware=firmware, instance_type=instance_type, settings=settings)
@@ -197,7 +197,7 @@ class QemuProvider(Provider):
                       die_with_parent=not spec.may_outlive_run, listen_host=listen_host,
                       net_extra=user_net, mac=hooks.mac, wall=settings.walled,
                       companion=emulated.companion if emulated else None,
-                      resolve_locally=bool(emulated and emulated.dns))
+                      resolve_locally=bool(emulated and emulated.dns), sealed=settings.sealed)
         return machine
 
 

@@ -55,13 +55,21 @@ class QemuSettings(ProviderSettings):
     instance_type_name: str = ""
 
     @property
+    def sealed(self) -> bool:
+        """isolated, for a guest that must resolve its cloud's names (GCE's metadata server): a
+        wall with no way out instead of restrict=on, which answers no DNS (:mod:`.netwall`)."""
+        return self.network is Network.ISOLATED and self.datasource is Datasource.GCE
+
+    @property
     def user_net(self) -> str:
-        """The hooks' user-network options; isolated adds restrict=on (no router, no DNS)."""
-        restrict = self.network is Network.ISOLATED and "restrict=on" not in self.hooks.user_net
+        """The hooks' user-network options; isolated adds restrict=on (no router, no DNS)
+        unless sealed."""
+        restrict = (self.network is Network.ISOLATED and not self.sealed
+                    and "restrict=on" not in self.hooks.user_net)
         return ",".join(filter(None, (self.hooks.user_net, "restrict=on" if restrict else "")))
 
     @property
     def walled(self) -> bool:
-        """user: the internet but not this host (:mod:`.netwall`); open and isolated, or a
-        restricted network given by hooks, need no wall."""
-        return self.network is Network.USER and "restrict=on" not in self.user_net
+        """user: the internet but not this host (:mod:`.netwall`); sealed: the same wall with no
+        way out; open and isolated, or a restricted network given by hooks, need no wall."""
+        return (self.network is Network.USER or self.sealed) and "restrict=on" not in self.user_net
