@@ -48,7 +48,8 @@ def test_interrupt_during_boot_leaves_nothing(how: str, good_image: Path, tmp_pa
         assert _wait(lambda: _booting(tmpdir), 120), "the machine never started booting"
         assert _leftovers(tmpdir), "expected a run dir and a QEMU process while booting"
         if cloud:
-            assert _wait(lambda: any(tmpdir.glob("dct-run-*/metadata.sock")), 30), "no emulator"
+            assert _wait(lambda: any(tmpdir.glob("dct-run-*/metadata.sock")), 30), (
+                "no emulator: " + " ".join(p.read_text() for p in tmpdir.glob("dct-run-*/*.log")))
         if how == "ctrl-c":  # the terminal signals the whole foreground process group
             os.killpg(proc.pid, signal.SIGINT)
         elif how == "sigterm":

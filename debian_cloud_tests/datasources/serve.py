@@ -51,8 +51,9 @@ def main(argv: list[str]) -> int:
     config_path = Path(argv[0])
     upstream = next((a.split("=", 1)[1] for a in argv[1:] if a.startswith("--upstream=")), None)
     config = json.loads(config_path.read_text())
-    http = server(config, config_path.parent / config["socket"])
-    http.log = (config_path.parent / config["log"]).open("a")
+    # named relative to the run dir, as the relays name it: a socket path holds 108 bytes at most
+    os.chdir(config_path.parent)
+    http = server(config, Path(config["socket"]))
     if config.get("dns"):
         DnsServer(config["dns"], upstream=upstream).start()
 
@@ -63,7 +64,9 @@ def main(argv: list[str]) -> int:
         os._exit(0)
 
     signal.signal(signal.SIGTERM, stop)
-    http.serve_forever()
+    with Path(config["log"]).open("a") as log:
+        http.log = log
+        http.serve_forever()
     return 0
 
 
