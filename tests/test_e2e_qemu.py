@@ -443,7 +443,9 @@ UNREADABLE = ("the guest's answer could not be read", "the guest cannot run what
 
 #: checks that need no login: the platform's view (console, boot time) still works
 NO_LOGIN = {"bvt.console_free_of_kernel_errors", "bvt.boot_within_budget", "bvt.console_clean_at_end",
-            "cloud_init.host_key_fingerprints_on_console"}
+            "cloud_init.host_key_fingerprints_on_console",
+            # read from cloud-init's final message on the console when login fails
+            "cloud_init.datasource_expected"}
 
 
 @pytest.mark.cost(120)

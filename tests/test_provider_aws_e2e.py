@@ -52,6 +52,8 @@ NOT_APPLICABLE = {
     "config.apt_update_works": "not applicable: the guest cannot reach its mirrors from here",
     "config.no_pending_security_updates":
         "not applicable: the guest cannot reach its -security mirror from here",
+    # EC2 waits for no report from the guest (Azure's wireserver does)
+    "metadata.provisioning_reported_ready": "not applicable: aws waits for no provisioning report",
     # a default VPC subnet has no IPv6 range, and the provider asks for no IPv6 address
     "network.ipv6_when_offered": "not applicable: aws offers no IPv6 to this instance",
     # the AMI is registered with BootMode legacy-bios, as Debian's amd64 AMIs are
