@@ -133,9 +133,9 @@ def test_box_built_by_fai_passes(libvirt_ns: Namespace, tmp_path: Path) -> None:
 
     if why := _why_not():
         pytest.skip(why)
-    from .test_vendor_images_e2e import build_file
+    from .test_vendor_images_e2e import build
 
-    box = build_file("vagrant", tmp_path / "out", "box")
+    box = build("vagrant", tmp_path / "out", "box")
     before = libvirt_ns.inventory()
     run, tmpdir = run_in(libvirt_ns, tmp_path / "run", "--provider=vagrant", f"--image={box}",
                          f"--instance-type={TEST_SHAPE}", suites=("bvt", "metadata", "cloud_init"))

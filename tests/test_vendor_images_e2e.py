@@ -23,7 +23,7 @@ from .test_pipeline_e2e import fai_host  # noqa: F401  (the fixture)
 pytestmark = pytest.mark.e2e
 
 
-def build_file(vendor: str, out: Path, suffix: str = "qcow2") -> Path:
+def build(vendor: str, out: Path, suffix: str = "qcow2") -> Path:
     """The FAI driver's bookworm amd64 image for *vendor* (its manifest checked)."""
     proc = subprocess.run([sys.executable, "-m", "debian_cloud_tests.faibuild.cli", "--release",
                            "bookworm", "--vendor", vendor, "--arch", "amd64", "--output", str(out)],
@@ -35,9 +35,6 @@ def build_file(vendor: str, out: Path, suffix: str = "qcow2") -> Path:
     assert meta["image"] == f"{name}.{suffix}", meta
     return out / f"{name}.{suffix}"
 
-
-def build(vendor: str, out: Path) -> Path:
-    return build_file(vendor, out)
 
 
 def run_every_suite(workdir: Path, image: Path, *extra: str) -> SuiteRun:

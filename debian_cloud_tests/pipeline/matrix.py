@@ -18,12 +18,11 @@ from ..errors import UsageError
 from ..faibuild.driver import build
 from ..faibuild.spec import CLOUD_VENDORS, BuildSpec
 from ..gate import junit
-from ..gate.cli import main as gate_main
 from ..gate.errors import GateInputError
 from ..junitprops import Prop
 from ..shipped import policy as shipped_policy
 from .publishers import publish
-from .run import TESTS_FINISHED, Options, say, test_image
+from .run import TESTS_FINISHED, Options, gate, say, test_image, verdict_path
 
 
 def vendors(value: str) -> tuple[str, ...]:
@@ -89,9 +88,9 @@ def run_matrix(base: BuildSpec, names: tuple[str, ...], opts: Options, jobs: int
     if not opts.publish_to:
         say("every image may be published; no --publish-to given")
         return 0
-    for vendor, (image, manifest) in built.items():
-        verdict = opts.output / f"{Path(outcomes[vendor].image).stem}.gate.json"
-        for location in publish(image, manifest, verdict, opts.publish_to):
+    for image, manifest in built.values():
+        for location in publish(image, manifest, verdict_path(opts.output, image.stem),
+                                opts.publish_to):
             say(f"published {location}")
     return 0
 
@@ -115,9 +114,8 @@ def _gate(report: Path, tests_rc: int, policy: Path, outcome: Outcome, output: P
     if tests_rc not in TESTS_FINISHED or not report.exists():
         say(f"{outcome.vendor}: the tests did not run to their end (pytest exit {tests_rc}): held")
         return 1, "hold"
-    verdict = output / f"{Path(outcome.image).stem}.gate.json"
-    rc = gate_main([str(report), "--policy", str(policy), "--image-sha256", outcome.sha256, "-q",
-                    "--json", str(verdict), "--markdown", str(verdict.with_suffix(".md"))])
+    verdict = verdict_path(output, Path(outcome.image).stem)
+    rc = gate(report, policy, outcome.sha256, verdict, quiet=True)
     word = {0: "publish", 1: "hold"}.get(rc, "input error")
     say(f"{outcome.vendor}: gate {word.upper()} ({verdict})")
     return rc, word

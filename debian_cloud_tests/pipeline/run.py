@@ -46,6 +46,18 @@ def test_image(image: Path, spec: BuildSpec, output: Path, extra: tuple[str, ...
     return subprocess.run(cmd, cwd=output, check=False).returncode, junit
 
 
+def verdict_path(output: Path, name: str) -> Path:
+    """Where the gate's verdict on image *name* goes (its Markdown beside it, ``.md``)."""
+    return output / f"{name}.gate.json"
+
+
+def gate(report: Path, policy: Path, sha256: str, verdict: Path, quiet: bool = False) -> int:
+    """The gate's exit code on *report* for the image *sha256*, its verdict written to *verdict*."""
+    return gate_main([str(report), "--policy", str(policy), "--image-sha256", sha256,
+                      *(["-q"] if quiet else []), "--json", str(verdict),
+                      "--markdown", str(verdict.with_suffix(".md"))])
+
+
 def run(spec: BuildSpec, opts: Options) -> int:
     """Exit code: the gate's (0 published or publishable, 1 hold), or a step's own error code."""
     policy = opts.policy or shipped_policy()  # found before the build: a missing one fails fast
@@ -60,9 +72,8 @@ def run(spec: BuildSpec, opts: Options) -> int:
     if not junit.exists():
         say("no JUnit report was written: the tests could not run; not gating, not publishing")
         return rc or 2
-    verdict = opts.output / f"{spec.name}.gate.json"
-    gate_rc = gate_main([str(junit), "--policy", str(policy), "--image-sha256", built.sha256,
-                         "--json", str(verdict), "--markdown", str(verdict.with_suffix(".md"))])
+    verdict = verdict_path(opts.output, spec.name)
+    gate_rc = gate(junit, policy, built.sha256, verdict)
     if gate_rc != 0:
         say(f"gate: {'HOLD' if gate_rc == 1 else 'input error'} ({verdict}); not published")
         return gate_rc
