@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from debian_cloud_tests.datasources.emulation import gce_mac
 from debian_cloud_tests.datasources.gce import GceInstanceData, GceMetadataServer
 from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
 
@@ -22,11 +23,6 @@ from .qemu_guests import GUEST_OPTIONS, guest_hooks
 #: the machine types the emulator knows: name -> (vCPUs, MiB)
 MACHINE_TYPES = {"e2-small": (2, 2048), "e2-medium": (2, 4096), "t2a-standard-1": (1, 4096),
                  "g1-small": (1, 1740)}
-
-
-def gce_mac(network_ip: str) -> str:
-    """GCE's MAC for an address: 42:01 then the IPv4 address's four bytes."""
-    return "42:01:" + ":".join(f"{int(b):02x}" for b in network_ip.split("."))
 
 
 def gce_guest(instance: dict[str, Any], local_image: Path, image: dict[str, Any], project: str,
