@@ -158,3 +158,23 @@ def test_the_emulator_ends_with_the_machine(tmp_path: Path) -> None:
     while (tmp_path / emulation.SOCKET).exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not (tmp_path / emulation.SOCKET).exists(), "the emulator outlived its machine"
+
+
+@pytest.mark.parametrize(("datasource", "domain", "search"), [
+    (Datasource.EC2, "eu-central-1.compute.internal", ()),
+    (Datasource.GCE, "europe-west1-b.c.debian-cloud-tests.internal",
+     ("europe-west1-b.c.debian-cloud-tests.internal", "c.debian-cloud-tests.internal",
+      "google.internal")),
+    (Datasource.OPENSTACK, "openstacklocal", ()),
+    (Datasource.CONFIGDRIVE, "openstacklocal", ())])
+def test_the_user_network_sends_the_clouds_dhcp_domain(datasource, domain, search, tmp_path: Path) -> None:
+    made = emulation.EMULATORS[datasource](_guest(datasource), tmp_path)
+    options = made.user_net.split(",")
+    assert f"domainname={domain}" in options, made.user_net
+    assert [o.removeprefix("dnssearch=") for o in options if o.startswith("dnssearch=")] == list(search)
+    assert (made.domain, made.search) == (domain, search)
+
+
+def test_an_azure_network_has_a_domain_of_its_own(tmp_path: Path) -> None:
+    domains = {emulation.azure(_guest(Datasource.AZURE), tmp_path).domain for _ in range(2)}
+    assert len(domains) == 2 and all(d.endswith(".internal.cloudapp.net") for d in domains), domains

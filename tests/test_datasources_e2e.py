@@ -25,6 +25,16 @@ INSTANCE_TYPES = {"ec2": "t2.micro", "gce": "custom-1-1024", "azure": "Standard_
 KNOWN = {"gce": {"cloud_init.log_free_of_warnings"}}
 
 
+GUEST_PROBES = Path(__file__).parent / "guest_probes"
+DHCP_PROBE = "tests.guest_probes.dhcp_domain.test_lease_holds_the_clouds_domain"
+
+
+def every_suite_and(probe: str) -> tuple[str, ...]:
+    """Arguments collecting every suite and a probe of the emulation (tests/guest_probes), which
+    is collected without this directory's conftest (it is not a test of this session)."""
+    return f"--confcutdir={GUEST_PROBES}", str(suites_dir()), str(GUEST_PROBES / probe)
+
+
 #: in CI the images built by FAI for EC2, GCE and Azure prove those (tests/test_vendor_images_e2e.py)
 VENDOR_PROVEN = ("ec2", "gce", "azure")
 
@@ -35,7 +45,8 @@ VENDOR_PROVEN = ("ec2", "gce", "azure")
 def test_emulated_cloud_passes_the_suites(datasource: str, good_image: Path, tmp_path: Path) -> None:
     run = run_suites(tmp_path, "--provider=qemu", f"--image={good_image}",
                      "--image-type=genericcloud", f"--datasource={datasource}",
-                     *(f"--ignore={suites_dir() / s}" for s in SLOW_SUITES))
+                     *(f"--ignore={suites_dir() / s}" for s in SLOW_SUITES),
+                     *every_suite_and("dhcp_domain.py"))
     known = KNOWN.get(datasource, set())
     assert run.rc == (1 if known else 0), run.explain()
     others = {c: s for c, s in run.checks.items()
@@ -45,7 +56,8 @@ def test_emulated_cloud_passes_the_suites(datasource: str, good_image: Path, tmp
         assert "metadata.google.internal" in run.messages["cloud_init.log_free_of_warnings"]
     for check in ("cloud_init.datasource_expected", "metadata.instance_id_matches",
                   "metadata.hostname_matches", "metadata.user_data_applied",
-                  *(("metadata.instance_type_matches",) if datasource != "configdrive" else ())):
+                  *(("metadata.instance_type_matches",) if datasource != "configdrive" else ()),
+                  DHCP_PROBE):
         assert run.checks.get(check) == "passed", (check, run.checks.get(check), run.messages.get(check))
     assert run.props["datasource"] == datasource, run.props
 

@@ -17,7 +17,7 @@ import pytest
 from debian_cloud_tests.plugin import suites_dir
 
 from .conftest import SuiteRun, run_suites
-from .test_datasources_e2e import SKIP_OK, SLOW_SUITES
+from .test_datasources_e2e import DHCP_PROBE, SKIP_OK, SLOW_SUITES, every_suite_and
 from .test_pipeline_e2e import fai_host  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.e2e
@@ -40,7 +40,8 @@ def build(vendor: str, out: Path, suffix: str = "qcow2") -> Path:
 def run_every_suite(workdir: Path, image: Path, *extra: str) -> SuiteRun:
     workdir.mkdir()
     return run_suites(workdir, "--provider=qemu", f"--image={image}", *extra,
-                      *(f"--ignore={suites_dir() / s}" for s in SLOW_SUITES), timeout=1800)
+                      *(f"--ignore={suites_dir() / s}" for s in SLOW_SUITES),
+                      *every_suite_and("dhcp_domain.py"), timeout=1800)
 
 
 def assert_passes(run: SuiteRun, datasource: str) -> None:
@@ -50,6 +51,7 @@ def assert_passes(run: SuiteRun, datasource: str) -> None:
     assert not others, f"{others}\n{run.messages}"
     assert run.props["datasource"] == datasource, run.props
     assert run.checks["cloud_init.datasource_expected"] == "passed"
+    assert run.checks[DHCP_PROBE] == ("passed" if datasource != "nocloud" else "skipped")
 
 
 @pytest.mark.cost(330)

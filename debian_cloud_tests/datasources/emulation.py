@@ -39,6 +39,8 @@ AZURE_NET, AZURE_GUEST = "168.0.0.0/7", "168.0.0.15"
 AZURE_CHASSIS_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
 #: documentation addresses (RFC 5737): a public address the metadata names, never reached
 PUBLIC_ADDRESS = "203.0.113.10"
+#: Neutron's DHCP domain unless the deployment sets its own (dns_domain)
+NEUTRON_DOMAIN = "openstacklocal"
 SOCKET, CONFIG, LOG = "metadata.sock", "datasource.json", "datasource.log"
 #: how the log records a provisioning report (Azure's health report: "health Ready")
 HEALTH = "health "
@@ -67,7 +69,8 @@ class Emulation:
     datasource: Datasource
     smbios: tuple[str, ...]
     mac: str
-    #: more user-network options: the network's prefix and the relays to the emulator
+    #: more user-network options: the network's prefix, the relays to the emulator, the
+    #: DHCP domain options (see :func:`_user_net`)
     user_net: str
     #: the platform's view, for the metadata suite
     instance_id: str
@@ -81,6 +84,9 @@ class Emulation:
     dns: dict[str, str] = field(default_factory=dict)
     #: the emulator's configuration file (None: nothing to serve, e.g. a config drive)
     server_config: Path | None = None
+    #: DHCP's domain name (option 15) and search list (option 119), as the cloud's DHCP sends
+    domain: str = ""
+    search: tuple[str, ...] = ()
 
     def companion(self, upstream_resolver: str | None) -> list[str] | None:
         """The command that serves this guest's metadata (and names), run beside its QEMU."""
@@ -100,9 +106,15 @@ def new_instance_id(datasource: Datasource) -> str:
     return str(uuid.uuid4())  # Azure's vmId, Nova's server UUID
 
 
-def _relay_net(network: str, *addresses: str) -> str:
-    forward = ",".join(f"guestfwd=tcp:{a}:80-{relay.command(SOCKET)}" for a in addresses)
-    return f"net={network},{forward}"
+def _user_net(network: str | None, relayed: tuple[str, ...], domain: str,
+              search: tuple[str, ...] = ()) -> str:
+    """QEMU user-network options: the network, relays of *relayed* addresses' port 80 to the
+    emulator, and the DHCP domain options the cloud's DHCP server sends (its MTU, e.g. GCE's
+    1460, and Azure's option 245 are beyond what QEMU's DHCP server can send)."""
+    parts = [f"net={network}"] if network else []
+    parts += [f"guestfwd=tcp:{a}:80-{relay.command(SOCKET)}" for a in relayed]
+    parts += [f"domainname={domain}", *(f"dnssearch={s}" for s in search)]
+    return ",".join(parts)
 
 
 def _write_config(run_dir: Path, datasource: Datasource, data: dict[str, Any],
@@ -137,11 +149,14 @@ def ec2(guest: Guest, run_dir: Path) -> Emulation:
         user_data=guest.user_data.encode(), public_keys={"debian-cloud-tests": guest.public_key})
     dmi = "ec2" + uuid.uuid4().hex[3:]
     dmi = f"{dmi[:8]}-{dmi[8:12]}-{dmi[12:16]}-{dmi[16:20]}-{dmi[20:]}"
+    # a VPC's default DHCP option set: the region's domain name, no search list of its own
+    domain = f"{region}.compute.internal"
     return Emulation(
         Datasource.EC2, (f"type=1,manufacturer=Amazon EC2,product={guest.instance_type},"
                          f"serial={dmi},uuid={dmi}",),
-        mac, _relay_net(LINK_LOCAL_NET, METADATA_ADDRESS), instance_id, private_dns.split(".")[0],
-        region, zone, server_config=_write_config(run_dir, Datasource.EC2, _fields(data)))
+        mac, _user_net(LINK_LOCAL_NET, (METADATA_ADDRESS,), domain), instance_id,
+        private_dns.split(".")[0], region, zone,
+        server_config=_write_config(run_dir, Datasource.EC2, _fields(data)), domain=domain)
 
 
 def gce_mac(address: str) -> str:
@@ -161,11 +176,15 @@ def gce(guest: Guest, run_dir: Path) -> Emulation:
         attributes={"ssh-keys": f"{guest.ssh_user}:{guest.public_key}", "user-data": guest.user_data})
     dmi = str(uuid.uuid4())
     dns = {"metadata.google.internal": METADATA_ADDRESS}
+    # zonal DNS: the zone's domain, then the project's, then Google's
+    search = (f"{zone}.c.{data.project}.internal", f"c.{data.project}.internal", "google.internal")
     return Emulation(
         Datasource.GCE, ("type=1,manufacturer=Google,product=Google Compute Engine,"
                          f"serial=GoogleCloud-{dmi.replace('-', '').upper()},uuid={dmi}",),
-        mac, _relay_net(LINK_LOCAL_NET, METADATA_ADDRESS), instance_id, guest.hostname, region,
-        zone, dns=dns, server_config=_write_config(run_dir, Datasource.GCE, _fields(data), dns))
+        mac, _user_net(LINK_LOCAL_NET, (METADATA_ADDRESS,), search[0], search), instance_id,
+        guest.hostname, region, zone, dns=dns,
+        server_config=_write_config(run_dir, Datasource.GCE, _fields(data), dns),
+        domain=search[0], search=search)
 
 
 def azure(guest: Guest, run_dir: Path) -> Emulation:
@@ -187,10 +206,12 @@ def azure(guest: Guest, run_dir: Path) -> Emulation:
     smbios = ("type=1,manufacturer=Microsoft Corporation,product=Virtual Machine,version=7.0,"
               f"serial=0000-0000-0000-0000-0000-0000-00,uuid={vm_id}",
               f"type=3,manufacturer=Microsoft Corporation,asset={AZURE_CHASSIS_ASSET_TAG}")
+    # a virtual network's own domain under Azure's internal DNS
+    domain = f"{secrets.token_hex(12)}.ax.internal.cloudapp.net"
     return Emulation(
-        Datasource.AZURE, smbios, mac, _relay_net(AZURE_NET, IMDS_HOST, WIRESERVER_HOST), vm_id,
-        guest.hostname, location, None, cdrom=media,
-        server_config=_write_config(run_dir, Datasource.AZURE, _fields(data)))
+        Datasource.AZURE, smbios, mac, _user_net(AZURE_NET, (IMDS_HOST, WIRESERVER_HOST), domain),
+        vm_id, guest.hostname, location, None, cdrom=media,
+        server_config=_write_config(run_dir, Datasource.AZURE, _fields(data)), domain=domain)
 
 
 def _nova(guest: Guest) -> NovaServerData:
@@ -221,15 +242,17 @@ def openstack(guest: Guest, run_dir: Path) -> Emulation:
     config = _write_config(run_dir, Datasource.OPENSTACK,
                            {"nova": _fields(nova), "ec2": _fields(ec2_tree)})
     return Emulation(Datasource.OPENSTACK, _nova_smbios(nova), nova.mac,
-                     _relay_net(LINK_LOCAL_NET, METADATA_ADDRESS), nova.uuid, guest.hostname,
-                     None, nova.availability_zone, server_config=config)
+                     _user_net(LINK_LOCAL_NET, (METADATA_ADDRESS,), NEUTRON_DOMAIN), nova.uuid,
+                     guest.hostname, None, nova.availability_zone, server_config=config,
+                     domain=NEUTRON_DOMAIN)
 
 
 def configdrive(guest: Guest, run_dir: Path) -> Emulation:
     nova = _nova(guest)
     drive = write_config_drive(run_dir / "config-drive.iso", nova)
-    return Emulation(Datasource.CONFIGDRIVE, _nova_smbios(nova), nova.mac, "", nova.uuid,
-                     guest.hostname, None, nova.availability_zone, drive=drive)
+    return Emulation(Datasource.CONFIGDRIVE, _nova_smbios(nova), nova.mac,
+                     _user_net(None, (), NEUTRON_DOMAIN), nova.uuid, guest.hostname, None,
+                     nova.availability_zone, drive=drive, domain=NEUTRON_DOMAIN)
 
 
 EMULATORS = {Datasource.EC2: ec2, Datasource.GCE: gce, Datasource.AZURE: azure,

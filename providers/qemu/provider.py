@@ -183,7 +183,8 @@ class QemuProvider(Provider):
                                      # user-mode networking offers SLAAC unless turned off
                                      "ipv6": "no" if "ipv6=off" in user_net else "yes",
                                      # restricted: DHCP hands out no router and no DNS
-                                     "default_route": "no" if "restrict=on" in user_net else "yes"})
+                                     "default_route": "no" if "restrict=on" in user_net else "yes",
+                                     **_dhcp_domain(emulated)})
         machine = QemuMachine(run_dir, facts, spec.ssh_user, key_file, injected, {
             "accel": chosen.value, "accel_reason": why, "qemu_version": qemu_version(platform.binary),
             "firmware": spec.firmware.value, "image_format": info.fmt,
@@ -199,6 +200,13 @@ class QemuProvider(Provider):
                       companion=emulated.companion if emulated else None,
                       resolve_locally=bool(emulated and emulated.dns), sealed=settings.sealed)
         return machine
+
+
+def _dhcp_domain(emulated: emulation.Emulation | None) -> dict[str, str]:
+    """The DHCP domain options an emulated cloud sent, as PlatformFacts.extra holds them."""
+    if emulated is None:
+        return {}
+    return {"dhcp_domain": emulated.domain, "dhcp_search": " ".join(emulated.search)}
 
 
 def _emulate(spec: LaunchSpec, settings: QemuSettings, run_dir: Path,
