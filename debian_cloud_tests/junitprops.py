@@ -22,6 +22,10 @@ class Prop(StrEnum):
     RELEASE = "release"
     IMAGE_SHA256 = "image_sha256"
     IMAGE_SIZE = "image_size"
+    #: an image registered on a cloud by `publish`: its id and region there (the image_sha256
+    #: then is that of the bytes uploaded, as its registration records it)
+    REGISTERED_IMAGE = "registered_image"
+    REGISTERED_REGION = "registered_region"
     PARALLEL_RUN = "parallel_run"
     PARALLEL_LABEL = "parallel_label"
     # the machine, once ready

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .. import shipped
-from . import baseline, junit
+from . import baseline, junit, registered
 from .errors import EXIT_HOLD, EXIT_INPUT, EXIT_PUBLISH, GateInputError
 from .export import json_text, junit_text
 from .policy import load_policy
@@ -58,6 +58,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                         help="JUnit XML or JSON facts of the last published image (repeatable, one per arch)")
     parser.add_argument("--image-sha256", action="append", default=[], type=_sha256, metavar="HEX",
                         help="the image being gated; results of any other image hold (repeatable)")
+    parser.add_argument("--registered", action="append", default=[], type=registered.parse,
+                        metavar="ID@REGION", help="an image registered on a cloud that a run must "
+                        "have tested (repeatable; `publish` gives one per copy)")
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="write a Markdown report")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the verdict as JSON")
     parser.add_argument("--junit-out", type=Path, metavar="FILE", help="write a merged JUnit report")
@@ -102,7 +105,8 @@ def _judge(args: argparse.Namespace) -> Verdict:
     runs = junit.load(list(args.results))
     baselines = [facts for path in args.baseline for facts in baseline.load(path)]
     today = args.today or dt.datetime.now(dt.UTC).date()
-    return evaluate(runs, policy, today=today, image_sha256=tuple(args.image_sha256), baselines=baselines)
+    return evaluate(runs, policy, today=today, image_sha256=tuple(args.image_sha256), baselines=baselines,
+                    registered=tuple(args.registered))
 
 
 def run(args: argparse.Namespace) -> int:

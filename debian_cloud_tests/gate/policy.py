@@ -18,7 +18,7 @@ from .scope import GLOB, REGEX, SCOPE_KEYS, Pattern, Scope, Target
 from .tomlcheck import Reader, describe
 
 TOP_KEYS = ("required", "deny", "flaky", "properties", "provider_errors", "regression", "require_target",
-            "accept_filter")
+            "accept_filter", "publication")
 RULE_KEYS = ("suites", "checks", "match", *SCOPE_KEYS)
 DENY_KEYS = ("id", "match", "tracker", "reason", "expires", "warn", *SCOPE_KEYS)
 PACKAGES_MODES = ("report", "hold-removed")
@@ -125,6 +125,8 @@ class Policy:
     regression: RegressionPolicy = RegressionPolicy()
     require_targets: tuple[TargetGlob, ...] = ()
     accept_filters: tuple[AcceptFilter, ...] = ()
+    #: regions whose registered copies may be released untested (gate --registered)
+    accept_untested: tuple[str, ...] = ()
     source: str = "(built-in defaults)"
 
 
@@ -251,6 +253,7 @@ def parse_policy(source: str, where: str) -> Policy:
     flaky = r.table(doc.get("flaky", {}), ("flaky",), ("allowed", "max"))
     props = r.table(doc.get("properties", {}), ("properties",), PropertiesPolicy.__dataclass_fields__)
     max_flaky = r.number(flaky, ("flaky",), "max", integer=True)
+    publication = r.table(doc.get("publication", {}), ("publication",), ("accept_untested",))
     defaults = PropertiesPolicy()
     return Policy(
         required=_required(r, doc["required"]) if "required" in doc else (),
@@ -266,6 +269,7 @@ def parse_policy(source: str, where: str) -> Policy:
         regression=_regression(r, doc.get("regression", {})),
         require_targets=_require_targets(r, doc.get("require_target", [])),
         accept_filters=_accept_filters(r, doc.get("accept_filter", [])),
+        accept_untested=r.strings(publication, ("publication",), "accept_untested"),
         source=where)
 
 

@@ -10,6 +10,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from . import baseline, completeness, properties
+from . import registered as registered_copies
 from .baseline import Difference, Facts
 from .junit import ERROR, FAILED, SKIPPED, Run
 from .outcomes import EXCUSED, FLAKY, MISSING, WARNED, CheckResult, TargetResults, by_target, worst
@@ -207,7 +208,8 @@ def _regressions(groups: list[TargetResults], baselines: list[Facts], policy: Po
 
 
 def evaluate(runs: list[Run], policy: Policy, *, today: dt.date, image_sha256: tuple[str, ...] = (),
-             baselines: list[Facts] | None = None) -> Verdict:
+             baselines: list[Facts] | None = None,
+             registered: tuple[tuple[str, str], ...] = ()) -> Verdict:
     """Judge the runs against the policy; the verdict publishes only when no reason holds it."""
     v = Verdict(files=list(dict.fromkeys(r.source for r in runs)), policy=policy.source)
     v.targets = by_target(runs, policy.provider_error_patterns)
@@ -224,6 +226,8 @@ def evaluate(runs: list[Run], policy: Policy, *, today: dt.date, image_sha256: t
     v.stale = [entry for i, entry in enumerate(policy.deny)
                if i in applicable and i not in used and not entry.expired(today)]
     for reason in properties.problems(runs, policy.properties, image_sha256):
+        v.hold(reason)
+    for reason in registered_copies.problems(runs, registered, policy.accept_untested):
         v.hold(reason)
     if baselines:
         _regressions(v.targets, baselines, policy, v)

@@ -10,8 +10,10 @@ from typing import Any
 from ..errors import UsageError
 from ..faibuild import cli as build_cli
 
-EPILOG = ("exit codes: 0 publish (published with --publish-to), 1 hold, 2 gate input error, "
-          "20-45 see `build --help`, 50 publish refused, 51 upload failed, 52 unknown destination")
+EPILOG = ("exit codes: 0 publish (published with --publish-to; released with --cloud), 1 hold "
+          "(with --cloud: every private copy removed), 2 gate input error, 20-45 see `build "
+          "--help`, 50 publish refused, 51 upload failed, 52 unknown destination, 53 not permitted "
+          "to upload or register, 54 unknown region, 55 image too large, 56 publication state")
 
 
 def _pipeline(args: argparse.Namespace) -> int:
@@ -32,11 +34,42 @@ def _pipeline(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
+    manifest = args.manifest or args.image.with_suffix(".json")
+    if args.cloud:
+        return _publish_on_cloud(args, manifest)
+    if not args.to:
+        raise UsageError("publish: give --to URL (files) or --cloud CLOUD --region REGION")
+    if args.verdict is None:
+        raise UsageError("publish --to: give --verdict, the gate's --json output for this image")
     from .publishers import publish
 
-    manifest = args.manifest or args.image.with_suffix(".json")
     for location in publish(args.image, manifest, args.verdict, args.to):
         print(f"published {location}")
+    return 0
+
+
+def _publish_on_cloud(args: argparse.Namespace, manifest: Path) -> int:
+    """Register privately, test there, release or remove: the steps asked for, in order."""
+    from ..publication import state, steps
+
+    options = {"ssm_prefix": args.ssm_prefix} if args.ssm_prefix else {}
+    job = steps.Job(args.image, args.state or state.default_path(args.image, args.cloud),
+                    steps.publisher(args.cloud, **options))
+    wanted = steps.STEPS if args.step == "all" else (args.step,)
+    output = args.output or args.image.parent
+    if "register" in wanted:
+        if not args.region:
+            raise UsageError("publish --cloud: the register step needs --region (one or more)")
+        steps.register(job, manifest, args.verdict, args.region)
+    if "test" in wanted:
+        rc = steps.test(job, output, tuple(args.pytest_arg))
+        if rc not in (0, 1):
+            job.say(f"the tests did not run to their end (pytest exit {rc}): not releasing; "
+                    "run the test step again, or the release step to remove the copies")
+            return rc
+    if "release" in wanted:
+        verdict = output / f"{args.image.stem}.{args.cloud}.gate.json"
+        return steps.release(job, args.policy, verdict)
     return 0
 
 
@@ -56,12 +89,29 @@ def add_parser(sub: Any) -> None:
     pipe.set_defaults(func=_pipeline)
 
     pub = sub.add_parser("publish", help="publish an image the gate cleared",
-                         description="Upload an image whose passing gate verdict is for its exact sha256.",
-                         epilog=EPILOG)
+                         description="Upload an image whose passing gate verdict is for its exact "
+                         "sha256 (--to), or publish it on a cloud (--cloud): register it privately "
+                         "in each --region, test every copy there, release them on a publish "
+                         "verdict or remove them on hold.", epilog=EPILOG)
     pub.add_argument("image", type=Path)
-    pub.add_argument("--verdict", type=Path, required=True, help="the gate's --json output")
+    pub.add_argument("--verdict", type=Path, help="the (local) gate's --json output for IMAGE")
     pub.add_argument("--manifest", type=Path, help="default: IMAGE with .json")
-    pub.add_argument("--to", required=True, metavar="URL", help="e.g. s3://bucket/prefix")
+    target = pub.add_mutually_exclusive_group()
+    target.add_argument("--to", metavar="URL", help="files: e.g. s3://bucket/prefix")
+    target.add_argument("--cloud", choices=("aws",), help="register, test and release there")
+    pub.add_argument("--region", action="append", default=[], metavar="REGION",
+                     help="with --cloud: where to register (repeatable; the first is uploaded to)")
+    pub.add_argument("--step", choices=("register", "test", "release", "all"), default="all",
+                     help="with --cloud: one step alone (each resumes from --state)")
+    pub.add_argument("--state", type=Path, metavar="FILE",
+                     help="with --cloud: the publication's state (default: beside IMAGE)")
+    pub.add_argument("--output", type=Path, metavar="DIR",
+                     help="with --cloud: JUnit reports and the verdict (default: IMAGE's directory)")
+    pub.add_argument("--policy", type=Path, help="with --cloud: the gate policy for the release")
+    pub.add_argument("--pytest-arg", action="append", default=[], metavar="ARG",
+                     help="with --cloud: extra pytest option for the test step (repeatable)")
+    pub.add_argument("--ssm-prefix", metavar="PATH",
+                     help="with --cloud aws: where the released AMI's \"latest\" SSM parameters go")
     pub.set_defaults(func=_publish)
 
 

@@ -1,5 +1,6 @@
 """Collect what crashed runs left behind: every instance, security group and key pair whose
-``dct:expires`` tag is in the past.
+``dct:expires`` tag is in the past, and the private AMIs and snapshots of an interrupted or held
+`publish` (a released one has no expiry: it is never collected).
 
 A run removes its own resources; this is for the runs that could not (a killed runner, a lost
 network).  Only resources carrying our tag are looked at, and only expired ones are touched, so
@@ -96,7 +97,35 @@ def _collect(region: str | None, ours: dict[str, Any],
     for key in keys:
         if chosen(key.get("Tags")):
             sweep.record(key["KeyPairId"], resources.delete_key(ec2, key["KeyName"]))
+    _collect_publications(ec2, ours, chosen, sweep)
     return sweep.done()
+
+
+def _collect_publications(ec2: Any, ours: dict[str, Any],
+                          chosen: Callable[[list[dict[str, str]] | None], bool], sweep: Sweep) -> None:
+    """Private AMIs first (a snapshot an AMI uses cannot be deleted), then snapshots; only those
+    still carrying an expiry, so a release is never undone."""
+    def private(tags: list[dict[str, str]] | None) -> bool:
+        return any(t["Key"] == EXPIRES_TAG for t in tags or []) and chosen(tags)
+
+    images = retry.call(ec2.describe_images, "describe_images", Owners=["self"],
+                        Filters=[ours])["Images"]
+    for image in images:
+        if private(image.get("Tags")):
+            sweep.record(image["ImageId"], _attempt(ec2.deregister_image, "deregister_image",
+                                                    ImageId=image["ImageId"]))
+    for snapshot in _pages(ec2, "describe_snapshots", "Snapshots", OwnerIds=["self"], Filters=[ours]):
+        if private(snapshot.get("Tags")):
+            sweep.record(snapshot["SnapshotId"], _attempt(ec2.delete_snapshot, "delete_snapshot",
+                                                          SnapshotId=snapshot["SnapshotId"]))
+
+
+def _attempt(fn: Callable[..., Any], action: str, **kwargs: Any) -> list[BaseException]:
+    try:
+        retry.call(fn, action, **kwargs)
+    except DCTError as exc:
+        return [exc]
+    return []
 
 
 def _gone(ec2: Any, instance_id: str) -> bool:

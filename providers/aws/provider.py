@@ -23,6 +23,7 @@ from debian_cloud_tests.errors import (
     UsageError,
     note_cleanup_failures,
 )
+from debian_cloud_tests.junitprops import Prop
 from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
 from debian_cloud_tests.options import REGION, SECURITY_GROUP, SUBNET
 from debian_cloud_tests.provider import Provider
@@ -31,6 +32,7 @@ from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec, P
 from . import resources, retry, session
 from .errors import AwsError
 from .instance import AwsMachine, Created
+from .resources import SHA256_TAG
 
 DEFAULT_INSTANCE_TYPE = {Arch.AMD64: "t3.small", Arch.ARM64: "t4g.small"}
 ARCHES = {"x86_64": Arch.AMD64, "arm64": Arch.ARM64}
@@ -64,6 +66,8 @@ class AwsProvider(Provider):
         self._session: Any = None
         self._ec2: Any = None
         self._lock = threading.Lock()
+        #: what the image's registration by `publish` records (see :meth:`properties`)
+        self._registered: dict[str, str] = {}
 
     def _client(self, region: str | None) -> tuple[Any, str]:
         """The EC2 client for *region* (else the configured one), and that region's name."""
@@ -78,6 +82,7 @@ class AwsProvider(Provider):
             raise UsageError(f"--image {spec.image!r}: for aws give an AMI id (ami-0123456789abcdef0)")
         ec2, region = self._client(spec.options.get("region"))
         image = _describe_image(ec2, spec.image, region)
+        self._registered = _registration(image, spec.image, region)
         arch = ARCHES.get(image.get("Architecture", ""), spec.arch)
         if image.get("Architecture") and image["Architecture"] not in ARCHES:
             raise ArchFirmwareError(f"--image {spec.image}: architecture {image['Architecture']} "
@@ -147,7 +152,17 @@ class AwsProvider(Provider):
         props = session.sdk_versions()
         if self._session is not None:
             props["aws_region"] = self._session.region_name
-        return props
+        return {**props, **self._registered}
+
+
+def _registration(image: dict[str, Any], ami: str, region: str) -> dict[str, str]:
+    """For an AMI `publish` registered: which copy this is, and the sha256 of the bytes
+    uploaded for it (its tag), so the gate can hold a release to runs on every copy."""
+    tags = {t.get("Key"): t.get("Value", "") for t in image.get("Tags", [])}
+    uploaded = tags.get(SHA256_TAG, "")
+    if not uploaded:
+        return {}
+    return {Prop.REGISTERED_IMAGE: ami, Prop.REGISTERED_REGION: region, Prop.IMAGE_SHA256: uploaded}
 
 
 def _describe_image(ec2: Any, ami: str, region: str) -> dict[str, Any]:

@@ -20,6 +20,8 @@ from .errors import AwsError
 
 RUN_ID_TAG = "dct:run-id"
 EXPIRES_TAG = "dct:expires"
+#: on an AMI `publish` registered: the sha256 of the bytes uploaded for it
+SHA256_TAG = "dct:uploaded-sha256"
 NOT_FOUND = ("InvalidGroup.NotFound", "InvalidKeyPair.NotFound", "InvalidInstanceID.NotFound")
 
 
