@@ -663,6 +663,14 @@ README_ROWS: dict[str, tuple[str, ...]] = {
     "gate: policy file that does not exist": (_row("gate-policy-missing"),),
     "pipeline: `--vendor ec2,nope`, `--jobs 0`": (_row("pipeline-vendors"), _row("pipeline-jobs")),
     "pipeline: `--vendor vagrant`": (_row("pipeline-vagrant"),),
+    "publish: `--cloud aws --region xx-nowhere-1`": (
+        "test_publication_aws.py::test_an_unknown_region_is_one_line_and_nothing_is_made",),
+    "publish: credentials that may not register images": (
+        "test_publication_aws.py::test_no_permission_to_register_is_one_line_and_nothing_is_left",),
+    "publish: an image larger than a snapshot holds": (
+        "test_publication_aws.py::test_an_image_too_large_for_a_snapshot_is_refused_before_any_upload",),
+    "publish: `--state` of another image": (
+        "test_publication_aws.py::test_a_state_file_of_another_image_is_refused",),
     "build: `--vendor vagrant --format raw`": (_row("build-vagrant-raw"),),
     "build: unknown release, vendor or arch": (_row("build-release"), _row("build-vendor"),
                                                _row("build-arch")),

@@ -24,6 +24,7 @@ recorded in ``resets``), and terminate_instances stops QEMU and removes its run 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -47,9 +48,17 @@ class QemuMachines(QemuGuests):
     def __init__(self, namespace: PrivateNamespace | None = None) -> None:
         super().__init__("ec2", enter=namespace.enter_mounts if namespace is not None else None)
         self.in_namespace = namespace is not None
+        #: the root volume of an instance of an AMI not in ``images`` (its registered
+        #: snapshot's bytes, see moto_images), as a file; and which instance booted which
+        self.disk_of: Callable[[Any, str], Path | None] | None = None
+        self.booted_from: dict[str, Path] = {}
 
     def start(self, backend: Any, instance: Any) -> None:
         image = self.images.get(instance.image_id)
+        if image is None and self.disk_of is not None:  # an AMI registered from uploaded bytes
+            image = self.disk_of(backend, instance.image_id)
+            if image is not None:
+                self.booted_from[instance.id] = image
         if image is None:
             return
         address = self.next_address()
