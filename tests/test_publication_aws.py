@@ -7,22 +7,25 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from debian_cloud_tests.providers.aws import gc as aws_gc
-from debian_cloud_tests.providers.aws import publish, retry
+from debian_cloud_tests.providers.aws import publish
 
 from debian_cloud_tests.publication import errors, state, steps
 
-from .fakes.aws_world import apply_env
-from .fakes.moto_ec2 import MotoEc2, running_moto
+from .fakes.aws_world import AwsWorld
+from .fakes.moto_ec2 import MotoEc2, leftovers
 from .fakes.moto_images import Images
 from .test_gate_completeness import ours
+
+pytest_plugins = ["tests.fakes.aws_env"]
 
 HOME, OTHER = "eu-west-3", "us-east-1"
 
@@ -32,7 +35,9 @@ class Cloud:
         self.moto, self.images, self.tmp = moto, images, tmp
 
     def images_of(self, region: str) -> list[dict]:
-        return self.moto.client(region).describe_images(Owners=["self"])["Images"]
+        """The AMIs publication made (not the one the emulated EC2 starts with)."""
+        return self.moto.client(region).describe_images(Owners=["self"], Filters=[
+            {"Name": "tag-key", "Values": ["dct:run-id"]}])["Images"]
 
     def snapshots_of(self, region: str) -> list[dict]:
         ec2 = self.moto.client(region)
@@ -40,18 +45,9 @@ class Cloud:
             {"Name": "tag-key", "Values": ["dct:run-id"]}])["Snapshots"]
 
 
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoEc2]:
-    with running_moto() as server:
-        yield server
-
-
 @pytest.fixture
-def cloud(moto: MotoEc2, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Cloud:
-    moto.reset()
-    apply_env(monkeypatch, moto.env(tmp_path))
-    monkeypatch.setattr(retry, "sleep", lambda seconds: None)
-    return Cloud(moto, Images(monkeypatch), tmp_path)
+def cloud(aws: AwsWorld, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Cloud:
+    return Cloud(aws.moto, Images(monkeypatch), tmp_path)
 
 
 @pytest.fixture
@@ -233,3 +229,90 @@ def test_a_state_file_of_another_image_is_refused(cloud: Cloud, image: Path, tmp
     with pytest.raises(errors.PublicationStateError, match="is for aws and image"):
         steps.register(steps.Job(other, state.default_path(image, "aws"), steps.publisher("aws")),
                        other.with_suffix(".json"), None, [HOME])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_a_publish_stopped_mid_upload_keeps_a_state_it_resumes_from(
+        cloud: Cloud, image: Path, monkeypatch: pytest.MonkeyPatch, sig: signal.Signals) -> None:
+    from moto.ebs.responses import EBSResponse
+
+    put = EBSResponse.put_snapshot_block
+
+    def slow_put(response):  # a long upload, so that the signal lands in it
+        time.sleep(3)
+        return put(response)
+
+    monkeypatch.setattr(EBSResponse, "put_snapshot_block", slow_put)
+    path = state.default_path(image, "aws")
+    env = {**os.environ, **{k: v for k, v in cloud.moto.env(cloud.tmp).items() if v}}
+    proc = subprocess.Popen([sys.executable, "-m", "debian_cloud_tests.pipeline.cli", "publish",
+                             str(image), "--cloud=aws", f"--region={HOME}", "--step=register"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 60
+    while not (path.exists() and json.loads(path.read_text())["upload"].get("state") == "uploading"):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == (130 if sig == signal.SIGTERM else -signal.SIGKILL), err
+    if sig == signal.SIGTERM:
+        assert err.strip() == "debian-cloud-tests: interrupted", err
+    left = json.loads(path.read_text())
+    assert left["upload"]["state"] == "uploading" and left["copies"] == {}
+
+    monkeypatch.setattr(EBSResponse, "put_snapshot_block", put)
+    resumed = _publish_cli(cloud, image, f"--region={HOME}", "--step=register")
+    assert resumed.returncode == 0, resumed.stderr
+    done = json.loads(path.read_text())
+    assert done["upload"]["state"] == "complete" and done["run_id"] == left["run_id"]
+    assert done["upload"]["snapshot"] != left["upload"]["snapshot"]
+    assert [s["SnapshotId"] for s in cloud.snapshots_of(HOME)] == [done["upload"]["snapshot"]]
+    assert [i["ImageId"] for i in cloud.images_of(HOME)] == [done["copies"][HOME]]
+
+
+def test_a_publish_stopped_while_testing_a_copy_leaves_no_machine(
+        cloud: Cloud, aws: AwsWorld, image: Path) -> None:
+    """SIGTERM (a cancelled CI job) while the suites run on a copy: the run on the cloud gets to
+    remove its instance, key pair and group; the copy stays registered and untested, to resume."""
+    pub = register(image)
+    aws.hooks.hold_pending()  # the instance never boots: the run waits for it
+    env = {**os.environ, **{k: v for k, v in cloud.moto.env(cloud.tmp).items() if v}}
+    proc = subprocess.Popen([sys.executable, "-m", "debian_cloud_tests.pipeline.cli", "publish",
+                             str(image), "--cloud=aws", "--step=test", f"--output={cloud.tmp}",
+                             "--pytest-arg=--boot-timeout=600"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while "run_instances" not in aws.hooks.calls:
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, out[-3000:] + err
+    assert leftovers(aws.moto) == {}, "the run on the copy removed what it launched"
+    kept = json.loads(state.default_path(image, "aws").read_text())
+    assert kept["tested"] == {} and kept["copies"] == pub.copies and kept["outcome"] == ""
+
+
+def test_a_release_cut_short_is_finished_by_the_next(cloud: Cloud, image: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    pub = register(image)
+    for region, ami in pub.copies.items():
+        pub.tested[region] = str(ours(cloud.tmp, f"{region}.xml", provider="aws", registered_image=ami,
+                                      registered_region=region, image_sha256=pub.uploaded_sha256))
+    pub.save(state.default_path(image, "aws"))
+    policy = cloud.tmp / "policy.toml"
+    policy.write_text("")
+    put = publish._call
+
+    def cut(client, action, **kwargs):  # stopped after the first region's launch permission
+        if action == "put_parameter":
+            raise KeyboardInterrupt
+        return put(client, action, **kwargs)
+
+    monkeypatch.setattr(publish, "_call", cut)
+    with pytest.raises(KeyboardInterrupt):
+        steps.release(job(image), policy, cloud.tmp / "verdict.json")
+    assert json.loads(state.default_path(image, "aws").read_text())["outcome"] == ""
+    monkeypatch.setattr(publish, "_call", put)
+    assert steps.release(job(image), policy, cloud.tmp / "verdict.json") == 0
+    assert all(found["Public"] for region in (HOME, OTHER) for found in cloud.images_of(region))

@@ -49,6 +49,19 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _publish_on_cloud(args: argparse.Namespace, manifest: Path) -> int:
+    """:func:`_publish_steps`; SIGTERM (a cancelled CI job) stops it as Ctrl-C does, with the
+    state kept to resume from, and the exit status of an interrupted command."""
+    from .. import interrupts
+
+    interrupts.install()
+    try:
+        return _publish_steps(args, manifest)
+    except KeyboardInterrupt:
+        interrupts.record_exit_status(130)
+        raise
+
+
+def _publish_steps(args: argparse.Namespace, manifest: Path) -> int:
     """Register privately, test there, release or remove: the steps asked for, in order."""
     from ..publication import state, steps
 

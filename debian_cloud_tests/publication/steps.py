@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,6 +29,8 @@ from .state import Publication
 PUBLISHERS = {"aws": "debian_cloud_tests.providers.aws.publish:AwsPublisher"}
 STEPS = ("register", "test", "release")
 QCOW2_MAGIC = b"QFI\xfb"
+#: how long a stopped test run may take to remove its cloud machines before it is killed
+CHILD_STOP_SECONDS = 600
 
 
 class CloudPublisher(Protocol):
@@ -137,13 +140,30 @@ def test(job: Job, output: Path, pytest_args: tuple[str, ...] = ()) -> int:
         argv = pytest_argv(job.cloud.cloud, image_id, junit, (output / "artifacts").resolve(),
                            extra=(*job.cloud.test_args(pub, region), *pytest_args))
         job.say(f"testing {image_id} in {region}")
-        rc = subprocess.run([sys.executable, "-m", "pytest", *argv], cwd=output, check=False).returncode
+        rc = run_to_its_end([sys.executable, "-m", "pytest", *argv], output)
         job.say(f"tests on {image_id} exited {rc}; JUnit {junit}")
         if rc in (0, 1) and junit.exists():
             pub.tested[region] = str(junit)
             pub.save(job.state_path)
         worst = max(worst, rc)
     return worst
+
+
+def run_to_its_end(cmd: list[str], cwd: Path) -> int:
+    """Run *cmd*; stopped meanwhile, let it stop too (SIGTERM) and wait while it removes what it
+    launched on the cloud, instead of killing it at once as subprocess.run does."""
+    proc = subprocess.Popen(cmd, cwd=cwd)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=CHILD_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise
 
 
 def release(job: Job, policy: Path | None, verdict_out: Path) -> int:
