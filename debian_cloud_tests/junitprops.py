@@ -15,6 +15,8 @@ class Prop(StrEnum):
     RUN_ID = "run_id"
     PROVIDER = "provider"
     IMAGE = "image"
+    #: the alias given as --image (debian-13), which the image property resolves
+    IMAGE_ALIAS = "image_alias"
     ARCH = "arch"
     FIRMWARE = "firmware"
     INSTANCE_TYPE = "instance_type"

@@ -24,6 +24,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "gc": ("gc",),
     "faibuild.cli": ("build",),
     "pipeline.cli": ("pipeline", "publish"),
+    "locator.cli": ("images",),
 }
 
 

@@ -24,6 +24,8 @@ from debian_cloud_tests.errors import (
     note_cleanup_failures,
 )
 from debian_cloud_tests.junitprops import Prop
+from debian_cloud_tests.locator.model import parse_alias
+from debian_cloud_tests.locator.registry import resolve_spec
 from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
 from debian_cloud_tests.options import REGION, SECURITY_GROUP, SUBNET
 from debian_cloud_tests.provider import Provider
@@ -31,6 +33,7 @@ from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec, P
 
 from . import resources, retry, session
 from .errors import AwsError
+from .images import AwsImages
 from .instance import AwsMachine, Created
 from .resources import SHA256_TAG
 
@@ -78,11 +81,13 @@ class AwsProvider(Provider):
             return self._ec2, str(self._session.region_name)
 
     def validate(self, spec: LaunchSpec) -> LaunchSpec:
-        if not _AMI.match(spec.image):
-            raise UsageError(f"--image {spec.image!r}: for aws give an AMI id (ami-0123456789abcdef0)")
+        if not _AMI.match(spec.image) and parse_alias(spec.image) is None:
+            raise UsageError(f"--image {spec.image!r}: for aws give an AMI id "
+                             "(ami-0123456789abcdef0) or an alias (debian-13, debian-12-arm64)")
         ec2, region = self._client(spec.options.get("region"))
+        spec, alias = resolve_spec("aws", spec, region, AwsImages())
         image = _describe_image(ec2, spec.image, region)
-        self._registered = _registration(image, spec.image, region)
+        self._registered = {**_registration(image, spec.image, region), **alias}
         arch = ARCHES.get(image.get("Architecture", ""), spec.arch)
         if image.get("Architecture") and image["Architecture"] not in ARCHES:
             raise ArchFirmwareError(f"--image {spec.image}: architecture {image['Architecture']} "

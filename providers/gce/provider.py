@@ -24,6 +24,8 @@ from debian_cloud_tests.errors import (
     UsageError,
     note_cleanup_failures,
 )
+from debian_cloud_tests.locator.model import parse_alias
+from debian_cloud_tests.locator.registry import resolve_spec
 from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
 from debian_cloud_tests.options import NETWORK, REGION, ZONE, Option
 from debian_cloud_tests.provider import Provider
@@ -31,6 +33,7 @@ from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec, P
 
 from . import resources, retry, session
 from .errors import GceError
+from .images import GceImages
 from .instance import Created, GceMachine
 
 DEFAULT_MACHINE_TYPE = {Arch.AMD64: "e2-small", Arch.ARM64: "t2a-standard-1"}
@@ -66,6 +69,7 @@ class GceProvider(Provider):
         self._args = (project, credentials, endpoint)
         self._clients: session.Clients | None = None
         self._lock = threading.Lock()
+        self._alias: dict[str, str] = {}  # the --image alias resolved, as a run property
 
     def clients(self) -> session.Clients:
         with self._lock:
@@ -74,10 +78,12 @@ class GceProvider(Provider):
             return self._clients
 
     def validate(self, spec: LaunchSpec) -> LaunchSpec:
+        if parse_alias(spec.image) is not None:
+            spec, self._alias = resolve_spec("gce", spec, None, GceImages(self.clients()))
         m = _IMAGE.match(spec.image)
         if not m:
-            raise UsageError(f"--image {spec.image!r}: for gce give projects/PROJECT/global/images/NAME "
-                             "or projects/PROJECT/global/images/family/FAMILY")
+            raise UsageError(f"--image {spec.image!r}: for gce give projects/PROJECT/global/images/NAME, "
+                             "projects/PROJECT/global/images/family/FAMILY or an alias (debian-13)")
         zone = spec.options.get("zone")
         if not zone or not _ZONE.match(zone):
             raise UsageError(f"gce: --zone {zone or ''} : give a zone such as europe-west1-b")
@@ -154,7 +160,7 @@ class GceProvider(Provider):
         props = session.sdk_versions()
         if self._clients is not None:
             props["gce_project"] = self._clients.project
-        return props
+        return {**props, **self._alias}
 
 
 def _get_image(c: session.Clients, project: str, family: str | None, name: str | None,

@@ -49,6 +49,7 @@ CONSOLE = ("Booting Debian\n-----BEGIN SSH HOST KEY KEYS-----\n" + HOST_KEY +
 ROUTES = [
     ("GET", r"/projects/(?P<project>[^/]+)/global/images/family/(?P<family>[^/]+)", "images.getFromFamily"),
     ("GET", r"/projects/(?P<project>[^/]+)/global/images/(?P<name>[^/]+)", "images.get"),
+    ("GET", r"/projects/(?P<project>[^/]+)/global/images", "images.list"),
     ("GET", r"/projects/(?P<project>[^/]+)/zones/(?P<zone>[^/]+)/machineTypes/(?P<name>[^/]+)",
      "machineTypes.get"),
     ("POST", r"/projects/(?P<project>[^/]+)/global/firewalls", "firewalls.insert"),
@@ -113,9 +114,12 @@ class FakeGce:
         self.add_image("debian-12-bookworm-v20260101", family="debian-12")
         self.add_image("debian-12-bookworm-arm64-v20260101", family="debian-12-arm64", arch="ARM64")
 
-    def add_image(self, name: str, family: str = "", arch: str = "X86_64", status: str = "READY") -> None:
+    def add_image(self, name: str, family: str = "", arch: str = "X86_64", status: str = "READY",
+                  created: str = "2026-01-01T00:00:00.000-08:00", deprecated: str = "") -> None:
         self.images[name] = {"name": name, "family": family, "architecture": arch, "status": status,
                              "diskSizeGb": "10", "id": str(next(self._ids)),
+                             "creationTimestamp": created,
+                             **({"deprecated": {"state": deprecated}} if deprecated else {}),
                              "guestOsFeatures": [{"type": "UEFI_COMPATIBLE"}, {"type": "GVNIC"}]}
 
     def fail(self, action: str, status: int, reason: str, times: int = 1, message: str = "",
@@ -227,11 +231,22 @@ class FakeGce:
         return self.images[name]
 
     def _images_getFromFamily(self, q: Any, b: Any, project: str, family: str) -> Any:
-        found = [i for i in self.images.values() if i["family"] == family]
+        """As GCE: the family's newest image that is not deprecated."""
+        found = sorted((i for i in self.images.values() if i["family"] == family
+                        and not i.get("deprecated")), key=lambda i: i["creationTimestamp"])
         if not found:
             raise HttpFault(404, "notFound", f"The resource 'projects/{project}/global/images/family/"
                             f"{family}' was not found")
         return found[-1]
+
+    def _images_list(self, q: dict[str, str], b: Any, project: str) -> Any:
+        """Two images a page, so that callers must follow nextPageToken."""
+        images = list(self.images.values())
+        start = int(q.get("pageToken") or 0)
+        page = {"items": images[start:start + 2]}
+        if start + 2 < len(images):
+            page["nextPageToken"] = str(start + 2)
+        return page
 
     def _machineTypes_get(self, q: Any, b: Any, project: str, zone: str, name: str) -> Any:
         if name not in MACHINE_TYPES:
