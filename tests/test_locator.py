@@ -9,18 +9,24 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 from debian_cloud_tests.providers.aws import AwsProvider
 from debian_cloud_tests.providers.aws.images import DEBIAN_ACCOUNT
+from debian_cloud_tests.providers.azure.images import AzureImages
 
 from debian_cloud_tests.locator.errors import AliasNotFoundError
-from debian_cloud_tests.spec import Arch, LaunchSpec
+from debian_cloud_tests.locator.model import Query, newest_first
+from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
 
 from .fakes.aws_world import AwsWorld
+from .fakes.azure_arm import LOCATION, FakeArm
 from .fakes.gce_compute import ZONE, FakeGce
+from .test_provider_azure import arm  # noqa: F401  (the fixture)
+from .test_provider_azure import provider as azure_provider
 from .test_provider_gce import gce, gce_env, provider  # noqa: F401  (gce: the fixture)
 
 pytest_plugins = ["tests.fakes.aws_env"]
@@ -80,9 +86,9 @@ def test_aws_lists_debians_amis_newest_first_with_the_latest_pointers(aws: AwsWo
     assert sorted(listed[1]["pointers"]) == sorted(
         p for p, n in LATEST.items() if n == "debian-13-amd64-20261201-0900")
     assert listed[0]["pointers"] == [] and listed[0]["codename"] == "trixie"
-    arm = json.loads(images_cli("--provider=aws", f"--region={aws.region}", "--release=12",
-                                "--arch=arm64", "--json").stdout)
-    assert [i["name"] for i in arm] == ["debian-12-arm64-20260610-1800"]
+    arm64 = json.loads(images_cli("--provider=aws", f"--region={aws.region}", "--release=12",
+                                  "--arch=arm64", "--json").stdout)
+    assert [i["name"] for i in arm64] == ["debian-12-arm64-20260610-1800"]
     # the AMI the emulated EC2 starts with is named debian-12-… but is not Debian's
     assert aws.ami not in {i["id"] for i in json.loads(images_cli(
         "--provider=aws", f"--region={aws.region}", "--json").stdout)}
@@ -99,8 +105,8 @@ def test_an_alias_resolves_to_the_image_the_latest_pointer_names(aws: AwsWorld) 
     spec = aws_provider.validate(_spec("debian-13", region=aws.region))
     assert spec.image == ids["debian-13-amd64-20261201-0900"]  # not the newer, unpointed one
     assert aws_provider.properties()["image_alias"] == "debian-13"
-    arm = AwsProvider().validate(_spec("debian-bookworm-arm64", region=aws.region))
-    assert arm.image == ids["debian-12-arm64-20260610-1800"] and arm.arch is Arch.ARM64
+    arm64 = AwsProvider().validate(_spec("debian-bookworm-arm64", region=aws.region))
+    assert arm64.image == ids["debian-12-arm64-20260610-1800"] and arm64.arch is Arch.ARM64
 
 
 def test_an_alias_without_a_pointer_takes_the_newest(aws: AwsWorld) -> None:
@@ -148,3 +154,25 @@ def test_images_bad_input_is_one_line() -> None:
     proc = images_cli("--provider=aws", "--release=14")
     assert proc.returncode == 20 and "--release '14': give one of 12 (bookworm), 13 (trixie)" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_azure_lists_debians_marketplace_skus_and_the_alias_takes_the_generations_latest(
+        arm: FakeArm) -> None:  # noqa: F811
+    arm.marketplace.update({("debian-13", "13"): ["0.20261101.2001", "0.20261201.2101"],
+                            ("debian-13", "13-gen2"): ["0.20261101.2001", "0.20261201.2101",
+                                                       "0.20261205.2150"],
+                            ("debian-13", "13-arm64"): ["0.20261201.2101"],
+                            ("debian-13-daily", "13-gen2"): ["0.20261206.2200"]})  # not a release offer
+    listed = newest_first(AzureImages(azure_provider(arm).clients()).offered(Query("13", "amd64"), LOCATION))
+    assert [i.id for i in listed[:2]] == ["Debian:debian-13:13-gen2:0.20261205.2150",
+                                          "Debian:debian-13:13-gen2:0.20261201.2101"]
+    assert len(listed) == 5 and listed[0].created == "2026-12-05T00:00:00Z"
+    assert {i.id for i in listed if i.pointers} == {"Debian:debian-13:13-gen2:0.20261205.2150",
+                                                    "Debian:debian-13:13:0.20261201.2101"}
+    p = azure_provider(arm)
+    assert p.validate(_spec("debian-13", region=LOCATION)).image == "Debian:debian-13:13-gen2:0.20261205.2150"
+    assert p.properties() == {"image_alias": "debian-13"}
+    bios = azure_provider(arm).validate(replace(_spec("debian-13", region=LOCATION), firmware=Firmware.BIOS))
+    assert bios.image == "Debian:debian-13:13:0.20261201.2101"
+    arm64 = azure_provider(arm).validate(_spec("debian-13-arm64", region=LOCATION))
+    assert arm64.image == "Debian:debian-13:13-arm64:0.20261201.2101" and arm64.arch is Arch.ARM64

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from importlib import import_module
 from typing import Protocol
@@ -14,6 +15,7 @@ from .model import Alias, Offered, Query, newest_first, parse_alias
 
 LOCATORS = {
     "aws": "debian_cloud_tests.providers.aws.images:AwsImages",
+    "azure": "debian_cloud_tests.providers.azure.images:AzureImages",
     "gce": "debian_cloud_tests.providers.gce.images:GceImages",
 }
 
@@ -38,10 +40,11 @@ def offered(provider: str, query: Query, region: str | None) -> list[Offered]:
 
 
 def resolve(provider: str, alias: Alias, arch: str, region: str | None,
-            found: Locator | None = None) -> Offered:
-    """The newest image *alias* names for *arch*: the one the cloud's own pointer (an SSM
-    parameter, a family) names when there is one, else the newest listed."""
-    images = newest_first((found or locator(provider)).offered(Query(alias.version, arch), region))
+            found: Locator | None = None, only: Callable[[Offered], bool] | None = None) -> Offered:
+    """The newest image *alias* names for *arch* (of those *only* keeps): the one the cloud's
+    own pointer (an SSM parameter, a family) names when there is one, else the newest listed."""
+    images = newest_first([i for i in (found or locator(provider)).offered(
+        Query(alias.version, arch), region) if only is None or only(i)])
     pointed = [i for i in images if i.pointers]
     if not images:
         where = f" in {region}" if region else ""
@@ -52,12 +55,13 @@ def resolve(provider: str, alias: Alias, arch: str, region: str | None,
 
 
 def resolve_spec(provider: str, spec: LaunchSpec, region: str | None,
-                 found: Locator | None = None) -> tuple[LaunchSpec, dict[str, str]]:
+                 found: Locator | None = None,
+                 only: Callable[[Offered], bool] | None = None) -> tuple[LaunchSpec, dict[str, str]]:
     """*spec* with an alias in ``--image`` replaced by the image it names (so the run records
     that image), and the alias as a property; unchanged when ``--image`` is the cloud's own id."""
     alias = parse_alias(spec.image)
     if alias is None:
         return spec, {}
     arch = alias.arch or spec.arch.value
-    image = resolve(provider, alias, arch, region, found)
+    image = resolve(provider, alias, arch, region, found, only)
     return replace(spec, image=image.id), {Prop.IMAGE_ALIAS: alias.text}

@@ -25,12 +25,15 @@ from debian_cloud_tests.errors import (
     UsageError,
     note_cleanup_failures,
 )
+from debian_cloud_tests.locator.model import parse_alias
+from debian_cloud_tests.locator.registry import resolve_spec
 from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
 from debian_cloud_tests.options import REGION, Option
 from debian_cloud_tests.provider import Provider
 from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec, ProviderSettings
 
 from . import errors, session
+from .images import AzureImages, sku_for
 from .machine import AzureMachine, delete_group
 
 RUN_ID_TAG, EXPIRES_TAG = "dct-run-id", "dct-expires"
@@ -61,6 +64,7 @@ class AzureProvider(Provider):
         self._args = (credential, subscription, client_kwargs)
         self._clients: session.Clients | None = None
         self._lock = threading.Lock()
+        self._alias: dict[str, str] = {}  # the --image alias resolved, as a run property
 
     def clients(self) -> session.Clients:
         with self._lock:
@@ -72,14 +76,24 @@ class AzureProvider(Provider):
     def preflight(self, options: Mapping[str, str] | None = None) -> str:
         return session.preflight(self._args[1])
 
+    def properties(self) -> dict[str, str]:
+        return dict(self._alias)
+
     def validate(self, spec: LaunchSpec) -> LaunchSpec:
         location = spec.options.get("region")
         if not location:
             raise UsageError("azure: give --region, the location (e.g. westeurope)")
+        alias = parse_alias(spec.image)
+        if alias is not None:
+            arch = alias.arch or spec.arch.value
+            sku = sku_for(alias.version, arch, spec.firmware is Firmware.BIOS)
+            spec, self._alias = resolve_spec("azure", spec, location, AzureImages(self.clients()),
+                                             only=lambda image: image.id.split(":")[2] == sku)
         urn, is_id = _URN.match(spec.image), _ID.match(spec.image)
         if not urn and not is_id:
             raise UsageError(f"--image {spec.image!r}: for azure give a URN (Debian:debian-12:12-gen2:"
-                             "latest), a gallery image version id or a managed image id")
+                             "latest), a gallery image version id, a managed image id or an alias "
+                             "(debian-13)")
         if urn:
             arch, firmware = self._marketplace(location, urn, spec)
         elif is_id and is_id["gallery"]:

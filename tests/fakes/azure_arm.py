@@ -46,6 +46,9 @@ _IMAGE = re.compile(r".*/publishers/(?P<pub>[^/]+)/artifacttypes/vmimage/offers/
                     r"(?P<sku>[^/]+)/versions(?:/(?P<version>[^/]+))?$", re.I)
 
 
+#: the publisher's offers (.../offers), or an offer's SKUs (.../offers/OFFER/skus)
+_LISTING = re.compile(r".*/publishers/[^/]+/artifacttypes/vmimage/offers(?:/(?P<offer>[^/]+)/"
+                      r"(?P<skus>skus))?$", re.I)
 _COMPUTE_IMAGE = re.compile(r"/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.compute/"
                             r"(?:images/[^/]+|galleries/[^/]+/images/[^/]+(?:/versions/[^/]+)?)")
 
@@ -74,6 +77,9 @@ class FakeArm:
     empty_console_reads: int = 0
     console_reads: int = 0
     restarts: int = 0
+    #: Debian's marketplace images: (offer, sku) -> versions, oldest first
+    marketplace: dict[tuple[str, str], list[str]] = field(default_factory=lambda: {
+        ("debian-12", sku): ["0.20260101.1"] for sku in ("12", "12-gen2", "12-arm64")})
     guests: QemuGuests | None = None  # set: VMs of local images boot for real
     boots: AzureBoots = field(default_factory=AzureBoots)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -85,6 +91,20 @@ class FakeArm:
         (with a ``Retry-After`` header when given)."""
         headers = {"Retry-After": retry_after} if retry_after is not None else {}
         self.faults.setdefault(kind, []).extend([Fault(status, code, message, headers)] * times)
+
+    def _marketplace_names(self, offer: str | None, skus: str | None) -> list[dict[str, Any]]:
+        """The publisher's offers, or an offer's SKUs, as names with a location."""
+        if offer is None:
+            names = {o for o, _ in self.marketplace}
+        else:
+            names = {s for o, s in self.marketplace if o == offer}
+        return [{"name": n, "location": LOCATION, "id": n} for n in sorted(names)]
+
+    @staticmethod
+    def _marketplace_version(base: str, sku: str, version: str) -> dict[str, Any]:
+        return {"name": version, "location": LOCATION, "id": f"{base}/versions/{version}",
+                "properties": {"architecture": "Arm64" if "arm64" in sku else "x64",
+                               "hyperVGeneration": "V2" if "gen2" in sku or "arm64" in sku else "V1"}}
 
     def add_gallery_image(self, definition: str = "debian-12", version: str = "1.0.0",
                           arch: str = "x64", generation: str = "V2",
@@ -184,15 +204,19 @@ class FakeArm:
 
     def _route(self, method: str, low: str, path: str, query: dict[str, str], body: Any,
                kind: str) -> tuple[int, Any, dict[str, str]]:
+        listing = _LISTING.match(low)
+        if listing and method == "GET":
+            return 200, self._marketplace_names(listing["offer"], listing["skus"]), {}
         image = _IMAGE.match(low)
         if image and method == "GET":
-            if image["offer"] != "debian-12":
+            versions = self.marketplace.get((image["offer"], image["sku"]))
+            if not versions or (image["version"] and image["version"] not in versions):
                 raise Fault(404, "NotFound", "Artifact: VMImage was not found.")
-            version = {"name": "0.20260101.1", "location": LOCATION, "id": path.split("/versions")[0]
-                       + "/versions/0.20260101.1",
-                       "properties": {"architecture": "Arm64" if "arm64" in image["sku"] else "x64",
-                                      "hyperVGeneration": "V2" if "gen2" in image["sku"] else "V1"}}
-            return 200, (version if image["version"] else [version]), {}
+            listed = [self._marketplace_version(path.split("/versions")[0], image["sku"], v)
+                      for v in versions]
+            if image["version"]:
+                return 200, listed[versions.index(image["version"])], {}
+            return 200, listed, {}
         if method == "GET" and _COMPUTE_IMAGE.fullmatch(low):
             if low not in self.images:
                 raise Fault(404, "NotFound", "The entity was not found in this Azure location.")
