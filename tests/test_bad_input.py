@@ -663,6 +663,8 @@ README_ROWS: dict[str, tuple[str, ...]] = {
     "gate: policy file that does not exist": (_row("gate-policy-missing"),),
     "pipeline: `--vendor ec2,nope`, `--jobs 0`": (_row("pipeline-vendors"), _row("pipeline-jobs")),
     "pipeline: `--vendor vagrant`": (_row("pipeline-vagrant"),),
+    "`--provider=aws --image=debian-13-arm64` where the region has none": (
+        "test_locator.py::test_an_alias_naming_nothing_is_one_line_and_exit_57",),
     "publish: `--cloud aws --region xx-nowhere-1`": (
         "test_publication_aws.py::test_an_unknown_region_is_one_line_and_nothing_is_made",),
     "publish: credentials that may not register images": (
