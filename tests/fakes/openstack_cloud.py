@@ -1,8 +1,9 @@
 """A small OpenStack over plain HTTP on 127.0.0.1, for the openstack provider's tests.
 
 Keystone v3 (a password token whose catalog points back here), Nova (flavors, key pairs, servers,
-reboot, console output), Glance v2 (images) and Neutron v2 (networks, security groups and their
-rules): only what the provider calls, in the JSON the real openstacksdk reads, version discovery
+reboot, console output), Glance v2 (images: list, create, upload, JSON-patch update, delete; the
+bytes uploaded are kept) and Neutron v2 (networks, security groups and their rules): only what the
+provider and the publisher call, in the JSON the real openstacksdk reads, version discovery
 included.  It fails as clouds do when told to: Nova's quota answers (403, or 413 without
 Retry-After), throttling (429 with Retry-After), a server stuck in BUILD, a console that is empty
 for the first reads, a delete that fails once.
@@ -15,6 +16,7 @@ OpenStack datasource), its console the QEMU console, and reboot and delete act o
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import re
@@ -62,6 +64,10 @@ ROUTES = [
     ("GET", r"/image/?", "image.versions"),
     ("GET", r"/image/v2/images", "images.list"),
     ("GET", r"/image/v2/images/(?P<id>[^/]+)", "images.get"),
+    ("POST", r"/image/v2/images", "images.create"),
+    ("PUT", r"/image/v2/images/(?P<id>[^/]+)/file", "images.upload"),
+    ("PATCH", r"/image/v2/images/(?P<id>[^/]+)", "images.update"),
+    ("DELETE", r"/image/v2/images/(?P<id>[^/]+)", "images.delete"),
     ("GET", r"/network/?", "network.versions"),
     ("GET", r"/network/v2\.0/networks", "networks.list"),
     ("GET", r"/network/v2\.0/networks/(?P<id>[^/]+)", "networks.get"),
@@ -103,6 +109,8 @@ class FakeOpenStack:
     reboots: list[tuple[str, str]] = field(default_factory=list)
     url: str = ""
     guests: QemuGuests | None = None  # set: servers of local images boot for real
+    #: the bytes uploaded to each image (PUT /v2/images/{id}/file), as Glance stored them
+    image_data: dict[str, bytes] = field(default_factory=dict)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -147,6 +155,10 @@ class FakeOpenStack:
                                            if g["name"] != "default")}
         return {k: v for k, v in found.items() if v}
 
+    def created_images(self) -> list[dict[str, Any]]:
+        """The images made through the API (not the two the fake starts with)."""
+        return [i for i in self.images.values() if i.get("owner") == PROJECT_ID]
+
     def clouds_yaml(self, path: Path, name: str = "fake") -> Path:
         """A clouds.yaml naming this fake as cloud *name*."""
         path.write_text(yaml.safe_dump({"clouds": {name: {
@@ -158,8 +170,9 @@ class FakeOpenStack:
 
     # -- the API -------------------------------------------------------------------------------
 
-    def handle(self, method: str, path: str, query: dict[str, str], body: dict[str, Any],
+    def handle(self, method: str, path: str, query: dict[str, str], body: Any,
                headers: Any) -> tuple[int, Any, dict[str, str]]:
+        """One request: *body* is its JSON, or its bytes when sent as application/octet-stream."""
         for verb, pattern, action in ROUTES:
             m = re.fullmatch(pattern, path)
             if verb == method and m:
@@ -371,6 +384,72 @@ class FakeOpenStack:
             raise HttpFault(404, "itemNotFound", f"No image found with ID {id}")
         return 200, self.images[id], {}
 
+    def _images_create(self, q: Any, body: dict[str, Any]) -> Any:
+        """Glance v2: every attribute but the core ones is a string property at the top level."""
+        iid = body.get("id") or str(uuid.uuid4())
+        if iid in self.images:
+            raise HttpFault(409, "conflict", f"Image with identifier {iid} already exists!")
+        for key in ("disk_format", "container_format"):
+            if key not in body:
+                raise HttpFault(400, "badRequest", f"{key} is required to upload data")
+        extra = {k: v for k, v in body.items() if k not in _IMAGE_CORE}
+        bad = [k for k, v in extra.items() if not isinstance(v, str)]
+        if bad:
+            raise HttpFault(400, "badRequest", f"properties must be strings: {', '.join(bad)}")
+        self.images[iid] = {
+            "id": iid, "name": body.get("name"), "status": "queued", "visibility":
+            body.get("visibility", "shared"), "owner": PROJECT_ID, "protected": bool(body.get("protected")),
+            "disk_format": body["disk_format"], "container_format": body["container_format"],
+            "min_disk": int(body.get("min_disk") or 0), "min_ram": int(body.get("min_ram") or 0),
+            "size": None, "virtual_size": None, "checksum": None, "os_hash_algo": None,
+            "os_hash_value": None, "tags": list(body.get("tags") or []),
+            "created_at": "2026-01-01T12:00:00Z", "updated_at": "2026-01-01T12:00:00Z",
+            "self": f"/v2/images/{iid}", "file": f"/v2/images/{iid}/file",
+            "schema": "/v2/schemas/image", **extra}
+        return 201, self.images[iid], {}
+
+    def _images_upload(self, q: Any, data: bytes, id: str) -> Any:
+        image = self.images.get(id)
+        if image is None:
+            raise HttpFault(404, "itemNotFound", f"No image found with ID {id}")
+        if image["status"] != "queued":
+            raise HttpFault(409, "conflict", f"Image status transition from {image['status']} to "
+                                             "saving is not allowed")
+        self.image_data[id] = data
+        image.update({"status": "active", "size": len(data), "virtual_size": len(data),
+                      "checksum": hashlib.md5(data).hexdigest(), "os_hash_algo": "sha512",
+                      "os_hash_value": hashlib.sha512(data).hexdigest()})
+        return 204, None, {}
+
+    def _images_update(self, q: Any, patch: list[dict[str, Any]], id: str) -> Any:
+        """A JSON patch (application/openstack-images-v2.1-json-patch) of top-level keys."""
+        image = self.images.get(id)
+        if image is None:
+            raise HttpFault(404, "itemNotFound", f"No image found with ID {id}")
+        for op in patch:
+            key = op["path"].lstrip("/")
+            if key in _IMAGE_READ_ONLY:
+                raise HttpFault(403, "forbidden", f"Attribute '{key}' is read-only.")
+            if op["op"] in ("add", "replace"):
+                image[key] = op["value"]
+            elif op["op"] == "remove":
+                if key not in image:
+                    raise HttpFault(409, "conflict", f"Property {key} does not exist.")
+                del image[key]
+            else:
+                raise HttpFault(400, "badRequest", f"unsupported patch op {op['op']}")
+        return 200, image, {}
+
+    def _images_delete(self, q: Any, b: Any, id: str) -> Any:
+        image = self.images.get(id)
+        if image is None:
+            raise HttpFault(404, "itemNotFound", f"No image found with ID {id}")
+        if image.get("protected"):
+            raise HttpFault(403, "forbidden", f"Image {id} is protected and cannot be deleted.")
+        del self.images[id]
+        self.image_data.pop(id, None)
+        return 204, None, {}
+
     # Neutron --------------------------------------------------------------------------------------
 
     def _networks_list(self, q: dict[str, str], b: Any) -> Any:
@@ -420,6 +499,14 @@ class FakeOpenStack:
         return 201, {"security_group_rule": rule}, {}
 
 
+#: Glance's own attributes; any other key of an image is a property
+_IMAGE_CORE = frozenset({"id", "name", "visibility", "protected", "disk_format", "container_format",
+                         "min_disk", "min_ram", "tags", "os_hidden"})
+_IMAGE_READ_ONLY = frozenset({"id", "status", "owner", "size", "virtual_size", "checksum",
+                              "os_hash_algo", "os_hash_value", "created_at", "updated_at", "self",
+                              "file", "schema"})
+
+
 def _shown(server: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in server.items() if k not in ("networks_requested", "booted")}
 
@@ -430,13 +517,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         url = urlparse(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self._body()
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         headers: dict[str, str] = {}
+        binary = self.headers.get("Content-Type", "").startswith("application/octet-stream")
         try:
             status, out, headers = self.fake.handle(self.command, url.path.rstrip("/") or "/", query,
-                                                    json.loads(raw) if raw else {}, self.headers)
+                                                    raw if binary else json.loads(raw) if raw else {},
+                                                    self.headers)
         except HttpFault as f:
             status, headers = f.status, f.headers
             out = ({"NeutronError": {"type": f.kind, "message": f.message, "detail": ""}}
@@ -451,7 +539,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    do_GET = do_POST = do_DELETE = do_PUT = _serve
+    def _body(self) -> bytes:
+        """The request's body, sent whole (Content-Length) or in chunks (a streamed upload)."""
+        if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length else b""
+        parts = []
+        while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+            parts.append(self.rfile.read(size))
+            self.rfile.readline()
+        while self.rfile.readline().strip():  # the trailer, up to its blank line
+            pass
+        return b"".join(parts)
+
+    do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _serve
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
