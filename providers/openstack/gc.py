@@ -1,6 +1,7 @@
 """Collect what crashed runs left behind on OpenStack: servers whose ``dct-expires`` metadata,
 security groups whose description's ``dct-expires``, and key pairs whose ``dct-<expiry>-…`` name
-is in the past.
+is in the past; and the private images an interrupted publish left, whose ``dct-expires``
+property is (a released image has none).
 
 Only resources marked by a run are looked at, and only expired ones are touched, so it is safe to
 run beside running jobs: ``python -m debian_cloud_tests.providers.openstack.gc --os-cloud C``.  A
@@ -26,7 +27,8 @@ from .resources import EXPIRES_KEY, RUN_ID_KEY
 
 def collect_garbage(now: datetime, os_cloud: str | None = None, region: str | None = None,
                     conn: Any = None) -> list[str]:
-    """Delete expired servers, then expired security groups and key pairs; returns their names.
+    """Delete expired servers, then expired security groups, key pairs and private images;
+    returns their names.
 
     Raises:
         CleanupError: after trying everything, listing what could not be deleted.
@@ -45,6 +47,11 @@ def collect_garbage(now: datetime, os_cloud: str | None = None, region: str | No
     for keypair in retry.call(lambda: list(conn.compute.keypairs()), "list key pairs"):
         if expiry.expired(resources.name_expiry(str(keypair.name)), now):
             sweep.record(f"key pair {keypair.name}", resources.delete_keypair(conn, str(keypair.name)))
+    for image in retry.call(lambda: list(conn.image.images(visibility="private")), "list images"):
+        props = image.properties or {}
+        if image.visibility == "private" and props.get(RUN_ID_KEY) and \
+                expiry.expired(props.get(EXPIRES_KEY), now):
+            sweep.record(f"image {image.name} ({image.id})", resources.delete_image(conn, str(image.id)))
     return sweep.done()
 
 

@@ -25,6 +25,7 @@ from debian_cloud_tests.errors import (
     UsageError,
     note_cleanup_failures,
 )
+from debian_cloud_tests.junitprops import Prop
 from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
 from debian_cloud_tests.options import NETWORK, REGION, SECURITY_GROUP, ZONE, Option
 from debian_cloud_tests.provider import Provider
@@ -75,6 +76,8 @@ class OpenStackProvider(Provider):
         self._conn: Any = None
         self._key: tuple[str | None, str | None] | None = None
         self._lock = threading.Lock()
+        #: what the image's registration by `publish` records (see :meth:`properties`)
+        self._registered: dict[str, str] = {}
 
     def connection(self, cloud: str | None = None, region: str | None = None) -> Any:
         with self._lock:
@@ -92,6 +95,7 @@ class OpenStackProvider(Provider):
                              "disk; choose a larger --instance-type instead")
         conn = self.connection(spec.options.get("os_cloud"), spec.options.get("region"))
         image = _find_image(conn, spec.image)
+        self._registered = _registration(image, str(conn.config.region_name or ""))
         arch = ARCHES.get(str(image.architecture or "").lower(), spec.arch)
         props = dict(image.properties or {})
         uefi = str(props.get("hw_firmware_type", "")).lower() == "uefi" or arch is Arch.ARM64
@@ -173,7 +177,17 @@ class OpenStackProvider(Provider):
         if self._conn is not None:
             props["openstack_cloud"] = session.cloud_name(self._conn)
             props["openstack_region"] = str(self._conn.config.region_name or "")
-        return props
+        return {**props, **self._registered}
+
+
+def _registration(image: Any, region: str) -> dict[str, str]:
+    """For an image `publish` uploaded: which copy this is, and the sha256 of the bytes
+    uploaded for it (its property), so the gate can hold a release to runs on every copy."""
+    uploaded = str((image.properties or {}).get(resources.SHA256_KEY) or "")
+    if not uploaded:
+        return {}
+    return {Prop.REGISTERED_IMAGE: str(image.id), Prop.REGISTERED_REGION: region,
+            Prop.IMAGE_SHA256: uploaded}
 
 
 def _find_image(conn: Any, given: str) -> Any:

@@ -2,7 +2,8 @@
 
 The server carries the metadata ``dct-run-id`` and ``dct-expires``; a security group has no
 metadata, so both are in its description; a Nova key pair has neither, so the expiry is in its
-name (``dct-YYYYMMDDtHHMMSSz-xxxxxxxx``, the name every resource of the run shares).
+name (``dct-YYYYMMDDtHHMMSSz-xxxxxxxx``, the name every resource of the run shares).  An image
+`publish` uploads carries both, and ``dct-uploaded-sha256``, as Glance properties.
 :mod:`gc` reads all three.  SSH is opened to this runner's own address only.
 """
 
@@ -23,6 +24,8 @@ from .errors import OpenStackError, is_gone
 
 RUN_ID_KEY = "dct-run-id"
 EXPIRES_KEY = "dct-expires"
+#: on an image `publish` uploaded: the sha256 of its bytes (a Glance property, as the two above)
+SHA256_KEY = "dct-uploaded-sha256"
 _NAME = re.compile(r"^dct-(?P<expires>\d{8}t\d{6}z)-[0-9a-f]{8}$")
 _DESC = re.compile(rf"{RUN_ID_KEY}=(?P<run>\S+) {EXPIRES_KEY}=(?P<expires>\S+)")
 
@@ -86,6 +89,11 @@ def delete_security_group(conn: Any, group_id: str, attempts: int = 3) -> list[B
     return _with_retries(lambda: retry.call(conn.network.delete_security_group,
                                             f"delete security group {group_id}", group_id,
                                             ignore_missing=False), attempts)
+
+
+def delete_image(conn: Any, image_id: str, attempts: int = 3) -> list[BaseException]:
+    return _with_retries(lambda: retry.call(conn.image.delete_image, f"delete image {image_id}",
+                                            image_id, ignore_missing=False), attempts)
 
 
 def delete_server(conn: Any, server_id: str, attempts: int = 3,
