@@ -111,7 +111,7 @@ def add_parser(sub: Any) -> None:
     pub.add_argument("--manifest", type=Path, help="default: IMAGE with .json")
     target = pub.add_mutually_exclusive_group()
     target.add_argument("--to", metavar="URL", help="files: e.g. s3://bucket/prefix")
-    target.add_argument("--cloud", choices=("aws",), help="register, test and release there")
+    target.add_argument("--cloud", choices=("aws", "openstack"), help="register, test and release there")
     pub.add_argument("--region", action="append", default=[], metavar="REGION",
                      help="with --cloud: where to register (repeatable; the first is uploaded to)")
     pub.add_argument("--step", choices=("register", "test", "release", "all"), default="all",

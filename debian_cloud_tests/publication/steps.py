@@ -26,7 +26,8 @@ from . import state as state_mod
 from .errors import PublicationStateError
 from .state import Publication
 
-PUBLISHERS = {"aws": "debian_cloud_tests.providers.aws.publish:AwsPublisher"}
+PUBLISHERS = {"aws": "debian_cloud_tests.providers.aws.publish:AwsPublisher",
+              "openstack": "debian_cloud_tests.providers.openstack.publish:OpenStackPublisher"}
 STEPS = ("register", "test", "release")
 QCOW2_MAGIC = b"QFI\xfb"
 #: how long a stopped test run may take to remove its cloud machines before it is killed
