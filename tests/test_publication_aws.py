@@ -71,6 +71,18 @@ def register(image: Path) -> state.Publication:
     return steps.register(job(image), image.with_suffix(".json"), None, [HOME, OTHER])
 
 
+def reports_on_every_copy(pub: state.Publication, state_path: Path, provider: str, where: Path) -> Path:
+    """What a test run on each copy reports (tests/test_publication_aws_e2e.py runs them), kept
+    in *pub*'s state as the test step keeps it; an empty policy to release with."""
+    for region, image_id in pub.copies.items():
+        pub.tested[region] = str(ours(where, f"{region}.xml", provider=provider, registered_image=image_id,
+                                      registered_region=region, image_sha256=pub.uploaded_sha256))
+    pub.save(state_path)
+    policy = where / "policy.toml"
+    policy.write_text("")
+    return policy
+
+
 def tags(resource: dict) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
 
@@ -109,12 +121,7 @@ def test_a_publish_verdict_releases_every_copy(cloud: Cloud, image: Path) -> Non
     import boto3
 
     pub = register(image)
-    for region, ami in pub.copies.items():  # what a test run on each copy reports (see the e2e)
-        pub.tested[region] = str(ours(cloud.tmp, f"{region}.xml", provider="aws", registered_image=ami,
-                                      registered_region=region, image_sha256=pub.uploaded_sha256))
-    pub.save(state.default_path(image, "aws"))
-    policy = cloud.tmp / "policy.toml"
-    policy.write_text("")
+    policy = reports_on_every_copy(pub, state.default_path(image, "aws"), "aws", cloud.tmp)
     assert steps.release(job(image), policy, cloud.tmp / "verdict.json") == 0
     for region, ami in pub.copies.items():
         (found,) = cloud.images_of(region)
@@ -296,12 +303,7 @@ def test_a_publish_stopped_while_testing_a_copy_leaves_no_machine(
 def test_a_release_cut_short_is_finished_by_the_next(cloud: Cloud, image: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     pub = register(image)
-    for region, ami in pub.copies.items():
-        pub.tested[region] = str(ours(cloud.tmp, f"{region}.xml", provider="aws", registered_image=ami,
-                                      registered_region=region, image_sha256=pub.uploaded_sha256))
-    pub.save(state.default_path(image, "aws"))
-    policy = cloud.tmp / "policy.toml"
-    policy.write_text("")
+    policy = reports_on_every_copy(pub, state.default_path(image, "aws"), "aws", cloud.tmp)
     put = publish._call
 
     def cut(client, action, **kwargs):  # stopped after the first region's launch permission

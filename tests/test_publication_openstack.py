@@ -26,7 +26,7 @@ from debian_cloud_tests.publication import errors, state, steps
 from debian_cloud_tests.spec import Arch, LaunchSpec
 
 from .fakes.openstack_cloud import REGION, FakeOpenStack, running_openstack
-from .test_gate_completeness import ours
+from .test_publication_aws import reports_on_every_copy
 
 
 @pytest.fixture
@@ -114,12 +114,7 @@ def test_the_provider_records_which_copy_it_tested(ostack: FakeOpenStack, image:
 
 def test_a_publish_verdict_makes_it_public(ostack: FakeOpenStack, image: Path, tmp_path: Path) -> None:
     pub = register(image)
-    pub.tested[REGION] = str(ours(tmp_path, "r.xml", provider="openstack",
-                                  registered_image=pub.copies[REGION], registered_region=REGION,
-                                  image_sha256=pub.uploaded_sha256))
-    pub.save(state.default_path(image, "openstack"))
-    policy = tmp_path / "policy.toml"
-    policy.write_text("")
+    policy = reports_on_every_copy(pub, state.default_path(image, "openstack"), "openstack", tmp_path)
     assert steps.release(job(image), policy, tmp_path / "verdict.json") == 0
     (found,) = ostack.created_images()
     assert found["visibility"] == "public" and EXPIRES_KEY not in found
@@ -232,12 +227,7 @@ def test_an_unknown_region_is_one_line_and_nothing_is_made(ostack: FakeOpenStack
 def test_no_permission_to_make_it_public_keeps_it_private_to_try_again(
         ostack: FakeOpenStack, image: Path, tmp_path: Path) -> None:
     pub = register(image)
-    pub.tested[REGION] = str(ours(tmp_path, "r.xml", provider="openstack",
-                                  registered_image=pub.copies[REGION], registered_region=REGION,
-                                  image_sha256=pub.uploaded_sha256))
-    pub.save(state.default_path(image, "openstack"))
-    policy = tmp_path / "policy.toml"
-    policy.write_text("")
+    policy = reports_on_every_copy(pub, state.default_path(image, "openstack"), "openstack", tmp_path)
     ostack.fail("images.update", 403, "Forbidden to publicize image.")
     with pytest.raises(errors.PublicationPermissionError, match="needs the admin role"):
         steps.release(job(image), policy, tmp_path / "verdict.json")

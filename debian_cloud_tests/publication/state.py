@@ -33,6 +33,13 @@ class Publication:
     #: what was made public (launch permissions, "latest" pointers), for the record
     released: list[str] = field(default_factory=list)
 
+    def image_name(self) -> str:
+        """The registered image's name: the build's, its date and the bytes' digest, unique per
+        image (a registration an interruption lost the reply of is found again by it)."""
+        stem = str(self.meta.get("name") or Path(self.image).stem)
+        date = str(self.meta.get("build_date", ""))[:10].replace("-", "")
+        return "-".join(p for p in (stem, date, self.uploaded_sha256[:12]) if p)
+
     def save(self, path: Path) -> None:
         """Atomically: a reader (or a resumed step) never sees half a file."""
         tmp = path.with_name(f".{path.name}.tmp")

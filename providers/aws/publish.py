@@ -22,6 +22,7 @@ from typing import Any
 
 from debian_cloud_tests import expiry
 from debian_cloud_tests.errors import CredentialsError
+from debian_cloud_tests.faibuild.manifest import sha256 as file_sha256
 from debian_cloud_tests.publication.errors import (
     ImageTooLargeError,
     PublicationPermissionError,
@@ -60,14 +61,6 @@ def _tags(pub: Publication, name: str) -> list[dict[str, str]]:
     return [{"Key": "Name", "Value": name}, {"Key": RUN_ID_TAG, "Value": pub.run_id},
             {"Key": EXPIRES_TAG, "Value": expiry.mark()},
             {"Key": SHA256_TAG, "Value": pub.uploaded_sha256}]
-
-
-def image_name(pub: Publication) -> str:
-    """The AMI's name: the build's, its date and the bytes' digest, unique per image."""
-    meta = pub.meta
-    stem = str(meta.get("name") or Path(pub.image).stem)
-    date = str(meta.get("build_date", ""))[:10].replace("-", "")
-    return "-".join(p for p in (stem, date, pub.uploaded_sha256[:12]) if p)
 
 
 class AwsPublisher:
@@ -120,11 +113,11 @@ class AwsPublisher:
                                      f"({MAX_GIB} GiB)")
         home = pub.regions[0]
         ebs = self._client("ebs", home)
-        digest = _sha256(raw)
+        digest = file_sha256(raw)
         pub.uploaded_sha256 = digest
         started = _call(ebs, "start_snapshot", VolumeSize=gib, Timeout=60,
-                        Description=f"{image_name(pub)} (debian-cloud-tests publish)",
-                        ClientToken=f"{pub.run_id}-{digest[:16]}", Tags=_tags(pub, image_name(pub)))
+                        Description=f"{pub.image_name()} (debian-cloud-tests publish)",
+                        ClientToken=f"{pub.run_id}-{digest[:16]}", Tags=_tags(pub, pub.image_name()))
         pub.upload = {"snapshot": started["SnapshotId"], "region": home, "state": "uploading"}
         save()
         snapshot = started["SnapshotId"]
@@ -152,7 +145,7 @@ class AwsPublisher:
 
     def _register_home(self, pub: Publication) -> str:
         ec2 = self._client("ec2", pub.regions[0])
-        name = image_name(pub)
+        name = pub.image_name()
         existing = _image_named(ec2, name)  # registered before an interruption lost the reply
         if existing:
             return existing
@@ -171,7 +164,7 @@ class AwsPublisher:
 
     def _copy(self, pub: Publication, region: str) -> str:
         ec2 = self._client("ec2", region)
-        name = image_name(pub)
+        name = pub.image_name()
         existing = _image_named(ec2, name)
         if existing:
             return existing
@@ -227,14 +220,6 @@ class AwsPublisher:
             _delete_snapshot(self._client("ec2", pub.upload["region"]), pub.upload["snapshot"])
             pub.upload = {}
             save()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _blocks(raw: Path) -> Iterator[tuple[int, bytes]]:

@@ -57,14 +57,6 @@ def _call(fn: Callable[..., Any], action: str, *args: Any, **kwargs: Any) -> Any
     return retry.call(refused_is_permission, action, *args, **kwargs)
 
 
-def image_name(pub: Publication) -> str:
-    """The image's name: the build's, its date and the bytes' digest, unique per image."""
-    meta = pub.meta
-    stem = str(meta.get("name") or Path(pub.image).stem)
-    date = str(meta.get("build_date", ""))[:10].replace("-", "")
-    return "-".join(p for p in (stem, date, pub.uploaded_sha256[:12]) if p)
-
-
 def image_properties(pub: Publication, size: int) -> dict[str, Any]:
     """What the image carries: Nova's hardware hints, Debian's identity and the run's marks."""
     arch = str(pub.meta.get("arch", "amd64"))
@@ -153,7 +145,7 @@ class OpenStackPublisher:
 
     def _ours(self, pub: Publication, region: str) -> list[Any]:
         """This publication's images in *region*: its name and its run id."""
-        name = image_name(pub)
+        name = pub.image_name()
         found = _call(lambda: list(self._conn(region).image.images(name=name)), "list images")
         return [i for i in found if i.name == name
                 and (i.properties or {}).get(RUN_ID_KEY) == pub.run_id[:255]]
@@ -172,7 +164,7 @@ class OpenStackPublisher:
         conn = self._conn(region)
         size = raw.stat().st_size
         # the SDK also records both digests as owner_specified.openstack.md5/sha256
-        image = _call(conn.image.create_image, f"create image in {region}", image_name(pub),
+        image = _call(conn.image.create_image, f"create image in {region}", pub.image_name(),
                       allow_duplicates=True, disk_format="raw", container_format="bare",
                       visibility="private", md5=md5, sha256=pub.uploaded_sha256,
                       **image_properties(pub, size))
