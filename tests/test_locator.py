@@ -17,6 +17,8 @@ import pytest
 from debian_cloud_tests.providers.aws import AwsProvider
 from debian_cloud_tests.providers.aws.images import DEBIAN_ACCOUNT
 from debian_cloud_tests.providers.azure.images import AzureImages
+from debian_cloud_tests.providers.openstack import OpenStackProvider
+from debian_cloud_tests.providers.openstack.images import OpenStackImages
 
 from debian_cloud_tests.locator.errors import AliasNotFoundError
 from debian_cloud_tests.locator.model import Query, newest_first
@@ -25,9 +27,11 @@ from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
 from .fakes.aws_world import AwsWorld
 from .fakes.azure_arm import LOCATION, FakeArm
 from .fakes.gce_compute import ZONE, FakeGce
+from .fakes.openstack_cloud import FakeOpenStack
 from .test_provider_azure import arm  # noqa: F401  (the fixture)
 from .test_provider_azure import provider as azure_provider
 from .test_provider_gce import gce, gce_env, provider  # noqa: F401  (gce: the fixture)
+from .test_provider_openstack import ostack  # noqa: F401  (the fixture)
 
 pytest_plugins = ["tests.fakes.aws_env"]
 
@@ -176,3 +180,24 @@ def test_azure_lists_debians_marketplace_skus_and_the_alias_takes_the_generation
     assert bios.image == "Debian:debian-13:13:0.20261201.2101"
     arm64 = azure_provider(arm).validate(_spec("debian-13-arm64", region=LOCATION))
     assert arm64.image == "Debian:debian-13:13-arm64:0.20261201.2101" and arm64.arch is Arch.ARM64
+
+
+def test_openstack_lists_glance_images_debian_marks_and_the_alias_takes_the_newest(
+        ostack: FakeOpenStack) -> None:  # noqa: F811
+    for name, arch, version, created in (
+            ("Debian 13 (2026-11-20)", "x86_64", "13", "2026-11-20T10:00:00Z"),
+            ("Debian 13 (2026-12-02)", "x86_64", "13", "2026-12-02T10:00:00Z"),
+            ("Debian 13 arm64", "aarch64", "13", "2026-12-03T10:00:00Z"),
+            ("Debian 12", "x86_64", "12", "2026-06-01T10:00:00Z")):
+        ostack.add_image(name, arch, os_distro="debian", os_version=version, created_at=created)
+    ostack.add_image("Ubuntu 24.04", "x86_64", os_distro="ubuntu", os_version="24.04",
+                     created_at="2026-12-04T10:00:00Z")
+    listed = newest_first(OpenStackImages().offered(Query("13", "amd64"), None))
+    assert [i.name for i in listed] == ["Debian 13 (2026-12-02)", "Debian 13 (2026-11-20)"]
+    provider = OpenStackProvider()
+    spec = provider.validate(_spec("debian-13"))
+    assert spec.image == listed[0].id and provider.properties()["image_alias"] == "debian-13"
+    # an image the cloud itself names debian-12 is that one, not an alias
+    own = ostack.add_image("debian-12", "x86_64")
+    assert OpenStackProvider().validate(_spec("debian-12")).image == "debian-12"
+    assert own in ostack.images

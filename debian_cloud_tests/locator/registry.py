@@ -17,6 +17,7 @@ LOCATORS = {
     "aws": "debian_cloud_tests.providers.aws.images:AwsImages",
     "azure": "debian_cloud_tests.providers.azure.images:AzureImages",
     "gce": "debian_cloud_tests.providers.gce.images:GceImages",
+    "openstack": "debian_cloud_tests.providers.openstack.images:OpenStackImages",
 }
 
 

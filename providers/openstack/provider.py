@@ -26,6 +26,8 @@ from debian_cloud_tests.errors import (
     note_cleanup_failures,
 )
 from debian_cloud_tests.junitprops import Prop
+from debian_cloud_tests.locator.model import parse_alias
+from debian_cloud_tests.locator.registry import resolve_spec
 from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
 from debian_cloud_tests.options import NETWORK, REGION, SECURITY_GROUP, ZONE, Option
 from debian_cloud_tests.provider import Provider
@@ -33,6 +35,7 @@ from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec, P
 
 from . import resources, retry, session
 from .errors import OpenStackError
+from .images import OpenStackImages
 from .instance import Created, OpenStackMachine
 from .network import address_of, pick_network
 
@@ -78,6 +81,7 @@ class OpenStackProvider(Provider):
         self._lock = threading.Lock()
         #: what the image's registration by `publish` records (see :meth:`properties`)
         self._registered: dict[str, str] = {}
+        self._alias: dict[str, str] = {}  # the --image alias resolved, as a run property
 
     def connection(self, cloud: str | None = None, region: str | None = None) -> Any:
         with self._lock:
@@ -94,6 +98,11 @@ class OpenStackProvider(Provider):
             raise UsageError(f"--disk-size {spec.disk_size}: openstack boots from the flavor's root "
                              "disk; choose a larger --instance-type instead")
         conn = self.connection(spec.options.get("os_cloud"), spec.options.get("region"))
+        if parse_alias(spec.image) is not None and \
+                retry.find(conn.image.find_image, "find image", spec.image) is None:
+            # an image named debian-13 is the cloud's own; else the alias names Debian's newest
+            spec, self._alias = resolve_spec("openstack", spec, str(conn.config.region_name or ""),
+                                             OpenStackImages(conn))
         image = _find_image(conn, spec.image)
         self._registered = _registration(image, str(conn.config.region_name or ""))
         arch = ARCHES.get(str(image.architecture or "").lower(), spec.arch)
@@ -177,7 +186,7 @@ class OpenStackProvider(Provider):
         if self._conn is not None:
             props["openstack_cloud"] = session.cloud_name(self._conn)
             props["openstack_region"] = str(self._conn.config.region_name or "")
-        return {**props, **self._registered}
+        return {**props, **self._registered, **self._alias}
 
 
 def _registration(image: Any, region: str) -> dict[str, str]:

@@ -129,7 +129,8 @@ class FakeOpenStack:
         iid = str(uuid.uuid4())
         self.images[iid] = {"id": iid, "name": name, "status": "active", "architecture": arch,
                             "min_disk": 2, "min_ram": 0, "size": 2 * 1024**3, "disk_format": "qcow2",
-                            "container_format": "bare", "visibility": "public", "tags": [], **props}
+                            "container_format": "bare", "visibility": "public", "tags": [],
+                            "created_at": "2026-01-01T00:00:00Z", **props}
         return iid
 
     def add_network(self, name: str, external: bool = False) -> str:
