@@ -321,6 +321,11 @@ CASES: tuple[Case, ...] = (
     case("pipeline-vagrant", ("pipeline", "--release", "bookworm", "--vendor", "vagrant", "--output",
                               "{tmp}/out"), 20, "pipeline tests under QEMU: build the vagrant box with "
          "`build --vendor vagrant` and test it with pytest --provider=vagrant --image=BOX", command=CLI),
+    case("pipeline-publish-cloud", ("pipeline", "--release", "bookworm", "--vendor", "genericcloud",
+                                    "--publish-cloud", "aws", "--publish-region", "eu-west-1",
+                                    "--output", "{tmp}/out"), 20,
+         "--publish-cloud aws publishes the ec2 image, which this pipeline does not build "
+         "(--vendor genericcloud)", command=CLI),
     case("build-vagrant-raw", (*BUILD[:4], "vagrant", *BUILD[5:], "--format", "raw"), 20,
          "a vagrant box holds a qcow2 image: drop --format raw", command=CLI),
     case("pipeline-jobs", ("pipeline", "--release", "bookworm", "--vendor", "all", "--jobs", "0",
@@ -663,6 +668,7 @@ README_ROWS: dict[str, tuple[str, ...]] = {
     "gate: policy file that does not exist": (_row("gate-policy-missing"),),
     "pipeline: `--vendor ec2,nope`, `--jobs 0`": (_row("pipeline-vendors"), _row("pipeline-jobs")),
     "pipeline: `--vendor vagrant`": (_row("pipeline-vagrant"),),
+    "pipeline: `--publish-cloud aws` without the ec2 image": (_row("pipeline-publish-cloud"),),
     "`--provider=aws --image=debian-13-arm64` where the region has none": (
         "test_locator.py::test_an_alias_naming_nothing_is_one_line_and_exit_57",),
     "publish: `--cloud aws --region xx-nowhere-1`": (

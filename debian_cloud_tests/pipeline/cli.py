@@ -9,6 +9,10 @@ from typing import Any
 
 from ..errors import UsageError
 from ..faibuild import cli as build_cli
+from ..publication.steps import PUBLISHERS
+
+#: the clouds `publish --cloud` and `pipeline --publish-cloud` know
+CLOUDS = tuple(sorted(PUBLISHERS))
 
 EPILOG = ("exit codes: 0 publish (published with --publish-to; released with --cloud), 1 hold "
           "(with --cloud: every private copy removed), 2 gate input error, 20-45 see `build "
@@ -22,7 +26,9 @@ def _pipeline(args: argparse.Namespace) -> int:
 
     opts = Options(output=args.output, config_space=args.config_space, policy=args.policy,
                    publish_to=args.publish_to or "", pytest_args=tuple(args.pytest_arg),
-                   in_vm=args.in_vm)
+                   in_vm=args.in_vm, publish_cloud=args.publish_cloud or "",
+                   publish_regions=tuple(args.publish_region),
+                   cloud_pytest_args=tuple(args.cloud_pytest_arg))
     names = vendors(args.vendor)
     if "vagrant" in names:
         raise UsageError("pipeline tests under QEMU: build the vagrant box with `build --vendor "
@@ -62,28 +68,17 @@ def _publish_on_cloud(args: argparse.Namespace, manifest: Path) -> int:
 
 
 def _publish_steps(args: argparse.Namespace, manifest: Path) -> int:
-    """Register privately, test there, release or remove: the steps asked for, in order."""
     from ..publication import state, steps
 
+    if args.ssm_prefix and args.cloud != "aws":
+        raise UsageError(f"--ssm-prefix is for --cloud aws, not {args.cloud}")
     options = {"ssm_prefix": args.ssm_prefix} if args.ssm_prefix else {}
     job = steps.Job(args.image, args.state or state.default_path(args.image, args.cloud),
                     steps.publisher(args.cloud, **options))
-    wanted = steps.STEPS if args.step == "all" else (args.step,)
-    output = args.output or args.image.parent
-    if "register" in wanted:
-        if not args.region:
-            raise UsageError("publish --cloud: the register step needs --region (one or more)")
-        steps.register(job, manifest, args.verdict, args.region)
-    if "test" in wanted:
-        rc = steps.test(job, output, tuple(args.pytest_arg))
-        if rc not in (0, 1):
-            job.say(f"the tests did not run to their end (pytest exit {rc}): not releasing; "
-                    "run the test step again, or the release step to remove the copies")
-            return rc
-    if "release" in wanted:
-        verdict = output / f"{args.image.stem}.{args.cloud}.gate.json"
-        return steps.release(job, args.policy, verdict)
-    return 0
+    return steps.run_steps(job, steps.Request(
+        steps=steps.STEPS if args.step == "all" else (args.step,), manifest=manifest,
+        verdict=args.verdict, regions=tuple(args.region), output=args.output, policy=args.policy,
+        pytest_args=tuple(args.pytest_arg)))
 
 
 def add_parser(sub: Any) -> None:
@@ -96,6 +91,13 @@ def add_parser(sub: Any) -> None:
     pipe.add_argument("--publish-to", metavar="URL", help="e.g. s3://bucket/prefix; only on publish")
     pipe.add_argument("--pytest-arg", action="append", default=[], metavar="ARG",
                       help="extra pytest option for the test step (repeatable)")
+    pipe.add_argument("--publish-cloud", choices=CLOUDS,
+                      help="on publish, also publish the cloud's image there: registered "
+                      "privately, tested there, released on the gate's publish (see `publish`)")
+    pipe.add_argument("--publish-region", action="append", default=[], metavar="REGION",
+                      help="with --publish-cloud: where (repeatable; the first is uploaded to)")
+    pipe.add_argument("--cloud-pytest-arg", action="append", default=[], metavar="ARG",
+                      help="with --publish-cloud: extra pytest option for the runs there")
     pipe.add_argument("--jobs", type=int, metavar="N",
                       help="with several vendors (--vendor all, or a comma-separated list): test "
                       "runs at once (default: one per two cores)")
@@ -111,7 +113,7 @@ def add_parser(sub: Any) -> None:
     pub.add_argument("--manifest", type=Path, help="default: IMAGE with .json")
     target = pub.add_mutually_exclusive_group()
     target.add_argument("--to", metavar="URL", help="files: e.g. s3://bucket/prefix")
-    target.add_argument("--cloud", choices=("aws", "openstack"), help="register, test and release there")
+    target.add_argument("--cloud", choices=CLOUDS, help="register, test and release there")
     pub.add_argument("--region", action="append", default=[], metavar="REGION",
                      help="with --cloud: where to register (repeatable; the first is uploaded to)")
     pub.add_argument("--step", choices=("register", "test", "release", "all"), default="all",

@@ -22,7 +22,7 @@ from ..gate.errors import GateInputError
 from ..junitprops import Prop
 from ..shipped import policy as shipped_policy
 from .publishers import publish
-from .run import TESTS_FINISHED, Options, gate, say, test_image, verdict_path
+from .run import TESTS_FINISHED, Options, cloud_vendors, gate, publish_on_cloud, say, test_image, verdict_path
 
 
 def vendors(value: str) -> tuple[str, ...]:
@@ -58,6 +58,7 @@ def run_matrix(base: BuildSpec, names: tuple[str, ...], opts: Options, jobs: int
         raise UsageError(f"--jobs {jobs}: give 1 or more")
     specs = [replace(base, vendor=name) for name in names]  # each checked before anything is built
     policy = opts.policy or shipped_policy()
+    on_cloud = cloud_vendors(opts, names)
     opts.output.mkdir(parents=True, exist_ok=True)
     outcomes = {spec.vendor: Outcome(spec.vendor) for spec in specs}
     started = time.monotonic()
@@ -85,13 +86,18 @@ def run_matrix(base: BuildSpec, names: tuple[str, ...], opts: Options, jobs: int
     if rc != 0:
         say("not every image may be published: none is")
         return rc
-    if not opts.publish_to:
-        say("every image may be published; no --publish-to given")
+    if not opts.publish_to and not on_cloud:
+        say("every image may be published; no --publish-to or --publish-cloud given")
         return 0
     for image, manifest in built.values():
         for location in publish(image, manifest, verdict_path(opts.output, image.stem),
-                                opts.publish_to):
+                                opts.publish_to) if opts.publish_to else ():
             say(f"published {location}")
+    for vendor in on_cloud:
+        image, manifest = built[vendor]
+        rc = publish_on_cloud(image, manifest, verdict_path(opts.output, image.stem), opts, policy)
+        if rc != 0:
+            return rc
     return 0
 
 

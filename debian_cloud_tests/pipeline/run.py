@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import UsageError
 from ..faibuild.driver import build
 from ..faibuild.spec import BuildSpec
 from ..gate.cli import main as gate_main
@@ -31,6 +32,10 @@ class Options:
     publish_to: str = ""
     pytest_args: tuple[str, ...] = ()
     in_vm: bool = False
+    #: publish on this cloud too (its vendor's image), in these regions, its runs given these
+    publish_cloud: str = ""
+    publish_regions: tuple[str, ...] = ()
+    cloud_pytest_args: tuple[str, ...] = ()
 
 
 def say(message: str) -> None:
@@ -61,6 +66,8 @@ def gate(report: Path, policy: Path, sha256: str, verdict: Path, quiet: bool = F
 def run(spec: BuildSpec, opts: Options) -> int:
     """Exit code: the gate's (0 published or publishable, 1 hold), or a step's own error code."""
     policy = opts.policy or shipped_policy()  # found before the build: a missing one fails fast
+    if opts.publish_cloud:
+        cloud_vendors(opts, (spec.vendor,))
     say(f"building {spec.name} ({' '.join(spec.classes())})")
     built = build(spec, opts.output, opts.config_space, in_vm=opts.in_vm)
     say(f"built {built.image} sha256 {built.sha256}")
@@ -77,9 +84,39 @@ def run(spec: BuildSpec, opts: Options) -> int:
     if gate_rc != 0:
         say(f"gate: {'HOLD' if gate_rc == 1 else 'input error'} ({verdict}); not published")
         return gate_rc
+    if opts.publish_to:
+        for location in publish(built.image, built.manifest, verdict, opts.publish_to):
+            say(f"published {location}")
+    if opts.publish_cloud:
+        return publish_on_cloud(built.image, built.manifest, verdict, opts, policy)
     if not opts.publish_to:
-        say(f"gate: PUBLISH ({verdict}); no --publish-to given")
-        return 0
-    for location in publish(built.image, built.manifest, verdict, opts.publish_to):
-        say(f"published {location}")
+        say(f"gate: PUBLISH ({verdict}); no --publish-to or --publish-cloud given")
     return 0
+
+
+def cloud_vendors(opts: Options, vendors: tuple[str, ...]) -> tuple[str, ...]:
+    """The vendors of a build whose images --publish-cloud publishes (refused up front when there
+    is none, before anything is built)."""
+    if not opts.publish_cloud:
+        return ()
+    from ..publication.steps import CLOUD_VENDOR
+
+    wanted = CLOUD_VENDOR.get(opts.publish_cloud)
+    if wanted not in vendors:
+        raise UsageError(f"--publish-cloud {opts.publish_cloud} publishes the {wanted} image, which "
+                         f"this pipeline does not build (--vendor {','.join(vendors)})")
+    if not opts.publish_regions:
+        raise UsageError(f"--publish-cloud {opts.publish_cloud}: give --publish-region (one or more)")
+    return (str(wanted),)
+
+
+def publish_on_cloud(image: Path, manifest: Path, verdict: Path, opts: Options, policy: Path) -> int:
+    """The image, cleared under QEMU, registered privately on the cloud, tested there, released
+    or removed (see debian_cloud_tests.publication)."""
+    from ..publication import state, steps
+
+    job = steps.Job(image, state.default_path(image, opts.publish_cloud),
+                    steps.publisher(opts.publish_cloud))
+    return steps.run_steps(job, steps.Request(
+        manifest=manifest, verdict=verdict, regions=opts.publish_regions, output=opts.output,
+        policy=policy, pytest_args=opts.cloud_pytest_args))

@@ -27,7 +27,8 @@ from .errors import PublicationStateError
 from .state import Publication
 
 PUBLISHERS = {"aws": "debian_cloud_tests.providers.aws.publish:AwsPublisher",
-              "openstack": "debian_cloud_tests.providers.openstack.publish:OpenStackPublisher"}
+              "openstack": "debian_cloud_tests.providers.openstack.publish:OpenStackPublisher",
+              "gce": "debian_cloud_tests.providers.gce.publish:GcePublisher"}
 STEPS = ("register", "test", "release")
 QCOW2_MAGIC = b"QFI\xfb"
 #: how long a stopped test run may take to remove its cloud machines before it is killed
@@ -199,3 +200,41 @@ def release(job: Job, policy: Path | None, verdict_out: Path) -> int:
     pub.outcome = "removed"
     save()
     return 1
+
+
+#: which image of a build each cloud publishes (the vendor built for it)
+CLOUD_VENDOR = {"aws": "ec2", "gce": "gce", "azure": "azure", "openstack": "genericcloud"}
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to publish where: the steps wanted, in order, and what each needs."""
+
+    steps: tuple[str, ...] = STEPS
+    manifest: Path | None = None
+    verdict: Path | None = None  # the local gate's, for the register step
+    regions: tuple[str, ...] = ()
+    output: Path | None = None  # default: the image's directory
+    policy: Path | None = None
+    pytest_args: tuple[str, ...] = ()
+
+
+def run_steps(job: Job, request: Request) -> int:
+    """Register privately, test there, release or remove: the steps asked for, in order; the
+    release's code (0 released, 1 removed), a test run's that did not end on its own, or 0."""
+    output = request.output or job.image.parent
+    if "register" in request.steps:
+        if not request.regions:
+            raise UsageError(f"publish on {job.cloud.cloud}: the register step needs --region "
+                             "(one or more)")
+        register(job, request.manifest or job.image.with_suffix(".json"), request.verdict,
+                 list(request.regions))
+    if "test" in request.steps:
+        rc = test(job, output, request.pytest_args)
+        if rc not in (0, 1):
+            job.say(f"the tests did not run to their end (pytest exit {rc}): not releasing; "
+                    "run the test step again, or the release step to remove the copies")
+            return rc
+    if "release" in request.steps:
+        return release(job, request.policy, output / f"{job.image.stem}.{job.cloud.cloud}.gate.json")
+    return 0
