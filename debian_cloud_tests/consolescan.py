@@ -1,4 +1,6 @@
-"""Trouble on the console: panics, oopses, call traces, segfaults, OOM kills, failed units.
+"""Trouble on the console: panics, oopses, call traces, segfaults, OOM kills, failed units,
+and the kernel's and systemd's watchdogs (soft and hard lockups, RCU stalls, hung tasks, a
+service's watchdog timeout): a machine that stalled is not healthy because it came back.
 
 A table of patterns, as data, applied to the whole console log of a machine; an allowlist of
 regexes excuses known-harmless lines.
@@ -27,6 +29,11 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern("oom kill", re.compile(r"invoked oom-killer|Out of memory: Killed process")),
     Pattern("failed unit", re.compile(r"\[FAILED\] Failed to start|Failed to start .*\.service")),
     Pattern("emergency mode", re.compile(r"You are in emergency mode|Welcome to emergency mode")),
+    Pattern("soft lockup", re.compile(r"\bBUG: soft lockup - CPU#\d+ stuck for")),
+    Pattern("hard lockup", re.compile(r"\bWatchdog detected hard LOCKUP on cpu")),
+    Pattern("rcu stall", re.compile(r"\bINFO: rcu_\w+ (?:self-)?detected stalls?\b")),
+    Pattern("hung task", re.compile(r"\bINFO: task \S+ blocked for more than \d+ seconds")),
+    Pattern("watchdog timeout", re.compile(r"\bWatchdog timeout \(limit [^)]*\)!")),
 )
 
 

@@ -167,6 +167,16 @@ class SuiteRun:
     def failing(self) -> set[str]:
         return {c for c, s in self.checks.items() if s == "failed"}
 
+    def report(self, check: str) -> str:
+        """A check's whole failure report: the JUnit message keeps its first and last lines, the
+        element's text all of them."""
+        assert self.workdir is not None
+        for case in ET.parse(self.workdir / "results.xml").getroot().iter("testcase"):
+            if any(p.get("name") == "check_id" and p.get("value") == check for p in case.iter("property")):
+                found = case.find("failure")
+                return "" if found is None else f"{found.get('message', '')}\n{found.text or ''}"
+        return ""
+
     def explain(self) -> str:
         return f"rc={self.rc}\n{self.errors()}{self.stdout[-3000:]}\n{self.stderr[-2000:]}"
 

@@ -51,9 +51,26 @@ def test_scan_finds_each_kind_of_trouble() -> None:
         "oom kill": "[ 9.2] Out of memory: Killed process 812 (stress)",
         "failed unit": "[FAILED] Failed to start broken.service - A broken service.",
         "emergency mode": "You are in emergency mode. After logging in, type ...",
+        "soft lockup": "[ 62.1] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [kworker/0:1:57]",
+        "hard lockup": "[ 70.2] NMI watchdog: Watchdog detected hard LOCKUP on cpu 1",
+        "rcu stall": "[ 80.3] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:",
+        "hung task": "[243.4] INFO: task jbd2/vda1-8:153 blocked for more than 120 seconds.",
+        "watchdog timeout": "[305.5] systemd[1]: systemd-journald.service: Watchdog timeout "
+                            "(limit 3min)!",
     }
     for name, line in lines.items():
         assert consolescan.scan(f"ok\n{line}\nok") == [(name, line)], name
+
+
+def test_the_watchdog_patterns_leave_their_harmless_neighbours_alone() -> None:
+    for line in ("[ 0.1] NMI watchdog: Enabled. Permanently consumes one hw-PMU counter.",
+                 "[ 0.2] rcu: Hierarchical RCU implementation.",
+                 "[ 1.0] watchdog: Delayed init of the lockup detector failed: -19",
+                 "[ 2.0] systemd[1]: Using hardware watchdog 'i6300ESB timer', version 0, device "
+                 "/dev/watchdog0",
+                 "[ 3.0] rcu: INFO: rcu_sched self-detected stall on CPU"):
+        expected = [("rcu stall", line)] if "stall on CPU" in line else []
+        assert consolescan.scan(line) == expected, line
 
 
 def test_scan_clean_console_and_allowlist() -> None:

@@ -156,7 +156,10 @@ def test_root_filesystem_grown(facts) -> None:
 
 @pytest.mark.applies(provider=STARTS_THE_MACHINE)
 def test_console_free_of_kernel_errors(machine) -> None:
-    """No kernel panic, Oops, call trace, segfault, OOM kill or failed unit on the console."""
+    """No panic, oops, segfault, OOM kill, failed unit, lockup, stall or hung task on the console.
+
+    The table is consolescan's: also call traces, emergency mode, RCU stalls and a service's
+    watchdog timeout."""
     found = consolescan.scan(machine.console_log(), consolescan.load_allowlist(ALLOWLIST))
     assert not found, "trouble on the serial console:\n" + "\n".join(
         f"  [{name}] {line}" for name, line in found[:20]) + (

@@ -33,6 +33,26 @@ def console_segfault(tree: Path, arch: str, layout: DiskLayout) -> None:
           "[Install]\nWantedBy=multi-user.target\n")
 
 
+#: what the kernel's and systemd's watchdogs print when a machine stalls, one of each
+LOCKUP_LINES = (
+    "watchdog: BUG: soft lockup - CPU#0 stuck for 23s! [planted:1]",
+    "NMI watchdog: Watchdog detected hard LOCKUP on cpu 0",
+    "rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:",
+    "INFO: task planted:1 blocked for more than 120 seconds.",
+    "systemd[1]: planted.service: Watchdog timeout (limit 3min)!",
+)
+
+
+@defect("console-lockups")
+def console_lockups(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """A machine that stalled and came back: the watchdogs' reports on the console (at the
+    critical level, which every console shows)."""
+    writes = "; ".join(f"echo \"<2>{line}\" >/dev/kmsg" for line in LOCKUP_LINES)
+    unit(tree, "lockups-at-boot.service",
+         "[Unit]\nDescription=Stalls reported at boot\n\n[Service]\nType=oneshot\n"
+         f"ExecStart=/bin/sh -c '{writes}'\n\n[Install]\nWantedBy=multi-user.target\n")
+
+
 @defect("no-growroot")
 def no_growroot(tree: Path, arch: str, layout: DiskLayout) -> None:
     """cloud-init told not to grow the root partition and file system."""
