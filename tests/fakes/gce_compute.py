@@ -16,13 +16,23 @@ points here, or an external account whose STS ``token_url`` does), refusing them
 :attr:`FakeGce.token_refusal` set; with :attr:`FakeGce.require_token` every API call needs a
 bearer token (one of those, or the JWT the client signs itself with the key; the test checks
 which).
+
+For ``publish --cloud gce``: ``images.insert`` (PENDING until its global operation is polled or
+it is read once, then READY) reads its ``rawDisk.source`` through :attr:`FakeGce.read_source` (the tests map
+``https://storage.googleapis.com/BUCKET/OBJECT`` to a Cloud Storage emulator, see :mod:`.gcs`) and
+keeps the tarball's ``disk.raw`` in :attr:`FakeGce.image_data`; ``images.delete``,
+``images.patch`` (family, description, deprecation only), ``images.setLabels`` (fingerprint
+checked), ``images.getIamPolicy``/``setIamPolicy`` (etag checked) and ``regions.list``; a reply
+done but lost (:attr:`FakeGce.lost_replies`).
 """
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import re
+import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -42,14 +52,24 @@ PROJECT = "dct-test"
 PROJECT_NUMBER = "123456789012"
 ZONE = "europe-west1-b"
 IMAGE_PROJECT = "debian-cloud"
+REGIONS = ("europe-west1", "us-central1", "asia-east1")
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeGceHostKey"
 CONSOLE = ("Booting Debian\n-----BEGIN SSH HOST KEY KEYS-----\n" + HOST_KEY +
            " root@dct\n-----END SSH HOST KEY KEYS-----\n")
 
 ROUTES = [
     ("GET", r"/projects/(?P<project>[^/]+)/global/images/family/(?P<family>[^/]+)", "images.getFromFamily"),
+    ("GET", r"/projects/(?P<project>[^/]+)/global/images/(?P<name>[^/]+)/getIamPolicy",
+     "images.getIamPolicy"),
+    ("POST", r"/projects/(?P<project>[^/]+)/global/images/(?P<name>[^/]+)/setIamPolicy",
+     "images.setIamPolicy"),
+    ("POST", r"/projects/(?P<project>[^/]+)/global/images/(?P<name>[^/]+)/setLabels", "images.setLabels"),
     ("GET", r"/projects/(?P<project>[^/]+)/global/images/(?P<name>[^/]+)", "images.get"),
+    ("PATCH", r"/projects/(?P<project>[^/]+)/global/images/(?P<name>[^/]+)", "images.patch"),
+    ("DELETE", r"/projects/(?P<project>[^/]+)/global/images/(?P<name>[^/]+)", "images.delete"),
     ("GET", r"/projects/(?P<project>[^/]+)/global/images", "images.list"),
+    ("POST", r"/projects/(?P<project>[^/]+)/global/images", "images.insert"),
+    ("GET", r"/projects/(?P<project>[^/]+)/regions", "regions.list"),
     ("GET", r"/projects/(?P<project>[^/]+)/zones/(?P<zone>[^/]+)/machineTypes/(?P<name>[^/]+)",
      "machineTypes.get"),
     ("POST", r"/projects/(?P<project>[^/]+)/global/firewalls", "firewalls.insert"),
@@ -107,7 +127,17 @@ class FakeGce:
     #: set: the token endpoint refuses every request with this HTTP status and OAuth error
     token_refusal: tuple[int, str] | None = None
     bearers: set[str] = field(default_factory=set)  # the bearer tokens API calls carried
+    #: images.insert reads its rawDisk.source through this (URL → the object's bytes; KeyError:
+    #: no such object); unset, an insert takes any source without reading it
+    read_source: Callable[[str], bytes] | None = None
+    #: image name: the bytes of the disk.raw its insert read
+    image_data: dict[str, bytes] = field(default_factory=dict)
+    #: image name: its IAM policy (as setIamPolicy last set it)
+    iam: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: action: how many of its next calls are done but answered 503, as a lost reply
+    lost_replies: dict[str, int] = field(default_factory=dict)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1000))
+    _inserting: dict[str, str] = field(default_factory=dict)  # insert operation: its image
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -194,16 +224,21 @@ class FakeGce:
                     pending = self.faults.get(action)
                     if pending:
                         raise pending.pop(0)
-                    return getattr(self, "_" + action.replace(".", "_"))(query, body, **m.groupdict())
+                    out = getattr(self, "_" + action.replace(".", "_"))(query, body, **m.groupdict())
+                    if self.lost_replies.get(action):
+                        self.lost_replies[action] -= 1
+                        raise HttpFault(503, "backendError", "the reply was lost (injected)")
+                    return out
         raise HttpFault(404, "notFound", f"no route for {method} {path}")
 
-    def _operation(self, action: str, target: str, zone: str | None) -> dict[str, Any]:
+    def _operation(self, action: str, target: str, zone: str | None,
+                   error: tuple[str, str] | None = None) -> dict[str, Any]:
         name = f"operation-{next(self._ids)}"
         op: dict[str, Any] = {"name": name, "id": str(next(self._ids)), "status": "RUNNING",
                               "operationType": action.split(".")[-1], "targetLink": target, "progress": 0}
         errors = self.op_errors.get(action)
-        if errors:
-            code, message = errors.pop(0)
+        if errors or error:
+            code, message = errors.pop(0) if errors else error  # type: ignore[misc]
             op["error"] = {"errors": [{"code": code, "message": message}]}
             op["httpErrorStatusCode"] = 403 if "QUOTA" in code else 400
         if zone:
@@ -216,6 +251,9 @@ class FakeGce:
         if op is None:
             raise HttpFault(404, "notFound", f"operation {name} not found")
         op["status"], op["progress"] = "DONE", 100
+        image = self.images.get(self._inserting.pop(name, ""))
+        if image is not None and image["status"] == "PENDING":  # READY once its insert is done
+            image["status"] = "READY"
         return dict(op)
 
     def _zoneOperations_get(self, q: Any, b: Any, project: str, zone: str, name: str) -> Any:
@@ -225,14 +263,16 @@ class FakeGce:
         return self._poll(name)
 
     def _images_get(self, q: Any, b: Any, project: str, name: str) -> Any:
-        if name not in self.images:
-            raise HttpFault(404, "notFound", f"The resource 'projects/{project}/global/images/{name}' "
-                            "was not found")
-        return self.images[name]
+        """An image PENDING when last seen is READY by now (its insert done, polled or not)."""
+        image = self._image(project, name)
+        shown = dict(image)
+        if image["status"] == "PENDING":
+            image["status"] = "READY"
+        return shown
 
     def _images_getFromFamily(self, q: Any, b: Any, project: str, family: str) -> Any:
         """As GCE: the family's newest image that is not deprecated."""
-        found = sorted((i for i in self.images.values() if i["family"] == family
+        found = sorted((i for i in self.images.values() if i.get("family") == family
                         and not i.get("deprecated")), key=lambda i: i["creationTimestamp"])
         if not found:
             raise HttpFault(404, "notFound", f"The resource 'projects/{project}/global/images/family/"
@@ -247,6 +287,84 @@ class FakeGce:
         if start + 2 < len(images):
             page["nextPageToken"] = str(start + 2)
         return page
+
+    def _image(self, project: str, name: str) -> dict[str, Any]:
+        if name not in self.images:
+            raise HttpFault(404, "notFound", f"The resource 'projects/{project}/global/images/{name}' "
+                            "was not found")
+        return self.images[name]
+
+    def _images_insert(self, q: Any, body: dict[str, Any], project: str) -> Any:
+        """As GCE: the image PENDING while it reads the tarball (a gzip'd tar whose only member
+        is disk.raw), then READY; an unreadable source fails the operation and leaves no image."""
+        name = body["name"]
+        if name in self.images:
+            raise HttpFault(409, "alreadyExists", f"The resource 'projects/{project}/global/images/"
+                            f"{name}' already exists")
+        source = body.get("rawDisk", {}).get("source", "")
+        disk = b""
+        if self.read_source is not None:
+            try:
+                disk = _disk_raw(self.read_source(source))
+            except (KeyError, ValueError) as exc:
+                return self._operation("images.insert", name, None,
+                                       ("INVALID_IMAGE_FILE", f"{source}: {exc}"))
+        op = self._operation("images.insert", name, None)
+        if "error" not in op:
+            self.images[name] = {
+                **body, "id": str(next(self._ids)), "status": "PENDING",
+                "selfLink": f"{self.url}/compute/v1/projects/{project}/global/images/{name}",
+                "diskSizeGb": str(max(1, -(-len(disk) // 2**30))), "labelFingerprint": "42WmSpB8rSM=",
+                "creationTimestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000-00:00")}
+            self.image_data[name] = disk
+            self._inserting[op["name"]] = name
+        return op
+
+    def _images_delete(self, q: Any, b: Any, project: str, name: str) -> Any:
+        self._image(project, name)
+        op = self._operation("images.delete", name, None)
+        if "error" not in op:
+            del self.images[name]
+            self.image_data.pop(name, None)
+            self.iam.pop(name, None)
+        return op
+
+    def _images_patch(self, q: Any, body: dict[str, Any], project: str, name: str) -> Any:
+        """Only what GCE lets a patch change: family, description, deprecation."""
+        image = self._image(project, name)
+        changed = set(body) - {"family", "description", "deprecated", "name"}
+        if changed:
+            raise HttpFault(400, "invalid", f"images.patch cannot change {sorted(changed)}")
+        op = self._operation("images.patch", name, None)
+        if "error" not in op:
+            image.update({k: v for k, v in body.items() if k != "name"})
+        return op
+
+    def _images_setLabels(self, q: Any, body: dict[str, Any], project: str, name: str) -> Any:
+        image = self._image(project, name)
+        if body.get("labelFingerprint") != image.get("labelFingerprint"):
+            raise HttpFault(412, "conditionNotMet", "Labels fingerprint either invalid or resource "
+                            "labels have changed")
+        op = self._operation("images.setLabels", name, None)
+        if "error" not in op:
+            image["labels"] = dict(body.get("labels") or {})
+            image["labelFingerprint"] = f"fp{next(self._ids)}="
+        return op
+
+    def _images_getIamPolicy(self, q: Any, b: Any, project: str, name: str) -> Any:
+        self._image(project, name)
+        return self.iam.get(name, {"etag": "ACAB", "version": 1})
+
+    def _images_setIamPolicy(self, q: Any, body: dict[str, Any], project: str, name: str) -> Any:
+        self._image(project, name)
+        policy = dict(body.get("policy") or {})
+        if policy.get("etag") != self.iam.get(name, {"etag": "ACAB"})["etag"]:
+            raise HttpFault(409, "conflict", "the policy's etag does not match")
+        self.iam[name] = {**policy, "etag": f"E{next(self._ids)}", "version": 1}
+        return self.iam[name]
+
+    def _regions_list(self, q: Any, b: Any, project: str) -> Any:
+        return {"items": [{"name": r, "status": "UP"} for r in REGIONS]}
 
     def _machineTypes_get(self, q: Any, b: Any, project: str, zone: str, name: str) -> Any:
         if name not in MACHINE_TYPES:
@@ -362,6 +480,20 @@ class FakeGce:
         return {"contents": text[start:], "start": str(start), "next": str(len(text))}
 
 
+def _disk_raw(tarball: bytes) -> bytes:
+    """The disk.raw of a gzip'd tar, as GCE reads an image's source (ValueError: not one)."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as tar:
+            members = tar.getmembers()
+            if [m.name for m in members] != ["disk.raw"]:
+                raise ValueError(f"the tar holds {[m.name for m in members]}, not disk.raw alone")
+            f = tar.extractfile(members[0])
+            assert f is not None
+            return f.read()
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise ValueError(f"not a gzip'd tar ({exc})") from None
+
+
 def _shown(inst: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in inst.items() if k not in ("console", "booted", "running_at")}
 
@@ -396,7 +528,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    do_GET = do_POST = do_DELETE = _serve
+    do_GET = do_POST = do_DELETE = do_PATCH = _serve
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
