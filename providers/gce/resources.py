@@ -21,7 +21,10 @@ from .session import Clients
 
 RUN_ID_LABEL = "dct-run-id"
 EXPIRES_LABEL = "dct-expires"
+#: an image `publish` uploaded says which bytes in its description (a label holds 63 characters)
+SHA256_MARK = "dct-uploaded-sha256"
 _DESC = re.compile(r"dct-run-id=(?P<run>\S+) dct-expires=(?P<expires>\S+)")
+_SHA256 = re.compile(rf"(?:^|\s){SHA256_MARK}=(?P<sha256>[0-9a-f]{{64}})(?:\s|$)")
 
 
 def labels(run_id: str, now: datetime | None = None) -> dict[str, str]:
@@ -33,6 +36,12 @@ def description_marks(description: str) -> dict[str, str]:
     """The run id and expiry written into a firewall rule's description ({} if not ours)."""
     m = _DESC.search(description or "")
     return {RUN_ID_LABEL: m["run"], EXPIRES_LABEL: m["expires"]} if m else {}
+
+
+def uploaded_sha256(description: str) -> str:
+    """The sha256 of the bytes `publish` uploaded for an image, from its description ("" if none)."""
+    m = _SHA256.search(description or "")
+    return m["sha256"] if m else ""
 
 
 def create_firewall(c: Clients, name: str, network: str, cidr: str, marks: dict[str, str]) -> None:
@@ -54,7 +63,7 @@ def _gone(exc: DCTError) -> bool:
     return getattr(exc, "reason", "") == "notFound" or "not found" in exc.message.lower()
 
 
-def _delete_retrying(delete: Callable[[], None], attempts: int) -> list[BaseException]:
+def delete_retrying(delete: Callable[[], None], attempts: int) -> list[BaseException]:
     """Run *delete* (the call and the wait for its operation) until it succeeds or the resource
     is gone, at most *attempts* times: the error of the last attempt, if every one failed."""
     return sweep.delete(delete, gone=_gone, sleep=retry.sleep, attempts=attempts)
@@ -68,7 +77,7 @@ def delete_firewall(c: Clients, name: str, attempts: int = 3) -> list[BaseExcept
         retry.wait_operation(lambda: c.global_operations.get(project=c.project,
                                                              operation=op.name),
                              "firewalls.delete")
-    return _delete_retrying(delete, attempts)
+    return delete_retrying(delete, attempts)
 
 
 def delete_instance(c: Clients, zone: str, name: str, attempts: int = 3,
@@ -80,7 +89,7 @@ def delete_instance(c: Clients, zone: str, name: str, attempts: int = 3,
         retry.wait_operation(lambda: c.zone_operations.get(project=c.project, zone=zone,
                                                            operation=op.name),
                              "instances.delete", timeout)
-    return _delete_retrying(delete, attempts)
+    return delete_retrying(delete, attempts)
 
 
 def get_instance(c: Clients, zone: str, name: str) -> Any:

@@ -19,6 +19,8 @@ from debian_cloud_tests.errors import MissingDependencyError, UsageError
 from .errors import WHAT_TO_SET, CredentialsError, translate
 
 SCOPES = ["https://www.googleapis.com/auth/compute"]
+#: publication uploads to Cloud Storage too
+PUBLISH_SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 
 
 SDK_MISSING = "gce: the gce provider needs google-cloud-compute: pip install 'debian-cloud-tests[gce]'"
@@ -51,10 +53,12 @@ class Clients:
     firewalls: Any
     zone_operations: Any
     global_operations: Any
+    regions: Any = None
 
 
-def default_credentials(project: str | None) -> tuple[Any, str]:
-    """Application Default Credentials and the project (given, else the chain's).
+def default_credentials(project: str | None, scopes: list[str] | None = None) -> tuple[Any, str]:
+    """Application Default Credentials (for *scopes*, Compute Engine's by default) and the
+    project (given, else the chain's).
 
     Raises:
         CredentialsError: none found, in one line naming what to set.
@@ -63,7 +67,7 @@ def default_credentials(project: str | None) -> tuple[Any, str]:
     from google.auth.exceptions import GoogleAuthError
 
     try:
-        credentials, found = google.auth.default(scopes=SCOPES)
+        credentials, found = google.auth.default(scopes=scopes or SCOPES)
     except GoogleAuthError as exc:
         raise translate(exc, "loading credentials") from None
     if credentials is None:
@@ -128,7 +132,8 @@ def make_clients(project: str | None = None, credentials: Any = None,
     assert project is not None
     return Clients(project, compute_v1.InstancesClient(**kwargs), compute_v1.ImagesClient(**kwargs),
                    compute_v1.MachineTypesClient(**kwargs), compute_v1.FirewallsClient(**kwargs),
-                   compute_v1.ZoneOperationsClient(**kwargs), compute_v1.GlobalOperationsClient(**kwargs))
+                   compute_v1.ZoneOperationsClient(**kwargs), compute_v1.GlobalOperationsClient(**kwargs),
+                   compute_v1.RegionsClient(**kwargs))
 
 
 def sdk_versions() -> dict[str, str]:
