@@ -24,6 +24,7 @@ from debian_cloud_tests.errors import (
     UsageError,
     note_cleanup_failures,
 )
+from debian_cloud_tests.junitprops import Prop
 from debian_cloud_tests.locator.model import parse_alias
 from debian_cloud_tests.locator.registry import resolve_spec
 from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
@@ -70,6 +71,7 @@ class GceProvider(Provider):
         self._clients: session.Clients | None = None
         self._lock = threading.Lock()
         self._alias: dict[str, str] = {}  # the --image alias resolved, as a run property
+        self._registered: dict[str, str] = {}  # the image `publish` uploaded, as run properties
 
     def clients(self) -> session.Clients:
         with self._lock:
@@ -89,6 +91,7 @@ class GceProvider(Provider):
             raise UsageError(f"gce: --zone {zone or ''} : give a zone such as europe-west1-b")
         c = self.clients()
         image = _get_image(c, m["project"], m["family"], m["name"], spec.image)
+        self._registered = _registration(image, m["project"])
         arch = ARCHES.get(image.architecture or "", spec.arch)
         features = {f.type_ for f in image.guest_os_features}
         firmware = Firmware.UEFI if "UEFI_COMPATIBLE" in features or arch is Arch.ARM64 else Firmware.BIOS
@@ -160,7 +163,7 @@ class GceProvider(Provider):
         props = session.sdk_versions()
         if self._clients is not None:
             props["gce_project"] = self._clients.project
-        return {**props, **self._alias}
+        return {**props, **self._alias, **self._registered}
 
 
 def _get_image(c: session.Clients, project: str, family: str | None, name: str | None,
@@ -179,6 +182,17 @@ def _get_image(c: session.Clients, project: str, family: str | None, name: str |
     if image.status and image.status != "READY":
         raise ImageNotFoundError(f"--image {given}: the image is {image.status}, not READY")
     return image
+
+
+def _registration(image: Any, project: str) -> dict[str, str]:
+    """For an image `publish` uploaded: which one this is (as publish names it, in its one
+    region, ``global``) and the sha256 of the bytes uploaded for it (in its description), so the
+    gate can hold a release to runs on it."""
+    uploaded = resources.uploaded_sha256(image.description or "")
+    if not uploaded:
+        return {}
+    return {Prop.REGISTERED_IMAGE: f"projects/{project}/global/images/{image.name}",
+            Prop.REGISTERED_REGION: "global", Prop.IMAGE_SHA256: uploaded}
 
 
 def _machine_type(c: session.Clients, zone: str, machine_type: str) -> Shape:
