@@ -1,5 +1,8 @@
 """Collect what crashed runs left behind on GCE: every instance whose ``dct-expires`` label, and
-every firewall rule whose description's ``dct-expires``, is in the past.
+every firewall rule whose description's ``dct-expires``, is in the past; then the private images
+an interrupted ``publish --cloud gce`` left (label ``dct-expires`` in the past: a release takes it
+off first, so a released image is never one) and, with ``DCT_GCE_BUCKET`` set, the tarballs it
+uploaded there (object metadata ``dct-expires`` in the past).
 
 Only resources marked by a run are looked at, and only expired ones are touched, so it is safe to
 run beside running jobs: ``python -m debian_cloud_tests.providers.gce.gc --project P``.  A killed
@@ -10,6 +13,7 @@ the project and endpoint its run dir recorded and credentials from the environme
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -24,20 +28,34 @@ from debian_cloud_tests.sweep import Sweep
 from . import resources, retry, session
 from .resources import EXPIRES_LABEL, RUN_ID_LABEL
 
+BUCKET_ENV = "DCT_GCE_BUCKET"
+
 
 def collect_garbage(now: datetime, project: str | None = None, credentials: Any = None,
-                    endpoint: str | None = None, region: str | None = None) -> list[str]:
-    """Delete expired instances (every zone), then expired firewall rules; returns their names.
+                    endpoint: str | None = None, region: str | None = None,
+                    bucket: str | None = None) -> list[str]:
+    """Delete expired instances (every zone), expired firewall rules, then expired images and
+    the expired objects in *bucket* (default ``DCT_GCE_BUCKET``; none: no object is looked at);
+    returns their names.
 
-    *region* is accepted for a uniform call and ignored: firewall rules are global.
+    *region* is accepted for a uniform call and ignored: firewall rules and images are global.
 
     Raises:
         CleanupError: after trying everything, listing what could not be deleted.
     """
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
     c = session.make_clients(project, credentials, endpoint)
-    return _collect(c, f"labels.{EXPIRES_LABEL}:*",
-                    lambda marks: expiry.expired(marks.get(EXPIRES_LABEL), now))
+
+    def expired(marks: Mapping[str, str]) -> bool:
+        return expiry.expired(marks.get(EXPIRES_LABEL), now)
+
+    sweep = Sweep()
+    _sweep(c, f"labels.{EXPIRES_LABEL}:*", expired, sweep)
+    _collect_images(c, expired, sweep)
+    bucket = bucket or os.environ.get(BUCKET_ENV)
+    if bucket:
+        _collect_objects(c, credentials, bucket, expired, sweep)
+    return sweep.done()
 
 
 def collect_run(project: str | None, run_id: str, endpoint: str | None = None,
@@ -62,9 +80,15 @@ def _collect(c: session.Clients, label_filter: str,
              chosen: Callable[[Mapping[str, str]], bool]) -> list[str]:
     """Delete the instances (every zone) whose labels, then the firewall rules whose description
     marks, are *chosen*; instances first, as a rule may still guard one."""
+    sweep = Sweep()
+    _sweep(c, label_filter, chosen, sweep)
+    return sweep.done()
+
+
+def _sweep(c: session.Clients, label_filter: str, chosen: Callable[[Mapping[str, str]], bool],
+           sweep: Sweep) -> None:
     from google.cloud import compute_v1
 
-    sweep = Sweep()
     pages = retry.call(c.instances.aggregated_list, "instances.aggregatedList",
                        request=compute_v1.AggregatedListInstancesRequest(
                            project=c.project, filter=label_filter))
@@ -76,7 +100,37 @@ def _collect(c: session.Clients, label_filter: str,
     for rule in retry.call(c.firewalls.list, "firewalls.list", project=c.project):
         if chosen(resources.description_marks(rule.description)):
             sweep.record(rule.name, resources.delete_firewall(c, rule.name))
-    return sweep.done()
+
+
+def _collect_images(c: session.Clients, chosen: Callable[[Mapping[str, str]], bool],
+                    sweep: Sweep) -> None:
+    """Private images publish made: labelled, in no family (a released image is in one)."""
+    from google.cloud import compute_v1
+
+    from . import publish
+
+    for image in retry.call(c.images.list, "images.list", request=compute_v1.ListImagesRequest(
+            project=c.project, filter=f"labels.{EXPIRES_LABEL}:*")):
+        if image.family or not chosen(image.labels):
+            continue
+        sweep.record(f"image {image.name}", resources.delete_retrying(
+            lambda name=image.name: publish.delete_image(c, name), 3))
+
+
+def _collect_objects(c: session.Clients, credentials: Any, bucket: str,
+                     chosen: Callable[[Mapping[str, str]], bool], sweep: Sweep) -> None:
+    """The tarballs publish uploaded to *bucket* and an interruption left there."""
+    from google.cloud import storage
+
+    from . import publish
+
+    if credentials is None:
+        credentials, _ = session.default_credentials(c.project, session.PUBLISH_SCOPES)
+    client = storage.Client(project=c.project, credentials=credentials)
+    for blob in retry.call(lambda: list(client.list_blobs(bucket)), f"storage list gs://{bucket}"):
+        if chosen(blob.metadata or {}):
+            sweep.record(f"gs://{bucket}/{blob.name}", resources.delete_retrying(
+                lambda name=blob.name: publish.delete_object(client, bucket, name), 3))
 
 
 def main(argv: list[str] | None = None) -> int:
