@@ -8,7 +8,9 @@ HTTP error with ARM's error code (``Retry-After`` too, if given), an operation e
 group delete that fails once.  Images besides the marketplace's are read-only resources of
 someone else's (never leftovers): gallery image versions with their image definitions
 (:meth:`FakeArm.add_gallery_image`) and managed images (:meth:`FakeArm.add_managed_image`),
-answered as Compute answers a missing one (404 ``NotFound``).
+answered as Compute answers a missing one (404 ``NotFound``); managed images made by PUT are
+resources like any other, listed with those of others, their tags changed by PATCH.  Compute's
+provider answers the locations where images can be made (:attr:`FakeArm.locations`).
 
 With :attr:`FakeArm.guests` set, a VM of an image that maps to a local file is a real QEMU guest
 (see :mod:`.azure_qemu`): its public address is the guest's loopback address, its creation runs
@@ -49,6 +51,9 @@ _IMAGE = re.compile(r".*/publishers/(?P<pub>[^/]+)/artifacttypes/vmimage/offers/
 #: the publisher's offers (.../offers), or an offer's SKUs (.../offers/OFFER/skus)
 _LISTING = re.compile(r".*/publishers/[^/]+/artifacttypes/vmimage/offers(?:/(?P<offer>[^/]+)/"
                       r"(?P<skus>skus))?$", re.I)
+_PROVIDER = re.compile(r"/subscriptions/[^/]+/providers/microsoft\.compute")
+#: every managed image of the subscription (made here, and someone else's)
+_IMAGES = re.compile(r"/subscriptions/[^/]+/providers/microsoft\.compute/images")
 _COMPUTE_IMAGE = re.compile(r"/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.compute/"
                             r"(?:images/[^/]+|galleries/[^/]+/images/[^/]+(?:/versions/[^/]+)?)")
 
@@ -80,6 +85,8 @@ class FakeArm:
     #: Debian's marketplace images: (offer, sku) -> versions, oldest first
     marketplace: dict[tuple[str, str], list[str]] = field(default_factory=lambda: {
         ("debian-12", sku): ["0.20260101.1"] for sku in ("12", "12-gen2", "12-arm64")})
+    #: where the subscription can make images and VMs (Microsoft.Compute's resource types)
+    locations: tuple[str, ...] = ("West Europe", "North Europe", "East US")
     guests: QemuGuests | None = None  # set: VMs of local images boot for real
     boots: AzureBoots = field(default_factory=AzureBoots)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -217,12 +224,20 @@ class FakeArm:
             if image["version"]:
                 return 200, listed[versions.index(image["version"])], {}
             return 200, listed, {}
-        if method == "GET" and _COMPUTE_IMAGE.fullmatch(low):
+        if method == "GET" and _COMPUTE_IMAGE.fullmatch(low) and low not in self.resources:
             if low not in self.images:
                 raise Fault(404, "NotFound", "The entity was not found in this Azure location.")
             return 200, self.images[low], {}
         if method == "GET" and low.endswith("/resourcegroups"):
             return 200, {"value": self.groups()}, {}
+        if method == "GET" and _PROVIDER.fullmatch(low):
+            return 200, {"namespace": "Microsoft.Compute", "registrationState": "Registered",
+                         "resourceTypes": [{"resourceType": t, "locations": list(self.locations)}
+                                           for t in ("images", "virtualMachines")]}, {}
+        if method == "GET" and _IMAGES.fullmatch(low):
+            made = [r for p, r in self.resources.items() if _COMPUTE_IMAGE.fullmatch(p) and "/images/" in p]
+            return 200, {"value": made + [i for i in self.images.values()
+                                          if i["type"] == "Microsoft.Compute/images"]}, {}
         if method == "POST" and low.endswith("/retrievebootdiagnosticsdata"):
             return 200, {"serialConsoleLogBlobUri": f"{self.url}/blobs/{low.split('/')[-2]}?sig=x"}, {}
         if method == "POST" and low.endswith("/restart"):
@@ -249,6 +264,16 @@ class FakeArm:
                     stored["properties"]["provisioningState"] = "Creating"
                     self.boots.start(self, self.guests, low, op)
             return 201, stored, headers
+        if method == "PATCH":
+            if low not in self.resources:
+                raise Fault(404, "ResourceNotFound", f"The Resource '{path}' was not found.")
+            stored = self.resources[low]
+            for key, value in (body or {}).items():  # ARM's PATCH: tags replaced, properties merged
+                if key == "properties":
+                    stored.setdefault("properties", {}).update(value)
+                else:
+                    stored[key] = value
+            return 200, stored, self._async(kind)
         if method == "DELETE":
             if low not in self.resources:
                 return 204, None, {}
