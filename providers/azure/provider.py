@@ -25,6 +25,7 @@ from debian_cloud_tests.errors import (
     UsageError,
     note_cleanup_failures,
 )
+from debian_cloud_tests.junitprops import Prop
 from debian_cloud_tests.locator.model import parse_alias
 from debian_cloud_tests.locator.registry import resolve_spec
 from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
@@ -37,6 +38,8 @@ from .images import AzureImages, sku_for
 from .machine import AzureMachine, delete_group
 
 RUN_ID_TAG, EXPIRES_TAG = "dct-run-id", "dct-expires"
+#: on a managed image `publish` made: the sha256 of the raw bytes uploaded for it
+SHA256_TAG = "dct-uploaded-sha256"
 DEFAULT_SIZE = {Arch.AMD64: "Standard_B2s", Arch.ARM64: "Standard_B2ps_v2"}
 _URN = re.compile(r"^(?P<pub>[^:/\s]+):(?P<offer>[^:/\s]+):(?P<sku>[^:/\s]+):(?P<version>[^:/\s]+)$")
 _ID = re.compile(r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<group>[^/]+)/providers/"
@@ -65,6 +68,8 @@ class AzureProvider(Provider):
         self._clients: session.Clients | None = None
         self._lock = threading.Lock()
         self._alias: dict[str, str] = {}  # the --image alias resolved, as a run property
+        #: what the image's registration by `publish` records (see :meth:`properties`)
+        self._registered: dict[str, str] = {}
 
     def clients(self) -> session.Clients:
         with self._lock:
@@ -77,7 +82,9 @@ class AzureProvider(Provider):
         return session.preflight(self._args[1])
 
     def properties(self) -> dict[str, str]:
-        return dict(self._alias)
+        """The alias resolved, and for a managed image `publish` made (it carries the sha256 tag)
+        which image and location this run tested and the sha256 of the bytes uploaded for it."""
+        return {**self._registered, **self._alias}
 
     def validate(self, spec: LaunchSpec) -> LaunchSpec:
         location = spec.options.get("region")
@@ -155,6 +162,10 @@ class AzureProvider(Provider):
         if image.location and _region(image.location) != _region(location):
             raise ImageNotFoundError(f"--image {spec.image}: the managed image is in {image.location}, "
                                      f"not --region {location}; copy it or run there")
+        uploaded = str((image.tags or {}).get(SHA256_TAG) or "")
+        if uploaded:
+            self._registered = {Prop.REGISTERED_IMAGE: spec.image, Prop.REGISTERED_REGION: location,
+                                Prop.IMAGE_SHA256: uploaded}
         return spec.arch, _generation(_attr(image, "hyper_v_generation"))
 
     def launch(self, spec: LaunchSpec, run_dir: Path) -> Machine:
