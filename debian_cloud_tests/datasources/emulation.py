@@ -133,6 +133,33 @@ def _mac(prefix: str) -> str:
     return prefix + ":" + ":".join(f"{b:02x}" for b in secrets.token_bytes(3))
 
 
+def ec2_smbios(instance_type: str) -> tuple[str, ...]:
+    """An EC2 instance's SMBIOS: Amazon EC2, the type as product, an ``ec2…`` UUID and serial."""
+    dmi = "ec2" + uuid.uuid4().hex[3:]
+    dmi = f"{dmi[:8]}-{dmi[8:12]}-{dmi[12:16]}-{dmi[16:20]}-{dmi[20:]}"
+    return (f"type=1,manufacturer=Amazon EC2,product={instance_type},serial={dmi},uuid={dmi}",)
+
+
+def gce_smbios() -> tuple[str, ...]:
+    """A GCE instance's SMBIOS: Google Compute Engine, a ``GoogleCloud-…`` serial."""
+    dmi = str(uuid.uuid4())
+    return ("type=1,manufacturer=Google,product=Google Compute Engine,"
+            f"serial=GoogleCloud-{dmi.replace('-', '').upper()},uuid={dmi}",)
+
+
+def azure_smbios(vm_id: str) -> tuple[str, ...]:
+    """An Azure VM's SMBIOS: Microsoft's Virtual Machine with the vmId, Azure's chassis tag."""
+    return ("type=1,manufacturer=Microsoft Corporation,product=Virtual Machine,version=7.0,"
+            f"serial=0000-0000-0000-0000-0000-0000-00,uuid={vm_id}",
+            f"type=3,manufacturer=Microsoft Corporation,asset={AZURE_CHASSIS_ASSET_TAG}")
+
+
+def nova_smbios(server_id: str) -> tuple[str, ...]:
+    """A Nova server's SMBIOS: OpenStack Nova, the server's UUID."""
+    return ("type=1,manufacturer=OpenStack Foundation,product=OpenStack Nova,"
+            f"serial={server_id},uuid={server_id}",)
+
+
 def ec2(guest: Guest, run_dir: Path) -> Emulation:
     region, zone = REGIONS[Datasource.EC2]
     instance_id = guest.instance_id
@@ -147,14 +174,11 @@ def ec2(guest: Guest, run_dir: Path) -> Emulation:
         reservation_id="r-0" + secrets.token_hex(8),
         architecture="arm64" if guest.arch is Arch.ARM64 else "x86_64", tokens_required=True,
         user_data=guest.user_data.encode(), public_keys={"debian-cloud-tests": guest.public_key})
-    dmi = "ec2" + uuid.uuid4().hex[3:]
-    dmi = f"{dmi[:8]}-{dmi[8:12]}-{dmi[12:16]}-{dmi[16:20]}-{dmi[20:]}"
     # a VPC's default DHCP option set: the region's domain name, no search list of its own
     domain = f"{region}.compute.internal"
     return Emulation(
-        Datasource.EC2, (f"type=1,manufacturer=Amazon EC2,product={guest.instance_type},"
-                         f"serial={dmi},uuid={dmi}",),
-        mac, _user_net(LINK_LOCAL_NET, (METADATA_ADDRESS,), domain), instance_id,
+        Datasource.EC2, ec2_smbios(guest.instance_type), mac,
+        _user_net(LINK_LOCAL_NET, (METADATA_ADDRESS,), domain), instance_id,
         private_dns.split(".")[0], region, zone,
         server_config=_write_config(run_dir, Datasource.EC2, _fields(data)), domain=domain)
 
@@ -174,14 +198,12 @@ def gce(guest: Guest, run_dir: Path) -> Emulation:
         image=f"projects/debian-cloud/global/images/{Path(guest.image_name).stem}",
         network_ip=LINK_LOCAL_GUEST, external_ip=PUBLIC_ADDRESS, mac=mac,
         attributes={"ssh-keys": f"{guest.ssh_user}:{guest.public_key}", "user-data": guest.user_data})
-    dmi = str(uuid.uuid4())
     dns = {"metadata.google.internal": METADATA_ADDRESS}
     # zonal DNS: the zone's domain, then the project's, then Google's
     search = (f"{zone}.c.{data.project}.internal", f"c.{data.project}.internal", "google.internal")
     return Emulation(
-        Datasource.GCE, ("type=1,manufacturer=Google,product=Google Compute Engine,"
-                         f"serial=GoogleCloud-{dmi.replace('-', '').upper()},uuid={dmi}",),
-        mac, _user_net(LINK_LOCAL_NET, (METADATA_ADDRESS,), search[0], search), instance_id,
+        Datasource.GCE, gce_smbios(), mac,
+        _user_net(LINK_LOCAL_NET, (METADATA_ADDRESS,), search[0], search), instance_id,
         guest.hostname, region, zone, dns=dns,
         server_config=_write_config(run_dir, Datasource.GCE, _fields(data), dns),
         domain=search[0], search=search)
@@ -203,14 +225,12 @@ def azure(guest: Guest, run_dir: Path) -> Emulation:
     media = write_ovf_iso(run_dir / "ovf-env.iso", OvfEnv(
         hostname=guest.hostname, username=guest.ssh_user, public_keys=keys,
         custom_data=base64.b64encode(guest.user_data.encode()).decode()))
-    smbios = ("type=1,manufacturer=Microsoft Corporation,product=Virtual Machine,version=7.0,"
-              f"serial=0000-0000-0000-0000-0000-0000-00,uuid={vm_id}",
-              f"type=3,manufacturer=Microsoft Corporation,asset={AZURE_CHASSIS_ASSET_TAG}")
     # a virtual network's own domain under Azure's internal DNS
     domain = f"{secrets.token_hex(12)}.ax.internal.cloudapp.net"
     return Emulation(
-        Datasource.AZURE, smbios, mac, _user_net(AZURE_NET, (IMDS_HOST, WIRESERVER_HOST), domain),
-        vm_id, guest.hostname, location, None, cdrom=media,
+        Datasource.AZURE, azure_smbios(vm_id), mac,
+        _user_net(AZURE_NET, (IMDS_HOST, WIRESERVER_HOST), domain), vm_id, guest.hostname,
+        location, None, cdrom=media,
         server_config=_write_config(run_dir, Datasource.AZURE, _fields(data)), domain=domain)
 
 
@@ -221,11 +241,6 @@ def _nova(guest: Guest) -> NovaServerData:
         availability_zone=str(REGIONS[Datasource.OPENSTACK][1]), project_id=secrets.token_hex(16),
         mac=_mac("fa:16:3e"), network_id=str(uuid.uuid4()),
         public_keys={"debian-cloud-tests": guest.public_key}, user_data=guest.user_data.encode())
-
-
-def _nova_smbios(server: NovaServerData) -> tuple[str, ...]:
-    return ("type=1,manufacturer=OpenStack Foundation,product=OpenStack Nova,"
-            f"serial={server.uuid},uuid={server.uuid}",)
 
 
 def openstack(guest: Guest, run_dir: Path) -> Emulation:
@@ -241,7 +256,7 @@ def openstack(guest: Guest, run_dir: Path) -> Emulation:
         public_keys=dict(nova.public_keys))
     config = _write_config(run_dir, Datasource.OPENSTACK,
                            {"nova": _fields(nova), "ec2": _fields(ec2_tree)})
-    return Emulation(Datasource.OPENSTACK, _nova_smbios(nova), nova.mac,
+    return Emulation(Datasource.OPENSTACK, nova_smbios(nova.uuid), nova.mac,
                      _user_net(LINK_LOCAL_NET, (METADATA_ADDRESS,), NEUTRON_DOMAIN), nova.uuid,
                      guest.hostname, None, nova.availability_zone, server_config=config,
                      domain=NEUTRON_DOMAIN)
@@ -250,7 +265,7 @@ def openstack(guest: Guest, run_dir: Path) -> Emulation:
 def configdrive(guest: Guest, run_dir: Path) -> Emulation:
     nova = _nova(guest)
     drive = write_config_drive(run_dir / "config-drive.iso", nova)
-    return Emulation(Datasource.CONFIGDRIVE, _nova_smbios(nova), nova.mac,
+    return Emulation(Datasource.CONFIGDRIVE, nova_smbios(nova.uuid), nova.mac,
                      _user_net(None, (), NEUTRON_DOMAIN), nova.uuid, guest.hostname, None,
                      nova.availability_zone, drive=drive, domain=NEUTRON_DOMAIN)
 

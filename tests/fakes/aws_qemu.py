@@ -23,12 +23,12 @@ recorded in ``resets``), and terminate_instances stops QEMU and removes its run 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from debian_cloud_tests.datasources import emulation
 from debian_cloud_tests.datasources.ec2 import ImdsServer, InstanceData
 from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
 
@@ -74,11 +74,8 @@ def _spec(backend: Any, instance: Any, image: Path, address: str, imds_port: int
     firmware = Firmware.BIOS if getattr(ami, "boot_mode", "") == "legacy-bios" else Firmware.UEFI
     root = next(iter(instance.block_device_mapping.values()), None)
     size = backend.get_volume(root.volume_id).size if root is not None else None
-    dmi_id = "ec2" + uuid.uuid4().hex[3:]
-    dmi_id = f"{dmi_id[:8]}-{dmi_id[8:12]}-{dmi_id[12:16]}-{dmi_id[16:20]}-{dmi_id[20:]}"
     hooks = guest_hooks(address, instance.nics[0].mac_address, imds_port,
-                        f"type=1,manufacturer=Amazon EC2,product={instance.instance_type},"
-                        f"serial={dmi_id},uuid={dmi_id}", restrict=not vpc_net)
+                        emulation.ec2_smbios(instance.instance_type), restrict=not vpc_net)
     if vpc_net:  # only ever unrestricted inside the test's namespace
         hooks = replace(hooks, user_net=f"{hooks.user_net},{VPC_NET}")
     return LaunchSpec(

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from debian_cloud_tests.datasources import emulation
 from debian_cloud_tests.datasources.azure import IMDS_HOST, WIRESERVER_HOST, AzureMetadataServer, AzureVmData
 from debian_cloud_tests.datasources.ovf import OvfEnv, write_ovf_iso
 from debian_cloud_tests.datasources.relay import command as relay_command
@@ -23,9 +24,9 @@ from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
 
 from .qemu_guests import GUEST_OPTIONS, guest_hooks
 
-CHASSIS_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
-#: slirp's network holding both fixed addresses; the guest's DHCP address is its 15th
-NETWORK, PREFIX, GUEST_IP = "168.0.0.0", "7", "168.0.0.15"
+#: slirp's network holding both fixed addresses, and the guest's DHCP address (its 15th)
+NETWORK, PREFIX = emulation.AZURE_NET.split("/")
+GUEST_IP = emulation.AZURE_GUEST
 #: vCPUs x MiB for the sizes tests launch (others get the first)
 SIZES = {"Standard_B2s": "2x2048", "Standard_B1s": "1x1024", "Standard_D2s_v5": "2x2048"}
 
@@ -67,10 +68,7 @@ def azure_guest(vm: dict[str, Any], local_image: Path, data: AzureVmData, addres
         raise
     server.on_stop.append(lambda: shutil.rmtree(media_dir, ignore_errors=True))
     server.start()
-    smbios = (f"type=1,manufacturer=Microsoft Corporation,product=Virtual Machine,version=7.0,"
-              f"serial=0000-0000-0000-0000-0000-0000-00,uuid={data.vm_id};"
-              f"type=3,manufacturer=Microsoft Corporation,asset={CHASSIS_ASSET_TAG}")
-    hooks = replace(guest_hooks(address, data.mac, server.port, smbios),
+    hooks = replace(guest_hooks(address, data.mac, server.port, emulation.azure_smbios(data.vm_id)),
                     user_net=user_net(server.port), cdrom=iso)
     spec = LaunchSpec(image=str(local_image), arch=Arch.AMD64, firmware=firmware,
                       instance_type=SIZES.get(data.vm_size, "2x2048"), run_id=data.vm_id,

@@ -10,10 +10,10 @@ MAC of GCE's ``42:01`` form and the guest the machine type's vCPUs and memory.
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
+from debian_cloud_tests.datasources import emulation
 from debian_cloud_tests.datasources.emulation import gce_mac
 from debian_cloud_tests.datasources.gce import GceInstanceData, GceMetadataServer
 from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
@@ -44,13 +44,10 @@ def gce_guest(instance: dict[str, Any], local_image: Path, image: dict[str, Any]
     metadata = GceMetadataServer(data).start()
     uefi = any(f.get("type") == "UEFI_COMPATIBLE" for f in image.get("guestOsFeatures", []))
     disk = instance["disks"][0].get("initializeParams", {}).get("diskSizeGb") or image["diskSizeGb"]
-    dmi = str(uuid.uuid4())
     spec = LaunchSpec(
         image=str(local_image), arch=Arch.AMD64, firmware=Firmware.UEFI if uefi else Firmware.BIOS,
         instance_type=f"{vcpus}x{memory}", disk_size=f"{disk}G", run_id=instance["name"],
         options=dict(GUEST_OPTIONS),
         hooks=guest_hooks(nic["accessConfigs"][0]["natIP"], mac, metadata.port,
-                          "type=1,manufacturer=Google,product=Google Compute Engine,"
-                          f"serial=GoogleCloud-{dmi.replace('-', '').upper()},uuid={dmi}",
-                          restrict=False))
+                          emulation.gce_smbios(), restrict=False))
     return spec, metadata

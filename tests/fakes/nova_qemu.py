@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from debian_cloud_tests.datasources import emulation
 from debian_cloud_tests.datasources.ec2 import InstanceData
 from debian_cloud_tests.datasources.openstack import NovaMetadataServer, NovaServerData
 from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
@@ -51,7 +52,5 @@ def nova_guest(server: dict[str, Any], local_image: Path, image: dict[str, Any],
         instance_type=f"{flavor['vcpus']}x{flavor['ram']}",
         disk_size=f"{flavor['disk']}G" if flavor["disk"] else None, run_id=server["id"],
         options=dict(GUEST_OPTIONS),
-        hooks=guest_hooks(address, mac, metadata.port,
-                          "type=1,manufacturer=OpenStack Foundation,product=OpenStack Nova,"
-                          f"serial={server['id']},uuid={server['id']}"))
+        hooks=guest_hooks(address, mac, metadata.port, emulation.nova_smbios(server["id"])))
     return spec, metadata

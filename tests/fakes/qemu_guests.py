@@ -58,17 +58,17 @@ def assert_gone(guest: Guest, run_id: str) -> None:
 GUEST_OPTIONS = {"qemu_network": "open"}
 
 
-def guest_hooks(address: str, mac: str, metadata_port: int, smbios: str,
+def guest_hooks(address: str, mac: str, metadata_port: int, smbios: tuple[str, ...],
                 restrict: bool = True) -> QemuHooks:
     """The QEMU provider's hooks for a guest seen as a cloud instance (see the module doc); *smbios*
-    holds one or more -smbios values separated by ";".
+    its -smbios values (datasources.emulation's for each cloud).
 
     *restrict* False keeps the user network's router and DNS, for a guest in a network namespace
     of the test's own that must resolve its metadata service by name."""
     relay = relay_command(metadata_port)
     walled = "restrict=on," if restrict else ""
     return QemuHooks(seed=False, ssh_listen=(address, 22), mac=mac,
-                     smbios=tuple(v for v in smbios.split(";") if v),
+                     smbios=smbios,
                      user_net=f"net=169.254.169.0/24,{walled}guestfwd=tcp:169.254.169.254:80-{relay}")
 
 
