@@ -28,7 +28,8 @@ from .state import Publication
 
 PUBLISHERS = {"aws": "debian_cloud_tests.providers.aws.publish:AwsPublisher",
               "openstack": "debian_cloud_tests.providers.openstack.publish:OpenStackPublisher",
-              "gce": "debian_cloud_tests.providers.gce.publish:GcePublisher"}
+              "gce": "debian_cloud_tests.providers.gce.publish:GcePublisher",
+              "azure": "debian_cloud_tests.providers.azure.publish:AzurePublisher"}
 STEPS = ("register", "test", "release")
 QCOW2_MAGIC = b"QFI\xfb"
 #: how long a stopped test run may take to remove its cloud machines before it is killed
