@@ -3,10 +3,11 @@
 # image-building tools from Debian's archive, and the Python package with its test extras in a
 # virtual environment (.venv beside this script's checkout; Debian's python3 is never touched).
 # `debian-cloud-tests` is linked into /usr/local/bin, and the audit references (ssg-debian, lynis)
-# are unpacked into the venv. A second run installs nothing and is quick.
+# are unpacked into the venv, as is azurite (Azure Storage's emulator, from npm) for the tests of
+# publication on Azure. A second run installs nothing and is quick.
 #
 # Exit codes: 50 not Debian, 51 not root, 52 no apt-get/dpkg, 53 Debian older than 12;
-# otherwise that of the step that failed (apt-get, pip).
+# otherwise that of the step that failed (apt-get, pip, npm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 checkout=$(pwd -P)
@@ -38,6 +39,7 @@ packages=(
   fai-server fai-setup-storage                                       # the FAI build driver
   openssh-client openssh-server ca-certificates iproute2 util-linux parted kpartx udev debootstrap
   vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients dnsmasq-base iptables ebtables  # vagrant provider
+  nodejs npm                                                         # azurite, for the tests
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -90,6 +92,15 @@ if [ ! -e "$refs/versions" ]; then
     dpkg-deb -W --showformat='${Package} ${Version}\n' "$deb" >>"$refs/versions.new"
   done
   mv "$refs/versions.new" "$refs/versions"  # last: its presence says the unpacking finished
+fi
+# azurite for tests/fakes/azurite.py: 3.35.0, the last release whose package asks for no newer
+# nodejs than Debian 12's 18 (3.36 asks for 21)
+azurite=$venv/share/debian-cloud-tests/azurite
+azurite_version=3.35.0
+if [ "$(cat "$azurite/version" 2>/dev/null)" != "$azurite_version" ]; then
+  rm -rf "$azurite" && mkdir -p "$azurite"
+  npm install --prefix "$azurite" --omit=dev --no-audit --no-fund --loglevel=error "azurite@$azurite_version"
+  echo "$azurite_version" >"$azurite/version"  # last: its presence says the install finished
 fi
 link=/usr/local/bin/debian-cloud-tests
 if [ "$(readlink "$link" 2>/dev/null)" != "$venv/bin/debian-cloud-tests" ]; then
