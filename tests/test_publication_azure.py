@@ -197,14 +197,14 @@ def test_nothing_tested_holds_and_removes_image_blob_and_group(arm: FakeArm, con
 
 def cut_upload(monkeypatch: pytest.MonkeyPatch) -> None:
     """The next upload stops after its first pages (Ctrl-C)."""
-    write = publish._in_parallel
+    write = publish.in_parallel
 
-    def cut(put: Any, pages: Any) -> None:
-        monkeypatch.setattr(publish, "_in_parallel", write)
+    def cut(put: Any, pages: Any, *args: Any) -> None:
+        monkeypatch.setattr(publish, "in_parallel", write)
         put(next(pages))
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(publish, "_in_parallel", cut)
+    monkeypatch.setattr(publish, "in_parallel", cut)
 
 
 def test_an_interrupted_upload_is_written_again(arm: FakeArm, container: Any, image: Path,
@@ -241,7 +241,7 @@ def test_a_whole_blob_is_not_uploaded_again(arm: FakeArm, container: Any, image:
     path.write_text(json.dumps(lost))
     (name,) = blobs(container)
     etag = container.get_blob_client(name).get_blob_properties().etag
-    monkeypatch.setattr(publish, "_in_parallel", lambda *a: pytest.fail("uploaded again"))
+    monkeypatch.setattr(publish, "in_parallel", lambda *a: pytest.fail("uploaded again"))
     pub = register(arm, image)
     assert container.get_blob_client(name).get_blob_properties().etag == etag
     assert list(pub.copies) == [LOCATION] and len(images_of(arm)) == 1

@@ -31,6 +31,7 @@ from .fakes.gce_compute import PROJECT, ZONE, FakeGce, running_gce
 from .fakes.gcs import FakeGcs, running_gcs
 from .test_provider_gce import gce_env
 from .test_publication_aws import reports_on_every_copy
+from .test_publication_openstack import make_image as make_raw_image
 
 BUCKET = "dct-images"
 ORIGINAL = {"debian-12-bookworm-v20260101", "debian-12-bookworm-arm64-v20260101"}
@@ -65,15 +66,7 @@ def cloud(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Cloud]:
 
 def make_image(tmp_path: Path, release: str = "trixie", arch: str = "amd64", firmware: str = "uefi",
                size: int = 1 << 20) -> Path:
-    """A raw image (*size* random bytes, a hole, a tail) and its manifest."""
-    version = {"bookworm": "12", "trixie": "13"}[release]
-    path = tmp_path / f"debian-{version}-gce-{arch}.raw"
-    path.write_bytes(os.urandom(size) + bytes(1 << 20) + os.urandom(12345))
-    path.with_suffix(".json").write_text(json.dumps({
-        "name": path.stem, "release": release, "vendor": "gce", "arch": arch,
-        "firmware": firmware, "build_date": "2026-12-06T10:00:00Z",
-        "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}))
-    return path
+    return make_raw_image(tmp_path, release, arch, firmware, vendor="gce", size=size)
 
 
 @pytest.fixture

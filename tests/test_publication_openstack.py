@@ -40,13 +40,13 @@ def ostack(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeOpen
 
 
 def make_image(tmp_path: Path, release: str = "bookworm", arch: str = "amd64",
-               firmware: str = "bios") -> Path:
-    """A raw image of a few MiB and its manifest."""
+               firmware: str = "bios", vendor: str = "genericcloud", size: int = 1 << 20) -> Path:
+    """A raw image (*size* random bytes, a hole of 1 MiB, a tail) and its build manifest."""
     version = {"bookworm": "12", "trixie": "13"}[release]
-    path = tmp_path / f"debian-{version}-genericcloud-{arch}.raw"
-    path.write_bytes(os.urandom(1 << 20) + bytes(1 << 20) + os.urandom(12345))
+    path = tmp_path / f"debian-{version}-{vendor}-{arch}.raw"
+    path.write_bytes(os.urandom(size) + bytes(1 << 20) + os.urandom(12345))
     path.with_suffix(".json").write_text(json.dumps({
-        "name": path.stem, "release": release, "vendor": "genericcloud", "arch": arch,
+        "name": path.stem, "release": release, "vendor": vendor, "arch": arch,
         "firmware": firmware, "build_date": "2026-12-06T10:00:00Z",
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}))
     return path

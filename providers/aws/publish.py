@@ -16,7 +16,6 @@ import hashlib
 import math
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from debian_cloud_tests.publication.errors import (
     UnknownRegionError,
 )
 from debian_cloud_tests.publication.state import Publication
+from debian_cloud_tests.publication.upload import in_parallel
 
 from . import retry, session
 from .errors import PERMISSION, AwsError
@@ -128,7 +128,7 @@ class AwsPublisher:
                   DataLength=len(data), ChecksumAlgorithm="SHA256",
                   Checksum=base64.b64encode(hashlib.sha256(data).digest()).decode())
 
-        written = _in_parallel(put, _blocks(raw))
+        written = in_parallel(put, _blocks(raw), UPLOAD_THREADS, "ebs-put")
         _call(ebs, "complete_snapshot", SnapshotId=snapshot, ChangedBlocksCount=written)
         _wait(lambda: _snapshot_state(self._client("ec2", home), snapshot), "completed",
               f"snapshot {snapshot}")
@@ -231,27 +231,6 @@ def _blocks(raw: Path) -> Iterator[tuple[int, bytes]]:
             if data.count(0) != len(data):
                 yield index, data.ljust(BLOCK, b"\0")
             index += 1
-
-
-def _in_parallel(put: Callable[[tuple[int, bytes]], None], blocks: Iterator[tuple[int, bytes]]) -> int:
-    """Send the blocks on UPLOAD_THREADS connections, a few in flight at a time (an interruption
-    cancels what has not started); how many were sent."""
-    pool = ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="ebs-put")
-    pending: set[Future[None]] = set()
-    sent = 0
-    try:
-        for block in blocks:
-            if len(pending) >= 2 * UPLOAD_THREADS:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    future.result()
-            pending.add(pool.submit(put, block))
-            sent += 1
-        for future in pending:
-            future.result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-    return sent
 
 
 def _wait(state: Callable[[], str], wanted: str, what: str) -> None:

@@ -23,8 +23,7 @@ is Debian's publication tooling's.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from debian_cloud_tests.errors import UsageError
 from debian_cloud_tests.faibuild.manifest import sha256 as file_sha256
 from debian_cloud_tests.publication.errors import PublicationPermissionError, UnknownRegionError
 from debian_cloud_tests.publication.state import Publication
+from debian_cloud_tests.publication.upload import in_parallel
 
 from . import errors, session, storage, vhd
 from .machine import delete_group
@@ -153,7 +153,7 @@ class AzurePublisher:
             offset, data = page
             storage.call(blob.upload_page, f"upload page at {offset}", data, offset, len(data))
 
-        _in_parallel(put, vhd.ranges(raw))
+        in_parallel(put, vhd.ranges(raw), UPLOAD_THREADS, "page-put")
         footer = vhd.footer(size, bytes.fromhex(pub.uploaded_sha256))
         storage.call(blob.upload_page, "upload the VHD footer", footer, size, vhd.SECTOR)
         # last: a blob whose metadata names its sha256 is whole
@@ -255,21 +255,3 @@ def _get_image(compute: Any, group: str, name: str) -> Any:
         except ResourceNotFoundError:
             return None
     return _arm(get, "images.get")
-
-
-def _in_parallel(put: Callable[[tuple[int, bytes]], None], pages: Iterator[tuple[int, bytes]]) -> None:
-    """Write the pages on UPLOAD_THREADS connections, a few in flight at a time (an interruption
-    cancels what has not started)."""
-    pool = ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="page-put")
-    pending: set[Future[None]] = set()
-    try:
-        for page in pages:
-            if len(pending) >= 2 * UPLOAD_THREADS:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    future.result()
-            pending.add(pool.submit(put, page))
-        for future in pending:
-            future.result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
