@@ -10,7 +10,12 @@ someone else's (never leftovers): gallery image versions with their image defini
 (:meth:`FakeArm.add_gallery_image`) and managed images (:meth:`FakeArm.add_managed_image`),
 answered as Compute answers a missing one (404 ``NotFound``); managed images made by PUT are
 resources like any other, listed with those of others, their tags changed by PATCH.  Compute's
-provider answers the locations where images can be made (:attr:`FakeArm.locations`).
+provider answers the locations where images can be made (:attr:`FakeArm.locations`).  A gallery
+of the publisher's (:meth:`FakeArm.add_gallery`) takes image definitions and versions by PUT (a
+version's parents and its source image must exist; it is replicated at once to its
+``publishingProfile.targetRegions``, as ``replicationStatus`` says), listed, changed by PATCH
+(merged) and deleted (a definition only once empty); the gallery's ``share`` POST is recorded
+(:attr:`FakeArm.shared`) and kept as its ``sharingProfile``.
 
 With :attr:`FakeArm.guests` set, a VM of an image that maps to a local file is a real QEMU guest
 (see :mod:`.azure_qemu`): its public address is the guest's loopback address, its creation runs
@@ -54,6 +59,13 @@ _LISTING = re.compile(r".*/publishers/[^/]+/artifacttypes/vmimage/offers(?:/(?P<
 _PROVIDER = re.compile(r"/subscriptions/[^/]+/providers/microsoft\.compute")
 #: every managed image of the subscription (made here, and someone else's)
 _IMAGES = re.compile(r"/subscriptions/[^/]+/providers/microsoft\.compute/images")
+_GROUP = r"/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.compute"
+_MANAGED = re.compile(_GROUP + r"/images/[^/]+")
+#: every gallery of the subscription
+_GALLERIES = re.compile(r"/subscriptions/[^/]+/providers/microsoft\.compute/galleries")
+_GALLERY = re.compile(_GROUP + r"/galleries/[^/]+")
+#: a gallery's image definitions, a definition's versions
+_GALLERY_LISTING = re.compile(_GALLERY.pattern + r"/images(?:/[^/]+/versions)?")
 _COMPUTE_IMAGE = re.compile(r"/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.compute/"
                             r"(?:images/[^/]+|galleries/[^/]+/images/[^/]+(?:/versions/[^/]+)?)")
 
@@ -76,6 +88,8 @@ class FakeArm:
     calls: list[str] = field(default_factory=list)
     #: images of someone else's (galleries, managed images) by lower-case id: read, never created
     images: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: gallery id (lower case): the bodies of its ``share`` requests, in order
+    shared: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     #: set: the managed-identity token endpoint refuses every request with this status and error
     token_refusal: tuple[int, str] | None = None
     stuck: bool = False
@@ -135,6 +149,23 @@ class FakeArm:
                 "targetRegions": [{"name": r, "regionalReplicaCount": 1} for r in regions]},
                 "storageProfile": {"osDiskImage": {"sizeInGB": 30}}}}
         return vid
+
+    def add_gallery(self, name: str = "debian-publish", group: str = "galleries",
+                    location: str = LOCATION) -> str:
+        """A gallery of the publisher's (and its resource group): definitions and versions are
+        made in it by PUT; returns its id."""
+        gpath = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}"
+        self.resources.setdefault(gpath.lower(), {"id": gpath, "name": group, "location": location})
+        gid = f"{gpath}/providers/Microsoft.Compute/galleries/{name}"
+        self.resources[gid.lower()] = {"id": gid, "name": name, "location": location,
+                                       "type": "Microsoft.Compute/galleries",
+                                       "properties": {"provisioningState": "Succeeded"}}
+        return gid
+
+    def children(self, low: str) -> list[dict[str, Any]]:
+        """The resources (ours and others') directly under the collection *low*."""
+        under = re.compile(re.escape(low) + r"/[^/]+")
+        return [r for p, r in {**self.images, **self.resources}.items() if under.fullmatch(p)]
 
     def add_managed_image(self, name: str = "debian-12-custom", generation: str | None = "V2",
                           location: str = LOCATION, group: str = "images") -> str:
@@ -234,8 +265,14 @@ class FakeArm:
             return 200, {"namespace": "Microsoft.Compute", "registrationState": "Registered",
                          "resourceTypes": [{"resourceType": t, "locations": list(self.locations)}
                                            for t in ("images", "virtualMachines")]}, {}
+        if method == "GET" and _GALLERIES.fullmatch(low):
+            return 200, {"value": [r for p, r in self.resources.items() if _GALLERY.fullmatch(p)]}, {}
+        if method == "GET" and _GALLERY_LISTING.fullmatch(low):
+            return 200, {"value": self.children(low)}, {}
+        if method == "POST" and low.endswith("/share") and _GALLERY.fullmatch(low[:-len("/share")]):
+            return self._share(low[:-len("/share")], body or {})
         if method == "GET" and _IMAGES.fullmatch(low):
-            made = [r for p, r in self.resources.items() if _COMPUTE_IMAGE.fullmatch(p) and "/images/" in p]
+            made = [r for p, r in self.resources.items() if _MANAGED.fullmatch(p)]
             return 200, {"value": made + [i for i in self.images.values()
                                           if i["type"] == "Microsoft.Compute/images"]}, {}
         if method == "POST" and low.endswith("/retrievebootdiagnosticsdata"):
@@ -253,6 +290,7 @@ class FakeArm:
             name = path.rstrip("/").rsplit("/", 1)[-1]
             stored = {**(body or {}), "id": path, "name": name}
             stored.setdefault("properties", {})["provisioningState"] = "Succeeded"
+            self._parents(kind, low, stored)
             backed = kind == "PUT virtualmachines" and self.boots.backs(self.guests, stored)
             headers = self._async(kind, "InProgress" if (self.stuck or backed) and "virtualmachines" in kind
                                   else "Succeeded")
@@ -270,13 +308,18 @@ class FakeArm:
             stored = self.resources[low]
             for key, value in (body or {}).items():  # ARM's PATCH: tags replaced, properties merged
                 if key == "properties":
-                    stored.setdefault("properties", {}).update(value)
+                    _merge(stored.setdefault("properties", {}), value)
                 else:
                     stored[key] = value
+            if kind == "PATCH versions":
+                self._replicate(stored)
             return 200, stored, self._async(kind)
         if method == "DELETE":
             if low not in self.resources:
                 return 204, None, {}
+            if "/galleries/" in low and self.children(low + "/versions") + self.children(low + "/images"):
+                raise Fault(409, "CannotDeleteResource",
+                            "Can not delete resource before nested resources are deleted.")
             headers = self._async(kind)
             if self.operations[headers["Azure-AsyncOperation"].rsplit("/", 1)[-1]]["status"] != "Failed":
                 for key in [k for k in self.resources if k == low or k.startswith(low + "/")]:
@@ -284,12 +327,57 @@ class FakeArm:
             return 202, None, headers
         raise Fault(400, "BadRequest", f"no route for {method} {path}")
 
+    def _parents(self, kind: str, low: str, stored: dict[str, Any]) -> None:
+        """A gallery's definition needs the gallery, a version its definition and its source
+        image, as Compute's do; a version is replicated to its target regions at once."""
+        if "/galleries/" not in low or kind not in ("PUT images", "PUT versions"):
+            return
+        parent = low.rsplit("/", 2)[0]
+        if parent not in self.resources and parent not in self.images:
+            raise Fault(404, "ParentResourceNotFound", f"The parent resource {parent} was not found.")
+        if kind == "PUT versions":
+            source = str(stored["properties"].get("storageProfile", {}).get("source", {}).get("id", ""))
+            if source.lower() not in self.resources and source.lower() not in self.images:
+                raise Fault(404, "NotFound", f"The source image {source} was not found.")
+            self._replicate(stored)
+
+    @staticmethod
+    def _replicate(stored: dict[str, Any]) -> None:
+        props = stored["properties"]
+        regions = [r["name"] for r in props.get("publishingProfile", {}).get("targetRegions", [])]
+        props["publishingProfile"].setdefault("publishedDate", "2026-12-06T10:00:00Z")
+        props["replicationStatus"] = {"aggregatedState": "Completed", "summary": [
+            {"region": r, "state": "Completed", "progress": 100} for r in regions]}
+
+    def _share(self, gallery: str, body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        if gallery not in self.resources:
+            raise Fault(404, "ResourceNotFound", f"The Resource '{gallery}' was not found.")
+        self.shared.setdefault(gallery, []).append(body)
+        profile = self.resources[gallery]["properties"].setdefault("sharingProfile", {"groups": []})
+        if body.get("operationType") == "EnableCommunity":
+            profile["permissions"] = "Community"
+        elif body.get("operationType") == "Add":
+            profile["permissions"] = "Groups"
+            profile["groups"] = profile["groups"] + list(body.get("groups", []))
+        else:
+            raise Fault(400, "InvalidParameter", f"operationType {body.get('operationType')!r}")
+        return 200, body, {}
+
     def _extra(self, kind: str, stored: dict[str, Any]) -> None:
         props = stored["properties"]
         if kind == "PUT publicipaddresses":
             props["ipAddress"] = self.guests.next_address() if self.guests is not None else "127.0.0.1"
         if kind == "PUT virtualmachines":
             props["vmId"] = f"4b3c0a2e-0000-4000-8000-{next(self._ids):012d}"
+
+
+def _merge(into: dict[str, Any], patch: dict[str, Any]) -> None:
+    """A JSON merge patch: objects merged, anything else replaced."""
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
 
 
 class _Handler(BaseHTTPRequestHandler):
