@@ -38,7 +38,7 @@ from .images import AzureImages, sku_for
 from .machine import AzureMachine, delete_group
 
 RUN_ID_TAG, EXPIRES_TAG = "dct-run-id", "dct-expires"
-#: on a managed image `publish` made: the sha256 of the raw bytes uploaded for it
+#: on a managed image or gallery image version `publish` made: the sha256 of the raw bytes uploaded for it
 SHA256_TAG = "dct-uploaded-sha256"
 DEFAULT_SIZE = {Arch.AMD64: "Standard_B2s", Arch.ARM64: "Standard_B2ps_v2"}
 _URN = re.compile(r"^(?P<pub>[^:/\s]+):(?P<offer>[^:/\s]+):(?P<sku>[^:/\s]+):(?P<version>[^:/\s]+)$")
@@ -82,8 +82,9 @@ class AzureProvider(Provider):
         return session.preflight(self._args[1])
 
     def properties(self) -> dict[str, str]:
-        """The alias resolved, and for a managed image `publish` made (it carries the sha256 tag)
-        which image and location this run tested and the sha256 of the bytes uploaded for it."""
+        """The alias resolved, and for a managed image or gallery image version `publish` made
+        (it carries the sha256 tag) which image and location (the run's --region) this run tested
+        and the sha256 of the bytes uploaded for it."""
         return {**self._registered, **self._alias}
 
     def validate(self, spec: LaunchSpec) -> LaunchSpec:
@@ -147,6 +148,10 @@ class AzureProvider(Provider):
         if names and _region(location) not in names:
             raise ImageNotFoundError(f"--image {spec.image}: this version is not replicated to "
                                      f"{location} (only {', '.join(sorted(names))})")
+        uploaded = str((_attr(version, "tags") or {}).get(SHA256_TAG) or "")
+        if uploaded:
+            self._registered = {Prop.REGISTERED_IMAGE: spec.image, Prop.REGISTERED_REGION: location,
+                                Prop.IMAGE_SHA256: uploaded}
         definition = _found(lambda: errors.call(compute.gallery_images.get, "gallery_images.get", *where),
                             f"--image {spec.image}: no such gallery image definition {m['definition']}")
         arch = Arch.ARM64 if _text(_attr(definition, "architecture")).lower() == "arm64" else Arch.AMD64
