@@ -23,7 +23,7 @@ from debian_cloud_tests.providers.azure.provider import EXPIRES_TAG, RUN_ID_TAG,
 from debian_cloud_tests.providers.azure.publish import AzurePublisher
 from debian_cloud_tests.providers.azure.storage import EXPIRES_META, RUN_ID_META, SHA256_META
 
-from debian_cloud_tests.errors import UsageError
+from debian_cloud_tests.errors import ImageNotFoundError, UsageError
 from debian_cloud_tests.expiry import parse as parse_expiry
 from debian_cloud_tests.junitprops import Prop
 from debian_cloud_tests.publication import errors, state, steps
@@ -58,7 +58,8 @@ def container(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Any:
     found = azurite.service().create_container(name)  # type: ignore[attr-defined]
     for key, value in storage_env(azurite, name).items():
         monkeypatch.setenv(key, value)
-    monkeypatch.delenv("DCT_AZURE_RESOURCE_GROUP", raising=False)
+    for unset in ("DCT_AZURE_RESOURCE_GROUP", publish.GALLERY_ENV, publish.SHARE_ENV):
+        monkeypatch.delenv(unset, raising=False)
     return found
 
 
@@ -289,8 +290,10 @@ def test_an_unknown_location_or_two_are_refused_before_anything_is_made(
         arm: FakeArm, container: Any, image: Path) -> None:
     with pytest.raises(errors.UnknownRegionError, match=r"marsnorth.*known: eastus, northeurope, westeurope"):
         register(arm, image, "marsnorth")
-    with pytest.raises(UsageError, match="one --region"):
+    with pytest.raises(UsageError, match="one --region, or in several through a gallery "
+                       r"\(DCT_AZURE_GALLERY=GROUP/GALLERY/DEFINITION\)") as refused:
         register(arm, image, LOCATION, "northeurope")
+    assert "\n" not in str(refused.value)
     assert arm.leftovers() == {} and blobs(container) == {}
     assert not state.default_path(image, "azure").exists()
 
@@ -322,3 +325,152 @@ def test_no_permission_to_make_the_image_is_exit_53_and_nothing_is_left(
     assert "PUT images" in fake.calls and fake.leftovers() == {}  # the run's group removed
     assert blobs(made) == {}  # and the blob
     assert not state.default_path(image, "azure").exists()
+
+
+# -- through a gallery: several locations -----------------------------------------------------
+
+OTHER = "northeurope"
+SHARED_WITH = ("11111111-2222-3333-4444-555555555555", "66666666-7777-8888-9999-000000000000")
+
+
+@pytest.fixture
+def gallery(arm: FakeArm, container: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A gallery of the publisher's, configured with a definition it does not hold yet."""
+    gid = arm.add_gallery()
+    monkeypatch.setenv(publish.GALLERY_ENV, "galleries/debian-publish/debian-12")
+    return gid
+
+
+def version_of(arm: FakeArm, gallery: str) -> dict[str, Any]:
+    (found,) = [r for p, r in arm.resources.items() if p.startswith(f"{gallery.lower()}/images/")
+                and "/versions/" in p]
+    return found
+
+
+def test_two_locations_are_one_gallery_version_replicated_to_both(
+        arm: FakeArm, gallery: str, image: Path) -> None:
+    pub = register(arm, image, LOCATION, OTHER)
+    digest = hashlib.sha256(image.read_bytes()).hexdigest()
+    version = version_of(arm, gallery)
+    vid = version["id"]
+    assert pub.copies == {LOCATION: vid, OTHER: vid}
+    assert vid.startswith(f"{gallery}/images/debian-12/versions/")
+    assert version["name"] == f"0.20261206.{int(pub.run_id[8:14])}"
+    props = version["properties"]
+    profile = props["publishingProfile"]
+    assert [r["name"] for r in profile["targetRegions"]] == [LOCATION, OTHER]
+    assert profile["excludeFromLatest"] is True
+    assert [s["region"] for s in props["replicationStatus"]["summary"]] == [LOCATION, OTHER]
+    # made from the managed image of the blob, in the blob's location
+    (made,) = images_of(arm)
+    assert props["storageProfile"]["source"]["id"] == made["id"] and made["location"] == LOCATION
+    tags = version["tags"]
+    assert (tags[RUN_ID_TAG], tags[SHA256_TAG]) == (pub.run_id, digest) and EXPIRES_TAG in tags
+    definition = arm.resources[f"{gallery}/images/debian-12".lower()]
+    assert definition["properties"] | {"provisioningState": ""} == {
+        "osType": "Linux", "osState": "Generalized", "hyperVGeneration": "V1", "architecture": "x64",
+        "identifier": {"publisher": "Debian", "offer": "debian-12", "sku": "12"},
+        "provisioningState": ""}
+    assert kept(image)["upload"]["definition_ours"] is True
+    # tested once per location, there; the provider finds it replicated and records it
+    for region in (LOCATION, OTHER):
+        assert f"--region={region}" in job(arm, image).cloud.test_args(pub, region)
+        provider = AzureProvider(StubCredential(), SUBSCRIPTION, **client_kwargs(arm))
+        provider.validate(LaunchSpec(image=vid, arch=Arch.AMD64, options={"region": region}))
+        found = provider.properties()
+        assert (found[Prop.REGISTERED_IMAGE], found[Prop.REGISTERED_REGION], found[Prop.IMAGE_SHA256]) \
+            == (vid, region, digest)
+    elsewhere = AzureProvider(StubCredential(), SUBSCRIPTION, **client_kwargs(arm))
+    with pytest.raises(ImageNotFoundError, match="not replicated to eastus"):
+        elsewhere.validate(LaunchSpec(image=vid, arch=Arch.AMD64, options={"region": "eastus"}))
+    # resumed: nothing made again
+    again = register(arm, image, LOCATION, OTHER)
+    assert again.copies == pub.copies and arm.calls.count("PUT versions") == 1
+
+
+@pytest.mark.parametrize(("share_with", "shared", "recorded"), [
+    (",".join(SHARED_WITH), {"operationType": "Add", "groups": [{"type": "Subscriptions",
+                                                                  "ids": list(SHARED_WITH)}]},
+     f"subscriptions {','.join(SHARED_WITH)}"),
+    ("community", {"operationType": "EnableCommunity"}, "community"),
+    ("", None, None)])
+def test_a_publish_verdict_releases_the_version_and_shares_the_gallery(
+        arm: FakeArm, gallery: str, container: Any, image: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, share_with: str, shared: dict[str, Any] | None,
+        recorded: str | None) -> None:
+    monkeypatch.setenv(publish.SHARE_ENV, share_with)
+    pub = register(arm, image, LOCATION, OTHER)
+    policy = reports_on_every_copy(pub, state.default_path(image, "azure"), "azure", tmp_path)
+    assert steps.release(job(arm, image), policy, tmp_path / "verdict.json") == 0
+    version = version_of(arm, gallery)
+    profile = version["properties"]["publishingProfile"]
+    assert profile["excludeFromLatest"] is False
+    assert [r["name"] for r in profile["targetRegions"]] == [LOCATION, OTHER]
+    assert EXPIRES_TAG not in version["tags"] and version["tags"][SHA256_TAG] == pub.uploaded_sha256
+    (made,) = images_of(arm)
+    assert EXPIRES_TAG not in made["tags"]
+    group = arm.resources[f"/subscriptions/{SUBSCRIPTION}/resourcegroups/dct-publish-{pub.run_id}"]
+    assert EXPIRES_TAG not in group["tags"]
+    (blob,) = blobs(container).values()
+    assert EXPIRES_META not in blob.metadata
+    assert arm.shared == ({gallery.lower(): [shared]} if shared else {})
+    released = kept(image)["released"]
+    assert released[0] == f"image-version:{LOCATION},{OTHER}:{version['id']}"
+    assert released[1:] == ([f"gallery:{recorded}:galleries/debian-publish"] if recorded else [])
+    # released: gc leaves it, however late
+    assert gc(arm, container, datetime.now(UTC) + timedelta(days=30)) == []
+    assert version_of(arm, gallery) and len(images_of(arm)) == 1
+
+
+def test_a_bad_share_setting_is_refused_before_anything_is_made(
+        arm: FakeArm, gallery: str, image: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(publish.SHARE_ENV, "everyone")
+    with pytest.raises(UsageError, match="DCT_AZURE_SHARE_WITH='everyone': give comma-separated"):
+        register(arm, image, LOCATION, OTHER)
+    assert "PUT resourcegroups" not in arm.calls and not state.default_path(image, "azure").exists()
+
+
+def test_a_missing_gallery_is_refused_before_anything_is_made(
+        arm: FakeArm, container: Any, image: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(publish.GALLERY_ENV, "galleries/nosuchgallery/debian-12")
+    with pytest.raises(UsageError, match="no gallery nosuchgallery in resource group galleries"):
+        register(arm, image, LOCATION, OTHER)
+    assert arm.leftovers() == {} and blobs(container) == {}
+
+
+def test_nothing_tested_removes_version_definition_image_blob_and_group(
+        arm: FakeArm, gallery: str, container: Any, image: Path, tmp_path: Path) -> None:
+    register(arm, image, LOCATION, OTHER)
+    assert steps.release(job(arm, image), None, tmp_path / "verdict.json") == 1
+    galleries = f"/subscriptions/{SUBSCRIPTION}/resourcegroups/galleries"
+    assert sorted(arm.resources) == [galleries, gallery.lower()]  # the gallery alone is left
+    assert blobs(container) == {} and arm.shared == {}
+    assert kept(image)["outcome"] == "removed" and kept(image)["copies"] == {}
+
+
+def test_a_definition_not_the_publishers_is_kept(
+        arm: FakeArm, gallery: str, container: Any, image: Path, tmp_path: Path) -> None:
+    """An existing definition of the image's kind takes the version; a removal leaves it."""
+    register(arm, image, LOCATION, OTHER)
+    definition = f"{gallery}/images/debian-12".lower()
+    theirs = {**arm.resources[definition], "tags": {}}
+    steps.release(job(arm, image), None, tmp_path / "verdict.json")
+    arm.resources[definition] = theirs
+    (tmp_path / "again").mkdir()
+    again = make_image(tmp_path / "again")
+    pub = register(arm, again, LOCATION, OTHER)
+    assert "definition_ours" not in kept(again)["upload"] and version_of(arm, gallery)
+    assert steps.release(job(arm, again), None, tmp_path / "verdict2.json") == 1
+    assert definition in arm.resources and pub.copies and kept(again)["copies"] == {}
+
+
+def test_gc_collects_an_expired_gallery_version(arm: FakeArm, gallery: str, container: Any,
+                                                image: Path) -> None:
+    pub = register(arm, image, LOCATION, OTHER)
+    version = version_of(arm, gallery)
+    (name,) = blobs(container)
+    assert gc(arm, container, datetime.now(UTC)) == []  # not expired yet
+    assert sorted(gc(arm, container, datetime.now(UTC) + LATER)) == sorted([
+        f"blob {name}", f"dct-publish-{pub.run_id}",
+        f"gallery image version debian-publish/debian-12/{version['name']}"])
+    assert version["id"].lower() not in arm.resources and images_of(arm) == []

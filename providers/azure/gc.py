@@ -1,7 +1,8 @@
 """Collect what crashed runs left behind on Azure: every resource group whose ``dct-expires``
 tag is in the past is deleted as a whole (groups without the tag are never looked at); so are the
-managed images and VHD blobs an interrupted ``publish`` left elsewhere, marked with a run id and
-an expiry in the past (a released one has no expiry).  Blobs are looked at when a storage account
+managed images, gallery image versions and VHD blobs an interrupted (or never released)
+``publish`` left elsewhere, marked with a run id and an expiry in the past (a released one has no
+expiry).  Blobs are looked at when a storage account
 is configured (see :mod:`.storage`).
 
 ``python -m debian_cloud_tests.providers.azure.gc`` (subscription from AZURE_SUBSCRIPTION_ID).
@@ -30,9 +31,9 @@ from .provider import EXPIRES_TAG, RUN_ID_TAG, _region
 
 def collect_garbage(now: datetime, credential: Any = None, subscription: str | None = None,
                     region: str | None = None, container: Any = None, **client_kwargs: Any) -> list[str]:
-    """Delete expired resource groups, then the expired images and VHD blobs of publications (in
-    location *region* only, when given; blobs from *container*, else the configured one, if any);
-    returns their names.
+    """Delete expired resource groups, then the expired gallery image versions, images and VHD
+    blobs of publications (in location *region* only, when given; blobs from *container*, else the
+    configured one, if any); returns their names.
 
     Raises:
         CleanupError: after trying everything, listing what could not be deleted.
@@ -48,6 +49,7 @@ def collect_garbage(now: datetime, credential: Any = None, subscription: str | N
 
     sweep = Sweep()
     _sweep_groups(c, f"tagName eq '{EXPIRES_TAG}'", expired, sweep)
+    _sweep_versions(c, now, in_region, sweep)
     _sweep_images(c, now, in_region, sweep)
     _sweep_blobs(c, now, container, sweep)
     return sweep.done()
@@ -65,6 +67,34 @@ def _sweep_images(c: Any, now: datetime, in_region: Callable[[object], bool], sw
                 lambda g=group, n=image.name: errors.operation(
                     c.compute.images.begin_delete, "images.delete", g, n),
                 gone=lambda exc: "NotFound" in exc.message, sleep=errors.sleep))
+
+
+def _sweep_versions(c: Any, now: datetime, in_region: Callable[[object], bool],
+                    sweep: Sweep) -> None:
+    """Gallery image versions a publish made (a run id) whose expiry passed, in every gallery of
+    the subscription."""
+    compute = c.compute
+    galleries = errors.call(lambda: list(compute.galleries.list()), "galleries.list")
+    for gallery in galleries:
+        group, name = str(gallery.id).split("/")[4], str(gallery.name)
+        definitions = errors.call(lambda g=group, n=name: list(
+            compute.gallery_images.list_by_gallery(g, n)), "gallery_images.list")
+        for definition in definitions:
+            where = (group, name, str(definition.name))
+            versions = errors.call(
+                lambda w=where: list(
+                    compute.gallery_image_versions.list_by_gallery_image(*w)),
+                "gallery_image_versions.list")
+            for version in versions:
+                tags = version.tags or {}
+                if tags.get(RUN_ID_TAG) and in_region(version.location) and \
+                        expiry.expired(tags.get(EXPIRES_TAG), now):
+                    sweep.record(f"gallery image version {'/'.join(where[1:])}/{version.name}",
+                                 sweep_mod.delete(
+                        lambda w=where, v=version.name: errors.operation(
+                            compute.gallery_image_versions.begin_delete,
+                            "gallery_image_versions.delete", *w, v, timeout=3600),
+                        gone=lambda exc: "NotFound" in exc.message, sleep=errors.sleep))
 
 
 def _sweep_blobs(c: Any, now: datetime, container: Any, sweep: Sweep) -> None:

@@ -16,13 +16,33 @@ Marks: the group the run made, the image (tags ``dct-run-id``, ``dct-expires``,
 on, so what an interrupted publish leaves is gc's; a release takes the expiry off all three.  The
 provider records the image's sha256 tag, so a test run on it says which bytes it tested.
 
-A release does not share the image beyond the subscription: sharing (a gallery, the marketplace)
-is Debian's publication tooling's.
+Without a gallery a release does not share the image beyond the subscription.
+
+Several locations: through an Azure Compute Gallery, ``DCT_AZURE_GALLERY=GROUP/GALLERY/DEFINITION``
+(the gallery must exist, preferably in the first ``--region``, the storage account's; the image
+definition is made if missing, with the image's architecture (x64, Arm64), Hyper-V generation (V1
+for BIOS, V2 for UEFI), osType Linux, osState Generalized and the identifier Debian /
+debian-NUMBER / the SKU Debian's marketplace images use (13, 13-gen2, 13-arm64)).  The managed
+image is made in the blob's location as above, then a gallery image version of it, named
+``0.BUILDDATE.N`` (the build's date, N the run id's time of day, e.g. ``0.20261206.134512``),
+replicated to every ``--region`` and excluded from "latest" while it is tested; each location is a
+copy of the publication, tested there.  The version carries the run's tags (and the sha256), so gc
+deletes an expired one; a definition the publisher made carries the run id, and a removal deletes
+it again when no version is left in it.
+
+A gallery release: the version is no longer excluded from "latest", its expiry is taken off (the
+managed image's, the blob's and the group's too), and the gallery is shared as
+``DCT_AZURE_SHARE_WITH`` says: comma-separated subscription ids are added to the gallery's sharing
+(``Add``), ``community`` makes it a community gallery (``EnableCommunity``: public; the gallery must
+have been made with a community profile), unset or empty shares nothing beyond the subscription.
+Mind that sharing is the gallery's, not a version's: in a gallery already shared, a version under
+test is visible too (excluded from "latest" only); test in a gallery of its own and share that.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,11 +55,18 @@ from debian_cloud_tests.publication.state import Publication
 from debian_cloud_tests.publication.upload import in_parallel
 
 from . import errors, session, storage, vhd
+from .images import PUBLISHER, sku_for
 from .machine import delete_group
-from .provider import EXPIRES_TAG, RUN_ID_TAG, SHA256_TAG, _region
+from .provider import EXPIRES_TAG, RUN_ID_TAG, SHA256_TAG, _attr, _region, _text
 from .storage import EXPIRES_META, RUN_ID_META, SHA256_META
 
 UPLOAD_THREADS = 4
+GALLERY_ENV, SHARE_ENV = "DCT_AZURE_GALLERY", "DCT_AZURE_SHARE_WITH"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._()-]{0,89}$")
+_SUBSCRIPTION = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+RELEASE_NUMBERS = {"bullseye": "11", "bookworm": "12", "trixie": "13", "forky": "14", "duke": "15"}
+#: a version's replication to every location may take long
+REPLICATION_TIMEOUT = 3600.0
 REFUSED = frozenset({"AuthorizationFailed", "LinkedAuthorizationFailed"})
 
 
@@ -64,8 +91,36 @@ def _arm(fn: Callable[..., Any], action: str, *args: Any) -> Any:
     return errors.call(_refusal_is_permission(fn, action), action, *args)
 
 
-def _arm_operation(fn: Callable[..., Any], action: str, *args: Any) -> Any:
-    return errors.operation(_refusal_is_permission(fn, action), action, *args, timeout=1800)
+def _arm_operation(fn: Callable[..., Any], action: str, *args: Any, timeout: float = 1800) -> Any:
+    return errors.operation(_refusal_is_permission(fn, action), action, *args, timeout=timeout)
+
+
+def gallery_config() -> tuple[str, str, str] | None:
+    """``DCT_AZURE_GALLERY`` as (resource group, gallery, image definition); None when unset."""
+    value = os.environ.get(GALLERY_ENV, "").strip()
+    if not value:
+        return None
+    parts = value.split("/")
+    if len(parts) != 3 or not all(_NAME.match(p) for p in parts):
+        raise UsageError(f"{GALLERY_ENV}={value!r}: give RESOURCE_GROUP/GALLERY/IMAGE_DEFINITION")
+    return parts[0], parts[1], parts[2]
+
+
+def sharing() -> tuple[dict[str, Any], str] | None:
+    """What a release shares the gallery with (``DCT_AZURE_SHARE_WITH``): the sharing update's
+    body and what to record; None: nothing beyond the subscription."""
+    value = os.environ.get(SHARE_ENV, "").strip()
+    if not value:
+        return None
+    if value.lower() == "community":
+        return {"operationType": "EnableCommunity"}, "community"
+    ids = [i.strip() for i in value.split(",") if i.strip()]
+    bad = [i for i in ids if not _SUBSCRIPTION.match(i)]
+    if bad or not ids:
+        raise UsageError(f"{SHARE_ENV}={value!r}: give comma-separated subscription ids, or "
+                         "community")
+    return ({"operationType": "Add", "groups": [{"type": "Subscriptions", "ids": ids}]},
+            f"subscriptions {','.join(ids)}")
 
 
 class AzurePublisher:
@@ -80,6 +135,7 @@ class AzurePublisher:
         self._clients: session.Clients | None = None
         self._container: Any = None
         self.group = os.environ.get("DCT_AZURE_RESOURCE_GROUP") or None
+        self.gallery = gallery_config()
 
     def clients(self) -> session.Clients:
         if self._clients is None:
@@ -93,10 +149,19 @@ class AzurePublisher:
         return self._container
 
     def check_regions(self, regions: list[str]) -> None:
-        """One location, where this subscription can make managed images, before any upload."""
-        if len(regions) > 1:
+        """One location (several through a gallery, which must exist), where this subscription
+        can make managed images, before any upload."""
+        if len(regions) > 1 and self.gallery is None:
             raise UsageError(f"--region {', '.join(regions)}: a managed image is made in the location "
-                             "of its blob's storage account; publish on azure in one --region")
+                             "of its blob's storage account; publish on azure in one --region, or "
+                             f"in several through a gallery ({GALLERY_ENV}=GROUP/GALLERY/DEFINITION)")
+        if self.gallery is not None:
+            sharing()  # a bad value is said now, not after the tests
+            group, name, _ = self.gallery
+            found = _get_or_none(self.clients().compute.galleries.get, "galleries.get", group, name)
+            if found is None:
+                raise UsageError(f"{GALLERY_ENV}: there is no gallery {name} in resource group "
+                                 f"{group} (or these credentials cannot read it)")
         provider = _arm(self.clients().resource.providers.get, "providers.get", "Microsoft.Compute")
         known = {_region(loc): loc for rt in provider.resource_types or []
                  if str(rt.resource_type).lower() == "images" for loc in rt.locations or []}
@@ -126,8 +191,18 @@ class AzurePublisher:
                 self._upload(pub, raw, blob)
             pub.upload["state"] = "complete"
             save()
-        if location not in pub.copies:
-            pub.copies[location] = self._image(pub, group, location, blob.url)
+        if self.gallery is None:
+            if location not in pub.copies:
+                pub.copies[location] = self._image(pub, group, location, blob.url)
+                save()
+            return
+        pub.upload.setdefault("gallery", "/".join(self.gallery))
+        if "image" not in pub.upload:
+            pub.upload["image"] = self._image(pub, group, location, blob.url)
+            save()
+        if any(r not in pub.copies for r in pub.regions):
+            version = self._version(pub, str(pub.upload["image"]), save)
+            pub.copies.update((r, version) for r in pub.regions)
             save()
 
     def _group(self, pub: Publication, location: str, save: Callable[[], None]) -> str:
@@ -169,17 +244,77 @@ class AzurePublisher:
                 (found.tags or {}).get(RUN_ID_TAG) == pub.run_id and \
                 str(found.provisioning_state) == "Succeeded":
             return str(found.id)
-        arch = str(pub.meta.get("arch", "amd64"))
-        firmware = str(pub.meta.get("firmware") or ("uefi" if arch == "arm64" else "bios"))
         body = {"location": location, "tags": {**_tags(pub), SHA256_TAG: pub.uploaded_sha256},
                 "properties": {
-                    "hyperVGeneration": "V2" if firmware == "uefi" or arch == "arm64" else "V1",
+                    "hyperVGeneration": _generation(pub),
                     "storageProfile": {"osDisk": {"osType": "Linux", "osState": "Generalized",
                                                   "blobUri": blob_url, "caching": "ReadWrite",
                                                   "storageAccountType": "Standard_LRS"}}}}
         image = _arm_operation(compute.images.begin_create_or_update, "images.create", group, name,
                                body)
         return str(image.id)
+
+    def _version(self, pub: Publication, image_id: str, save: Callable[[], None]) -> str:
+        """The gallery image version of the managed image, replicated to every location and
+        excluded from "latest"; one of this run and these bytes already there is taken as it is
+        when it reaches every location (else it is made again, to them all)."""
+        compute, (group, gallery, definition) = self.clients().compute, _gallery(pub)
+        found = _arm(compute.galleries.get, "galleries.get", group, gallery)
+        location = str(found.location)
+        self._definition(pub, location, save)
+        name = pub.upload.setdefault("version", _version_name(pub))
+        save()
+        where = (group, gallery, definition, name)
+        version = _get_or_none(compute.gallery_image_versions.get, "gallery_image_versions.get", *where)
+        if version is not None:
+            tags = version.tags or {}
+            if tags.get(RUN_ID_TAG) != pub.run_id:
+                raise errors.AzureError(f"azure: gallery image version {name} of {definition} "
+                                        "exists and is not this run's; publish again later")
+            reached = {_region(_attr(r, "name")) for r in
+                       _attr(_attr(version, "publishing_profile"), "target_regions") or []}
+            if tags.get(SHA256_TAG) == pub.uploaded_sha256 and \
+                    _text(_attr(version, "provisioning_state")) == "Succeeded" and \
+                    {_region(r) for r in pub.regions} <= reached:
+                return str(version.id)
+        body = {"location": location, "tags": {**_tags(pub), SHA256_TAG: pub.uploaded_sha256},
+                "properties": {
+                    "publishingProfile": {"targetRegions": _targets(pub), "excludeFromLatest": True},
+                    "storageProfile": {"source": {"id": image_id}}}}
+        made = _arm_operation(compute.gallery_image_versions.begin_create_or_update,
+                              "gallery_image_versions.create", *where, body,
+                              timeout=REPLICATION_TIMEOUT)
+        return str(made.id)
+
+    def _definition(self, pub: Publication, location: str, save: Callable[[], None]) -> None:
+        """The image definition, made if missing (and then the run's to remove when empty); an
+        existing one must be of the image's architecture and Hyper-V generation."""
+        compute, (group, gallery, definition) = self.clients().compute, _gallery(pub)
+        arch = "Arm64" if pub.meta.get("arch") == "arm64" else "x64"
+        generation = _generation(pub)
+        found = _get_or_none(compute.gallery_images.get, "gallery_images.get", group, gallery,
+                             definition)
+        if found is not None:
+            has = (_text(_attr(found, "architecture")) or "x64",
+                   _text(_attr(found, "hyper_v_generation")) or "V1")
+            if (has[0].lower(), has[1].upper()) != (arch.lower(), generation):
+                raise UsageError(f"{GALLERY_ENV}: the image definition {definition} is for "
+                                 f"{has[0]} {has[1]}, this image is {arch} {generation}; give a "
+                                 "definition of its own")
+            return
+        pub.upload["definition_ours"] = True  # before it exists: a removal deletes it
+        save()
+        release = str(pub.meta.get("release", ""))
+        number = RELEASE_NUMBERS.get(release, release) or "debian"
+        firmware_bios = generation == "V1"
+        body = {"location": location, "tags": {RUN_ID_TAG: pub.run_id}, "properties": {
+            "osType": "Linux", "osState": "Generalized", "hyperVGeneration": generation,
+            "architecture": arch,
+            "identifier": {"publisher": PUBLISHER, "offer": f"debian-{number}",
+                           "sku": sku_for(number, str(pub.meta.get("arch", "amd64")),
+                                          firmware_bios)}}}
+        _arm_operation(compute.gallery_images.begin_create_or_update, "gallery_images.create",
+                       group, gallery, definition, body)
 
     # -- test there -----------------------------------------------------------------------------
 
@@ -190,9 +325,17 @@ class AzurePublisher:
     # -- release or remove ----------------------------------------------------------------------
 
     def release(self, pub: Publication, save: Callable[[], None]) -> None:
-        """Released: no longer gc's, whatever its expiry said (the image, its blob, the group)."""
+        """Released: no longer gc's, whatever its expiry said (the gallery version, the image, its
+        blob, the group); a gallery version is no longer excluded from "latest" and the gallery
+        is shared as ``DCT_AZURE_SHARE_WITH`` says."""
         c = self.clients()
-        for location, image_id in pub.copies.items():
+        share = sharing() if pub.upload.get("gallery") else None  # a bad value before any change
+        if pub.upload.get("gallery"):
+            self._release_version(pub, save)
+            images = [("", str(pub.upload["image"]))]
+        else:
+            images = list(pub.copies.items())
+        for location, image_id in images:
             group, name = _group_and_name(image_id)
             image = _get_image(c.compute, group, name)
             if image is None:
@@ -202,9 +345,8 @@ class AzurePublisher:
                 tags = {k: v for k, v in image.tags.items() if k != EXPIRES_TAG}
                 _arm_operation(c.compute.images.begin_update, "images.update", group, name,
                                {"tags": tags})
-            what = f"image:{location}:{image_id}"
-            if what not in pub.released:
-                pub.released.append(what)
+            if location:
+                _record(pub, f"image:{location}:{image_id}")
             save()
         if pub.upload.get("group_ours"):
             group = _arm(c.resource.resource_groups.get, "resource_groups.get", pub.upload["group"])
@@ -216,13 +358,47 @@ class AzurePublisher:
         if props is not None and EXPIRES_META in (props.metadata or {}):
             storage.call(blob.set_blob_metadata, "set blob metadata",
                          {k: v for k, v in props.metadata.items() if k != EXPIRES_META})
+        if share is not None:
+            body, what = share
+            group, gallery, _ = _gallery(pub)
+            _arm_operation(c.compute.gallery_sharing_profile.begin_update, "galleries.share",
+                           group, gallery, body)
+            _record(pub, f"gallery:{what}:{group}/{gallery}")
+            save()
+
+    def _release_version(self, pub: Publication, save: Callable[[], None]) -> None:
+        compute, where = self.clients().compute, (*_gallery(pub), str(pub.upload["version"]))
+        version_id = next(iter(pub.copies.values()))
+        version = _get_or_none(compute.gallery_image_versions.get, "gallery_image_versions.get",
+                               *where)
+        if version is None:
+            raise errors.AzureError(f"azure: gallery image version {version_id} is gone; nothing "
+                                    "of it can be released")
+        tags = version.tags or {}
+        latest = _attr(_attr(version, "publishing_profile"), "exclude_from_latest") is False
+        if EXPIRES_TAG in tags or not latest:
+            _arm_operation(compute.gallery_image_versions.begin_update,
+                           "gallery_image_versions.update", *where,
+                           {"tags": {k: v for k, v in tags.items() if k != EXPIRES_TAG},
+                            "properties": {"publishingProfile": {"targetRegions": _targets(pub),
+                                                                 "excludeFromLatest": False}}},
+                           timeout=REPLICATION_TIMEOUT)
+        _record(pub, f"image-version:{','.join(pub.regions)}:{version_id}")
+        save()
 
     def remove(self, pub: Publication, save: Callable[[], None]) -> None:
         c = self.clients()
+        if pub.upload.get("gallery"):
+            self._remove_version(pub, save)
         for location in list(pub.copies):
             group, name = _group_and_name(pub.copies[location])
             _arm_operation(c.compute.images.begin_delete, "images.delete", group, name)
             del pub.copies[location]
+            save()
+        if pub.upload.get("image"):
+            group, name = _group_and_name(str(pub.upload["image"]))
+            _arm_operation(c.compute.images.begin_delete, "images.delete", group, name)
+            del pub.upload["image"]
             save()
         if pub.upload.get("state"):  # the blob may exist from "uploading" on
             blob = self.container().get_blob_client(pub.upload["blob"])
@@ -236,6 +412,26 @@ class AzurePublisher:
         pub.upload = {}
         save()
 
+    def _remove_version(self, pub: Publication, save: Callable[[], None]) -> None:
+        """The version (by its name, kept before it was made), then the definition when the
+        publisher made it and no version is left in it."""
+        compute, (group, gallery, definition) = self.clients().compute, _gallery(pub)
+        if pub.upload.get("version"):
+            _arm_operation(compute.gallery_image_versions.begin_delete,
+                           "gallery_image_versions.delete", group, gallery, definition,
+                           pub.upload["version"], timeout=REPLICATION_TIMEOUT)
+            del pub.upload["version"]
+        pub.copies = {}
+        save()
+        if pub.upload.get("definition_ours"):
+            left = _arm(lambda: list(compute.gallery_image_versions.list_by_gallery_image(
+                group, gallery, definition)), "gallery_image_versions.list")
+            if not left:
+                _arm_operation(compute.gallery_images.begin_delete, "gallery_images.delete",
+                               group, gallery, definition)
+            del pub.upload["definition_ours"]
+            save()
+
 
 def _tags(pub: Publication) -> dict[str, str]:
     return {RUN_ID_TAG: pub.run_id, EXPIRES_TAG: expiry.mark()}
@@ -244,6 +440,48 @@ def _tags(pub: Publication) -> dict[str, str]:
 def _group_and_name(image_id: str) -> tuple[str, str]:
     parts = image_id.strip("/").split("/")
     return parts[3], parts[-1]
+
+
+def _record(pub: Publication, what: str) -> None:
+    if what not in pub.released:
+        pub.released.append(what)
+
+
+def _gallery(pub: Publication) -> tuple[str, str, str]:
+    group, gallery, definition = str(pub.upload["gallery"]).split("/")
+    return group, gallery, definition
+
+
+def _generation(pub: Publication) -> str:
+    """The image's Hyper-V generation: V2 for UEFI (every arm64 image), V1 for BIOS."""
+    arch = str(pub.meta.get("arch", "amd64"))
+    firmware = str(pub.meta.get("firmware") or ("uefi" if arch == "arm64" else "bios"))
+    return "V2" if firmware == "uefi" or arch == "arm64" else "V1"
+
+
+def _version_name(pub: Publication) -> str:
+    """``0.BUILDDATE.N``: Azure's a.b.c of 32-bit integers; N the run id's time of day."""
+    digits = re.sub(r"\D", "", pub.run_id)
+    date = str(pub.meta.get("build_date", ""))[:10].replace("-", "")
+    date = date if len(date) == 8 and date.isdigit() else digits[:8] or "0"
+    return f"0.{int(date)}.{int(digits[8:14] or 0)}"
+
+
+def _targets(pub: Publication) -> list[dict[str, Any]]:
+    return [{"name": r, "regionalReplicaCount": 1, "storageAccountType": "Standard_LRS"}
+            for r in pub.regions]
+
+
+def _get_or_none(fn: Callable[..., Any], action: str, *args: Any) -> Any:
+    """What *fn* returns; None when Resource Manager says it is not there."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    def get() -> Any:
+        try:
+            return fn(*args)
+        except ResourceNotFoundError:
+            return None
+    return _arm(get, action)
 
 
 def _get_image(compute: Any, group: str, name: str) -> Any:
