@@ -39,8 +39,10 @@ packages=(
   fai-server fai-setup-storage                                       # the FAI build driver
   openssh-client openssh-server ca-certificates iproute2 util-linux parted kpartx udev debootstrap
   vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients dnsmasq-base iptables ebtables  # vagrant provider
-  nodejs npm                                                         # azurite, for the tests
 )
+# azurite, for the tests: Debian's nodejs and npm, unless a node with its own npm is there already
+# (NodeSource's nodejs package holds npm, and conflicts with Debian's)
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
