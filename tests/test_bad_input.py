@@ -679,6 +679,8 @@ README_ROWS: dict[str, tuple[str, ...]] = {
         "test_publication_aws.py::test_an_image_too_large_for_a_snapshot_is_refused_before_any_upload",),
     "publish: `--cloud gce` without its bucket": (
         "test_publication_gce.py::test_a_missing_bucket_is_one_line",),
+    "publish: `--cloud azure` with a container that does not exist": (
+        "test_publication_azure.py::test_a_missing_container_is_one_line_and_nothing_is_left",),
     "publish: `--state` of another image": (
         "test_publication_aws.py::test_a_state_file_of_another_image_is_refused",),
     "build: `--vendor vagrant --format raw`": (_row("build-vagrant-raw"),),

@@ -233,9 +233,12 @@ def test_a_state_file_of_another_image_is_refused(cloud: Cloud, image: Path, tmp
     other = tmp_path / "other.raw"
     other.write_bytes(b"x" * 1000)
     other.with_suffix(".json").write_text(json.dumps({"arch": "amd64"}))
-    with pytest.raises(errors.PublicationStateError, match="is for aws and image"):
-        steps.register(steps.Job(other, state.default_path(image, "aws"), steps.publisher("aws")),
-                       other.with_suffix(".json"), None, [HOME])
+    proc = _publish_cli(cloud, other, f"--region={HOME}", "--step=register",
+                        f"--state={state.default_path(image, 'aws')}")
+    assert proc.returncode == errors.PublicationStateError.exit_code, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "is for aws and image" in proc.stderr and "give --state a path of its own" in proc.stderr
+    assert len(cloud.images_of(HOME)) == 1  # the first publication's copy there, nothing new
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])

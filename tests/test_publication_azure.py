@@ -299,12 +299,18 @@ def test_an_unknown_location_or_two_are_refused_before_anything_is_made(
 
 
 def test_a_missing_container_is_one_line_and_nothing_is_left(
-        arm: FakeArm, container: Any, image: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DCT_AZURE_CONTAINER", "nosuchcontainer")
-    with pytest.raises(UsageError, match=r"storage container does not exist.*DCT_AZURE_CONTAINER"):
-        register(arm, image)
-    assert "PUT resourcegroups" not in arm.calls, "the container is checked before anything is made"
-    assert arm.leftovers() == {} and not state.default_path(image, "azure").exists()
+        https_arm: tuple[FakeArm, dict[str, str]], azurite: Azurite, image: Path, tmp_path: Path) -> None:
+    fake, env = https_arm
+    proc = subprocess.run([sys.executable, "-m", "debian_cloud_tests.pipeline.cli", "publish", str(image),
+                           "--cloud=azure", f"--region={LOCATION}", "--step=register"],
+                          capture_output=True, text=True, timeout=180, cwd=tmp_path,
+                          env={**os.environ, **env, **storage_env(azurite, "nosuchcontainer"),
+                               "HOME": str(tmp_path)})
+    assert proc.returncode == errors.StorageMissingError.exit_code, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "the storage container does not exist; create it or set DCT_AZURE_CONTAINER" in proc.stderr
+    assert "PUT resourcegroups" not in fake.calls, "the container is checked before anything is made"
+    assert fake.leftovers() == {} and not state.default_path(image, "azure").exists()
 
 
 def test_no_permission_to_make_the_image_is_exit_53_and_nothing_is_left(

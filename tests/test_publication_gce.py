@@ -351,7 +351,7 @@ def test_no_permission_to_create_images_is_one_line_and_nothing_is_left(cloud: C
 def test_a_missing_bucket_is_one_line(cloud: Cloud, image: Path, bucket: str, says: str) -> None:
     proc = _publish_cli(cloud, image, "--region=global", "--step=register",
                         **{publish.BUCKET_ENV: bucket})
-    assert proc.returncode == UsageError.exit_code, proc.stderr
+    assert proc.returncode == errors.StorageMissingError.exit_code, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and says in lines[0], proc.stderr
     assert "images.insert" not in cloud.gce.calls and cloud.objects() == {}

@@ -17,7 +17,8 @@ CLOUDS = tuple(sorted(PUBLISHERS))
 EPILOG = ("exit codes: 0 publish (published with --publish-to; released with --cloud), 1 hold "
           "(with --cloud: every private copy removed), 2 gate input error, 20-45 see `build "
           "--help`, 50 publish refused, 51 upload failed, 52 unknown destination, 53 not permitted "
-          "to upload or register, 54 unknown region, 55 image too large, 56 publication state")
+          "to upload or register, 54 unknown region, 55 image too large, 56 publication state, 58 "
+          "no bucket or container")
 
 
 def _pipeline(args: argparse.Namespace) -> int:

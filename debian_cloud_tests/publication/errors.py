@@ -27,3 +27,9 @@ class PublicationStateError(UsageError):
     """The state file is unreadable, or is another image's or another cloud's."""
 
     exit_code = 56
+
+
+class StorageMissingError(UsageError):
+    """The bucket or container the image is uploaded to is not set or does not exist."""
+
+    exit_code = 58

@@ -17,8 +17,8 @@ import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from debian_cloud_tests.errors import MissingDependencyError, UsageError
-from debian_cloud_tests.publication.errors import PublicationPermissionError
+from debian_cloud_tests.errors import MissingDependencyError
+from debian_cloud_tests.publication.errors import PublicationPermissionError, StorageMissingError
 
 from . import errors
 
@@ -56,8 +56,8 @@ def container_client(credential: Any) -> Any:
     elif endpoint:
         service = BlobServiceClient(endpoint, credential=credential)
     else:
-        raise UsageError("publish --cloud azure: set DCT_AZURE_STORAGE_ACCOUNT (and "
-                         "DCT_AZURE_CONTAINER) to the storage account the VHD is uploaded to")
+        raise StorageMissingError("publish --cloud azure: set DCT_AZURE_STORAGE_ACCOUNT (and "
+                                  "DCT_AZURE_CONTAINER) to the storage account the VHD is uploaded to")
     return service.get_container_client(container)
 
 
@@ -72,8 +72,8 @@ def call(fn: Callable[..., T], action: str, *args: Any, **kwargs: Any) -> T:
     except HttpResponseError as exc:
         code = str(getattr(exc, "error_code", "") or "")
         if code == "ContainerNotFound":
-            raise UsageError(f"azure: {action}: the storage container does not exist; create it "
-                             "or set DCT_AZURE_CONTAINER to one that does") from None
+            raise StorageMissingError(f"azure: {action}: the storage container does not exist; "
+                                      "create it or set DCT_AZURE_CONTAINER to one that does") from None
         if exc.status_code == 403:
             raise PublicationPermissionError(
                 f"azure: {action} is not allowed with these credentials ({code or 403}); give them "

@@ -41,7 +41,11 @@ from typing import Any
 
 from debian_cloud_tests.errors import MissingDependencyError, UsageError
 from debian_cloud_tests.faibuild.manifest import sha256 as file_sha256
-from debian_cloud_tests.publication.errors import PublicationPermissionError, UnknownRegionError
+from debian_cloud_tests.publication.errors import (
+    PublicationPermissionError,
+    StorageMissingError,
+    UnknownRegionError,
+)
 from debian_cloud_tests.publication.state import Publication
 
 from . import resources, retry, session
@@ -184,8 +188,9 @@ class GcePublisher:
 
     def _require_bucket(self) -> str:
         if not self.bucket:
-            raise UsageError(f"publish --cloud gce: set {BUCKET_ENV} to the Cloud Storage bucket the "
-                             "image is uploaded to (GCE creates images from an object there)")
+            raise StorageMissingError(f"publish --cloud gce: set {BUCKET_ENV} to the Cloud Storage "
+                                      "bucket the image is uploaded to (GCE creates images from an "
+                                      "object there)")
 
         def get() -> bool:
             from google.api_core.exceptions import NotFound
@@ -197,8 +202,8 @@ class GcePublisher:
             return True
 
         if not _call(get, f"storage get bucket {self.bucket}"):
-            raise UsageError(f"{BUCKET_ENV}={self.bucket}: no such Cloud Storage bucket (or not one "
-                             "these credentials can see)")
+            raise StorageMissingError(f"{BUCKET_ENV}={self.bucket}: no such Cloud Storage bucket (or "
+                                      "not one these credentials can see)")
         return self.bucket
 
     # -- register privately -------------------------------------------------------------------
