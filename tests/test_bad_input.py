@@ -675,7 +675,7 @@ README_ROWS: dict[str, tuple[str, ...]] = {
         "test_publication_aws.py::test_an_unknown_region_is_one_line_and_nothing_is_made",),
     "publish: credentials that may not register images": (
         "test_publication_aws.py::test_no_permission_to_register_is_one_line_and_nothing_is_left",),
-    "publish: an image larger than a snapshot holds": (
+    "publish: an image larger than the target takes": (
         "test_publication_aws.py::test_an_image_too_large_for_a_snapshot_is_refused_before_any_upload",),
     "publish: `--cloud gce` without its bucket": (
         "test_publication_gce.py::test_a_missing_bucket_is_one_line",),

@@ -298,6 +298,15 @@ def test_an_unknown_location_or_two_are_refused_before_anything_is_made(
     assert not state.default_path(image, "azure").exists()
 
 
+def test_an_image_larger_than_an_os_disk_is_refused_before_anything_is_made(
+        arm: FakeArm, container: Any, image: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(publish, "MAX_OS_DISK", 1 << 20)
+    with pytest.raises(errors.ImageTooLargeError, match="more than an Azure OS disk holds"):
+        register(arm, image)
+    assert arm.leftovers() == {} and blobs(container) == {}
+    assert not state.default_path(image, "azure").exists()
+
+
 def test_a_missing_container_is_one_line_and_nothing_is_left(
         https_arm: tuple[FakeArm, dict[str, str]], azurite: Azurite, image: Path, tmp_path: Path) -> None:
     fake, env = https_arm

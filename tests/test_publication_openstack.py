@@ -215,6 +215,16 @@ def test_no_permission_to_upload_is_one_line_and_nothing_is_left(ostack: FakeOpe
     assert not state.default_path(image, "openstack").exists()
 
 
+def test_an_image_over_the_clouds_size_cap_is_one_line_and_nothing_is_left(
+        ostack: FakeOpenStack, image: Path) -> None:
+    ostack.image_size_cap = 1 << 20
+    proc = _publish_cli(ostack, image, f"--region={REGION}", "--step=register")
+    assert proc.returncode == errors.ImageTooLargeError.exit_code, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "Glance refused the image as too large (HTTP 413" in proc.stderr
+    assert ostack.created_images() == [] and not state.default_path(image, "openstack").exists()
+
+
 def test_an_unknown_region_is_one_line_and_nothing_is_made(ostack: FakeOpenStack, image: Path) -> None:
     proc = _publish_cli(ostack, image, f"--region={REGION}", "--region=RegionTwo", "--step=register")
     assert proc.returncode == errors.UnknownRegionError.exit_code, proc.stderr

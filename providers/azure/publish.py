@@ -50,7 +50,11 @@ from typing import Any
 from debian_cloud_tests import expiry
 from debian_cloud_tests.errors import UsageError
 from debian_cloud_tests.faibuild.manifest import sha256 as file_sha256
-from debian_cloud_tests.publication.errors import PublicationPermissionError, UnknownRegionError
+from debian_cloud_tests.publication.errors import (
+    ImageTooLargeError,
+    PublicationPermissionError,
+    UnknownRegionError,
+)
 from debian_cloud_tests.publication.state import Publication
 from debian_cloud_tests.publication.upload import in_parallel
 
@@ -61,6 +65,8 @@ from .provider import EXPIRES_TAG, RUN_ID_TAG, SHA256_TAG, _attr, _region, _text
 from .storage import EXPIRES_META, RUN_ID_META, SHA256_META
 
 UPLOAD_THREADS = 4
+#: the largest OS disk Azure makes from an image
+MAX_OS_DISK = 4095 * 2**30
 GALLERY_ENV, SHARE_ENV = "DCT_AZURE_GALLERY", "DCT_AZURE_SHARE_WITH"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._()-]{0,89}$")
 _SUBSCRIPTION = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
@@ -176,8 +182,11 @@ class AzurePublisher:
     def register(self, pub: Publication, raw: Path, save: Callable[[], None]) -> None:
         location = pub.regions[0]
         container = self.container()
-        # configured and there, before anything is made
+        # configured and there, and an image Azure can boot, before anything is made
         storage.call(container.get_container_properties, "get container properties")
+        if vhd.data_size(raw.stat().st_size) > MAX_OS_DISK:
+            raise ImageTooLargeError(f"{raw}: {vhd.data_size(raw.stat().st_size) / 2**30:.0f} GiB "
+                                     f"is more than an Azure OS disk holds ({MAX_OS_DISK // 2**30} GiB)")
         pub.uploaded_sha256 = file_sha256(raw)
         pub.upload.setdefault("blob", f"{pub.image_name()}.vhd")
         save()

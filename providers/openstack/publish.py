@@ -21,7 +21,11 @@ from typing import Any
 
 from debian_cloud_tests import expiry
 from debian_cloud_tests.errors import UsageError
-from debian_cloud_tests.publication.errors import PublicationPermissionError, UnknownRegionError
+from debian_cloud_tests.publication.errors import (
+    ImageTooLargeError,
+    PublicationPermissionError,
+    UnknownRegionError,
+)
 from debian_cloud_tests.publication.state import Publication
 
 from . import retry, session
@@ -39,15 +43,18 @@ WAIT_SECONDS = 1800
 
 def _call(fn: Callable[..., Any], action: str, *args: Any, **kwargs: Any) -> Any:
     """One Glance call with the provider's retries; a refusal of permission (HTTP 403 that is not
-    a quota) is publication's error."""
+    a quota) and an image over the cloud's size cap (413) are publication's errors."""
     def refused_is_permission(*a: Any, **kw: Any) -> Any:
         from openstack.exceptions import SDKException
 
         try:
             return fn(*a, **kw)
         except SDKException as exc:
+            detail = str(getattr(exc, "details", None) or exc).strip().splitlines()[0][:200]
+            if status_of(exc) == 413:  # over the cloud's image_size_cap (or the project's quota)
+                raise ImageTooLargeError(f"openstack: {action}: Glance refused the image as too "
+                                         f"large (HTTP 413: {detail})") from None
             if status_of(exc) == 403 and not is_quota(exc):
-                detail = str(getattr(exc, "details", None) or exc).strip().splitlines()[0][:200]
                 hint = ("making an image public needs the admin role on most clouds"
                         if "public" in action else "use a user with the member role in the project")
                 raise PublicationPermissionError(f"openstack: {action} is not allowed with these "

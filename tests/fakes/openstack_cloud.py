@@ -111,6 +111,8 @@ class FakeOpenStack:
     guests: QemuGuests | None = None  # set: servers of local images boot for real
     #: the bytes uploaded to each image (PUT /v2/images/{id}/file), as Glance stored them
     image_data: dict[str, bytes] = field(default_factory=dict)
+    #: Glance's image_size_cap: a larger upload is refused (413), as Glance refuses it
+    image_size_cap: int | None = None
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -416,6 +418,11 @@ class FakeOpenStack:
         if image["status"] != "queued":
             raise HttpFault(409, "conflict", f"Image status transition from {image['status']} to "
                                              "saving is not allowed")
+        if self.image_size_cap is not None and len(data) > self.image_size_cap:
+            image["status"] = "queued"
+            raise HttpFault(413, "RequestEntityTooLarge", "Image exceeds the storage quota: The "
+                            f"size of the data {len(data)} will exceed the limit "
+                            f"({self.image_size_cap} bytes remaining).")
         self.image_data[id] = data
         image.update({"status": "active", "size": len(data), "virtual_size": len(data),
                       "checksum": hashlib.md5(data).hexdigest(), "os_hash_algo": "sha512",
