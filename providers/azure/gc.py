@@ -26,7 +26,7 @@ from debian_cloud_tests.sweep import Sweep
 
 from . import errors, session, storage
 from .machine import delete_group
-from .provider import EXPIRES_TAG, RUN_ID_TAG, _region
+from .provider import EXPIRES_TAG, RUN_ID_TAG, location_key
 
 
 def collect_garbage(now: datetime, credential: Any = None, subscription: str | None = None,
@@ -42,7 +42,7 @@ def collect_garbage(now: datetime, credential: Any = None, subscription: str | N
     c = session.make_clients(credential, subscription, **client_kwargs)
 
     def in_region(location: object) -> bool:
-        return not region or _region(location) == _region(region)
+        return not region or location_key(location) == location_key(region)
 
     def expired(group: Any) -> bool:
         return in_region(group.location) and expiry.expired((group.tags or {}).get(EXPIRES_TAG), now)

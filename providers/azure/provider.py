@@ -131,8 +131,8 @@ class AzureProvider(Provider):
             if "NotFound" not in exc.message:
                 raise
             raise ImageNotFoundError(f"--image {spec.image}: no such image in {location}") from None
-        arch = Arch.ARM64 if _text(image.architecture).lower() == "arm64" else Arch.AMD64
-        return arch, Firmware.UEFI if _text(image.hyper_v_generation) == "V2" else Firmware.BIOS
+        arch = Arch.ARM64 if text_of(image.architecture).lower() == "arm64" else Arch.AMD64
+        return arch, Firmware.UEFI if text_of(image.hyper_v_generation) == "V2" else Firmware.BIOS
 
     def _gallery(self, location: str, m: re.Match[str], spec: LaunchSpec) -> tuple[Arch, Firmware]:
         """A gallery image version: it must exist and be replicated to *location*; its image
@@ -143,19 +143,20 @@ class AzureProvider(Provider):
                                              "gallery_image_versions.get", *where, m["version"]),
                          f"--image {spec.image}: no such gallery image version (or not readable by "
                          "these credentials)")
-        regions = _attr(_attr(version, "publishing_profile"), "target_regions") or []
-        names = {_region(_attr(r, "name")) for r in regions}
-        if names and _region(location) not in names:
+        regions = model_attr(model_attr(version, "publishing_profile"), "target_regions") or []
+        names = {location_key(model_attr(r, "name")) for r in regions}
+        if names and location_key(location) not in names:
             raise ImageNotFoundError(f"--image {spec.image}: this version is not replicated to "
                                      f"{location} (only {', '.join(sorted(names))})")
-        uploaded = str((_attr(version, "tags") or {}).get(SHA256_TAG) or "")
+        uploaded = str((model_attr(version, "tags") or {}).get(SHA256_TAG) or "")
         if uploaded:
             self._registered = {Prop.REGISTERED_IMAGE: spec.image, Prop.REGISTERED_REGION: location,
                                 Prop.IMAGE_SHA256: uploaded}
         definition = _found(lambda: errors.call(compute.gallery_images.get, "gallery_images.get", *where),
                             f"--image {spec.image}: no such gallery image definition {m['definition']}")
-        arch = Arch.ARM64 if _text(_attr(definition, "architecture")).lower() == "arm64" else Arch.AMD64
-        return arch, _generation(_attr(definition, "hyper_v_generation"))
+        arm64 = text_of(model_attr(definition, "architecture")).lower() == "arm64"
+        arch = Arch.ARM64 if arm64 else Arch.AMD64
+        return arch, _generation(model_attr(definition, "hyper_v_generation"))
 
     def _managed(self, location: str, m: re.Match[str], spec: LaunchSpec) -> tuple[Arch, Firmware]:
         """A managed image: it must exist in *location* (managed images are regional); it says
@@ -164,14 +165,14 @@ class AzureProvider(Provider):
         image = _found(lambda: errors.call(compute.images.get, "images.get", m["group"], m["image"]),
                        f"--image {spec.image}: no such managed image (or not readable by these "
                        "credentials)")
-        if image.location and _region(image.location) != _region(location):
+        if image.location and location_key(image.location) != location_key(location):
             raise ImageNotFoundError(f"--image {spec.image}: the managed image is in {image.location}, "
                                      f"not --region {location}; copy it or run there")
         uploaded = str((image.tags or {}).get(SHA256_TAG) or "")
         if uploaded:
             self._registered = {Prop.REGISTERED_IMAGE: spec.image, Prop.REGISTERED_REGION: location,
                                 Prop.IMAGE_SHA256: uploaded}
-        return spec.arch, _generation(_attr(image, "hyper_v_generation"))
+        return spec.arch, _generation(model_attr(image, "hyper_v_generation"))
 
     def launch(self, spec: LaunchSpec, run_dir: Path) -> Machine:
         c = self.clients()
@@ -200,7 +201,7 @@ class AzureProvider(Provider):
         except BaseException as exc:
             note_cleanup_failures(exc, delete_group(c, group))
             raise
-        facts = PlatformFacts(provider="azure", instance_id=str(_attr(vm, "vm_id")), hostname=name,
+        facts = PlatformFacts(provider="azure", instance_id=str(model_attr(vm, "vm_id")), hostname=name,
                               arch=spec.arch,
                               firmware=spec.firmware, datasource="Azure", instance_type=spec.instance_type,
                               region=location, extra={"image": spec.image, "public_ip": ip})
@@ -220,24 +221,24 @@ def _found(get: Callable[[], Any], missing: str) -> Any:
         raise ImageNotFoundError(missing) from None
 
 
-def _region(name: object) -> str:
+def location_key(name: object) -> str:
     """A location as ARM compares them: "West Europe" is westeurope."""
     return str(name or "").replace(" ", "").lower()
 
 
 def _generation(value: Any) -> Firmware:
     """Hyper-V generation V2 boots with UEFI, V1 (Azure's default when unset) with BIOS."""
-    return Firmware.UEFI if _text(value).upper() == "V2" else Firmware.BIOS
+    return Firmware.UEFI if text_of(value).upper() == "V2" else Firmware.BIOS
 
 
-def _attr(model: Any, name: str) -> Any:
+def model_attr(model: Any, name: str) -> Any:
     """An attribute of an SDK model, flattened (msrest models) or under ``properties``."""
     if hasattr(model, name) and getattr(model, name) is not None:
         return getattr(model, name)
     return getattr(getattr(model, "properties", None), name, None)
 
 
-def _text(value: Any) -> str:
+def text_of(value: Any) -> str:
     """An SDK enum or a plain string, as the string ARM sent."""
     return str(getattr(value, "value", value) or "")
 
@@ -282,5 +283,6 @@ def _create(c: session.Clients, spec: LaunchSpec, settings: AzureSettings, group
             "networkProfile": {"networkInterfaces": [
                 {"id": nic.id, "properties": {"deleteOption": "Delete"}}]},
             "diagnosticsProfile": {"bootDiagnostics": {"enabled": True}}}}, timeout=spec.boot_timeout)
-    ip = _attr(errors.call(net.public_ip_addresses.get, "public_ip_addresses.get", group, name), "ip_address")
+    address = errors.call(net.public_ip_addresses.get, "public_ip_addresses.get", group, name)
+    ip = model_attr(address, "ip_address")
     return vm, str(ip)

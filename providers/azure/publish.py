@@ -61,7 +61,7 @@ from debian_cloud_tests.publication.upload import in_parallel
 from . import errors, session, storage, vhd
 from .images import PUBLISHER, sku_for
 from .machine import delete_group
-from .provider import EXPIRES_TAG, RUN_ID_TAG, SHA256_TAG, _attr, _region, _text
+from .provider import EXPIRES_TAG, RUN_ID_TAG, SHA256_TAG, location_key, model_attr, text_of
 from .storage import EXPIRES_META, RUN_ID_META, SHA256_META
 
 UPLOAD_THREADS = 4
@@ -169,9 +169,9 @@ class AzurePublisher:
                 raise UsageError(f"{GALLERY_ENV}: there is no gallery {name} in resource group "
                                  f"{group} (or these credentials cannot read it)")
         provider = _arm(self.clients().resource.providers.get, "providers.get", "Microsoft.Compute")
-        known = {_region(loc): loc for rt in provider.resource_types or []
+        known = {location_key(loc): loc for rt in provider.resource_types or []
                  if str(rt.resource_type).lower() == "images" for loc in rt.locations or []}
-        unknown = [r for r in regions if _region(r) not in known]
+        unknown = [r for r in regions if location_key(r) not in known]
         if unknown:
             raise UnknownRegionError(f"--region {', '.join(unknown)}: not a location where this "
                                      f"subscription makes images; known: "
@@ -280,11 +280,11 @@ class AzurePublisher:
             if tags.get(RUN_ID_TAG) != pub.run_id:
                 raise errors.AzureError(f"azure: gallery image version {name} of {definition} "
                                         "exists and is not this run's; publish again later")
-            reached = {_region(_attr(r, "name")) for r in
-                       _attr(_attr(version, "publishing_profile"), "target_regions") or []}
+            reached = {location_key(model_attr(r, "name")) for r in
+                       model_attr(model_attr(version, "publishing_profile"), "target_regions") or []}
             if tags.get(SHA256_TAG) == pub.uploaded_sha256 and \
-                    _text(_attr(version, "provisioning_state")) == "Succeeded" and \
-                    {_region(r) for r in pub.regions} <= reached:
+                    text_of(model_attr(version, "provisioning_state")) == "Succeeded" and \
+                    {location_key(r) for r in pub.regions} <= reached:
                 return str(version.id)
         body = {"location": location, "tags": {**_tags(pub), SHA256_TAG: pub.uploaded_sha256},
                 "properties": {
@@ -304,8 +304,8 @@ class AzurePublisher:
         found = _get_or_none(compute.gallery_images.get, "gallery_images.get", group, gallery,
                              definition)
         if found is not None:
-            has = (_text(_attr(found, "architecture")) or "x64",
-                   _text(_attr(found, "hyper_v_generation")) or "V1")
+            has = (text_of(model_attr(found, "architecture")) or "x64",
+                   text_of(model_attr(found, "hyper_v_generation")) or "V1")
             if (has[0].lower(), has[1].upper()) != (arch.lower(), generation):
                 raise UsageError(f"{GALLERY_ENV}: the image definition {definition} is for "
                                  f"{has[0]} {has[1]}, this image is {arch} {generation}; give a "
@@ -384,7 +384,7 @@ class AzurePublisher:
             raise errors.AzureError(f"azure: gallery image version {version_id} is gone; nothing "
                                     "of it can be released")
         tags = version.tags or {}
-        latest = _attr(_attr(version, "publishing_profile"), "exclude_from_latest") is False
+        latest = model_attr(model_attr(version, "publishing_profile"), "exclude_from_latest") is False
         if EXPIRES_TAG in tags or not latest:
             _arm_operation(compute.gallery_image_versions.begin_update,
                            "gallery_image_versions.update", *where,
