@@ -241,7 +241,31 @@ def test_a_state_file_of_another_image_is_refused(cloud: Cloud, image: Path, tmp
     assert len(cloud.images_of(HOME)) == 1  # the first publication's copy there, nothing new
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def stop_mid_upload(image: Path, cloud: str, args: list[str], env: dict[str, str],
+                    sig: signal.Signals) -> None:
+    """`publish --cloud CLOUD --step=register` in a process of its own, stopped by *sig* once its
+    state says the upload began (the cloud's emulator is slowed by the test): a cancelled CI job
+    (SIGTERM) ends it as interrupted, a SIGKILL at once; either keeps the state file."""
+    path = state.default_path(image, cloud)
+    proc = subprocess.Popen([sys.executable, "-m", "debian_cloud_tests.pipeline.cli", "publish",
+                             str(image), f"--cloud={cloud}", *args, "--step=register"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 60
+    while not (path.exists() and json.loads(path.read_text())["upload"].get("state") == "uploading"):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == (130 if sig == signal.SIGTERM else -signal.SIGKILL), err
+    if sig == signal.SIGTERM:
+        assert err.strip() == "debian-cloud-tests: interrupted", err
+    assert json.loads(path.read_text())["upload"]["state"] == "uploading"
+
+
+SIGNALS = pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+
+
+@SIGNALS
 def test_a_publish_stopped_mid_upload_keeps_a_state_it_resumes_from(
         cloud: Cloud, image: Path, monkeypatch: pytest.MonkeyPatch, sig: signal.Signals) -> None:
     from moto.ebs.responses import EBSResponse
@@ -255,18 +279,7 @@ def test_a_publish_stopped_mid_upload_keeps_a_state_it_resumes_from(
     monkeypatch.setattr(EBSResponse, "put_snapshot_block", slow_put)
     path = state.default_path(image, "aws")
     env = {**os.environ, **{k: v for k, v in cloud.moto.env(cloud.tmp).items() if v}}
-    proc = subprocess.Popen([sys.executable, "-m", "debian_cloud_tests.pipeline.cli", "publish",
-                             str(image), "--cloud=aws", f"--region={HOME}", "--step=register"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 60
-    while not (path.exists() and json.loads(path.read_text())["upload"].get("state") == "uploading"):
-        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
-        time.sleep(0.1)
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == (130 if sig == signal.SIGTERM else -signal.SIGKILL), err
-    if sig == signal.SIGTERM:
-        assert err.strip() == "debian-cloud-tests: interrupted", err
+    stop_mid_upload(image, "aws", [f"--region={HOME}"], env, sig)
     left = json.loads(path.read_text())
     assert left["upload"]["state"] == "uploading" and left["copies"] == {}
 

@@ -26,7 +26,7 @@ from debian_cloud_tests.publication import errors, state, steps
 from debian_cloud_tests.spec import Arch, LaunchSpec
 
 from .fakes.openstack_cloud import REGION, FakeOpenStack, running_openstack
-from .test_publication_aws import reports_on_every_copy
+from .test_publication_aws import SIGNALS, reports_on_every_copy, stop_mid_upload
 
 
 @pytest.fixture
@@ -246,3 +246,21 @@ def test_no_permission_to_make_it_public_keeps_it_private_to_try_again(
     assert kept(image)["outcome"] == "" and kept(image)["released"] == []
     assert steps.release(job(image), policy, tmp_path / "verdict.json") == 0  # with the right role
     assert ostack.created_images()[0]["visibility"] == "public"
+
+
+@SIGNALS
+def test_a_publish_stopped_mid_upload_resumes_with_one_image(
+        ostack: FakeOpenStack, image: Path, monkeypatch: pytest.MonkeyPatch, sig: Any) -> None:
+    upload = FakeOpenStack._images_upload
+
+    def slow_upload(fake: FakeOpenStack, *args: Any, **kwargs: Any) -> Any:
+        time.sleep(3)  # a long upload, so that the signal lands in it
+        return upload(fake, *args, **kwargs)
+
+    monkeypatch.setattr(FakeOpenStack, "_images_upload", slow_upload)
+    stop_mid_upload(image, "openstack", [f"--region={REGION}"], dict(os.environ), sig)
+    monkeypatch.setattr(FakeOpenStack, "_images_upload", upload)
+    resumed = _publish_cli(ostack, image, f"--region={REGION}", "--step=register")
+    assert resumed.returncode == 0, resumed.stderr
+    (made,) = ostack.created_images()  # the interrupted one deleted, one uploaded whole
+    assert made["status"] == "active" and ostack.image_data[made["id"]] == image.read_bytes()
