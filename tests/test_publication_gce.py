@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,7 +31,7 @@ from debian_cloud_tests.spec import Arch, LaunchSpec
 from .fakes.gce_compute import PROJECT, ZONE, FakeGce, running_gce
 from .fakes.gcs import FakeGcs, running_gcs
 from .test_provider_gce import gce_env
-from .test_publication_aws import reports_on_every_copy
+from .test_publication_aws import SIGNALS, reports_on_every_copy, stop_mid_upload
 from .test_publication_openstack import make_image as make_raw_image
 
 BUCKET = "dct-images"
@@ -380,3 +381,36 @@ def test_image_names_are_ones_gce_takes() -> None:
     name = publish.image_name(pub)
     assert len(name) <= 63 and name.startswith("debian-2026-debian-13-very-long-")
     assert name.endswith("-20261206-abababababab")
+
+
+def test_an_image_whose_tarball_no_object_holds_is_refused_and_nothing_is_left(
+        cloud: Cloud, image: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(publish, "MAX_OBJECT", 1 << 20)
+    with pytest.raises(errors.ImageTooLargeError, match="more than a Cloud Storage object holds"):
+        register(image)
+    assert cloud.objects() == {} and "images.insert" not in cloud.gce.calls
+    assert not state.default_path(image, "gce").exists()
+    assert not list(image.parent.glob(".*.tar.gz")), "the tarball made is removed"
+
+
+@SIGNALS
+def test_a_publish_stopped_mid_upload_resumes_with_one_image(
+        cloud: Cloud, image: Path, monkeypatch: pytest.MonkeyPatch, sig: Any) -> None:
+    from gcp_storage_emulator.server import RequestHandler
+
+    post, put = RequestHandler.do_POST, RequestHandler.do_PUT
+
+    def slow(send: Any) -> Any:
+        def sending(handler: Any) -> Any:
+            time.sleep(3)  # a long upload, so that the signal lands in it
+            return send(handler)
+        return sending
+
+    monkeypatch.setattr(RequestHandler, "do_POST", slow(post))
+    monkeypatch.setattr(RequestHandler, "do_PUT", slow(put))
+    stop_mid_upload(image, "gce", ["--region=global"], {**os.environ, **cloud.env}, sig)
+    monkeypatch.setattr(RequestHandler, "do_POST", post)
+    monkeypatch.setattr(RequestHandler, "do_PUT", put)
+    resumed = _publish_cli(cloud, image, "--region=global", "--step=register")
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(cloud.published()) == 1 and cloud.objects() == {}

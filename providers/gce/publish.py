@@ -42,6 +42,7 @@ from typing import Any
 from debian_cloud_tests.errors import MissingDependencyError, UsageError
 from debian_cloud_tests.faibuild.manifest import sha256 as file_sha256
 from debian_cloud_tests.publication.errors import (
+    ImageTooLargeError,
     PublicationPermissionError,
     StorageMissingError,
     UnknownRegionError,
@@ -55,6 +56,8 @@ from .resources import EXPIRES_LABEL, RUN_ID_LABEL, SHA256_MARK
 #: the one copy of a global image, under this name in the publication's copies
 GLOBAL = "global"
 BUCKET_ENV, FAMILY_ENV, ZONE_ENV = "DCT_GCE_BUCKET", "DCT_GCE_FAMILY", "DCT_GCE_ZONE"
+#: the largest object Cloud Storage holds: GCE creates an image from one
+MAX_OBJECT = 5 * 2**40
 MULTI_REGIONS = ("asia", "eu", "us")
 ARCHITECTURES = {"amd64": "X86_64", "arm64": "ARM64"}
 VERSIONS = {"bookworm": "12", "trixie": "13", "forky": "14"}
@@ -260,6 +263,10 @@ class GcePublisher:
         tarball = raw.with_name(f".{raw.name}.gce.tar.gz")
         try:
             pack(raw, tarball)
+            if tarball.stat().st_size > MAX_OBJECT:
+                raise ImageTooLargeError(f"{raw}: its tarball of {tarball.stat().st_size / 2**30:.0f} "
+                                         f"GiB is more than a Cloud Storage object holds "
+                                         f"({MAX_OBJECT // 2**40} TiB)")
             blob = self.storage().bucket(bucket).blob(obj)
             blob.metadata = {**resources.labels(pub.run_id), SHA256_MARK: pub.uploaded_sha256}
             _call(_send, f"storage upload gs://{bucket}/{obj}", blob=blob, tarball=tarball)
