@@ -31,8 +31,9 @@ from debian_cloud_tests.spec import Arch, LaunchSpec
 
 from .fakes.azure_arm import LOCATION, SUBSCRIPTION, FakeArm
 from .fakes.azurite import ACCOUNT, Azurite, running_azurite, unavailable
+from .fakes.slow_link import slow_link
 from .test_provider_azure import StubCredential, arm, client_kwargs, https_arm
-from .test_publication_aws import reports_on_every_copy
+from .test_publication_aws import SIGNALS, reports_on_every_copy, stop_mid_upload
 from .test_publication_openstack import make_image
 
 FIXTURES = (arm, https_arm)  # the Resource Manager fake's, as the provider's tests make it
@@ -489,3 +490,25 @@ def test_gc_collects_an_expired_gallery_version(arm: FakeArm, gallery: str, cont
         f"blob {name}", f"dct-publish-{pub.run_id}",
         f"gallery image version debian-publish/debian-12/{version['name']}"])
     assert version["id"].lower() not in arm.resources and images_of(arm) == []
+
+
+@SIGNALS
+def test_a_publish_stopped_mid_upload_resumes_with_one_whole_blob_and_image(
+        https_arm: tuple[FakeArm, dict[str, str]], azurite: Azurite, image: Path,
+        tmp_path: Path, sig: Any) -> None:
+    fake, env = https_arm
+    name = f"t{uuid.uuid4().hex[:16]}"
+    made = azurite.service().create_container(name)  # type: ignore[attr-defined]
+    env = {**os.environ, **env, **storage_env(azurite, name), "HOME": str(tmp_path)}
+    port = int(azurite.url.split(":")[2].split("/")[0])
+    with slow_link(port, delay=1.0) as slow:  # a congested link: the signal lands in the upload
+        slowed = Azurite(azurite.url.replace(f":{port}/", f":{slow}/"))
+        stop_mid_upload(image, "azure", [f"--region={LOCATION}"],
+                        {**env, "AZURE_STORAGE_CONNECTION_STRING": slowed.connection_string}, sig)
+    resumed = subprocess.run([sys.executable, "-m", "debian_cloud_tests.pipeline.cli", "publish",
+                              str(image), "--cloud=azure", f"--region={LOCATION}", "--step=register"],
+                             capture_output=True, text=True, timeout=180, cwd=tmp_path, env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    (blob,) = blobs(made).values()
+    assert blob.metadata.get(SHA256_META) == hashlib.sha256(image.read_bytes()).hexdigest()
+    assert len(images_of(fake)) == 1
