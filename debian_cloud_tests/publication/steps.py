@@ -31,7 +31,6 @@ PUBLISHERS = {"aws": "debian_cloud_tests.providers.aws.publish:AwsPublisher",
               "gce": "debian_cloud_tests.providers.gce.publish:GcePublisher",
               "azure": "debian_cloud_tests.providers.azure.publish:AzurePublisher"}
 STEPS = ("register", "test", "release")
-QCOW2_MAGIC = b"QFI\xfb"
 #: how long a stopped test run may take to remove its cloud machines before it is killed
 CHILD_STOP_SECONDS = 600
 
@@ -81,8 +80,10 @@ class Job:
 def raw_image(image: Path, beside: Path) -> Iterator[Path]:
     """The image's raw bytes: the file itself, or a raw conversion of a qcow2 one beside the
     state file (removed after; a resumed step converts again)."""
+    from ..providers.qemu.image import QCOW2_MAGIC  # not at start-up: the CLI imports this module
+
     with image.open("rb") as f:
-        qcow2 = f.read(4) == QCOW2_MAGIC
+        qcow2 = f.read(len(QCOW2_MAGIC)) == QCOW2_MAGIC
     if not qcow2:
         yield image
         return
@@ -120,6 +121,8 @@ def register(job: Job, manifest: Path, verdict: Path | None, regions: list[str])
             f"{job.state_path}")
     try:
         with raw_image(job.image, job.state_path) as raw:
+            # the bytes uploaded: the image's own when it is raw, hashed once
+            pub.uploaded_sha256 = digest if raw == job.image else file_sha256(raw)
             job.cloud.register(pub, raw, job.saver(pub))
     except DCTError:
         # refused (permissions, size, the cloud's error): nothing is left to resume from; an

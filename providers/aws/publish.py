@@ -21,7 +21,6 @@ from typing import Any
 
 from debian_cloud_tests import expiry
 from debian_cloud_tests.errors import CredentialsError
-from debian_cloud_tests.faibuild.manifest import sha256 as file_sha256
 from debian_cloud_tests.publication.errors import (
     ImageTooLargeError,
     PublicationPermissionError,
@@ -113,8 +112,7 @@ class AwsPublisher:
                                      f"({MAX_GIB} GiB)")
         home = pub.regions[0]
         ebs = self._client("ebs", home)
-        digest = file_sha256(raw)
-        pub.uploaded_sha256 = digest
+        digest = pub.uploaded_sha256  # of *raw*, by the register step
         started = _call(ebs, "start_snapshot", VolumeSize=gib, Timeout=60,
                         Description=f"{pub.image_name()} (debian-cloud-tests publish)",
                         ClientToken=f"{pub.run_id}-{digest[:16]}", Tags=_tags(pub, pub.image_name()))

@@ -49,7 +49,6 @@ from typing import Any
 
 from debian_cloud_tests import expiry
 from debian_cloud_tests.errors import UsageError
-from debian_cloud_tests.faibuild.manifest import sha256 as file_sha256
 from debian_cloud_tests.publication.errors import (
     ImageTooLargeError,
     PublicationPermissionError,
@@ -187,7 +186,6 @@ class AzurePublisher:
         if vhd.data_size(raw.stat().st_size) > MAX_OS_DISK:
             raise ImageTooLargeError(f"{raw}: {vhd.data_size(raw.stat().st_size) / 2**30:.0f} GiB "
                                      f"is more than an Azure OS disk holds ({MAX_OS_DISK // 2**30} GiB)")
-        pub.uploaded_sha256 = file_sha256(raw)
         pub.upload.setdefault("blob", f"{pub.image_name()}.vhd")
         save()
         group = self._group(pub, location, save)

@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 from debian_cloud_tests.errors import MissingDependencyError, UsageError
-from debian_cloud_tests.faibuild.manifest import sha256 as file_sha256
 from debian_cloud_tests.publication.errors import (
     ImageTooLargeError,
     PublicationPermissionError,
@@ -213,7 +212,6 @@ class GcePublisher:
 
     def register(self, pub: Publication, raw: Path, save: Callable[[], None]) -> None:
         c = self.clients()
-        pub.uploaded_sha256 = file_sha256(raw)
         save()
         name = image_name(pub)
         image = self._ours(pub, name)

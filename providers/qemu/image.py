@@ -19,6 +19,7 @@ _OTHER_FORMATS = {
 _COMPRESSED = {b"\xfd7zXZ\x00": ("xz", "unxz"), b"\x1f\x8b": ("gzip", "gunzip"),
                b"\x28\xb5\x2f\xfd": ("zstd", "unzstd"), b"BZh": ("bzip2", "bunzip2")}
 TAR_MAGIC_AT = 257  # "ustar" in a tar header
+QCOW2_MAGIC = b"QFI\xfb"
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def inspect(path: Path) -> ImageInfo:
         raise ImageFormatError(f"{path} is a directory, not a disk image") from None
     except OSError as exc:
         raise ImageNotFoundError(f"cannot read image {path}: {exc.strerror}") from None
-    if head.startswith(b"QFI\xfb"):
+    if head.startswith(QCOW2_MAGIC):
         return ImageInfo(path, "qcow2", _qcow2_size(path, head))
     for magic, (compression, tool) in _COMPRESSED.items():
         if head.startswith(magic):
