@@ -84,6 +84,12 @@ class DatasourceContradictionError(UsageError):
     exit_code = 28
 
 
+class InstanceTypeTableError(UsageError):
+    """An instance-type table (the shipped one or --instance-types) has a malformed entry."""
+
+    exit_code = 37
+
+
 class MissingDependencyError(DCTError):
     """A program or package the provider needs is not installed."""
 

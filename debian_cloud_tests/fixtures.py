@@ -17,6 +17,7 @@ from . import applicability, artifacts, backoff, options, probes, progress
 from . import facts as facts_mod
 from .errors import DCTError
 from .facts import Facts
+from .instancetypes import InstanceTypeEntry, Table
 from .lifecycle import Fleet, Instance
 from .machine import Machine
 from .plugin import NO_PROVIDER, STATE, RunState, _close, _is_suite_item
@@ -62,6 +63,25 @@ def dct_run(request: pytest.FixtureRequest, record_testsuite_property: Callable[
     _close(state)
     for key, val in backoff.properties().items():
         record_testsuite_property(key, val)
+
+
+@pytest.fixture(scope="session")
+def instance_types(request: pytest.FixtureRequest) -> Table:
+    """The run's instance-type table (shipped, plus --instance-types): read without booting, so
+    a check that does not apply to the instance type is skipped before any machine starts."""
+    state = request.config.stash.get(STATE, None)
+    if state is None:
+        pytest.skip(NO_PROVIDER)
+    return state.spec.instance_types
+
+
+@pytest.fixture(scope="session")
+def instance_type_entry(request: pytest.FixtureRequest, instance_types: Table) -> InstanceTypeEntry | None:
+    """What the table says this run's instance type promises (None: it is not in the table)."""
+    state = request.config.stash[STATE]
+    if not state.spec.instance_type:
+        return None
+    return instance_types.lookup(state.provider.name, state.spec.instance_type)
 
 
 def _spares_wanted(session: pytest.Session) -> int:

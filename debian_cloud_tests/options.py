@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from . import seed
+from . import instancetypes, seed
 from .errors import UsageError
 from .spec import (
     RELEASES,
@@ -78,6 +78,9 @@ OPTIONS: tuple[Option, ...] = (
            default="console", choices=tuple(h.value for h in HostKeySource)),
     Option("ca-cert", "PEM CA certificate the guest should trust (cloud-init ca_certs); "
            "repeatable", multiple=True),
+    Option("instance-types", "TOML table of what instance types promise (GPUs, a network "
+           "throughput floor), merged over the shipped one; repeatable, later files win",
+           multiple=True),
     Option("artifacts-dir", "where console logs and guest logs are collected",
            default="artifacts"),
 )
@@ -201,6 +204,7 @@ def build_spec(config: pytest.Config, run_id: str) -> LaunchSpec:
     # read now, as a launch would: a bad file is a usage error before anything is created
     seed.check_user_input(Path(user_data) if user_data else None,
                           [Path(p) for p in value(config, "ca-cert")])
+    table = instancetypes.load([Path(p) for p in value(config, "instance-types")])
     return LaunchSpec(
         image=image, arch=arch, firmware=Firmware(firmware) if firmware else None,
         instance_type=instance_type(config), ssh_user=value(config, "ssh-user"),
@@ -208,5 +212,5 @@ def build_spec(config: pytest.Config, run_id: str) -> LaunchSpec:
         accel=Accel(value(config, "accel")), disk_size=value(config, "disk-size"),
         host_key_source=HostKeySource(value(config, "host-key-source")),
         ca_certs=[Path(p) for p in value(config, "ca-cert")], run_id=run_id, options=options,
-        command_line=command_line, image_type=image_type,
+        command_line=command_line, image_type=image_type, instance_types=table,
         release=value(config, "release") or release_from_image_name(Path(image).name))

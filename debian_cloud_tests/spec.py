@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from .instancetypes import Table
+
 
 class Arch(enum.StrEnum):
     """Debian architecture names, as the image and the policy spell them."""
@@ -149,6 +151,8 @@ class LaunchSpec:
     release: str | None = None
     #: the machine may outlive this process (--keep-instance): nothing may tie it to the process
     may_outlive_run: bool = False
+    #: what instance types promise (GPUs, a throughput floor): shipped, plus --instance-types
+    instance_types: Table = field(default_factory=Table)
     #: see LaunchHooks; a provider that takes hooks refuses any not of its own type
     hooks: LaunchHooks | None = None
     #: set by the provider's validate, read by its launch
