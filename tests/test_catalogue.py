@@ -38,6 +38,9 @@ CONTROLS_ELSEWHERE = {
     "bvt.booted_in_uefi_mode": "test_provider_ssh.py::test_uefi_checks_fail_on_a_host_without_efi",
     "bvt.esp_mounted": "test_provider_ssh.py::test_uefi_checks_fail_on_a_host_without_efi",
     "config.apt_sources_deb822": "test_e2e_qemu.py::test_trixie_one_line_sources_and_invalid_user_data_fail",
+    # the instance type's promise is the run's (--instance-types), not a planted image defect
+    "gpu.devices_present": "test_gpu.py::test_declared_gpu_without_a_device_fails",
+    "gpu.driver_bound": "test_gpu.py::test_a_display_the_kernel_cannot_drive_fails_driver_bound",
     # it needs a -security mirror, which only the walled guest's test serves
     "config.no_pending_security_updates":
         "test_guest_network_wall.py::test_a_missed_security_update_fails_behind_the_wall",

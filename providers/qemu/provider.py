@@ -103,7 +103,8 @@ class QemuProvider(Provider):
             disk_size=parse_disk_size(spec.disk_size, info.virtual_size),
             port_range=parse_port_range(spec.options.get("port_range")),
             network=_network(spec.options.get("qemu_network")),
-            hooks=spec.hooks or QemuHooks(), datasource=datasource, instance_type_name=instance_type)
+            hooks=spec.hooks or QemuHooks(), datasource=datasource, instance_type_name=instance_type,
+            gpu_devices=_gpu_devices(spec, instance_type))
         if settings.datasource is Datasource.GCE and not settings.walled:
             raise UsageError(f"--datasource=gce with --qemu-network={settings.network}: the guest "
                              "finds its metadata server by name (metadata.google.internal), which "
@@ -171,7 +172,8 @@ class QemuProvider(Provider):
                 "-qmp", "unix:qmp.sock,server=on,wait=off",  # relative: QEMU runs in run_dir
                 "-drive", f"file={overlay},if=virtio,format=qcow2,discard=unmap",
                 *seed_drive, *extra_disk, *cd_drive, *smbios,
-                "-device", "virtio-rng-pci"]
+                "-device", "virtio-rng-pci",
+                *(arg for device in settings.gpu_devices for arg in ("-device", device))]
         facts = PlatformFacts(provider="qemu", instance_id=instance_id, hostname=hostname,
                               arch=spec.arch, firmware=spec.firmware,
                               datasource=settings.datasource.cloud_init_name,
@@ -200,6 +202,16 @@ class QemuProvider(Provider):
                       companion=emulated.companion if emulated else None,
                       resolve_locally=bool(emulated and emulated.dns), sealed=settings.sealed)
         return machine
+
+
+def _gpu_devices(spec: LaunchSpec, instance_type: str) -> tuple[str, ...]:
+    """The GPUs the instance-type table promises for *instance_type* under qemu, as -device
+    values: its qemu_device once per GPU; none where the entry names no device (a declaration
+    the machine then fails, as a cloud that attached none would)."""
+    entry = spec.instance_types.lookup("qemu", instance_type)
+    if entry is None or not entry.qemu_device:
+        return ()
+    return (entry.qemu_device,) * entry.gpus
 
 
 def _dhcp_domain(emulated: emulation.Emulation | None) -> dict[str, str]:

@@ -53,6 +53,8 @@ class QemuSettings(ProviderSettings):
     datasource: Datasource = Datasource.NOCLOUD
     #: the instance type's name as that cloud spells it (VCPUSxMIB under NoCloud)
     instance_type_name: str = ""
+    #: the -device of each GPU the instance-type table promises for this instance type
+    gpu_devices: tuple[str, ...] = ()
 
     @property
     def sealed(self) -> bool:

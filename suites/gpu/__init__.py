@@ -1,0 +1,1 @@
+"""GPU presence: where the instance type promises GPUs, they are there and their driver binds them."""
