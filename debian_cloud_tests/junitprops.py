@@ -46,6 +46,8 @@ class Prop(StrEnum):
     CLOUD_INIT_STAGE_SECONDS = "cloud_init_stage_seconds"
     #: each probe of the shared gather: [start from the first probe's, seconds, CPU seconds], JSON
     PROBE_SECONDS = "probe_seconds"
+    #: Mbit/s one instance sent another of the same image (network_perf): less is worse
+    THROUGHPUT_MBPS = "throughput_mbps"
     # whether the run finished and what it left out
     TESTS_COLLECTED = "tests_collected"
     TESTS_SELECTED = "tests_selected"

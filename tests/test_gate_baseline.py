@@ -10,7 +10,7 @@ import pytest
 
 from debian_cloud_tests.gate import GateInputError, baseline, junit
 from debian_cloud_tests.gate.debversion import compare
-from debian_cloud_tests.gate.policy import parse_policy
+from debian_cloud_tests.gate.policy import RegressionPolicy, parse_policy
 from debian_cloud_tests.gate.verdict import Verdict, evaluate
 from tests.test_gate_support import BVT, case, props, write
 
@@ -164,3 +164,37 @@ def test_malformed_json_property_in_results_is_an_input_error(tmp_path: Path) ->
 ])
 def test_debian_version_order(older: str, newer: str) -> None:
     assert compare(older, newer) < 0 < compare(newer, older) and compare(older, older) == 0
+
+
+def _facts(**numbers: float) -> baseline.Facts:
+    return baseline.Facts("x", numbers={k: float(v) for k, v in numbers.items()})
+
+
+def test_a_throughput_drop_beyond_the_bound_holds() -> None:
+    bounds = RegressionPolicy(throughput_drop_pct=30)
+    diffs, _ = baseline.compare(_facts(throughput_mbps=100), _facts(throughput_mbps=60), bounds, "t")
+    drop = next(d for d in diffs if d.fact == "throughput_mbps")
+    assert drop.hold and drop.change == "-40.0 Mbit/s (-40%)" and drop.allowed == "a drop of at most 30%"
+    diffs, _ = baseline.compare(_facts(throughput_mbps=100), _facts(throughput_mbps=80), bounds, "t")
+    assert not next(d for d in diffs if d.fact == "throughput_mbps").hold
+    diffs, _ = baseline.compare(_facts(throughput_mbps=100), _facts(throughput_mbps=300), bounds, "t")
+    assert not next(d for d in diffs if d.fact == "throughput_mbps").hold  # faster: reported
+
+
+def test_throughput_is_compared_only_where_a_run_measured_it() -> None:
+    _, missing = baseline.compare(_facts(), _facts(), RegressionPolicy(), "t")
+    assert not any("throughput" in m for m in missing)
+    _, missing = baseline.compare(_facts(), _facts(throughput_mbps=50), RegressionPolicy(), "t")
+    assert "throughput_mbps: missing in the baseline" in missing
+
+
+def test_over_reruns_the_lowest_throughput_counts() -> None:
+    class Run:
+        def __init__(self, mbps: str) -> None:
+            self.mbps = mbps
+
+        def prop(self, name: str) -> str:
+            return self.mbps if name == "throughput_mbps" else ""
+
+    facts = baseline.from_runs([Run("90.5"), Run("40.1"), Run("70")], "x")  # type: ignore[list-item]
+    assert facts.numbers["throughput_mbps"] == 40.1

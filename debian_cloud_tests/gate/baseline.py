@@ -17,7 +17,10 @@ from .errors import GateInputError
 from .policy import RegressionPolicy
 from .scope import Target
 
-NUMERIC = (Prop.IMAGE_SIZE, Prop.BOOT_SECONDS, Prop.CLOUD_INIT_WAIT_SECONDS)
+#: facts where less is worse: a drop beyond the policy's bound holds, and over reruns the
+#: lowest counts
+DROPS = (Prop.THROUGHPUT_MBPS,)
+NUMERIC = (Prop.IMAGE_SIZE, Prop.BOOT_SECONDS, Prop.CLOUD_INIT_WAIT_SECONDS, *DROPS)
 FACT_KEYS = (*NUMERIC, Prop.PACKAGES, Prop.LISTENING_SOCKETS, Prop.PROVIDER, Prop.ARCH)
 
 
@@ -73,11 +76,12 @@ def _json(source: str, name: str, value: Any) -> Any:
         raise _bad(source, f"property {name}", value, "JSON") from None
 
 
-def _set_fact(facts: Facts, name: str, value: Any, *, keep_max: bool = False) -> None:
+def _set_fact(facts: Facts, name: str, value: Any, *, keep_worst: bool = False) -> None:
     if name in NUMERIC:
         number = _number(facts.source, name, value)
         old = facts.numbers.get(name)
-        facts.numbers[name] = max(number, old) if keep_max and old is not None else number
+        worst = min if name in DROPS else max
+        facts.numbers[name] = worst(number, old) if keep_worst and old is not None else number
     elif name == "packages":
         value = _json(facts.source, name, value)
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
@@ -94,12 +98,13 @@ def _set_fact(facts: Facts, name: str, value: Any, *, keep_max: bool = False) ->
 
 
 def from_runs(runs: list[junit.Run], source: str) -> Facts:
-    """Facts of one target; over reruns the slowest boot counts, so a rerun cannot hide one."""
+    """Facts of one target; over reruns the slowest boot (the lowest throughput) counts, so a
+    rerun cannot hide one."""
     facts = Facts(source)
     for run in runs:
         for name in FACT_KEYS:
             if run.prop(name):
-                _set_fact(facts, name, run.prop(name), keep_max=True)
+                _set_fact(facts, name, run.prop(name), keep_worst=True)
     return facts
 
 
@@ -153,6 +158,15 @@ def _bounded(label: str, old: float, new: float, pct: float | None, absolute: fl
                       hold=bool(exceeded) and all(exceeded))
 
 
+def _dropped(label: str, old: float, new: float, pct: float | None, unit: str) -> Difference:
+    """A fact where less is worse: a drop holds when it exceeds the bound set."""
+    change = new - old
+    rel = change / old * 100 if old else 0.0
+    return Difference("", label, old, new, f"{change:+.1f}{unit} ({rel:+.0f}%)",
+                      f"a drop of at most {pct:g}%" if pct is not None else "",
+                      hold=pct is not None and -change > old * pct / 100)
+
+
 def _packages(old: dict[str, str], new: dict[str, str], mode: str) -> Difference | None:
     added = {n: v for n, v in new.items() if n not in old}
     removed = {n: v for n, v in old.items() if n not in new}
@@ -193,6 +207,14 @@ def compare(old: Facts, new: Facts, bounds: RegressionPolicy, target: str
             missing.append(f"{name}: missing in the {side}")
         elif old.numbers[name] != new.numbers[name]:
             diffs.append(_bounded(name, old.numbers[name], new.numbers[name], pct, absolute, unit))
+    for name, pct, unit in ((Prop.THROUGHPUT_MBPS.value, bounds.throughput_drop_pct, " Mbit/s"),):
+        before, after = old.numbers.get(name), new.numbers.get(name)
+        if before is None and after is None:
+            continue  # measured by neither run (the suite is not run everywhere)
+        if before is None or after is None:
+            missing.append(f"{name}: missing in the {'baseline' if before is None else 'results'}")
+        elif before != after:
+            diffs.append(_dropped(name, before, after, pct, unit))
     for name, differ, mode in (("packages", _packages, bounds.packages),
                                ("listening_sockets", _sockets, bounds.listening_sockets)):
         before, after = getattr(old, name), getattr(new, name)

@@ -111,6 +111,8 @@ class RegressionPolicy:
     boot_seconds_abs: float | None = None
     cloud_init_seconds_pct: float | None = None
     cloud_init_seconds_abs: float | None = None
+    #: how far the network throughput may fall (network_perf's figure), in percent
+    throughput_drop_pct: float | None = None
     packages: str = "report"
     listening_sockets: str = "hold-new"
 
