@@ -26,7 +26,7 @@ from ..errors import BuildError, MissingDependencyError
 from ..filelock import exclusive
 from ..paths import cache_dir
 from . import defects as defects_mod
-from . import disk, rootfs
+from . import disk, esp, rootfs
 
 GIB = 1024**3
 REQUIRED_TOOLS = {
@@ -62,7 +62,7 @@ class Recipe:
                   if k not in ("extra_packages", "purpose") or v != getattr(Recipe, k, ())}
         return _digest(fields | {"tree": self.tree_key(),
                                  "defects_code": defects_mod.source_for(self.defects)},
-                       [rootfs, disk])
+                       [rootfs, disk, esp])
 
     def path(self) -> Path:
         """Where the image is cached (it may not be built yet)."""
@@ -116,6 +116,7 @@ def build_image(recipe: Recipe, log: Iterator[str] | None = None) -> Path:
             subprocess.run(["cp", "-a", "--reflink=auto", str(tree), str(variant)], check=True)
             layout = disk.new_layout()
             rootfs.configure(variant, recipe.release, recipe.arch, layout)
+            esp.stage(variant, recipe.arch, layout)  # before the defects: one may change it
             for name in recipe.defects:
                 try:
                     defects_mod.DEFECTS[name](variant, recipe.arch, layout)

@@ -41,7 +41,6 @@ _GRUB_MODULES = {
     "x86_64-efi": "part_gpt ext2 fat search search_fs_uuid configfile normal serial terminal efi_gop",
     "arm64-efi": "part_gpt ext2 fat search search_fs_uuid configfile normal serial terminal",
 }
-_EFI_BOOT_NAME = {"x86_64-efi": "BOOTX64.EFI", "arm64-efi": "BOOTAA64.EFI"}
 
 
 @dataclass(frozen=True)
@@ -97,15 +96,15 @@ def build_disk(tree: Path, out: Path, size: int, arch: str, layout: DiskLayout) 
              f"--new=15:{ESP_START // SECTOR}:+{ESP_SIZE // 1024}K", "--typecode=15:ef00",
              f"--new=1:{ROOT_START // SECTOR}:0", "--typecode=1:8300",
              str(partial)])
+        esp_img = work / "esp.fat"
+        _build_esp(tree, esp_img, layout)  # first: it empties the mount point the root keeps
+        _write_at(partial, esp_img, ESP_START)
         root_end = _partition_end(partial, 1)
         root_img = work / "root.ext4"
         run(["mkfs.ext4", "-q", "-F", "-L", "root", "-U", layout.root_uuid, "-d", str(tree),
              str(root_img), f"{(root_end - ROOT_START) // 1024}K"])
         _write_at(partial, root_img, ROOT_START)
         root_img.unlink()
-        esp_img = work / "esp.fat"
-        _build_esp(tree, esp_img, arch, layout)
-        _write_at(partial, esp_img, ESP_START)
         if arch == "amd64":
             _install_bios_boot(tree, partial, work, layout)
         partial.replace(out)
@@ -126,13 +125,16 @@ def _write_at(disk: Path, piece: Path, offset: int) -> None:
 
 
 def _early_config(layout: DiskLayout) -> str:
-    """The config embedded in GRUB's core: find the root file system, then read its grub.cfg."""
+    """The config embedded in GRUB's core, as grub-install writes it: find the root file system
+    and set the prefix; GRUB then starts normal mode on $prefix/grub.cfg.  (A `configfile` here
+    would read grub.cfg nested, before normal mode has read its list of loadable commands: the
+    menu entries update-grub writes after a kernel upgrade would find no `linux` to run.)"""
     return (f"search --no-floppy --fs-uuid --set=root {layout.root_uuid}\n"
-            "set prefix=($root)/boot/grub\n"
-            "configfile $prefix/grub.cfg\n")
+            "set prefix=($root)/boot/grub\n")
 
 
-def _mkimage(tree: Path, target: str, out: Path, work: Path, layout: DiskLayout) -> None:
+def mkimage(tree: Path, target: str, out: Path, work: Path, layout: DiskLayout) -> None:
+    """A GRUB core image for *target* from the tree's modules, its early config embedded."""
     early = work / f"early-{target}.cfg"
     early.write_text(_early_config(layout))
     fmt = "i386-pc" if target == "i386-pc" else target
@@ -140,19 +142,20 @@ def _mkimage(tree: Path, target: str, out: Path, work: Path, layout: DiskLayout)
          "-c", str(early), "-p", "/boot/grub", *_GRUB_MODULES[target].split()])
 
 
-def _build_esp(tree: Path, esp: Path, arch: str, layout: DiskLayout) -> None:
-    """Create the FAT ESP in a file and fill it with mtools: no vfat mount needed."""
+def _build_esp(tree: Path, esp: Path, layout: DiskLayout) -> None:
+    """Create the FAT ESP in a file and copy what the tree stages at /boot/efi onto it (esp.py)
+    with mtools: no vfat mount needed.  The mount point is left empty in the root file system."""
     run(["mkfs.fat", "-F", "32", "-n", "EFI", "-i", layout.esp_serial.replace("-", ""),
          "-C", str(esp), str(ESP_SIZE // 1024)])
-    for target in grub_targets(arch):
-        if target == "i386-pc":
-            continue
-        binary = esp.parent / _EFI_BOOT_NAME[target]
-        _mkimage(tree, target, binary, esp.parent, layout)
-        run(["mmd", "-i", str(esp), "::/EFI", "::/EFI/BOOT", "::/EFI/debian"], env=_mtools_env())
-        for dest in (f"::/EFI/BOOT/{binary.name}", "::/EFI/debian/grubx64.efi"
-                     if target == "x86_64-efi" else "::/EFI/debian/grubaa64.efi"):
-            run(["mcopy", "-o", "-i", str(esp), str(binary), dest], env=_mtools_env())
+    staged = tree / "boot/efi"
+    content = sorted(staged.iterdir()) if staged.is_dir() else []
+    if content:
+        run(["mcopy", "-s", "-o", "-i", str(esp), *map(str, content), "::/"], env=_mtools_env())
+    for path in content:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 def _mtools_env() -> dict[str, str]:
@@ -164,7 +167,7 @@ def _mtools_env() -> dict[str, str]:
 def _install_bios_boot(tree: Path, disk: Path, work: Path, layout: DiskLayout) -> None:
     """What grub-bios-setup does, on a file: boot.img in the MBR, core.img in partition 14."""
     core = work / "core.img"
-    _mkimage(tree, "i386-pc", core, work, layout)
+    mkimage(tree, "i386-pc", core, work, layout)
     core_bytes = bytearray(core.read_bytes())
     if len(core_bytes) > BIOS_BOOT_SIZE:
         raise BuildError(f"GRUB core image ({len(core_bytes)} bytes) exceeds the BIOS boot partition")

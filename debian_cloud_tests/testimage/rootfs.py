@@ -21,8 +21,10 @@ SECURITY_MIRROR = "http://deb.debian.org/debian-security"
 
 SERIAL_CONSOLE = {"amd64": "ttyS0", "arm64": "ttyAMA0"}
 KERNEL_PACKAGE = {"amd64": "linux-image-cloud-amd64", "arm64": "linux-image-cloud-arm64"}
+#: amd64 carries Debian's signed shim and GRUB as Debian's images do, to boot under Secure Boot
 GRUB_PACKAGES = {
-    "amd64": ["grub-pc-bin", "grub-efi-amd64-bin", "grub2-common"],
+    "amd64": ["grub-pc-bin", "grub-efi-amd64-bin", "grub2-common", "grub-efi-amd64-signed",
+              "shim-signed"],
     "arm64": ["grub-efi-arm64-bin", "grub2-common"],
 }
 BASE_PACKAGES = [

@@ -164,3 +164,13 @@ def journal_not_kept(tree: Path, arch: str, layout: DiskLayout) -> None:
     drop_ins = tree / "etc/systemd/journald.conf.d"
     drop_ins.mkdir(parents=True, exist_ok=True)
     append(drop_ins / "no-storage.conf", "[Journal]\nStorage=none\n")
+
+
+@defect("unsigned-boot-loader")
+def unsigned_boot_loader(tree: Path, arch: str, layout: DiskLayout) -> None:
+    """The removable path's boot loader is a GRUB built on the build host and signed by nobody
+    (grub-mkimage instead of Debian's signed shim): it boots without Secure Boot, and firmware
+    that enforces Secure Boot refuses to start it."""
+    from ..esp import REMOVABLE, esp_dir, unsigned_grub
+
+    unsigned_grub(tree, arch, layout, esp_dir(tree) / "EFI/BOOT" / REMOVABLE[arch])
