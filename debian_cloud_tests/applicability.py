@@ -1,10 +1,12 @@
 """Where a check applies: `@pytest.mark.applies(provider=…, arch=…, firmware=…, image_type=…,
-release=…)`.  Provider, arch, firmware and image type are decided before anything boots; a release
-the image's name does not tell (and --release does not give) is read from the guest's os-release
-before the check runs.  "Not applicable" is a skip with a reason, never a pass.
+release=…, secure_boot=…)`.  Provider, arch, firmware, image type and Secure Boot are decided
+before anything boots; a release the image's name does not tell (and --release does not give) is
+read from the guest's os-release before the check runs.  "Not applicable" is a skip with a
+reason, never a pass.
 
 A value is one name, a list of names, `Not(…)` for "anywhere but", or for releases "trixie+"
-for "trixie and every later release"."""
+for "trixie and every later release"; secure_boot is "yes" where the run asked for Secure Boot
+(--secure-boot), else "no"."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import pytest
 
 from .spec import RELEASES, Arch, Firmware, ImageType, LaunchSpec
 
-AXES = ("provider", "arch", "firmware", "image_type", "release")
+AXES = ("provider", "arch", "firmware", "image_type", "release", "secure_boot")
 #: axes whose value may only be known once the guest is up
 LATE_AXES = {"release"}
 
@@ -71,7 +73,8 @@ def validate(marker: pytest.Mark, where: str) -> None:
         raise pytest.UsageError(f"{where}: applies() takes only {list(AXES)}, got {sorted(unknown)}")
     known = {"arch": {a.value for a in Arch}, "firmware": {f.value for f in Firmware},
              "image_type": {t.value for t in ImageType},
-             "release": set(RELEASES) | {f"{r}+" for r in RELEASES}}
+             "release": set(RELEASES) | {f"{r}+" for r in RELEASES},
+             "secure_boot": {"yes", "no"}}
     for axis, allowed in known.items():
         bad = _names(marker.kwargs.get(axis, ())) - allowed
         if bad:
@@ -83,7 +86,7 @@ def current_values(provider: str, spec: LaunchSpec) -> dict[str, str | None]:
     return {"provider": provider, "arch": spec.arch.value,
             "firmware": spec.firmware.value if spec.firmware else "unknown",
             "image_type": spec.image_type.value if spec.image_type else "unknown",
-            "release": spec.release}
+            "release": spec.release, "secure_boot": "yes" if spec.secure_boot else "no"}
 
 
 def not_applicable(item: pytest.Item, provider: str, spec: LaunchSpec) -> str | None:

@@ -60,6 +60,30 @@ def boot_stage(console: str) -> str:
     return reached
 
 
+#: what refuses an unsigned or untrusted next stage under Secure Boot, as each says it on the
+#: console: EDK II's boot manager (OVMF, AAVMF) the boot loader, shim GRUB, GRUB the kernel
+SECURE_BOOT_REFUSALS = (
+    ("the firmware refused to start the image's boot loader", re.compile(
+        r'BdsDxe: failed to load Boot[0-9A-F]{4} "[^"\n]*" from [^\n]*: Access Denied')),
+    ("shim refused to start the boot loader it was given",
+     re.compile(r"Verification failed: \(0x1A\) Security Violation")),
+    ("GRUB refused to load the kernel", re.compile(r"error: bad shim signature")),
+)
+
+
+def secure_boot_refusal(console: str) -> tuple[str, str] | None:
+    """Who refused to start the next stage of the boot under Secure Boot, and the console line
+    saying so; None while nothing has been refused."""
+    text = clean(console)
+    for who, pattern in SECURE_BOOT_REFUSALS:
+        found = pattern.search(text)
+        if found:
+            start = text.rfind("\n", 0, found.start()) + 1
+            end = text.find("\n", found.end())
+            return who, text[start:end if end >= 0 else None].strip()
+    return None
+
+
 def tail(console: str, lines: int = 8) -> str:
     """The last non-empty console lines, for error messages."""
     kept = [ln for ln in clean(console).splitlines() if ln.strip()]

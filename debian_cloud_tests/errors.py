@@ -65,6 +65,13 @@ class ArchFirmwareError(UsageError):
     exit_code = 24
 
 
+class SecureBootUnavailableError(UsageError):
+    """--secure-boot where it cannot be given: BIOS firmware, a firmware build with no keys
+    enrolled, or a provider that cannot enforce it."""
+
+    exit_code = 36
+
+
 class UnknownDatasourceError(UsageError):
     """--datasource names no platform the run can emulate."""
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from . import instancetypes, seed
-from .errors import UsageError
+from .errors import SecureBootUnavailableError, UsageError
 from .spec import (
     RELEASES,
     Accel,
@@ -39,6 +39,8 @@ class Option:
     key: str | None = None
     #: a provider's own name for --instance-type (a cloud's "machine type" or "flavor")
     instance_type_alias: bool = False
+    #: a switch: given alone on the command line; its ini key takes yes/no
+    flag: bool = False
 
     @property
     def dest(self) -> str:
@@ -57,6 +59,8 @@ OPTIONS: tuple[Option, ...] = (
            choices=tuple(a.value for a in Arch)),
     Option("firmware", "boot firmware (default: bios on amd64, uefi on arm64)",
            choices=tuple(f.value for f in Firmware)),
+    Option("secure-boot", "boot with UEFI Secure Boot enforced (firmware with Microsoft's keys "
+           "enrolled; implies --firmware=uefi)", flag=True),
     Option("image-type", "Debian image type, for checks that depend on it (default: from the "
            "image name, e.g. debian-12-genericcloud-amd64)", choices=tuple(t.value for t in ImageType)),
     Option("release", "Debian release the image holds, for checks that depend on it (default: "
@@ -140,9 +144,13 @@ def all_options() -> tuple[Option, ...]:
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup(GROUP, "debian-cloud-tests: boot an image and run conformance suites")
     for opt in all_options():
-        group.addoption(f"--{opt.name}", dest=opt.dest, default=None,
-                        action="append" if opt.multiple else "store",
-                        choices=opt.choices, help=opt.help)
+        if opt.flag:
+            group.addoption(f"--{opt.name}", dest=opt.dest, default=None, action="store_const",
+                            const="yes", help=opt.help)
+        else:
+            group.addoption(f"--{opt.name}", dest=opt.dest, default=None,
+                            action="append" if opt.multiple else "store",
+                            choices=opt.choices, help=opt.help)
         parser.addini(opt.dest, help=f"default for --{opt.name}",
                       type="linelist" if opt.multiple else "string", default=None)
 
@@ -156,6 +164,17 @@ def value(config: pytest.Config, name: str) -> Any:
         if given is not None and opt.choices and given not in opt.choices:
             raise UsageError(f"ini option {opt.dest} = {given!r}: choose from {', '.join(opt.choices)}")
     return given if given is not None else ([] if opt.multiple else opt.default)
+
+
+_YES, _NO = ("yes", "true", "on", "1"), ("no", "false", "off", "0", "")
+
+
+def switch(config: pytest.Config, name: str) -> bool:
+    """A flag option: given on the command line, else yes or no in the ini file."""
+    given = str(value(config, name) or "").strip().lower()
+    if given in _YES or given in _NO:
+        return given in _YES
+    raise UsageError(f"ini option dct_{name.replace('-', '_')} = {given!r}: write yes or no")
 
 
 def instance_type(config: pytest.Config) -> str | None:
@@ -184,6 +203,11 @@ def build_spec(config: pytest.Config, run_id: str) -> LaunchSpec:
     arch_value = value(config, "arch")
     arch = Arch(arch_value) if arch_value else (Arch.from_image_name(Path(image).name) or Arch.host())
     firmware = value(config, "firmware")
+    secure_boot = switch(config, "secure-boot")
+    if secure_boot and firmware == Firmware.BIOS:
+        raise SecureBootUnavailableError("--secure-boot needs UEFI firmware: BIOS has no Secure "
+                                         "Boot; use --firmware=uefi (or omit --firmware)")
+    firmware = firmware or (Firmware.UEFI.value if secure_boot else None)
     type_value = value(config, "image-type")
     image_type = ImageType(type_value) if type_value else ImageType.from_image_name(Path(image).name)
     try:
@@ -213,4 +237,5 @@ def build_spec(config: pytest.Config, run_id: str) -> LaunchSpec:
         host_key_source=HostKeySource(value(config, "host-key-source")),
         ca_certs=[Path(p) for p in value(config, "ca-cert")], run_id=run_id, options=options,
         command_line=command_line, image_type=image_type, instance_types=table,
+        secure_boot=secure_boot,
         release=value(config, "release") or release_from_image_name(Path(image).name))

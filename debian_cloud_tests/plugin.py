@@ -30,7 +30,7 @@ from . import (
 from .errors import DCTError, UsageError
 from .facts import Facts, Probe
 from .lifecycle import Fleet
-from .provider import Provider, get_provider
+from .provider import Provider, get_provider, refuse_secure_boot
 from .rundir import new_run_id
 from .spec import KeepInstance, LaunchSpec
 
@@ -96,6 +96,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         run_id = new_run_id()
         spec = options.build_spec(config, run_id)
         provider = get_provider(provider_name)
+        refuse_secure_boot(provider, spec)
         spec = provider.validate(spec)
         keep = KeepInstance(options.value(config, "keep-instance"))
     except DCTError as exc:
@@ -114,7 +115,8 @@ def suites_dir() -> Path:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "applies(provider=, arch=, firmware=, image_type=, release=): "
+    config.addinivalue_line("markers", "applies(provider=, arch=, firmware=, image_type=, release=, "
+                            "secure_boot=): "
                             "where a check applies (see debian_cloud_tests.applicability)")
     config.addinivalue_line("markers", "late: reads a slow probe, so runs after the quick checks")
     state = config.stash.get(STATE, None)

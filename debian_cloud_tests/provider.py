@@ -17,7 +17,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import UnknownProviderError
+from .errors import SecureBootUnavailableError, UnknownProviderError
 from .machine import Machine
 from .spec import LaunchSpec
 
@@ -51,6 +51,9 @@ class Provider(abc.ABC):
     #: False for a provider that reaches a host somebody else started: no console, no boot of
     #: its own to judge, no second instance to launch
     starts_machines: bool = True
+    #: None where the provider boots its machines with UEFI Secure Boot enforced when the spec
+    #: asks (LaunchSpec.secure_boot); else why it cannot, the one line --secure-boot is refused with
+    secure_boot_refused: str | None = "it has no way to ask for Secure Boot at launch"
 
     @abc.abstractmethod
     def validate(self, spec: LaunchSpec) -> LaunchSpec:
@@ -101,6 +104,17 @@ class Provider(abc.ABC):
             UsageError (or a subclass): no credentials or configuration, naming what to set.
         """
         return "nothing needed"
+
+
+def refuse_secure_boot(provider: Provider, spec: LaunchSpec) -> None:
+    """--secure-boot for a provider that cannot enforce it: one line, before anything is made.
+
+    Raises:
+        SecureBootUnavailableError: naming the provider and why.
+    """
+    if spec.secure_boot and provider.secure_boot_refused is not None:
+        raise SecureBootUnavailableError(f"--secure-boot with --provider={provider.name}: "
+                                         f"{provider.secure_boot_refused}")
 
 
 def available() -> dict[str, str]:

@@ -72,6 +72,13 @@ def wait_for_ssh(machine: Machine, timeout: float, progress: Progress | None = N
             why = f"; {machine.facts.provider} said: {said[-1][:300]}" if said else ""
             raise BootError(f"the machine stopped during boot (last stage: {stage or 'none'}){why}",
                             detail=console.tail(log))
+        refused = console.secure_boot_refusal(log)
+        if refused:  # nothing else will boot: say so now, not at the end of --boot-timeout
+            who, line = refused
+            raise BootError(f"{who} under Secure Boot ({line}): it is not signed by a key the "
+                            "platform trusts; Debian's images boot through shim signed by "
+                            "Microsoft's UEFI CA, then Debian's signed GRUB and kernel",
+                            detail=console.tail(log))
         boots = len(KERNEL_BANNER.findall(log))
         if boots >= LOOP_BOOTS:
             raise BootError(f"the machine restarted {boots - 1} times while booting and never "

@@ -151,6 +151,8 @@ class LaunchSpec:
     release: str | None = None
     #: the machine may outlive this process (--keep-instance): nothing may tie it to the process
     may_outlive_run: bool = False
+    #: boot with UEFI Secure Boot enforced (--secure-boot); a provider that cannot refuses it
+    secure_boot: bool = False
     #: what instance types promise (GPUs, a throughput floor): shipped, plus --instance-types
     instance_types: Table = field(default_factory=Table)
     #: see LaunchHooks; a provider that takes hooks refuses any not of its own type

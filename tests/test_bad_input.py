@@ -120,6 +120,11 @@ SSH = ("--provider=ssh", "--image=debian-12-genericcloud-amd64")
 QEMU = ("--provider=qemu", "--image={disk}")
 BUILD = ("build", "--release", "bookworm", "--vendor", "genericcloud", "--output", "{tmp}/out")
 AS_ROOT = ("unshare", "--user", "--map-root-user")  # root in a user namespace: passes check_root
+#: a host whose AAVMF has no variable store with keys enrolled (an older qemu-efi-aarch64): the
+#: firmware directory, in a mount namespace of the command's own, holds only the plain pair
+AAVMF_WITHOUT_KEYS = ("unshare", "--mount", "--propagation", "private", "sh", "-c",
+                      "mount -t tmpfs dct /usr/share/AAVMF && touch /usr/share/AAVMF/AAVMF_CODE.fd "
+                      "/usr/share/AAVMF/AAVMF_VARS.fd && exec \"$@\"", "sh")
 NOT_ROOT = ("unshare", "--user")  # uid 65534 in a user namespace, even when run as root
 
 
@@ -176,6 +181,21 @@ CASES: tuple[Case, ...] = (
          "qemu-img convert -O qcow2 "),
     case("arm64-bios", (*QEMU, "--arch=arm64", "--firmware=bios"), E.ArchFirmwareError.exit_code,
          "arm64 machines have no BIOS firmware: use --firmware uefi (or omit --firmware)"),
+    case("secure-boot-bios", (*QEMU, "--secure-boot", "--firmware=bios"),
+         E.SecureBootUnavailableError.exit_code,
+         "--secure-boot needs UEFI firmware: BIOS has no Secure Boot; use --firmware=uefi "
+         "(or omit --firmware)"),
+    case("secure-boot-no-keys", (*QEMU, "--arch=arm64", "--secure-boot"),
+         E.SecureBootUnavailableError.exit_code,
+         "--secure-boot on arm64: this host's UEFI firmware has no Secure Boot keys enrolled "
+         "(/usr/share/AAVMF/AAVMF_VARS.ms.fd is missing); install a qemu-efi-aarch64 that ships it",
+         prefix=AAVMF_WITHOUT_KEYS),
+    case("secure-boot-provider", ("--provider=aws", "--image=ami-0123456789abcdef0",
+                                  "--region=eu-west-3", "--secure-boot"),
+         E.SecureBootUnavailableError.exit_code,
+         "--secure-boot with --provider=aws: on EC2 Secure Boot comes with the AMI (registered with "
+         "UEFI variables holding the keys, register-image --uefi-data), not with a launch",
+         env=AWS_NO_CREDENTIALS),
     case("boot-timeout", (*QEMU, "--boot-timeout=soon"), E.UsageError.exit_code,
          "--boot-timeout 'soon': give seconds"),
     case("instance-type-qemu", (*QEMU, "--instance-type=t3.micro"), E.UsageError.exit_code,
@@ -504,6 +524,16 @@ def test_bad_ini_value(tmp_path: Path, tmpdir_env) -> None:
                            "ini option dct_accel = 'fast': choose from auto, kvm, tcg")
 
 
+def test_bad_secure_boot_ini_value(tmp_path: Path, tmpdir_env) -> None:
+    _, env = tmpdir_env
+    (tmp_path / "pytest.ini").write_text(
+        f"[pytest]\ndct_provider = qemu\ndct_image = {_mbr_disk(tmp_path / 'd.raw')}\n"
+        "dct_secure_boot = maybe\n")
+    run = run_suites(tmp_path, env=env, timeout=120)
+    _assert_one_line_error(run, errors.UsageError.exit_code,
+                           "ini option dct_secure_boot = 'maybe': write yes or no")
+
+
 def test_ini_datasource_contradicting_the_image_type(tmp_path: Path, tmpdir_env) -> None:
     """A vendor image runs against another cloud's datasource only when the command line says so."""
     _, env = tmpdir_env
@@ -630,6 +660,12 @@ README_ROWS: dict[str, tuple[str, ...]] = {
     "qcow2 whose backing file is gone": (_row("backing-gone"),),
     "qcow2 on a backing file (any host file)": (_row("backing-file"),),
     "`--arch arm64 --firmware bios`": (_row("arm64-bios"),),
+    "`--secure-boot --firmware=bios`": (_row("secure-boot-bios"),),
+    "`--secure-boot --arch=arm64` where AAVMF has no keys enrolled": (_row("secure-boot-no-keys"),),
+    "`--secure-boot` on a provider that cannot enforce it": (_row("secure-boot-provider"),),
+    "ini `dct_secure_boot = maybe`": ("test_bad_input.py::test_bad_secure_boot_ini_value",),
+    "an image whose boot loader is not signed, with `--secure-boot` (VM)": (
+        "test_secure_boot_e2e.py::test_unsigned_boot_loader_is_refused_by_the_firmware",),
     "`--boot-timeout=soon`": (_row("boot-timeout"),),
     "`--instance-type=t3.micro` on qemu": (_row("instance-type-qemu"),),
     "`--datasource=digitalocean`": (_row("datasource-unknown"),),

@@ -37,6 +37,11 @@ CONTROLS_ELSEWHERE = {
         "test_provider_ssh.py::test_arch_check_compares_the_host_with_the_declared_platform",
     "bvt.booted_in_uefi_mode": "test_provider_ssh.py::test_uefi_checks_fail_on_a_host_without_efi",
     "bvt.esp_mounted": "test_provider_ssh.py::test_uefi_checks_fail_on_a_host_without_efi",
+    # a host booted without Secure Boot, declared booted with it (no VM boots without it when asked)
+    "bvt.secure_boot_enabled":
+        "test_secure_boot.py::test_secure_boot_checks_fail_on_a_host_booted_without_it",
+    "bvt.kernel_locked_down":
+        "test_secure_boot.py::test_secure_boot_checks_fail_on_a_host_booted_without_it",
     "config.apt_sources_deb822": "test_e2e_qemu.py::test_trixie_one_line_sources_and_invalid_user_data_fail",
     # the instance type's promise is the run's (--instance-types), not a planted image defect
     "gpu.devices_present": "test_gpu.py::test_declared_gpu_without_a_device_fails",

@@ -59,6 +59,8 @@ class AwsSettings(ProviderSettings):
 
 class AwsProvider(Provider):
     name = "aws"
+    secure_boot_refused = ("on EC2 Secure Boot comes with the AMI (registered with UEFI variables "
+                           "holding the keys, register-image --uefi-data), not with a launch")
     options = (REGION, SUBNET, SECURITY_GROUP)
     scope_options = (REGION,)
     #: each launch makes its own key pair, group and instance, all named for it; a boto3 client

@@ -55,6 +55,8 @@ class AzureSettings(ProviderSettings):
 
 class AzureProvider(Provider):
     name = "azure"
+    secure_boot_refused = ("this provider does not ask Azure for Trusted Launch with Secure Boot "
+                           "(securityProfile.uefiSettings.secureBootEnabled) yet")
     options = (REGION,)
     scope_options = (REGION, Option("subscription", "the subscription (default: "
                                     "AZURE_SUBSCRIPTION_ID)"))

@@ -57,6 +57,8 @@ class GceSettings(ProviderSettings):
 
 class GceProvider(Provider):
     name = "gce"
+    secure_boot_refused = ("this provider does not ask GCE for a Shielded VM's Secure Boot "
+                           "(shieldedInstanceConfig.enableSecureBoot) yet")
     options = (Option("machine-type", "the machine type, GCE's name for --instance-type",
                       instance_type_alias=True), ZONE, NETWORK)
     scope_options = (Option("project", "the project (default: from the credentials or "

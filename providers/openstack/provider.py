@@ -66,6 +66,8 @@ class OpenStackSettings(ProviderSettings):
 
 class OpenStackProvider(Provider):
     name = "openstack"
+    secure_boot_refused = ("on OpenStack Secure Boot is the image's os_secure_boot property, not a "
+                           "launch parameter")
     options = (Option("flavor", "the flavor name or id, OpenStack's name for --instance-type",
                       instance_type_alias=True), REGION, ZONE, NETWORK, SECURITY_GROUP,
                Option("os-cloud", "the cloud's name in clouds.yaml (default: OS_CLOUD)"))

@@ -69,6 +69,7 @@ def parse_port_range(value: str | None) -> tuple[int, int] | None:
 
 class QemuProvider(Provider):
     name = "qemu"
+    secure_boot_refused = None  # OVMF/AAVMF with Microsoft's keys enrolled (firmware.py)
     options = (
         Option("qemu-port-range", "local ports to forward SSH from, LOW-HIGH (default: any)",
                key="port_range"),
@@ -87,7 +88,7 @@ class QemuProvider(Provider):
         datasource = platforms.resolve(spec.options.get("datasource"),
                                        "datasource" in spec.command_line, spec.image_type)
         platforms.check_platform(datasource, spec.arch, firmware)  # naming the cloud, first
-        fw.check(spec.arch, firmware)
+        fw.check(spec.arch, firmware, spec.secure_boot)
         if datasource is Datasource.NOCLOUD:
             instance_type = spec.instance_type or DEFAULT_INSTANCE_TYPE
             vcpus, mem = parse_instance_type(instance_type)
@@ -130,7 +131,7 @@ class QemuProvider(Provider):
         assert spec.firmware is not None
         settings = spec.settings_as(QemuSettings)
         hooks, info = settings.hooks, settings.image
-        platform = fw.check(spec.arch, spec.firmware)
+        platform = fw.check(spec.arch, spec.firmware, spec.secure_boot)
         chosen, why = accel_mod.choose(spec.accel, spec.arch, platform.binary, cache_dir())
 
         short = uuid.uuid4().hex[:8]
@@ -165,7 +166,8 @@ class QemuProvider(Provider):
         vcpus, mem = settings.vcpus, settings.memory_mib
         user_net = replace(settings, hooks=hooks).user_net
         args = [platform.binary, "-name", f"dct-{spec.run_id}", "-nodefaults", "-no-user-config",
-                "-display", "none", *fw.qemu_args(spec.arch, spec.firmware, chosen, run_dir),
+                "-display", "none", *fw.qemu_args(spec.arch, spec.firmware, chosen, run_dir,
+                                                   spec.secure_boot),
                 "-smp", str(vcpus), "-m", str(mem),
                 "-chardev", f"file,id=console,path={run_dir / 'console.log'},append=on",
                 "-serial", "chardev:console",
@@ -189,7 +191,8 @@ class QemuProvider(Provider):
                                      **_dhcp_domain(emulated)})
         machine = QemuMachine(run_dir, facts, spec.ssh_user, key_file, injected, {
             "accel": chosen.value, "accel_reason": why, "qemu_version": qemu_version(platform.binary),
-            "firmware": spec.firmware.value, "image_format": info.fmt,
+            "firmware": spec.firmware.value, "secure_boot": "yes" if spec.secure_boot else "no",
+            "image_format": info.fmt,
             "disk_size": str(settings.disk_size), "datasource": settings.datasource.value,
         })
         listen_host, port_range = "127.0.0.1", settings.port_range

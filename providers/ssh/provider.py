@@ -101,6 +101,7 @@ class SshSettings(ProviderSettings):
 
 class SshProvider(Provider):
     name = "ssh"
+    secure_boot_refused = None  # --secure-boot declares the host booted under it
     starts_machines = False
     options = (
         Option("host", "the already-running host to test, USER@ADDRESS[:PORT]"),

@@ -58,6 +58,7 @@ class VagrantSettings(ProviderSettings):
 
 class VagrantProvider(Provider):
     name = "vagrant"
+    secure_boot_refused = "vagrant-libvirt boots its boxes with BIOS firmware here"
 
     def __init__(self) -> None:
         self._versions: dict[str, str] = {}
