@@ -84,10 +84,24 @@ def instance_type_entry(request: pytest.FixtureRequest, instance_types: Table) -
     return instance_types.lookup(state.provider.name, state.spec.instance_type)
 
 
-def _spares_wanted(session: pytest.Session) -> int:
-    """A second machine for the uniqueness suite boots alongside the first when that suite
-    will run: overlapping the boots saves one boot's wait (minutes on a cloud)."""
-    return int(any("twin" in getattr(item, "fixturenames", ()) for item in session.items))
+def _wanted(session: pytest.Session, fixtures: tuple[str, ...]) -> bool:
+    """Whether a test that will run (not skipped as not applicable) uses one of *fixtures*."""
+    return any(set(fixtures) & set(getattr(item, "fixturenames", ()))
+               and not item.get_closest_marker("skip") for item in session.items)
+
+
+def _peer_wanted(session: pytest.Session, state: RunState) -> bool:
+    """The throughput check will run: selected, and the instance type has a floor to hold."""
+    entry = (state.spec.instance_types.lookup(state.provider.name, state.spec.instance_type)
+             if state.spec.instance_type else None)
+    return (_wanted(session, ("peer",)) and entry is not None
+            and entry.throughput_floor_mbps is not None)
+
+
+def _spares_wanted(session: pytest.Session, state: RunState) -> int:
+    """A second machine for the uniqueness or network_perf suite boots alongside the first when
+    that suite will run: overlapping the boots saves one boot's wait (minutes on a cloud)."""
+    return int(_wanted(session, ("twin",)) or _peer_wanted(session, state))
 
 
 @pytest.fixture(scope="session")
@@ -99,8 +113,9 @@ def instance(dct_run: RunState, request: pytest.FixtureRequest,
     assert dct_run.fleet is not None
     try:
         inst = dct_run.fleet.launch_with_spares(
-            _spares_wanted(request.session),
-            progress.for_pytest(request.config, dct_run.provider.name))
+            _spares_wanted(request.session, dct_run),
+            progress.for_pytest(request.config, dct_run.provider.name),
+            **({"peer_network": True} if _peer_wanted(request.session, dct_run) else {}))
     except DCTError as exc:
         dct_run.error = exc
         request.session.shouldstop = f"no machine to test: {exc.message}"

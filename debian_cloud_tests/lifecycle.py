@@ -86,12 +86,12 @@ class Fleet:
             raise failure
         return [o for o in outcomes if isinstance(o, Instance)]
 
-    def launch_with_spares(self, spares: int, progress: readiness.Progress | None = None
-                           ) -> Instance:
+    def launch_with_spares(self, spares: int, progress: readiness.Progress | None = None,
+                           **overrides: Any) -> Instance:
         """Launch the machine under test and, alongside it, *spares* more for tests that need
         another instance later (uniqueness): their boots overlap instead of adding up.  A spare
         that fails is reported by :meth:`take_spare`, to the test that needed it."""
-        first, *others = self._launch_together(1 + spares, progress, {})
+        first, *others = self._launch_together(1 + spares, progress, overrides)
         with self._lock:
             self.spares += others
         if isinstance(first, BaseException):
@@ -109,6 +109,13 @@ class Fleet:
         if isinstance(spare, BaseException):
             raise spare
         return spare
+
+    def give_back(self, spare: Instance) -> None:
+        """A second machine a test is done with, unchanged in what identifies it, for the next
+        test that needs one (the throughput check's peer serves the uniqueness suite next)."""
+        with self._lock:
+            if not self._closed and spare in self.instances:
+                self.spares.insert(0, spare)
 
     def _launch_together(self, count: int, progress: readiness.Progress | None,
                          overrides: dict[str, Any]) -> list[Instance | BaseException]:

@@ -40,6 +40,18 @@ class PlatformFacts:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+class PeerLink:
+    """A network only two machines of the run share, for a check between them: the MAC address
+    of each one's interface on it (the check finds the interface in the guest by it and gives it
+    an address).  :meth:`close` takes the network away; it never raises."""
+
+    def __init__(self, macs: tuple[str, str]) -> None:
+        self.macs = macs
+
+    def close(self) -> list[BaseException]:
+        return []
+
+
 class Machine(abc.ABC):
     """One running instance.  Destroy never raises: it logs and returns what went wrong."""
 
@@ -107,3 +119,12 @@ class Machine(abc.ABC):
     def is_alive(self) -> bool:
         """False once the instance is known to be gone (crashed, powered off)."""
         return True
+
+    def link_to(self, other: Machine) -> PeerLink:
+        """Join this machine and *other*, of the same run, on a network of their own.
+
+        Raises:
+            NotImplementedError: the platform cannot (``not_offered["peer_network"]`` says why).
+            ProviderError: it could and failed.
+        """
+        raise NotImplementedError(self.not_offered.get("peer_network", "no network of a test's own"))

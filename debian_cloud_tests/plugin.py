@@ -165,7 +165,7 @@ def check_id(item: pytest.Item) -> str:
 
 
 #: suites that change the machine run last, after every other suite has read the first boot
-RUN_LAST = ("uniqueness", "reboot")
+RUN_LAST = ("network_perf", "uniqueness", "reboot")
 
 
 #: checks that look back on the whole run (every machine's console) run after everything else

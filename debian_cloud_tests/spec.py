@@ -151,6 +151,9 @@ class LaunchSpec:
     release: str | None = None
     #: the machine may outlive this process (--keep-instance): nothing may tie it to the process
     may_outlive_run: bool = False
+    #: a check will join this machine to another of the run on a network of their own
+    #: (Machine.link_to): a provider that needs to prepare for that at launch does
+    peer_network: bool = False
     #: boot with UEFI Secure Boot enforced (--secure-boot); a provider that cannot refuses it
     secure_boot: bool = False
     #: what instance types promise (GPUs, a throughput floor): shipped, plus --instance-types

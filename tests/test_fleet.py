@@ -124,6 +124,24 @@ def test_spare_boots_with_the_first_and_is_taken_once(sshd: Sshd) -> None:
     assert not fleet.instances and not fleet.spares
 
 
+def test_a_spare_given_back_serves_the_next_test(sshd: Sshd) -> None:
+    """The throughput check's peer, given back, is the uniqueness suite's twin; the machines
+    launched for a peer network are launched with spec.peer_network."""
+    with slow_front(sshd.port) as port:
+        fleet = fleet_for(sshd, port)
+        try:
+            first = fleet.launch_with_spares(1, peer_network=True)
+            spare = fleet.take_spare()
+            assert spare is not None and fleet.take_spare() is None
+            fleet.give_back(spare)
+            assert fleet.take_spare() is spare
+            assert len(fleet.instances) == 2 and first is not spare
+        finally:
+            fleet.close(failed=False)
+        fleet.give_back(spare)  # after close: nothing to give back to
+        assert not fleet.spares
+
+
 # -- cloud providers: launches that block until the instance runs ---------------------------------
 
 PENDING = 2.0  # seconds a cloud instance is pending (STAGING on GCE) after its create call

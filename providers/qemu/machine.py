@@ -13,10 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from debian_cloud_tests import rundir
 from debian_cloud_tests.datasources import emulation
 from debian_cloud_tests.datasources.platforms import Datasource
 from debian_cloud_tests.errors import NoFreePortError, ProviderError
-from debian_cloud_tests.machine import Machine, PlatformFacts, SSHEndpoint
+from debian_cloud_tests.machine import Machine, PeerLink, PlatformFacts, SSHEndpoint
 
 from . import netwall
 from .qmp import QMP, QMPError
@@ -80,6 +81,10 @@ class QemuMachine(Machine):
         self._wall: netwall.Wall | None = None
         self.port = 0
         self.listen_host = "127.0.0.1"
+        #: launched with the root port a peer link's NIC is plugged into (:mod:`.peerlink`)
+        self.linkable = False
+        #: bytes per second the platform lets through a peer link (None: no limit)
+        self.peer_rate: float | None = None
 
     def start(self, base_args: list[str], port_range: tuple[int, int] | None,
               register_pid: Callable[[int], None], die_with_parent: bool = True,
@@ -206,6 +211,20 @@ class QemuMachine(Machine):
 
     def is_alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
+
+    def link_to(self, other: Machine) -> PeerLink:
+        """Join this guest and *other* on a network only the two share (:mod:`.peerlink`), rate
+        limited as this machine's hooks said."""
+        from . import peerlink
+
+        if not isinstance(other, QemuMachine) or not (self.linkable and other.linkable):
+            raise NotImplementedError("these machines were not launched to be linked (their "
+                                      "launch did not ask for a peer network)")
+        return peerlink.QemuPeerLink(self, other, self.peer_rate)
+
+    def register_pid(self, pid: int) -> None:
+        """A process that lives beside QEMU (a peer link's relay), for the run dir's guard."""
+        rundir.register_pid(self.run_dir, pid)
 
     @property
     def pid(self) -> int | None:

@@ -25,7 +25,7 @@ from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
 from . import accel as accel_mod
 from . import firmware as fw
 from . import image as image_mod
-from . import netwall
+from . import netwall, peerlink
 from .machine import QemuMachine
 from .settings import Network, QemuHooks, QemuSettings
 
@@ -174,7 +174,7 @@ class QemuProvider(Provider):
                 "-qmp", "unix:qmp.sock,server=on,wait=off",  # relative: QEMU runs in run_dir
                 "-drive", f"file={overlay},if=virtio,format=qcow2,discard=unmap",
                 *seed_drive, *extra_disk, *cd_drive, *smbios,
-                "-device", "virtio-rng-pci",
+                "-device", "virtio-rng-pci", *(peerlink.PORT_ARGS if spec.peer_network else ()),
                 *(arg for device in settings.gpu_devices for arg in ("-device", device))]
         facts = PlatformFacts(provider="qemu", instance_id=instance_id, hostname=hostname,
                               arch=spec.arch, firmware=spec.firmware,
@@ -195,6 +195,7 @@ class QemuProvider(Provider):
             "image_format": info.fmt,
             "disk_size": str(settings.disk_size), "datasource": settings.datasource.value,
         })
+        machine.linkable, machine.peer_rate = spec.peer_network, hooks.peer_rate
         listen_host, port_range = "127.0.0.1", settings.port_range
         if hooks.ssh_listen:
             listen_host, port = hooks.ssh_listen

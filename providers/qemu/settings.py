@@ -38,6 +38,9 @@ class QemuHooks(LaunchHooks):
     extra_disk: Path | None = None
     #: an ISO on a SCSI CD-ROM (/dev/sr0), as a cloud attaches provisioning media
     cdrom: Path | None = None
+    #: bytes per second a peer link (Machine.link_to) lets through each way, as a platform's NIC
+    #: shaper would (None: as fast as the two QEMUs go)
+    peer_rate: float | None = None
 
 
 @dataclass(frozen=True)
