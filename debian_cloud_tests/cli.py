@@ -29,7 +29,7 @@ def _pytest_argv(args: argparse.Namespace, provider: str, image: str, junit: Pat
     if given[:1] == ["--"]:  # the separator before pytest's own options is ours, not pytest's
         given = given[1:]
     return pytest_argv(provider, image, junit, artifacts, arch=args.arch, firmware=args.firmware,
-                       extra=[*extra, *given])
+                       secure_boot=getattr(args, "secure_boot", False), extra=[*extra, *given])
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -140,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="launch and test N instances of each image at once (default 1)")
     run.add_argument("--arch", choices=["amd64", "arm64"])
     run.add_argument("--firmware", choices=["bios", "uefi"])
+    run.add_argument("--secure-boot", action="store_true",
+                     help="boot with UEFI Secure Boot enforced (implies --firmware uefi)")
     run.add_argument("--output", default="results", help="directory for JUnit and artefacts")
     run.add_argument("--name", help="JUnit file name (default: the run id)")
     run.add_argument("pytest_args", nargs=argparse.REMAINDER,

@@ -11,6 +11,7 @@ import pytest
 from debian_cloud_tests import applicability, console
 from debian_cloud_tests.errors import BuildError, DCTError, SecureBootUnavailableError
 from debian_cloud_tests.plugin import suites_dir
+from debian_cloud_tests.runargs import pytest_argv
 from debian_cloud_tests.spec import Accel, Arch, Firmware, LaunchSpec
 from debian_cloud_tests.testimage import esp
 from debian_cloud_tests.testimage.disk import DiskLayout
@@ -89,6 +90,13 @@ def test_the_checks_apply_only_where_secure_boot_was_asked_for() -> None:
     assert not applicability.matches("secure_boot", "yes", "no")
     spec.secure_boot = True
     assert applicability.current_values("qemu", spec)["secure_boot"] == "yes"
+
+
+def test_run_passes_secure_boot_on(tmp_path: Path) -> None:
+    """`debian-cloud-tests run --secure-boot` gives each run's pytest the plugin's option."""
+    argv = pytest_argv("qemu", "x.qcow2", tmp_path / "r.xml", tmp_path, secure_boot=True)
+    assert "--secure-boot" in argv
+    assert "--secure-boot" not in pytest_argv("qemu", "x.qcow2", tmp_path / "r.xml", tmp_path)
 
 
 def _tree(tmp_path: Path) -> Path:
