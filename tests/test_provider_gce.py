@@ -381,3 +381,32 @@ def test_a_bad_run_id_is_refused_without_a_request(gce: FakeGce, run_id: str) ->
     with pytest.raises(UsageError, match="is not one this tool makes"):
         collect_run(PROJECT, run_id, gce.url, AnonymousCredentials())
     assert gce.calls == [] and not gce.tokens
+
+
+def test_secure_boot_launches_a_shielded_vm_with_it_on(gce: FakeGce, tmp_path: Path) -> None:
+    """--secure-boot is a launch parameter on GCE: shieldedInstanceConfig.enableSecureBoot."""
+    from dataclasses import replace
+
+    machine = launch(gce, tmp_path, replace(make_spec(), secure_boot=True))
+    (inst,) = gce.instances.values()
+    assert inst["shieldedInstanceConfig"] == {"enableSecureBoot": True}
+    assert machine.destroy() == [] and gce.leftovers() == {}
+    (tmp_path / "plain").mkdir()
+    plain = launch(gce, tmp_path / "plain")
+    (inst,) = gce.instances.values()
+    assert "shieldedInstanceConfig" not in inst
+    assert plain.destroy() == []
+
+
+def test_secure_boot_on_a_bios_image_is_refused_before_anything_exists(gce: FakeGce) -> None:
+    from dataclasses import replace
+
+    from debian_cloud_tests.errors import SecureBootUnavailableError
+
+    gce.add_image("debian-12-bios-v20260101", family="debian-12-bios")
+    gce.images["debian-12-bios-v20260101"]["guestOsFeatures"] = [{"type": "GVNIC"}]
+    spec = replace(make_spec("projects/debian-cloud/global/images/family/debian-12-bios"),
+                   secure_boot=True)
+    with pytest.raises(SecureBootUnavailableError, match="lacks the UEFI_COMPATIBLE guest OS"):
+        provider(gce).validate(spec)
+    assert gce.leftovers() == {}

@@ -21,6 +21,7 @@ from debian_cloud_tests import interrupts, rundir, runneraddr, seed, sshkeys
 from debian_cloud_tests.errors import (
     ArchFirmwareError,
     ImageNotFoundError,
+    SecureBootUnavailableError,
     UsageError,
     note_cleanup_failures,
 )
@@ -57,8 +58,7 @@ class GceSettings(ProviderSettings):
 
 class GceProvider(Provider):
     name = "gce"
-    secure_boot_refused = ("this provider does not ask GCE for a Shielded VM's Secure Boot "
-                           "(shieldedInstanceConfig.enableSecureBoot) yet")
+    secure_boot_refused = None  # a Shielded VM's shieldedInstanceConfig.enableSecureBoot
     options = (Option("machine-type", "the machine type, GCE's name for --instance-type",
                       instance_type_alias=True), ZONE, NETWORK)
     scope_options = (Option("project", "the project (default: from the credentials or "
@@ -97,6 +97,10 @@ class GceProvider(Provider):
         arch = ARCHES.get(image.architecture or "", spec.arch)
         features = {f.type_ for f in image.guest_os_features}
         firmware = Firmware.UEFI if "UEFI_COMPATIBLE" in features or arch is Arch.ARM64 else Firmware.BIOS
+        if spec.secure_boot and firmware is not Firmware.UEFI:
+            raise SecureBootUnavailableError(f"--secure-boot: GCE boots {spec.image} with BIOS (the "
+                                             "image lacks the UEFI_COMPATIBLE guest OS feature); a "
+                                             "Shielded VM's Secure Boot needs a UEFI image")
         if spec.firmware and spec.firmware is not firmware:
             raise ArchFirmwareError(f"--firmware {spec.firmware.value}: GCE boots this image with "
                                     f"{firmware.value}")
@@ -228,7 +232,10 @@ def _instance_body(spec: LaunchSpec, settings: GceSettings, name: str, network: 
     if settings.disk_gb:
         params.disk_size_gb = settings.disk_gb
     metadata = {"ssh-keys": ssh_keys, "user-data": user_data, "block-project-ssh-keys": "true"}
+    shielded = ({"shielded_instance_config": compute_v1.ShieldedInstanceConfig(enable_secure_boot=True)}
+                if spec.secure_boot else {})
     return compute_v1.Instance(
+        **shielded,
         name=name, machine_type=f"zones/{zone}/machineTypes/{spec.instance_type}", labels=marks,
         tags=compute_v1.Tags(items=[name]),
         disks=[compute_v1.AttachedDisk(boot=True, auto_delete=True, initialize_params=params)],
