@@ -60,6 +60,19 @@ def boot_stage(console: str) -> str:
     return reached
 
 
+#: what a boot that cannot go on prints: nothing follows but a shell, a key press or a halt
+DEAD_ENDS = re.compile(r"Kernel panic - not syncing[^\n]*|Gave up waiting for root[^\n]*|"
+                       r"ALERT! [^\n]* does not exist[^\n]*|You are in emergency mode[^\n]*|"
+                       r"Failed to boot both default and fallback entries[^\n]*")
+
+
+def dead_end(console: str) -> str | None:
+    """The line saying the boot on *console* (one boot's part of it) stopped for good: GRUB
+    could not boot, the kernel found no root disk or panicked; None while it may go on."""
+    found = DEAD_ENDS.search(clean(console))
+    return found.group(0).strip() if found else None
+
+
 #: what refuses an unsigned or untrusted next stage under Secure Boot, as each says it on the
 #: console: EDK II's boot manager (OVMF, AAVMF) the boot loader, shim GRUB, GRUB the kernel
 SECURE_BOOT_REFUSALS = (

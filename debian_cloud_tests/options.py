@@ -24,6 +24,7 @@ from .spec import (
     LaunchSpec,
     release_from_image_name,
 )
+from .upgrade import source as upgrade_source
 
 GROUP = "debian-cloud-tests"
 
@@ -85,6 +86,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("instance-types", "TOML table of what instance types promise (GPUs, a network "
            "throughput floor), merged over the shipped one; repeatable, later files win",
            multiple=True),
+    Option("upgrade", "run the upgrade suite (apt-get full-upgrade, reboot into the new kernel) "
+           "from: own (the image's own apt sources), a signed apt repository directory (a local "
+           "machine's provider serves it to that machine only) or 'URL SUITE COMPONENT…'"),
+    Option("upgrade-key", "OpenPGP public key (armored or binary) that signs --upgrade's repository"),
     Option("artifacts-dir", "where console logs and guest logs are collected",
            default="artifacts"),
 )
@@ -238,4 +243,5 @@ def build_spec(config: pytest.Config, run_id: str) -> LaunchSpec:
         ca_certs=[Path(p) for p in value(config, "ca-cert")], run_id=run_id, options=options,
         command_line=command_line, image_type=image_type, instance_types=table,
         secure_boot=secure_boot,
+        upgrade=upgrade_source.parse(value(config, "upgrade"), value(config, "upgrade-key")),
         release=value(config, "release") or release_from_image_name(Path(image).name))

@@ -97,6 +97,10 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         spec = options.build_spec(config, run_id)
         provider = get_provider(provider_name)
         refuse_secure_boot(provider, spec)
+        if spec.upgrade and spec.upgrade.directory and not provider.serves_local_repository:
+            raise UsageError(f"--upgrade {spec.upgrade.directory}: {provider.name} machines cannot "
+                             "reach a directory on this runner: publish the repository and give "
+                             "--upgrade 'URL SUITE COMPONENT…'")
         spec = provider.validate(spec)
         keep = KeepInstance(options.value(config, "keep-instance"))
     except DCTError as exc:
@@ -165,7 +169,7 @@ def check_id(item: pytest.Item) -> str:
 
 
 #: suites that change the machine run last, after every other suite has read the first boot
-RUN_LAST = ("network_perf", "uniqueness", "reboot")
+RUN_LAST = ("network_perf", "uniqueness", "reboot", "upgrade")
 
 
 #: checks that look back on the whole run (every machine's console) run after everything else

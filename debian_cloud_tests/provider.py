@@ -54,6 +54,9 @@ class Provider(abc.ABC):
     #: None where the provider boots its machines with UEFI Secure Boot enforced when the spec
     #: asks (LaunchSpec.secure_boot); else why it cannot, the one line --secure-boot is refused with
     secure_boot_refused: str | None = "it has no way to ask for Secure Boot at launch"
+    #: gives its machines a local directory as an apt repository (--upgrade DIR): a local
+    #: emulator can, a cloud instance cannot reach this runner's files
+    serves_local_repository: bool = False
 
     @abc.abstractmethod
     def validate(self, spec: LaunchSpec) -> LaunchSpec:

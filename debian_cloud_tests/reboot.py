@@ -146,6 +146,11 @@ def reboot(inst: Instance, hard: bool, timeout: float) -> RebootOutcome:
         text = _console(inst) if watch else ""
         if watch and prompt_seen is None and _booted_to_prompt(text, console_mark):
             prompt_seen = time.monotonic()
+        stopped = console.dead_end(_new_boot(text[console_mark:])) if watch else None
+        if stopped:
+            outcome.error = (f"the new boot stopped for good: {stopped!r}; the console since the "
+                             f"reboot request ends with:\n{console.tail(text[console_mark:])}")
+            return outcome
         hung = watch.hung(text, time.monotonic()) if watch else None
         if watch and hung:
             remedy, done = remedies.pop(0)
@@ -198,6 +203,13 @@ def reboot(inst: Instance, hard: bool, timeout: float) -> RebootOutcome:
     outcome.error = (f"the machine did not come back within {timeout:.0f}s; the console since the "
                      f"reboot request ends with:\n{console.tail(since)}")
     return outcome
+
+
+def _new_boot(since: str) -> str:
+    """The part of the console since the reboot request that the new boot printed: after the
+    old kernel's last words where it said them (a hard reset cuts it short)."""
+    ends = [since.rfind(line) for line in RESTART_LINES]
+    return since[max(max(ends), 0):]
 
 
 def _booted_to_prompt(text: str, mark: int) -> bool:

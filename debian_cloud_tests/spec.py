@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from .instancetypes import Table
+from .upgrade.source import UpgradeSource
 
 
 class Arch(enum.StrEnum):
@@ -151,13 +152,15 @@ class LaunchSpec:
     release: str | None = None
     #: the machine may outlive this process (--keep-instance): nothing may tie it to the process
     may_outlive_run: bool = False
+    #: boot with UEFI Secure Boot enforced (--secure-boot); a provider that cannot refuses it
+    secure_boot: bool = False
     #: a check will join this machine to another of the run on a network of their own
     #: (Machine.link_to): a provider that needs to prepare for that at launch does
     peer_network: bool = False
-    #: boot with UEFI Secure Boot enforced (--secure-boot); a provider that cannot refuses it
-    secure_boot: bool = False
     #: what instance types promise (GPUs, a throughput floor): shipped, plus --instance-types
     instance_types: Table = field(default_factory=Table)
+    #: where the upgrade suite upgrades from (--upgrade); None: the suite does not apply
+    upgrade: UpgradeSource | None = None
     #: see LaunchHooks; a provider that takes hooks refuses any not of its own type
     hooks: LaunchHooks | None = None
     #: set by the provider's validate, read by its launch

@@ -35,6 +35,7 @@ packages=(
   qemu-system-x86 qemu-system-arm qemu-utils ovmf qemu-efi-aarch64   # machines and firmware
   slirp4netns                                                        # a guest network walled off this host
   mmdebstrap gdisk fdisk e2fsprogs dosfstools mtools grub-common grub-pc-bin grub-efi-amd64-bin
+  gpg                                                                # signs the upgrade suite's test repository
   qemu-user-static binfmt-support arch-test                          # arm64 test images
   fai-server fai-setup-storage                                       # the FAI build driver
   openssh-client openssh-server ca-certificates iproute2 util-linux parted kpartx udev debootstrap

@@ -25,6 +25,8 @@ import pytest
 from debian_cloud_tests import errors, sshkeys
 from debian_cloud_tests.faibuild.host import REQUIRED_PROGRAMS
 from debian_cloud_tests.spec import Arch
+from debian_cloud_tests.testimage.upgrade_repo import SUITE, sign_release, write_index
+from debian_cloud_tests.upgrade.errors import UnsignedRepositoryError
 
 from .conftest import SuiteRun, run_suites
 from .test_gate_support import passing, write_policy
@@ -196,6 +198,19 @@ CASES: tuple[Case, ...] = (
          "--secure-boot with --provider=aws: on EC2 Secure Boot comes with the AMI (registered with "
          "UEFI variables holding the keys, register-image --uefi-data), not with a launch",
          env=AWS_NO_CREDENTIALS),
+    case("upgrade-unsigned", (*QEMU, "--upgrade={unsigned_repo}", "--upgrade-key={repo_key}"),
+         UnsignedRepositoryError.exit_code, "the repository is not signed (",
+         "has no InRelease and no Release.gpg): apt refuses an unsigned repository; sign its Release"),
+    case("upgrade-foreign-key", (*QEMU, "--upgrade={signed_repo}", "--upgrade-key={repo_key}"),
+         UnsignedRepositoryError.exit_code, "its Release is not signed by --upgrade-key (gpgv: "),
+    case("upgrade-no-key", (*QEMU, "--upgrade={signed_repo}"), UnsignedRepositoryError.exit_code,
+         "give --upgrade-key, the OpenPGP public key that signs it (an unsigned repository is "
+         "refused)"),
+    case("upgrade-directory-on-cloud", ("--provider=aws", "--image=ami-0123456789abcdef0",
+                                        "--region=eu-west-3", "--upgrade={signed_repo}",
+                                        "--upgrade-key={signed_repo_key}"),
+         E.UsageError.exit_code, "aws machines cannot reach a directory on this runner: publish the "
+         "repository and give --upgrade 'URL SUITE COMPONENT…'", env=AWS_NO_CREDENTIALS),
     case("boot-timeout", (*QEMU, "--boot-timeout=soon"), E.UsageError.exit_code,
          "--boot-timeout 'soon': give seconds"),
     case("instance-type-qemu", (*QEMU, "--instance-type=t3.micro"), E.UsageError.exit_code,
@@ -437,6 +452,7 @@ def inputs(tmp_path: Path) -> dict[str, str]:
     }
     (tmp_path / "dir").mkdir()
     found["dir"] = str(tmp_path / "dir")
+    found.update(_upgrade_repositories(tmp_path))
     for name in ("empty_bin", "stub_bin"):
         (tmp_path / name).mkdir()
         found[name] = str(tmp_path / name)
@@ -460,6 +476,25 @@ def inputs(tmp_path: Path) -> dict[str, str]:
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(host_file),
                         str(overlay), "1M"], check=True)
         found["overlay"] = str(overlay)
+    return found
+
+
+def _upgrade_repositories(tmp_path: Path) -> dict[str, str]:
+    """An unsigned repository, one signed by a key of its own (where gpg can make one), and a
+    key that signed neither."""
+    found = {"repo_key": str(tmp_path / "other-key.gpg")}
+    (tmp_path / "other-key.gpg").write_bytes(b"\x99\x00\x0d\x04" + bytes(13))
+    for name in ("unsigned_repo", "signed_repo"):
+        (tmp_path / name / "pool").mkdir(parents=True)
+        write_index(tmp_path / name, "amd64")
+        found[name] = str(tmp_path / name)
+    if shutil.which("gpg"):
+        key = tmp_path / "signed-repo-key.asc"
+        key.write_text(sign_release(tmp_path / "signed_repo" / "dists" / SUITE, tmp_path / "gnupg",
+                                    signed=True))
+        found["signed_repo_key"] = str(key)
+    else:
+        del found["signed_repo"]
     return found
 
 
@@ -660,6 +695,10 @@ README_ROWS: dict[str, tuple[str, ...]] = {
     "qcow2 whose backing file is gone": (_row("backing-gone"),),
     "qcow2 on a backing file (any host file)": (_row("backing-file"),),
     "`--arch arm64 --firmware bios`": (_row("arm64-bios"),),
+    "`--upgrade DIR` whose Release is not signed": (_row("upgrade-unsigned"),),
+    "`--upgrade DIR` signed by another key than `--upgrade-key`": (_row("upgrade-foreign-key"),),
+    "`--upgrade DIR` without `--upgrade-key`": (_row("upgrade-no-key"),),
+    "`--upgrade DIR` on a cloud provider": (_row("upgrade-directory-on-cloud"),),
     "`--secure-boot --firmware=bios`": (_row("secure-boot-bios"),),
     "`--secure-boot --arch=arm64` where AAVMF has no keys enrolled": (_row("secure-boot-no-keys"),),
     "`--secure-boot` on a provider that cannot enforce it": (_row("secure-boot-provider"),),

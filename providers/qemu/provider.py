@@ -21,6 +21,7 @@ from debian_cloud_tests.options import DATASOURCE, Option
 from debian_cloud_tests.paths import cache_dir
 from debian_cloud_tests.provider import Provider
 from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
+from debian_cloud_tests.upgrade import serve as repository
 
 from . import accel as accel_mod
 from . import firmware as fw
@@ -70,6 +71,7 @@ def parse_port_range(value: str | None) -> tuple[int, int] | None:
 class QemuProvider(Provider):
     name = "qemu"
     secure_boot_refused = None  # OVMF/AAVMF with Microsoft's keys enrolled (firmware.py)
+    serves_local_repository = True
     options = (
         Option("qemu-port-range", "local ports to forward SSH from, LOW-HIGH (default: any)",
                key="port_range"),
@@ -164,7 +166,7 @@ class QemuProvider(Provider):
             raise UsageError(f"cannot create an overlay on {info.path}: {proc.stderr.strip()}")
 
         vcpus, mem = settings.vcpus, settings.memory_mib
-        user_net = replace(settings, hooks=hooks).user_net
+        repo_url, user_net = _served_repository(spec, replace(settings, hooks=hooks).user_net)
         args = [platform.binary, "-name", f"dct-{spec.run_id}", "-nodefaults", "-no-user-config",
                 "-display", "none", *fw.qemu_args(spec.arch, spec.firmware, chosen, run_dir,
                                                    spec.secure_boot),
@@ -188,7 +190,8 @@ class QemuProvider(Provider):
                                      "ipv6": "no" if "ipv6=off" in user_net else "yes",
                                      # restricted: DHCP hands out no router and no DNS
                                      "default_route": "no" if "restrict=on" in user_net else "yes",
-                                     **_dhcp_domain(emulated)})
+                                     **_dhcp_domain(emulated),
+                                     **({"upgrade_repo_url": repo_url} if repo_url else {})})
         machine = QemuMachine(run_dir, facts, spec.ssh_user, key_file, injected, {
             "accel": chosen.value, "accel_reason": why, "qemu_version": qemu_version(platform.binary),
             "firmware": spec.firmware.value, "secure_boot": "yes" if spec.secure_boot else "no",
@@ -216,6 +219,17 @@ def _gpu_devices(spec: LaunchSpec, instance_type: str) -> tuple[str, ...]:
     if entry is None or not entry.qemu_device:
         return ()
     return (entry.qemu_device,) * entry.gpus
+
+
+def _served_repository(spec: LaunchSpec, user_net: str) -> tuple[str | None, str]:
+    """The URL at which the guest reaches --upgrade's directory, and *user_net* with the forward
+    that serves it to this guest alone (an address of its own network: no router needed)."""
+    if spec.upgrade is None or spec.upgrade.directory is None:
+        return None, user_net
+    net = re.search(r"(?:^|,)net=([^,]+)", user_net)
+    address = repository.guest_address(net.group(1) if net else "10.0.2.0/24")
+    forward = f"guestfwd=tcp:{address}:80-{repository.command(spec.upgrade.directory)}"
+    return f"http://{address}/", ",".join(filter(None, (user_net, forward)))
 
 
 def _dhcp_domain(emulated: emulation.Emulation | None) -> dict[str, str]:
