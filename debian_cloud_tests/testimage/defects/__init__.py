@@ -40,4 +40,4 @@ def source_for(names: Sequence[str]) -> str:
 
 
 # the suites' modules register their defects on import
-from . import bvt, cloud_init, config, metadata, network, reboot  # noqa: E402,F401
+from . import bvt, cloud_init, config, metadata, network, reboot, upgrade  # noqa: E402,F401
