@@ -484,3 +484,21 @@ def test_a_bad_run_id_is_refused_without_a_request(arm: FakeArm, run_id: str) ->
     with pytest.raises(UsageError, match="is not one this tool makes"):
         collect_run(run_id, SUBSCRIPTION, arm.url, StubCredential(), **client_kwargs(arm))
     assert arm.calls == []
+
+
+def test_secure_boot_launches_with_trusted_launch(arm: FakeArm, tmp_path: Path) -> None:
+    """--secure-boot is a launch parameter on Azure: Trusted Launch with Secure Boot on."""
+    m = launch(arm, tmp_path, make_spec(secure_boot=True))
+    vm = next(r for r in arm.resources.values() if "virtualmachines" in r["id"].lower())
+    assert vm["properties"]["securityProfile"] == {
+        "securityType": "TrustedLaunch", "uefiSettings": {"secureBootEnabled": True, "vTpmEnabled": True}}
+    assert m.destroy() == [] and arm.leftovers() == {}
+
+
+def test_secure_boot_on_a_generation_1_image_is_refused_before_anything_exists(arm: FakeArm) -> None:
+    from debian_cloud_tests.errors import SecureBootUnavailableError
+
+    image = arm.add_managed_image(generation="V1")
+    with pytest.raises(SecureBootUnavailableError, match="needs a generation 2 image"):
+        provider(arm).validate(make_spec(image, secure_boot=True))
+    assert arm.leftovers() == {}

@@ -22,6 +22,7 @@ from debian_cloud_tests.errors import (
     ArchFirmwareError,
     DCTError,
     ImageNotFoundError,
+    SecureBootUnavailableError,
     UsageError,
     note_cleanup_failures,
 )
@@ -55,8 +56,7 @@ class AzureSettings(ProviderSettings):
 
 class AzureProvider(Provider):
     name = "azure"
-    secure_boot_refused = ("this provider does not ask Azure for Trusted Launch with Secure Boot "
-                           "(securityProfile.uefiSettings.secureBootEnabled) yet")
+    secure_boot_refused = None  # Trusted Launch: securityProfile.uefiSettings.secureBootEnabled
     options = (REGION,)
     scope_options = (REGION, Option("subscription", "the subscription (default: "
                                     "AZURE_SUBSCRIPTION_ID)"))
@@ -111,6 +111,10 @@ class AzureProvider(Provider):
         else:
             assert is_id is not None
             arch, firmware = self._managed(location, is_id, spec)
+        if spec.secure_boot and firmware is not Firmware.UEFI:
+            raise SecureBootUnavailableError(f"--secure-boot: {spec.image} is a Hyper-V generation 1 "
+                                             "image, which boots with BIOS on Azure; Trusted Launch "
+                                             "with Secure Boot needs a generation 2 image (12-gen2)")
         if spec.firmware and spec.firmware is not firmware:
             raise ArchFirmwareError(f"--firmware {spec.firmware.value}: this image boots with "
                                     f"{firmware.value} on Azure")
@@ -228,6 +232,15 @@ def location_key(name: object) -> str:
     return str(name or "").replace(" ", "").lower()
 
 
+def _trusted_launch(spec: LaunchSpec) -> dict[str, Any]:
+    """--secure-boot as Azure takes it: Trusted Launch with Secure Boot (and the vTPM it comes
+    with) on; nothing otherwise, so a plain launch is what it was."""
+    if not spec.secure_boot:
+        return {}
+    return {"securityProfile": {"securityType": "TrustedLaunch", "uefiSettings": {
+        "secureBootEnabled": True, "vTpmEnabled": True}}}
+
+
 def _generation(value: Any) -> Firmware:
     """Hyper-V generation V2 boots with UEFI, V1 (Azure's default when unset) with BIOS."""
     return Firmware.UEFI if text_of(value).upper() == "V2" else Firmware.BIOS
@@ -284,7 +297,8 @@ def _create(c: session.Clients, spec: LaunchSpec, settings: AzureSettings, group
                                                  "ssh": {"publicKeys": [ssh_key]}}},
             "networkProfile": {"networkInterfaces": [
                 {"id": nic.id, "properties": {"deleteOption": "Delete"}}]},
-            "diagnosticsProfile": {"bootDiagnostics": {"enabled": True}}}}, timeout=spec.boot_timeout)
+            "diagnosticsProfile": {"bootDiagnostics": {"enabled": True}}, **_trusted_launch(spec)}},
+        timeout=spec.boot_timeout)
     address = errors.call(net.public_ip_addresses.get, "public_ip_addresses.get", group, name)
     ip = model_attr(address, "ip_address")
     return vm, str(ip)
