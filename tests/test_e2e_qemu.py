@@ -208,8 +208,9 @@ VARIANTS |= {
          # the reboot suite was selected
          "bvt.console_clean_at_end"}),
 }
-#: suites that reboot or launch a second machine: only where a variant needs them
-SLOW_SUITES = ("reboot", "uniqueness")
+#: suites that reboot or launch a second machine: only where a variant needs them (network_perf
+#: runs where the table has a floor for the shape, as for bad-boot-net's 2x1024)
+SLOW_SUITES = ("reboot", "uniqueness", "network_perf")
 SLOW_SUITES_PROVEN = {"bad-config": ("uniqueness",), "bad-boot-config": ("reboot",)}
 
 #: checks that may be skipped on a variant because a planted defect makes them moot
