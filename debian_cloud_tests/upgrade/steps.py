@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import shlex
+import time
 from dataclasses import dataclass, field
 
 from .. import console
@@ -62,6 +63,8 @@ class UpgradeOutcome:
     reboot: RebootOutcome | None = None
     #: the console since the reboot was asked for
     console_after: str = ""
+    #: seconds apt-get update and full-upgrade took
+    apt_seconds: float | None = None
 
     @property
     def upgraded(self) -> bool:
@@ -94,6 +97,7 @@ def run_upgrade(inst: Instance, source: UpgradeSource, repo_url: str | None,
             return outcome
         # only the run's repository: the image's own may be unreachable from where it runs
         apt_scope = f"-o Dir::Etc::SourceList={GUEST_LIST} -o Dir::Etc::SourceParts=- "
+    started = time.monotonic()
     update = _sudo(inst, APT.format(timeout=600) + apt_scope + "--error-on=any update 2>&1")
     if update.rc != 0:
         outcome.error, outcome.failed_step = f"apt-get update failed: {_last(update)}", "update"
@@ -101,6 +105,7 @@ def run_upgrade(inst: Instance, source: UpgradeSource, repo_url: str | None,
     upgrade = _sudo(inst, APT.format(timeout=APT_TIMEOUT) + apt_scope + "full-upgrade 2>&1")
     outcome.unpacked = [_unpacked(line) for line in upgrade.stdout.splitlines()
                         if line.startswith("Unpacking ")]
+    outcome.apt_seconds = round(time.monotonic() - started, 1)
     outcome.audit = _sudo(inst, "dpkg --audit 2>&1").stdout.strip()
     if upgrade.rc != 0:
         outcome.error, outcome.failed_step = (f"apt-get full-upgrade failed (exit {upgrade.rc}): "

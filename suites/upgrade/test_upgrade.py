@@ -49,17 +49,21 @@ def test_full_upgrade_succeeds(upgraded: UpgradeOutcome, request: pytest.Fixture
     configuration prompt stands in the way."""
     if upgraded.unpacked:
         request.node.user_properties.append(("upgrade_unpacked", "; ".join(upgraded.unpacked)))
+    if upgraded.apt_seconds is not None:
+        request.node.user_properties.append(("upgrade_apt_seconds", upgraded.apt_seconds))
     assert upgraded.failed_step not in ("update", "upgrade"), (
         f"upgrading from {upgraded.source}: {upgraded.error}")
     assert not upgraded.audit, f"after the upgrade `dpkg --audit` reports:\n{upgraded.audit[:600]}"
 
 
-def test_comes_back_after_upgrade(upgraded: UpgradeOutcome) -> None:
+def test_comes_back_after_upgrade(upgraded: UpgradeOutcome, request: pytest.FixtureRequest) -> None:
     """After the upgrade the machine reboots and answers again over SSH, with the host keys it
     had: the new kernel's initramfs finds the root disk, the boot loader finds the kernel."""
     if not upgraded.upgraded:
         pytest.fail(f"cannot check: the upgrade did not complete: {upgraded.error}", pytrace=False)
     reboot = upgraded.reboot
+    if reboot is not None and reboot.seconds is not None:
+        request.node.user_properties.append(("upgrade_reboot_seconds", round(reboot.seconds, 1)))
     assert reboot is not None and reboot.came_back, (
         f"the machine did not come back from the reboot after the upgrade: {upgraded.error}; an "
         "initramfs without the root disk's driver (MODULES=list or dep built elsewhere), or a "
