@@ -142,8 +142,10 @@ def image_factory():
             pytest.fail(f"end-to-end tests required but impossible here: {why}")
         pytest.skip(why)
 
-    def build(*defects: str, fmt: str = "qcow2", arch: str = "amd64", release: str = "bookworm") -> Path:
-        return build_image(Recipe(defects=tuple(defects), fmt=fmt, arch=arch, release=release))
+    def build(*defects: str, fmt: str = "qcow2", arch: str = "amd64", release: str = "bookworm",
+              kernel: str = "newest") -> Path:
+        return build_image(Recipe(defects=tuple(defects), fmt=fmt, arch=arch, release=release,
+                                  kernel=kernel))
     return build
 
 

@@ -50,16 +50,20 @@ class Recipe:
     #: packages beyond a cloud image's, and what the image is for (a builder VM has FAI)
     extra_packages: tuple[str, ...] = field(default_factory=tuple)
     purpose: str = "test"
+    #: "newest": the kernel of -security or -updates, as every image should have; "release": the
+    #: release's own, older (an image an upgrade brings a newer kernel to)
+    kernel: str = "newest"
 
     def tree_key(self) -> str:
+        kernel = {} if self.kernel == "newest" else {"kernel": self.kernel}
         return _digest({"release": self.release, "arch": self.arch,
                         "packages": rootfs.packages(self.arch, self.extra_packages, self.release),
-                        "security": security_index(self.release, self.arch)}, [rootfs])
+                        "security": security_index(self.release, self.arch)} | kernel, [rootfs])
 
     def image_key(self) -> str:
         # fields at their defaults stay out, so adding a field leaves existing keys alone
         fields = {k: v for k, v in asdict(self).items()
-                  if k not in ("extra_packages", "purpose") or v != getattr(Recipe, k, ())}
+                  if k not in ("extra_packages", "purpose", "kernel") or v != getattr(Recipe, k, ())}
         return _digest(fields | {"tree": self.tree_key(),
                                  "defects_code": defects_mod.source_for(self.defects)},
                        [rootfs, disk, esp])
@@ -71,7 +75,7 @@ class Recipe:
     @property
     def name(self) -> str:
         suffix = "-".join(self.defects) if len(self.defects) <= 2 else f"{len(self.defects)}-defects"
-        suffix = suffix or "good"
+        suffix = (suffix or "good") + ("" if self.kernel == "newest" else f"-{self.kernel}-kernel")
         return f"debian-{self.release}-{self.purpose}-{self.arch}-{suffix}"
 
 
@@ -163,7 +167,8 @@ def _base_tree(recipe: Recipe) -> Path:
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir()
         try:
-            rootfs.bootstrap(partial, recipe.release, recipe.arch, recipe.extra_packages)
+            rootfs.bootstrap(partial, recipe.release, recipe.arch, recipe.extra_packages,
+                             release_kernel=recipe.kernel == "release")
         except BaseException:
             mounts.unmount_under(partial)  # a killed mmdebstrap leaves its chroot's mounts
             shutil.rmtree(partial, ignore_errors=True)

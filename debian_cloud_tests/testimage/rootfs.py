@@ -85,6 +85,9 @@ _BUILD_INITRAMFS_ONCE = (f'rm "$1{UPDATE_INITRAMFS}" && '
                          f'chroot "$1" update-initramfs -c -k all')
 
 
+_KERNEL_PIN = "/etc/apt/preferences.d/dct-release-kernel"
+
+
 @functools.cache
 def security_index(release: str, arch: str) -> str:
     """The hash of *release*-security's package index for *arch*, as its signed InRelease names it:
@@ -101,10 +104,17 @@ def security_index(release: str, arch: str) -> str:
     return found.group(1) if found else "unknown"
 
 
-def bootstrap(tree: Path, release: str, arch: str, extra: Sequence[str] = ()) -> None:
-    """Run mmdebstrap into *tree* (an empty directory); needs root."""
+def bootstrap(tree: Path, release: str, arch: str, extra: Sequence[str] = (),
+              release_kernel: bool = False) -> None:
+    """Run mmdebstrap into *tree* (an empty directory); needs root.  *release_kernel*: the
+    release's own kernel, not a newer one of -updates or -security (the pin is gone from the tree
+    afterwards, so an upgrade in the guest finds the newer one)."""
+    pin = ([f"--setup-hook=mkdir -p \"$1/etc/apt/preferences.d\" && printf "
+            f"'Package: linux-image-*\\nPin: release n={release}\\nPin-Priority: 990\\n' "
+            f">\"$1{_KERNEL_PIN}\"", f"--customize-hook=rm \"$1{_KERNEL_PIN}\""]
+           if release_kernel else [])
     run(["mmdebstrap", "--mode=root", "--variant=minbase", f"--arch={arch}",
-         f"--include={','.join(packages(arch, extra, release))}",
+         f"--include={','.join(packages(arch, extra, release))}", *pin,
          f"--essential-hook={_DEFER_INITRAMFS}", f"--customize-hook={_BUILD_INITRAMFS_ONCE}",
          "--aptopt=Acquire::Languages \"none\"",
          "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-include=/usr/share/doc/*/copyright",

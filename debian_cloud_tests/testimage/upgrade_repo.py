@@ -1,6 +1,7 @@
-"""A signed apt repository that upgrades a test image, for the upgrade suite's tests: the
-release's backports kernel (a newer one, with every package it needs that the image lacks, as apt
-resolves them against the image's own dpkg database) and a rebuilt newer version of an installed
+"""A signed apt repository that upgrades a test image, for the upgrade suite's tests: a newer
+kernel (-security's for an image of the release's own kernel, else the backports kernel; with
+every package it needs that the image lacks, as apt resolves them against the image's own dpkg
+database) and a rebuilt newer version of an installed
 package (netbase); or that package alone, its postinst failing.
 
 apt runs on this host with a scratch configuration (the image's dpkg status, the archive's
@@ -70,7 +71,8 @@ def _build(recipe: Recipe, kind: str, out: Path) -> None:
         work = Path(tmp)
         pool = work / "repo" / "pool"
         pool.mkdir(parents=True)
-        debs = _download(tree, recipe.release, recipe.arch, work / "apt")
+        debs = _download(tree, recipe.release, recipe.arch, work / "apt",
+                         release_kernel=recipe.kernel == "release")
         kernel = ""
         for deb in debs:
             name = deb.name.split("_", 1)[0]
@@ -84,8 +86,8 @@ def _build(recipe: Recipe, kind: str, out: Path) -> None:
             else:
                 shutil.copy(deb, pool / deb.name)
         if not kernel and kind != "failing-package":
-            raise BuildError(f"the upgrade repository for {recipe.release}: no newer kernel in "
-                             f"{recipe.release}-backports than the image's")
+            raise BuildError(f"the upgrade repository for {recipe.release}: the archive has no "
+                             f"newer kernel than the image's ({recipe.kernel} kernel)")
         write_index(work / "repo", recipe.arch)
         key = sign_release(work / "repo" / "dists" / SUITE, work / "gnupg", signed=kind != "unsigned")
         (work / "key.asc").write_text(key)
@@ -95,7 +97,8 @@ def _build(recipe: Recipe, kind: str, out: Path) -> None:
             (work / name).rename(out / name)
 
 
-def _download(tree: Path, release: str, arch: str, scratch: Path) -> list[Path]:
+def _download(tree: Path, release: str, arch: str, scratch: Path,
+              release_kernel: bool) -> list[Path]:
     """What upgrading *tree* to the backports kernel needs, and the rebuilt package's current
     deb, downloaded by apt as the image's own dpkg database sees them."""
     for sub in ("lists/partial", "archives/partial", "state", "empty"):
@@ -116,8 +119,10 @@ def _download(tree: Path, release: str, arch: str, scratch: Path) -> list[Path]:
         "-o", f"APT::Architecture={arch}", "-o", f"APT::Architectures={arch}",
         "-o", "Debug::NoLocking=1", "-o", "APT::Sandbox::User=root", "-q", "-y"]
     _apt([*options, "update"])
-    _apt([*options, "--download-only", "-t", f"{release}-backports", "install",
-          KERNEL_PACKAGE[arch]])
+    # an image of the release's own kernel upgrades to -security's; one already at the newest
+    # to the backports kernel
+    newer = [] if release_kernel else ["-t", f"{release}-backports"]
+    _apt([*options, "--download-only", *newer, "install", KERNEL_PACKAGE[arch]])
     _apt([*options, "--download-only", "--reinstall", "install", REBUILT])
     return sorted((scratch / "archives").glob("*.deb"))
 

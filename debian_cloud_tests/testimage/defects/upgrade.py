@@ -26,13 +26,17 @@ def initramfs_without_disk_driver(tree: Path, arch: str, layout: DiskLayout) -> 
 @defect("apt-hook-empties-machine-id")
 def apt_hook_empties_machine_id(tree: Path, arch: str, layout: DiskLayout) -> None:
     """A build's clean-up left as an apt hook: every dpkg run empties /etc/machine-id."""
-    (tree / "etc/apt/apt.conf.d/99-image-cleanup").write_text(
-        'DPkg::Post-Invoke { "truncate -s 0 /etc/machine-id || true"; };\n')
+    _cleanup_hook(tree, "truncate -s 0 /etc/machine-id")
 
 
 @defect("apt-hook-cleans-cloud-init")
 def apt_hook_cleans_cloud_init(tree: Path, arch: str, layout: DiskLayout) -> None:
     """A build's clean-up left as an apt hook: every dpkg run resets cloud-init's state, so the
     next boot is a new instance's."""
+    _cleanup_hook(tree, "cloud-init clean")
+
+
+def _cleanup_hook(tree: Path, command: str) -> None:
+    """*command* run by apt after every dpkg run, as a build's clean-up step left behind."""
     (tree / "etc/apt/apt.conf.d/99-image-cleanup").write_text(
-        'DPkg::Post-Invoke { "cloud-init clean || true"; };\n')
+        f'DPkg::Post-Invoke {{ "{command} || true"; }};\n')
