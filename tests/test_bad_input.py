@@ -550,21 +550,23 @@ def test_bad_input_row(bad: Case, tmp_path: Path, tmpdir_env: tuple[Path, dict[s
 
 # --- bad input that needs more than a command line ------------------------------------------------
 
+def _ini_run(tmp_path: Path, env: dict[str, str], line: str, image: str = "d.raw") -> SuiteRun:
+    """The plugin run from a pytest.ini naming qemu, a disk that never boots, and *line*."""
+    (tmp_path / "pytest.ini").write_text(f"[pytest]\ndct_provider = qemu\n"
+                                         f"dct_image = {_mbr_disk(tmp_path / image)}\n{line}\n")
+    return run_suites(tmp_path, env=env, timeout=120)
+
+
 def test_bad_ini_value(tmp_path: Path, tmpdir_env) -> None:
     _, env = tmpdir_env
-    (tmp_path / "pytest.ini").write_text(
-        f"[pytest]\ndct_provider = qemu\ndct_image = {_mbr_disk(tmp_path / 'd.raw')}\ndct_accel = fast\n")
-    run = run_suites(tmp_path, env=env, timeout=120)
+    run = _ini_run(tmp_path, env, "dct_accel = fast")
     _assert_one_line_error(run, errors.UsageError.exit_code,
                            "ini option dct_accel = 'fast': choose from auto, kvm, tcg")
 
 
 def test_bad_secure_boot_ini_value(tmp_path: Path, tmpdir_env) -> None:
     _, env = tmpdir_env
-    (tmp_path / "pytest.ini").write_text(
-        f"[pytest]\ndct_provider = qemu\ndct_image = {_mbr_disk(tmp_path / 'd.raw')}\n"
-        "dct_secure_boot = maybe\n")
-    run = run_suites(tmp_path, env=env, timeout=120)
+    run = _ini_run(tmp_path, env, "dct_secure_boot = maybe")
     _assert_one_line_error(run, errors.UsageError.exit_code,
                            "ini option dct_secure_boot = 'maybe': write yes or no")
 
@@ -572,10 +574,7 @@ def test_bad_secure_boot_ini_value(tmp_path: Path, tmpdir_env) -> None:
 def test_ini_datasource_contradicting_the_image_type(tmp_path: Path, tmpdir_env) -> None:
     """A vendor image runs against another cloud's datasource only when the command line says so."""
     _, env = tmpdir_env
-    (tmp_path / "pytest.ini").write_text(
-        f"[pytest]\ndct_provider = qemu\ndct_image = {_mbr_disk(tmp_path / 'debian-12-ec2-amd64.raw')}"
-        "\ndct_datasource = gce\n")
-    run = run_suites(tmp_path, env=env, timeout=120)
+    run = _ini_run(tmp_path, env, "dct_datasource = gce", image="debian-12-ec2-amd64.raw")
     _assert_one_line_error(run, errors.DatasourceContradictionError.exit_code,
                            "the image is a ec2 image but the ini file's datasource is gce: give "
                            "--datasource=gce on the command line to run it against another cloud, "

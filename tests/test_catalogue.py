@@ -26,6 +26,8 @@ def test_docs_catalogue_is_current() -> None:
         "--format markdown > docs/checks.md"
 
 
+UPGRADE_CONTROLS = "test_upgrade_e2e.py::test_upgrade_defects_fail_their_checks"
+
 #: Checks whose negative control is not a planted image variant, and the test that is.
 CONTROLS_ELSEWHERE = {
     "bvt.ssh_login_default_user": "test_e2e_qemu.py::test_refused_login_fails_the_login_check",
@@ -49,6 +51,15 @@ CONTROLS_ELSEWHERE = {
     # it needs a -security mirror, which only the walled guest's test serves
     "config.no_pending_security_updates":
         "test_guest_network_wall.py::test_a_missed_security_update_fails_behind_the_wall",
+    # planted images and repositories upgraded from, each check failing on its defect
+    "upgrade.full_upgrade_succeeds": UPGRADE_CONTROLS,
+    "upgrade.comes_back_after_upgrade": UPGRADE_CONTROLS,
+    "upgrade.boots_the_new_kernel": UPGRADE_CONTROLS,
+    "upgrade.no_failed_units_after_upgrade": UPGRADE_CONTROLS,
+    "upgrade.host_keys_kept_after_upgrade": UPGRADE_CONTROLS,
+    "upgrade.machine_id_kept_after_upgrade": UPGRADE_CONTROLS,
+    "upgrade.cloud_init_per_instance_not_rerun": UPGRADE_CONTROLS,
+    "upgrade.bvt_passes_again_after_upgrade": UPGRADE_CONTROLS,
     # a platform's limit, not an image's defect: the peer link rate-limited below the floor
     "network_perf.throughput_above_floor":
         "test_network_perf_e2e.py::test_a_rate_limited_link_fails_naming_the_figure",
