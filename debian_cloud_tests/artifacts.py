@@ -119,13 +119,32 @@ def collect(inst: Instance, artifacts_dir: Path, with_guest_logs: bool) -> list[
         prefix = inst.machine.facts.instance_id
         if with_guest_logs and inst.host is not None:
             for name, cmd in GUEST_LOGS.items():
-                res = inst.host.run(f"sudo -n sh -c {shlex.quote(cmd)}")
+                rc, out, err = _bounded(inst, f"sudo -n sh -c {shlex.quote(cmd)}")
                 target = artifacts_dir / f"{prefix}.{name}"
-                target.write_text(res.stdout if res.rc == 0 else f"rc={res.rc}\n{res.stderr}")
+                target.write_text(out if rc == 0 else f"rc={rc}\n{err}")
                 written.append(target)
     except Exception as exc:  # a dead guest must not hide the test results
         print(f"debian-cloud-tests: warning: collecting logs failed: {exc}", file=sys.stderr)
     return written
+
+
+#: seconds a guest log may take to come: a machine that went down mid-run (a boot stopped in its
+#: initramfs) may still hold a connection open that never answers again
+GUEST_LOG_SECONDS = 60.0
+
+
+def _bounded(inst: Instance, command: str) -> tuple[int, str, str]:
+    """*command*'s exit status, stdout and stderr, or an error after GUEST_LOG_SECONDS."""
+    transport = inst.host.backend.client.get_transport()
+    chan = transport.open_session(timeout=GUEST_LOG_SECONDS)
+    try:
+        chan.settimeout(GUEST_LOG_SECONDS)
+        chan.exec_command(command)
+        out = chan.makefile("rb").read().decode(errors="replace")
+        err = chan.makefile_stderr("rb").read().decode(errors="replace")
+        return chan.recv_exit_status(), out, err
+    finally:
+        chan.close()
 
 
 def console_path(machine: Machine, artifacts_dir: Path) -> Path:

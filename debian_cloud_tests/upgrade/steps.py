@@ -8,6 +8,7 @@ a failed upgrade is not rebooted into, a machine that did not come back is not r
 from __future__ import annotations
 
 import base64
+import re
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -113,12 +114,26 @@ def run_upgrade(inst: Instance, source: UpgradeSource, repo_url: str | None,
         return outcome
     mark = len(_console(inst))
     outcome.reboot = reboot(inst, hard=False, timeout=boot_timeout)
+    if outcome.reboot.keys_changed:  # let the new boot finish what it prints: the evidence why
+        _await_cloud_init(inst, mark)
     outcome.console_after = _console(inst)[mark:]
     if not outcome.reboot.came_back or outcome.reboot.keys_changed:
         outcome.error, outcome.failed_step = outcome.reboot.error or "did not come back", "reboot"
         return outcome
     outcome.after = _snapshot(inst)
     return outcome
+
+
+#: how long a machine that came back unrecognised may take to finish its boot on the console
+CLOUD_INIT_PATIENCE = 180.0
+CLOUD_INIT_DONE = re.compile(r"Cloud-init v\. \S+ finished at")
+
+
+def _await_cloud_init(inst: Instance, mark: int) -> None:
+    """Wait (bounded) until the console since *mark* shows cloud-init's final stage done."""
+    deadline = time.monotonic() + CLOUD_INIT_PATIENCE
+    while time.monotonic() < deadline and not CLOUD_INIT_DONE.search(_console(inst)[mark:]):
+        time.sleep(2)
 
 
 def _add_repository(source: UpgradeSource, url: str) -> str:
