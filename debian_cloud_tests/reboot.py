@@ -121,7 +121,7 @@ def reboot(inst: Instance, hard: bool, timeout: float) -> RebootOutcome:
     except Exception as exc:  # an earlier reboot left no way in: say so, do not error
         outcome.error = f"the machine cannot be reached before this reboot: {exc}"
         return outcome
-    console_mark = len(_console(inst))
+    console_mark = len(console_so_far(inst))
     started = time.monotonic()
     if hard:
         inst.machine.hard_reset()
@@ -143,7 +143,7 @@ def reboot(inst: Instance, hard: bool, timeout: float) -> RebootOutcome:
     prompt_seen: float | None = None  # when the new boot's login prompt was first seen
     while time.monotonic() < deadline:
         time.sleep(POLL)
-        text = _console(inst) if watch else ""
+        text = console_so_far(inst) if watch else ""
         if watch and prompt_seen is None and _booted_to_prompt(text, console_mark):
             prompt_seen = time.monotonic()
         stopped = console.dead_end(_new_boot(text[console_mark:])) if watch else None
@@ -198,7 +198,7 @@ def reboot(inst: Instance, hard: bool, timeout: float) -> RebootOutcome:
         outcome.hostname_after = lines[1].strip() if len(lines) > 1 else ""
         outcome.failed_units = [ln.split()[0] for ln in lines[2:] if ln.strip()]
         return outcome
-    now = _console(inst)
+    now = console_so_far(inst)
     since = now[console_mark:] if len(now) >= console_mark else now  # some clouds keep a window
     outcome.error = (f"the machine did not come back within {timeout:.0f}s; the console since the "
                      f"reboot request ends with:\n{console.tail(since)}")
@@ -220,7 +220,7 @@ def _booted_to_prompt(text: str, mark: int) -> bool:
     return start >= 0 and console.boot_stage(since[start:]) == "login prompt"
 
 
-def _console(inst: Instance) -> str:
+def console_so_far(inst: Instance) -> str:
     """The console so far, or "" where the platform cannot give it now (it only explains)."""
     try:
         return inst.machine.console_log()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from .. import console
 from ..lifecycle import Instance
-from ..reboot import RebootOutcome, reboot
+from ..reboot import RebootOutcome, console_so_far, reboot
 from .source import GUEST_KEY, GUEST_LIST, UpgradeSource
 
 #: seconds apt may take: a kernel's unpacking and initramfs under TCG take minutes
@@ -112,11 +112,11 @@ def run_upgrade(inst: Instance, source: UpgradeSource, repo_url: str | None,
         outcome.error, outcome.failed_step = (f"apt-get full-upgrade failed (exit {upgrade.rc}): "
                                               f"{_errors(upgrade)}", "upgrade")
         return outcome
-    mark = len(_console(inst))
+    mark = len(console_so_far(inst))
     outcome.reboot = reboot(inst, hard=False, timeout=boot_timeout)
     if outcome.reboot.keys_changed:  # let the new boot finish what it prints: the evidence why
         _await_cloud_init(inst, mark)
-    outcome.console_after = _console(inst)[mark:]
+    outcome.console_after = console_so_far(inst)[mark:]
     if not outcome.reboot.came_back or outcome.reboot.keys_changed:
         outcome.error, outcome.failed_step = outcome.reboot.error or "did not come back", "reboot"
         return outcome
@@ -132,7 +132,7 @@ CLOUD_INIT_DONE = re.compile(r"Cloud-init v\. \S+ finished at")
 def _await_cloud_init(inst: Instance, mark: int) -> None:
     """Wait (bounded) until the console since *mark* shows cloud-init's final stage done."""
     deadline = time.monotonic() + CLOUD_INIT_PATIENCE
-    while time.monotonic() < deadline and not CLOUD_INIT_DONE.search(_console(inst)[mark:]):
+    while time.monotonic() < deadline and not CLOUD_INIT_DONE.search(console_so_far(inst)[mark:]):
         time.sleep(2)
 
 
@@ -172,13 +172,6 @@ def _errors(result) -> str:  # type: ignore[no-untyped-def]
     said = [ln for i, ln in enumerate(lines) if "error" in ln.lower() or ln.startswith("E:")
             or (i + 1 < len(lines) and lines[i + 1].startswith("dpkg: error"))]
     return " | ".join(said[:6]) if said else _last(result, 6)
-
-
-def _console(inst: Instance) -> str:
-    try:
-        return inst.machine.console_log()
-    except Exception:
-        return ""
 
 
 def reran_per_instance(outcome: UpgradeOutcome) -> str | None:
