@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import filelock
+from . import filelock, scratchapt
 from .errors import DCTError, MissingDependencyError
 from .paths import cache_dir
 
@@ -73,16 +73,9 @@ def _download(scratch: Path, release: str, arch: str, packages: Sequence[str]) -
     sources.write_text(f"deb {signed} {MIRROR} {release} main\n"
                        f"deb {signed} {SECURITY_MIRROR} {release}-security main\n")
     (scratch / "status").write_text("")
-    (scratch / "parts").mkdir()
     debs = scratch / "debs"
     debs.mkdir()
-    apt = ["apt-get", "-q", "-o", f"Dir::State={scratch}/state", "-o", f"Dir::State::status={scratch}/status",
-           "-o", f"Dir::Cache={scratch}/cache", "-o", f"Dir::Etc::sourcelist={sources}",
-           "-o", f"Dir::Etc::sourceparts={scratch}/parts", "-o", f"APT::Architecture={arch}",
-           "-o", f"APT::Architectures={arch}", "-o", "Debug::NoLocking=1",
-           "-o", "Acquire::Languages=none"]
-    for sub in ("state/lists/partial", "cache/archives/partial"):
-        (scratch / sub).mkdir(parents=True)
+    apt = ["apt-get", "-q", *scratchapt.options(scratch, sources, arch, scratch / "status")]
     _run([*apt, "update"], f"read the {release} package index")
     _run([*apt, "download", *packages], f"download {', '.join(packages)} for {release}/{arch}",
          cwd=debs)

@@ -22,6 +22,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import scratchapt
 from ..errors import BuildError, MissingDependencyError
 from ..filelock import exclusive
 from ..paths import cache_dir
@@ -101,30 +102,21 @@ def _download(tree: Path, release: str, arch: str, scratch: Path,
               release_kernel: bool) -> list[Path]:
     """What upgrading *tree* to the backports kernel needs, and the rebuilt package's current
     deb, downloaded by apt as the image's own dpkg database sees them."""
-    for sub in ("lists/partial", "archives/partial", "state", "empty"):
-        (scratch / sub).mkdir(parents=True, exist_ok=True)
     keyring = tree / "usr/share/keyrings/debian-archive-keyring.gpg"
     sources = scratch / "sources.list"
+    scratch.mkdir(parents=True, exist_ok=True)
     sources.write_text("".join(
         f"deb [signed-by={keyring}] {mirror} {suite} main\n" for mirror, suite in (
             (MIRROR, release), (MIRROR, f"{release}-updates"), (MIRROR, f"{release}-backports"),
             (SECURITY_MIRROR, f"{release}-security"))))
-    options = [
-        "-o", f"Dir::Etc::SourceList={sources}", "-o", "Dir::Etc::SourceParts=-",
-        "-o", f"Dir::Etc::PreferencesParts={scratch / 'empty'}",
-        "-o", f"Dir::Etc::Preferences={scratch / 'empty' / 'none'}",
-        "-o", f"Dir::State={scratch / 'state'}", "-o", f"Dir::State::Lists={scratch / 'lists'}",
-        "-o", f"Dir::State::status={tree / 'var/lib/dpkg/status'}",
-        "-o", f"Dir::Cache={scratch}", "-o", f"Dir::Cache::archives={scratch / 'archives'}",
-        "-o", f"APT::Architecture={arch}", "-o", f"APT::Architectures={arch}",
-        "-o", "Debug::NoLocking=1", "-o", "APT::Sandbox::User=root", "-q", "-y"]
+    options = [*scratchapt.options(scratch, sources, arch, tree / "var/lib/dpkg/status"), "-q", "-y"]
     _apt([*options, "update"])
     # an image of the release's own kernel upgrades to -security's; one already at the newest
     # to the backports kernel
     newer = [] if release_kernel else ["-t", f"{release}-backports"]
     _apt([*options, "--download-only", *newer, "install", KERNEL_PACKAGE[arch]])
     _apt([*options, "--download-only", "--reinstall", "install", REBUILT])
-    return sorted((scratch / "archives").glob("*.deb"))
+    return sorted(scratchapt.archives(scratch).glob("*.deb"))
 
 
 def _apt(args: list[str]) -> None:
