@@ -140,7 +140,7 @@ class Gce(Cloud):
     name = "gce"
 
     def __init__(self, image: Path, stack: ExitStack, work: Path, guests_dir: Path) -> None:
-        from tests.fakes.dns import DnsServer
+        from debian_cloud_tests.datasources.dns import DnsServer
         from tests.fakes.gce_compute import running_gce
         from tests.fakes.netns import private_namespace
         from tests.fakes.qemu_guests import QemuGuests, boot_budget_options

@@ -25,12 +25,12 @@ from .test_provider_aws_e2e import ONE_VCPU, TWO_INSTANCE_SUITES, EmulatedEc2, e
 
 pytestmark = pytest.mark.e2e
 
-#: the e2e runs one instance per copy: the reboot and uniqueness suites, which the aws e2e proves
-#: in the full matrix, are left out, and the release policy accepts that
-POLICY = """\
+#: the e2e runs one instance per copy: the suites that need a second instance or reboots, which
+#: the aws e2e proves in the full matrix, are left out, and the release policy accepts that
+POLICY = f"""\
 [[accept_filter]]
 provider = "aws"
-suites = ["reboot", "uniqueness"]
+suites = {json.dumps(list(TWO_INSTANCE_SUITES))}
 reason = "one instance per registered copy in this test; the aws e2e proves those suites"
 """
 
