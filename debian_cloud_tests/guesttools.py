@@ -76,7 +76,7 @@ def _download(scratch: Path, release: str, arch: str, packages: Sequence[str]) -
     debs = scratch / "debs"
     debs.mkdir()
     apt = ["apt-get", "-q", *scratchapt.options(scratch, sources, arch, scratch / "status")]
-    _run([*apt, "update"], f"read the {release} package index")
+    _run([*apt, "update", "--error-on=any"], f"read the {release} package index")
     _run([*apt, "download", *packages], f"download {', '.join(packages)} for {release}/{arch}",
          cwd=debs)
     found = sorted(debs.glob("*.deb"))

@@ -1,10 +1,10 @@
 """iperf3 between two guests over their peer link, brought by the run and taken away after.
 
 Each guest gets the unpacked packages (:mod:`guesttools`) in a directory of its own under /tmp,
-runs iperf3 from there with LD_LIBRARY_PATH, and the directory, the server and the link's
-addresses are removed at the end: nothing is installed, nothing is left.  The link's addresses
-come from 198.18.0.0/15, the range set aside for benchmarking (RFC 2544): no guest network
-uses it, and its frames never leave the two machines.
+runs iperf3 from there with LD_LIBRARY_PATH, and the directory, the server and the addresses
+the check gave the link's interfaces are removed at the end: nothing is installed, nothing is
+left.  On a link of a test's own both ends bind to the link's addresses, so the traffic cannot
+take another way; on a cloud's network the addresses are the instances' own and the kernel routes.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import paramiko
 
-ADDRESSES = ("198.18.0.1", "198.18.0.2")
-PREFIX = 30
+from .machine import LinkEnd
+
 PORT = 5201
 #: seconds measured, after one second left out (TCP's slow start)
 SECONDS = 5
@@ -36,12 +36,18 @@ class GuestError(RuntimeError):
 
 @dataclass(frozen=True)
 class Side:
-    """One guest's part of the measurement: its connection, its interface, its iperf3 copy."""
+    """One guest's part of the measurement: its connection, its end of the link, the interface
+    the check configured for it (empty: none), its iperf3 copy."""
 
     client: paramiko.SSHClient
+    end: LinkEnd
     device: str
-    address: str
     workdir: str
+
+    @property
+    def bind(self) -> str:
+        """iperf3's -B option: the link's own address where the check gave it one."""
+        return f"-B {self.end.address}" if self.device else ""
 
 
 def run(client: paramiko.SSHClient, command: str, stdin: bytes = b"",
@@ -83,15 +89,18 @@ def bundle(tree: Path) -> bytes:
     return buf.getvalue()
 
 
-def _interface(client: paramiko.SSHClient, mac: str, address: str) -> str:
-    """Find the interface with *mac* (hot-plugged a moment ago), give it *address* and bring it
-    up; its name."""
+def _interface(client: paramiko.SSHClient, end: LinkEnd) -> str:
+    """Find the interface with the end's MAC (hot-plugged a moment ago), give it the end's
+    address and bring it up; its name."""
+    mac = end.mac
+    assert mac is not None
     script = (f"i=0; while [ $i -lt {NIC_WAIT * 5} ]; do "
               f"dev=$(ip -o link | awk -v m={shlex.quote(mac)} 'index($0, \"link/ether \" m) "
               "{ sub(/:$/, \"\", $2); sub(/@.*/, \"\", $2); print $2; exit }'); "
               '[ -n "$dev" ] && break; sleep 0.2; i=$((i + 1)); done; '
               f'[ -n "$dev" ] || {{ echo "no interface with MAC {mac} within {NIC_WAIT} s" >&2; exit 3; }}; '
-              f'sudo -n ip addr flush dev "$dev" && sudo -n ip addr add {address}/{PREFIX} dev "$dev" '
+              'sudo -n ip addr flush dev "$dev" && '
+              f'sudo -n ip addr add {end.address}/{end.prefix} dev "$dev" '
               '&& sudo -n ip link set "$dev" up && echo "$dev"')
     return _must(client, script, "bring up the peer link's interface")
 
@@ -106,16 +115,17 @@ def _iperf3(side: Side) -> str:
 
 
 @contextmanager
-def sides(clients: tuple[paramiko.SSHClient, paramiko.SSHClient], macs: tuple[str, str],
+def sides(clients: tuple[paramiko.SSHClient, paramiko.SSHClient], ends: tuple[LinkEnd, LinkEnd],
           tree: Path) -> Iterator[tuple[Side, Side]]:
     """Both guests ready to measure; everything put there removed when the block ends."""
     archive = bundle(tree)
     made: list[Side] = []
     try:
-        for client, mac, address in zip(clients, macs, ADDRESSES, strict=True):
+        for client, end in zip(clients, ends, strict=True):
             workdir = _unpack(client, archive)
-            made.append(Side(client, "", address, workdir))
-            made[-1] = Side(client, _interface(client, mac, address), address, workdir)
+            made.append(Side(client, end, "", workdir))
+            if end.mac is not None:
+                made[-1] = Side(client, end, _interface(client, end), workdir)
         yield made[0], made[1]
     finally:
         for side in made:
@@ -132,13 +142,13 @@ def sides(clients: tuple[paramiko.SSHClient, paramiko.SSHClient], macs: tuple[st
 def measure(sender: Side, receiver: Side) -> str:
     """iperf3's JSON report of *sender* sending to *receiver* for :data:`SECONDS` seconds."""
     _must(receiver.client,
-          f"cd {receiver.workdir} && {{ setsid {_iperf3(receiver)} -s -1 -B {receiver.address} "
+          f"cd {receiver.workdir} && {{ setsid {_iperf3(receiver)} -s -1 {receiver.bind} "
           f"-p {PORT} >server.log 2>&1 </dev/null & echo $! >server.pid; }} && "
-          f"i=0; until ss -ltn | grep -q '{receiver.address}:{PORT} '; do "
+          f"i=0; until ss -ltn | grep -q ':{PORT} '; do "
           f'i=$((i + 1)); [ $i -lt 50 ] || {{ cat server.log >&2; exit 3; }}; sleep 0.2; done',
           "start the iperf3 server on the peer")
     _, out, err = run(sender.client,
-                      f"{_iperf3(sender)} -c {receiver.address} -B {sender.address} -p {PORT} "
+                      f"{_iperf3(sender)} -c {receiver.end.address} {sender.bind} -p {PORT} "
                       f"-t {SECONDS} -O {OMIT} --connect-timeout 10000 -J",
                       timeout=SECONDS + OMIT + 60)
     return out or err

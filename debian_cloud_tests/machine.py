@@ -40,13 +40,24 @@ class PlatformFacts:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-class PeerLink:
-    """A network only two machines of the run share, for a check between them: the MAC address
-    of each one's interface on it (the check finds the interface in the guest by it and gives it
-    an address).  :meth:`close` takes the network away; it never raises."""
+@dataclass(frozen=True)
+class LinkEnd:
+    """One machine's side of a :class:`PeerLink`: the address the other reaches it at, and, for
+    a link of a test's own, the MAC of the interface the check gives that address with *prefix*
+    (None: the address is already the machine's, as a cloud instance's private address is)."""
 
-    def __init__(self, macs: tuple[str, str]) -> None:
-        self.macs = macs
+    address: str
+    mac: str | None = None
+    prefix: int = 32
+
+
+class PeerLink:
+    """Two machines of the run able to reach each other on a TCP port, for a check between them:
+    a network only the two share (QEMU), or their cloud network with the port opened from one to
+    the other.  :meth:`close` takes it away; it never raises."""
+
+    def __init__(self, ends: tuple[LinkEnd, LinkEnd]) -> None:
+        self.ends = ends
 
     def close(self) -> list[BaseException]:
         return []
@@ -120,8 +131,8 @@ class Machine(abc.ABC):
         """False once the instance is known to be gone (crashed, powered off)."""
         return True
 
-    def link_to(self, other: Machine) -> PeerLink:
-        """Join this machine and *other*, of the same run, on a network of their own.
+    def link_to(self, other: Machine, port: int) -> PeerLink:
+        """Let this machine and *other*, of the same run, reach each other on TCP *port*.
 
         Raises:
             NotImplementedError: the platform cannot (``not_offered["peer_network"]`` says why).

@@ -250,3 +250,60 @@ def test_subnet_decides_the_vpc_of_the_group(aws: AwsWorld, tmp_path: Path) -> N
         AwsProvider().validate(make_spec(aws, options={"subnet": "subnet-0000000000"}))
     with pytest.raises(UsageError, match="--security-group sg-0000000000: no such security group"):
         AwsProvider().validate(make_spec(aws, options={"security_group": "sg-0000000000"}))
+
+
+def _ingress(aws: AwsWorld, group: str) -> list[tuple[int, str]]:
+    (found,) = aws.ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"]
+    return sorted((p["FromPort"], r["CidrIp"]) for p in found["IpPermissions"]
+                  for r in p.get("IpRanges", []))
+
+
+def _private(aws: AwsWorld, machine) -> str:  # type: ignore[no-untyped-def]
+    desc = aws.ec2.describe_instances(InstanceIds=[machine.facts.instance_id])
+    return desc["Reservations"][0]["Instances"][0]["PrivateIpAddress"]
+
+
+def test_a_link_opens_the_port_between_private_addresses_and_close_revokes(
+        aws: AwsWorld, tmp_path: Path) -> None:
+    """Each instance's group admits the port from the other's private address alone; the
+    check reaches the other at its private address; close leaves the groups as they were."""
+    provider, spec, a = launch(aws, tmp_path)
+    (tmp_path / "run2").mkdir()
+    b = provider.launch(spec, tmp_path / "run2")
+    ssh_rules = {m: _ingress(aws, m.group_id) for m in (a, b)}
+    link = a.link_to(b, 5201)
+    assert [end.address for end in link.ends] == [_private(aws, a), _private(aws, b)]
+    assert all(end.mac is None for end in link.ends)  # no interface of the link's own to set up
+    assert _ingress(aws, a.group_id) == sorted([*ssh_rules[a], (5201, f"{_private(aws, b)}/32")])
+    assert _ingress(aws, b.group_id) == sorted([*ssh_rules[b], (5201, f"{_private(aws, a)}/32")])
+    assert link.close() == []
+    assert {m: _ingress(aws, m.group_id) for m in (a, b)} == ssh_rules
+    assert a.destroy() == [] and b.destroy() == [] and leftovers(aws.moto) == {}
+
+
+def test_a_link_left_open_on_the_users_group_is_revoked_by_destroy(
+        aws: AwsWorld, tmp_path: Path) -> None:
+    """A run that ends before the check closes its link leaves the user's group as it was."""
+    vpc = aws.ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    theirs = aws.ec2.create_security_group(GroupName="theirs", Description="x", VpcId=vpc)["GroupId"]
+    provider, spec, a = launch(aws, tmp_path, options={"security_group": theirs})
+    (tmp_path / "run2").mkdir()
+    b = provider.launch(spec, tmp_path / "run2")
+    a.link_to(b, 5201)
+    assert len(_ingress(aws, theirs)) == 2
+    assert a.destroy() == [] and b.destroy() == []
+    assert _ingress(aws, theirs) == []
+    assert leftovers(aws.moto) == {"security_groups": [theirs]}
+
+
+def test_machines_in_two_vpcs_are_not_linked(aws: AwsWorld, tmp_path: Path) -> None:
+    from debian_cloud_tests.errors import ProviderError
+
+    vpc = aws.ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    subnet = aws.ec2.create_subnet(VpcId=vpc, CidrBlock="10.20.1.0/24")["Subnet"]["SubnetId"]
+    _, _, a = launch(aws, tmp_path)
+    (tmp_path / "other").mkdir()
+    _, _, b = launch(aws, tmp_path / "other", options={"subnet": subnet})
+    with pytest.raises(ProviderError, match="their private addresses do not reach each other"):
+        a.link_to(b, 5201)
+    assert a.destroy() == [] and b.destroy() == [] and leftovers(aws.moto) == {}

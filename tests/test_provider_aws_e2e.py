@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from debian_cloud_tests import guesttools, throughput
 from debian_cloud_tests.datasources.dns import DnsServer
 from debian_cloud_tests.datasources.ec2 import ImdsServer
 from debian_cloud_tests.plugin import suites_dir
@@ -72,12 +73,11 @@ NOT_APPLICABLE = {
     "config.file_mode[/etc/crontab]": "not applicable: the image has no /etc/crontab",
     "config.mount_options[/tmp]": "not applicable: /tmp is not a mount of its own",
     # asked for by options the run does not give (Secure Boot, an upgrade), or a promise of the
-    # instance-type table that t2.small does not make; the throughput's peer link is qemu's alone
+    # instance-type table that t2.small does not make
     "bvt.secure_boot_enabled": "not applicable: firmware bios not in",
     "bvt.kernel_locked_down": "not applicable: firmware bios not in",
     "gpu.devices_present": "not applicable: the instance-type table promises no GPU",
     "gpu.driver_bound": "not applicable: the instance-type table promises no GPU",
-    "network_perf.throughput_above_floor": "not applicable: provider aws not in",
     **{f"upgrade.{check}": "not applicable: no --upgrade given" for check in UPGRADE_CHECKS},
 }
 
@@ -135,6 +135,22 @@ def _alive(pid: int) -> bool:
 
 #: the suites that reboot the instance (RebootInstances) or launch a second one
 TWO_INSTANCE_SUITES = ("reboot", "uniqueness", "network_perf")
+#: Mbit/s between two emulated instances (each guest's user network, then the other's forward:
+#: 60 to 300 Mbit/s measured here), for the user's table: the shipped one sets none for t2.small
+FLOOR = 10
+
+
+@pytest.fixture
+def iperf3_cached() -> None:
+    """The run has no way out of the namespace: its iperf3 is fetched first (this fixture comes
+    before emulated_ec2, whose thread stays in the namespace)."""
+    guesttools.tree("bookworm", "amd64")
+
+
+def _instance_types(tmp_path: Path) -> str:
+    path = tmp_path / "instance-types.toml"
+    path.write_text(f'[aws."{ONE_VCPU}"]\nthroughput_floor_mbps = {FLOOR}\n')
+    return f"--instance-types={path}"
 
 
 # CI runs every suite but those two on one instance; the full matrix adds them (the reboots and
@@ -142,7 +158,8 @@ TWO_INSTANCE_SUITES = ("reboot", "uniqueness", "network_perf")
 @pytest.mark.parametrize("suites", [pytest.param("one-instance", marks=pytest.mark.cost(200)),
                                     pytest.param("every", marks=[pytest.mark.cost(400),
                                                                  pytest.mark.matrix])])
-def test_every_suite_passes_on_emulated_ec2_and_nothing_is_left(suites: str, emulated_ec2: EmulatedEc2,
+def test_every_suite_passes_on_emulated_ec2_and_nothing_is_left(suites: str, iperf3_cached: None,
+                                                                emulated_ec2: EmulatedEc2,
                                                                 tmp_path: Path) -> None:
     world, machines = emulated_ec2.world, emulated_ec2.machines
     every = suites == "every"
@@ -151,7 +168,8 @@ def test_every_suite_passes_on_emulated_ec2_and_nothing_is_left(suites: str, emu
     # are emulated (no working KVM here) they get the budget of an emulated machine, as the qemu
     # provider gives its own, from the command line as a user on slow hardware would.
     budget = boot_budget_options()
-    left_out = () if every else tuple(f"--ignore={suites_dir() / s}" for s in TWO_INSTANCE_SUITES)
+    left_out = ((_instance_types(tmp_path),) if every
+                else tuple(f"--ignore={suites_dir() / s}" for s in TWO_INSTANCE_SUITES))
     run = run_suites(tmp_path, "--provider=aws", f"--image={world.ami}", f"--region={world.region}",
                      "--image-type=ec2", f"--instance-type={ONE_VCPU}", *budget, *left_out,
                      timeout=1800, prefix=emulated_ec2.namespace.prefix())
@@ -177,7 +195,8 @@ def test_every_suite_passes_on_emulated_ec2_and_nothing_is_left(suites: str, emu
                      for c in ("comes_back", "host_keys_kept", "hostname_kept",
                                "no_failed_units_after_reboot")) if every else ()),
                   *(("uniqueness.host_keys_unique", "uniqueness.machine_id_unique",
-                     "uniqueness.instance_id_unique") if every else ())):
+                     "uniqueness.instance_id_unique", "network_perf.throughput_above_floor")
+                    if every else ())):
         assert run.checks.get(check) == "passed", f"{check}: {run.checks.get(check)}\n{run.explain()}"
 
     # the run went through EC2 as a user's would, on one instance or two, each a QEMU guest of its own
@@ -208,6 +227,31 @@ def test_every_suite_passes_on_emulated_ec2_and_nothing_is_left(suites: str, emu
     assert not _qemu_processes(emulated_ec2.namespace.processes())
     for guest in guests:
         _gone(guest, run.props["run_id"])
+
+
+@pytest.mark.cost(200)
+def test_two_instances_measure_their_throughput_across_the_vpc(iperf3_cached: None,
+                                                                 emulated_ec2: EmulatedEc2,
+                                                                 tmp_path: Path) -> None:
+    """The peer is a second instance of the AMI; the link is the VPC with iperf3's port opened
+    in each instance's group to the other's private address (the emulated VPC forwards only
+    what a rule opens); afterwards the rules and everything else are gone."""
+    world, machines = emulated_ec2.world, emulated_ec2.machines
+    run = run_suites(tmp_path, "--provider=aws", f"--image={world.ami}", f"--region={world.region}",
+                     "--image-type=ec2", f"--instance-type={ONE_VCPU}", *boot_budget_options(),
+                     _instance_types(tmp_path), select=str(suites_dir() / "network_perf"),
+                     timeout=1200, prefix=emulated_ec2.namespace.prefix())
+    assert run.rc == 0, run.explain()
+    assert run.checks == {"network_perf.throughput_above_floor": "passed"}, run.digest()
+    assert float(run.props[throughput.PROPERTY]) >= FLOOR, run.props
+    # the traffic went from one guest to the other's private address through its forward
+    assert len(machines.guests) == 2
+    opened = [f for forwards in machines.forwards_seen.values() for f in forwards]
+    assert sorted(port for _, port in opened) == [5201, 5201], machines.forwards_seen
+    assert world.hooks.calls.count("authorize_security_group_ingress") >= 2 + 2
+    assert world.hooks.calls.count("revoke_security_group_ingress") == 2
+    assert leftovers(world.moto) == {}
+    assert not _qemu_processes(emulated_ec2.namespace.processes())
 
 
 def _gone(guest: Guest, run_id: str) -> None:

@@ -10,15 +10,15 @@ snapshot taken around its start, which never shows the host keys printed later.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from debian_cloud_tests.cloudmachine import CloudMachine
 from debian_cloud_tests.errors import DCTError, ProviderError
-from debian_cloud_tests.machine import PlatformFacts, SSHEndpoint
+from debian_cloud_tests.machine import Machine, PeerLink, PlatformFacts, SSHEndpoint
 
-from . import resources, retry
+from . import peerlink, resources, retry
 from .errors import AwsError
 
 #: seconds between two reads of the console or the instance state
@@ -42,15 +42,27 @@ class Created:
     key_name: str | None = None
     launching: str | None = None  # the name given to run_instances, whose reply may never come
     group_name: str | None = None  # the name given to create_security_group, likewise
+    #: rules a peer link added to the instance's group and has not revoked yet
+    rules: list[peerlink.Rule] = field(default_factory=list)
 
     def remove(self, ec2: Any) -> list[BaseException]:
-        """Instance first (it holds the group), then group and key; never raises."""
+        """A peer link's rules (the group may be the user's), the instance (it holds the
+        group), then group and key; never raises."""
         errors: list[BaseException] = []
-        for step in (self._instance, self._group, self._key):
+        for step in (self._rules, self._instance, self._group, self._key):
             try:
                 errors += step(ec2)
             except Exception as exc:  # one step failing must not stop the others
                 errors.append(exc)
+        return errors
+
+    def _rules(self, ec2: Any) -> list[BaseException]:
+        errors: list[BaseException] = []
+        for rule in list(self.rules):
+            failed = peerlink.revoke(ec2, rule)
+            if not failed:
+                self.rules.remove(rule)
+            errors += failed
         return errors
 
     def _instance(self, ec2: Any) -> list[BaseException]:
@@ -103,10 +115,13 @@ class AwsMachine(CloudMachine):
     console_call = "get_console_output"
 
     def __init__(self, ec2: Any, created: Created, facts: PlatformFacts, endpoint: SSHEndpoint,
-                 injected_host_keys: list[str] | None, properties: dict[str, str]) -> None:
+                 injected_host_keys: list[str] | None, properties: dict[str, str],
+                 network: tuple[str, str, str] = ("", "", "")) -> None:
+        """*network*: the instance's VPC, security group and private address."""
         super().__init__(facts, endpoint, injected_host_keys, properties)
         self.ec2 = ec2
         self.created = created
+        self.vpc_id, self.group_id, self.private_address = network
         self._state = "running"
         self._state_at = time.monotonic()
         self._latest = True  # until EC2 says this instance cannot give the latest output
@@ -159,6 +174,12 @@ class AwsMachine(CloudMachine):
 
     def _remove(self) -> list[BaseException]:
         return self.created.remove(self.ec2)
+
+    def link_to(self, other: Machine, port: int) -> PeerLink:
+        """Open *port* between the two instances' private addresses (:mod:`.peerlink`)."""
+        if not isinstance(other, AwsMachine):
+            raise NotImplementedError("the other machine is not an EC2 instance")
+        return peerlink.AwsPeerLink(self, other, port)
 
     def describe_access(self, known_hosts: Path | None = None) -> str:
         c = self.created

@@ -150,7 +150,8 @@ class AwsProvider(Provider):
         endpoint = SSHEndpoint(desc["PublicIpAddress"], 22, spec.ssh_user, key_file)
         props = {"aws_region": region, "aws_zone": facts.zone or "", "aws_instance_id": facts.instance_id,
                  "aws_instance_type": facts.instance_type or ""}
-        return AwsMachine(ec2, created, facts, endpoint, injected, props)
+        network = (desc.get("VpcId", ""), group, desc.get("PrivateIpAddress", ""))
+        return AwsMachine(ec2, created, facts, endpoint, injected, props, network)
 
     def preflight(self, options: Mapping[str, str] | None = None) -> str:
         return session.preflight((options or {}).get("region"))

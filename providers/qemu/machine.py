@@ -212,9 +212,9 @@ class QemuMachine(Machine):
     def is_alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def link_to(self, other: Machine) -> PeerLink:
+    def link_to(self, other: Machine, port: int) -> PeerLink:
         """Join this guest and *other* on a network only the two share (:mod:`.peerlink`), rate
-        limited as this machine's hooks said."""
+        limited as this machine's hooks said; every port is open on it."""
         from . import peerlink
 
         if not isinstance(other, QemuMachine) or not (self.linkable and other.linkable):

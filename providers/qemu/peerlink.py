@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from debian_cloud_tests.errors import ProviderError
-from debian_cloud_tests.machine import PeerLink
+from debian_cloud_tests.machine import LinkEnd, PeerLink
 
 from .qmp import QMPError
 
@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from .machine import QemuMachine
 
 PORT = "dct-peer-port"
+#: the link's addresses, from 198.18.0.0/15, the range set aside for benchmarking (RFC 2544): no
+#: guest network uses it, and its frames never leave the two machines
+ADDRESSES = ("198.18.0.1", "198.18.0.2")
+PREFIX = 30
 #: the root port a linkable machine is launched with (chassis and slot: QEMU's defaults clash
 #: with nothing, the q35 and virt machines having no other root port)
 PORT_ARGS = ("-device", f"pcie-root-port,id={PORT},bus=pcie.0,chassis=1")
@@ -55,7 +59,7 @@ class QemuPeerLink(PeerLink):
 
     def __init__(self, a: QemuMachine, b: QemuMachine, rate: float | None) -> None:
         serial = next(_ids)
-        super().__init__((_mac(), _mac()))
+        super().__init__((LinkEnd(ADDRESSES[0], _mac(), PREFIX), LinkEnd(ADDRESSES[1], _mac(), PREFIX)))
         self._plugged: list[tuple[QemuMachine, str, str]] = []
         self._relay: subprocess.Popen[str] | None = None
         self._machines = (a, b)
@@ -65,9 +69,10 @@ class QemuPeerLink(PeerLink):
             to_a, to_b = sock_b, sock_a  # straight from one QEMU to the other
             if rate is not None:
                 to_a, to_b = self._start_relay(a.run_dir / RELAY_DIR, rate, sock_a, sock_b)
-            for machine, local, remote, mac in ((a, sock_a, to_a, self.macs[0]),
-                                                (b, sock_b, to_b, self.macs[1])):
-                self._plug(machine, netdev, nic, local, remote, mac)
+            for machine, local, remote, end in ((a, sock_a, to_a, self.ends[0]),
+                                                (b, sock_b, to_b, self.ends[1])):
+                assert end.mac is not None
+                self._plug(machine, netdev, nic, local, remote, end.mac)
         except BaseException:
             self.close()
             raise

@@ -1,19 +1,21 @@
-"""A second instance of the image is launched beside the first, the two are joined on a network
-of their own, and iperf3 (brought by the run, never installed) measures what the first sends to
-the second.  The figure is a JUnit property, so the gate's baseline comparison sees a drop."""
+"""A second instance of the image is launched beside the first, the two are joined (a network of
+their own under QEMU, the cloud's network with iperf3's port opened between them on a cloud),
+and iperf3 (brought by the run, never installed) measures what the first sends to the second.
+The figure is a JUnit property, so the gate's baseline comparison sees a drop."""
 
 from __future__ import annotations
 
 import pytest
 
 from debian_cloud_tests import artifacts, guesttools, iperfrun, probes, throughput
+from debian_cloud_tests.applicability import STARTS_THE_MACHINE
 from debian_cloud_tests.errors import DCTError
+from debian_cloud_tests.machine import Machine
 from debian_cloud_tests.spec import release_from_os_release
 
-#: a second instance is launched and joined to the first on a network of their own: the qemu
-#: provider does (Machine.link_to); the ssh provider reaches one host, never two, and the clouds'
-#: providers do not join two instances yet
-pytestmark = pytest.mark.applies(provider="qemu")
+#: a second instance is launched and the two are let reach each other (Machine.link_to): the ssh
+#: provider reaches one host, never two; a platform whose machines cannot be linked says why
+pytestmark = pytest.mark.applies(provider=STARTS_THE_MACHINE)
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +47,10 @@ def tools(dct_run, facts, floor):
 def peer(dct_run, instance, facts, floor):
     """A second machine from the same image (launched alongside the first when the plugin saw
     this suite coming), given back to the run afterwards for the uniqueness suite."""
+    if type(instance.machine).link_to is Machine.link_to:  # before a second machine is launched
+        reason = instance.machine.not_offered.get("peer_network", "no way to link two machines")
+        pytest.skip(f"not applicable: the platform cannot let two instances reach each other "
+                    f"here: {reason}")
     if instance.host is None:
         pytest.fail(f"cannot log in to the machine: {instance.ready.login_error}", pytrace=False)
     facts.wait()  # the first machine's probes are done before the guests are loaded
@@ -59,12 +65,12 @@ def peer(dct_run, instance, facts, floor):
 
 @pytest.fixture(scope="module")
 def link(instance, peer):
-    """The network only the two share, taken away after the check."""
+    """The two machines able to reach each other on iperf3's port, taken away after the check."""
     try:
-        made = instance.machine.link_to(peer.machine)
+        made = instance.machine.link_to(peer.machine, iperfrun.PORT)
     except NotImplementedError as exc:
-        pytest.skip(f"not applicable: the platform joins no two instances on a network of a "
-                    f"test's own here: {exc}")
+        pytest.skip(f"not applicable: the platform cannot let two instances reach each other "
+                    f"here: {exc}")
     except DCTError as exc:
         pytest.fail(f"the two instances could not be linked: {exc.message}", pytrace=False)
     yield made
@@ -77,7 +83,7 @@ def test_throughput_above_floor(floor, tools, dct_run, instance, peer, link, req
     floor (iperf3, the instance-type table's throughput_floor_mbps)."""
     clients = (instance.host.backend.client, peer.host.backend.client)
     try:
-        with iperfrun.sides(clients, link.macs, tools) as (sender, receiver):
+        with iperfrun.sides(clients, link.ends, tools) as (sender, receiver):
             report = iperfrun.measure(sender, receiver)
     except iperfrun.GuestError as exc:
         pytest.fail(f"the throughput could not be measured: {exc}", pytrace=False)

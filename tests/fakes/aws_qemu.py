@@ -17,12 +17,23 @@ a DHCP lease with a default route and a nameserver at 169.254.169.253 (the Amazo
 link-local address), which QEMU forwards to the namespace's resolver, and no IPv6 (a default
 subnet has no IPv6 range); whatever else the guest sends dies at the namespace's edge.
 
+In the namespace the VPC's private network is emulated for what its security groups open: each
+instance's private address is the namespace's own (on its loopback), and a TCP port a rule of
+the instance's group opens to another instance of the VPC (by address range or by group) is
+forwarded from that address to the guest (QEMU's hostfwd, added and removed as rules change).
+A guest reaching another's private address goes out through its user network into the
+namespace and in through the other's forward: real TCP between the two guests, and nothing
+where no rule lets it.
+
 get_console_output returns the QEMU console, reboot_instances resets the machine (each reset is
 recorded in ``resets``), and terminate_instances stops QEMU and removes its run dir.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import subprocess
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -39,6 +50,8 @@ SHAPES = {"t3.small": "2x2048", "t4g.small": "2x2048", "t3.micro": "2x1024", "t2
 #: what a default VPC subnet adds to the user network: the Amazon DNS server's link-local
 #: address, and no IPv6
 VPC_NET = "dns=169.254.169.253,ipv6=off"
+#: the widest port range a rule may open for it to be forwarded (QEMU forwards port by port)
+MAX_FORWARDED_PORTS = 16
 
 
 class QemuMachines(QemuGuests):
@@ -47,7 +60,9 @@ class QemuMachines(QemuGuests):
 
     def __init__(self, namespace: PrivateNamespace | None = None) -> None:
         super().__init__("ec2", enter=namespace.enter_mounts if namespace is not None else None)
+        self.namespace = namespace
         self.in_namespace = namespace is not None
+        self._rules_lock = threading.Lock()
         #: the root volume of an instance of an AMI not in ``images`` (its registered
         #: snapshot's bytes, see moto_images), as a file; and which instance booted which
         self.disk_of: Callable[[Any, str], Path | None] | None = None
@@ -65,7 +80,42 @@ class QemuMachines(QemuGuests):
         instance.nics[0].public_ip = address
         imds = ImdsServer(_instance_data(backend, instance, address)).start()
         spec = _spec(backend, instance, image, address, imds.port, vpc_net=self.in_namespace)
+        if self.namespace is not None and instance.private_ip:
+            subprocess.run([*self.namespace.prefix(), "ip", "address", "add",
+                            f"{instance.private_ip}/32", "dev", "lo"], check=True)
         self.boot(instance.id, address, spec, imds)
+        self.rules_changed(backend)
+
+    def rules_changed(self, backend: Any) -> None:
+        """Make the forwards what the security groups now open (see the module doc)."""
+        if self.namespace is None:
+            return
+        with self._rules_lock:
+            running = [i for i in backend.all_instances()
+                       if i.state == "running" and i.id in self.guests and i.private_ip]
+            for instance in running:
+                self.set_forwards(instance.id,
+                                  {(instance.private_ip, port) for port in _opened(instance, running)})
+
+
+def _groups(instance: Any) -> set[Any]:
+    return {*instance.security_groups, *(g for nic in instance.nics.values() for g in nic.group_set)}
+
+
+def _opened(instance: Any, running: list[Any]) -> set[int]:
+    """The TCP ports *instance*'s groups open to another running instance of its VPC."""
+    others = [i for i in running if i is not instance and i.vpc_id == instance.vpc_id]
+    ports: set[int] = set()
+    for group in _groups(instance):
+        for rule in group.ingress_rules:
+            if rule.ip_protocol != "tcp" or rule.to_port - rule.from_port >= MAX_FORWARDED_PORTS:
+                continue
+            cidr = rule.ip_range.get("CidrIp")
+            source = rule.source_group.get("GroupId")
+            if any((cidr and ipaddress.ip_address(o.private_ip) in ipaddress.ip_network(cidr))
+                   or (source and any(g.id == source for g in _groups(o))) for o in others):
+                ports.update(range(rule.from_port, rule.to_port + 1))
+    return ports
 
 
 def _spec(backend: Any, instance: Any, image: Path, address: str, imds_port: int,

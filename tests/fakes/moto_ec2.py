@@ -163,6 +163,23 @@ class Hooks:
         run, terminate, reboot = (EC2Backend.run_instances, EC2Backend.terminate_instances,
                                   EC2Backend.reboot_instances)
         delete_group = EC2Backend.delete_security_group
+        authorize, revoke = (EC2Backend.authorize_security_group_ingress,
+                             EC2Backend.revoke_security_group_ingress)
+
+        def rules_changed(backend: Any) -> None:
+            changed = getattr(machines, "rules_changed", None)  # machines that emulate a VPC
+            if changed is not None:
+                changed(backend)
+
+        def authorize_ingress(backend: Any, *args: Any, **kwargs: Any) -> Any:
+            out = authorize(backend, *args, **kwargs)
+            rules_changed(backend)
+            return out
+
+        def revoke_ingress(backend: Any, *args: Any, **kwargs: Any) -> Any:
+            out = revoke(backend, *args, **kwargs)
+            rules_changed(backend)
+            return out
 
         def run_instances(backend: Any, *args: Any, **kwargs: Any) -> Any:
             reservation = run(backend, *args, **kwargs)
@@ -203,6 +220,8 @@ class Hooks:
         mp.setattr(EC2Backend, "terminate_instances", terminate_instances)
         mp.setattr(EC2Backend, "reboot_instances", reboot_instances)
         mp.setattr(EC2Backend, "delete_security_group", delete_security_group)
+        mp.setattr(EC2Backend, "authorize_security_group_ingress", authorize_ingress)
+        mp.setattr(EC2Backend, "revoke_security_group_ingress", revoke_ingress)
 
     def _patch_actions(self, mp: pytest.MonkeyPatch) -> None:
         from moto.ec2.responses import EC2Response
@@ -212,7 +231,8 @@ class Hooks:
                        "import_key_pair", "create_security_group", "authorize_security_group_ingress",
                        "run_instances", "describe_instances", "get_console_output", "reboot_instances",
                        "terminate_instances", "delete_security_group", "delete_key_pair",
-                       "describe_security_groups", "describe_key_pairs", "describe_subnets"):
+                       "describe_security_groups", "describe_key_pairs", "describe_subnets",
+                       "revoke_security_group_ingress"):
             mp.setattr(EC2Response, action, hooks._wrap(action, getattr(EC2Response, action)))
 
     def _wrap(self, action: str, original: Any) -> Any:

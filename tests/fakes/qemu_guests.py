@@ -92,6 +92,10 @@ class QemuGuests:
         # quicker than QEMU): the guest is stopped as soon as it exists
         self._stopped_early: set[str] = set()
         self._lock = threading.Lock()
+        #: a cloud network's forwards in place (see set_forwards): instance id -> (address, port)s
+        self.forwards: dict[str, set[tuple[str, int]]] = {}
+        #: every forward ever added, by instance id (the forwards end with the guests)
+        self.forwards_seen: dict[str, set[tuple[str, int]]] = {}
 
     def next_address(self) -> str:
         with self._lock:
@@ -122,6 +126,23 @@ class QemuGuests:
             raise
         assert isinstance(machine, QemuMachine)
         return Guest(instance_id, address, machine, run_dir, metadata)
+
+    def set_forwards(self, instance_id: str, wanted: set[tuple[str, int]]) -> None:
+        """Make the TCP forwards into *instance_id*'s guest exactly *wanted*: each (address, port)
+        of this host (in the test's namespace: a cloud network's private address, added to its
+        loopback by the emulator) forwarded to that port of the guest.  This is how an emulator
+        lets one guest reach another's private address on a port its firewall opens: the
+        first goes out through its user network into the namespace, in through the forward."""
+        guest = self.guests.get(instance_id)
+        if guest is None or guest.stopped:
+            return
+        have = self.forwards.setdefault(instance_id, set())
+        for address, port in sorted(wanted - have):
+            _hmp(guest.machine, f"hostfwd_add net0 tcp:{address}:{port}-:{port}")
+            self.forwards_seen.setdefault(instance_id, set()).add((address, port))
+        for address, port in sorted(have - wanted):
+            _hmp(guest.machine, f"hostfwd_remove net0 tcp:{address}:{port}")
+        self.forwards[instance_id] = set(wanted)
 
     def reboot(self, instance_id: str) -> None:
         """A reset of the machine (a cloud's soft reboot asks the guest first; a test that needs
@@ -158,6 +179,12 @@ class QemuGuests:
         for instance_id in list(self.guests):
             self.stop(instance_id)
         self._launcher.shutdown()
+
+
+def _hmp(machine: QemuMachine, command: str) -> None:
+    said = machine.qmp.command("human-monitor-command", **{"command-line": command})
+    if said and said.strip():  # HMP says nothing when a forward is added or removed
+        raise RuntimeError(f"{command}: {said.strip()}")
 
 
 def emulated() -> bool:
