@@ -91,11 +91,12 @@ def _wanted(session: pytest.Session, fixtures: tuple[str, ...]) -> bool:
 
 
 def _peer_wanted(session: pytest.Session, state: RunState) -> bool:
-    """The throughput check will run: selected, and the instance type has a floor to hold."""
+    """The throughput check will run: selected, the provider can link two machines, and the
+    instance type has a floor to hold."""
     entry = (state.spec.instance_types.lookup(state.provider.name, state.spec.instance_type)
              if state.spec.instance_type else None)
-    return (_wanted(session, ("peer",)) and entry is not None
-            and entry.throughput_floor_mbps is not None)
+    return (_wanted(session, ("peer",)) and state.provider.peer_link_refused is None
+            and entry is not None and entry.throughput_floor_mbps is not None)
 
 
 def _spares_wanted(session: pytest.Session, state: RunState) -> int:

@@ -135,7 +135,8 @@ class Machine(abc.ABC):
         """Let this machine and *other*, of the same run, reach each other on TCP *port*.
 
         Raises:
-            NotImplementedError: the platform cannot (``not_offered["peer_network"]`` says why).
-            ProviderError: it could and failed.
+            NotImplementedError: these two cannot be (the provider's ``peer_link_refused`` says
+                why none of its machines can).
+            ProviderError: they could and it failed.
         """
-        raise NotImplementedError(self.not_offered.get("peer_network", "no network of a test's own"))
+        raise NotImplementedError("the platform has no way to let two machines reach each other")

@@ -57,6 +57,9 @@ class Provider(abc.ABC):
     #: gives its machines a local directory as an apt repository (--upgrade DIR): a local
     #: emulator can, a cloud instance cannot reach this runner's files
     serves_local_repository: bool = False
+    #: None where two machines of a run can be let reach each other (Machine.link_to, for the
+    #: network_perf suite); else why not, in one line
+    peer_link_refused: str | None = "it has no way to let two of its machines reach each other"
 
     @abc.abstractmethod
     def validate(self, spec: LaunchSpec) -> LaunchSpec:

@@ -242,7 +242,7 @@ def test_two_instances_measure_their_throughput_across_the_vpc(iperf3_cached: No
                      _instance_types(tmp_path), select=str(suites_dir() / "network_perf"),
                      timeout=1200, prefix=emulated_ec2.namespace.prefix())
     assert run.rc == 0, run.explain()
-    assert run.checks == {"network_perf.throughput_above_floor": "passed"}, run.digest()
+    assert run.checks.get("network_perf.throughput_above_floor") == "passed", run.digest()
     assert float(run.props[throughput.PROPERTY]) >= FLOOR, run.props
     # the traffic went from one guest to the other's private address through its forward
     assert len(machines.guests) == 2

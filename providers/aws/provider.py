@@ -66,6 +66,7 @@ class AwsProvider(Provider):
     #: each launch makes its own key pair, group and instance, all named for it; a boto3 client
     #: is thread-safe, the session that makes it is not (made under the lock)
     concurrent_launches = True
+    peer_link_refused = None
 
     def __init__(self) -> None:
         self._session: Any = None

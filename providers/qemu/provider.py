@@ -72,6 +72,7 @@ class QemuProvider(Provider):
     name = "qemu"
     secure_boot_refused = None  # OVMF/AAVMF with Microsoft's keys enrolled (firmware.py)
     serves_local_repository = True
+    peer_link_refused = None
     options = (
         Option("qemu-port-range", "local ports to forward SSH from, LOW-HIGH (default: any)",
                key="port_range"),

@@ -10,7 +10,6 @@ import pytest
 from debian_cloud_tests import artifacts, guesttools, iperfrun, probes, throughput
 from debian_cloud_tests.applicability import STARTS_THE_MACHINE
 from debian_cloud_tests.errors import DCTError
-from debian_cloud_tests.machine import Machine
 from debian_cloud_tests.spec import release_from_os_release
 
 #: a second instance is launched and the two are let reach each other (Machine.link_to): the ssh
@@ -47,10 +46,10 @@ def tools(dct_run, facts, floor):
 def peer(dct_run, instance, facts, floor):
     """A second machine from the same image (launched alongside the first when the plugin saw
     this suite coming), given back to the run afterwards for the uniqueness suite."""
-    if type(instance.machine).link_to is Machine.link_to:  # before a second machine is launched
-        reason = instance.machine.not_offered.get("peer_network", "no way to link two machines")
-        pytest.skip(f"not applicable: the platform cannot let two instances reach each other "
-                    f"here: {reason}")
+    refused = dct_run.provider.peer_link_refused
+    if refused is not None:  # before a second machine is launched
+        pytest.skip(f"not applicable: {dct_run.provider.name} cannot let two instances reach each "
+                    f"other: {refused}")
     if instance.host is None:
         pytest.fail(f"cannot log in to the machine: {instance.ready.login_error}", pytrace=False)
     facts.wait()  # the first machine's probes are done before the guests are loaded

@@ -182,9 +182,9 @@ class QemuGuests:
 
 
 def _hmp(machine: QemuMachine, command: str) -> None:
-    said = machine.qmp.command("human-monitor-command", **{"command-line": command})
-    if said and said.strip():  # HMP says nothing when a forward is added or removed
-        raise RuntimeError(f"{command}: {said.strip()}")
+    said = (machine.qmp.command("human-monitor-command", **{"command-line": command}) or "").strip()
+    if said and not said.endswith(" removed"):  # what HMP says of a forward added or removed
+        raise RuntimeError(f"{command}: {said}")
 
 
 def emulated() -> bool:
