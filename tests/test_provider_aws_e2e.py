@@ -229,7 +229,10 @@ def test_every_suite_passes_on_emulated_ec2_and_nothing_is_left(suites: str, ipe
         _gone(guest, run.props["run_id"])
 
 
-@pytest.mark.cost(200)
+# the full matrix (two guests' boots, 110 s): CI proves the rules against moto
+# (test_provider_aws.py) and the measurement on QEMU's own link (test_network_perf_e2e.py)
+@pytest.mark.matrix
+@pytest.mark.cost(110)
 def test_two_instances_measure_their_throughput_across_the_vpc(iperf3_cached: None,
                                                                  emulated_ec2: EmulatedEc2,
                                                                  tmp_path: Path) -> None:
