@@ -10,9 +10,9 @@ from pathlib import Path
 from debian_cloud_tests import sweep
 from debian_cloud_tests.cloudmachine import CloudMachine
 from debian_cloud_tests.errors import DCTError, ProviderError
-from debian_cloud_tests.machine import PlatformFacts, SSHEndpoint
+from debian_cloud_tests.machine import Machine, PeerLink, PlatformFacts, SSHEndpoint
 
-from . import errors
+from . import errors, peerlink
 from .session import Clients
 
 POLL_INTERVAL = 5.0
@@ -31,9 +31,13 @@ class AzureMachine(CloudMachine):
     console_call = "retrieveBootDiagnosticsData"
 
     def __init__(self, c: Clients, group: str, vm: str, facts: PlatformFacts, endpoint: SSHEndpoint,
-                 injected: list[str] | None, props: dict[str, str]) -> None:
+                 injected: list[str] | None, props: dict[str, str],
+                 network: peerlink.Network | None = None) -> None:
+        """*network*: the VM's virtual network and private address (the NSG and the network
+        have the VM's name, in its group)."""
         super().__init__(facts, endpoint, injected, props)
         self.clients, self.group, self.vm = c, group, vm
+        self.network = network or peerlink.Network("", peerlink.DEFAULT_SPACE, "")
 
     def _poll_interval(self) -> float:
         return POLL_INTERVAL
@@ -64,6 +68,13 @@ class AzureMachine(CloudMachine):
 
     def _remove(self) -> list[BaseException]:
         return delete_group(self.clients, self.group)
+
+    def link_to(self, other: Machine, port: int) -> PeerLink:
+        """Peer the two VMs' networks and open *port* between their private addresses
+        (:mod:`.peerlink`)."""
+        if not isinstance(other, AzureMachine):
+            raise NotImplementedError("the other machine is not an Azure VM")
+        return peerlink.AzurePeerLink(self, other, port)
 
     def describe_access(self, known_hosts: Path | None = None) -> str:
         return (f"{super().describe_access(known_hosts)}\n  console: az vm boot-diagnostics get-boot-log -g "

@@ -3,7 +3,9 @@
 
 Each run gets a resource group of its own, tagged with the run id and an expiry, holding a
 network security group (SSH from this runner only), a virtual network, a public address, a NIC
-and the VM with boot diagnostics on; destroying the machine deletes the group as a whole.
+and the VM with boot diagnostics on; destroying the machine deletes the group as a whole.  A
+launch meant for a peer link gets an address space of its own, so that two can be peered
+(:mod:`.peerlink`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from debian_cloud_tests.options import REGION, Option
 from debian_cloud_tests.provider import Provider
 from debian_cloud_tests.spec import Arch, Firmware, HostKeySource, LaunchSpec, ProviderSettings
 
-from . import errors, session
+from . import errors, peerlink, session
 from .images import AzureImages, sku_for
 from .machine import AzureMachine, delete_group
 
@@ -72,6 +74,8 @@ class AzureProvider(Provider):
         self._alias: dict[str, str] = {}  # the --image alias resolved, as a run property
         #: what the image's registration by `publish` records (see :meth:`properties`)
         self._registered: dict[str, str] = {}
+        #: the address spaces of launches meant for a peer link, each its own
+        self._spaces = peerlink.Spaces()
 
     def clients(self) -> session.Clients:
         with self._lock:
@@ -200,10 +204,13 @@ class AzureProvider(Provider):
         user_data = seed.cloud_user_data(spec, key.public_openssh, host_keys)
         rundir.record_cloud(run_dir, "azure", subscription=c.subscription,
                             endpoint=session.arm_endpoint(self._args[2].get("base_url")), run_id=run_id)
+        space = self._spaces.pick() if spec.peer_network else (peerlink.DEFAULT_SPACE,
+                                                                peerlink.DEFAULT_SUBNET)
         try:
             errors.call(c.resource.resource_groups.create_or_update, "resource_groups.create", group,
                         {"location": location, "tags": tags})
-            vm, ip = _create(c, spec, settings, group, name, tags, key.public_openssh, user_data)
+            vm, ip, network = _create(c, spec, settings, group, name, tags, key.public_openssh,
+                                      user_data, space)
         except BaseException as exc:
             note_cleanup_failures(exc, delete_group(c, group))
             raise
@@ -214,7 +221,7 @@ class AzureProvider(Provider):
         props = {"azure_location": location, "azure_resource_group": group, "azure_vm_id": facts.instance_id,
                  "azure_vm_size": spec.instance_type or ""}
         return AzureMachine(c, group, name, facts, SSHEndpoint(ip, 22, spec.ssh_user, key_file),
-                            injected, props)
+                            injected, props, network)
 
 
 def _found(get: Callable[[], Any], missing: str) -> Any:
@@ -259,8 +266,10 @@ def text_of(value: Any) -> str:
 
 
 def _create(c: session.Clients, spec: LaunchSpec, settings: AzureSettings, group: str, name: str,
-            tags: dict[str, str], public_key: str, user_data: str) -> tuple[Any, str]:
-    """NSG, network, address, NIC and VM, each waited for; returns the VM and its address."""
+            tags: dict[str, str], public_key: str, user_data: str,
+            space: tuple[str, str]) -> tuple[Any, str, peerlink.Network]:
+    """NSG, network (*space*: its address space and its subnet's), address, NIC and VM, each
+    waited for; returns the VM, its public address and where it is in its network."""
     loc, net = settings.location, c.network
 
     def make(fn: Any, what: str, *args: Any, timeout: float = 600.0) -> Any:
@@ -274,8 +283,8 @@ def _create(c: session.Clients, spec: LaunchSpec, settings: AzureSettings, group
     nsg = make(net.network_security_groups.begin_create_or_update, "network_security_groups.create",
                group, name, {**base, "properties": {"securityRules": [rule]}})
     vnet = make(net.virtual_networks.begin_create_or_update, "virtual_networks.create", group, name,
-                {**base, "properties": {"addressSpace": {"addressPrefixes": ["10.80.0.0/16"]}, "subnets": [
-                    {"name": "default", "properties": {"addressPrefix": "10.80.0.0/24",
+                {**base, "properties": {"addressSpace": {"addressPrefixes": [space[0]]}, "subnets": [
+                    {"name": "default", "properties": {"addressPrefix": space[1],
                                                        "networkSecurityGroup": {"id": nsg.id}}}]}})
     pip = make(net.public_ip_addresses.begin_create_or_update, "public_ip_addresses.create", group, name,
                {**base, "sku": {"name": "Standard"}, "properties": {"publicIPAllocationMethod": "Static"}})
@@ -301,4 +310,5 @@ def _create(c: session.Clients, spec: LaunchSpec, settings: AzureSettings, group
         timeout=spec.boot_timeout)
     address = errors.call(net.public_ip_addresses.get, "public_ip_addresses.get", group, name)
     ip = model_attr(address, "ip_address")
-    return vm, str(ip)
+    private = model_attr((model_attr(nic, "ip_configurations") or [None])[0], "private_ip_address")
+    return vm, str(ip), peerlink.Network(str(vnet.id), space[0], str(private or ""))

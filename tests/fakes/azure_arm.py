@@ -20,7 +20,9 @@ version's parents and its source image must exist; it is replicated at once to i
 With :attr:`FakeArm.guests` set, a VM of an image that maps to a local file is a real QEMU guest
 (see :mod:`.azure_qemu`): its public address is the guest's loopback address, its creation runs
 until the guest reports ready to the wireserver (as Azure's does), boot diagnostics serve the
-guest's console, restart resets it and deleting the VM or its group stops it.  Served over HTTPS
+guest's console, restart resets it and deleting the VM or its group stops it.  Networks, their
+peerings, security rules and private addresses are as :mod:`.azure_net` says; with
+:attr:`FakeArm.namespace` set the guests reach each other where those let them.  Served over HTTPS
 (:func:`running_arm` with a CA) with a managed-identity token endpoint, it answers a plugin run
 in another process through the SDK's default credential chain.
 """
@@ -42,6 +44,7 @@ from urllib.parse import parse_qs, urlparse
 
 from debian_cloud_tests.datasources.httpserve import LoopbackHttpServer
 
+from . import azure_net
 from .azure_boot import AzureBoots
 from .qemu_guests import QemuGuests
 
@@ -102,6 +105,9 @@ class FakeArm:
     #: where the subscription can make images and VMs (Microsoft.Compute's resource types)
     locations: tuple[str, ...] = ("West Europe", "North Europe", "East US")
     guests: QemuGuests | None = None  # set: VMs of local images boot for real
+    #: set (a tests.fakes.netns.PrivateNamespace): the guests are in it, their networks
+    #: emulated (see :mod:`.azure_net`)
+    namespace: Any = None
     boots: AzureBoots = field(default_factory=AzureBoots)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -285,19 +291,23 @@ class FakeArm:
         if method == "GET":
             if low not in self.resources:
                 raise Fault(404, "ResourceNotFound", f"The Resource '{path}' was not found.")
-            return 200, self.resources[low], {}
+            return 200, azure_net.view(self, low, self.resources[low]), {}
         if method == "PUT":
             name = path.rstrip("/").rsplit("/", 1)[-1]
             stored = {**(body or {}), "id": path, "name": name}
             stored.setdefault("properties", {})["provisioningState"] = "Succeeded"
             self._parents(kind, low, stored)
+            azure_net.check_put(self, low, stored)
             backed = kind == "PUT virtualmachines" and self.boots.backs(self.guests, stored)
             headers = self._async(kind, "InProgress" if (self.stuck or backed) and "virtualmachines" in kind
                                   else "Succeeded")
             op = self.operations[headers["Azure-AsyncOperation"].rsplit("/", 1)[-1]]
             if op["status"] != "Failed":
                 self._extra(kind, stored)
+                azure_net.extra(self, kind, stored)
                 self.resources[low] = stored
+                azure_net.peering_states(self)
+                azure_net.forward(self)
                 if backed and self.guests is not None:
                     stored["properties"]["provisioningState"] = "Creating"
                     self.boots.start(self, self.guests, low, op)
@@ -324,6 +334,8 @@ class FakeArm:
             if self.operations[headers["Azure-AsyncOperation"].rsplit("/", 1)[-1]]["status"] != "Failed":
                 for key in [k for k in self.resources if k == low or k.startswith(low + "/")]:
                     self.boots.stop(self.guests, self.resources.pop(key))
+                azure_net.peering_states(self)
+                azure_net.forward(self)
             return 202, None, headers
         raise Fault(400, "BadRequest", f"no route for {method} {path}")
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from debian_cloud_tests.spec import Firmware
 
+from . import azure_net
 from .azure_qemu import azure_guest, vm_data
 from .qemu_guests import QemuGuests
 
@@ -59,10 +60,14 @@ class AzureBoots:
             mac = "00:0d:3a:" + ":".join(f"{random.randint(0, 255):02x}" for _ in range(3))
             with arm.lock:
                 address = _public_address(arm, vm, mac)
+                where = azure_net.private_address(arm, vm)
+            if arm.namespace is not None and where is not None:
+                azure_net.add_address(arm, where[0])
             reference = props["storageProfile"]["imageReference"]
             firmware = Firmware.UEFI if "gen2" in str(reference.get("sku", "")).lower() else Firmware.BIOS
             spec, server = azure_guest(vm, guests.images[image_key(reference)],
-                                       vm_data(vm, group, subscription, mac, address), address, firmware)
+                                       vm_data(vm, group, subscription, mac, address), address, firmware,
+                                       restrict=arm.namespace is None)
             guest = guests.boot(props["vmId"], address, spec, server)
             waited = 0.0
             while not server.ready.wait(1.0):
@@ -74,6 +79,7 @@ class AzureBoots:
             with arm.lock:
                 props["provisioningState"] = "Succeeded"
                 op["status"] = "Succeeded"
+                azure_net.forward(arm)
         except Exception as exc:  # the operation fails as Azure's does; the VM stays, Failed
             code = str(exc) if isinstance(exc, TimeoutError) else "OSProvisioningInternalError"
             with arm.lock:

@@ -5,7 +5,9 @@ The guest sees what an Azure VM sees: SMBIOS "Microsoft Corporation / Virtual Ma
 vmId as system UUID and Azure's chassis asset tag (how cloud-init recognises Azure), the
 provisioning media on its CD-ROM (:mod:`.ovf`), and IMDS and the wireserver
 (:mod:`.azure_metadata`) at their fixed addresses.  Both lie inside 168.0.0.0/7, which is therefore
-the user network; it is restricted, so the guest reaches nothing else.
+the user network; it is restricted, so the guest reaches nothing else, unless the guest runs in a
+network namespace of the test's own, where it may reach what the namespace holds: the other VMs'
+private addresses, forwarded as their networks allow (see :mod:`.azure_net`).
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ GUEST_IP = emulation.AZURE_GUEST
 SIZES = {"Standard_B2s": "2x2048", "Standard_B1s": "1x1024", "Standard_D2s_v5": "2x2048"}
 
 
-def user_net(metadata_port: int) -> str:
+def user_net(metadata_port: int, restrict: bool = True) -> str:
+    """*restrict* False: only ever for a guest in a namespace of the test's own."""
     relay = relay_command(metadata_port)
-    return (f"net={NETWORK}/{PREFIX},restrict=on,guestfwd=tcp:{IMDS_HOST}:80-{relay},"
+    walled = "restrict=on," if restrict else ""
+    return (f"net={NETWORK}/{PREFIX},{walled}guestfwd=tcp:{IMDS_HOST}:80-{relay},"
             f"guestfwd=tcp:{WIRESERVER_HOST}:80-{relay}")
 
 
@@ -52,8 +56,9 @@ def vm_data(vm: dict[str, Any], group: str, subscription: str, mac: str, address
 
 
 def azure_guest(vm: dict[str, Any], local_image: Path, data: AzureVmData, address: str,
-                firmware: Firmware) -> tuple[LaunchSpec, AzureMetadataServer]:
-    """The QEMU launch of *vm* and its endpoints (started; stopped, media and all, with the guest)."""
+                firmware: Firmware, restrict: bool = True) -> tuple[LaunchSpec, AzureMetadataServer]:
+    """The QEMU launch of *vm* and its endpoints (started; stopped, media and all, with the guest);
+    *restrict* as :func:`user_net` takes it."""
     os_profile = vm["properties"]["osProfile"]
     media_dir = Path(tempfile.mkdtemp(prefix="dct-azure-ovf-"))
     try:
@@ -69,7 +74,7 @@ def azure_guest(vm: dict[str, Any], local_image: Path, data: AzureVmData, addres
     server.on_stop.append(lambda: shutil.rmtree(media_dir, ignore_errors=True))
     server.start()
     hooks = replace(guest_hooks(address, data.mac, server.port, emulation.azure_smbios(data.vm_id)),
-                    user_net=user_net(server.port), cdrom=iso)
+                    user_net=user_net(server.port, restrict), cdrom=iso)
     spec = LaunchSpec(image=str(local_image), arch=Arch.AMD64, firmware=firmware,
                       instance_type=SIZES.get(data.vm_size, "2x2048"), run_id=data.vm_id,
                       options=dict(GUEST_OPTIONS), hooks=hooks)
