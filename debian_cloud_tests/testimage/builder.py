@@ -5,7 +5,7 @@ defects and becomes a disk in about half a minute.  The cache key is a hash of t
 the code that builds it and of the release's security index, so a change to any rebuilds and
 nothing stale is ever served (an image that misses a security update fails the config suite); of
 the defects module only the parts a recipe uses count, so editing one defect rebuilds only its
-variants.
+variants.  Entries of old keys are removed once unused for two days (:mod:`.cacheprune`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from .. import mounts
 from ..errors import BuildError, MissingDependencyError
 from ..filelock import exclusive
 from ..paths import cache_dir
+from . import cacheprune, disk, esp, rootfs
 from . import defects as defects_mod
-from . import disk, esp, rootfs
 
 GIB = 1024**3
 REQUIRED_TOOLS = {
@@ -107,11 +107,13 @@ def build_image(recipe: Recipe, log: Iterator[str] | None = None) -> Path:
                          f"{', '.join(sorted(defects_mod.DEFECTS))}")
     out = recipe.path()
     if out.exists():
+        cacheprune.mark_used(out)
         return out
     check_build_host()
     out.parent.mkdir(parents=True, exist_ok=True)
     with exclusive(out.with_suffix(".lock")):
         if out.exists():
+            cacheprune.mark_used(out)
             return out
         tree = _base_tree(recipe)
         with tempfile.TemporaryDirectory(prefix="dct-variant-", dir=out.parent) as tmp:
@@ -136,6 +138,7 @@ def build_image(recipe: Recipe, log: Iterator[str] | None = None) -> Path:
                 raw = work / "disk.qcow2"
             (out.with_suffix(".json")).write_text(json.dumps(asdict(recipe), indent=1))
             raw.replace(out)
+    cacheprune.prune(out.parent, keep=out)
     return out
 
 
@@ -152,10 +155,12 @@ def _base_tree(recipe: Recipe) -> Path:
     """The bootstrapped, unconfigured root tree for this release and arch (cached)."""
     tree = cache_dir() / "trees" / f"{recipe.release}-{recipe.arch}-{recipe.tree_key()}"
     if tree.is_dir():
+        cacheprune.mark_used(tree)
         return tree
     tree.parent.mkdir(parents=True, exist_ok=True)
     with exclusive(tree.with_suffix(".lock")):
         if tree.is_dir():
+            cacheprune.mark_used(tree)
             return tree
         if recipe.arch != host_arch():
             missing = sorted({pkg for tool, pkg in FOREIGN_TOOLS.items() if not shutil.which(tool)})
@@ -174,6 +179,7 @@ def _base_tree(recipe: Recipe) -> Path:
             shutil.rmtree(partial, ignore_errors=True)
             raise
         partial.rename(tree)
+    cacheprune.prune(tree.parent, keep=tree)
     return tree
 
 
