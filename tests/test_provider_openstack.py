@@ -33,7 +33,15 @@ from debian_cloud_tests.provider import get_provider
 from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec, Shape
 
 from .conftest import OptionsOnly, run_suites, stopped_mid_launch
-from .fakes.openstack_cloud import HOST_KEY, PASSWORD, REGION, ZONE, FakeOpenStack, running_openstack
+from .fakes.openstack_cloud import (
+    HOST_KEY,
+    PASSWORD,
+    REGION,
+    ZONE,
+    FakeOpenStack,
+    HttpFault,
+    running_openstack,
+)
 
 RUN_ID = "20260101120000-abc123"
 IMAGE = "debian-12-genericcloud-amd64"
@@ -434,3 +442,148 @@ def test_a_bad_run_id_is_refused_without_a_request(ostack: FakeOpenStack, run_id
     with pytest.raises(UsageError, match=r"is not (one|a name) this tool"):
         collect_run(run_id, "fake", REGION, name)
     assert ostack.calls == []
+
+
+def _two(tmp_path: Path, **options: str):  # type: ignore[no-untyped-def]
+    """Two servers of one run (one validated spec), as the network_perf suite launches them."""
+    p = OpenStackProvider()
+    spec = p.validate(make_spec(**options))
+    machines = []
+    for name in ("run", "run2"):
+        (tmp_path / name).mkdir()
+        machines.append(p.launch(spec, tmp_path / name))
+    return machines
+
+
+def _fixed(ostack: FakeOpenStack, machine: Any) -> str:
+    (address,) = ostack.servers[machine.server_id]["addresses"]["public"]
+    return str(address["addr"])
+
+
+def test_a_link_opens_the_port_between_fixed_addresses_and_close_deletes(
+        ostack: FakeOpenStack, tmp_path: Path) -> None:
+    """Each server's group admits the port from the other's fixed address alone; the check
+    reaches the other at its fixed address; close leaves the groups as they were."""
+    a, b = _two(tmp_path)
+    ssh_rules = {m: ostack.ingress(m.group_id) for m in (a, b)}
+    link = a.link_to(b, 5201)
+    assert [end.address for end in link.ends] == [_fixed(ostack, a), _fixed(ostack, b)]
+    assert all(end.mac is None for end in link.ends)  # no interface of the link's own to set up
+    assert ostack.ingress(a.group_id) == sorted([*ssh_rules[a], ("tcp", 5201, f"{_fixed(ostack, b)}/32")],
+                                                key=str)
+    assert ostack.ingress(b.group_id) == sorted([*ssh_rules[b], ("tcp", 5201, f"{_fixed(ostack, a)}/32")],
+                                                key=str)
+    assert "security group rule delete" in a.describe_access()
+    assert link.close() == [] and link.close() == []
+    assert {m: ostack.ingress(m.group_id) for m in (a, b)} == ssh_rules
+    assert ostack.calls.count("security_group_rules.delete") == 2
+    assert a.destroy() == [] and b.destroy() == [] and ostack.leftovers() == {}
+
+
+def test_a_link_left_open_on_the_users_group_is_deleted_by_destroy(
+        ostack: FakeOpenStack, tmp_path: Path) -> None:
+    """A run that ends before the check closes its link leaves the user's group as it was, a
+    rule the user had already (Neutron's 409) included."""
+    _, answer, _ = ostack._security_groups_create({}, {"security_group": {"name": "theirs"}})
+    theirs = answer["security_group"]["id"]
+    a, b = _two(tmp_path, security_group="theirs")
+    assert a.group_id == b.group_id == theirs
+    ostack._security_group_rules_create({}, {"security_group_rule": {
+        "security_group_id": theirs, "direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
+        "port_range_min": 5201, "port_range_max": 5201, "remote_ip_prefix": f"{_fixed(ostack, b)}/32",
+        "description": "the user's"}})
+    users = ostack.ingress(theirs)
+    a.link_to(b, 5201)
+    assert ostack.ingress(theirs) == sorted([*users, ("tcp", 5201, f"{_fixed(ostack, a)}/32")], key=str)
+    assert (a.created.rules, len(b.created.rules)) == ([], 1)  # the user's rule is not a's
+    assert a.destroy() == [] and b.destroy() == []
+    assert ostack.ingress(theirs) == users
+    assert ostack.leftovers() == {"security_groups": ["theirs"]}
+
+
+def test_a_rule_whose_reply_was_lost_is_still_deleted(ostack: FakeOpenStack, tmp_path: Path) -> None:
+    """The create was done but answered 503: the retry's 409 names a rule with the link's own
+    description, which is the link's to delete."""
+    a, b = _two(tmp_path)
+    ssh_rules = {m: ostack.ingress(m.group_id) for m in (a, b)}
+    ostack.lost_replies["security_group_rules.create"] = 1
+    link = a.link_to(b, 5201)
+    assert len(a.created.rules) == len(b.created.rules) == 1
+    assert link.close() == []
+    assert {m: ostack.ingress(m.group_id) for m in (a, b)} == ssh_rules
+    assert a.destroy() == [] and b.destroy() == [] and ostack.leftovers() == {}
+
+
+def test_a_rule_close_could_not_delete_is_deleted_by_destroy(ostack: FakeOpenStack,
+                                                             tmp_path: Path) -> None:
+    _, answer, _ = ostack._security_groups_create({}, {"security_group": {"name": "theirs"}})
+    theirs = answer["security_group"]["id"]
+    a, b = _two(tmp_path, security_group="theirs")
+    link = a.link_to(b, 5201)
+    ostack.fail("security_group_rules.delete", 403, "Policy doesn't allow it")
+    (error,) = link.close()  # said, not raised
+    assert "was not removed" in str(error) and "5201" in str(error)
+    assert len(a.created.rules) + len(b.created.rules) == 1
+    assert a.destroy() == [] and b.destroy() == []
+    assert ostack.ingress(theirs) == []
+    assert ostack.leftovers() == {"security_groups": ["theirs"]}
+
+
+def test_a_refused_rule_fails_the_link_and_leaves_nothing(ostack: FakeOpenStack, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b = _two(tmp_path)
+    ssh_rules = {m: ostack.ingress(m.group_id) for m in (a, b)}
+    calls = len(ostack.calls)
+    create, made = ostack._security_group_rules_create, []
+
+    def second_refused(q: Any, body: Any) -> Any:  # the first rule is made, the second refused
+        if made:
+            raise HttpFault(409, "OverQuota", "Quota exceeded for resources: ['security_group_rule']")
+        made.append(body)
+        return create(q, body)
+
+    monkeypatch.setattr(ostack, "_security_group_rules_create", second_refused)
+    with pytest.raises(ProviderError, match=r"could not open TCP port 5201 of security group .*quota"):
+        a.link_to(b, 5201)
+    assert ostack.calls[calls:].count("security_group_rules.delete") == 1
+    assert {m: ostack.ingress(m.group_id) for m in (a, b)} == ssh_rules
+    assert a.created.rules == b.created.rules == []
+    assert a.destroy() == [] and b.destroy() == [] and ostack.leftovers() == {}
+
+
+def test_servers_on_two_networks_are_not_linked(ostack: FakeOpenStack, tmp_path: Path) -> None:
+    ostack.add_network("private")
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    a = launch(tmp_path / "one", make_spec(network="public"))
+    b = launch(tmp_path / "two", make_spec(network="private"))
+    with pytest.raises(ProviderError, match="their fixed addresses do not reach each other"):
+        a.link_to(b, 5201)
+    assert ostack.calls.count("security_group_rules.create") == 2  # SSH only
+    assert a.destroy() == [] and b.destroy() == [] and ostack.leftovers() == {}
+
+
+def test_a_killed_runs_link_rules_on_the_users_group_go_with_it(ostack: FakeOpenStack,
+                                                                 tmp_path: Path) -> None:
+    """Its guard (collect_run) removes the rules admitting the run's servers, and gc a rule
+    whose server is gone: the user's group is left as it was."""
+    _, answer, _ = ostack._security_groups_create({}, {"security_group": {"name": "theirs"}})
+    theirs = answer["security_group"]["id"]
+    a, b = _two(tmp_path, security_group="theirs")
+    a.link_to(b, 5201)
+    assert len(ostack.ingress(theirs)) == 2
+    assert rundir.reap(tmp_path / "run")
+    assert ostack.ingress(theirs) == []
+    assert ostack.leftovers() == {"security_groups": ["theirs"]}
+
+    (tmp_path / "again").mkdir()
+    c, d = _two(tmp_path / "again", security_group="theirs")
+    c.link_to(d, 5201)
+    ostack._servers_delete({}, None, d.server_id)  # d vanished without its run's cleanup
+    (admits_d,) = c.created.rules
+    assert collect_garbage(datetime.now(UTC)) == [
+        f"security group rule {admits_d.rule_id} (from server {d.server_id})"]
+    assert [prefix for _, _, prefix in ostack.ingress(theirs)] == [f"{_fixed(ostack, c)}/32"]
+    assert collect_garbage(datetime.now(UTC)) == []  # c's server lives: the rule admitting it stays
+    assert c.destroy() == []  # the rule it added is gone already: not a failure
+    assert len(collect_garbage(datetime.now(UTC))) == 1 and ostack.ingress(theirs) == []

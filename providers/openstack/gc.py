@@ -1,7 +1,8 @@
 """Collect what crashed runs left behind on OpenStack: servers whose ``dct-expires`` metadata,
 security groups whose description's ``dct-expires``, and key pairs whose ``dct-<expiry>-…`` name
 is in the past; and the private images an interrupted publish left, whose ``dct-expires``
-property is (a released image has none).
+property is (a released image has none).  A rule a peer link left on a group of the user's is
+removed once the server it admits is gone.
 
 Only resources marked by a run are looked at, and only expired ones are touched, so it is safe to
 run beside running jobs: ``python -m debian_cloud_tests.providers.openstack.gc --os-cloud C``.  A
@@ -21,7 +22,7 @@ from debian_cloud_tests.gc import print_deleted
 from debian_cloud_tests.rundir import require_run_id
 from debian_cloud_tests.sweep import Sweep
 
-from . import resources, retry, session
+from . import peerlink, resources, retry, session
 from .resources import EXPIRES_KEY, RUN_ID_KEY
 
 
@@ -39,6 +40,13 @@ def collect_garbage(now: datetime, os_cloud: str | None = None, region: str | No
     for server in retry.call(lambda: list(conn.compute.servers()), "list servers"):
         if expiry.expired((server.metadata or {}).get(EXPIRES_KEY), now):
             sweep.record(f"server {server.name}", resources.delete_server(conn, str(server.id)))
+    # a link's rule listed before the servers are, whose server is not among them, outlived it
+    rules = peerlink.links_rules(conn)
+    live = {str(s.id) for s in retry.call(lambda: list(conn.compute.servers()), "list servers")}
+    for rule, source in rules:
+        if source not in live:
+            sweep.record(f"security group rule {rule.rule_id} (from server {source})",
+                         peerlink.delete(conn, rule))
     for group in retry.call(lambda: list(conn.network.security_groups()), "list security groups"):
         marks = resources.description_marks(group.description)
         if expiry.expired(marks.get(EXPIRES_KEY), now):
@@ -74,6 +82,7 @@ def collect_run(run_id: str, cloud: str | None = None, region: str | None = None
                          "(dct-YYYYMMDDtHHMMSSz-xxxxxxxx); nothing was deleted")
     conn = conn or session.connect(cloud, region)
     names = {name} if name else set()
+    gone: set[str] = set()  # the run's servers: the rules admitting them on any group go too
     deleted: list[str] = []
     errors: list[BaseException] = []
     for server in retry.call(lambda: list(conn.compute.servers()), "list servers"):
@@ -82,6 +91,12 @@ def collect_run(run_id: str, cloud: str | None = None, region: str | None = None
             failed = resources.delete_server(conn, str(server.id))
             errors += failed
             deleted += [] if failed else [f"server {server.name}"]
+            gone.add(str(server.id))
+    for rule, source in peerlink.links_rules(conn) if gone else ():
+        if source in gone:
+            failed = peerlink.delete(conn, rule)
+            errors += failed
+            deleted += [] if failed else [f"security group rule {rule.rule_id} (from server {source})"]
     for group in retry.call(lambda: list(conn.network.security_groups()), "list security groups"):
         if resources.description_marks(group.description).get(RUN_ID_KEY) == run_id or \
                 group.name in names:

@@ -1,5 +1,6 @@
 """One Nova server as a :class:`Machine`: its console log as the console, reboots through the
-API, and a destroy that removes the server, then its security group, then its key pair.
+API, a link to another server of the run (:mod:`.peerlink`), and a destroy that removes the rules
+such a link left, the server, then its security group, then its key pair.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from typing import Any
 
 from debian_cloud_tests.cloudmachine import CloudMachine
 from debian_cloud_tests.errors import DCTError, ProviderError
-from debian_cloud_tests.machine import PlatformFacts, SSHEndpoint
+from debian_cloud_tests.machine import Machine, PeerLink, PlatformFacts, SSHEndpoint
 
-from . import resources, retry
+from . import peerlink, resources, retry
 
 POLL_INTERVAL = 2.0
 GONE = frozenset({"SHUTOFF", "ERROR", "DELETED", "SOFT_DELETED", "SHELVED", "SHELVED_OFFLOADED"})
@@ -32,10 +33,18 @@ class Created:
     group_ids: list[str] = field(default_factory=list)
     server_name: str | None = None
     server_ids: list[str] = field(default_factory=list)
+    #: rules a peer link added to the server's group and has not deleted yet
+    rules: list[peerlink.Rule] = field(default_factory=list)
 
     def remove(self, conn: Any) -> list[BaseException]:
-        """Server, then security group, then key pair (the reverse of creation); never raises."""
+        """A peer link's rules (the group may be the user's), then server, security group and key
+        pair (the reverse of creation); never raises."""
         errors: list[BaseException] = []
+        for rule in list(self.rules):
+            failed = peerlink.delete(conn, rule)
+            if not failed:
+                self.rules.remove(rule)
+            errors += failed
         # by name too: a create whose answer was lost (and was then retried) left one unrecorded
         if self.server_name:
             self.server_ids = _merged(self.server_ids, resources.servers_named, conn,
@@ -86,10 +95,13 @@ class OpenStackMachine(CloudMachine):
     console_call = "os-getConsoleOutput"
 
     def __init__(self, conn: Any, created: Created, facts: PlatformFacts, endpoint: SSHEndpoint,
-                 injected: list[str] | None, props: dict[str, str]) -> None:
+                 injected: list[str] | None, props: dict[str, str],
+                 network: tuple[str, str, str] = ("", "", "")) -> None:
+        """*network*: the server's network id, security group id and fixed address on it."""
         super().__init__(facts, endpoint, injected, props)
         self.conn = conn
         self.created = created
+        self.network_id, self.group_id, self.fixed_address = network
         self.server_id = facts.instance_id
         self.name = facts.hostname
         self._status = "ACTIVE"
@@ -141,10 +153,23 @@ class OpenStackMachine(CloudMachine):
     def _remove(self) -> list[BaseException]:
         return self.created.remove(self.conn)
 
+    def link_to(self, other: Machine, port: int) -> PeerLink:
+        """Open *port* between the two servers' fixed addresses (:mod:`.peerlink`).
+
+        Raises:
+            NotImplementedError: *other* is not a Nova server.
+            ProviderError: the two are on different networks, or a rule could not be added.
+        """
+        if not isinstance(other, OpenStackMachine):
+            raise NotImplementedError("the other machine is not a Nova server")
+        return peerlink.OpenStackPeerLink(self, other, port)
+
     def describe_access(self, known_hosts: Path | None = None) -> str:
         cloud = self._props.get("openstack_cloud")
         os_cloud = f"--os-cloud {cloud} " if cloud else ""
-        cleanup = f"openstack {os_cloud}server delete --wait {self.server_id}"
+        cleanup = "".join(f"openstack {os_cloud}security group rule delete {rule.rule_id}; "
+                          for rule in self.created.rules)
+        cleanup += f"openstack {os_cloud}server delete --wait {self.server_id}"
         for group in self.created.group_ids:
             cleanup += f"; openstack {os_cloud}security group delete {group}"
         if self.created.keypair:

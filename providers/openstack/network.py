@@ -3,6 +3,7 @@
 No floating IP is created: the network (``--network``, else the only one the project can use)
 must be reachable from the runner, as provider networks and public clouds' shared networks are.
 An address the cloud publishes (``accessIPv4``, a floating address) is preferred to a fixed one.
+Two servers of a run reach each other at their fixed addresses on the network both joined.
 """
 
 from __future__ import annotations
@@ -45,3 +46,11 @@ def address_of(server: Any, network: str) -> str:
     if server.access_ipv6:
         return str(server.access_ipv6)
     raise OpenStackError(f"openstack: server {server.name} is ACTIVE without any address")
+
+
+def fixed_address(server: Any, network: str) -> str:
+    """The server's fixed address on *network* (IPv4 before IPv6), "" without one."""
+    entries = [a for a in (server.addresses or {}).get(network, [])
+               if a.get("OS-EXT-IPS:type", "fixed") == "fixed"]
+    ranked = sorted(entries, key=lambda a: a.get("version") != 4)
+    return str(ranked[0]["addr"]) if ranked else ""

@@ -37,7 +37,7 @@ from . import resources, retry, session
 from .errors import OpenStackError
 from .images import OpenStackImages
 from .instance import Created, OpenStackMachine
-from .network import address_of, pick_network
+from .network import address_of, fixed_address, pick_network
 
 ARCHES = {"x86_64": Arch.AMD64, "amd64": Arch.AMD64, "aarch64": Arch.ARM64, "arm64": Arch.ARM64}
 #: the default flavor is the smallest with at least this much (and the image's own minimums)
@@ -76,6 +76,8 @@ class OpenStackProvider(Provider):
     #: each launch makes its own key pair, security group and server, all named for it; the
     #: connection is made once per cloud and region, under the lock
     concurrent_launches = True
+    #: two servers on one network reach each other at their fixed addresses (Machine.link_to)
+    peer_link_refused = None
 
     def __init__(self) -> None:
         self._conn: Any = None
@@ -173,6 +175,7 @@ class OpenStackProvider(Provider):
             created.server_ids = [str(server.id)]
             server = _wait_active(conn, str(server.id), spec.boot_timeout)
             host = address_of(server, settings.network_name)
+            fixed = fixed_address(server, settings.network_name)
         except BaseException as exc:
             note_cleanup_failures(exc, created.remove(conn))
             raise
@@ -181,7 +184,7 @@ class OpenStackProvider(Provider):
                  "openstack_server_id": facts.instance_id, "openstack_flavor": spec.instance_type or "",
                  "openstack_image_id": settings.image_id}
         return OpenStackMachine(conn, created, facts, SSHEndpoint(host, 22, spec.ssh_user, key_file),
-                                injected, props)
+                                injected, props, (settings.network_id, group, fixed))
 
     def properties(self) -> dict[str, str]:
         props = session.sdk_versions()

@@ -12,14 +12,25 @@ With :attr:`FakeOpenStack.guests` set, a server of an image that maps to a local
 guest (see :mod:`.qemu_guests`): its fixed address is the guest's loopback address, its metadata
 service a :class:`NovaMetadataServer`, its SMBIOS "OpenStack Nova" (so cloud-init picks its
 OpenStack datasource), its console the QEMU console, and reboot and delete act on the guest.
+
+With :attr:`FakeOpenStack.namespace` also set (a network namespace of the test's own, see
+:mod:`.netns`), the guests get a project network's private addresses instead: a server's fixed
+address is one of ``10.0.0.0/24`` on the namespace's loopback (SSH is on its published address,
+``accessIPv4``, the loopback one), its guest's user network has a router, and a TCP port a rule
+of the server's security group opens to another server of the network (by remote prefix) is
+forwarded from its fixed address to its guest (QEMU's hostfwd, added and removed as rules and
+servers change).  One guest reaching another's fixed address goes out through its user network
+into the namespace and in through the other's forward; nothing gets further than the namespace.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import itertools
 import json
 import re
+import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -34,10 +45,13 @@ import yaml
 
 from debian_cloud_tests.datasources.httpserve import LoopbackHttpServer
 
+from .netns import PrivateNamespace
 from .nova_qemu import nova_guest
 from .qemu_guests import QemuGuests
 
 REGION = "RegionOne"
+#: the fixed addresses of servers on the private network (in a namespace: see the module doc)
+PRIVATE_NET = "10.0.0"
 ZONE = "nova"
 PROJECT_ID = "0123456789abcdef0123456789abcdef"
 PASSWORD = "s3cret-Pa55word"
@@ -75,8 +89,15 @@ ROUTES = [
     ("POST", r"/network/v2\.0/security-groups", "security_groups.create"),
     ("GET", r"/network/v2\.0/security-groups/(?P<id>[^/]+)", "security_groups.get"),
     ("DELETE", r"/network/v2\.0/security-groups/(?P<id>[^/]+)", "security_groups.delete"),
+    ("GET", r"/network/v2\.0/security-group-rules", "security_group_rules.list"),
     ("POST", r"/network/v2\.0/security-group-rules", "security_group_rules.create"),
+    ("DELETE", r"/network/v2\.0/security-group-rules/(?P<id>[^/]+)", "security_group_rules.delete"),
 ]
+#: what makes two Neutron rules the same (a second is refused with 409 SecurityGroupRuleExists)
+RULE_KEY = ("security_group_id", "direction", "ethertype", "protocol", "port_range_min",
+            "port_range_max", "remote_ip_prefix", "remote_group_id")
+#: the widest port range a rule may open for it to be forwarded (QEMU forwards port by port)
+MAX_FORWARDED_PORTS = 16
 
 
 class HttpFault(Exception):
@@ -113,6 +134,8 @@ class FakeOpenStack:
     image_data: dict[str, bytes] = field(default_factory=dict)
     #: Glance's image_size_cap: a larger upload is refused (413), as Glance refuses it
     image_size_cap: int | None = None
+    #: set: the servers' network is private, in this namespace of the test's (see the module doc)
+    namespace: PrivateNamespace | None = None
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -141,6 +164,14 @@ class FakeOpenStack:
                               "router:external": external, "subnets": [], "admin_state_up": True,
                               "tenant_id": PROJECT_ID, "project_id": PROJECT_ID}
         return nid
+
+    def _private_address(self) -> str:
+        """The next fixed address of the private network, added to the namespace's loopback."""
+        assert self.namespace is not None
+        address = f"{PRIVATE_NET}.{next(self._ids) + 10}"
+        subprocess.run([*self.namespace.prefix(), "ip", "address", "add", f"{address}/32", "dev", "lo"],
+                       check=True)
+        return address
 
     def fail(self, action: str, status: int, message: str = "", times: int = 1,
              retry_after: str | None = None, kind: str = "") -> None:
@@ -292,6 +323,8 @@ class FakeOpenStack:
         net = self.networks.get(nets[0].get("uuid", "")) if isinstance(nets, list) and nets else None
         backed = self.guests is not None and s["imageRef"] in self.guests.images
         address = self.guests.next_address() if backed and self.guests else f"127.0.0.{len(self.servers) + 2}"
+        # in a namespace: a fixed address of the private network, SSH on the published one
+        fixed = self._private_address() if backed and self.namespace is not None else address
         flavor = self.flavors[s["flavorRef"]]
         self.servers[sid] = {
             "id": sid, "name": s["name"], "status": "BUILD", "tenant_id": PROJECT_ID,
@@ -301,12 +334,14 @@ class FakeOpenStack:
                        "disk": flavor["disk"], "ephemeral": 0, "swap": 0, "extra_specs": {}},
             "security_groups": [{"name": g} for g in groups],
             "addresses": {(net or {"name": "public"})["name"]: [
-                {"addr": address, "version": 4, "OS-EXT-IPS:type": "fixed"}]},
-            "accessIPv4": "", "accessIPv6": "", "config_drive": "True" if self.config_drive
-            or s.get("config_drive") else "", "OS-EXT-AZ:availability_zone": s.get("availability_zone")
-            or ZONE, "OS-EXT-STS:task_state": "spawning", "OS-EXT-STS:vm_state": "building",
+                {"addr": fixed, "version": 4, "OS-EXT-IPS:type": "fixed"}]},
+            "accessIPv4": address if fixed != address else "", "accessIPv6": "",
+            "config_drive": "True" if self.config_drive or s.get("config_drive") else "",
+            "OS-EXT-AZ:availability_zone": s.get("availability_zone") or ZONE,
+            "OS-EXT-STS:task_state": "spawning", "OS-EXT-STS:vm_state": "building",
             "OS-EXT-STS:power_state": 0, "created": "2026-01-01T12:00:00Z", "links": [],
-            "tags": list(s.get("tags") or []), "networks_requested": nets}
+            "tags": list(s.get("tags") or []), "networks_requested": nets, "fixed": fixed,
+            "network_id": (net or {}).get("id", "")}
         if backed:
             self._boot_later(sid, address, net)
         return 202, {"server": {"id": sid, "links": [], "adminPass": "unused",
@@ -325,13 +360,15 @@ class FakeOpenStack:
                     if server.get("key_name") in self.keypairs else {}
                 self.guests.boot(sid, address, *nova_guest(
                     server, self.guests.images[image["id"]], image, keys, (net or {}).get("id", ""),
-                    address, ec2_index=len(self.servers), project_id=PROJECT_ID, region=REGION))
+                    address, ec2_index=len(self.servers), project_id=PROJECT_ID, region=REGION,
+                    fixed=server["fixed"], private_net=self.namespace is not None))
                 update = {"status": "ACTIVE", "OS-EXT-STS:vm_state": "active", "OS-EXT-STS:power_state": 1}
             except Exception as exc:
                 update = {"status": "ERROR", "OS-EXT-STS:vm_state": "error",
                           "fault": {"code": 500, "message": f"boot failed: {exc}"}}
             with self.lock:
                 server.update({**update, "OS-EXT-STS:task_state": None, "booted": True})
+                self._rules_changed()
 
         server["booted"] = False
         threading.Thread(target=boot, name=f"nova-boot-{sid[:8]}", daemon=True).start()
@@ -356,6 +393,7 @@ class FakeOpenStack:
         del self.servers[id]
         if self.guests is not None:
             self.guests.stop(id)
+            self._rules_changed()
         return 204, None, {}
 
     def _servers_action(self, q: Any, body: dict[str, Any], id: str) -> Any:
@@ -498,13 +536,73 @@ class FakeOpenStack:
         del self.security_groups[id]
         return 204, None, {}
 
+    def _rules(self) -> Iterator[dict[str, Any]]:
+        return (r for g in self.security_groups.values() for r in g["security_group_rules"])
+
+    def _security_group_rules_list(self, q: dict[str, str], b: Any) -> Any:
+        found = [r for r in self._rules() if all(str(r.get(k)) == v for k, v in q.items()
+                                                 if k in (*RULE_KEY, "description", "id"))]
+        return 200, {"security_group_rules": found}, {}
+
     def _security_group_rules_create(self, q: Any, body: dict[str, Any]) -> Any:
-        rule = {"id": str(uuid.uuid4()), **body["security_group_rule"]}
+        rule = {"id": str(uuid.uuid4()), "description": "", "protocol": None, "port_range_min": None,
+                "port_range_max": None, "remote_ip_prefix": None, "remote_group_id": None,
+                "ethertype": "IPv4", **body["security_group_rule"]}
         group = self.security_groups.get(rule["security_group_id"])
         if group is None:
             raise HttpFault(404, "SecurityGroupNotFound", "Security group does not exist")
+        same = [r for r in group["security_group_rules"]
+                if all(r.get(k) == rule.get(k) for k in RULE_KEY)]
+        if same:
+            raise HttpFault(409, "SecurityGroupRuleExists", "Security group rule already exists. "
+                            f"Rule id is {same[0]['id']}.")
         group["security_group_rules"].append(rule)
+        self._rules_changed()
         return 201, {"security_group_rule": rule}, {}
+
+    def _security_group_rules_delete(self, q: Any, b: Any, id: str) -> Any:
+        for group in self.security_groups.values():
+            kept = [r for r in group["security_group_rules"] if r["id"] != id]
+            if len(kept) < len(group["security_group_rules"]):
+                group["security_group_rules"] = kept
+                self._rules_changed()
+                return 204, None, {}
+        raise HttpFault(404, "SecurityGroupRuleNotFound", f"Security group rule {id} does not exist")
+
+    def ingress(self, group_id: str) -> list[tuple[str, int | None, str | None]]:
+        """The group's ingress rules: (protocol, port, remote prefix), sorted."""
+        return sorted(((r["protocol"], r["port_range_min"], r["remote_ip_prefix"])
+                       for r in self.security_groups[group_id]["security_group_rules"]
+                       if r["direction"] == "ingress"), key=str)
+
+    # the private network (see the module doc) ----------------------------------------------------
+
+    def _rules_changed(self) -> None:
+        """Make the guests' forwards what their groups now open to the other servers."""
+        if self.guests is None or self.namespace is None:
+            return
+        running = [s for s in self.servers.values() if s["id"] in self.guests.guests and s.get("fixed")]
+        for server in running:
+            self.guests.set_forwards(server["id"],
+                                     {(server["fixed"], p) for p in self._opened(server, running)})
+
+    def _opened(self, server: dict[str, Any], running: list[dict[str, Any]]) -> set[int]:
+        """The TCP ports *server*'s groups open to another running server of its network."""
+        others = [ipaddress.ip_address(s["fixed"]) for s in running
+                  if s is not server and s["network_id"] == server["network_id"]]
+        names = {g["name"] for g in server["security_groups"]}
+        ports: set[int] = set()
+        for group in self.security_groups.values():
+            if not names & {group["id"], group["name"]}:
+                continue
+            for r in group["security_group_rules"]:
+                low, high = r.get("port_range_min"), r.get("port_range_max")
+                if r["direction"] != "ingress" or r.get("protocol") != "tcp" or low is None or \
+                        high is None or high - low >= MAX_FORWARDED_PORTS or not r.get("remote_ip_prefix"):
+                    continue
+                if any(o in ipaddress.ip_network(r["remote_ip_prefix"]) for o in others):
+                    ports.update(range(low, high + 1))
+        return ports
 
 
 #: Glance's own attributes; any other key of an image is a property
@@ -516,7 +614,8 @@ _IMAGE_READ_ONLY = frozenset({"id", "status", "owner", "size", "virtual_size", "
 
 
 def _shown(server: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in server.items() if k not in ("networks_requested", "booted")}
+    return {k: v for k, v in server.items()
+            if k not in ("networks_requested", "booted", "fixed", "network_id")}
 
 
 class _Handler(BaseHTTPRequestHandler):
