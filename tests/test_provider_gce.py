@@ -13,14 +13,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from debian_cloud_tests.providers.gce import GceProvider, retry
+from debian_cloud_tests.providers.gce import GceProvider, resources, retry
 from debian_cloud_tests.providers.gce.errors import CredentialsError, QuotaError, ThrottledError
 from debian_cloud_tests.providers.gce.gc import collect_garbage, collect_run
 from debian_cloud_tests.providers.gce.provider import GceSettings
 from debian_cloud_tests.providers.gce.resources import EXPIRES_LABEL, RUN_ID_LABEL
 
 from debian_cloud_tests import backoff, console, rundir
-from debian_cloud_tests.errors import ImageNotFoundError, ProviderError, UsageError
+from debian_cloud_tests.errors import DCTError, ImageNotFoundError, ProviderError, UsageError
 from debian_cloud_tests.expiry import parse as parse_expiry
 from debian_cloud_tests.provider import get_provider
 from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec, Shape
@@ -410,3 +410,82 @@ def test_secure_boot_on_a_bios_image_is_refused_before_anything_exists(gce: Fake
     with pytest.raises(SecureBootUnavailableError, match="lacks the UEFI_COMPATIBLE guest OS"):
         provider(gce).validate(spec)
     assert gce.leftovers() == {}
+
+
+def _two(fake: FakeGce, tmp_path: Path, **options: str):  # type: ignore[no-untyped-def]
+    """Two instances of the run; the second with *options* (e.g. another network)."""
+    first = launch(fake, tmp_path)
+    (tmp_path / "second").mkdir()
+    return first, launch(fake, tmp_path / "second", make_spec(**options))
+
+
+def _internal(fake: FakeGce, machine) -> str:  # type: ignore[no-untyped-def]
+    return str(fake.instances[machine.name]["networkInterfaces"][0]["networkIP"])
+
+
+def test_a_link_opens_the_port_between_internal_addresses_and_close_deletes_it(
+        gce: FakeGce, tmp_path: Path) -> None:
+    """One rule of the instances' network admits the port from their two internal addresses
+    alone, to the two instances alone, marked for gc like the launch's rules; the check reaches
+    the other at its internal address; close leaves the firewall as it was."""
+    from .fakes.gce_qemu import opened
+
+    a, b = _two(gce, tmp_path)
+    ssh_rules = dict(gce.firewalls)
+    link = a.link_to(b, 5201)
+    addresses = [_internal(gce, a), _internal(gce, b)]
+    assert [end.address for end in link.ends] == addresses and addresses[0] != addresses[1]
+    assert all(end.mac is None for end in link.ends)  # no interface of the link's own to set up
+    (name,) = set(gce.firewalls) - set(ssh_rules)
+    rule = gce.firewalls[name]
+    assert a.name in name and b.name.removeprefix("dct-") in name
+    assert sorted(rule["sourceRanges"]) == sorted(f"{ip}/32" for ip in addresses)
+    assert sorted(rule["targetTags"]) == sorted([a.name, b.name])
+    assert rule["allowed"] == [{"IPProtocol": "tcp", "ports": ["5201"]}]
+    assert rule["network"] == gce.instances[a.name]["networkInterfaces"][0]["network"]
+    marks = resources.description_marks(rule["description"])
+    assert marks[RUN_ID_LABEL] == RUN_ID and parse_expiry(marks[EXPIRES_LABEL])
+    # what the emulated network forwards: the port into each, from the other, and no more
+    instances = list(gce.instances.values())
+    assert [opened(i, instances, gce.firewalls.values()) for i in instances] == [{5201}, {5201}]
+    assert link.close() == [] and link.close() == []
+    assert gce.firewalls == ssh_rules and a.created.links == []
+    assert [opened(i, instances, gce.firewalls.values()) for i in instances] == [set(), set()]
+    assert a.destroy() == [] and b.destroy() == [] and gce.leftovers() == {}
+
+
+def test_a_link_left_open_is_deleted_by_destroy_and_swept_by_gc(gce: FakeGce, tmp_path: Path) -> None:
+    """A run that ends before the check closes its link leaves no rule; a crashed one's rule
+    expires as the launch's do."""
+    from google.auth.credentials import AnonymousCredentials
+
+    a, b = _two(gce, tmp_path)
+    link = a.link_to(b, 5201)
+    assert link.rule in gce.firewalls and link.rule in a.describe_access()
+    deleted = collect_garbage(datetime.now(UTC) + timedelta(hours=4), PROJECT, AnonymousCredentials(),
+                              gce.url)
+    assert link.rule in deleted and gce.leftovers() == {}
+    (tmp_path / "again").mkdir()
+    a, b = _two(gce, tmp_path / "again")
+    a.link_to(b, 5201)
+    assert b.destroy() == [] and a.destroy() == [] and gce.leftovers() == {}
+
+
+def test_machines_on_two_networks_are_not_linked(gce: FakeGce, tmp_path: Path) -> None:
+    a, b = _two(gce, tmp_path, network="other")
+    calls = len(gce.calls)
+    with pytest.raises(ProviderError, match="their internal addresses do not reach each other"):
+        a.link_to(b, 5201)
+    assert gce.calls[calls:] == []  # refused before any request
+    assert a.destroy() == [] and b.destroy() == [] and gce.leftovers() == {}
+
+
+def test_a_link_the_cloud_refuses_fails_in_one_line_and_leaves_nothing(
+        gce: FakeGce, tmp_path: Path) -> None:
+    a, b = _two(gce, tmp_path)
+    gce.fail("firewalls.insert", 403, "forbidden", message="Required 'compute.firewalls.create'")
+    with pytest.raises(DCTError, match=r"firewalls\.insert is not allowed .*compute\.firewalls\.create") as e:
+        a.link_to(b, 5201)
+    assert "\n" not in e.value.message and a.created.links == []
+    assert len(gce.firewalls) == 2
+    assert a.destroy() == [] and b.destroy() == [] and gce.leftovers() == {}

@@ -1,18 +1,19 @@
 """One GCE instance as a :class:`Machine`: serial port 1 as the console, reset through the API,
-and a destroy that removes the instance (its boot disk auto-deletes), then the firewall rule.
+a peer link to another instance of the run (:mod:`.peerlink`), and a destroy that removes a link's
+rule left open, the instance (its boot disk auto-deletes), then its firewall rule.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from debian_cloud_tests.cloudmachine import CloudMachine
 from debian_cloud_tests.errors import DCTError, ProviderError
-from debian_cloud_tests.machine import PlatformFacts, SSHEndpoint
+from debian_cloud_tests.machine import Machine, PeerLink, PlatformFacts, SSHEndpoint
 
-from . import resources, retry
+from . import peerlink, resources, retry
 from .session import Clients
 
 POLL_INTERVAL = 2.0
@@ -26,10 +27,18 @@ class Created:
     zone: str
     instance: str | None = None
     firewall: str | None = None
+    run_id: str = ""  # the run's id, for the marks of a rule made later
+    #: the rules of peer links this instance made and that are not deleted yet
+    links: list[str] = field(default_factory=list)
 
     def remove(self, c: Clients) -> list[BaseException]:
-        """Instance first, then the rule; never raises."""
+        """A peer link's rule, the instance, then its own rule; never raises."""
         errors: list[BaseException] = []
+        for name in list(self.links):
+            failed = resources.delete_firewall(c, name)
+            errors += failed
+            if not failed:
+                self.links.remove(name)
         if self.instance:
             failed = resources.delete_instance(c, self.zone, self.instance)
             errors += failed
@@ -47,11 +56,14 @@ class GceMachine(CloudMachine):
     console_call = "getSerialPortOutput"
 
     def __init__(self, clients: Clients, created: Created, facts: PlatformFacts,
-                 endpoint: SSHEndpoint, injected: list[str] | None, props: dict[str, str]) -> None:
+                 endpoint: SSHEndpoint, injected: list[str] | None, props: dict[str, str],
+                 network: tuple[str, str] = ("", "")) -> None:
+        """*network*: the instance's VPC network (its link) and internal address."""
         super().__init__(facts, endpoint, injected, props)
         self.clients = clients
         self.created = created
         self.name = str(created.instance)
+        self.network, self.internal_address = network
         self._next = 0
         self._status = "RUNNING"
         self._status_at = time.monotonic()
@@ -95,9 +107,17 @@ class GceMachine(CloudMachine):
     def _remove(self) -> list[BaseException]:
         return self.created.remove(self.clients)
 
+    def link_to(self, other: Machine, port: int) -> PeerLink:
+        """Open *port* between the two instances' internal addresses (:mod:`.peerlink`)."""
+        if not isinstance(other, GceMachine):
+            raise NotImplementedError("the other machine is not a GCE instance")
+        return peerlink.GcePeerLink(self, other, port)
+
     def describe_access(self, known_hosts: Path | None = None) -> str:
         c, z = self.clients, self.created.zone
         cleanup = f"gcloud compute instances delete {self.name} --zone {z} --project {c.project}"
+        for rule in self.created.links:
+            cleanup += f"; gcloud compute firewall-rules delete {rule} --project {c.project}"
         if self.created.firewall:
             cleanup += f"; gcloud compute firewall-rules delete {self.created.firewall} --project {c.project}"
         return (f"{super().describe_access(known_hosts)}\n  console: gcloud compute instances "

@@ -66,6 +66,9 @@ class GceProvider(Provider):
     #: each launch makes its own firewall rule and instance, both named for it; the clients are
     #: made once, under the lock
     concurrent_launches = True
+    #: two instances on one VPC network: a firewall rule opens the port between their internal
+    #: addresses (GceMachine.link_to)
+    peer_link_refused = None
 
     def __init__(self, project: str | None = None, credentials: Any = None,
                  endpoint: str | None = None) -> None:
@@ -129,7 +132,7 @@ class GceProvider(Provider):
             injected = [host.public_openssh]
         run_id = spec.run_id or rundir.new_run_id()  # the record's run id must be one gc accepts
         marks = resources.labels(run_id)
-        created = Created(zone=zone)
+        created = Created(zone=zone, run_id=run_id)
         network = settings.network
         network_link = network if "/" in network else f"global/networks/{network}"
         rundir.record_cloud(run_dir, "gce", project=c.project,
@@ -150,7 +153,8 @@ class GceProvider(Provider):
         except BaseException as exc:
             _undo(c, created, exc)
             raise
-        nat = inst.network_interfaces[0].access_configs[0].nat_i_p
+        nic = inst.network_interfaces[0]
+        nat = nic.access_configs[0].nat_i_p
         facts = PlatformFacts(
             provider="gce", instance_id=str(inst.id), hostname=name, arch=spec.arch,
             firmware=spec.firmware, datasource="GCE", instance_type=spec.instance_type,
@@ -160,7 +164,7 @@ class GceProvider(Provider):
         props = {"gce_project": c.project, "gce_zone": zone, "gce_instance": name,
                  "gce_instance_id": facts.instance_id, "gce_machine_type": spec.instance_type or ""}
         return GceMachine(c, created, facts, SSHEndpoint(nat, 22, spec.ssh_user, key_file),
-                          injected, props)
+                          injected, props, (nic.network or network_link, nic.network_i_p))
 
     def preflight(self, options: Mapping[str, str] | None = None) -> str:
         return session.preflight(self._args[0])

@@ -3,7 +3,8 @@
 Instances (and their boot disks) carry the labels ``dct-run-id`` and ``dct-expires`` from their
 create call; firewall rules have no labels in GCE, so theirs are in the description, which
 :mod:`gc` reads.  SSH is opened to this runner's own address only, and only to the instance's
-network tag.
+network tag; a peer link's rule (:mod:`.peerlink`) opens one port between two instances' internal
+addresses, and only to their tags.
 """
 
 from __future__ import annotations
@@ -46,12 +47,30 @@ def uploaded_sha256(description: str) -> str:
 
 def create_firewall(c: Clients, name: str, network: str, cidr: str, marks: dict[str, str]) -> None:
     """Allow tcp:22 from *cidr* to instances tagged *name*, and nothing else."""
+    _insert_firewall(c, name, network, [cidr], [name], "22",
+                     "SSH from the test runner only", marks)
+
+
+def create_link_firewall(c: Clients, name: str, network: str, sources: list[str],
+                         targets: list[str], port: int, marks: dict[str, str]) -> None:
+    """Allow tcp:*port* from *sources* (addresses, each as a /32) to instances tagged *targets*,
+    and nothing else; a rule of that name already there is this one (a reply lost, retried)."""
+    try:
+        _insert_firewall(c, name, network, [f"{s}/32" for s in sources], targets, str(port),
+                         "iperf3 between two instances of a run", marks)
+    except DCTError as exc:
+        if getattr(exc, "reason", "") != "alreadyExists":
+            raise
+
+
+def _insert_firewall(c: Clients, name: str, network: str, sources: list[str], targets: list[str],
+                     ports: str, why: str, marks: dict[str, str]) -> None:
     from google.cloud import compute_v1
 
     rule = compute_v1.Firewall(
-        name=name, network=network, direction="INGRESS", source_ranges=[cidr], target_tags=[name],
-        allowed=[compute_v1.Allowed(I_p_protocol="tcp", ports=["22"])],
-        description=f"debian-cloud-tests: SSH from the test runner only; "
+        name=name, network=network, direction="INGRESS", source_ranges=sources,
+        target_tags=targets, allowed=[compute_v1.Allowed(I_p_protocol="tcp", ports=[ports])],
+        description=f"debian-cloud-tests: {why}; "
                     f"{RUN_ID_LABEL}={marks[RUN_ID_LABEL]} {EXPIRES_LABEL}={marks[EXPIRES_LABEL]}")
     op = retry.call(c.firewalls.insert_unary, "firewalls.insert", project=c.project,
                     firewall_resource=rule)

@@ -11,8 +11,12 @@ With :attr:`FakeGce.guests` set, an instance of an image that maps to a local fi
 guest (see :mod:`.gce_qemu`): PROVISIONING, then STAGING until its guest runs, then RUNNING; its
 external address is the guest's loopback address, its metadata server a
 :class:`GceMetadataServer`, its serial port output the QEMU console, and reset and delete act on
-the guest.  ``POST /token`` answers OAuth token requests (a service account whose ``token_uri``
-points here, or an external account whose STS ``token_url`` does), refusing them with
+the guest.  With :attr:`FakeGce.vpc` set too, the instances' network lets them reach each other
+where the firewall rules allow it (see :class:`.gce_qemu.GceVpc`).  Each instance gets an
+internal address of its own, and its network, as a firewall rule's, is kept as a full link.
+
+``POST /token`` answers OAuth token requests (a service account whose ``token_uri`` points here,
+or an external account whose STS ``token_url`` does), refusing them with
 :attr:`FakeGce.token_refusal` set; with :attr:`FakeGce.require_token` every API call needs a
 bearer token (one of those, or the JWT the client signs itself with the key; the test checks
 which).
@@ -45,7 +49,7 @@ from urllib.parse import parse_qs, urlparse
 
 from debian_cloud_tests.datasources.httpserve import LoopbackHttpServer
 
-from .gce_qemu import MACHINE_TYPES, gce_guest
+from .gce_qemu import MACHINE_TYPES, GceVpc, gce_guest
 from .qemu_guests import QemuGuests
 
 PROJECT = "dct-test"
@@ -120,6 +124,7 @@ class FakeGce:
     console_reads: int = 0
     url: str = ""
     guests: QemuGuests | None = None  # set: instances of local images boot for real
+    vpc: GceVpc | None = None  # set: their network forwards what the firewall rules allow
     #: planted: the metadata servers name this machine type, not the one the instance runs
     metadata_machine_type: str = ""
     require_token: bool = False  # API calls without "Authorization: Bearer …" answer 401
@@ -137,6 +142,7 @@ class FakeGce:
     #: action: how many of its next calls are done but answered 503, as a lost reply
     lost_replies: dict[str, int] = field(default_factory=dict)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1000))
+    _hosts: Iterator[int] = field(default_factory=lambda: itertools.count(2))  # of 10.132.0.0/20
     _inserting: dict[str, str] = field(default_factory=dict)  # insert operation: its image
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -376,8 +382,11 @@ class FakeGce:
     def _firewalls_insert(self, q: Any, body: dict[str, Any], project: str) -> Any:
         if body["name"] in self.firewalls:
             raise HttpFault(409, "alreadyExists", f"firewall {body['name']} already exists")
-        self.firewalls[body["name"]] = {**body, "id": str(next(self._ids))}
-        return self._operation("firewalls.insert", body["name"], None)
+        self.firewalls[body["name"]] = {**body, "id": str(next(self._ids)),
+                                        "network": self._network_link(project, body.get("network"))}
+        op = self._operation("firewalls.insert", body["name"], None)
+        self._network_changed()
+        return op
 
     def _firewalls_list(self, q: Any, b: Any, project: str) -> Any:
         return {"items": list(self.firewalls.values())}
@@ -388,7 +397,17 @@ class FakeGce:
         op = self._operation("firewalls.delete", name, None)
         if "error" not in op:
             del self.firewalls[name]
+            self._network_changed()
         return op
+
+    def _network_link(self, project: str, network: str | None) -> str:
+        """As GCE keeps it: the network's full link, whatever form the call gave."""
+        name = (network or "default").rsplit("/", 1)[-1]
+        return f"{self.url}/compute/v1/projects/{project}/global/networks/{name}"
+
+    def _network_changed(self) -> None:
+        if self.vpc is not None:
+            self.vpc.update(self.instances, self.firewalls)
 
     def _instances_insert(self, q: Any, body: dict[str, Any], project: str, zone: str) -> Any:
         name = body["name"]
@@ -402,7 +421,9 @@ class FakeGce:
             nat = self.guests.next_address() if self.guests is not None and backed else \
                 self.nat_address or f"127.0.0.{len(self.instances) + 2}"
             nics = body.get("networkInterfaces") or [{}]
-            nics[0]["networkIP"] = "10.132.0.2"
+            nics[0]["network"] = self._network_link(project, nics[0].get("network"))
+            host = next(self._hosts)
+            nics[0]["networkIP"] = f"10.132.{host // 256}.{host % 256}"
             nics[0]["accessConfigs"] = [{**(nics[0].get("accessConfigs") or [{}])[0], "natIP": nat}]
             self.instances[name] = {**body, "id": str(next(self._ids)), "status": "STAGING",
                                     "zone": f"{self.url}/compute/v1/projects/{project}/zones/{zone}",
@@ -426,6 +447,8 @@ class FakeGce:
             with self.lock:
                 inst["status"] = "STAGING"
             try:
+                if self.vpc is not None:
+                    self.vpc.add_address(inst["networkInterfaces"][0]["networkIP"])
                 self.guests.boot(inst["id"], inst["networkInterfaces"][0]["accessConfigs"][0]["natIP"],
                                  *gce_guest(inst, self.guests.images[image], self.images[image],
                                             PROJECT, PROJECT_NUMBER, self.metadata_machine_type))
@@ -434,6 +457,7 @@ class FakeGce:
                 update = {"status": "TERMINATED", "statusMessage": f"boot failed: {exc}"}
             with self.lock:
                 inst.update({**update, "booted": True})
+                self._network_changed()
 
         threading.Thread(target=boot, name=f"gce-boot-{name}", daemon=True).start()
 
@@ -461,6 +485,7 @@ class FakeGce:
             gone = self.instances.pop(name)
             if self.guests is not None:
                 self.guests.stop(gone["id"])
+            self._network_changed()
         return op
 
     def _instances_reset(self, q: Any, b: Any, project: str, zone: str, name: str) -> Any:
