@@ -65,6 +65,8 @@ class AzureProvider(Provider):
     #: each launch makes its own resource group, and everything of its machine inside it; the
     #: clients are made once, under the lock
     concurrent_launches = True
+    #: two VMs' networks are peered and their NSGs opened to each other (:mod:`.peerlink`)
+    peer_link_refused = None
 
     def __init__(self, credential: Any = None, subscription: str | None = None,
                  **client_kwargs: Any) -> None:
