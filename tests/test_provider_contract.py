@@ -206,6 +206,9 @@ def check_contract(cloud: Cloud, tmp_path: Path) -> None:
         else:
             machine.hard_reset()
             assert cloud.resets() == 1
+        # a provider that offers the peer link has machines that make it (network_perf)
+        links = type(machine).link_to is not Machine.link_to
+        assert links == (cloud.provider.peer_link_refused is None), cloud.provider.peer_link_refused
         if cloud.creates:
             assert cloud.leftovers() != {}
     finally:
