@@ -154,6 +154,15 @@ def good_image(image_factory) -> Path:
     return image_factory()
 
 
+@pytest.fixture
+def iperf3_cached() -> None:
+    """The guests' iperf3 fetched beforehand, for a run that has no way out of a namespace (ask
+    for it before a fixture whose thread stays in the namespace)."""
+    from debian_cloud_tests import guesttools
+
+    guesttools.tree("bookworm", "amd64")
+
+
 @dataclass
 class SuiteRun:
     """One `pytest --provider=…` run as a user runs it, and what its JUnit file says."""

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from debian_cloud_tests import guesttools, throughput
+from debian_cloud_tests import throughput
 from debian_cloud_tests.datasources.dns import DnsServer
 from debian_cloud_tests.datasources.ec2 import ImdsServer
 from debian_cloud_tests.plugin import suites_dir
@@ -36,7 +36,7 @@ from .fakes.aws_qemu import QemuMachines
 from .fakes.aws_world import make_world
 from .fakes.moto_ec2 import CheckIp, leftovers, running_moto
 from .fakes.netns import PrivateNamespace
-from .fakes.qemu_guests import Guest, assert_gone, boot_budget_options
+from .fakes.qemu_guests import Guest, assert_gone, boot_budget_options, qemu_processes
 
 if TYPE_CHECKING:
     from .fakes.aws_world import AwsWorld
@@ -114,17 +114,6 @@ def emulated_ec2(good_image: Path, namespace: PrivateNamespace, monkeypatch: pyt
         machines.close()
 
 
-def _qemu_processes(pids: list[int]) -> list[int]:
-    found = []
-    for pid in pids:
-        try:
-            if Path(f"/proc/{pid}/comm").read_text().startswith("qemu"):
-                found.append(pid)
-        except OSError:
-            pass
-    return found
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -138,13 +127,6 @@ TWO_INSTANCE_SUITES = ("reboot", "uniqueness", "network_perf")
 #: Mbit/s between two emulated instances (each guest's user network, then the other's forward:
 #: 60 to 300 Mbit/s measured here), for the user's table: the shipped one sets none for t2.small
 FLOOR = 10
-
-
-@pytest.fixture
-def iperf3_cached() -> None:
-    """The run has no way out of the namespace: its iperf3 is fetched first (this fixture comes
-    before emulated_ec2, whose thread stays in the namespace)."""
-    guesttools.tree("bookworm", "amd64")
 
 
 def _instance_types(tmp_path: Path) -> str:
@@ -224,7 +206,7 @@ def test_every_suite_passes_on_emulated_ec2_and_nothing_is_left(suites: str, ipe
 
     # nothing left: not in EC2, not on this machine
     assert leftovers(world.moto) == {}
-    assert not _qemu_processes(emulated_ec2.namespace.processes())
+    assert not qemu_processes(emulated_ec2.namespace.processes())
     for guest in guests:
         _gone(guest, run.props["run_id"])
 
@@ -254,7 +236,7 @@ def test_two_instances_measure_their_throughput_across_the_vpc(iperf3_cached: No
     assert world.hooks.calls.count("authorize_security_group_ingress") >= 2 + 2
     assert world.hooks.calls.count("revoke_security_group_ingress") == 2
     assert leftovers(world.moto) == {}
-    assert not _qemu_processes(emulated_ec2.namespace.processes())
+    assert not qemu_processes(emulated_ec2.namespace.processes())
 
 
 def _gone(guest: Guest, run_id: str) -> None:

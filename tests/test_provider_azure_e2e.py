@@ -26,14 +26,14 @@ from pathlib import Path
 import pytest
 import trustme
 
-from debian_cloud_tests import guesttools, throughput
+from debian_cloud_tests import throughput
 from debian_cloud_tests.datasources.dns import DnsServer
 from debian_cloud_tests.plugin import suites_dir
 
 from .conftest import run_suites
 from .fakes.azure_arm import LOCATION, SUBSCRIPTION, FakeArm, running_arm
 from .fakes.netns import PrivateNamespace
-from .fakes.qemu_guests import QemuGuests, assert_gone, boot_budget_options
+from .fakes.qemu_guests import QemuGuests, assert_gone, boot_budget_options, qemu_processes
 
 pytestmark = pytest.mark.e2e
 URN = "Debian:debian-12:12-gen2:latest"
@@ -80,13 +80,6 @@ def _emulated(good_image: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 def emulated_azure(good_image: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeArm]:
     with _emulated(good_image, monkeypatch, tmp_path) as fake:
         yield fake
-
-
-@pytest.fixture
-def iperf3_cached() -> None:
-    """The run has no way out of the namespace: its iperf3 is fetched first (this fixture comes
-    before azure_in_namespace, whose thread stays in the namespace)."""
-    guesttools.tree("bookworm", "amd64")
 
 
 @pytest.fixture
@@ -140,17 +133,6 @@ def test_suites_pass_on_emulated_azure_and_nothing_is_left(emulated_azure: FakeA
 FLOOR = 10
 
 
-def _qemu_processes(pids: list[int]) -> list[int]:
-    found = []
-    for pid in pids:
-        try:
-            if Path(f"/proc/{pid}/comm").read_text().startswith("qemu"):
-                found.append(pid)
-        except OSError:
-            pass
-    return found
-
-
 # the full matrix (two guests' boots, 116 s): CI proves the peerings and rules against the fake
 # (test_provider_azure_link.py) and the measurement on QEMU's own link (test_network_perf_e2e.py)
 @pytest.mark.matrix
@@ -181,4 +163,4 @@ def test_two_vms_measure_their_throughput_across_peered_networks(
                  "PUT securityrules", "DELETE securityrules"):
         assert fake.calls.count(kind) == 2, (kind, fake.calls)
     assert fake.leftovers() == {}
-    assert not _qemu_processes(namespace.processes())
+    assert not qemu_processes(namespace.processes())

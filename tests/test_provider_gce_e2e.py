@@ -32,7 +32,7 @@ from urllib.error import HTTPError
 
 import pytest
 
-from debian_cloud_tests import guesttools, throughput
+from debian_cloud_tests import throughput
 from debian_cloud_tests.datasources.dns import AAAA, NXDOMAIN, DnsServer, answer
 from debian_cloud_tests.datasources.gce import GceInstanceData, GceMetadataServer
 from debian_cloud_tests.plugin import suites_dir
@@ -41,7 +41,7 @@ from .conftest import run_suites
 from .fakes.gce_compute import PROJECT, PROJECT_NUMBER, ZONE, FakeGce, running_gce
 from .fakes.gce_qemu import GceVpc
 from .fakes.netns import PrivateNamespace
-from .fakes.qemu_guests import QemuGuests, assert_gone, boot_budget_options
+from .fakes.qemu_guests import QemuGuests, assert_gone, boot_budget_options, qemu_processes
 
 FAMILY = "projects/debian-cloud/global/images/family/debian-12"
 IMAGE = "debian-12-bookworm-v20260101"  # what the family resolves to in the fake
@@ -178,17 +178,6 @@ def _from_key_file(bearer: str, fake: FakeGce, key_file: Path) -> bool:
     return bool(claims["iss"] == info["client_email"])
 
 
-def _qemu_processes(pids: list[int]) -> list[int]:
-    found = []
-    for pid in pids:
-        try:
-            if Path(f"/proc/{pid}/comm").read_text().startswith("qemu"):
-                found.append(pid)
-        except OSError:
-            pass
-    return found
-
-
 @pytest.mark.e2e
 @pytest.mark.cost(220)
 def test_suites_pass_on_emulated_gce_and_nothing_is_left(emulated_gce: EmulatedGce, tmp_path: Path) -> None:
@@ -236,7 +225,7 @@ def test_suites_pass_on_emulated_gce_and_nothing_is_left(emulated_gce: EmulatedG
 
     # nothing left: not in the cloud, not on this machine
     assert fake.leftovers() == {}
-    assert not _qemu_processes(world.namespace.processes())
+    assert not qemu_processes(world.namespace.processes())
     assert_gone(guest, run.props["run_id"])
     with pytest.raises(OSError):  # and nothing listens any more on the guest's address
         socket.create_connection((guest.address, 22), timeout=2).close()
@@ -261,13 +250,6 @@ def test_instance_type_check_fails_when_the_metadata_names_another_machine_type(
 #: Mbit/s between two emulated instances (each guest's user network, then the other's forward),
 #: for the user's table: the shipped one sets none for g1-small
 FLOOR = 10
-
-
-@pytest.fixture
-def iperf3_cached() -> None:
-    """The run has no way out of the namespace: its iperf3 is fetched first (this fixture comes
-    before emulated_gce, whose thread stays in the namespace)."""
-    guesttools.tree("bookworm", "amd64")
 
 
 @pytest.mark.e2e
@@ -300,4 +282,4 @@ def test_two_instances_measure_their_throughput_across_the_vpc(iperf3_cached: No
     assert world.fake.calls.count("firewalls.insert") == 2 + 1
     assert world.fake.calls.count("firewalls.delete") == 2 + 1
     assert world.fake.leftovers() == {}
-    assert not _qemu_processes(world.namespace.processes())
+    assert not qemu_processes(world.namespace.processes())

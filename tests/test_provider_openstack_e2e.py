@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from debian_cloud_tests import guesttools, throughput
+from debian_cloud_tests import throughput
 from debian_cloud_tests.datasources.dns import DnsServer
 from debian_cloud_tests.plugin import suites_dir
 
@@ -87,13 +87,6 @@ def test_suites_pass_on_emulated_openstack_and_nothing_is_left(emulated_openstac
     # nothing left: not in the cloud, not on this machine
     assert fake.leftovers() == {}
     assert_gone(guest, run.props["run_id"])
-
-
-@pytest.fixture
-def iperf3_cached() -> None:
-    """The run has no way out of the namespace: its iperf3 is fetched first (this fixture comes
-    before openstack_network, whose thread stays in the namespace)."""
-    guesttools.tree("bookworm", "amd64")
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from typing import Any
 from debian_cloud_tests.cloudmachine import CloudMachine
 from debian_cloud_tests.errors import DCTError, ProviderError
 from debian_cloud_tests.machine import Machine, PeerLink, PlatformFacts, SSHEndpoint
+from debian_cloud_tests.rulelink import remove_recorded
 
 from . import peerlink, resources, retry
 from .errors import AwsError
@@ -57,13 +58,7 @@ class Created:
         return errors
 
     def _rules(self, ec2: Any) -> list[BaseException]:
-        errors: list[BaseException] = []
-        for rule in list(self.rules):
-            failed = peerlink.revoke(ec2, rule)
-            if not failed:
-                self.rules.remove(rule)
-            errors += failed
-        return errors
+        return remove_recorded(self.rules, lambda rule: peerlink.revoke(ec2, rule))
 
     def _instance(self, ec2: Any) -> list[BaseException]:
         ids = [self.instance_id] if self.instance_id else []

@@ -6,11 +6,13 @@ theirs to keep as it was)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from debian_cloud_tests.errors import ProviderError
-from debian_cloud_tests.machine import LinkEnd, PeerLink
+from debian_cloud_tests.machine import LinkEnd
+from debian_cloud_tests.rulelink import RuleLink
 
 from . import retry
 from .errors import AwsError
@@ -64,32 +66,19 @@ def revoke(ec2: Any, rule: Rule) -> list[BaseException]:
     return []
 
 
-class AwsPeerLink(PeerLink):
+class AwsPeerLink(RuleLink[Rule]):
     """Each instance's group opened to the other's private address on *port*."""
 
     def __init__(self, a: AwsMachine, b: AwsMachine, port: int) -> None:
         if a.vpc_id != b.vpc_id:
             raise ProviderError(f"aws: {a.instance_id} is in {a.vpc_id}, {b.instance_id} in "
                                 f"{b.vpc_id}: their private addresses do not reach each other")
-        super().__init__((LinkEnd(a.private_address), LinkEnd(b.private_address)))
-        self._added: list[tuple[AwsMachine, Rule]] = []
-        try:
-            for machine, source in ((a, b), (b, a)):
-                rule = Rule(machine.group_id, port, source.private_address,
-                            f"debian-cloud-tests: from {source.instance_id} for a check")
-                if authorize(machine.ec2, rule):
-                    machine.created.rules.append(rule)  # revoked by its destroy if not by close
-                    self._added.append((machine, rule))
-        except BaseException:
-            self.close()
-            raise
+        super().__init__((LinkEnd(a.private_address), LinkEnd(b.private_address)),
+                         lambda machine, rule: revoke(machine.ec2, rule))
 
-    def close(self) -> list[BaseException]:
-        errors: list[BaseException] = []
-        added, self._added = self._added, []
-        for machine, rule in added:
-            failed = revoke(machine.ec2, rule)
-            if not failed and rule in machine.created.rules:
-                machine.created.rules.remove(rule)
-            errors += failed
-        return errors
+        def opening(machine: AwsMachine, source: AwsMachine) -> Callable[[], Rule | None]:
+            rule = Rule(machine.group_id, port, source.private_address,
+                        f"debian-cloud-tests: from {source.instance_id} for a check")
+            return lambda: rule if authorize(machine.ec2, rule) else None
+
+        self.open([(a, opening(a, b)), (b, opening(b, a))])

@@ -14,6 +14,7 @@ from typing import Any
 from debian_cloud_tests.cloudmachine import CloudMachine
 from debian_cloud_tests.errors import DCTError, ProviderError
 from debian_cloud_tests.machine import Machine, PeerLink, PlatformFacts, SSHEndpoint
+from debian_cloud_tests.rulelink import remove_recorded
 
 from . import peerlink, resources, retry
 
@@ -39,12 +40,7 @@ class Created:
     def remove(self, conn: Any) -> list[BaseException]:
         """A peer link's rules (the group may be the user's), then server, security group and key
         pair (the reverse of creation); never raises."""
-        errors: list[BaseException] = []
-        for rule in list(self.rules):
-            failed = peerlink.delete(conn, rule)
-            if not failed:
-                self.rules.remove(rule)
-            errors += failed
+        errors = remove_recorded(self.rules, lambda rule: peerlink.delete(conn, rule))
         # by name too: a create whose answer was lost (and was then retried) left one unrecorded
         if self.server_name:
             self.server_ids = _merged(self.server_ids, resources.servers_named, conn,

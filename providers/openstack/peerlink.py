@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from debian_cloud_tests.errors import DCTError, ProviderError
-from debian_cloud_tests.machine import LinkEnd, PeerLink
+from debian_cloud_tests.machine import LinkEnd
+from debian_cloud_tests.rulelink import RuleLink
 
 from . import retry
 from .errors import OpenStackError, QuotaError, is_gone
@@ -119,7 +121,7 @@ def delete(conn: Any, rule: Rule) -> list[BaseException]:
     return []
 
 
-class OpenStackPeerLink(PeerLink):
+class OpenStackPeerLink(RuleLink[Rule]):
     """Each server's group opened to the other's fixed address on *port*."""
 
     def __init__(self, a: OpenStackMachine, b: OpenStackMachine, port: int) -> None:
@@ -130,26 +132,11 @@ class OpenStackPeerLink(PeerLink):
             if not m.fixed_address or not m.group_id:
                 raise ProviderError(f"openstack: {m.name} has no fixed address or security group "
                                     f"on network {m.network_id} to open to its peer")
-        super().__init__((LinkEnd(a.fixed_address), LinkEnd(b.fixed_address)))
-        self._added: list[tuple[OpenStackMachine, Rule]] = []
-        try:
-            for machine, source in ((a, b), (b, a)):
-                wanted = Rule(machine.group_id, port, source.fixed_address,
-                              description(source.server_id))
-                rule = add(machine.conn, wanted)
-                if rule is not None:
-                    machine.created.rules.append(rule)  # deleted by its destroy if not by close
-                    self._added.append((machine, rule))
-        except BaseException:
-            self.close()
-            raise
+        super().__init__((LinkEnd(a.fixed_address), LinkEnd(b.fixed_address)),
+                         lambda machine, rule: delete(machine.conn, rule))
 
-    def close(self) -> list[BaseException]:
-        errors: list[BaseException] = []
-        added, self._added = self._added, []
-        for machine, rule in added:
-            failed = delete(machine.conn, rule)
-            if not failed and rule in machine.created.rules:
-                machine.created.rules.remove(rule)
-            errors += failed
-        return errors
+        def opening(machine: OpenStackMachine, source: OpenStackMachine) -> Callable[[], Rule | None]:
+            rule = Rule(machine.group_id, port, source.fixed_address, description(source.server_id))
+            return lambda: add(machine.conn, rule)
+
+        self.open([(a, opening(a, b)), (b, opening(b, a))])

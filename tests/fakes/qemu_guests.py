@@ -181,6 +181,18 @@ class QemuGuests:
         self._launcher.shutdown()
 
 
+def qemu_processes(pids: list[int]) -> list[int]:
+    """Those of *pids* that are QEMU (a namespace's processes, after a test: none should be)."""
+    found = []
+    for pid in pids:
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().startswith("qemu"):
+                found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
 def _hmp(machine: QemuMachine, command: str) -> None:
     said = (machine.qmp.command("human-monitor-command", **{"command-line": command}) or "").strip()
     if said and not said.endswith(" removed"):  # what HMP says of a forward added or removed
