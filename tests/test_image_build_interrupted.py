@@ -24,8 +24,11 @@ def test_interrupted_bootstrap_leaves_no_mount_and_no_tree(tmp_path: Path) -> No
     if os.geteuid() != 0 or not shutil.which("mmdebstrap"):
         pytest.skip("needs root and mmdebstrap")
     cache = tmp_path / "cache"
+    # SIGINT at its default whatever this runner inherited (a shell's background job ignores it,
+    # and Python then raises no KeyboardInterrupt)
     proc = subprocess.Popen([sys.executable, "-c", BUILD], env={**os.environ, "DCT_CACHE_DIR": str(cache)},
-                            start_new_session=True, stderr=subprocess.PIPE, text=True)
+                            start_new_session=True, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not mounts.under(cache) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
