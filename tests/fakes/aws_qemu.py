@@ -32,7 +32,6 @@ recorded in ``resets``), and terminate_instances stops QEMU and removes its run 
 from __future__ import annotations
 
 import ipaddress
-import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -44,14 +43,12 @@ from debian_cloud_tests.datasources.ec2 import ImdsServer, InstanceData
 from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
 
 from .netns import PrivateNamespace
-from .qemu_guests import GUEST_OPTIONS, QemuGuests, guest_hooks
+from .qemu_guests import GUEST_OPTIONS, MAX_FORWARDED_PORTS, QemuGuests, guest_hooks
 
 SHAPES = {"t3.small": "2x2048", "t4g.small": "2x2048", "t3.micro": "2x1024", "t2.small": "1x2048"}
 #: what a default VPC subnet adds to the user network: the Amazon DNS server's link-local
 #: address, and no IPv6
 VPC_NET = "dns=169.254.169.253,ipv6=off"
-#: the widest port range a rule may open for it to be forwarded (QEMU forwards port by port)
-MAX_FORWARDED_PORTS = 16
 
 
 class QemuMachines(QemuGuests):
@@ -81,8 +78,7 @@ class QemuMachines(QemuGuests):
         imds = ImdsServer(_instance_data(backend, instance, address)).start()
         spec = _spec(backend, instance, image, address, imds.port, vpc_net=self.in_namespace)
         if self.namespace is not None and instance.private_ip:
-            subprocess.run([*self.namespace.prefix(), "ip", "address", "add",
-                            f"{instance.private_ip}/32", "dev", "lo"], check=True)
+            self.namespace.add_loopback_address(instance.private_ip)
         self.boot(instance.id, address, spec, imds)
         self.rules_changed(backend)
 

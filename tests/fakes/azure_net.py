@@ -24,8 +24,9 @@ from __future__ import annotations
 import copy
 import ipaddress
 import re
-import subprocess
 from typing import TYPE_CHECKING, Any
+
+from .qemu_guests import MAX_FORWARDED_PORTS
 
 if TYPE_CHECKING:
     from .azure_arm import FakeArm
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
 _RULE = re.compile(r"(?P<nsg>.*/networksecuritygroups/[^/]+)/securityrules/[^/]+")
 _PEERING = re.compile(r"(?P<vnet>.*/virtualnetworks/[^/]+)/virtualnetworkpeerings/[^/]+")
 _VM = re.compile(r".*/providers/microsoft\.compute/virtualmachines/[^/]+")
-#: the widest port range a rule may open for it to be forwarded (QEMU forwards port by port)
-MAX_FORWARDED_PORTS = 16
 
 
 def _fault(status: int, code: str, message: str) -> Exception:
@@ -240,8 +239,7 @@ def opened(arm: FakeArm, vms: dict[str, tuple[str, str, list[str]]], vm: str) ->
 def add_address(arm: FakeArm, address: str) -> None:
     """*address* on the namespace's loopback, where the VM's forwards listen."""
     if arm.namespace is not None:
-        subprocess.run([*arm.namespace.prefix(), "ip", "address", "replace", f"{address}/32", "dev", "lo"],
-                       check=True)
+        arm.namespace.add_loopback_address(address)
 
 
 def forward(arm: FakeArm) -> None:

@@ -20,7 +20,6 @@ where no rule lets it.
 from __future__ import annotations
 
 import ipaddress
-import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,13 +30,11 @@ from debian_cloud_tests.datasources.gce import GceInstanceData, GceMetadataServe
 from debian_cloud_tests.spec import Arch, Firmware, LaunchSpec
 
 from .netns import PrivateNamespace
-from .qemu_guests import GUEST_OPTIONS, QemuGuests, guest_hooks
+from .qemu_guests import GUEST_OPTIONS, MAX_FORWARDED_PORTS, QemuGuests, guest_hooks
 
 #: the machine types the emulator knows: name -> (vCPUs, MiB)
 MACHINE_TYPES = {"e2-small": (2, 2048), "e2-medium": (2, 4096), "t2a-standard-1": (1, 4096),
                  "g1-small": (1, 1740)}
-#: the widest port range a rule may open for it to be forwarded (QEMU forwards port by port)
-MAX_FORWARDED_PORTS = 16
 
 
 def gce_guest(instance: dict[str, Any], local_image: Path, image: dict[str, Any], project: str,
@@ -77,8 +74,7 @@ class GceVpc:
 
     def add_address(self, address: str) -> None:
         """An instance's internal address, on the namespace's loopback before its guest starts."""
-        subprocess.run([*self.namespace.prefix(), "ip", "address", "add", f"{address}/32", "dev",
-                        "lo"], check=True, timeout=30)
+        self.namespace.add_loopback_address(address)
 
     def update(self, instances: Mapping[str, dict[str, Any]],
                firewalls: Mapping[str, dict[str, Any]]) -> None:

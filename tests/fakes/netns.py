@@ -78,6 +78,12 @@ class PrivateNamespace:
     def _ns(self, kind: str) -> str:
         return f"/proc/{self.holder.pid}/ns/{kind}"
 
+    def add_loopback_address(self, address: str) -> None:
+        """*address* (an emulated cloud network's private address) on the namespace's loopback;
+        one already there is kept."""
+        subprocess.run([*self.prefix(), "ip", "address", "replace", f"{address}/32", "dev", "lo"],
+                       check=True, timeout=30)
+
     def prefix(self) -> list[str]:
         """The command prefix that runs a program inside (its network and its files)."""
         return ["nsenter", "-t", str(self.holder.pid), "-n", "-m"]

@@ -30,7 +30,6 @@ import ipaddress
 import itertools
 import json
 import re
-import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -47,7 +46,7 @@ from debian_cloud_tests.datasources.httpserve import LoopbackHttpServer
 
 from .netns import PrivateNamespace
 from .nova_qemu import nova_guest
-from .qemu_guests import QemuGuests
+from .qemu_guests import MAX_FORWARDED_PORTS, QemuGuests
 
 REGION = "RegionOne"
 #: the fixed addresses of servers on the private network (in a namespace: see the module doc)
@@ -96,8 +95,6 @@ ROUTES = [
 #: what makes two Neutron rules the same (a second is refused with 409 SecurityGroupRuleExists)
 RULE_KEY = ("security_group_id", "direction", "ethertype", "protocol", "port_range_min",
             "port_range_max", "remote_ip_prefix", "remote_group_id")
-#: the widest port range a rule may open for it to be forwarded (QEMU forwards port by port)
-MAX_FORWARDED_PORTS = 16
 
 
 class HttpFault(Exception):
@@ -169,8 +166,7 @@ class FakeOpenStack:
         """The next fixed address of the private network, added to the namespace's loopback."""
         assert self.namespace is not None
         address = f"{PRIVATE_NET}.{next(self._ids) + 10}"
-        subprocess.run([*self.namespace.prefix(), "ip", "address", "add", f"{address}/32", "dev", "lo"],
-                       check=True)
+        self.namespace.add_loopback_address(address)
         return address
 
     def fail(self, action: str, status: int, message: str = "", times: int = 1,

@@ -54,6 +54,8 @@ def assert_gone(guest: Guest, run_id: str) -> None:
     assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"dct-run-{run_id}-*"))
 
 
+#: the widest port range a rule may open for it to be forwarded (QEMU forwards port by port)
+MAX_FORWARDED_PORTS = 16
 #: open: the relay QEMU runs for the metadata service reaches it on this host's loopback
 GUEST_OPTIONS = {"qemu_network": "open"}
 
