@@ -109,7 +109,11 @@ def _download(tree: Path, release: str, arch: str, scratch: Path,
         f"deb [signed-by={keyring}] {mirror} {suite} main\n" for mirror, suite in (
             (MIRROR, release), (MIRROR, f"{release}-updates"), (MIRROR, f"{release}-backports"),
             (SECURITY_MIRROR, f"{release}-security"))))
-    options = [*scratchapt.options(scratch, sources, arch, tree / "var/lib/dpkg/status"), "-q", "-y"]
+    # what the kernel depends on, not what it recommends (AppArmor, firmware): each of those
+    # would add its own postinst and another initramfs build under TCG to every upgrade run,
+    # and apt in the guest skips a recommended package its sources do not hold
+    options = [*scratchapt.options(scratch, sources, arch, tree / "var/lib/dpkg/status"), "-q", "-y",
+               "-o", "APT::Install-Recommends=false"]
     _apt([*options, "update"])
     # an image of the release's own kernel upgrades to -security's; one already at the newest
     # to the backports kernel
