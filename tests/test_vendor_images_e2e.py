@@ -70,6 +70,7 @@ def test_ec2_image_passes_on_ec2_and_fails_as_an_azure_vm(tmp_path: Path, fai_ho
     assert run.checks["metadata.provisioning_reported_ready"] == "failed", run.explain()
 
 
+@pytest.mark.matrix  # in CI: the test image on emulated GCE (test_provider_gce_e2e)
 @pytest.mark.cost(150)
 def test_gce_image_passes_on_gce(tmp_path: Path, fai_host) -> None:  # noqa: F811
     run = run_every_suite(tmp_path / "gce", build("gce", tmp_path / "out"))
@@ -77,6 +78,7 @@ def test_gce_image_passes_on_gce(tmp_path: Path, fai_host) -> None:  # noqa: F81
     assert run.checks["metadata.instance_type_matches"] == "passed"  # read from the metadata server
 
 
+@pytest.mark.matrix  # in CI: the test image under Azure's datasource (test_datasources_e2e)
 @pytest.mark.cost(210)
 def test_azure_image_passes_on_azure_and_reports_ready(tmp_path: Path, fai_host) -> None:  # noqa: F811
     run = run_every_suite(tmp_path / "azure", build("azure", tmp_path / "out"))
