@@ -27,6 +27,11 @@ PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # root's 
 #: where this network's administrator puts extra CAs (a TLS-intercepting proxy's among them)
 LOCAL_CAS = Path("/usr/local/share/ca-certificates")
 
+#: what this machine already downloaded (apt's packages, pip's wheels, npm's tarballs), shared
+#: into the root where it exists: its setup.sh still resolves, verifies and installs everything,
+#: it only fetches less (downloads took minutes of the test; their route is the same)
+SHARED_CACHES = ("/var/cache/apt/archives", "/root/.cache/pip", "/root/.npm")
+
 _ENTER = """set -e
 root=$1; cache=$2; shift 2
 mount -t proc proc "$root/proc"
@@ -36,6 +41,9 @@ mount -t tmpfs tmpfs "$root/run"
 mount -t tmpfs tmpfs "$root/tmp"
 mkdir -p "$root/root/.cache/debian-cloud-tests"
 mount --bind "$cache" "$root/root/.cache/debian-cloud-tests"
+for shared in $SHARED_CACHES; do
+  if [ -d "$shared" ]; then mkdir -p "$root$shared" && mount --bind "$shared" "$root$shared"; fi
+done
 exec chroot "$root" "$@"
 """
 
@@ -94,13 +102,15 @@ def run_in(root: Path, command: str, *, env: Mapping[str, str] | None = None,
            timeout: float = 1800) -> subprocess.CompletedProcess[str]:
     """*command* (a shell line) as root in *root*, in :data:`CHECKOUT`, with a login's environment.
 
-    The image cache is shared into the root, so test images built once serve both.
+    The image cache is shared into the root, so test images built once serve both, and so are
+    the download caches of :data:`SHARED_CACHES`.
     """
     cache = cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     environment: Sequence[str] = [f"{k}={v}" for k, v in {
         "PATH": PATH, "HOME": "/root", "TERM": "dumb", "LANG": "C.UTF-8", **(env or {})}.items()]
     cmd = ["unshare", "--pid", "--fork", "--kill-child", "--mount", "--propagation", "private",
+           "env", f"SHARED_CACHES={' '.join(SHARED_CACHES)}",
            "/bin/sh", "-c", _ENTER, "sh", str(root), str(cache),
            "/usr/bin/env", "-i", *environment, "/bin/bash", "-c", f"cd {CHECKOUT} && {command}"]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
