@@ -27,14 +27,14 @@ def test_docs_catalogue_is_current() -> None:
 
 
 UPGRADE_CONTROLS = "test_upgrade_e2e.py::test_upgrade_defects_fail_their_checks"
+PIPELINE = "test_pipeline_e2e.py::test_fai_image_passes_the_gated_suites_and_is_published"
 
 #: Checks whose negative control is not a planted image variant, and the test that is.
 CONTROLS_ELSEWHERE = {
     "bvt.ssh_login_default_user": "test_e2e_qemu.py::test_refused_login_fails_the_login_check",
-    "cloud_init.datasource_expected":
-        "test_vendor_images_e2e.py::test_ec2_image_passes_on_ec2_and_fails_as_an_azure_vm",
-    "metadata.provisioning_reported_ready":
-        "test_vendor_images_e2e.py::test_ec2_image_passes_on_ec2_and_fails_as_an_azure_vm",
+    # the FAI-built ec2 image booted as an Azure VM
+    "cloud_init.datasource_expected": PIPELINE,
+    "metadata.provisioning_reported_ready": PIPELINE,
     "metadata.arch_matches":
         "test_provider_ssh.py::test_arch_check_compares_the_host_with_the_declared_platform",
     "bvt.booted_in_uefi_mode": "test_provider_ssh.py::test_uefi_checks_fail_on_a_host_without_efi",
@@ -46,7 +46,6 @@ CONTROLS_ELSEWHERE = {
         "test_secure_boot.py::test_secure_boot_checks_fail_on_a_host_booted_without_it",
     "config.apt_sources_deb822": "test_e2e_qemu.py::test_trixie_one_line_sources_and_invalid_user_data_fail",
     # the instance type's promise is the run's (--instance-types), not a planted image defect
-    "gpu.devices_present": "test_gpu.py::test_declared_gpu_without_a_device_fails",
     "gpu.driver_bound": "test_gpu.py::test_a_display_the_kernel_cannot_drive_fails_driver_bound",
     # it needs a -security mirror, which only the walled guest's test serves
     "config.no_pending_security_updates":

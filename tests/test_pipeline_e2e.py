@@ -1,4 +1,4 @@
-"""End to end: an image built with FAI from examples/fai passes the gated suites and is published; a
+"""End to end: an image built with FAI passes the gated suites and is published; a
 config-space class that enables password login makes the pipeline hold and publish nothing.
 
 Two builds and two boots (QEMU, one at a time): minutes under TCG.
@@ -57,19 +57,22 @@ def s3(fai_host):
     yield from moto_s3_server()
 
 
-def _build(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def _build(out: Path, vendor: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "debian_cloud_tests.faibuild.cli", "--release", "bookworm",
-                           "--vendor", "genericcloud", "--arch", "amd64", "--output", str(out), *extra],
+                           "--vendor", vendor, "--arch", "amd64", "--output", str(out)],
                           capture_output=True, text=True, timeout=1800, check=False)
 
 
-@pytest.mark.cost(330)
+@pytest.mark.cost(450)
 def test_fai_image_passes_the_gated_suites_and_is_published(tmp_path, s3):
+    """The EC2 image: its cloud is emulated from its name, and as an Azure VM it fails (one FAI
+    build serves the pipeline and the vendor image's cross-check; test_vendor_images_e2e repeats
+    both in the full matrix)."""
     out = tmp_path / "images"
-    proc = _build(out)
+    proc = _build(out, "ec2")
     assert proc.returncode == 0, proc.stderr + proc.stdout
-    image = out / "debian-12-genericcloud-amd64.qcow2"
-    meta = json.loads((out / "debian-12-genericcloud-amd64.json").read_text())
+    image = out / "debian-12-ec2-amd64.qcow2"
+    meta = json.loads((out / "debian-12-ec2-amd64.json").read_text())
     assert meta["classes"][-1] == "CLEANUP" and "cloud-init" in meta["packages"]
     assert (out / meta["build_log"]).stat().st_size > 0
 
@@ -79,6 +82,8 @@ def test_fai_image_passes_the_gated_suites_and_is_published(tmp_path, s3):
                      *(f"--ignore={suites_dir() / s}" for s in SLOW_SUITES), timeout=1800)
     assert run.rc == 0, run.explain()
     assert run.props.get("image_sha256") == meta["sha256"]
+    assert run.props["datasource"] == "ec2", run.props
+    assert run.checks["cloud_init.datasource_expected"] == "passed", run.explain()
 
     # Debian's policy holds a filtered run; this pipeline's policy is Debian's plus that filter,
     # accepted by name
@@ -90,10 +95,21 @@ def test_fai_image_passes_the_gated_suites_and_is_published(tmp_path, s3):
     assert gate_main([*gate, "--policy", str(policy), "--json", str(verdict)]) == 0
     notes = json.loads(verdict.read_text())["notes"]
     assert any("accepted by [[accept_filter]]" in n for n in notes), notes
-    written = publishers.publish(image, out / "debian-12-genericcloud-amd64.json", verdict,
+    written = publishers.publish(image, out / "debian-12-ec2-amd64.json", verdict,
                                  f"s3://{BUCKET}/e2e")
-    head = s3.head_object(Bucket=BUCKET, Key="e2e/debian-12-genericcloud-amd64.qcow2")
+    head = s3.head_object(Bucket=BUCKET, Key="e2e/debian-12-ec2-amd64.qcow2")
     assert head["Metadata"]["sha256"] == meta["sha256"], written
+
+    # the vendor image on another cloud, a deliberate cross-check given on the command line: its
+    # datasource list has no Azure, so nothing reports ready to Azure's wireserver
+    cross = tmp_path / "as-azure"
+    cross.mkdir()
+    run = run_suites(cross, "--provider=qemu", f"--image={image}", "--datasource=azure",
+                     str(suites_dir() / "metadata"), select=str(suites_dir() / "cloud_init"))
+    assert run.rc == 1, run.explain()
+    assert "cloud-init used 'DataSourceNone', expected Azure" in \
+        run.messages["cloud_init.datasource_expected"], run.explain()
+    assert run.checks["metadata.provisioning_reported_ready"] == "failed", run.explain()
 
 
 # the pipeline's hold path without a build: tests/test_pipeline_publish.py

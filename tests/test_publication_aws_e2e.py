@@ -45,6 +45,9 @@ def _sha256(path: Path, length: int | None = None) -> str:
     return digest.hexdigest()
 
 
+# in CI: the registration on moto (test_publication_aws) and an AMI's boot on emulated EC2
+# (test_provider_aws_e2e)
+@pytest.mark.matrix
 @pytest.mark.cost(260)
 def test_published_ami_boots_the_uploaded_bytes_passes_and_is_released(
         emulated_ec2: EmulatedEc2, good_image: Path,  # noqa: F811

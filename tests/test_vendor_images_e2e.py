@@ -54,6 +54,7 @@ def assert_passes(run: SuiteRun, datasource: str) -> None:
     assert run.checks[DHCP_PROBE] == ("passed" if datasource != "nocloud" else "skipped")
 
 
+@pytest.mark.matrix  # in CI: the pipeline's image is this one, and is crossed to Azure (test_pipeline_e2e)
 @pytest.mark.cost(330)
 def test_ec2_image_passes_on_ec2_and_fails_as_an_azure_vm(tmp_path: Path, fai_host) -> None:  # noqa: F811
     image = build("ec2", tmp_path / "out")
