@@ -20,7 +20,10 @@ from debian_cloud_tests.errors import BootError
 from debian_cloud_tests.plugin import suites_dir
 from debian_cloud_tests.testimage.builder import Recipe
 
-from .conftest import run_suites
+from .conftest import TEST_SHAPE, run_suites
+
+#: instance-type tables of the tests' own
+INSTANCE_TYPES = Path(__file__).parent / "instance-types"
 
 #: skips that are fine on any image: the platform, not the image, lacks the feature
 SKIP_OK = ("not applicable",)
@@ -89,11 +92,16 @@ VARIANTS = {
          # sudo asks for a password: what only root can read cannot be checked, and says so
          "bvt.fstab_valid", "bvt.journal_free_of_errors", "bvt.no_ordering_cycles",
          "bvt.no_failed_mounts", "bvt.journal_records_this_boot"}),
+    # no serial console, and a platform that promises a GPU it does not attach (a defect of the
+    # platform, not of the image: the gpu suite fails on it the same)
     "no-serial-console": (
-        ("no-serial-console", "sudo-warns"), ("--host-key-source=injected",), None,
+        ("no-serial-console", "sudo-warns"),
+        ("--host-key-source=injected", f"--instance-type={TEST_SHAPE}",
+         f"--instance-types={INSTANCE_TYPES / 'gpu-promised-not-attached.toml'}"), None,
         {"bvt.serial_console_on_cmdline", "bvt.sudo_does_not_warn", "network.hostname_resolves",
          "cloud_init.host_key_fingerprints_on_console", "cloud_init.etc_hosts_managed",
-         "bvt.journal_free_of_errors"}),  # sudo logs each "unable to resolve host" as an error
+         "bvt.journal_free_of_errors",  # sudo logs each "unable to resolve host" as an error
+         "gpu.devices_present", "gpu.driver_bound"}),
     "bad-config": (
         CONFIG_DEFECTS, (), None,
         {"config.apt_source[release]", "config.apt_source[updates]", "config.apt_source[security]",
@@ -442,6 +450,10 @@ MESSAGES = {
                         # the soft reboot is refused; the hard one shows the new key
                         "reboot.host_keys_kept[hard]": "sshd presents another host key"},
     "bad-policy": {"config.no_build_mirror_left": "http://localhost:3142/"},
+    "no-serial-console": {
+        "gpu.devices_present": f"found 0 of 1 GPU(s) of PCI vendor 1af4, which {TEST_SHAPE} on qemu "
+                               "promises (",
+        "gpu.driver_bound": "only 0 found (see gpu.devices_present)"},
     "bad-config": {"config.dpkg_audit_clean": "half configured"},
     "changes-on-reboot": {"bvt.console_clean_at_end": "BUG: kernel NULL pointer dereference",
                           # the new boot reached its login prompt: no need to wait out the timeout

@@ -147,6 +147,7 @@ def test_declared_display_device_passes(good_image: Path, tmp_path: Path) -> Non
     assert run.checks["gpu.driver_bound"] == "passed", run.digest()
 
 
+@pytest.mark.matrix  # in CI: test_e2e_qemu's no-serial-console variant runs on this promise
 @pytest.mark.e2e
 @pytest.mark.cost(70)
 def test_declared_gpu_without_a_device_fails(good_image: Path, tmp_path: Path) -> None:
