@@ -73,12 +73,10 @@ def _build(recipe: Recipe, kind: str, out: Path) -> None:
         pool = work / "repo" / "pool"
         pool.mkdir(parents=True)
         debs = _download(tree, recipe.release, recipe.arch, work / "apt",
-                         release_kernel=recipe.kernel == "release")
+                         release_kernel=recipe.kernel == "release", kernel=kind != "failing-package")
         kernel = ""
         for deb in debs:
             name = deb.name.split("_", 1)[0]
-            if kind == "failing-package" and name != REBUILT:
-                continue  # the failure alone: no kernel to unpack before it
             if name.startswith("linux-image-") and not name.startswith(f"linux-image-{recipe.arch}") \
                     and name != KERNEL_PACKAGE[recipe.arch] and "-dbg" not in name:
                 kernel = name.removeprefix("linux-image-").removesuffix("-unsigned")
@@ -99,9 +97,9 @@ def _build(recipe: Recipe, kind: str, out: Path) -> None:
 
 
 def _download(tree: Path, release: str, arch: str, scratch: Path,
-              release_kernel: bool) -> list[Path]:
-    """What upgrading *tree* to the backports kernel needs, and the rebuilt package's current
-    deb, downloaded by apt as the image's own dpkg database sees them."""
+              release_kernel: bool, kernel: bool = True) -> list[Path]:
+    """What upgrading *tree* to a newer kernel needs (unless not *kernel*), and the rebuilt
+    package's current deb, downloaded by apt as the image's own dpkg database sees them."""
     keyring = tree / "usr/share/keyrings/debian-archive-keyring.gpg"
     sources = scratch / "sources.list"
     scratch.mkdir(parents=True, exist_ok=True)
@@ -118,7 +116,8 @@ def _download(tree: Path, release: str, arch: str, scratch: Path,
     # an image of the release's own kernel upgrades to -security's; one already at the newest
     # to the backports kernel
     newer = [] if release_kernel else ["-t", f"{release}-backports"]
-    _apt([*options, "--download-only", *newer, "install", KERNEL_PACKAGE[arch]])
+    if kernel:
+        _apt([*options, "--download-only", *newer, "install", KERNEL_PACKAGE[arch]])
     _apt([*options, "--download-only", "--reinstall", "install", REBUILT])
     return sorted(scratchapt.archives(scratch).glob("*.deb"))
 
