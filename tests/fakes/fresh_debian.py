@@ -28,8 +28,8 @@ PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # root's 
 LOCAL_CAS = Path("/usr/local/share/ca-certificates")
 
 #: what this machine already downloaded (apt's packages, pip's wheels, npm's tarballs), shared
-#: into the root where it exists: its setup.sh still resolves, verifies and installs everything,
-#: it only fetches less (downloads took minutes of the test; their route is the same)
+#: into the root where it exists: its setup.sh still resolves, verifies and installs everything
+#: by the same route, and only fetches less
 SHARED_CACHES = ("/var/cache/apt/archives", "/root/.cache/pip", "/root/.npm")
 
 _ENTER = """set -e
