@@ -255,6 +255,15 @@ class OptionsOnly:
 TEST_SHAPE = "1x1024"
 
 
+def mbr_disk(path: Path, size: int = 64 * 1024 * 1024) -> Path:
+    """A raw disk with a partition-table signature and no boot loader: valid input, never boots."""
+    with path.open("wb") as fh:
+        fh.truncate(size)
+        fh.seek(510)
+        fh.write(b"\x55\xaa")
+    return path
+
+
 def run_suites(tmp_path: Path, *args: str, timeout: float = 900, env: dict[str, str] | None = None,
                select: str | None = None, prefix: Sequence[str] = (),
                walled: bool = True) -> SuiteRun:

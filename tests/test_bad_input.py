@@ -28,7 +28,7 @@ from debian_cloud_tests.spec import Arch
 from debian_cloud_tests.testimage.upgrade_repo import SUITE, sign_release, write_index
 from debian_cloud_tests.upgrade.errors import UnsignedRepositoryError
 
-from .conftest import SuiteRun, run_suites
+from .conftest import SuiteRun, mbr_disk, run_suites
 from .test_gate_support import passing, write_policy
 from .test_provider_vagrant import make_box_meta_only
 
@@ -49,15 +49,6 @@ def _tar_xz(disk: Path, path: Path) -> Path:
     """*disk* as Debian publishes its raw images: disk.raw in a .tar.xz."""
     with tarfile.open(path, "w:xz") as archive:
         archive.add(disk, "disk.raw")
-    return path
-
-
-def _mbr_disk(path: Path, size: int = 64 * 1024 * 1024) -> Path:
-    """A raw disk with a partition-table signature and no boot loader: valid input, never boots."""
-    with path.open("wb") as fh:
-        fh.truncate(size)
-        fh.seek(510)
-        fh.write(b"\x55\xaa")
     return path
 
 
@@ -418,9 +409,9 @@ def inputs(tmp_path: Path) -> dict[str, str]:
     key, host = sshkeys.generate("client"), sshkeys.generate("host")
     (tmp_path / "junit").mkdir()
     found: dict[str, str] = {
-        "tmp": str(tmp_path), "disk": str(_mbr_disk(tmp_path / "disk.raw")),
+        "tmp": str(tmp_path), "disk": str(mbr_disk(tmp_path / "disk.raw")),
         "text": put("notes.qcow2", "not an image\n" * 100), "vmdk": put("disk.vmdk", b"KDMV" + b"\0" * 2000),
-        "tar_xz": str(_tar_xz(_mbr_disk(tmp_path / "tarred-disk.raw", 1024 * 1024),
+        "tar_xz": str(_tar_xz(mbr_disk(tmp_path / "tarred-disk.raw", 1024 * 1024),
                               tmp_path / "debian-13-nocloud-amd64.tar.xz")),
         "ud_yaml": put("ud.yaml", "#cloud-config\n: : bad: [\n"),
         "ud_list": put("ud-list.yaml", "#cloud-config\n- a list\n"),
@@ -466,7 +457,7 @@ def inputs(tmp_path: Path) -> dict[str, str]:
         stub.write_text("#!/bin/sh\nexit 1\n")
         stub.chmod(0o755)
     if shutil.which("qemu-img"):
-        base, top = _mbr_disk(tmp_path / "base.raw", 1024 * 1024), tmp_path / "top.qcow2"
+        base, top = mbr_disk(tmp_path / "base.raw", 1024 * 1024), tmp_path / "top.qcow2"
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(base), str(top)],
                        check=True)
         base.unlink()
@@ -553,7 +544,7 @@ def test_bad_input_row(bad: Case, tmp_path: Path, tmpdir_env: tuple[Path, dict[s
 def _ini_run(tmp_path: Path, env: dict[str, str], line: str, image: str = "d.raw") -> SuiteRun:
     """The plugin run from a pytest.ini naming qemu, a disk that never boots, and *line*."""
     (tmp_path / "pytest.ini").write_text(f"[pytest]\ndct_provider = qemu\n"
-                                         f"dct_image = {_mbr_disk(tmp_path / image)}\n{line}\n")
+                                         f"dct_image = {mbr_disk(tmp_path / image)}\n{line}\n")
     return run_suites(tmp_path, env=env, timeout=120)
 
 
@@ -588,7 +579,7 @@ def test_no_free_port(tmp_path: Path, tmpdir_env) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        run = run_suites(tmp_path, "--provider=qemu", f"--image={_mbr_disk(tmp_path / 'd.raw')}",
+        run = run_suites(tmp_path, "--provider=qemu", f"--image={mbr_disk(tmp_path / 'd.raw')}",
                          f"--qemu-port-range={port}-{port}", env=env, timeout=120,
                          walled=False)  # the taken port is in this namespace
     assert not _leftovers(tmpdir)
@@ -626,7 +617,7 @@ def test_ssh_host_key_mismatch(sshd: Sshd, tmp_path: Path) -> None:
 def test_image_that_never_boots_quotes_the_console(tmp_path: Path, tmpdir_env) -> None:
     """Boots QEMU on a disk with no boot loader for 15 s."""
     tmpdir, env = tmpdir_env
-    run = run_suites(tmp_path, "--provider=qemu", f"--image={_mbr_disk(tmp_path / 'd.raw')}",
+    run = run_suites(tmp_path, "--provider=qemu", f"--image={mbr_disk(tmp_path / 'd.raw')}",
                      "--boot-timeout=15", env=env, timeout=180)
     _assert_one_line_error(run, errors.BootError.exit_code, "no SSH host keys on the console within 15s",
                            one_line=False)

@@ -20,7 +20,7 @@ from debian_cloud_tests.errors import BootError
 from debian_cloud_tests.plugin import suites_dir
 from debian_cloud_tests.testimage.builder import Recipe
 
-from .conftest import TEST_SHAPE, run_suites
+from .conftest import TEST_SHAPE, mbr_disk, run_suites
 
 #: instance-type tables of the tests' own
 INSTANCE_TYPES = Path(__file__).parent / "instance-types"
@@ -499,11 +499,7 @@ def test_arm64_platform_starts_aavmf_and_reads_its_console(tmp_path: Path) -> No
     none, and the run says so in one line, quoting the console).  The boot of a bootstrapped arm64
     image below is the full matrix's: its root tree alone takes 8 to 12 minutes under qemu-user
     on a cold cache."""
-    disk = tmp_path / "blank-arm64.raw"  # the arch comes from the name
-    with disk.open("wb") as fh:
-        fh.truncate(64 * 1024 * 1024)
-        fh.seek(510)
-        fh.write(b"\x55\xaa")
+    disk = mbr_disk(tmp_path / "blank-arm64.raw")  # the arch comes from the name
     run = run_suites(tmp_path, "--provider=qemu", f"--image={disk}", "--boot-timeout=30",
                      select=str(suites_dir() / "bvt"), timeout=180)
     assert run.rc == BootError.exit_code, run.explain()

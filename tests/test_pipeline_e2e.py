@@ -67,7 +67,7 @@ def _build(out: Path, vendor: str) -> subprocess.CompletedProcess[str]:
 def test_fai_image_passes_the_gated_suites_and_is_published(tmp_path, s3):
     """The EC2 image: its cloud is emulated from its name, and as an Azure VM it fails (one FAI
     build serves the pipeline and the vendor image's cross-check; test_vendor_images_e2e repeats
-    both in the full matrix)."""
+    its run on EC2 in the full matrix)."""
     out = tmp_path / "images"
     proc = _build(out, "ec2")
     assert proc.returncode == 0, proc.stderr + proc.stdout
